@@ -1,0 +1,317 @@
+"""A bounds-checked FlatBuffer codec driven by the schema tables in ``schema.py``.
+
+``decode(data)`` turns a file into nested plain values: a table becomes a ``dict`` holding every
+field of its schema (absent fields take their default), a union value a ``(member_name, dict)``
+pair, a string ``str``, a byte vector ``bytes``, another scalar vector a read-only numpy array,
+and a vector of tables or strings a ``list``. ``encode(root, file_identifier)`` is the inverse.
+
+Every offset is checked against the buffer before it is followed, so a corrupt or hostile file
+raises :class:`ModelError` naming what was being read; nothing else escapes. FlatBuffer offsets to
+child objects are unsigned and point forward, so decoding always terminates.
+
+SigmaStar's ``.sim`` fork lays out four option tables differently (``schema.SGS_TABLES``): a table
+listed there is read and written in SigmaStar's layout when the file identifier is ``SIM2`` or
+when its ``padding`` is one of SigmaStar's explicit modes (CAFFE, ONNXINSIDE, ONNXOUTSIDE).
+"""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import flatbuffers
+import numpy as np
+
+from ..errors import ModelError
+from . import schema
+
+SCALARS: dict[str, tuple[str, int]] = {
+    "bool": ("<?", 1), "int8": ("<b", 1), "uint8": ("<B", 1), "int16": ("<h", 2),
+    "uint16": ("<H", 2), "int32": ("<i", 4), "uint32": ("<I", 4), "int64": ("<q", 8),
+    "uint64": ("<Q", 8), "float32": ("<f", 4), "float64": ("<d", 8),
+}
+_NP_DTYPES = {k: np.dtype(v[0]) for k, v in SCALARS.items()}
+EXPLICIT_PADDING_VALUES = frozenset(
+    schema.ENUMS["Padding"][m] for m in ("CAFFE", "ONNXINSIDE", "ONNXOUTSIDE")
+)
+_MAX_DEPTH = 64
+
+
+def _scalar_of(type_name: str) -> str | None:
+    """The scalar type behind a scalar or enum type string, else None."""
+    if type_name in SCALARS:
+        return type_name
+    if type_name in schema.ENUMS and type_name not in schema.UNIONS:
+        return schema.ENUM_TYPES[type_name]
+    return None
+
+
+def uses_sgs_layout(table: str, padding_value: int, file_identifier: bytes) -> bool:
+    """Whether ``table`` is laid out as in SigmaStar's fork for this padding and file."""
+    if table not in schema.SGS_TABLES:
+        return False
+    return file_identifier == b"SIM2" or padding_value in EXPLICIT_PADDING_VALUES
+
+
+def table_fields(table: str, sgs: bool = False) -> tuple[schema.Field, ...]:
+    """The field list of ``table`` in the standard or SigmaStar layout."""
+    return schema.SGS_TABLES[table] if sgs else schema.TABLES[table]
+
+
+# ----------------------------------------------------------------------------------------- reading
+class _Reader:
+    def __init__(self, data: bytes, file_identifier: bytes):
+        self.buf = memoryview(data)
+        self.size = len(data)
+        self.file_identifier = file_identifier
+
+    def check(self, pos: int, length: int, what: str) -> None:
+        if pos < 0 or length < 0 or pos + length > self.size:
+            raise ModelError(
+                f"corrupt model: {what} at byte {pos} (length {length}) lies outside the file "
+                f"of {self.size} bytes"
+            )
+
+    def scalar(self, pos: int, scalar: str, what: str):
+        fmt, size = SCALARS[scalar]
+        self.check(pos, size, what)
+        return struct.unpack_from(fmt, self.buf, pos)[0]
+
+    def uoffset(self, pos: int, what: str) -> int:
+        return pos + self.scalar(pos, "uint32", what)
+
+    def table(self, pos: int, name: str, what: str, depth: int) -> dict[str, Any]:
+        if depth > _MAX_DEPTH:
+            raise ModelError(f"corrupt model: tables nested deeper than {_MAX_DEPTH} at {what}")
+        vtable = pos - self.scalar(pos, "int32", f"{what} ({name})")
+        vt_size = self.scalar(vtable, "uint16", f"vtable of {what}")
+        obj_size = self.scalar(vtable + 2, "uint16", f"vtable of {what}")
+        if vt_size < 4 or vt_size % 2:
+            raise ModelError(f"corrupt model: bad vtable size {vt_size} for {what} ({name})")
+        self.check(vtable, vt_size, f"vtable of {what}")
+        self.check(pos, obj_size, f"{what} ({name})")
+        n_slots = (vt_size - 4) // 2
+
+        def field_pos(slot: int) -> int:
+            if slot >= n_slots:
+                return 0
+            off = struct.unpack_from("<H", self.buf, vtable + 4 + 2 * slot)[0]
+            if off and off >= obj_size:
+                raise ModelError(f"corrupt model: field slot {slot} of {what} ({name}) points "
+                                 f"outside its table")
+            return pos + off if off else 0
+
+        fields = schema.TABLES[name]
+        if name in schema.SGS_TABLES:
+            p = field_pos(0)
+            padding = self.scalar(p, "int8", f"{what}.padding") if p else 0
+            fields = table_fields(name, uses_sgs_layout(name, padding, self.file_identifier))
+        out: dict[str, Any] = {}
+        by_slot = {f.slot: f for f in fields}
+        for f in fields:
+            fpos = field_pos(f.slot)
+            fwhat = f"{what}.{f.name}"
+            if f.type.startswith("union:"):
+                union = f.type[6:]
+                type_field = by_slot[f.slot - 1]
+                type_pos = field_pos(type_field.slot)
+                type_id = self.scalar(type_pos, "uint8", fwhat) if type_pos else 0
+                if not fpos or type_id == 0:
+                    out[f.name] = None
+                    continue
+                member = _UNION_MEMBERS[union].get(type_id)
+                if member is None:
+                    raise ModelError(f"corrupt model: {fwhat} has unknown {union} type {type_id}")
+                out[f.name] = (member, self.table(self.uoffset(fpos, fwhat), member, fwhat, depth + 1))
+                continue
+            if f.name.endswith("_type") and by_slot.get(f.slot + 1) is not None and \
+                    by_slot[f.slot + 1].type.startswith("union:"):
+                continue  # folded into the union value
+            out[f.name] = self.value(fpos, f, fwhat, depth) if fpos else _default(f)
+        return out
+
+    def value(self, fpos: int, f: schema.Field, what: str, depth: int):
+        t = f.type
+        scalar = _scalar_of(t)
+        if scalar is not None:
+            v = self.scalar(fpos, scalar, what)
+            return _enum_name(t, v, what) if t in schema.ENUMS else v
+        target = self.uoffset(fpos, what)
+        if t == "string":
+            return self.string(target, what)
+        if t.startswith("["):
+            return self.vector(target, t[1:-1], what, depth)
+        return self.table(target, t, what, depth + 1)
+
+    def string(self, pos: int, what: str) -> str:
+        n = self.scalar(pos, "uint32", what)
+        self.check(pos + 4, n, what)
+        try:
+            return bytes(self.buf[pos + 4:pos + 4 + n]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ModelError(f"corrupt model: {what} is not valid UTF-8") from None
+
+    def vector(self, pos: int, elem: str, what: str, depth: int):
+        n = self.scalar(pos, "uint32", f"length of {what}")
+        start = pos + 4
+        scalar = _scalar_of(elem)
+        if scalar is not None:
+            size = SCALARS[scalar][1]
+            self.check(start, n * size, what)
+            if scalar == "uint8" and elem == "uint8":
+                return bytes(self.buf[start:start + n])
+            arr = np.frombuffer(self.buf, dtype=_NP_DTYPES[scalar], count=n, offset=start).copy()
+            if elem in schema.ENUMS:
+                return tuple(_enum_name(elem, int(v), what) for v in arr)
+            arr.flags.writeable = False
+            return arr
+        self.check(start, 4 * n, what)
+        items = []
+        for i in range(n):
+            ipos = start + 4 * i
+            iwhat = f"{what}[{i}]"
+            if elem == "string":
+                items.append(self.string(self.uoffset(ipos, iwhat), iwhat))
+            else:
+                items.append(self.table(self.uoffset(ipos, iwhat), elem, iwhat, depth + 1))
+        return items
+
+
+def _default(f: schema.Field):
+    if f.type in schema.ENUMS and f.type not in schema.UNIONS:
+        return _ENUM_NAMES[f.type].get(int(f.default), int(f.default))
+    if _scalar_of(f.type) is not None:
+        return f.default
+    return None
+
+
+def _enum_name(enum: str, value: int, what: str) -> str:
+    try:
+        return _ENUM_NAMES[enum][value]
+    except KeyError:
+        raise ModelError(f"corrupt model: {what} has value {value}, not a member of {enum}") from None
+
+
+_ENUM_NAMES = {e: {v: k for k, v in members.items()} for e, members in schema.ENUMS.items()}
+_UNION_MEMBERS = {u: {v: k for k, v in schema.ENUMS[u].items() if v} for u in schema.UNIONS}
+
+
+def file_identifier_of(data: bytes) -> bytes:
+    """The 4-byte file identifier at bytes 4..8 (empty if the file is too short)."""
+    return bytes(data[4:8]) if len(data) >= 8 else b""
+
+
+def decode(data: bytes, root: str = schema.ROOT_TABLE) -> tuple[dict[str, Any], bytes]:
+    """Decode a whole FlatBuffer file; returns (root table dict, file identifier)."""
+    if len(data) < 8:
+        raise ModelError(f"corrupt model: the file has {len(data)} bytes, too short to be a FlatBuffer")
+    ident = file_identifier_of(data)
+    if ident not in schema.FILE_IDENTIFIERS:
+        raise ModelError(
+            f"not a TFLite/.sim model: file identifier {ident!r}, expected one of "
+            f"{', '.join(repr(i) for i in schema.FILE_IDENTIFIERS)}"
+        )
+    reader = _Reader(data, ident)
+    try:
+        return reader.table(reader.uoffset(0, "root offset"), root, root, 0), ident
+    except RecursionError:
+        raise ModelError("corrupt model: nesting too deep") from None
+
+
+# ----------------------------------------------------------------------------------------- writing
+_PREPEND = {
+    "bool": "PrependBoolSlot", "int8": "PrependInt8Slot", "uint8": "PrependUint8Slot",
+    "int16": "PrependInt16Slot", "uint16": "PrependUint16Slot", "int32": "PrependInt32Slot",
+    "uint32": "PrependUint32Slot", "int64": "PrependInt64Slot", "uint64": "PrependUint64Slot",
+    "float32": "PrependFloat32Slot", "float64": "PrependFloat64Slot",
+}
+#: Byte vectors that TFLite aligns to 16 bytes (``force_align: 16`` in its schema).
+_ALIGNED_BYTE_VECTORS = {("Buffer", "data"): 16}
+
+
+class _Writer:
+    def __init__(self, size_hint: int, file_identifier: bytes):
+        self.b = flatbuffers.Builder(max(1024, size_hint))
+        self.file_identifier = file_identifier
+
+    def table(self, name: str, obj: dict[str, Any]) -> int:
+        fields = schema.TABLES[name]
+        if name in schema.SGS_TABLES:
+            padding = obj.get("padding", "SAME")
+            pv = schema.ENUMS["Padding"].get(padding, 0) if isinstance(padding, str) else padding
+            fields = table_fields(name, uses_sgs_layout(name, pv, self.file_identifier))
+        by_slot = {f.slot: f for f in fields}
+        # Children first: FlatBuffers objects cannot nest while a table is open.
+        offsets: dict[int, int] = {}
+        union_types: dict[int, int] = {}
+        for f in fields:
+            if _scalar_of(f.type) is not None:
+                continue
+            v = obj.get(f.name)
+            if v is None:
+                continue
+            if f.type.startswith("union:"):
+                member, body = v
+                union_types[f.slot - 1] = schema.ENUMS[f.type[6:]][member]
+                offsets[f.slot] = self.table(member, body)
+            elif f.type == "string":
+                offsets[f.slot] = self.b.CreateString(v)
+            elif f.type.startswith("["):
+                offsets[f.slot] = self.vector(name, f, v)
+            else:
+                offsets[f.slot] = self.table(f.type, v)
+        n_slots = max((f.slot for f in fields), default=-1) + 1
+        self.b.StartObject(n_slots)
+        for f in fields:
+            if f.slot in offsets:
+                self.b.PrependUOffsetTRelativeSlot(f.slot, offsets[f.slot], 0)
+            elif f.slot in union_types:
+                self.b.PrependUint8Slot(f.slot, union_types[f.slot], 0)
+            else:
+                scalar = _scalar_of(f.type)
+                if scalar is None or (f.slot + 1 in by_slot and by_slot[f.slot + 1].type.startswith("union:")):
+                    continue
+                v = obj.get(f.name, None)
+                if v is None:
+                    continue
+                if f.type in schema.ENUMS:
+                    v = schema.ENUMS[f.type][v] if isinstance(v, str) else int(v)
+                    default = int(f.default)
+                else:
+                    default = f.default
+                getattr(self.b, _PREPEND[scalar])(f.slot, v, default)
+        return self.b.EndObject()
+
+    def vector(self, table: str, f: schema.Field, v) -> int:
+        elem = f.type[1:-1]
+        scalar = _scalar_of(elem)
+        if scalar is not None:
+            if elem in schema.ENUMS:
+                v = [schema.ENUMS[elem][x] if isinstance(x, str) else int(x) for x in v]
+            if scalar == "uint8" and isinstance(v, (bytes, bytearray, memoryview)):
+                return self.byte_vector(bytes(v), _ALIGNED_BYTE_VECTORS.get((table, f.name), 4))
+            arr = np.ascontiguousarray(np.asarray(v, dtype=_NP_DTYPES[scalar]))
+            return self.byte_vector(arr.tobytes(), max(4, arr.dtype.itemsize), arr.dtype.itemsize, len(arr))
+        if elem == "string":
+            offs = [self.b.CreateString(s) for s in v]
+        else:
+            offs = [self.table(elem, item) for item in v]
+        self.b.StartVector(4, len(offs), 4)
+        for off in reversed(offs):
+            self.b.PrependUOffsetTRelative(off)
+        return self.b.EndVector()
+
+    def byte_vector(self, data: bytes, alignment: int, elem_size: int = 1, count: int | None = None) -> int:
+        count = len(data) if count is None else count
+        self.b.StartVector(elem_size, count, alignment)
+        self.b.head = self.b.head - len(data)
+        self.b.Bytes[self.b.head:self.b.head + len(data)] = data
+        return self.b.EndVector()
+
+
+def encode(root_obj: dict[str, Any], file_identifier: bytes = b"TFL3", root: str = schema.ROOT_TABLE,
+           size_hint: int = 0) -> bytes:
+    """Encode a root table dict (as ``decode`` returns) into FlatBuffer bytes."""
+    w = _Writer(size_hint, file_identifier)
+    off = w.table(root, root_obj)
+    w.b.Finish(off, file_identifier=file_identifier)
+    return bytes(w.b.Output())

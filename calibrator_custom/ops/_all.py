@@ -1,0 +1,2 @@
+"""Imports every float kernel module so that their ``@register`` decorators run."""
+from . import activation, conv, detection, elementwise, pool, quantize, reduce, resize, shape  # noqa: F401
