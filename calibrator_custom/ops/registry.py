@@ -26,6 +26,8 @@ class TensorInfo:
     shape: tuple[int, ...]
     dtype: np.dtype
     data: np.ndarray | None = None
+    quantization: Any = None  # model.graph.Quantization, when the tensor has one
+    sparsity: Any = None  # the tensor's decoded SparsityParameters (DENSIFY uses it)
 
     @property
     def is_constant(self) -> bool:

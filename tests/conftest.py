@@ -1,0 +1,32 @@
+"""Shared pytest setup: tests/ on sys.path, hypothesis profile, and the ../shared fixtures."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True)
+settings.load_profile("ci")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+MODELS_DIR = SHARED / "models"
+IMAGES_DIR = SHARED / "images" / "coco"
+
+
+def shared_models() -> list[Path]:
+    return sorted(MODELS_DIR.glob("*.tflite")) if MODELS_DIR.is_dir() else []
+
+
+def require_shared() -> None:
+    if not MODELS_DIR.is_dir() or not IMAGES_DIR.is_dir():
+        pytest.skip(f"shared material not found at {SHARED} (models and images live in ../shared)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: real-model tests (run in CI; deselect with -m 'not slow')")
