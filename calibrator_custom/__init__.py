@@ -1,0 +1,16 @@
+"""calibrator_custom: an open re-implementation of SigmaStar's calibrator_custom module.
+
+Public names mirror the vendor's (``float_simulator``, ...); see docs/ for the user guide.
+"""
+from __future__ import annotations
+
+import logging
+
+from .errors import CalibratorError, ConfigError, InputError, ModelError, UnsupportedOpError
+from .simulator import float_simulator
+
+__version__ = "0.1.0"
+__all__ = ["float_simulator", "CalibratorError", "ConfigError", "InputError", "ModelError",
+           "UnsupportedOpError", "__version__"]
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

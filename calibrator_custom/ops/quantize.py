@@ -101,7 +101,10 @@ def _index_vector(v) -> np.ndarray:
     if v is None:
         return np.zeros(0, np.int64)
     _, body = v
-    return np.asarray(body.get("values") or (), np.int64)
+    values = body.get("values")
+    if isinstance(values, (bytes, bytearray)):  # Uint8Vector values decode as bytes
+        return np.frombuffer(values, np.uint8).astype(np.int64)
+    return np.asarray(values or (), np.int64)
 
 
 def prepare_densify(ctx: OpContext) -> DensifyParams:
