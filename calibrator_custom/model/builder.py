@@ -132,7 +132,7 @@ class ModelBuilder:
         outs = [self._add(base if len(shapes) == 1 else f"{base}:{j}", s, d, quantization=q)
                 for j, (s, d, q) in enumerate(zip(shapes, dtypes, quants))]
         self.operators.append(Operator(code, in_idx, tuple(o.index for o in outs), opt, custom_options,
-                                       {"custom_options_format": "FLEXBUFFERS"} if custom_options else {}))
+                                       {}))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def _infer(self, op_name, in_idx, opt, custom_options, output_shapes, output_dtypes, num_outputs,

@@ -27,6 +27,8 @@ TENSOR_DTYPES: dict[str, np.dtype] = {
     "COMPLEX64": np.dtype(np.complex64), "COMPLEX128": np.dtype(np.complex128),
 }
 DTYPE_NAMES: dict[np.dtype, str] = {v: k for k, v in TENSOR_DTYPES.items()}
+#: Largest tensor a model may declare (2**31 elements), so a corrupt shape cannot exhaust memory.
+MAX_TENSOR_ELEMENTS = 2**31
 
 
 def _tup(v) -> tuple | None:
@@ -238,7 +240,7 @@ class Model:
             description=root["description"],
             metadata=[(m["name"], m["buffer"]) for m in root["metadata"] or []],
             metadata_buffer=_tup(root["metadata_buffer"]), signature_defs=_freeze(root["signature_defs"]),
-            extra={k: _freeze(v) for k, v in root.items() if k not in known}, file_identifier=ident,
+            extra=_extras(root, known, "Model"), file_identifier=ident,
         )
 
     def validate(self) -> None:
@@ -256,6 +258,10 @@ class Model:
                     raise ModelError(f"tensor {t.name!r} names buffer {t.buffer}, but the model has {nb} buffers")
                 if any(d < 0 for d in t.shape) and t.shape_signature is None:
                     raise ModelError(f"tensor {t.name!r} has a negative dimension in shape {list(t.shape)}")
+                count = int(np.prod([max(d, 1) for d in t.shape], dtype=np.float64))
+                if count > MAX_TENSOR_ELEMENTS or len(t.shape) > 8:
+                    raise ModelError(f"tensor {t.name!r} has shape {list(t.shape)}: more than "
+                                     f"{MAX_TENSOR_ELEMENTS} elements or 8 dimensions")
                 if t.dtype in TENSOR_DTYPES:
                     self.tensor_data(t)  # checks the buffer size
             for kind, idx in (("input", sg.inputs), ("output", sg.outputs)):
@@ -340,12 +346,23 @@ _OP_KNOWN = {"opcode_index", "inputs", "outputs", "builtin_options", "custom_opt
 _SG_KNOWN = {"tensors", "inputs", "outputs", "operators", "name"}
 
 
+def _extras(d: dict[str, Any], known: set[str], table: str) -> dict[str, Any]:
+    """Fields of ``d`` outside ``known`` that differ from their schema default (kept for round trips)."""
+    defaults = {f.name: flatbuf._default(f) for f in flatbuf.schema.TABLES[table]}
+    return {k: _freeze(v) for k, v in d.items()
+            if k not in known and v is not None and not (k in defaults and _same(v, defaults[k]))}
+
+
+def _same(a, b) -> bool:
+    return not isinstance(a, (np.ndarray, list, tuple, dict, bytes)) and a == b
+
+
 def _subgraph_from_dict(sg: dict[str, Any]) -> Subgraph:
     tensors = [
         Tensor(name=t["name"] or "", shape=_tup(t["shape"]) or (), dtype=t["type"], buffer=t["buffer"],
                quantization=_quant_from_dict(t["quantization"]), is_variable=t["is_variable"],
                sparsity=_freeze(t["sparsity"]), shape_signature=_tup(t["shape_signature"]),
-               has_rank=t["has_rank"], extra={k: _freeze(v) for k, v in t.items() if k not in _TENSOR_KNOWN})
+               has_rank=t["has_rank"], extra=_extras(t, _TENSOR_KNOWN, "Tensor"))
         for t in sg["tensors"] or []
     ]
     operators = []
@@ -357,10 +374,10 @@ def _subgraph_from_dict(sg: dict[str, Any]) -> Subgraph:
         operators.append(Operator(
             opcode_index=o["opcode_index"], inputs=_tup(o["inputs"]) or (), outputs=_tup(o["outputs"]) or (),
             options=options, custom_options=o["custom_options"],
-            extra={k: _freeze(v) for k, v in o.items() if k not in _OP_KNOWN}))
+            extra=_extras(o, _OP_KNOWN, "Operator")))
     return Subgraph(tensors=tensors, inputs=_tup(sg["inputs"]) or (), outputs=_tup(sg["outputs"]) or (),
                     operators=operators, name=sg["name"],
-                    extra={k: _freeze(v) for k, v in sg.items() if k not in _SG_KNOWN})
+                    extra=_extras(sg, _SG_KNOWN, "SubGraph"))
 
 
 def _subgraph_to_dict(sg: Subgraph) -> dict[str, Any]:
