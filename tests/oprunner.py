@@ -93,7 +93,9 @@ def assert_outputs_match(ours: Sequence[np.ndarray], ref: Sequence[np.ndarray], 
         assert a.dtype == r.dtype, f"{what} output {j}: dtype {a.dtype}, reference {r.dtype}"
         if np.issubdtype(r.dtype, np.floating):
             assert np.array_equal(np.isnan(a), np.isnan(r)), f"{what} output {j}: NaN positions differ"
-            fin = ~np.isnan(r)
+            inf = np.isinf(r)
+            assert np.array_equal(a[inf], r[inf]), f"{what} output {j}: infinities differ"
+            fin = np.isfinite(r)
             scale = float(np.max(np.abs(r[fin]), initial=0.0))
             err = float(np.max(np.abs(a[fin].astype(np.float64) - r[fin]), initial=0.0))
             assert err <= rtol * scale + atol, (
