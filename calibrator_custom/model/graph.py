@@ -200,9 +200,12 @@ class Model:
         if tensor.buffer <= 0 or tensor.buffer >= len(self.buffers):
             return None
         raw = self.buffers[tensor.buffer].data
-        if not raw:
-            return None
         dtype = tensor.np_dtype
+        if not raw:
+            # TFLite points activations at empty buffers too; only a zero-element tensor is an empty constant
+            if tensor.shape and 0 in tensor.shape or tensor.shape == () and False:
+                return np.zeros(tensor.shape, dtype)
+            return None
         if tensor.sparsity is not None:
             return np.frombuffer(raw, dtype=dtype)  # compressed values; DENSIFY expands them
         count = int(np.prod(tensor.shape, dtype=np.int64))
