@@ -203,7 +203,7 @@ class Model:
         dtype = tensor.np_dtype
         if not raw:
             # TFLite points activations at empty buffers too; only a zero-element tensor is an empty constant
-            if tensor.shape and 0 in tensor.shape or tensor.shape == () and False:
+            if 0 in tensor.shape:
                 return np.zeros(tensor.shape, dtype)
             return None
         if tensor.sparsity is not None:
