@@ -1,0 +1,96 @@
+"""Steps shared by the built-in preprocess methods: read, crop, resize, normalise (all on HxWxC arrays)."""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+
+#: ImageNet statistics of torchvision models, in 0..255 pixel units, RGB order
+TORCHVISION_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+TORCHVISION_STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+
+def read_image(img_path, color: str = "RGB") -> np.ndarray:
+    """HxWx3 uint8 pixels of an image file in ``color`` order ('RGB' or 'BGR').
+
+    Grey images are expanded to 3 channels, alpha is dropped, 16-bit images are scaled to 8 bit, and
+    EXIF orientation is ignored (pixels as stored, like the vendor's cv2.imread(..., -1)).
+    """
+    path = os.fspath(img_path)
+    from ..utils import ImageNotFoundError  # utils imports preprocess methods lazily; no cycle at import
+
+    if not os.path.isfile(path):
+        raise ImageNotFoundError(f"No such image: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    if bgr is None:
+        raise InputError(f"cannot read image {path}: not an image format OpenCV decodes (jpg, png, bmp, ...)")
+    return bgr[..., ::-1].copy() if color == "RGB" else bgr
+
+
+def central_crop(img: np.ndarray, fraction: float) -> np.ndarray:
+    """Centre region keeping ``fraction`` of each side, as tf.image.central_crop: start = int((h - h*f) / 2)."""
+    h, w = img.shape[:2]
+    top, left = int((h - h * fraction) / 2), int((w - w * fraction) / 2)
+    return img[top:h - top, left:w - left]
+
+
+def center_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``height`` x ``width`` centre crop, as torchvision CenterCrop: top = round((h - height) / 2)."""
+    h, w = img.shape[:2]
+    top, left = int(round((h - height) / 2.0)), int(round((w - width) / 2.0))
+    return img[top:top + height, left:left + width]
+
+
+def resize(img: np.ndarray, height: int, width: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """float32 image resized with OpenCV (no rounding, so norm=True sees the exact interpolated values)."""
+    return cv2.resize(img.astype(np.float32), (width, height), interpolation=interpolation)
+
+
+def resize_shorter_side(img: np.ndarray, size: int) -> np.ndarray:
+    """Resize so the shorter side is ``size``, the longer int(size * long / short), as torchvision Resize(int)."""
+    h, w = img.shape[:2]
+    if h <= w:
+        return resize(img, size, int(size * w / h))
+    return resize(img, int(size * h / w), size)
+
+
+def finish(img: np.ndarray, norm: bool, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Batch of one: float32 (img - mean) / std when ``norm``, else uint8 clip(round-half-even(img), 0, 255)."""
+    if norm:
+        out = (img.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+        return out.astype(np.float32)[None]
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)[None]
+
+
+def caffe_style(img_path, norm: bool, size: int, mean_bgr: Sequence[float], std: float,
+                resize_to: int | None = None) -> np.ndarray:
+    """BGR; resize to resize_to x resize_to and centre-crop size x size (or resize straight to size); normalise."""
+    img = read_image(img_path, "BGR")
+    if resize_to is None:
+        img = resize(img, size, size)
+    else:
+        img = center_crop(resize(img, resize_to, resize_to), size, size)
+    return finish(img, norm, mean_bgr, (std,) * 3)
+
+
+def tf_slim_style(img_path, norm: bool, size: int, fraction: float = 0.875) -> np.ndarray:
+    """RGB; central crop keeping ``fraction``; bilinear resize to size x size; (x - 127.5) / 127.5."""
+    img = resize(central_crop(read_image(img_path, "RGB"), fraction), size, size)
+    return finish(img, norm, (127.5,) * 3, (127.5,) * 3)
+
+
+def torchvision_style(img_path, norm: bool, size: int = 224, resize_short: int = 256) -> np.ndarray:
+    """RGB; shorter side to ``resize_short``; centre crop size x size; (x - 255*mean) / (255*std), ImageNet."""
+    img = center_crop(resize_shorter_side(read_image(img_path, "RGB"), resize_short), size, size)
+    return finish(img, norm, TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB)
+
+
+def stretch_style(img_path, norm: bool, size: int, mean: float, std: float) -> np.ndarray:
+    """RGB; bilinear resize of the whole image to size x size (aspect not kept); (x - mean) / std."""
+    img = resize(read_image(img_path, "RGB"), size, size)
+    return finish(img, norm, (mean,) * 3, (std,) * 3)

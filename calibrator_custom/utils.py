@@ -1,0 +1,414 @@
+"""``calibrator_custom.utils``: the vendor's helper functions for preprocessing, image lists and model names.
+
+    >>> pre = utils.image_preprocess_func("mobilenet_v2")          # or "path/to/my_preprocess.py"
+    >>> images = utils.all_path("calib_images/")                    # or utils.read_image_list("list.txt")
+    >>> for item in utils.image_generator(images, [pre], norm=True):
+    ...     calibrator.forward(*item)                               # item == [[array_input0, ...]]
+
+Same names, arguments and behaviour as SigmaStar's ``calibrator_custom.utils`` except: no environment
+variable is needed, built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
+``read_image_list`` is new (the vendor's tools parse list files inline), ``convert_to_input_formats``
+also accepts RAWDATA_F32_NHWC, ``get_out_model_name`` also names outputs for ``.tflite`` inputs and
+refuses an output folder that does not exist. Errors are ValueError subclasses (and also
+FileNotFoundError where the vendor raises that). See docs/preprocess.md.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import re
+import sys
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+#: file extensions (lower case) that ``all_path`` collects, as in the vendor's SDK
+image_suffix = ["bmp", "dib", "jpeg", "jpg", "jpe", "jp2", "png", "pbm", "pgm", "ppm", "pxm", "pnm",
+                "sr", "ras", "tiff", "tif", "hdr", "pic", "raw", "npy", "bin", "mp4"]
+
+PreprocessFunc = Callable[..., np.ndarray]
+
+#: RGB -> YUV rows (integer ratios /1024) of the chip's NV12 path; U and V are offset by 128
+RGB2YUV_1024 = np.array([[218.0, 732.0, 74.0],
+                         [-117.0, -395.0, 512.0],
+                         [512.0, -465.0, -47.0]]) / 1024.0
+
+
+class PreprocessNotFoundError(ConfigError, FileNotFoundError):
+    """A preprocess .py file that does not exist (a ValueError and, as for the vendor, a FileNotFoundError)."""
+
+
+class ImageNotFoundError(InputError, FileNotFoundError):
+    """An image, image folder or list file that does not exist or holds no images."""
+
+
+def get_sdk_version() -> str:
+    """The major part of the package version (the vendor returns e.g. 'S1' for 'S1.0.9_...')."""
+    from . import __version__
+
+    return __version__.split(".")[0]
+
+
+# ---------------------------------------------------------------------------------------- preprocess
+def _builtin_names() -> list[str]:
+    from . import preprocess_method
+
+    return list(preprocess_method.__all__)
+
+
+def _import_file(path: str):
+    """Import the user's preprocess file as a fresh module (its folder is importable while it loads)."""
+    full = os.path.abspath(path)
+    folder = os.path.dirname(full)
+    stem = re.sub(r"[^0-9A-Za-z_]", "_", os.path.splitext(os.path.basename(full))[0])
+    # a stable, unique module name registered in sys.modules, so functions pickle by reference
+    module_name = f"_calibrator_custom_preprocess_{stem}_{hashlib.sha1(full.encode()).hexdigest()[:10]}"
+    spec = importlib.util.spec_from_file_location(module_name, full)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"preprocess file {path!r} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:  # noqa: BLE001 - any failure of user code is reported with the file named
+        del sys.modules[module_name]
+        raise ConfigError(f"preprocess file {path!r} failed to import: {type(e).__name__}: {e}") from e
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    return module
+
+
+def image_preprocess_func(model_name: str | os.PathLike) -> PreprocessFunc:
+    """The ``image_preprocess(img_path, norm=True)`` of a built-in method name or of a user's .py file.
+
+    Names are those in ``calibrator_custom.preprocess_method.__all__``; anything ending in ``.py`` or
+    containing a path separator is a file. Unknown names, missing files (also a FileNotFoundError)
+    and files without a callable ``image_preprocess`` raise ConfigError.
+    """
+    name = os.fspath(model_name)
+    if name.lower().endswith(".py") or os.sep in name or (os.altsep and os.altsep in name):
+        if not os.path.isfile(name):
+            raise PreprocessNotFoundError(f"preprocess file {name!r} does not exist; pass the path of a .py "
+                                          "file defining image_preprocess(img_path, norm=True), or a built-in "
+                                          f"name: {', '.join(_builtin_names())}")
+        module, where = _import_file(name), f"preprocess file {name!r}"
+    else:
+        builtins = _builtin_names()
+        if name not in builtins:
+            close = difflib.get_close_matches(name, builtins, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(f"unknown preprocess method {name!r}; {hint}built-in methods: {', '.join(builtins)}; "
+                              "or pass the path of your own .py file")
+        module = importlib.import_module(f"{__package__}.preprocess_method.{name}")
+        where = f"built-in preprocess method {name!r}"
+    func = getattr(module, "image_preprocess", None)
+    if not callable(func):
+        raise ConfigError(f"{where} defines no function image_preprocess(img_path, norm=True); add one that "
+                          "returns the model input as a numpy array with a batch dimension")
+    return func
+
+
+def image_generator(image_list: Iterable, preprocess_funcs: Sequence[PreprocessFunc] | PreprocessFunc,
+                    norm: bool = True) -> Iterator[list[list[np.ndarray]]]:
+    """Yield ``[[f0(p0, norm), f1(p1, norm), ...]]`` per item of ``image_list`` (vendor semantics).
+
+    An item is one path (one-input models) or a list/tuple of paths, one per preprocess function;
+    a count mismatch raises ValueError 'Got different num of preprocess_methods and images!'.
+    """
+    funcs = [preprocess_funcs] if callable(preprocess_funcs) else list(preprocess_funcs)
+    if not funcs:
+        raise InputError("image_generator needs at least one preprocess function (one per model input)")
+    for k, item in enumerate(image_list):
+        paths = list(item) if isinstance(item, (list, tuple)) else [item]
+        if len(paths) != len(funcs):
+            raise InputError(f"Got different num of preprocess_methods and images! (item {k}: {len(paths)} "
+                             f"image(s) {paths!r}, {len(funcs)} preprocess method(s))")
+        yield [[func(path, norm) for func, path in zip(funcs, paths)]]
+
+
+# ---------------------------------------------------------------------------------------- image lists
+def all_path(dirname: str | os.PathLike) -> list[str]:
+    """Absolute paths of every file under ``dirname`` (recursive, sorted) whose extension is in image_suffix."""
+    dirname = os.fspath(dirname)
+    if not os.path.isdir(dirname):
+        raise ImageNotFoundError(f"No images found in {dirname}: it is not a folder")
+    result = []
+    for folder, _, files in os.walk(dirname):
+        for filename in files:
+            if filename.rsplit(".", 1)[-1].lower() in image_suffix and "." in filename:
+                result.append(os.path.abspath(os.path.join(folder, filename)))
+    if not result:
+        raise ImageNotFoundError(f"No images found in {dirname} (looked for: {', '.join(image_suffix)})")
+    return sorted(result)
+
+
+def _split_list_arg(path: str) -> tuple[str | None, str]:
+    """'dir:listfile' -> (dir, listfile); a path that exists as given is never split (Windows 'C:\\')."""
+    if os.path.exists(path) or ":" not in path:
+        return None, path
+    folder, listfile = path.split(":", 1)
+    return folder, listfile
+
+
+def read_image_list(path: str | os.PathLike) -> list[list[str]]:
+    """Samples of a list file: one line per sample, ','-separated paths (one per model input).
+
+    Blank lines and lines starting with '#' are skipped. ``dir:listfile`` joins every entry to
+    ``dir`` (vendor form); otherwise relative entries are resolved against the list file's folder.
+    A missing image, an empty entry or a line whose path count differs from the first line's raises
+    an error naming the line.
+    """
+    folder, listfile = _split_list_arg(os.fspath(path))
+    if not os.path.isfile(listfile):
+        raise ImageNotFoundError(f"image list {listfile!r} does not exist")
+    base = folder if folder is not None else os.path.dirname(os.path.abspath(listfile))
+    try:
+        with open(listfile, encoding="utf-8-sig") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise InputError(f"image list {listfile!r} is not UTF-8 text; write one sample per line, paths "
+                         "separated by ','") from None
+    samples: list[list[str]] = []
+    first_line = 0
+    for number, line in enumerate(lines, start=1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        paths = [p.strip() for p in text.split(",")]
+        if any(not p for p in paths):
+            raise InputError(f"{listfile}, line {number}: empty path in {text!r}; separate the images of a "
+                             "sample with ',' (one per model input)")
+        if samples and len(paths) != len(samples[0]):
+            raise InputError(f"{listfile}, line {number}: {len(paths)} image(s) but line {first_line} has "
+                             f"{len(samples[0])}; every sample gives one image per model input")
+        resolved = [os.path.join(base, p) for p in paths]  # an absolute p stays as it is
+        for p in resolved:
+            if not os.path.exists(p):
+                raise ImageNotFoundError(f"{listfile}, line {number}: image {p!r} does not exist")
+        if not samples:
+            first_line = number
+        samples.append(resolved)
+    if not samples:
+        raise ImageNotFoundError(f"image list {listfile!r} names no images (blank lines and '#' comments only)")
+    return samples
+
+
+# ---------------------------------------------------------------------------------------- input formats
+def _align_up(x: int, align: int) -> int:
+    """Smallest multiple of ``align`` that is >= x."""
+    return -(-x // align) * align
+
+
+def _pad_to_even(plane: np.ndarray) -> np.ndarray:
+    """Append a copy of the last row / column when the height / width is odd (edge replication)."""
+    if plane.shape[0] % 2:
+        plane = np.concatenate([plane, plane[-1:, :]], axis=0)
+    if plane.shape[1] % 2:
+        plane = np.concatenate([plane, plane[:, -1:]], axis=1)
+    return plane
+
+
+def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
+    """NV12 plane (H'+H'/2, W', 1) of an HxWx3 RGB image: Y over interleaved U,V; H', W' = H, W rounded up to even.
+
+    Y = [218, 732, 74]/1024 . rgb, U = [-117, -395, 512]/1024 . rgb + 128, V = [512, -465, -47]/1024 . rgb + 128;
+    odd sizes are padded by replicating the last row/column; U and V are means of 2x2 blocks, summed
+    rows first as ((a00 + a10) + (a01 + a11)) / 4; then floor(x + 0.5) and clip to 0..255.
+    """
+    rgb = np.asarray(rgb, dtype=np.float64)
+    y, u, v = (_pad_to_even(np.dot(rgb, RGB2YUV_1024[k]) + (128.0 if k else 0.0)) for k in range(3))
+
+    def quarter(p: np.ndarray) -> np.ndarray:
+        rows = p[0::2, :] + p[1::2, :]
+        return (rows[:, 0::2] + rows[:, 1::2]) / 4
+
+    uv = np.empty((y.shape[0] // 2, y.shape[1]))
+    uv[:, 0::2], uv[:, 1::2] = quarter(u), quarter(v)
+    return np.clip(np.floor(np.vstack([y, uv]) + 0.5), 0, 255)[..., None]
+
+
+def _hwc(img: np.ndarray, layout: str) -> np.ndarray:
+    return np.transpose(img, (1, 2, 0)) if layout == "NCHW" else img
+
+
+def _paste(dst_shape, src: np.ndarray, name: str, what: str, axes: str = "hw") -> np.ndarray:
+    """Zeros of ``dst_shape`` (float64) with ``src`` copied into the top-left corner."""
+    out = np.zeros(tuple(int(d) for d in dst_shape))
+    if src.ndim != out.ndim or any(s > d for s, d in zip(src.shape, out.shape)):
+        raise InputError(f"input {name!r}: the {what} has shape {list(src.shape)}, which does not fit the "
+                         f"model input shape {list(out.shape)}; resize in your preprocess function")
+    out[tuple(slice(0, s) for s in src.shape)] = src
+    return out
+
+
+def _nv12(image: np.ndarray, d: dict, name: str) -> np.ndarray:
+    training, layout = d["training_input_formats"], d.get("layouts", "NHWC")
+    planes = []
+    for item in image:
+        hwc = _hwc(item, layout)
+        if training == "GRAY":
+            h = _align_up(hwc.shape[0], int(d.get("input_height_alignment", 2)))
+            w = _align_up(hwc.shape[1], int(d.get("input_width_alignment", 2)))
+            aligned = np.zeros((h, w, 1))
+            aligned[:hwc.shape[0], :hwc.shape[1], :] = hwc[..., :1]
+            flat = np.zeros(int(np.prod(d["shape"][1:], dtype=np.int64)))
+            if aligned.size > flat.size:
+                raise InputError(f"input {name!r}: the aligned GRAY image {list(aligned.shape)} is larger than "
+                                 f"the model input {list(d['shape'])}")
+            flat[:aligned.size] = aligned.ravel()
+            planes.append(flat.reshape(d["shape"][1:]))
+            continue
+        if training not in ("RGB", "BGR") or hwc.shape[-1] != 3:
+            raise InputError(f"input {name!r}: YUV_NV12 converts RGB, BGR or GRAY images; got training format "
+                             f"{training!r} and an image of shape {list(item.shape)}")
+        planes.append(rgb_to_nv12(hwc[..., ::-1] if training == "BGR" else hwc))
+    if training == "GRAY":
+        return np.stack(planes).astype(d["dtype"])
+    out = np.zeros(d["shape"])
+    for k, plane in enumerate(planes):
+        out[k] = _paste(out.shape[1:], plane, name, "NV12 plane")
+    return out.astype(d["dtype"])
+
+
+def _with_alpha(image: np.ndarray, training: str, target: str, name: str) -> np.ndarray:
+    if training == target:
+        return image
+    if training not in ("RGB", "BGR"):
+        raise InputError(f"input {name!r}: {target} input needs training format RGB or BGR, got {training!r}")
+    rgb = image[..., ::-1] if training == "BGR" else image
+    colour = rgb if target == "RGBA" else rgb[..., ::-1]
+    alpha = np.full(image.shape[:-1] + (1,), 255, dtype=image.dtype)
+    return np.concatenate([colour, alpha], axis=-1)
+
+
+def convert_to_input_formats(image: np.ndarray, input_details: dict) -> np.ndarray:
+    """Turn a ``norm=False`` preprocess output into the data a fixed/offline model input takes.
+
+    Follows the vendor for BGR, RGB, GRAY, RGBA, BGRA, YUV_NV12 (see :func:`rgb_to_nv12`) and
+    RAWDATA_S16_NHWC (int16 = trunc(clip(x / scale, -32767, 32767)) in float32); RAWDATA_F32_NHWC (float32,
+    zero-padded on the last axis) is our addition. Details without format keys (float models) return
+    ``image`` unchanged. Mismatched dtype, rank, format or size raise InputError.
+    """
+    if "training_input_formats" not in input_details or "input_formats" not in input_details:
+        return image
+    d = {**input_details, "shape": tuple(int(s) for s in input_details["shape"])}
+    name, fmt, training = d.get("name", "?"), d["input_formats"], d["training_input_formats"]
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"input {name!r}: expected a numpy.ndarray, got {type(image).__name__}")
+    dtype = np.dtype(d["dtype"])
+    if fmt != "RAWDATA_S16_NHWC" and image.dtype != dtype:
+        raise InputError(f"Got tensor of type {image.dtype} but expected type {dtype} for input: {name} "
+                         "(use norm=False for fixed and offline models)")
+    if image.ndim != len(d["shape"]):
+        raise InputError(f"Dimension length mismatch. Got {image.ndim} but expected {len(d['shape'])} for "
+                         f"input: {name}")
+    if fmt == "YUV_NV12":
+        return _nv12(image, d, name)
+    if fmt == "GRAY":
+        if training not in ("RGB", "GRAY"):
+            raise InputError(f"input {name!r}: GRAY input_formats only support RGB/GRAY for training_input_formats!")
+        return _paste(d["shape"], image, name, "GRAY image").astype(dtype)
+    if fmt in ("RGBA", "BGRA"):
+        channels = 4 if training == fmt else 3
+        if image.shape[-1] != channels:
+            raise InputError(f"input {name!r}: {fmt} from training format {training} needs {channels}-channel "
+                             f"NHWC images, got shape {list(image.shape)}")
+        return _paste(d["shape"], _with_alpha(image, training, fmt, name), name, f"{fmt} image").astype(dtype)
+    if fmt in ("RAWDATA_S16_NHWC", "RAWDATA_F32_NHWC"):
+        if training != fmt:
+            raise InputError(f"input {name!r}: {fmt} input_formats only support {fmt} for training_input_formats!")
+        if image.dtype != np.float32:
+            raise InputError(f"input {name!r}: {fmt} input_formats need float32 datatype for convert! "
+                             f"(got {image.dtype})")
+        data = image
+        if fmt == "RAWDATA_S16_NHWC":
+            # float32 division, as the vendor's numpy does for a float32 array and a scalar scale
+            data = np.clip(image / np.float32(d["quantization"][0]), -32767, 32767).astype(dtype)
+        if image.shape[:-1] != d["shape"][:-1] or image.shape[-1] > d["shape"][-1]:
+            raise InputError(f"input {name!r}: shape {list(image.shape)} does not fit {list(d['shape'])} "
+                             "(only the last axis may be shorter)")
+        out = np.zeros(d["shape"], dtype=dtype)
+        out[..., :image.shape[-1]] = data
+        return out
+    if fmt in ("BGR", "RGB"):
+        if training != fmt:
+            raise InputError(f"input {name!r}: {fmt} input_formats only support {fmt} for training_input_formats!")
+        return image
+    raise InputError(f"input {name!r}: Not support this input_formats: {fmt}")
+
+
+# ---------------------------------------------------------------------------------------- misc
+def check_quant_param(quant_param) -> None:
+    """Check a quant_param list: items {'name': str, 'min': list, 'max': list, 'bit': int[, 'data': ndarray]}."""
+    if quant_param is None:
+        return
+    if not isinstance(quant_param, list):
+        raise ConfigError(f"quant_param must be a `list`, got {type(quant_param).__name__}")
+    for idx, item in enumerate(quant_param):
+        if not isinstance(item, dict):
+            raise ConfigError(f"quant_param[{idx}] must be a `dict` with name, min, max, bit; got "
+                              f"{type(item).__name__}")
+        missing = [k for k in ("name", "min", "max", "bit") if k not in item]
+        if missing:
+            raise ConfigError(f"quant_param[{idx}]: {item.get('name', '?')} has no {', '.join(missing)}; each item "
+                              "needs name, min, max, bit")
+        name = item["name"]
+        if not isinstance(name, str):
+            raise ConfigError(f"name of each quant_param[{idx}] must be `str`, got {type(name).__name__}")
+        for key in ("min", "max"):
+            if not isinstance(item[key], list):
+                raise ConfigError(f"{key} of quant_param[{idx}]: {name} must be a `list` (got "
+                                  f"{type(item[key]).__name__}; use .tolist() on arrays)")
+        if not isinstance(item["bit"], int) or isinstance(item["bit"], bool):
+            raise ConfigError(f"bit of quant_param[{idx}]: {name} must be `int`, got {item['bit']!r}")
+        if "data" in item and not isinstance(item["data"], np.ndarray):
+            raise ConfigError(f"data of quant_param[{idx}]: {name} must be `numpy.ndarray`, got "
+                              f"{type(item['data']).__name__}")
+
+
+_FIXED_SUFFIX = re.compile(r"((_cmodel)?_float|_fixed_without_ipu_ctrl)\.sim$", re.I)
+_FLOAT_SUFFIX = re.compile(r"(_cmodel)?_float\.sim$", re.I)
+_PLAIN_FLOAT_SUFFIX = re.compile(r"_float\.sim$", re.I)
+_MODEL_EXT = re.compile(r"\.(sim|tflite)$", re.I)
+
+
+def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike | None = None,
+                       phase: str = "Fixed") -> str:
+    """Output model path of a conversion: ``x_float.sim`` -> ``x_fixed.sim`` (phase 'Fixed'),
+    ``x_fixed_without_ipu_ctrl.sim`` (phase 'Fixed_without_ipu_ctrl'), ``x_cmodel_float.sim`` (other phases).
+
+    ``output`` may be a folder (the generated basename goes in it) or a file path in an existing folder.
+    """
+    model_path = os.fspath(model_path)
+    if phase == "Fixed":
+        pattern, suffix = _FIXED_SUFFIX, "_fixed.sim"
+    elif phase == "Fixed_without_ipu_ctrl":
+        pattern, suffix = _FLOAT_SUFFIX, "_fixed_without_ipu_ctrl.sim"
+    else:
+        pattern, suffix = _PLAIN_FLOAT_SUFFIX, "_cmodel_float.sim"
+    if pattern.search(model_path):
+        out_model = pattern.sub(suffix, model_path)
+    else:
+        out_model = _MODEL_EXT.sub("", model_path) + suffix
+    if output is None:
+        return out_model
+    output = os.fspath(output)
+    if os.path.isdir(output):
+        return os.path.join(output, os.path.basename(out_model))
+    parent = os.path.dirname(output)
+    if parent and not os.path.isdir(parent):
+        raise InputError(f"output {output!r}: folder {parent!r} does not exist; create it or pass an existing "
+                         "folder")
+    return output
