@@ -31,7 +31,9 @@ def render() -> str:
         "reported when the model is loaded (`UnsupportedOpError`, a `ValueError`), naming the op index,",
         "the op and this list. Options are the TFLite schema's fields; SigmaStar's explicit padding modes",
         "(`CAFFE`, `ONNXINSIDE`, `ONNXOUTSIDE` with `padding_left/right/top/bottom`) apply to the",
-        "convolution and pooling ops.",
+        "convolution and pooling ops. A fused `TANH` or `SIGN_BIT` activation on ADD/SUB/MUL/DIV, the",
+        "convolutions and the pools is ignored, exactly as TFLite's kernels ignore it (FULLY_CONNECTED",
+        "refuses it, as TFLite does); other fused activations are applied after the op.",
         "",
         f"{len(names)} ops.",
         "",
@@ -44,7 +46,8 @@ def render() -> str:
         first = doc.splitlines()[0] if doc else ""
         table = OP_OPTIONS.get(name)
         fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(options_class(table))) if table else \
-            ("FlexBuffer custom options" if name not in OP_OPTIONS and not name.isupper() else "none")
+            ("FlexBuffer custom options" if not name.isupper() else "")
+        fields = fields or "none"
         module = d.kernel.__module__.rsplit(".", 1)[-1]
         contract = first.replace("|", "\\|")
         lines.append(f"| `{name}` | `{module}` | {contract} | {fields} |")

@@ -34,6 +34,8 @@ EXPLICIT_PADDING_VALUES = frozenset(
     schema.ENUMS["Padding"][m] for m in ("CAFFE", "ONNXINSIDE", "ONNXOUTSIDE")
 )
 _MAX_DEPTH = 64
+#: [uint8] fields decoded as memoryviews into the file instead of copies.
+_ZERO_COPY = {("Buffer", "data")}
 
 
 def _scalar_of(type_name: str) -> str | None:
@@ -126,8 +128,17 @@ class _Reader:
             if f.name.endswith("_type") and by_slot.get(f.slot + 1) is not None and \
                     by_slot[f.slot + 1].type.startswith("union:"):
                 continue  # folded into the union value
+            if fpos and (name, f.name) in _ZERO_COPY:
+                out[f.name] = self.byte_view(self.uoffset(fpos, fwhat), fwhat)
+                continue
             out[f.name] = self.value(fpos, f, fwhat, depth) if fpos else _default(f)
         return out
+
+    def byte_view(self, pos: int, what: str) -> memoryview:
+        """A [uint8] vector as a zero-copy view of the file (weights are most of a model's bytes)."""
+        n = self.scalar(pos, "uint32", f"length of {what}")
+        self.check(pos + 4, n, what)
+        return self.buf[pos + 4:pos + 4 + n]
 
     def value(self, fpos: int, f: schema.Field, what: str, depth: int):
         t = f.type

@@ -277,8 +277,9 @@ def _conv_weight_rows(w: np.ndarray, groups: int, dtype: np.dtype) -> tuple[np.n
     res = []
     for g in range(groups):
         wg = w[g * cog:(g + 1) * cog]
-        res.append(np.ascontiguousarray(wg.transpose(1, 2, 3, 0).reshape(kh, kw * cin, cog),
-                                        dtype=dtype))
+        # a strided view when the dtype already matches (BLAS takes the transposed layout as is),
+        # so a model's weights are not held twice in memory
+        res.append(np.asarray(wg, dtype=dtype).transpose(1, 2, 3, 0).reshape(kh, kw * cin, cog))
     return tuple(res)
 
 
