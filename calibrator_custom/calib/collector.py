@@ -1,0 +1,120 @@
+"""The statistics observer for the interpreter, and weight statistics from a model's constants.
+
+    >>> collector = Collector()
+    >>> sim = float_simulator("model_float.sim")
+    >>> sim.add_observer(collector.observe)       # or Interpreter.run(feeds, observers=[collector.observe])
+    >>> for image in images:
+    ...     sim.set_input(0, image); sim.invoke()
+    >>> stats = collector.finalize(model_sha256=model_sha256("model_float.sim"),
+    ...                            weights=weight_stats(sim.model_obj))
+
+The collector keeps one fixed-size :class:`TensorStats` per tensor (per-channel extremes and a histogram
+of at most ``num_bins`` bins), so memory does not grow with the number of images.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+import numpy as np
+
+from ..interpreter import Interpreter
+from ..model.graph import Model
+from .histogram import DEFAULT_NUM_BINS
+from .stats import CollectConfig, StatsSet, TensorStats, WeightStats
+
+log = logging.getLogger(__name__)
+
+#: (op, input position) -> output-channel axis of that weight; every other constant uses its last axis.
+#: CONV_2D / TRANSPOSE_CONV filters are OHWI and FULLY_CONNECTED weights [out, in]: axis 0.
+#: DEPTHWISE_CONV_2D filters are [1, kh, kw, C]: the last axis, like biases and PRELU slopes.
+WEIGHT_CHANNEL_AXIS: dict[tuple[str, int], int] = {
+    ("CONV_2D", 1): 0,
+    ("TRANSPOSE_CONV", 1): 0,
+    ("FULLY_CONNECTED", 1): 0,
+}
+
+
+class Collector:
+    """Interpreter observer accumulating :class:`TensorStats` for every float tensor it is shown.
+
+    Tensors are keyed by name; a second tensor with an already-used name (other index) is keyed
+    ``"<name>#<index>"`` with a warning. Non-float tensors are ignored.
+    """
+
+    def __init__(self, num_bins: int = DEFAULT_NUM_BINS):
+        self.config = CollectConfig(num_bins)
+        self._stats: dict[str, TensorStats] = {}
+        self._keys: dict[int, str] = {}
+        self._names: dict[str, int] = {}
+        self._warned: set[str] = set()
+
+    def _key(self, tensor_index: int, name: str) -> str:
+        key = self._keys.get(tensor_index)
+        if key is None:
+            key = name
+            if self._names.get(name, tensor_index) != tensor_index:
+                key = f"{name}#{tensor_index}"
+                log.warning("tensors %d and %d are both named %r; statistics of %d are kept as %r",
+                            self._names[name], tensor_index, name, tensor_index, key)
+            self._names.setdefault(name, tensor_index)
+            self._keys[tensor_index] = key
+        return key
+
+    def observe(self, tensor_index: int, name: str, value: np.ndarray) -> None:
+        """Add one value of tensor ``tensor_index`` (the interpreter's observer signature)."""
+        if not isinstance(value, np.ndarray):
+            value = np.asarray(value)
+        if value.dtype.kind != "f":
+            return
+        key = self._key(tensor_index, name)
+        old = self._stats.get(key)
+        new = (TensorStats.from_array(key, tensor_index, value, self.config.num_bins) if old is None
+               else old.add(value))
+        nonfinite = new.num_nan + new.num_inf - (0 if old is None else old.num_nan + old.num_inf)
+        if nonfinite and key not in self._warned:
+            self._warned.add(key)
+            log.warning("tensor %r has %d NaN or infinite values; they are counted apart and left out of its "
+                        "min/max and histogram (warned once per tensor)", key, nonfinite)
+        self._stats[key] = new
+
+    @property
+    def num_samples(self) -> int:
+        """Number of runs seen: the largest sample count of any tensor (every run shows every tensor)."""
+        return max((s.num_samples for s in self._stats.values()), default=0)
+
+    def tensor_stats(self) -> dict[str, TensorStats]:
+        """A snapshot of the statistics so far, by tensor name."""
+        return dict(self._stats)
+
+    def finalize(self, *, model_sha256: str = "", model_name: str = "",
+                 weights: Mapping[str, WeightStats] | None = None) -> StatsSet:
+        """The statistics so far as a :class:`StatsSet` (the collector may keep observing)."""
+        return StatsSet(dict(self._stats), dict(weights or {}), model_sha256, model_name, self.num_samples,
+                        self.config)
+
+
+def weight_stats(model: Model | Interpreter) -> dict[str, WeightStats]:
+    """Min/max and per-output-channel min/max of every float constant an executed op reads.
+
+    Uses the interpreter's folded constants, so float16 (DEQUANTIZE) and sparse (DENSIFY) weights are
+    seen as the float32 tensors the ops actually use. The channel axis comes from the first op reading
+    the tensor (:data:`WEIGHT_CHANNEL_AXIS`, else the last axis).
+    """
+    interp = model if isinstance(model, Interpreter) else Interpreter(model)
+    tensors = interp.graph.tensors
+    out: dict[str, WeightStats] = {}
+    seen: set[int] = set()
+    for step in interp.steps:
+        for pos, i in enumerate(step.inputs):
+            if i < 0 or i in seen or i not in interp.constants:
+                continue
+            value = interp.constants[i]
+            if value.dtype.kind != "f":
+                continue
+            seen.add(i)
+            axis = WEIGHT_CHANNEL_AXIS.get((step.op_name, pos), -1) if value.ndim else 0
+            name = tensors[i].name
+            key = name if name not in out else f"{name}#{i}"
+            out[key] = WeightStats.from_array(key, i, value, axis % max(value.ndim, 1))
+    return out
