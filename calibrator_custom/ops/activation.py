@@ -110,9 +110,11 @@ def leaky_relu(x: np.ndarray, *, opt: LeakyReluParams) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PreluParams:
-    """Whether every alpha is known to lie in [0, 1] (then max(x, alpha*x) is PReLU)."""
+    """Whether every alpha is known to lie in [0, 1] (then max(x, alpha*x) is PReLU), and for a
+    per-channel constant alpha the alpha row tiled along the width (long inner loops are faster)."""
 
     alpha_in_unit: bool
+    alpha_row: np.ndarray | None = None
 
 
 def _prepare_prelu(ctx: OpContext) -> PreluParams:
@@ -125,16 +127,29 @@ def _prepare_prelu(ctx: OpContext) -> PreluParams:
         raise ctx.error(f"input shapes {_fmt_shape(x.shape)} and {_fmt_shape(alpha.shape)} "
                         f"do not broadcast") from None
     unit = alpha.data is not None and bool(np.all((alpha.data >= 0) & (alpha.data <= 1)))
-    return PreluParams(unit)
+    row = None
+    if alpha.data is not None and len(x.shape) >= 2 and x.shape[-1] > 0 and \
+            alpha.data.size == x.shape[-1] and (len(alpha.shape) == 1 or alpha.shape[-1] == x.shape[-1]):
+        row = np.tile(alpha.data.reshape(-1).astype(np.float32), x.shape[-2])
+    return PreluParams(unit, row)
 
 
 @register("PRELU", prepare=_prepare_prelu)
 def prelu(x: np.ndarray, alpha: np.ndarray, *, opt: PreluParams) -> np.ndarray:
     """y = x if x >= 0 else alpha * x, alpha broadcast against x."""
-    y = _arr(np.multiply(x, alpha))
+    if opt.alpha_row is not None and x.ndim >= 2 and x.shape[-1] * x.shape[-2] == opt.alpha_row.size:
+        shape, x, alpha = x.shape, x.reshape(-1, opt.alpha_row.size), opt.alpha_row
+    else:
+        shape = None
     if opt.alpha_in_unit:
-        return np.maximum(x, y, out=y)
-    return _arr(np.where(x >= 0, x, y))
+        y = _arr(np.multiply(x, alpha))
+        y = np.maximum(x, y, out=y)
+    else:
+        # min(x, 0) * alpha + max(x, 0): plain ufunc passes, about 4x faster than np.where
+        y = _arr(np.minimum(x, 0))
+        y = _arr(np.multiply(y, alpha, out=y if y.shape == np.broadcast_shapes(y.shape, np.shape(alpha)) else None))
+        y += np.maximum(x, 0)
+    return y if shape is None else y.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------- smooth units
