@@ -1,16 +1,19 @@
 """calibrator_custom: an open re-implementation of SigmaStar's calibrator_custom module.
 
-Public names mirror the vendor's (``float_simulator``, ...); see docs/ for the user guide.
+Public names mirror the vendor's (``float_simulator``, ``calibrator``, ``utils``, ...); see docs/
+for the user guide.
 """
 from __future__ import annotations
 
 import logging
 
+from . import utils
+from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError, ModelError, UnsupportedOpError
 from .simulator import float_simulator
 
 __version__ = "0.1.0"
-__all__ = ["float_simulator", "CalibratorError", "ConfigError", "InputError", "ModelError",
+__all__ = ["calibrator", "float_simulator", "utils", "CalibratorError", "ConfigError", "InputError", "ModelError",
            "UnsupportedOpError", "__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

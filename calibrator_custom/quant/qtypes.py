@@ -1,0 +1,126 @@
+"""Which integer type each tensor gets in the fixed model, under an input_config.ini.
+
+The vendor's frame (sgs_facts.md §6): CONV_2D and DEPTHWISE_CONV_2D (and the ops the vendor turns
+into convolutions: FULLY_CONNECTED, TRANSPOSE_CONV, BATCH_MATMUL with constant weights) run in 8-bit
+mode, input UINT8 and weights INT8, or in 16-bit mode, input and weights INT16; biases are INT32;
+every other float tensor is INT16; image model inputs are UINT8 raw pixels.
+
+An activation is UINT8 only when every op reading it is an 8-bit conv-like op and it is not a model
+output; otherwise it is INT16 and the 8-bit convs reading it requantize it on the fly.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from ..config import ConvConfig, InputConfig
+from ..model.graph import Model
+
+log = logging.getLogger(__name__)
+
+IMAGE_FORMATS = frozenset({"RGB", "BGR", "GRAY", "RGBA", "BGRA", "YUV_NV12"})
+
+
+@dataclass(frozen=True)
+class ConvLike:
+    """A conv-like op: where its data, weights and bias are, and its kind for CONV_CONFIG."""
+
+    op_index: int
+    op_name: str
+    data: int
+    weights: int
+    bias: int  # -1 when absent
+
+    @property
+    def is_depthwise(self) -> bool:
+        return self.op_name == "DEPTHWISE_CONV_2D"
+
+
+_LAYOUT = {  # op -> (data input, weights input, bias input)
+    "CONV_2D": (0, 1, 2), "DEPTHWISE_CONV_2D": (0, 1, 2), "FULLY_CONNECTED": (0, 1, 2),
+    "TRANSPOSE_CONV": (2, 1, 3), "BATCH_MATMUL": (0, 1, -1),
+}
+
+
+def conv_like_ops(model: Model, constants: dict[int, object]) -> list[ConvLike]:
+    """Every conv-like op of the main subgraph whose weights are constant (after constant folding)."""
+    g = model.main
+    out = []
+    for k, op in enumerate(g.operators):
+        name = model.op_name(op)
+        if name not in _LAYOUT:
+            continue
+        d, w, b = _LAYOUT[name]
+        ins = list(op.inputs) + [-1] * 4
+        if ins[w] < 0 or ins[w] not in constants:
+            continue
+        out.append(ConvLike(k, name, ins[d], ins[w], ins[b] if b >= 0 else -1))
+    return out
+
+
+def conv_bits(model: Model, convs: list[ConvLike], conv_config: ConvConfig | None,
+              recommended_16: frozenset[int] = frozenset()) -> dict[int, int]:
+    """Bit width (8 or 16) of each conv-like op: CONV_CONFIG first, then the planner's recommendations."""
+    mode = conv_config.input_format if conv_config else None
+    arrays = set(conv_config.tensor_arrays) if conv_config else set()
+    g = model.main
+    bits = {}
+    named = set()
+    for c in convs:
+        first_input = g.tensors[c.data].name
+        if mode == "ALL_INT16":
+            b = 16
+        elif mode == "ALL_UINT8":
+            b = 8
+        elif mode == "CONV2D_INT16" and not c.is_depthwise:
+            b = 16
+        elif mode == "DEPTHWISE_INT16" and c.is_depthwise:
+            b = 16
+        elif first_input in arrays:
+            b = 16
+            named.add(first_input)
+        else:
+            b = 16 if c.op_index in recommended_16 else 8
+        bits[c.op_index] = b
+    for name in sorted(arrays - named):
+        if mode is None:
+            log.warning("[CONV_CONFIG] tensor_arrays names %r, which is not the first input of any convolution", name)
+    return bits
+
+
+def tensor_qtypes(model: Model, constants: dict[int, object], input_config: InputConfig | None,
+                  bits: dict[int, int], convs: list[ConvLike]) -> list[str]:
+    """The fixed-model type name of every tensor of the main subgraph (``'UINT8'``, ``'INT8'``, ...)."""
+    g = model.main
+    qtypes = [t.dtype if t.dtype != "FLOAT32" else "INT16" for t in g.tensors]
+    conv_by_op = {c.op_index: c for c in convs}
+    for c in convs:
+        qtypes[c.weights] = "INT8" if bits[c.op_index] == 8 else "INT16"
+        if c.bias >= 0:
+            qtypes[c.bias] = "INT32"
+    # activations read only by 8-bit convs (as their data input) are UINT8
+    readers: dict[int, list[tuple[int, int]]] = {}
+    for k, op in enumerate(g.operators):
+        for pos, i in enumerate(op.inputs):
+            if i >= 0:
+                readers.setdefault(i, []).append((k, pos))
+    outputs = set(g.outputs)
+    for i, rs in readers.items():
+        if i in constants or i in outputs or g.tensors[i].dtype != "FLOAT32":
+            continue
+        if all(k in conv_by_op and conv_by_op[k].data == i and bits[k] == 8 for k, _ in rs):
+            qtypes[i] = "UINT8"
+    # model inputs follow input_config.ini
+    specs = {s.name: s for s in input_config.inputs} if input_config else {}
+    for i in g.inputs:
+        t = g.tensors[i]
+        spec = specs.get(t.name)
+        if spec is None:
+            continue
+        if spec.input_format in IMAGE_FORMATS:
+            qtypes[i] = "UINT8"
+        elif spec.input_format == "RAWDATA_S16_NHWC":
+            qtypes[i] = "INT16"
+        elif spec.input_format == "RAWDATA_F32_NHWC":
+            qtypes[i] = "FLOAT32" if spec.quantization else "INT16"
+    return qtypes
