@@ -30,8 +30,8 @@ def main() -> int:
     model = DATA / "face_detection_short_range.tflite"
     sim = calibrator_custom.float_simulator(model)
     (inp,) = sim.get_input_details()
-    print(f"model {model.name}: input {inp['name']} {list(inp['shape'])}, "
-          f"outputs {[(d['name'], list(d['shape'])) for d in sim.get_output_details()]}")
+    outs = [(d["name"], d["shape"].tolist()) for d in sim.get_output_details()]
+    print(f"model {model.name}: input {inp['name']} {inp['shape'].tolist()}, outputs {outs}")
     try:
         from ai_edge_litert import interpreter as litert
         ref = litert.Interpreter(model_path=str(model))
@@ -43,7 +43,8 @@ def main() -> int:
         x = preprocess(img, *inp["shape"][1:3])
         sim.set_input(0, x)
         sim.invoke()
-        scores = 1 / (1 + np.exp(-sim.get_output(1).reshape(-1)))
+        logits = sim.get_output(1).reshape(-1).astype(np.float64)
+        scores = 0.5 * (1 + np.tanh(0.5 * logits))  # the logistic function, without overflow
         line = f"{img.name}: {int((scores > 0.5).sum())} anchors above 0.5, best face score {scores.max():.3f}"
         if ref is not None:
             ref.set_tensor(ref.get_input_details()[0]["index"], x)

@@ -283,13 +283,19 @@ def _conv_weight_rows(w: np.ndarray, groups: int, dtype: np.dtype) -> tuple[np.n
     return tuple(res)
 
 
-def _prepare_conv(ctx: OpContext) -> ConvParams:
+def _conv_operands(ctx: OpContext) -> tuple[TensorInfo, TensorInfo, np.dtype]:
+    """Checks shared by CONV_2D and DEPTHWISE_CONV_2D: 2-3 inputs, rank-4 input and weights; the work dtype."""
     ctx.require_inputs(2, 3)
     x, w = ctx.inputs[0], ctx.inputs[1]
     _check_rank(ctx, x, 4, "input")
     _check_rank(ctx, w, 4, "weights")
     dtype = work_dtype(ctx, x, "input")
     work_dtype(ctx, w, "weights")
+    return x, w, dtype
+
+
+def _prepare_conv(ctx: OpContext) -> ConvParams:
+    x, w, dtype = _conv_operands(ctx)
     cout, kh, kw, cin_w = w.shape
     n, h, wd, cin = x.shape
     if cin_w <= 0 or cin % cin_w != 0:
@@ -450,12 +456,7 @@ def _depthwise_tiled(w: np.ndarray, geo: Geometry, phases, dtype: np.dtype
 
 
 def _prepare_depthwise(ctx: OpContext) -> DepthwiseParams:
-    ctx.require_inputs(2, 3)
-    x, w = ctx.inputs[0], ctx.inputs[1]
-    _check_rank(ctx, x, 4, "input")
-    _check_rank(ctx, w, 4, "weights")
-    dtype = work_dtype(ctx, x, "input")
-    work_dtype(ctx, w, "weights")
+    x, w, dtype = _conv_operands(ctx)
     one, kh, kw, cout = w.shape
     n, h, wd, cin = x.shape
     if one != 1:
