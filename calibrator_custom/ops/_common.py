@@ -52,3 +52,12 @@ def spatial_pads(opt, in_hw: tuple[int, int], k_hw: tuple[int, int], stride_hw: 
     if mode in EXPLICIT_PADDINGS:
         return opt.padding_top, opt.padding_bottom, opt.padding_left, opt.padding_right
     raise ValueError(f"unknown padding mode {mode!r}")
+
+
+def explicit_pads(ctx, opt) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of SigmaStar's explicit padding; ModelError (via ctx) if any is negative."""
+    pt, pb = int(opt.padding_top), int(opt.padding_bottom)
+    pl, pr = int(opt.padding_left), int(opt.padding_right)
+    if min(pt, pb, pl, pr) < 0:
+        raise ctx.error(f"negative explicit pads (top={pt}, bottom={pb}, left={pl}, right={pr})")
+    return pt, pb, pl, pr

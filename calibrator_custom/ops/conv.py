@@ -57,7 +57,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ..errors import UnsupportedOpError
-from ._common import EXPLICIT_PADDINGS, FUSED_ACTIVATIONS, apply_activation, same_pads, valid_out
+from ._common import EXPLICIT_PADDINGS, explicit_pads, FUSED_ACTIVATIONS, apply_activation, same_pads, valid_out
 from .registry import OpContext, TensorInfo, register
 
 log = logging.getLogger(__name__)
@@ -178,11 +178,7 @@ def window_geometry(ctx: OpContext, opt: Any, in_hw: tuple[int, int], k_hw: tupl
         oh, ow = valid_out(h, kh, sh, dh), valid_out(w, kw, sw, dw)
         pt = pb = pl = pr = 0
     elif mode in EXPLICIT_PADDINGS:
-        pt, pb = int(opt.padding_top), int(opt.padding_bottom)
-        pl, pr = int(opt.padding_left), int(opt.padding_right)
-        if min(pt, pb, pl, pr) < 0:
-            raise ctx.error(f"negative explicit pads (top={pt}, bottom={pb}, left={pl}, "
-                            f"right={pr})")
+        pt, pb, pl, pr = explicit_pads(ctx, opt)
         oh = max((h + pt + pb - ((kh - 1) * dh + 1)) // sh + 1, 0)
         ow = max((w + pl + pr - ((kw - 1) * dw + 1)) // sw + 1, 0)
     else:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UnsupportedOpError
-from ._common import EXPLICIT_PADDINGS, apply_activation, same_pads, valid_out
+from ._common import EXPLICIT_PADDINGS, explicit_pads, apply_activation, same_pads, valid_out
 from .conv import check_activation, check_output_shape, pad_nhwc, padded_phases, work_dtype
 from .registry import OpContext, register
 
@@ -87,11 +87,7 @@ def _prepare_pool(ctx: OpContext, average: bool) -> PoolParams:
         check_output_shape(ctx, (n, oh, ow, c))
         lo_h, hi_h, lo_w, hi_w = 0, h, 0, w
     elif mode in EXPLICIT_PADDINGS:
-        pt, pb = int(opt.padding_top), int(opt.padding_bottom)
-        pl, pr = int(opt.padding_left), int(opt.padding_right)
-        if min(pt, pb, pl, pr) < 0:
-            raise ctx.error(f"negative explicit pads (top={pt}, bottom={pb}, left={pl}, "
-                            f"right={pr})")
+        pt, pb, pl, pr = explicit_pads(ctx, opt)
         declared = tuple(ctx.outputs[0].shape)
         if len(declared) != 4 or declared[0] != n or declared[3] != c:
             raise ctx.error(f"{mode} padding takes the output size from the output tensor, "
