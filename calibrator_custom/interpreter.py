@@ -37,6 +37,7 @@ class Step:
     outputs: tuple[int, ...]
     params: Any
     free_after: tuple[int, ...]
+    out_dtypes: tuple[np.dtype, ...]
 
 
 def decode_custom_options(op_index: int, op_name: str, raw: bytes | None, fmt: str) -> Any:
@@ -51,7 +52,8 @@ def decode_custom_options(op_index: int, op_name: str, raw: bytes | None, fmt: s
         raise ModelError(f"op #{op_index} {op_name}: cannot decode its FlexBuffer custom options ({e})") from None
 
 
-def tensor_info(model: Model, t: Tensor, data: np.ndarray | None) -> TensorInfo:
+def tensor_info(t: Tensor, data: np.ndarray | None) -> TensorInfo:
+    """What prepare sees of tensor ``t`` (``data`` = its constant value, or None)."""
     return TensorInfo(t.name, tuple(t.shape), t.np_dtype, data, t.quantization, t.sparsity)
 
 
@@ -78,9 +80,9 @@ class Interpreter:
     # -------------------------------------------------------------------------------- planning
     def _context(self, k: int, name: str, op) -> OpContext:
         g = self.graph
-        ins = tuple(None if i < 0 else tensor_info(self.model, g.tensors[i], self.constants.get(i))
+        ins = tuple(None if i < 0 else tensor_info(g.tensors[i], self.constants.get(i))
                     for i in op.inputs)
-        outs = tuple(tensor_info(self.model, g.tensors[i], None) for i in op.outputs)
+        outs = tuple(tensor_info(g.tensors[i], None) for i in op.outputs)
         code = self.model.operator_codes[op.opcode_index]
         if code.builtin_code == "CUSTOM":
             options = decode_custom_options(k, name, op.custom_options,
@@ -128,28 +130,29 @@ class Interpreter:
         for t, s in last_use.items():
             if t not in keep:
                 free.setdefault(s, []).append(t)
-        self.steps = [Step(k, n, fn, ins, outs, p, tuple(free.get(s, ())))
+        self.steps = [Step(k, n, fn, ins, outs, p, tuple(free.get(s, ())), self._out_dtypes(outs))
                       for s, (k, n, fn, p, ins, outs) in enumerate(planned)]
+
+    def _out_dtypes(self, outs: tuple[int, ...]) -> tuple[np.dtype, ...]:
+        return tuple(self.graph.tensors[i].np_dtype for i in outs)
 
     def _fold(self, k: int, name: str, kernel, ins, outs, params) -> None:
         values = [None if i < 0 else self.constants[i] for i in ins]
-        results = self._call(k, name, kernel, values, params, outs)
+        results = self._call(k, name, kernel, values, params, self._out_dtypes(outs))
         for i, v in zip(outs, results):
             self.constants[i] = v
         log.debug("folded constant op #%d %s", k, name)
 
-    def _call(self, k: int, name: str, kernel, values, params, outs) -> list[np.ndarray]:
+    def _call(self, k: int, name: str, kernel, values, params, out_dtypes) -> list[np.ndarray]:
         try:
             result = kernel(*values, opt=params)
         except Exception as e:  # noqa: BLE001 - report which op failed, not a numpy stack
             shapes = [None if v is None else list(np.shape(v)) for v in values]
             raise ModelError(f"op #{k} {name} failed on input shapes {shapes}: {type(e).__name__}: {e}") from e
         results = list(result) if isinstance(result, (tuple, list)) else [result]
-        if len(results) != len(outs):
-            raise ModelError(f"op #{k} {name} produced {len(results)} outputs, the model declares {len(outs)}")
-        g = self.graph
-        for j, (i, v) in enumerate(zip(outs, results)):
-            want = g.tensors[i].np_dtype
+        if len(results) != len(out_dtypes):
+            raise ModelError(f"op #{k} {name} produced {len(results)} outputs, the model declares {len(out_dtypes)}")
+        for j, (want, v) in enumerate(zip(out_dtypes, results)):
             if v.dtype != want:
                 results[j] = v.astype(want)
         return results
@@ -182,7 +185,7 @@ class Interpreter:
                 obs(i, g.tensors[i].name, v)
         for step in self.steps:
             args = [None if i < 0 else values[i] for i in step.inputs]
-            results = self._call(step.op_index, step.op_name, step.kernel, args, step.params, step.outputs)
+            results = self._call(step.op_index, step.op_name, step.kernel, args, step.params, step.out_dtypes)
             for i, v in zip(step.outputs, results):
                 values[i] = v
                 for obs in observers:

@@ -142,7 +142,7 @@ class ModelBuilder:
 
         opdef = get_op(op_name)
         k = len(self.operators)
-        ins = tuple(None if i < 0 else tensor_info(None, self.tensors[i], self.examples.get(i)
+        ins = tuple(None if i < 0 else tensor_info(self.tensors[i], self.examples.get(i)
                                                    if self.tensors[i].buffer else None) for i in in_idx)
         first = next((t for t in ins if t is not None), None)
         n_out = num_outputs or (len(output_shapes) if output_shapes else len(output_dtypes or ()) or 1)
@@ -154,9 +154,6 @@ class ModelBuilder:
                      for j in range(n_out))
         options = decode_custom_options(k, op_name, custom_options, "FLEXBUFFERS") if opt is None and \
             custom_options else opt
-        if options is None and opt is None:
-            from .options import default_options
-            options = default_options(op_name)
         ctx = OpContext(k, op_name, ins, outs, options)
         params = opdef.prepare(ctx) if opdef.prepare else options
         values = [None if i < 0 else self.examples[i] for i in in_idx]

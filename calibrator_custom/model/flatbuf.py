@@ -131,7 +131,7 @@ class _Reader:
             if fpos and (name, f.name) in _ZERO_COPY:
                 out[f.name] = self.byte_view(self.uoffset(fpos, fwhat), fwhat)
                 continue
-            out[f.name] = self.value(fpos, f, fwhat, depth) if fpos else _default(f)
+            out[f.name] = self.value(fpos, f, fwhat, depth) if fpos else field_default(f)
         return out
 
     def byte_view(self, pos: int, what: str) -> memoryview:
@@ -187,7 +187,8 @@ class _Reader:
         return items
 
 
-def _default(f: schema.Field):
+def field_default(f: schema.Field):
+    """The decoded default of a field: the member name for enums, the value for scalars, else None."""
     if f.type in schema.ENUMS and f.type not in schema.UNIONS:
         return _ENUM_NAMES[f.type].get(int(f.default), int(f.default))
     if _scalar_of(f.type) is not None:

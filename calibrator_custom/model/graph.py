@@ -351,7 +351,7 @@ _SG_KNOWN = {"tensors", "inputs", "outputs", "operators", "name"}
 
 def _extras(d: dict[str, Any], known: set[str], table: str) -> dict[str, Any]:
     """Fields of ``d`` outside ``known`` that differ from their schema default (kept for round trips)."""
-    defaults = {f.name: flatbuf._default(f) for f in flatbuf.schema.TABLES[table]}
+    defaults = {f.name: flatbuf.field_default(f) for f in flatbuf.schema.TABLES[table]}
     return {k: _freeze(v) for k, v in d.items()
             if k not in known and v is not None and not (k in defaults and _same(v, defaults[k]))}
 

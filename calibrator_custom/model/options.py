@@ -14,6 +14,7 @@ import numpy as np
 
 from ..errors import ModelError
 from . import schema
+from .flatbuf import field_default
 
 OPTION_UNIONS = ("BuiltinOptions", "BuiltinOptions2")
 
@@ -68,15 +69,6 @@ def _all_fields(table: str) -> list[schema.Field]:
     return fields
 
 
-def _default(f: schema.Field):
-    if f.type in schema.ENUMS and f.type not in schema.UNIONS:
-        inv = {v: k for k, v in schema.ENUMS[f.type].items()}
-        return inv.get(int(f.default), int(f.default))
-    if f.type in schema.SCALARS:
-        return bool(f.default) if f.type == "bool" else f.default
-    return None
-
-
 _CLASSES: dict[str, type] = {}
 
 
@@ -86,7 +78,7 @@ def options_class(table: str) -> type:
     if cls is None:
         if table not in schema.TABLES:
             raise ModelError(f"unknown options table {table!r}")
-        fields = [(f.name, Any, dataclasses.field(default=_default(f))) for f in _all_fields(table)]
+        fields = [(f.name, Any, dataclasses.field(default=field_default(f))) for f in _all_fields(table)]
         cls = dataclasses.make_dataclass(table, fields, frozen=True)
         cls.__module__ = __name__
         cls.table_name = table
