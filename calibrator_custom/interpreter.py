@@ -63,10 +63,13 @@ class Interpreter:
     Args:
         model: a loaded :class:`Model`.
         subgraph: which subgraph to run (0 = main).
+        get_op: the kernel registry lookup (the float kernels by default; the fixed simulator
+            passes the integer kernels' ``get_fixed_op``).
     """
 
-    def __init__(self, model: Model, subgraph: int = 0):
+    def __init__(self, model: Model, subgraph: int = 0, get_op: Callable[[str], Any] = get_op):
         self.model = model
+        self._get_op = get_op
         self.graph = model.subgraphs[subgraph]
         g = self.graph
         self.constants: dict[int, np.ndarray] = {}
@@ -101,7 +104,7 @@ class Interpreter:
             if name is None:
                 raise UnsupportedOpError(f"op #{k} is a CUSTOM op without a custom_code")
             try:
-                opdef = get_op(name)
+                opdef = self._get_op(name)
             except UnsupportedOpError as e:
                 raise UnsupportedOpError(f"op #{k}: {e}") from None
             ctx = self._context(k, name, op)
