@@ -10,10 +10,10 @@ import logging
 from . import utils
 from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError, ModelError, UnsupportedOpError
-from .simulator import float_simulator
+from .simulator import fixed_simulator, float_simulator
 
 __version__ = "0.1.0"
-__all__ = ["calibrator", "float_simulator", "utils", "CalibratorError", "ConfigError", "InputError", "ModelError",
+__all__ = ["calibrator", "fixed_simulator", "float_simulator", "utils", "CalibratorError", "ConfigError", "InputError", "ModelError",
            "UnsupportedOpError", "__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -17,7 +17,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import InputError
+from .errors import InputError, ModelError
 from .interpreter import Interpreter, Observer
 from .model.graph import Model, load_model
 
@@ -39,11 +39,14 @@ class _SimulatorBase:
         self.show_log = show_log
         if show_log:
             logging.getLogger("calibrator_custom").setLevel(logging.INFO)
-        self._interp = Interpreter(self.model_obj)
+        self._interp = self._make_interpreter(self.model_obj)
         g = self._interp.graph
         self._inputs: list[np.ndarray | None] = [None] * len(g.inputs)
         self._outputs: dict[int, np.ndarray] | None = None
         self._observers: list[Observer] = []
+
+    def _make_interpreter(self, model: Model) -> Interpreter:
+        return Interpreter(model)
 
     # ------------------------------------------------------------------ details
     def _details(self, indices: Iterable[int]) -> list[dict]:
@@ -127,3 +130,82 @@ class float_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
     """Runs a float model (``*_float.sim`` or any float ``.tflite``) with the numpy interpreter."""
 
     class_type = "FLOAT"
+
+
+class fixed_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
+    """Runs a fixed model (``*_fixed.sim`` written by the calibrator) with the integer kernels.
+
+    Its outputs are the specification of the fixed model's arithmetic (docs/fixed_point.md). Image
+    inputs take raw uint8 pixels in the ``input_formats`` layout (use ``norm=False`` preprocessing
+    and ``utils.convert_to_input_formats``); INT16 outputs are ``real = q * scale``.
+    """
+
+    class_type = "FIXED"
+
+    def __init__(self, model_path: str | os.PathLike | Model, show_log: bool = False):
+        super().__init__(model_path, show_log)
+
+    def _make_interpreter(self, model: Model) -> Interpreter:
+        from .fixed.registry import get_fixed_op
+        from .fixed.writer import read_fixed_metadata
+
+        meta = read_fixed_metadata(model)
+        if meta is None:
+            where = f" {self.model!r}" if self.model else ""
+            raise ModelError(f"fixed_simulator: model{where} is not a fixed model written by calibrator_custom "
+                             "(no calibrator_custom_fixed metadata); run a float model with float_simulator, "
+                             "or convert it with calibrator_custom.calibrator first")
+        self.meta = meta
+        return Interpreter(model, get_op=get_fixed_op)
+
+    def _quant(self, t) -> tuple[float, int] | None:
+        q = t.quantization
+        if q is None or not q.scale:
+            return None
+        return float(q.scale[0]), int(q.zero_point[0]) if q.zero_point else 0
+
+    def get_input_details(self) -> list[dict]:
+        """Vendor keys: ``index, name, shape, dtype, input_formats, training_input_formats, layouts,
+        input_width_alignment, input_height_alignment`` (+ ``quantization`` for RAWDATA_S16 inputs)."""
+        out = super().get_input_details()
+        g = self._interp.graph
+        metas = {m["name"]: m for m in self.meta.get("inputs", [])}
+        for d, i in zip(out, self._interp.input_indices):
+            m = metas.get(d["name"], {})
+            d["input_formats"] = m.get("input_formats", "RAWDATA_F32_NHWC")
+            d["training_input_formats"] = m.get("training_input_formats", d["input_formats"])
+            d["layouts"] = m.get("layouts", "NHWC")
+            d["input_width_alignment"] = int(m.get("input_width_alignment", 1))
+            d["input_height_alignment"] = int(m.get("input_height_alignment", 1))
+            if d["input_formats"] == "RAWDATA_S16_NHWC":
+                d["quantization"] = self._quant(g.tensors[i])
+        return out
+
+    def get_output_details(self) -> list[dict]:
+        """Vendor keys: ``index, shape, name, dtype`` and, for integer outputs, ``quantization: (scale, zero_point)``."""
+        out = super().get_output_details()
+        g = self._interp.graph
+        for d, i in zip(out, self._interp.output_indices):
+            q = self._quant(g.tensors[i])
+            if q is not None and np.issubdtype(g.tensors[i].np_dtype, np.integer):
+                d["quantization"] = q
+        return out
+
+    def get_tensor_details(self) -> list[dict]:
+        """Every tensor: ``name, shape, dtype`` ('UINT8'/'INT8'/'INT16'/'INT32'/...), ``min``, ``max`` lists and
+        ``quantization``: a list of (scale, zero_point) (one per channel for per-channel tensors; ``[]`` for
+        biases; absent for float tensors)."""
+        out = []
+        for t in self._interp.graph.tensors:
+            d = {"name": t.name, "shape": np.array(t.shape, dtype=np.int32), "dtype": t.dtype}
+            q = t.quantization
+            d["min"] = [float(v) for v in (q.min or ())] if q else []
+            d["max"] = [float(v) for v in (q.max or ())] if q else []
+            if t.dtype != "FLOAT32":
+                if q is None or not q.scale or t.dtype in ("INT32", "INT64") and not q.min:
+                    d["quantization"] = []
+                else:
+                    zps = list(q.zero_point or [0] * len(q.scale))
+                    d["quantization"] = [(float(s), int(z)) for s, z in zip(q.scale, zps)]
+            out.append(d)
+        return out

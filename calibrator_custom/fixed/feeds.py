@@ -1,0 +1,44 @@
+"""Fixed-model inputs from float-model inputs (for measuring a fixed model against its float model).
+
+An image input of a fixed model takes raw pixels: the float model's normalized input ``x`` maps
+back to ``pixel = clip(round_half_up(x * std + mean), 0, 255)`` in the training format, then to the
+``input_formats`` layout with ``utils.convert_to_input_formats``. RAWDATA_F32 inputs are fed as
+they are; RAWDATA_S16 inputs are quantized with the input tensor's scale.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..config import InputSpec
+from ..model.graph import Tensor
+from ..quant.qtypes import IMAGE_FORMATS
+
+
+def pixels_from_normalized(x: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """uint8 pixels whose normalisation ``(p - mean) / std`` is closest to ``x`` (NHWC, training format)."""
+    mean = np.asarray(spec.channel_mean(), np.float64)
+    std = np.asarray(spec.channel_std(), np.float64)
+    if spec.layout == "NCHW" and x.ndim == 4:
+        x = np.transpose(x, (0, 2, 3, 1))
+    return np.clip(np.floor(np.asarray(x, np.float64) * std + mean + 0.5), 0, 255).astype(np.uint8)
+
+
+def raw_from_normalized(x: np.ndarray, spec: InputSpec | None, tensor: Tensor) -> np.ndarray:
+    """The fixed model's input ``tensor`` value equivalent to the float input ``x``."""
+    from ..utils import convert_to_input_formats
+
+    if spec is not None and spec.input_format in IMAGE_FORMATS:
+        pix = pixels_from_normalized(x, spec)
+        details = {"name": tensor.name, "shape": tensor.shape, "dtype": np.uint8,
+                   "input_formats": spec.input_format, "training_input_formats": spec.training_input_format,
+                   "layouts": spec.layout, "input_width_alignment": spec.width_alignment,
+                   "input_height_alignment": spec.height_alignment}
+        if spec.layout == "NCHW":
+            pix = np.transpose(pix, (0, 3, 1, 2))
+        if spec.input_format in ("RGBA", "BGRA") and pix.shape[-1] == 3:
+            pass  # convert_to_input_formats adds the alpha channel
+        return convert_to_input_formats(pix, details).astype(np.uint8)
+    if tensor.dtype == "INT16":
+        q = tensor.quantization
+        return np.clip(np.floor(np.asarray(x, np.float64) / q.scale[0] + 0.5), -32768, 32767).astype(np.int16)
+    return np.asarray(x, tensor.np_dtype)

@@ -1,0 +1,329 @@
+"""The quantization planner: float model + statistics + input_config.ini + level -> a QuantPlan.
+
+A plan says, for every tensor of the float model's main graph that survives constant folding, its
+integer type and quantization, and holds the quantized constants. The fixed-model writer
+(``fixed.writer``) turns a plan into a fixed.sim. Every scale and range in a plan is rounded to
+float32 first (the precision the .sim file stores), so a plan read back from a fixed model
+(``save_quant_param``) reproduces the same integers.
+
+Levels (docs/quant_levels.md): L1 min/max ranges and per-tensor weight scales; L2 per-output-channel
+weights with a clipping search; L3 adds histogram-fitted activation ranges; L4 adds weight fitting
+weighted by input-channel energy and analytic 16-bit recommendations; L5 (``quant.convert``) adds
+measured refinement on the fixed simulator.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Mapping
+
+import numpy as np
+
+from ..calib.stats import StatsSet
+from ..config import InputConfig, InputSpec
+from ..errors import ConfigError
+from ..interpreter import Interpreter
+from ..model.graph import Model
+from .qtypes import IMAGE_FORMATS, ConvLike, conv_bits, conv_like_ops, tensor_qtypes
+from .ranges import Range, covering, fitted_range, minmax_range
+from .weights import quantize_bias, quantize_weights, round_half_away
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("L1", "L2", "L3", "L4", "L5")
+#: op -> (weights input, output-channel axis, input-channel axis) of conv-like weights (axes of the weight tensor)
+WEIGHT_AXES = {"CONV_2D": (0, 3), "DEPTHWISE_CONV_2D": (3, None), "FULLY_CONNECTED": (0, 1),
+               "TRANSPOSE_CONV": (0, 3)}
+#: ops whose float constant inputs stay float in the fixed model (they run in float)
+FLOAT_CONSTANT_OPS = ("TFLite_Detection_PostProcess",)
+
+
+def f32(x) -> float:
+    """``x`` rounded to float32 (what a .sim file stores), as a Python float."""
+    return float(np.float32(x))
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """A tensor's integer type and quantization (real = scale * (q - zero_point)).
+
+    ``min``/``max`` are the per-channel ranges reported to users and exported by save_quant_param
+    (clipped to the range used, so they reproduce the scale); ``axis`` is the quantized dimension.
+    """
+
+    qtype: str
+    scale: tuple[float, ...] = ()
+    zero_point: tuple[int, ...] = ()
+    min: tuple[float, ...] = ()
+    max: tuple[float, ...] = ()
+    axis: int = 0
+
+
+@dataclass(frozen=True)
+class QuantConst:
+    """A constant of the fixed model: its stored (integer or float) values and quantization."""
+
+    data: np.ndarray
+    quant: TensorQuant
+
+
+@dataclass(frozen=True)
+class QuantPlan:
+    """Everything the writer needs; indices are tensor / op indices of the float model's main graph."""
+
+    level: str
+    conv_bits: Mapping[int, int]
+    tensors: Mapping[int, TensorQuant]  # runtime tensors (activations, inputs, outputs)
+    u8_views: Mapping[int, TensorQuant]  # INT16 tensors also read by 8-bit convs: their UINT8 copy
+    constants: Mapping[int, QuantConst]
+    input_specs: Mapping[int, InputSpec] = field(default_factory=dict)
+    dequantize_outputs: Mapping[int, bool] = field(default_factory=dict)
+
+
+def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None) -> TensorQuant:
+    """The quantization of an activation with range ``rng`` in ``qtype`` (INT16 symmetric, UINT8 asymmetric)."""
+    lo, hi = f32(rng.lo), f32(rng.hi)
+    if qtype == "UINT8":
+        scale = f32((hi - lo) / 255)
+        zp = int(np.clip(round_half_away(np.array(-lo / scale)), 0, 255))
+    else:
+        qmax = {"INT16": 32767, "INT8": 127}[qtype]
+        scale = f32(max(-lo, hi) / qmax)
+        zp = 0
+    cmin = (lo,) if channel_min is None else tuple(f32(max(lo, v)) for v in channel_min)
+    cmax = (hi,) if channel_max is None else tuple(f32(min(hi, v)) for v in channel_max)
+    if cmin and min(cmin) > lo:
+        cmin = tuple(lo if v == min(cmin) else v for v in cmin)
+    if cmax and max(cmax) < hi:
+        cmax = tuple(hi if v == max(cmax) else v for v in cmax)
+    return TensorQuant(qtype, (scale,), (zp,), cmin, cmax, 0)
+
+
+@dataclass
+class PlanInputs:
+    """What planning reads: the float model (folded), its conv-like ops, statistics and config."""
+
+    model: Model
+    interp: Interpreter
+    convs: list[ConvLike]
+    stats: StatsSet
+    config: InputConfig
+
+    @classmethod
+    def create(cls, model: Model, stats: StatsSet, config: InputConfig) -> "PlanInputs":
+        interp = Interpreter(model)
+        return cls(model, interp, conv_like_ops(model, interp.constants), stats, config)
+
+    @property
+    def graph(self):
+        return self.model.main
+
+    def runtime_tensors(self) -> list[int]:
+        """Float-model tensors computed or fed at run time (in first-appearance order)."""
+        seen, out = set(), []
+        for i in list(self.graph.inputs) + [t for s in self.interp.steps for t in (*s.inputs, *s.outputs)]:
+            if i >= 0 and i not in self.interp.constants and i not in seen:
+                seen.add(i)
+                out.append(i)
+        return out
+
+    def used_constants(self) -> list[int]:
+        seen, out = set(), []
+        for s in self.interp.steps:
+            for i in s.inputs:
+                if i >= 0 and i in self.interp.constants and i not in seen:
+                    seen.add(i)
+                    out.append(i)
+        for i in self.graph.outputs:
+            if i in self.interp.constants and i not in seen:
+                seen.add(i)
+                out.append(i)
+        return out
+
+    def step_of(self, op_index: int):
+        for s in self.interp.steps:
+            if s.op_index == op_index:
+                return s
+        return None
+
+
+def weight_axes(model: Model, c: ConvLike, w_shape: tuple[int, ...]) -> tuple[int, int | None]:
+    """(output-channel axis, input-channel axis) of conv-like ``c``'s weights."""
+    if c.op_name == "BATCH_MATMUL":
+        op = model.main.operators[c.op_index]
+        adj_y = bool(getattr(op.options, "adj_y", False)) if op.options is not None else False
+        n = len(w_shape)
+        return (n - 2, n - 1) if adj_y else (n - 1, n - 2)
+    return WEIGHT_AXES[c.op_name]
+
+
+def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, object]:
+    t = pi.graph.tensors[i]
+    ts = pi.stats.tensors.get(t.name)
+    if ts is None or ts.num_finite == 0:
+        log.warning("no statistics for tensor %r; using the range [-1, 1]", t.name)
+        return Range(-1.0, 1.0, "default"), None
+    if fit and qtype in ("UINT8", "INT8", "INT16"):
+        return fitted_range(ts.histogram, qtype), ts
+    return minmax_range(ts.min, ts.max), ts
+
+
+def _image_range(spec: InputSpec) -> tuple[Range, tuple, tuple]:
+    mean = np.asarray(spec.channel_mean(), np.float64)
+    std = np.asarray(spec.channel_std(), np.float64)
+    lo_c, hi_c = (0 - mean) / std, (255 - mean) / std
+    lo, hi = covering(lo_c.min(), hi_c.max())
+    return Range(lo, hi, "mean/std"), tuple(lo_c), tuple(hi_c)
+
+
+def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int] = frozenset(),
+               range_overrides: Mapping[int, Range] | None = None,
+               u8_overrides: Mapping[int, Range] | None = None,
+               weight_overrides: Mapping[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
+               bits_overrides: Mapping[int, int] | None = None,
+               bias_deltas: Mapping[int, np.ndarray] | None = None,
+               const_data: Mapping[int, np.ndarray] | None = None) -> QuantPlan:
+    """The plan for ``level`` (L1..L4 semantics; L5 callers pass measured overrides).
+
+    ``range_overrides``: float tensor index -> activation range (imported quant_param, L5 refinement).
+    ``u8_overrides``: the same for the UINT8 copies read by 8-bit convs.
+    ``weight_overrides``: weights tensor index -> (replacement float data or None, per-channel clip or None).
+    ``bits_overrides``: conv op index -> 8/16 (imported quant_param), applied after CONV_CONFIG.
+    ``bias_deltas``: bias tensor index -> float correction added to the bias (L5 bias correction).
+    ``const_data``: constant tensor index -> replacement float values (imported quant_param ``data``).
+    """
+    if level not in LEVELS:
+        raise ConfigError(f"unknown quant_level {level!r}; choose one of {', '.join(LEVELS)}")
+    g = pi.graph
+    consts = dict(pi.interp.constants)
+    consts.update({i: np.asarray(v, np.float32) for i, v in (const_data or {}).items()})
+    range_overrides = range_overrides or {}
+    u8_overrides = u8_overrides or {}
+    weight_overrides = weight_overrides or {}
+    bias_deltas = bias_deltas or {}
+    bits = conv_bits(pi.model, pi.convs, pi.config.conv, recommended_16)
+    bits.update(bits_overrides or {})
+    qtypes = tensor_qtypes(pi.model, consts, pi.config, bits, pi.convs)
+    fit = level in ("L3", "L4", "L5")
+    specs = {s.name: s for s in pi.config.inputs}
+    input_specs = {i: specs[g.tensors[i].name] for i in g.inputs if g.tensors[i].name in specs}
+
+    tensors: dict[int, TensorQuant] = {}
+    for i in pi.runtime_tensors():
+        t = g.tensors[i]
+        if t.dtype != "FLOAT32":
+            continue
+        qt = qtypes[i]
+        spec = input_specs.get(i)
+        if spec is not None and spec.input_format in IMAGE_FORMATS:
+            qt = _normalized_qtype(pi, i, bits)
+            rng, lo_c, hi_c = _image_range(spec)
+            tensors[i] = activation_quant(rng, qt, lo_c, hi_c)
+            continue
+        if qt == "FLOAT32":  # RAWDATA_F32 with quantizations: quantized by the model's first op
+            qt = _normalized_qtype(pi, i, bits)
+        if spec is not None and spec.input_format == "RAWDATA_S16_NHWC" and qt == "UINT8":
+            qt = "INT16"
+        if i in range_overrides:
+            rng, ts = range_overrides[i], pi.stats.tensors.get(t.name)
+        else:
+            rng, ts = _stats_range(pi, i, qt, fit)
+        tensors[i] = activation_quant(rng, qt, None if ts is None else ts.channel_min,
+                                      None if ts is None else ts.channel_max)
+
+    # INT16 tensors that 8-bit convs read get a UINT8 copy
+    u8_views: dict[int, TensorQuant] = {}
+    for c in pi.convs:
+        if bits[c.op_index] == 8 and c.data in tensors and tensors[c.data].qtype == "INT16":
+            if c.data not in u8_views:
+                rng = u8_overrides.get(c.data) or _stats_range(pi, c.data, "UINT8", fit)[0]
+                ts = pi.stats.tensors.get(g.tensors[c.data].name)
+                u8_views[c.data] = activation_quant(rng, "UINT8", None if ts is None else ts.channel_min,
+                                                    None if ts is None else ts.channel_max)
+
+    constants: dict[int, QuantConst] = {}
+    conv_by_weights = {c.weights: c for c in pi.convs}
+    conv_by_bias = {c.bias: c for c in pi.convs if c.bias >= 0}
+    float_const = {i for s in pi.interp.steps if s.op_name in FLOAT_CONSTANT_OPS for i in s.inputs}
+    for i in pi.used_constants():
+        t = g.tensors[i]
+        value = consts[i]
+        if t.dtype != "FLOAT32" and value.dtype != np.float32:
+            constants[i] = QuantConst(np.asarray(value), TensorQuant(t.dtype))
+            continue
+        if i in float_const and i not in conv_by_weights:
+            constants[i] = QuantConst(np.asarray(value, np.float32), TensorQuant("FLOAT32"))
+            continue
+        if i in conv_by_weights:
+            c = conv_by_weights[i]
+            constants[i] = _quantize_conv_weights(pi, c, value, bits[c.op_index], level, tensors, u8_views,
+                                                  weight_overrides.get(i, (None, None)))
+            continue
+        if i in conv_by_bias:
+            continue  # after the weights
+        # any other float constant: INT16 symmetric per tensor
+        v = np.asarray(value, np.float64)
+        rng = minmax_range(v.min() if v.size else 0.0, v.max() if v.size else 0.0)
+        tq = activation_quant(rng, "INT16")
+        q = np.clip(round_half_away(v / tq.scale[0]), -32767, 32767).astype(np.int16)
+        constants[i] = QuantConst(q, tq)
+    for i, c in conv_by_bias.items():
+        if i not in consts or i not in set(pi.used_constants()):
+            continue
+        wq = constants[c.weights].quant
+        dq = _data_quant(tensors, u8_views, c, bits[c.op_index])
+        b = np.asarray(consts[i], np.float64) + np.asarray(bias_deltas.get(i, 0.0), np.float64)
+        q = quantize_bias(b, dq.scale[0], np.asarray(wq.scale), bits[c.op_index], g.tensors[i].name)
+        scale = tuple(f32(dq.scale[0] * s) for s in wq.scale)
+        constants[i] = QuantConst(q, TensorQuant("INT32" if bits[c.op_index] == 8 else "INT64", scale,
+                                                 (0,) * len(scale), (), (), 0))
+    deq = {}
+    for k, name in enumerate(o.name for o in pi.config.outputs):
+        deq[name] = pi.config.outputs[k].dequantization
+    dequantize_outputs = {i: deq.get(g.tensors[i].name, False) for i in g.outputs}
+    return QuantPlan(level, dict(bits), tensors, u8_views, constants, input_specs, dequantize_outputs)
+
+
+def _normalized_qtype(pi: PlanInputs, i: int, bits: Mapping[int, int]) -> str:
+    """UINT8 when every reader of input tensor ``i`` is an 8-bit conv reading it as data, else INT16."""
+    readers = [(s.op_index, pos) for s in pi.interp.steps for pos, t in enumerate(s.inputs) if t == i]
+    conv_by_op = {c.op_index: c for c in pi.convs}
+    ok = readers and all(k in conv_by_op and conv_by_op[k].data == i and bits[k] == 8 for k, _ in readers)
+    return "UINT8" if ok and i not in pi.graph.outputs else "INT16"
+
+
+def _data_quant(tensors, u8_views, c: ConvLike, b: int) -> TensorQuant:
+    if b == 8 and c.data in u8_views:
+        return u8_views[c.data]
+    return tensors[c.data]
+
+
+def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: str, tensors, u8_views,
+                           override) -> QuantConst:
+    data, clip = override
+    w = np.asarray(value if data is None else data, np.float64)
+    axis, in_axis = weight_axes(pi.model, c, w.shape)
+    qmax = 127 if b == 8 else 32767
+    if clip is not None:
+        clip = np.asarray(clip, np.float64)
+        scale = np.array([f32(v / qmax) if v > 0 else f32(1e-12) for v in np.broadcast_to(clip, (w.shape[axis],))])
+        w2 = np.moveaxis(w, axis, -1)
+        q = np.clip(round_half_away(w2 / scale), -qmax, qmax)
+        q = np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int8 if b == 8 else np.int16)
+    else:
+        method = {"L1": "per_tensor", "L2": "per_channel", "L3": "per_channel"}.get(level, "fitted")
+        energy = None
+        if method == "fitted" and in_axis is not None:
+            ts = pi.stats.tensors.get(pi.graph.tensors[c.data].name)
+            if ts is not None and ts.channel_min.size == w.shape[in_axis]:
+                energy = np.maximum(np.abs(ts.channel_min), np.abs(ts.channel_max)) ** 2
+        qw = quantize_weights(w, axis, b, method, energy, in_axis)
+        scale = np.array([f32(s) for s in qw.scale])
+        # requantize with the float32-rounded scales the file stores
+        w2 = np.moveaxis(w, axis, -1)
+        q = np.clip(round_half_away(w2 / scale), -qmax, qmax)
+        q = np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int8 if b == 8 else np.int16)
+    clip_used = tuple(f32(s * qmax) for s in scale)
+    tq = TensorQuant("INT8" if b == 8 else "INT16", tuple(float(s) for s in scale), (0,) * len(scale),
+                     tuple(-v for v in clip_used), clip_used, axis)
+    return QuantConst(q, tq)

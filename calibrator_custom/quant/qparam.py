@@ -1,0 +1,224 @@
+"""quant_param: the vendor's list of ``{name, min[], max[], bit[, data]}`` items, imported and exported.
+
+Import (``import_quant_param``): entries take priority over the planner where they are consistent.
+
+* Activation tensor, ``bit`` 16: its INT16 range is ``[min(min), max(max)]``; ``bit`` 8 on the data
+  input of 8-bit convolutions: their UINT8 range (``<name>_u8`` names the UINT8 copy of an INT16
+  tensor, as exported).
+* Conv weights: ``bit`` 8/16 sets the conv's mode; per-channel ``max(|min[c]|, |max[c]|)`` is the
+  clip (``scale = clip / 127`` or ``/ 32767``); ``data`` replaces the float weights.
+* Biases and other constants: ``data`` replaces the float values.
+
+A malformed item (not a dict, missing keys, wrong types, unknown tensor name) is a ConfigError naming
+the item index and tensor. An inconsistent one (min > max, non-finite values, a min/max length that
+is neither 1 nor the channel count, a ``data`` of the wrong shape, a bit the tensor cannot take, a
+range that disagrees with an image input's mean/std) is dropped with a warning naming it.
+
+Export (``export_quant_param``) writes exactly what a fixed model used, so importing it again gives a
+byte-identical fixed model.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..model.graph import Model, load_model
+from ..utils import check_quant_param
+from .qtypes import IMAGE_FORMATS
+from .ranges import Range, covering
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QuantParamOverrides:
+    """What an imported quant_param changes in planning (keys are float-model tensor / op indices)."""
+
+    ranges: dict[int, Range] = field(default_factory=dict)
+    u8_ranges: dict[int, Range] = field(default_factory=dict)
+    weights: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = field(default_factory=dict)
+    bits: dict[int, int] = field(default_factory=dict)
+    const_data: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def load_quant_param(path: str | os.PathLike) -> list:
+    """A quant_param list from a JSON or pickle file (``data`` lists in JSON become float64 arrays)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ConfigError(f"quant_param file {path!r} does not exist")
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        items = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        try:
+            items = pickle.loads(raw)  # noqa: S301 - the user's own file, as the vendor's tools do
+        except Exception as e:  # noqa: BLE001
+            raise ConfigError(f"quant_param file {path!r} is neither JSON nor a pickle ({type(e).__name__}: {e})") \
+                from None
+    if isinstance(items, list):
+        for it in items:
+            if isinstance(it, dict) and isinstance(it.get("data"), list):
+                it["data"] = np.asarray(it["data"], np.float64)
+    return items
+
+
+def _drop(k: int, name: str, why: str) -> None:
+    log.warning("quant_param[%d] %r dropped: %s", k, name, why)
+
+
+def import_quant_param(pi, items: list) -> QuantParamOverrides:
+    """Overrides for planning from ``items`` (see the module docstring)."""
+    check_quant_param(items)
+    g = pi.graph
+    names = {t.name: i for i, t in enumerate(g.tensors)}
+    consts = pi.interp.constants
+    by_weights = {c.weights: c for c in pi.convs}
+    by_data: dict[int, list] = {}
+    for c in pi.convs:
+        by_data.setdefault(c.data, []).append(c)
+    specs = {s.name: s for s in pi.config.inputs}
+    ov = QuantParamOverrides()
+    weight_bits: dict[int, int] = {}
+    for k, item in enumerate(items):
+        name = item["name"]
+        u8 = False
+        i = names.get(name)
+        if i is None and name.endswith("_u8") and name[:-3] in names:
+            i, u8 = names[name[:-3]], True
+        if i is None:
+            raise ConfigError(f"quant_param[{k}]: no tensor named {name!r} in the float model; take names from "
+                              "calibrator.get_tensor_details() or fixed_simulator.get_tensor_details()")
+        lo_l = np.asarray(item["min"], np.float64).ravel()
+        hi_l = np.asarray(item["max"], np.float64).ravel()
+        bit = int(item["bit"])
+        data = item.get("data")
+        if lo_l.size == 0 or lo_l.size != hi_l.size:
+            _drop(k, name, f"min has {lo_l.size} values and max {hi_l.size}; give one per channel or one each")
+            continue
+        if not (np.all(np.isfinite(lo_l)) and np.all(np.isfinite(hi_l))) or np.any(lo_l > hi_l):
+            _drop(k, name, "min/max must be finite with min <= max")
+            continue
+        t = g.tensors[i]
+        if i in consts:
+            if data is not None and tuple(np.shape(data)) != tuple(np.shape(consts[i])):
+                _drop(k, name, f"data has shape {list(np.shape(data))}, the tensor {list(np.shape(consts[i]))}")
+                continue
+            if i in by_weights:
+                c = by_weights[i]
+                from .planner import weight_axes
+                axis, _ = weight_axes(pi.model, c, np.shape(consts[i]))
+                n = np.shape(consts[i])[axis]
+                if bit not in (8, 16):
+                    _drop(k, name, f"conv weights take bit 8 or 16, not {bit}")
+                    continue
+                if lo_l.size not in (1, n):
+                    _drop(k, name, f"{lo_l.size} min/max values; the weights have {n} output channels")
+                    continue
+                clip = np.broadcast_to(np.maximum(np.abs(lo_l), np.abs(hi_l)), (n,)).copy()
+                ov.weights[i] = (None if data is None else np.asarray(data, np.float64), clip)
+                weight_bits[c.op_index] = bit
+                ov.bits[c.op_index] = bit
+            elif data is not None:
+                ov.const_data[i] = np.asarray(data, np.float64)
+            continue
+        if t.dtype != "FLOAT32":
+            _drop(k, name, f"tensor is {t.dtype}, not a float tensor")
+            continue
+        spec = specs.get(name)
+        if spec is not None and spec.input_format in IMAGE_FORMATS:
+            mean = np.asarray(spec.channel_mean(), np.float64)
+            std = np.asarray(spec.channel_std(), np.float64)
+            want_lo, want_hi = float(np.min(-mean / std)), float(np.max((255 - mean) / std))
+            if not (np.isclose(lo_l.min(), want_lo, rtol=1e-4, atol=1e-5)
+                    and np.isclose(hi_l.max(), want_hi, rtol=1e-4, atol=1e-5)):
+                _drop(k, name, f"an image input's range is fixed by mean/std: [{want_lo:.6g}, {want_hi:.6g}]")
+            continue
+        lo, hi = covering(lo_l.min(), hi_l.max())
+        rng = Range(lo, hi, "quant_param")
+        if bit == 8:
+            readers = by_data.get(i, [])
+            if not readers:
+                _drop(k, name, "bit 8 is only for the data input of convolutions")
+                continue
+            if u8:
+                ov.u8_ranges[i] = rng
+            else:
+                ov.ranges[i] = rng
+                ov.u8_ranges[i] = rng
+            for c in readers:
+                if weight_bits.get(c.op_index, 8) == 8:
+                    ov.bits.setdefault(c.op_index, 8)
+        elif bit == 16:
+            ov.ranges[i] = rng
+            for c in by_data.get(i, []):
+                if c.op_index not in weight_bits:
+                    ov.bits[c.op_index] = 16
+        else:
+            _drop(k, name, f"activations take bit 8 or 16, not {bit}")
+    return ov
+
+
+def export_quant_param(fixed: Model | str | os.PathLike) -> list[dict[str, Any]]:
+    """The quant_param items of a fixed model, by float-model tensor names (see the module docstring)."""
+    from ..fixed.writer import read_fixed_metadata
+
+    model = fixed if isinstance(fixed, Model) else load_model(fixed)
+    meta = read_fixed_metadata(model)
+    if meta is None:
+        raise ConfigError("export_quant_param needs a fixed model written by calibrator_custom")
+    g = model.main
+    inputs = {m["name"] for m in meta.get("inputs", [])}
+    items = []
+    for t in g.tensors:
+        q = t.quantization
+        if t.dtype == "FLOAT32" or q is None or not q.scale:
+            continue
+        name = t.name
+        if name.endswith("_normalized") and name[: -len("_normalized")] in inputs:
+            continue  # determined by mean/std; the raw input's entry says so
+        if name.endswith("_quantized") and name[: -len("_quantized")] in inputs:
+            name = name[: -len("_quantized")]
+        if name.endswith("_int16"):
+            name = name[: -len("_int16")]
+        bit = {"UINT8": 8, "INT8": 8, "INT16": 16, "INT32": 32, "INT64": 64}.get(t.dtype)
+        if bit is None:
+            continue
+        item: dict[str, Any] = {"name": name, "min": [float(v) for v in q.min or ()],
+                                "max": [float(v) for v in q.max or ()], "bit": bit}
+        data = model.tensor_data(t)
+        if data is not None and t.dtype in ("INT32", "INT64"):
+            s = np.asarray(q.scale, np.float64)
+            real = data.astype(np.float64) * s.reshape([-1 if a == q.quantized_dimension else 1
+                                                        for a in range(data.ndim)])
+            item["data"] = real
+            item["min"], item["max"] = [float(real.min())], [float(real.max())]
+        elif data is not None and t.dtype == "INT16" and not item["min"]:
+            continue
+        if name in inputs and t.dtype == "UINT8" and data is None:
+            pass  # raw image input: min/max = the mean/std range per channel
+        items.append(item)
+    return items
+
+
+def save_quant_param(items: list, path: str | os.PathLike) -> None:
+    """Write items as JSON (``.json``; arrays become lists) or pickle (any other suffix), atomically."""
+    from ..model.graph import atomic_write
+
+    path = os.fspath(path)
+    if path.lower().endswith(".json"):
+        def enc(o):
+            if isinstance(o, np.ndarray):
+                return o.tolist()
+            raise TypeError(type(o).__name__)
+        data = json.dumps(items, default=enc, indent=1).encode()
+    else:
+        data = pickle.dumps(items)
+    atomic_write(path, data)

@@ -1,0 +1,139 @@
+"""Activation ranges: from min/max (L1, L2) or fitted to the histogram (L3 and up).
+
+The fitted range of a tensor is chosen among candidates from three methods -- percentiles, the
+KL-divergence (entropy) threshold and an MSE search -- by the quantization error each candidate
+actually causes on that tensor's histogram: ``E = sum_in n * step**2 / 12 + sum_out n * d**2`` where
+``step`` is the quantization step the range gives for the tensor's integer type, ``n`` the bin
+counts, and ``d`` the distance of a clipped bin centre to the range. The min/max range is always a
+candidate, so fitting never does worse than min/max by this measure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..calib.histogram import Histogram
+
+LEVELS = {"UINT8": 255, "INT8": 254, "INT16": 65534}
+PERCENTILES = (99.9, 99.99, 99.999)
+MSE_FRACTIONS = tuple(np.round(np.linspace(0.3, 1.0, 36), 4))
+
+
+@dataclass(frozen=True)
+class Range:
+    """A real range [lo, hi] (lo <= 0 <= hi) and how it was chosen."""
+
+    lo: float
+    hi: float
+    method: str = "minmax"
+
+
+def covering(lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] widened to contain 0 (a quantized zero must exist); a degenerate range becomes [-1e-6, 1e-6]."""
+    lo, hi = min(0.0, float(lo)), max(0.0, float(hi))
+    if not np.isfinite(lo) or not np.isfinite(hi) or hi - lo <= 0:
+        return -1e-6, 1e-6
+    return lo, hi
+
+
+def minmax_range(lo: float, hi: float) -> Range:
+    lo, hi = covering(lo, hi)
+    return Range(lo, hi, "minmax")
+
+
+def _step(lo: float, hi: float, qtype: str) -> float:
+    if qtype == "UINT8":
+        return (hi - lo) / LEVELS[qtype]
+    return 2 * max(-lo, hi) / LEVELS[qtype]
+
+
+def quantization_error(hist: Histogram, lo: float, hi: float, qtype: str) -> float:
+    """Expected squared error per value of quantizing the histogram's values into [lo, hi] with ``qtype``."""
+    if hist.is_empty:
+        return 0.0
+    if qtype != "UINT8":  # symmetric types use the larger magnitude on both sides
+        m = max(-lo, hi)
+        lo, hi = -m, m
+    c = hist.centers()
+    n = hist.counts.astype(np.float64)
+    step = _step(lo, hi, qtype)
+    clip_d = np.where(c > hi, c - hi, np.where(c < lo, lo - c, 0.0))
+    inside = clip_d == 0
+    err = np.sum(n[inside]) * step * step / 12 + np.sum(n * clip_d * clip_d)
+    return float(err / max(1.0, n.sum()))
+
+
+def _percentile_candidates(hist: Histogram) -> list[Range]:
+    out = []
+    for p in PERCENTILES:
+        lo = float(hist.percentile(100 - p))
+        hi = float(hist.percentile(p))
+        lo, hi = covering(lo, hi)
+        out.append(Range(lo, hi, f"percentile{p}"))
+    return out
+
+
+def _mse_candidates(hist: Histogram, qtype: str) -> list[Range]:
+    lo0, hi0 = covering(hist.min_value, hist.max_value)
+    best = None
+    for f in MSE_FRACTIONS:
+        lo, hi = lo0 * f, hi0 * f
+        e = quantization_error(hist, lo, hi, qtype)
+        if best is None or e < best[0]:
+            best = (e, Range(lo, hi, "mse"))
+    return [best[1]]
+
+
+def _kl_candidate(hist: Histogram, qtype: str) -> list[Range]:
+    """The entropy-calibration threshold on |x| (TensorRT's method) over the histogram's magnitude bins."""
+    c = hist.centers()
+    n = hist.counts.astype(np.float64)
+    mags = np.abs(c)
+    order = np.argsort(mags, kind="stable")
+    mags, n = mags[order], n[order]
+    # magnitude histogram on 512 uniform bins
+    top = float(mags.max()) if mags.size else 0.0
+    if top <= 0 or n.sum() == 0:
+        return []
+    nb = 512
+    hist_m, edges = np.histogram(mags, bins=nb, range=(0, top), weights=n)
+    levels = 128 if qtype == "UINT8" else 1024
+    best = None
+    for i in range(levels, nb + 1, 8):
+        ref = hist_m[:i].copy()
+        ref[i - 1] += hist_m[i:].sum()
+        if ref.sum() == 0:
+            continue
+        # quantize ref into `levels` buckets and expand back
+        chunks = np.array_split(np.arange(i), levels)
+        q = np.zeros(i)
+        for ch in chunks:
+            nz = hist_m[ch] > 0
+            if nz.any():
+                q[ch[nz]] = hist_m[ch].sum() / nz.sum()
+        p = ref / ref.sum()
+        qs = q.sum()
+        if qs == 0:
+            continue
+        qn = q / qs
+        mask = p > 0
+        kl = float(np.sum(p[mask] * np.log(p[mask] / np.maximum(qn[mask], 1e-12))))
+        if best is None or kl < best[0]:
+            best = (kl, float(edges[i]))
+    if best is None:
+        return []
+    t = best[1]
+    lo = -t if hist.min_value < 0 else 0.0
+    lo, hi = covering(max(lo, hist.min_value), min(t, hist.max_value))
+    return [Range(lo, hi, "kl")]
+
+
+def fitted_range(hist: Histogram, qtype: str) -> Range:
+    """The candidate range (min/max, percentiles, KL, MSE) with the smallest quantization error."""
+    base = minmax_range(hist.min_value, hist.max_value)
+    if hist.is_empty:
+        return base
+    cands = [base] + _percentile_candidates(hist) + _mse_candidates(hist, qtype) + _kl_candidate(hist, qtype)
+    scored = [(quantization_error(hist, r.lo, r.hi, qtype), k, r) for k, r in enumerate(cands)]
+    return min(scored)[2]
