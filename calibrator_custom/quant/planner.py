@@ -85,7 +85,7 @@ def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None)
     lo, hi = f32(rng.lo), f32(rng.hi)
     if qtype == "UINT8":
         scale = f32((hi - lo) / 255)
-        zp = int(np.clip(round_half_away(np.array(-lo / scale)), 0, 255))
+        zp = int(np.clip(round_half_away(np.array(-lo * 255 / (hi - lo))), 0, 255))
     else:
         qmax = {"INT16": 32767, "INT8": 127}[qtype]
         scale = f32(max(-lo, hi) / qmax)

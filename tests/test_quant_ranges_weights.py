@@ -1,0 +1,109 @@
+"""Activation range fitting and weight quantization (the planner's numeric helpers)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from calibrator_custom.calib.histogram import Histogram
+from calibrator_custom.quant.planner import activation_quant
+from calibrator_custom.quant.ranges import Range, covering, fitted_range, quantization_error
+from calibrator_custom.quant.weights import quantize_bias, quantize_weights, round_half_away
+
+arrays = st.integers(0, 2**31 - 1).map(lambda seed: np.random.default_rng(seed))
+
+
+def _sample(rng, kind: str) -> np.ndarray:
+    n = 20000
+    if kind == "normal":
+        return rng.standard_normal(n) * rng.uniform(0.1, 10)
+    if kind == "relu":
+        return np.maximum(rng.standard_normal(n), 0) * rng.uniform(0.1, 10)
+    return rng.standard_t(2, n)  # heavy tails: clipping pays off
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays, st.sampled_from(["normal", "relu", "heavy"]), st.sampled_from(["UINT8", "INT16"]))
+def test_fitted_range_never_worse_than_minmax(rng, kind, qtype):
+    h = Histogram.from_values(_sample(rng, kind))
+    r = fitted_range(h, qtype)
+    assert r.lo <= 0 <= r.hi
+    assert quantization_error(h, r.lo, r.hi, qtype) <= quantization_error(h, h.min_value, h.max_value, qtype)
+
+
+def test_fitted_range_clips_heavy_tails_for_uint8():
+    h = Histogram.from_values(np.random.default_rng(1).standard_t(2, 50000))
+    r = fitted_range(h, "UINT8")
+    assert r.method != "minmax" and r.hi < h.max_value
+
+
+def test_quantization_error_hand_computed():
+    # values 0.5 (x2) and 3.5 (x1) in unit bins; range [0, 2] UINT8: step 2/255; 3.5 clipped by ~1.5
+    h = Histogram.from_values(np.array([0.5, 0.5, 3.5]))
+    c = h.centers()
+    n = h.counts
+    step = 2 / 255
+    inside = c <= 2
+    want = (n[inside].sum() * step**2 / 12 + sum(k * (x - 2) ** 2 for x, k in zip(c[~inside], n[~inside]))) / 3
+    assert quantization_error(h, 0.0, 2.0, "UINT8") == pytest.approx(want)
+
+
+def test_covering_contains_zero_and_degenerate():
+    assert covering(1, 3) == (0.0, 3.0)
+    assert covering(-2, -1) == (-2.0, 0.0)
+    assert covering(0, 0) == (-1e-6, 1e-6)
+
+
+def test_activation_quant_int16_and_uint8_formulas():
+    q = activation_quant(Range(-4.2300992, 4.5325861), "INT16")
+    assert q.qtype == "INT16" and q.zero_point == (0,)
+    assert q.scale[0] == pytest.approx(4.5325861 / 32767, rel=1e-6)  # the vendor's doc example
+    u = activation_quant(Range(-1.0, 1.0), "UINT8")
+    assert u.scale[0] == pytest.approx(2 / 255, rel=1e-6) and u.zero_point == (128,)
+    assert all(isinstance(v, float) and np.float32(v) == v for v in (*q.scale, *u.scale))
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays, st.sampled_from([8, 16]))
+def test_per_channel_weights_beat_per_tensor(rng, bits):
+    w = rng.standard_normal((6, 3, 3, 4)) * rng.uniform(0.01, 5, size=(6, 1, 1, 1))
+    pt = quantize_weights(w, 0, bits, "per_tensor")
+    pc = quantize_weights(w, 0, bits, "per_channel")
+    assert pc.q.dtype == (np.int8 if bits == 8 else np.int16) and pc.q.shape == w.shape
+    qmax = 127 if bits == 8 else 32767
+    assert np.abs(pc.q.astype(int)).max() <= qmax
+
+    def err(qw):
+        s = qw.scale.reshape(-1, 1, 1, 1)
+        return float(np.sum((w - qw.q * s) ** 2))
+    assert err(pc) <= err(pt) + 1e-12
+    assert np.allclose(pt.scale, pt.scale[0])
+
+
+def test_weight_clipping_search_hand_case():
+    # heavy tails: clipping the few large weights (fraction < 1) lowers the squared error at 8 bits
+    w = np.random.default_rng(7).standard_t(2, 5000).reshape(1, -1)
+    q = quantize_weights(w, 0, 8, "per_channel")
+    top = np.abs(w).max()
+    assert q.clip[0] < top
+    full = top / 127
+    err_full = np.sum((w - np.clip(round_half_away(w / full), -127, 127) * full) ** 2)
+    err_fit = np.sum((w - q.q * q.scale[0]) ** 2)
+    assert err_fit < err_full
+
+
+def test_depthwise_axis_and_fitted_weighting():
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((1, 3, 3, 8))
+    q = quantize_weights(w, 3, 8, "fitted", np.ones(8), None)
+    assert q.scale.shape == (8,) and q.q.shape == w.shape
+    np.testing.assert_allclose(q.clip, q.scale * 127)
+
+
+def test_bias_quantization_rounds_and_saturates(caplog):
+    b = np.array([0.5, -0.5, 1.0, 1e9])
+    q = quantize_bias(b, 0.5, np.array([1.0, 1.0, 0.25, 1e-6]), 8, "bias")
+    assert q.dtype == np.int32
+    assert q.tolist() == [1, -1, 8, 2**31 - 1]
+    assert "saturated" in caplog.text
+    assert quantize_bias(b[:3], 0.5, np.ones(3), 16, "b").dtype == np.int64
