@@ -260,7 +260,8 @@ def _infer_shapes(op_name, inputs, options, output_dtypes):
     # Most float prepares do not need output infos; those that check a declared output shape get
     # a first guess from running the kernel with params prepared against an output-less context.
     try:
-        params = opdef.prepare(OpContext(0, op_name, infos, (), options)) if opdef.prepare else options
+        placeholder = (TensorInfo("y0", (), np.dtype(np.float32)),)
+        params = opdef.prepare(OpContext(0, op_name, infos, placeholder, options)) if opdef.prepare else options
         r = opdef.kernel(*feeds, opt=params)
         r = list(r) if isinstance(r, (tuple, list)) else [r]
         return [x.shape for x in r]
@@ -278,5 +279,6 @@ def _infer_shapes(op_name, inputs, options, output_dtypes):
         out = b.op(op_name, refs, dataclasses.asdict(options) if dataclasses.is_dataclass(options) else None,
                    output_dtypes=output_dtypes)
         outs = out if isinstance(out, tuple) else (out,)
+        b.output(*outs)
         m = b.build()
         return [m.main.tensors[r.index].shape for r in outs]

@@ -12,8 +12,9 @@ What the fixed model holds (docs/fixed_point.md, "The fixed.sim file"):
   making the UINT8 copy (``<tensor>_u8``) of an INT16 tensor that 8-bit convolutions read, and a
   ``Fix2Float`` custom op for every output with ``dequantizations=TRUE`` (the INT16 tensor is
   renamed ``<output>_int16``; the float32 output keeps the name);
-* metadata ``calibrator_custom_fixed``: JSON with the format version, quant level and every
-  input's formats, mean/std, layout and alignment.
+* metadata ``calibrator_custom_fixed``: JSON with the format version and every input's formats,
+  mean/std, layout and alignment (not the quant level: a model re-made from its exported
+  quant_param is the same model, byte for byte).
 
 Writing is atomic (temp file + rename) and deterministic: the same plan gives the same bytes.
 """
@@ -160,7 +161,7 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
     del outputs
 
     meta = {
-        "format": "calibrator_custom fixed model", "version": FORMAT_VERSION, "quant_level": plan.level,
+        "format": "calibrator_custom fixed model", "version": FORMAT_VERSION,
         "inputs": [_input_meta(g.tensors[i].name, plan.input_specs.get(i)) for i in g.inputs],
         "outputs": [{"name": g.tensors[i].name, "dequantizations": i in dequantized} for i in g.outputs],
     }

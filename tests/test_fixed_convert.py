@@ -1,0 +1,225 @@
+"""Float model -> fixed model -> fixed_simulator, end to end on small built models and a shared model."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+import numpy as np
+import pytest
+
+import calibrator_custom
+from calibrator_custom.calib import collect_stats_arrays
+from calibrator_custom.errors import ConfigError, ModelError
+from calibrator_custom.model.builder import ModelBuilder
+from calibrator_custom.quant.convert import convert
+from calibrator_custom.quant.qparam import export_quant_param, load_quant_param, save_quant_param
+
+MEAN, STD = 127.5, 127.5
+
+
+def _ini(path, inputs="img", outputs="out", deq="TRUE", conv=None) -> str:
+    text = (f"[INPUT_CONFIG]\ninputs={inputs};\ntraining_input_formats=RGB;\ninput_formats=RGB;\n"
+            f"mean={MEAN}:{MEAN}:{MEAN};\nstd_value={STD};\n[OUTPUT_CONFIG]\noutputs={outputs};\n"
+            f"dequantizations={deq};\n")
+    if conv:
+        text += f"[CONV_CONFIG]\ninput_format={conv};\n"
+    path.write_text(text)
+    return str(path)
+
+
+def _small_net(path) -> str:
+    """conv(relu6) -> depthwise -> add(residual) -> mean -> fully connected -> logistic."""
+    rng = np.random.default_rng(0)
+    b = ModelBuilder()
+    x = b.input("img", (1, 12, 12, 3))
+    c1 = b.op("CONV_2D", [x, b.constant("w1", rng.standard_normal((8, 3, 3, 3)).astype(np.float32) * 0.3),
+                          b.constant("b1", rng.standard_normal(8).astype(np.float32) * 0.1)],
+              {"padding": "SAME", "stride_w": 1, "stride_h": 1, "fused_activation_function": "RELU6"}, name="conv1")
+    d1 = b.op("DEPTHWISE_CONV_2D", [c1, b.constant("w2", rng.standard_normal((1, 3, 3, 8)).astype(np.float32) * 0.3),
+                                    b.constant("b2", rng.standard_normal(8).astype(np.float32) * 0.1)],
+              {"padding": "SAME", "stride_w": 1, "stride_h": 1, "depth_multiplier": 1}, name="dw1")
+    a = b.op("ADD", [c1, d1], {}, name="add1")
+    m = b.op("MEAN", [a, b.constant("axes", np.array([1, 2], np.int32))], {"keep_dims": False}, name="gap")
+    fc = b.op("FULLY_CONNECTED", [m, b.constant("w3", rng.standard_normal((4, 8)).astype(np.float32) * 0.5),
+                                  b.constant("b3", np.zeros(4, np.float32))], {}, name="fc")
+    y = b.op("LOGISTIC", [fc], name="out")
+    b.output(y)
+    b.save(path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    d = tmp_path_factory.mktemp("small")
+    model = _small_net(d / "net_float.sim")
+    rng = np.random.default_rng(1)
+    pixels = [rng.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8) for _ in range(8)]
+    feeds = [[(p.astype(np.float32) - MEAN) / STD] for p in pixels]
+    stats = collect_stats_arrays(model, feeds)
+    return d, model, pixels, feeds, stats
+
+
+def _float_out(model, feed):
+    f = calibrator_custom.float_simulator(model)
+    f.set_input(0, feed)
+    f.invoke()
+    return f.get_output(0)
+
+
+def _fixed_out(path, pixels):
+    s = calibrator_custom.fixed_simulator(path)
+    s.set_input(0, pixels)
+    s.invoke()
+    return s.get_output(0)
+
+
+def _sqnr(ref, got):
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    return 10 * np.log10(np.sum(ref**2) / max(np.sum((ref - got) ** 2), 1e-30))
+
+
+@pytest.mark.parametrize("level", ["L1", "L2", "L3", "L4", "L5"])
+def test_every_level_converts_and_tracks_the_float_model(small, level):
+    d, model, pixels, feeds, stats = small
+    out = d / f"net_{level}_fixed.sim"
+    convert(model, _ini(d / "c.ini"), stats, quant_level=level, calibration_feeds=feeds, output_path=out)
+    refs = [_float_out(model, f[0]) for f in feeds]
+    gots = [_fixed_out(out, p) for p in pixels]
+    assert gots[0].shape == refs[0].shape and gots[0].dtype == np.float32
+    assert _sqnr(np.stack(refs), np.stack(gots)) > 30
+
+
+def test_all_int16_beats_all_uint8(small):
+    d, model, pixels, feeds, stats = small
+    res = {}
+    for conv in ("ALL_UINT8", "ALL_INT16"):
+        out = d / f"net_{conv}_fixed.sim"
+        convert(model, _ini(d / f"{conv}.ini", conv=conv), stats, quant_level="L2", output_path=out)
+        res[conv] = _sqnr(np.stack([_float_out(model, f[0]) for f in feeds]),
+                          np.stack([_fixed_out(out, p) for p in pixels]))
+        types = {t["name"]: t["dtype"] for t in calibrator_custom.fixed_simulator(out).get_tensor_details()}
+        assert types["w1"] == ("INT16" if conv == "ALL_INT16" else "INT8")
+        assert types["b1"] == ("INT64" if conv == "ALL_INT16" else "INT32")
+    assert res["ALL_INT16"] > res["ALL_UINT8"] + 10
+
+
+def test_conversion_is_deterministic_and_simulation_repeatable(small):
+    d, model, pixels, feeds, stats = small
+    a, b = d / "a_fixed.sim", d / "b_fixed.sim"
+    for p in (a, b):
+        convert(model, _ini(d / "c.ini"), stats, quant_level="L5", calibration_feeds=feeds, output_path=p)
+    assert a.read_bytes() == b.read_bytes()
+    y1, y2 = _fixed_out(a, pixels[0]), _fixed_out(a, pixels[0])
+    assert np.array_equal(y1, y2)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".pkl"])
+def test_quant_param_export_import_is_byte_identical(small, suffix):
+    d, model, pixels, feeds, stats = small
+    first = d / f"q1{suffix}_fixed.sim"
+    convert(model, _ini(d / "c.ini"), stats, quant_level="L5", calibration_feeds=feeds, output_path=first)
+    items = export_quant_param(first)
+    assert all({"name", "min", "max", "bit"} <= set(it) for it in items)
+    save_quant_param(items, d / f"qp{suffix}")
+    again = d / f"q2{suffix}_fixed.sim"
+    convert(model, _ini(d / "c.ini"), stats, quant_level="L1", quant_param=load_quant_param(d / f"qp{suffix}"),
+            output_path=again)
+    assert first.read_bytes() == again.read_bytes()
+
+
+def test_quant_param_errors_and_warnings(small, caplog):
+    d, model, pixels, feeds, stats = small
+    ini = _ini(d / "c.ini")
+    with pytest.raises(ConfigError, match=r"quant_param\[0\].*nope"):
+        convert(model, ini, stats, quant_level="L1", quant_param=[{"name": "nope", "min": [0], "max": [1], "bit": 16}])
+    with pytest.raises(ConfigError, match=r"quant_param\[1\]"):
+        convert(model, ini, stats, quant_level="L1",
+                quant_param=[{"name": "conv1", "min": [0], "max": [1], "bit": 16}, {"name": "gap", "min": 0}])
+    with caplog.at_level(logging.WARNING):
+        convert(model, ini, stats, quant_level="L1",
+                quant_param=[{"name": "conv1", "min": [2.0], "max": [1.0], "bit": 16},
+                             {"name": "w1", "min": [0, 0], "max": [1, 1], "bit": 8},
+                             {"name": "img", "min": [0.0], "max": [1.0], "bit": 8}])
+    text = caplog.text
+    assert "quant_param[0] 'conv1' dropped" in text
+    assert "quant_param[1] 'w1' dropped" in text and "output channels" in text
+    assert "quant_param[2] 'img' dropped" in text and "mean/std" in text
+
+
+def test_quant_param_range_is_used(small):
+    d, model, pixels, feeds, stats = small
+    out = d / "qp_range_fixed.sim"
+    convert(model, _ini(d / "c.ini"), stats, quant_level="L1",
+            quant_param=[{"name": "gap", "min": [-8.0], "max": [8.0], "bit": 16}], output_path=out)
+    det = {t["name"]: t for t in calibrator_custom.fixed_simulator(out).get_tensor_details()}
+    assert det["gap"]["quantization"][0][0] == pytest.approx(8.0 / 32767, rel=1e-6)
+
+
+def test_fixed_simulator_details_follow_the_vendor(small):
+    d, model, pixels, feeds, stats = small
+    out = d / "det_fixed.sim"
+    convert(model, _ini(d / "c16.ini", deq="FALSE"), stats, quant_level="L2", output_path=out)
+    s = calibrator_custom.fixed_simulator(out)
+    assert s.class_type == "FIXED"
+    (i,) = s.get_input_details()
+    assert i["dtype"] is np.uint8 and i["input_formats"] == "RGB" and i["training_input_formats"] == "RGB"
+    assert i["shape"].tolist() == [1, 12, 12, 3]
+    (o,) = s.get_output_details()
+    assert o["dtype"] is np.int16 and o["name"] == "out"
+    scale, zp = o["quantization"]
+    assert zp == 0 and scale > 0
+    s.set_input(0, pixels[0])
+    s.invoke()
+    ref = _float_out(model, feeds[0][0])
+    np.testing.assert_allclose(s.get_output(0) * scale, ref, atol=0.02)
+    det = {t["name"]: t for t in s.get_tensor_details()}
+    assert det["img"]["dtype"] == "UINT8" and det["img"]["quantization"][0] == pytest.approx((1 / STD, 128))
+    assert det["w1"]["dtype"] == "INT8" and len(det["w1"]["quantization"]) == 8 and len(det["w1"]["min"]) == 8
+    assert det["b1"]["dtype"] == "INT32"
+    assert det["add1"]["dtype"] == "INT16" and det["add1"]["quantization"][0][1] == 0
+    assert det["gap"]["dtype"] == "UINT8"  # read only by the 8-bit fully connected layer
+    with pytest.raises(ValueError):
+        s.set_input(0, pixels[0].astype(np.float32))
+    with pytest.raises(ValueError):
+        calibrator_custom.fixed_simulator(out).invoke()
+
+
+def test_fixed_simulator_refuses_float_models_and_bad_paths(small):
+    d, model, *_ = small
+    with pytest.raises(ModelError, match="not a fixed model"):
+        calibrator_custom.fixed_simulator(model)
+    with pytest.raises(ValueError):
+        calibrator_custom.fixed_simulator(d / "missing.sim")
+
+
+def test_unknown_level_is_an_error(small):
+    d, model, pixels, feeds, stats = small
+    with pytest.raises(ConfigError, match="L6"):
+        convert(model, _ini(d / "c.ini"), stats, quant_level="L6")
+
+
+def test_writing_is_atomic(small, monkeypatch):
+    d, model, pixels, feeds, stats = small
+    out = d / "atomic_fixed.sim"
+    out.write_bytes(b"old")
+    from calibrator_custom.model import graph
+
+    def boom(self, *a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(graph.Model, "to_bytes", boom)
+    with pytest.raises(RuntimeError):
+        convert(model, _ini(d / "c.ini"), stats, quant_level="L1", output_path=out)
+    assert out.read_bytes() == b"old"
+    assert not [p for p in os.listdir(d) if p.startswith("atomic_fixed.sim.")]
+
+
+def test_fixed_model_metadata(small):
+    d, model, pixels, feeds, stats = small
+    out = d / "meta_fixed.sim"
+    fixed = convert(model, _ini(d / "c.ini"), stats, quant_level="L3", output_path=out)
+    from calibrator_custom.fixed.writer import read_fixed_metadata
+    meta = read_fixed_metadata(fixed)
+    assert meta["version"] == 1 and meta["inputs"][0]["mean"] == [MEAN] * 3
+    assert meta["outputs"] == [{"name": "out", "dequantizations": True}]
+    json.dumps(meta)
