@@ -7,9 +7,11 @@ L1-L3 are one plan (planner.build_plan). L4 adds 16-bit recommendations from an 
 of each convolution's 8-bit noise. L5 measures instead: every convolution alone, in 8 and in 16
 bit, on the calibration inputs (the float model's own inputs to that conv, quantized), chooses the
 UINT8 ranges of conv inputs among the fitted and min/max candidates by the conv output error they
-cause, upgrades to 16 bit the convs whose measured noise-to-signal gain exceeds the sensitivity
-threshold (cheapest first by multiply-accumulates, at most 25% of all conv MACs), and finally
-corrects conv biases by the mean output error of the fixed model run end to end.
+cause; measures each conv's sensitivity as the relative drop of the whole fixed model's
+worst-output noise (on the calibration inputs) when that conv alone is 16-bit, and upgrades the
+convs above the sensitivity threshold, cheapest first by multiply-accumulates, up to 25% of all
+conv MACs; finally corrects biases for the mean shift of weight quantization (measured input
+means), kept only if the end-to-end error on the calibration inputs drops.
 """
 from __future__ import annotations
 
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 MAX_16BIT_MAC_SHARE = 0.25
 #: calibration samples used for L5 measurements (the first ones)
 L5_SAMPLES = 12
+#: of which the per-conv sensitivity runs use the first
+L5_SENSITIVITY_SAMPLES = 6
 
 
 def conv_macs(pi: PlanInputs) -> dict[int, int]:
@@ -120,6 +124,7 @@ class _Measure:
 
     pi: PlanInputs
     samples: list[dict[int, np.ndarray]]  # per sample: float tensor index -> value (conv data/outputs)
+    outputs: list[list[np.ndarray]]  # per sample: the float model's outputs
 
     @classmethod
     def collect(cls, pi: PlanInputs, feeds: Sequence[Sequence[np.ndarray]]) -> "_Measure":
@@ -128,23 +133,27 @@ class _Measure:
             step = pi.step_of(c.op_index)
             if step is not None:
                 wanted.update((c.data, step.outputs[0]))
-        samples = []
+        samples, outputs = [], []
         for f in feeds:
             res = pi.interp.run(list(f), keep=wanted)
             samples.append({i: res[i] for i in wanted if i in res})
-        return cls(pi, samples)
+            outputs.append([res[i] for i in pi.graph.outputs])
+        return cls(pi, samples, outputs)
 
 
-def _isolated_nsr(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int]) -> dict[int, float]:
-    """Noise-to-signal ratio of each conv run alone in ``fixed`` on the float model's own inputs."""
+def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int]
+              ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input).
+
+    Returns its output noise-to-signal ratio and the per-output-channel mean of (fixed - float) over
+    the positions where neither the fused activation nor saturation clamps (for bias correction).
+    """
     from ..fixed.registry import get_fixed_op
 
     it = Interpreter(fixed, get_op=get_fixed_op)
     fg = fixed.main
-    steps = {}
-    for s in it.steps:
-        steps[fg.tensors[s.outputs[0]].name] = s
-    out = {}
+    steps = {fg.tensors[s.outputs[0]].name: s for s in it.steps}
+    nsr, mean_err = {}, {}
     g = pi.graph
     for k in conv_ops:
         c = next(c for c in pi.convs if c.op_index == k)
@@ -154,12 +163,14 @@ def _isolated_nsr(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterab
         if s is None:
             continue
         di = s.inputs[{"TRANSPOSE_CONV": 2}.get(c.op_name, 0)]
-        dt = fg.tensors[di]
-        yt = fg.tensors[s.outputs[0]]
+        dt, yt = fg.tensors[di], fg.tensors[s.outputs[0]]
         ds, dz = dt.quantization.scale[0], dt.quantization.zero_point[0]
         ys, yz = yt.quantization.scale[0], yt.quantization.zero_point[0]
-        info = np.iinfo(dt.np_dtype)
+        info, oinfo = np.iinfo(dt.np_dtype), np.iinfo(yt.np_dtype)
+        lo = max((oinfo.min - yz) * ys, _act_lo(pi, c))
+        hi = (oinfo.max - yz) * ys
         num = den = 0.0
+        esum = ecount = 0
         for smp in meas.samples:
             x = smp[c.data]
             y = smp[fstep.outputs[0]].astype(np.float64)
@@ -167,11 +178,17 @@ def _isolated_nsr(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterab
             args = [xq if j == di else (None if j < 0 else it.constants[j]) for j in s.inputs]
             yq = s.kernel(*args, opt=s.params)
             yq = yq[0] if isinstance(yq, (list, tuple)) else yq
-            err = (yq.astype(np.float64) - yz) * ys - y
+            got = (yq.astype(np.float64) - yz) * ys
+            err = got - y
             num += float(np.sum(err * err))
             den += float(np.sum(y * y))
-        out[k] = num / den if den > 0 else 0.0
-    return out
+            ok = (y > lo + 1e-9) & (y < hi) & (got > lo + 1e-9) & (got < hi)
+            ch = y.shape[-1]
+            esum = esum + np.where(ok, err, 0.0).reshape(-1, ch).sum(axis=0)
+            ecount = ecount + ok.reshape(-1, ch).sum(axis=0)
+        nsr[k] = num / den if den > 0 else 0.0
+        mean_err[k] = np.where(np.asarray(ecount) > 0, esum / np.maximum(ecount, 1), 0.0)
+    return nsr, mean_err
 
 
 def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathLike | InputConfig,
@@ -233,10 +250,9 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
             alt_u8[c.data] = other
         elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
             alt_rng[c.data] = other
-    base_kw = dict(kw)
-    nsr_fit = _isolated_nsr(pi, build_fixed_model(pi, plan), meas, eight)
-    alt_plan = build_plan(pi, plan.level, **{**base_kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
-    nsr_mm = _isolated_nsr(pi, build_fixed_model(pi, alt_plan), meas, eight)
+    nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight)
+    alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
+    nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight)
     for c in pi.convs:
         if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
             if c.data in alt_u8 and c.data not in u8:
@@ -245,82 +261,91 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
                 ranges[c.data] = alt_rng[c.data]
     kw = {**kw, "u8_overrides": u8, "range_overrides": ranges}
     plan = build_plan(pi, plan.level, **kw)
-    nsr8 = _isolated_nsr(pi, build_fixed_model(pi, plan), meas, eight)
-    # 2. 16-bit upgrades by measured sensitivity
-    plan16 = build_plan(pi, plan.level, frozenset(eight), **kw)
-    nsr16 = _isolated_nsr(pi, build_fixed_model(pi, plan16), meas, eight)
-    gain = {k: nsr8[k] - nsr16.get(k, 0.0) for k in nsr8}
+    # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
+    #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
+    base = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas)
+    gain = {}
+    for k in eight:
+        trial = build_plan(pi, plan.level, frozenset([k]), **kw)
+        nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas)
+        gain[k] = (base - nsr) / base if base > 0 else 0.0
     rec = _pick_upgrades(gain, conv_macs(pi), threshold)
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit")
     plan = build_plan(pi, plan.level, rec, **kw)
-    # 3. bias correction from the end-to-end fixed run
-    deltas = _bias_corrections(pi, build_fixed_model(pi, plan), feeds, meas)
-    return build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
+    # 3. bias correction: the mean output shift the weight quantization causes, from the measured
+    #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
+    deltas = _bias_corrections(pi, plan, meas)
+    corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
+    # keep it only if the fixed model run end to end on the calibration inputs agrees better
+    before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas)
+    after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas)
+    say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
+        f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
+    return corrected if after < before else plan
 
 
-def _bias_corrections(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> dict[int, np.ndarray]:
-    """Per conv bias: minus the mean (over samples and positions) of the fixed-minus-float output error."""
+def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[int, np.ndarray]:
+    """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for CONV_2D, DEPTHWISE_CONV_2D
+    and FULLY_CONNECTED (border positions, which see padding, are not modelled)."""
+    out = {}
+    for c in pi.convs:
+        if c.bias < 0 or c.bias not in pi.interp.constants or c.op_name not in ("CONV_2D", "DEPTHWISE_CONV_2D",
+                                                                                 "FULLY_CONNECTED"):
+            continue
+        xs = [smp[c.data] for smp in meas.samples if c.data in smp]
+        if not xs:
+            continue
+        mean_x = np.mean([x.reshape(-1, x.shape[-1]).mean(axis=0) for x in xs], axis=0)
+        w = np.asarray(pi.interp.constants[c.weights], np.float64)
+        qc = plan.constants[c.weights]
+        axis = qc.quant.axis
+        s = np.asarray(qc.quant.scale, np.float64).reshape([-1 if a == axis else 1 for a in range(w.ndim)])
+        dw = qc.data.astype(np.float64) * s - w
+        if c.op_name == "CONV_2D":
+            if dw.shape[3] != mean_x.size:
+                continue  # grouped convolution: not modelled
+            shift = np.einsum("ohwi,i->o", dw, mean_x)
+        elif c.op_name == "DEPTHWISE_CONV_2D":
+            mult = dw.shape[3] // mean_x.size
+            shift = dw.sum(axis=(0, 1, 2)) * np.repeat(mean_x, mult)
+        else:
+            if dw.shape[1] != mean_x.size:
+                continue
+            shift = dw @ mean_x
+        out[c.bias] = -shift
+    return out
+
+
+def _db(nsr: float) -> float:
+    return float("inf") if nsr <= 0 else -10 * np.log10(nsr)
+
+
+def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
+    """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``."""
+    from ..fixed.feeds import raw_from_normalized
     from ..fixed.registry import get_fixed_op
 
     it = Interpreter(fixed, get_op=get_fixed_op)
-    fg = fixed.main
-    names = {t.name: k for k, t in enumerate(fg.tensors)}
-    g = pi.graph
-    targets = {}
-    for c in pi.convs:
-        if c.bias < 0 or c.bias not in pi.interp.constants:
-            continue
-        step = pi.step_of(c.op_index)
-        name = g.tensors[step.outputs[0]].name
-        k = names.get(name)
-        if k is None or fg.tensors[k].dtype == "FLOAT32":
-            k = names.get(f"{name}_int16")
-        if k is not None:
-            targets[c] = (k, step.outputs[0])
-    if not targets:
-        return {}
-    sums: dict[int, np.ndarray] = {}
-    counts: dict[int, np.ndarray] = {}
-    raw_feeds = [_fixed_feeds(pi, fixed, f) for f in feeds]
-    for s_idx, rf in enumerate(raw_feeds):
-        res = it.run(rf, keep=[k for k, _ in targets.values()])
-        smp = meas.samples[s_idx]
-        for c, (k, fi) in targets.items():
-            if fi not in smp:
-                continue
-            t = fg.tensors[k]
-            q = t.quantization
-            y = (res[k].astype(np.float64) - q.zero_point[0]) * q.scale[0]
-            ref = smp[fi].astype(np.float64)
-            info = np.iinfo(t.np_dtype)
-            lo = (info.min - q.zero_point[0]) * q.scale[0]
-            hi = (info.max - q.zero_point[0]) * q.scale[0]
-            # only positions where neither the activation nor saturation clamps
-            ok = (ref > max(lo, _act_lo(pi, c)) + 1e-9) & (ref < hi) & (y > max(lo, _act_lo(pi, c)) + 1e-9) & (y < hi)
-            err = np.where(ok, y - ref, 0.0).reshape(-1, ref.shape[-1])
-            sums[c.bias] = sums.get(c.bias, 0) + err.sum(axis=0)
-            counts[c.bias] = counts.get(c.bias, 0) + ok.reshape(-1, ref.shape[-1]).sum(axis=0)
-    out = {}
-    for b, s in sums.items():
-        n = np.maximum(counts[b], 1)
-        out[b] = np.where(counts[b] > 0, -s / n, 0.0)
-    return out
+    g, fg = pi.graph, fixed.main
+    specs = {s.name: s for s in pi.config.inputs}
+    num = np.zeros(len(g.outputs))
+    den = np.zeros(len(g.outputs))
+    for f, ref in zip(feeds, meas.outputs):
+        raw = [raw_from_normalized(np.asarray(x), specs.get(g.tensors[i].name), fg.tensors[j])
+               for x, i, j in zip(f, g.inputs, fg.inputs)]
+        res = it.run(raw)
+        for k, j in enumerate(fg.outputs):
+            t = fg.tensors[j]
+            y = res[j].astype(np.float64)
+            if t.dtype != "FLOAT32" and t.quantization is not None and t.quantization.scale:
+                y = (y - t.quantization.zero_point[0]) * t.quantization.scale[0]
+            r = ref[k].astype(np.float64)
+            num[k] += float(np.sum((y - r) ** 2))
+            den[k] += float(np.sum(r * r))
+    return float(np.max(num / np.maximum(den, 1e-30)))
 
 
 def _act_lo(pi: PlanInputs, c) -> float:
     op = pi.graph.operators[c.op_index]
     act = getattr(op.options, "fused_activation_function", "NONE") if op.options is not None else "NONE"
     return {"RELU": 0.0, "RELU6": 0.0, "RELU_N1_TO_1": -1.0}.get(act, -np.inf)
-
-
-def _fixed_feeds(pi: PlanInputs, fixed: Model, float_feeds: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Fixed-model inputs equivalent to normalized float inputs: pixels = x*std + mean for image inputs."""
-    from ..fixed.feeds import raw_from_normalized
-
-    g = pi.graph
-    out = []
-    for k, (i, x) in enumerate(zip(g.inputs, float_feeds)):
-        spec = next((s for s in pi.config.inputs if s.name == g.tensors[i].name), None)
-        t = fixed.main.tensors[fixed.main.inputs[k]]
-        out.append(raw_from_normalized(np.asarray(x), spec, t))
-    return out
