@@ -27,3 +27,17 @@ def test_every_required_op_is_registered():
     SELECT SELECT_V2 LOGICAL_AND LOGICAL_OR LOGICAL_NOT TOPK_V2 TFLite_Detection_PostProcess""".split()
     missing = sorted(set(required) - set(supported_ops()))
     assert not missing, f"ops without a float kernel: {missing}"
+
+
+def test_fixed_point_doc_is_up_to_date():
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_fixed_point_doc.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_every_float_op_has_an_integer_kernel():
+    """Issue 4: every op of the float set gets an integer kernel (DENSIFY only runs on constants)."""
+    from calibrator_custom.fixed.registry import supported_fixed_ops
+    from calibrator_custom.ops.registry import supported_ops
+    missing = sorted(set(supported_ops()) - set(supported_fixed_ops()) - {"DENSIFY"})
+    assert not missing, f"float ops without an integer kernel: {missing}"
