@@ -223,3 +223,24 @@ def test_fixed_model_metadata(small):
     assert meta["version"] == 1 and meta["inputs"][0]["mean"] == [MEAN] * 3
     assert meta["outputs"] == [{"name": "out", "dequantizations": True}]
     json.dumps(meta)
+
+
+def test_l5_with_a_conv_as_dequantized_model_output(tmp_path):
+    """A conv whose output is a model output (followed by Fix2Float) is measured and converted at L5."""
+    rng = np.random.default_rng(5)
+    b = ModelBuilder()
+    x = b.input("img", (1, 10, 10, 3))
+    c = b.op("CONV_2D", [x, b.constant("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32) * 0.2),
+                         b.constant("b", np.full(4, 0.1, np.float32))],
+             {"padding": "VALID", "stride_w": 2, "stride_h": 2}, name="out")
+    b.output(c)
+    model = str(tmp_path / "c_float.sim")
+    b.save(model)
+    pixels = [rng.integers(0, 256, (1, 10, 10, 3)).astype(np.uint8) for _ in range(6)]
+    feeds = [[(p.astype(np.float32) - MEAN) / STD] for p in pixels]
+    stats = collect_stats_arrays(model, feeds)
+    out = tmp_path / "c_fixed.sim"
+    convert(model, _ini(tmp_path / "c.ini"), stats, quant_level="L5", calibration_feeds=feeds, output_path=out)
+    got = _fixed_out(out, pixels[0])
+    assert got.dtype == np.float32 and got.shape == (1, 4, 4, 4)
+    assert _sqnr(_float_out(model, feeds[0][0]), got) > 30

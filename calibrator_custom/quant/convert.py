@@ -159,8 +159,8 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
         c = next(c for c in pi.convs if c.op_index == k)
         fstep = pi.step_of(k)
         yname = g.tensors[fstep.outputs[0]].name
-        s = steps.get(yname) or steps.get(f"{yname}_int16")
-        if s is None:
+        s = steps.get(f"{yname}_int16") or steps.get(yname)  # a dequantized output is the Fix2Float's
+        if s is None or fg.tensors[s.outputs[0]].quantization is None:
             continue
         di = s.inputs[{"TRANSPOSE_CONV": 2}.get(c.op_name, 0)]
         dt, yt = fg.tensors[di], fg.tensors[s.outputs[0]]
