@@ -10,54 +10,22 @@ ones that see floats, and say so.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import UnsupportedOpError
-from ..ops.registry import Kernel, OpContext, OpDef, TensorInfo
-
-FIXED_KERNELS: dict[str, OpDef] = {}
+from ..ops.registry import KernelRegistry, OpContext, TensorInfo
 
 
-def register(*op_names: str, prepare: Callable[[OpContext], Any] | None = None):
-    """Decorator registering an integer kernel under one or more op names."""
 
-    def deco(fn: Kernel) -> Kernel:
-        for name in op_names:
-            if name in FIXED_KERNELS:
-                raise RuntimeError(f"fixed kernel for {name!r} registered twice")
-            FIXED_KERNELS[name] = OpDef(name, fn, prepare)
-        return fn
-
-    return deco
+def _load_integer_kernels() -> None:
+    from . import kernels  # noqa: F401
 
 
-def supported_fixed_ops() -> list[str]:
-    """Sorted names of every op with an integer kernel."""
-    _load_all()
-    return sorted(FIXED_KERNELS)
-
-
-def get_fixed_op(name: str) -> OpDef:
-    """The OpDef for ``name``; UnsupportedOpError naming the supported set when there is none."""
-    _load_all()
-    try:
-        return FIXED_KERNELS[name]
-    except KeyError:
-        raise UnsupportedOpError(
-            f"no integer kernel for op {name!r}; ops with integer kernels: {', '.join(sorted(FIXED_KERNELS))}"
-        ) from None
-
-
-_loaded = False
-
-
-def _load_all() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from . import kernels  # noqa: F401
+INTEGER_REGISTRY = KernelRegistry("integer", _load_integer_kernels)
+FIXED_KERNELS = INTEGER_REGISTRY.kernels
+register = INTEGER_REGISTRY.register
+supported_fixed_ops = INTEGER_REGISTRY.supported
+get_fixed_op = INTEGER_REGISTRY.get
 
 
 @dataclass(frozen=True)

@@ -80,45 +80,55 @@ class OpDef:
     prepare: Callable[[OpContext], Any] | None = None
 
 
-KERNELS: dict[str, OpDef] = {}
+class KernelRegistry:
+    """Kernels keyed by op name; ``loader`` imports the kernel modules (so their @register calls run)
+    the first time the registry is read. ``kind`` names the registry in error messages."""
+
+    def __init__(self, kind: str, loader: Callable[[], None]):
+        self.kind = kind
+        self.kernels: dict[str, OpDef] = {}
+        self._loader = loader
+        self._loaded = False
+
+    def register(self, *op_names: str, prepare: Callable[[OpContext], Any] | None = None):
+        """Decorator registering a kernel under one or more op names (custom ops by custom_code)."""
+
+        def deco(fn: Kernel) -> Kernel:
+            for name in op_names:
+                if name in self.kernels:
+                    raise RuntimeError(f"{self.kind} kernel for {name!r} registered twice")
+                self.kernels[name] = OpDef(name, fn, prepare)
+            return fn
+
+        return deco
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            self._loader()
+
+    def supported(self) -> list[str]:
+        """Sorted names of every op with a kernel here."""
+        self._load()
+        return sorted(self.kernels)
+
+    def get(self, name: str) -> OpDef:
+        """The OpDef for ``name``; UnsupportedOpError listing the supported set if there is none."""
+        self._load()
+        try:
+            return self.kernels[name]
+        except KeyError:
+            raise UnsupportedOpError(
+                f"no {self.kind} kernel for op {name!r}; supported ops: "
+                f"{', '.join(sorted(self.kernels))}") from None
 
 
-def register(*op_names: str, prepare: Callable[[OpContext], Any] | None = None):
-    """Decorator registering a kernel under one or more TFLite op names (custom ops by custom_code)."""
-
-    def deco(fn: Kernel) -> Kernel:
-        for name in op_names:
-            if name in KERNELS:
-                raise RuntimeError(f"kernel for {name!r} registered twice")
-            KERNELS[name] = OpDef(name, fn, prepare)
-        return fn
-
-    return deco
+def _load_float_kernels() -> None:
+    from . import _all  # noqa: F401
 
 
-def supported_ops() -> list[str]:
-    """Sorted names of every op with a float kernel."""
-    _load_all()
-    return sorted(KERNELS)
-
-
-def get_op(name: str) -> OpDef:
-    """The OpDef for ``name``; UnsupportedOpError listing the supported set if there is none."""
-    _load_all()
-    try:
-        return KERNELS[name]
-    except KeyError:
-        raise UnsupportedOpError(
-            f"no float kernel for op {name!r}; supported ops: {', '.join(sorted(KERNELS))}"
-        ) from None
-
-
-_loaded = False
-
-
-def _load_all() -> None:
-    """Import every kernel module once so their @register calls run."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        from . import _all  # noqa: F401
+FLOAT_REGISTRY = KernelRegistry("float", _load_float_kernels)
+KERNELS = FLOAT_REGISTRY.kernels
+register = FLOAT_REGISTRY.register
+supported_ops = FLOAT_REGISTRY.supported
+get_op = FLOAT_REGISTRY.get
