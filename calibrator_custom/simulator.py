@@ -142,9 +142,6 @@ class fixed_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
 
     class_type = "FIXED"
 
-    def __init__(self, model_path: str | os.PathLike | Model, show_log: bool = False):
-        super().__init__(model_path, show_log)
-
     def _make_interpreter(self, model: Model) -> Interpreter:
         from .fixed.registry import get_fixed_op
         from .fixed.writer import read_fixed_metadata

@@ -35,8 +35,6 @@ def raw_from_normalized(x: np.ndarray, spec: InputSpec | None, tensor: Tensor) -
                    "input_height_alignment": spec.height_alignment}
         if spec.layout == "NCHW":
             pix = np.transpose(pix, (0, 3, 1, 2))
-        if spec.input_format in ("RGBA", "BGRA") and pix.shape[-1] == 3:
-            pass  # convert_to_input_formats adds the alpha channel
         return convert_to_input_formats(pix, details).astype(np.uint8)
     if tensor.dtype == "INT16":
         q = tensor.quantization

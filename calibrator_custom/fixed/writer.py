@@ -21,7 +21,6 @@ Writing is atomic (temp file + rename) and deterministic: the same plan gives th
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -124,7 +123,6 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
         t = g.tensors[i]
         index[i] = out.tensor(t.name, qc.data.shape, qc.quant.qtype, _quantization(qc.quant), qc.data)
 
-    outputs = set(g.outputs)
     dequantized = {i for i in g.outputs if plan.dequantize_outputs.get(i) and i in plan.tensors}
     u8_index: dict[int, int] = {}
     conv_data = {c.op_index: c for c in pi.convs}
@@ -158,7 +156,6 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
             fixed_outputs.append(f)
         else:
             fixed_outputs.append(index[i])
-    del outputs
 
     meta = {
         "format": "calibrator_custom fixed model", "version": FORMAT_VERSION,
@@ -192,7 +189,3 @@ def read_fixed_metadata(model: Model) -> dict | None:
                 return None
     return None
 
-
-def save_fixed_model(model: Model, path: str | os.PathLike) -> None:
-    """Write atomically (temp file + rename)."""
-    model.save(path)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from ..interpreter import Interpreter
 from ..model.graph import Model, load_model
 from .planner import LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
 from .qparam import QuantParamOverrides, import_quant_param
-from .ranges import Range, fitted_range, minmax_range
+from .ranges import minmax_range
 
 log = logging.getLogger(__name__)
 
@@ -210,17 +210,14 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
               bits_overrides=ov.bits, const_data=ov.const_data)
     plan = build_plan(pi, quant_level, **kw)
-    if quant_level == "L4":
-        say("L4: estimating conv sensitivity")
+    if quant_level == "L5" and calibration_feeds:
+        plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, say)
+    elif quant_level in ("L4", "L5"):
+        if quant_level == "L5":
+            log.warning("L5 needs calibration inputs to measure; falling back to the L4 estimates")
+        say(f"{quant_level}: estimating conv sensitivity")
         rec = _pick_upgrades(analytic_gain(pi, plan), conv_macs(pi), sensitivity_threshold)
         plan = build_plan(pi, quant_level, rec, **kw)
-    elif quant_level == "L5":
-        if not calibration_feeds:
-            log.warning("L5 needs calibration inputs to measure; falling back to the L4 estimates")
-            rec = _pick_upgrades(analytic_gain(pi, plan), conv_macs(pi), sensitivity_threshold)
-            plan = build_plan(pi, quant_level, rec, **kw)
-        else:
-            plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, say)
     fixed = build_fixed_model(pi, plan)
     if output_path is not None:
         fixed.save(output_path)

@@ -14,7 +14,7 @@ measured refinement on the fixed simulator.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Mapping
 
 import numpy as np
@@ -26,7 +26,7 @@ from ..interpreter import Interpreter
 from ..model.graph import Model
 from .qtypes import IMAGE_FORMATS, ConvLike, conv_bits, conv_like_ops, tensor_qtypes
 from .ranges import Range, covering, fitted_range, minmax_range
-from .weights import quantize_bias, quantize_weights, round_half_away
+from .weights import quantize_bias, quantize_with_scale, round_half_away, search_clip
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,9 @@ class PlanInputs:
     stats: StatsSet
     config: InputConfig
 
+    def __post_init__(self) -> None:
+        self._steps = {s.op_index: s for s in self.interp.steps}
+
     @classmethod
     def create(cls, model: Model, stats: StatsSet, config: InputConfig) -> "PlanInputs":
         interp = Interpreter(model)
@@ -141,10 +144,8 @@ class PlanInputs:
         return out
 
     def step_of(self, op_index: int):
-        for s in self.interp.steps:
-            if s.op_index == op_index:
-                return s
-        return None
+        """The interpreter step of float op ``op_index`` (None when it was folded into a constant)."""
+        return self._steps.get(op_index)
 
 
 def weight_axes(model: Model, c: ConvLike, w_shape: tuple[int, ...]) -> tuple[int, int | None]:
@@ -245,7 +246,9 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     conv_by_weights = {c.weights: c for c in pi.convs}
     conv_by_bias = {c.bias: c for c in pi.convs if c.bias >= 0}
     float_const = {i for s in pi.interp.steps if s.op_name in FLOAT_CONSTANT_OPS for i in s.inputs}
-    for i in pi.used_constants():
+    used = pi.used_constants()
+    used_set = set(used)
+    for i in used:
         t = g.tensors[i]
         value = consts[i]
         if t.dtype != "FLOAT32" and value.dtype != np.float32:
@@ -268,7 +271,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
         q = np.clip(round_half_away(v / tq.scale[0]), -32767, 32767).astype(np.int16)
         constants[i] = QuantConst(q, tq)
     for i, c in conv_by_bias.items():
-        if i not in consts or i not in set(pi.used_constants()):
+        if i not in consts or i not in used_set:
             continue
         wq = constants[c.weights].quant
         dq = _data_quant(tensors, u8_views, c, bits[c.op_index])
@@ -307,9 +310,6 @@ def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: st
     if clip is not None:
         clip = np.asarray(clip, np.float64)
         scale = np.array([f32(v / qmax) if v > 0 else f32(1e-12) for v in np.broadcast_to(clip, (w.shape[axis],))])
-        w2 = np.moveaxis(w, axis, -1)
-        q = np.clip(round_half_away(w2 / scale), -qmax, qmax)
-        q = np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int8 if b == 8 else np.int16)
     else:
         method = {"L1": "per_tensor", "L2": "per_channel", "L3": "per_channel"}.get(level, "fitted")
         energy = None
@@ -317,12 +317,9 @@ def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: st
             ts = pi.stats.tensors.get(pi.graph.tensors[c.data].name)
             if ts is not None and ts.channel_min.size == w.shape[in_axis]:
                 energy = np.maximum(np.abs(ts.channel_min), np.abs(ts.channel_max)) ** 2
-        qw = quantize_weights(w, axis, b, method, energy, in_axis)
-        scale = np.array([f32(s) for s in qw.scale])
-        # requantize with the float32-rounded scales the file stores
-        w2 = np.moveaxis(w, axis, -1)
-        q = np.clip(round_half_away(w2 / scale), -qmax, qmax)
-        q = np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int8 if b == 8 else np.int16)
+        # quantize with the float32-rounded scales the file stores
+        scale = np.array([f32(v / qmax) for v in search_clip(w, axis, b, method, energy, in_axis)])
+    q = quantize_with_scale(w, axis, scale, b)
     clip_used = tuple(f32(s * qmax) for s in scale)
     tq = TensorQuant("INT8" if b == 8 else "INT16", tuple(float(s) for s in scale), (0,) * len(scale),
                      tuple(-v for v in clip_used), clip_used, axis)

@@ -202,8 +202,6 @@ def export_quant_param(fixed: Model | str | os.PathLike) -> list[dict[str, Any]]
             item["min"], item["max"] = [float(real.min())], [float(real.max())]
         elif data is not None and t.dtype == "INT16" and not item["min"]:
             continue
-        if name in inputs and t.dtype == "UINT8" and data is None:
-            pass  # raw image input: min/max = the mean/std range per channel
         items.append(item)
     return items
 

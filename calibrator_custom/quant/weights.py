@@ -47,9 +47,25 @@ def _quant(w2: np.ndarray, scale: np.ndarray, qmax: int) -> np.ndarray:
     return np.clip(round_half_away(w2 / scale), -qmax, qmax)
 
 
+def quantize_with_scale(w: np.ndarray, axis: int, scale: np.ndarray, bits: int) -> np.ndarray:
+    """``clip(round_half_away(w / scale[c]), -qmax, qmax)`` per channel ``c`` along ``axis``, as INT8/INT16."""
+    qmax = QMAX[bits]
+    w2 = np.moveaxis(np.asarray(w, np.float64), axis, -1)
+    q = np.moveaxis(_quant(w2, np.asarray(scale, np.float64), qmax), -1, axis)
+    return np.ascontiguousarray(q).astype(np.int8 if bits == 8 else np.int16)
+
+
 def quantize_weights(w: np.ndarray, axis: int, bits: int, method: str = "per_channel",
                      in_channel_energy: np.ndarray | None = None, in_axis: int | None = None) -> QuantizedWeights:
     """Quantize ``w`` symmetrically per channel along ``axis`` (see the module docstring for ``method``)."""
+    clip = search_clip(w, axis, bits, method, in_channel_energy, in_axis)
+    scale = clip / QMAX[bits]
+    return QuantizedWeights(quantize_with_scale(w, axis, scale, bits), scale, axis, clip)
+
+
+def search_clip(w: np.ndarray, axis: int, bits: int, method: str = "per_channel",
+                in_channel_energy: np.ndarray | None = None, in_axis: int | None = None) -> np.ndarray:
+    """The real magnitude each channel along ``axis`` maps to qmax, chosen by ``method`` (float64 per channel)."""
     qmax = QMAX[bits]
     w = np.asarray(w, np.float64)
     w2 = _channels_last(w, axis)  # [elements, channels]
@@ -79,12 +95,7 @@ def quantize_weights(w: np.ndarray, axis: int, bits: int, method: str = "per_cha
             clip = np.where(better, c, clip)
     else:
         raise ValueError(f"unknown weight method {method!r}")
-    scale = clip / qmax
-    q2 = _quant(w2, scale, qmax)
-    dtype = np.int8 if bits == 8 else np.int16
-    moved_shape = np.moveaxis(w, axis, -1).shape
-    q = np.moveaxis(q2.reshape(moved_shape), -1, axis).astype(dtype)
-    return QuantizedWeights(np.ascontiguousarray(q), scale, axis, clip)
+    return clip
 
 
 def quantize_bias(b: np.ndarray, data_scale: float, weight_scale: np.ndarray, bits: int, name: str) -> np.ndarray:
