@@ -107,3 +107,23 @@ def test_bias_quantization_rounds_and_saturates(caplog):
     assert q.tolist() == [1, -1, 8, 2**31 - 1]
     assert "saturated" in caplog.text
     assert quantize_bias(b[:3], 0.5, np.ones(3), 16, "b").dtype == np.int64
+
+
+def test_all_zero_channel_gets_a_usable_scale_and_its_bias_fits():
+    """A dead channel (all-zero weights) must not get a tiny scale that overflows its bias."""
+    w = np.zeros((3, 1, 1, 2))
+    w[0] = 0.5
+    w[2] = -2.0
+    for bits in (8, 16):
+        q = quantize_weights(w, 0, bits, "fitted")
+        assert np.all(q.scale > 0) and q.scale[1] >= q.scale[[0, 2]].min()  # not a tiny scale
+        assert np.all(q.q[1] == 0)
+        b = quantize_bias(np.array([0.1, 0.3, -0.2]), 1 / 32767, q.scale, bits, "bias")
+        assert np.all(np.abs(b.astype(np.float64)) < 2**31)
+
+
+def test_int64_bias_saturates_without_wrapping(caplog):
+    q = quantize_bias(np.array([1e30, -1e30]), 1.0, np.ones(2), 16, "huge")
+    assert q.dtype == np.int64
+    assert q[0] > 2**62 and q[1] == -(2**63)
+    assert "saturated" in caplog.text

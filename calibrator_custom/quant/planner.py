@@ -26,7 +26,7 @@ from ..interpreter import Interpreter
 from ..model.graph import Model
 from .qtypes import IMAGE_FORMATS, ConvLike, conv_bits, conv_like_ops, tensor_qtypes
 from .ranges import Range, covering, fitted_range, minmax_range
-from .weights import quantize_bias, quantize_with_scale, round_half_away, search_clip
+from .weights import dead_channel_clip, quantize_bias, quantize_with_scale, round_half_away, search_clip
 
 log = logging.getLogger(__name__)
 
@@ -308,8 +308,8 @@ def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: st
     axis, in_axis = weight_axes(pi.model, c, w.shape)
     qmax = 127 if b == 8 else 32767
     if clip is not None:
-        clip = np.asarray(clip, np.float64)
-        scale = np.array([f32(v / qmax) if v > 0 else f32(1e-12) for v in np.broadcast_to(clip, (w.shape[axis],))])
+        clip = np.broadcast_to(np.asarray(clip, np.float64), (w.shape[axis],))
+        scale = np.array([f32((v if v > 0 else dead_channel_clip(clip)) / qmax) for v in clip])
     else:
         method = {"L1": "per_tensor", "L2": "per_channel", "L3": "per_channel"}.get(level, "fitted")
         energy = None

@@ -47,6 +47,16 @@ def _quant(w2: np.ndarray, scale: np.ndarray, qmax: int) -> np.ndarray:
     return np.clip(round_half_away(w2 / scale), -qmax, qmax)
 
 
+def dead_channel_clip(clip: np.ndarray) -> float:
+    """The clip of an all-zero channel: the largest clip of the tensor (1.0 when all are zero).
+
+    Any scale represents zero weights; a tiny one would blow the channel's bias (at
+    ``data_scale * weight_scale``) beyond its integer type.
+    """
+    top = float(np.max(clip)) if np.size(clip) else 0.0
+    return top if top > 0 else 1.0
+
+
 def quantize_with_scale(w: np.ndarray, axis: int, scale: np.ndarray, bits: int) -> np.ndarray:
     """``clip(round_half_away(w / scale[c]), -qmax, qmax)`` per channel ``c`` along ``axis``, as INT8/INT16."""
     qmax = QMAX[bits]
@@ -70,7 +80,7 @@ def search_clip(w: np.ndarray, axis: int, bits: int, method: str = "per_channel"
     w = np.asarray(w, np.float64)
     w2 = _channels_last(w, axis)  # [elements, channels]
     absmax = np.max(np.abs(w2), axis=0) if w2.size else np.zeros(w.shape[axis])
-    absmax = np.where(absmax > 0, absmax, 1e-12)
+    absmax = np.where(absmax > 0, absmax, dead_channel_clip(absmax))
     if method == "per_tensor":
         clip = np.full_like(absmax, absmax.max())
     elif method in ("per_channel", "fitted"):
@@ -104,6 +114,9 @@ def quantize_bias(b: np.ndarray, data_scale: float, weight_scale: np.ndarray, bi
     q = round_half_away(np.asarray(b, np.float64) / scale)
     dtype = np.int32 if bits == 8 else np.int64
     info = np.iinfo(dtype)
-    if np.any(q > info.max) or np.any(q < info.min):
+    # the largest floats that convert exactly into the type (float(2**63 - 1) would overflow int64)
+    hi = float(info.max) if bits == 8 else float(np.nextafter(2.0**63, 0))
+    lo = float(info.min)
+    if np.any(q > hi) or np.any(q < lo):
         log.warning("bias %r does not fit %s at scale data*weight; saturated", name, np.dtype(dtype).name)
-    return np.clip(q, info.min, info.max).astype(dtype)
+    return np.clip(q, lo, hi).astype(dtype)
