@@ -10,7 +10,7 @@ import logging
 from . import utils
 from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError, ModelError, UnsupportedOpError
-from .simulator import fixed_simulator, float_simulator
+from .simulators import fixed_simulator, float_simulator
 
 __version__ = "0.1.0"
 __all__ = ["calibrator", "fixed_simulator", "float_simulator", "utils", "CalibratorError", "ConfigError", "InputError", "ModelError",

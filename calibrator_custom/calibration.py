@@ -21,7 +21,7 @@ from .calib import Collector, StatsSet, collect_stats, model_sha256, weight_stat
 from .config import InputConfig, load_input_config
 from .errors import InputError
 from .quant.qtypes import conv_bits, conv_like_ops, tensor_qtypes
-from .simulator import _SimulatorBase
+from .simulators import _SimulatorBase
 
 
 class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name

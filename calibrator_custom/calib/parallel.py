@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import CalibratorError, InputError
 from ..model.graph import load_model
-from ..simulator import float_simulator
+from ..simulators import float_simulator
 from .collector import Collector, weight_stats
 from .histogram import DEFAULT_NUM_BINS
 from .stats import CollectConfig, StatsSet, model_sha256

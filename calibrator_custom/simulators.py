@@ -24,6 +24,21 @@ from .model.graph import Model, load_model
 log = logging.getLogger(__name__)
 
 
+#: Custom ops that end a ``-c Detection`` model (TFLite's and the vendor's SSD/YOLO NMS).
+DETECTION_OPS = ("TFLite_Detection_PostProcess", "TFLite_Detection_NMS")
+
+
+def is_detection_model(model: Model) -> bool:
+    """True when one detection post-process op produces all of the model's 4 or 5 outputs, in order."""
+    g = model.main
+    if len(g.outputs) not in (4, 5):
+        return False
+    for op in g.operators:
+        if model.op_name(op) in DETECTION_OPS and list(op.outputs[:len(g.outputs)]) == list(g.outputs):
+            return True
+    return False
+
+
 class _SimulatorBase:
     """Shared by the float simulator and, later, the calibrator: inputs, outputs and tensor details."""
 
@@ -121,6 +136,12 @@ class _SimulatorBase:
         if i in self._interp.constants:
             return np.array(self._interp.constants[i])
         raise InputError(f"get_tensor: tensor {name!r} was freed after use; call invoke(keep='all') to keep it")
+
+    def is_detection(self) -> bool:
+        """True when the model ends in a detection post-process (``TFLite_Detection_PostProcess`` or
+        ``TFLite_Detection_NMS``) whose outputs are the model's 4 (or 5) outputs: boxes, classes,
+        scores, count (, index)."""
+        return is_detection_model(self.model_obj)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.model!r}, class_type={self.class_type!r})"
