@@ -49,6 +49,8 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                                      self._convs)
         self._collector = Collector()
         self.add_observer(self._collector.observe)
+        self._recorded_inputs: list[list[np.ndarray]] = []
+        self._record_limit = 0
 
     # ------------------------------------------------------------------ details
     def get_tensor_details(self) -> list[dict]:
@@ -58,6 +60,25 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         for d, q in zip(details, self._qtypes):
             d["qtype"] = q
         return details
+
+    # ------------------------------------------------------------------ running
+    def invoke(self, keep: str | Iterable[int] = ()) -> None:
+        """Run the model once on the inputs set so far; the run adds to the statistics."""
+        super().invoke(keep)
+        if len(self._recorded_inputs) < self._record_limit:
+            self._recorded_inputs.append([np.array(x, copy=True) for x in self._inputs])
+
+    def record_inputs(self, limit: int) -> None:
+        """Keep a copy of the inputs of each of the next ``limit`` invokes (0 stops); forgets earlier ones.
+
+        ``SIM_Calibrator`` records what ``forward`` fed each model: L5 measures on these inputs.
+        """
+        self._recorded_inputs = []
+        self._record_limit = max(0, int(limit))
+
+    def recorded_inputs(self) -> list[list[np.ndarray]]:
+        """The inputs recorded since :meth:`record_inputs`, one list of arrays per invoke, in order."""
+        return list(self._recorded_inputs)
 
     # ------------------------------------------------------------------ statistics
     def statistics(self) -> StatsSet:

@@ -1,0 +1,247 @@
+"""``SIM_Calibrator``: calibrate and convert several models together (multi-input, chained, multi-stage).
+
+    >>> class Net(calibrator_custom.SIM_Calibrator):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.detector = calibrator_custom.calibrator("det_float.sim", "det.ini")
+    ...         self.head = calibrator_custom.calibrator("head_float.sim", "head.ini")
+    ...     def forward(self, x):
+    ...         self.detector.set_input(0, x)
+    ...         self.detector.invoke()
+    ...         self.head.set_input(0, self.detector.get_output(0))
+    ...         self.head.invoke()
+    ...         return self.head.get_output(0)
+    >>> net = Net()
+    >>> paths = net.convert(img_gen, num_process=4)        # ['det_fixed.sim', 'head_fixed.sim']
+
+Each calibrator accumulates statistics on every ``invoke``, so whatever ``forward`` feeds a model
+(several inputs, or another model's outputs) is what that model is calibrated on.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import utils
+from .calib.stats import StatsSet
+from .calibration import calibrator
+from .errors import CalibratorError, ConfigError, InputError
+from .progress import ProgressBar
+from .quant.convert import L5_SAMPLES, convert as convert_model
+from .quant.import_stats import split_quant_param, stats_from_quant_param
+from .quant.levels import check_quant_level, effective_quant_level
+from .quant.qparam import export_quant_param, save_quant_param
+from .sim_registry import ModelRegistry, format_details
+from .sim_workers import run_sharded
+
+log = logging.getLogger(__name__)
+
+#: the vendor's default sensitivity threshold for 8 -> 16-bit upgrades (L4, L5)
+STH = 0.002
+#: the vendor's default number of worker processes
+DEFAULT_NUM_PROCESS = 10
+#: the only mixed-precision strategy there is
+MIXED_PRECISION = ("sp",)
+
+# per calibrator: (statistics, recorded inputs) of one shard of samples
+_ShardResult = list[tuple[StatsSet, list]]
+
+
+def _as_args(sample: Any) -> tuple:
+    """forward's arguments for one generator item: a list/tuple of arrays, or one array (one input)."""
+    return tuple(sample) if isinstance(sample, (list, tuple)) else (sample,)
+
+
+def _check_count(kind: str, paths: Sequence | None, n: int) -> None:
+    if paths is None:
+        return
+    if isinstance(paths, (str, os.PathLike)) or len(paths) != n:
+        got = "a single path" if isinstance(paths, (str, os.PathLike)) else f"{len(paths)}"
+        raise InputError(f"Num of {kind}s must equal Num of models: {kind} has {got}, there are {n} registered "
+                         f"calibrator(s); give a list with one path per calibrator, in definition order")
+
+
+class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
+    """Subclass it, register calibrators in ``__init__``, implement ``forward``, call ``convert``.
+
+    Registration follows the vendor: ``self.<name> = calibrator_custom.calibrator(model, ini)`` after
+    ``super().__init__()`` registers a calibrator (conversion order = assignment order); reading an
+    unknown attribute is a ``ValueError``. See :mod:`calibrator_custom.sim_registry` for the errors.
+    With ``self.save_quant_info = True``, ``convert`` also writes ``quant_info_<name>.pkl`` in the
+    current folder: the quant_param items of each fixed model (the vendor dumps its internal
+    quantization list there; ours can be imported again with ``convert(quant_param=...)``).
+    """
+
+    _kind = "calibrators"
+    _store = "_calibrators"
+    _expected = "calibrator_custom.calibrator"
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "save_quant_info", False)
+
+    def _accepts(self, value: Any) -> bool:
+        return isinstance(value, calibrator)
+
+    def register_calibrator(self, name: str, value: calibrator) -> None:
+        """Register ``value`` under ``name`` (what ``self.<name> = value`` does)."""
+        self._register(name, value)
+
+    @staticmethod
+    def print_model(model) -> str:
+        """The vendor's text of a model's input and output details (``Input(i):`` / ``Output(i):`` blocks)."""
+        return format_details(model.get_input_details(), model.get_output_details())
+
+    # ------------------------------------------------------------------ convert
+    def convert(self, img_gen: Iterator | None = None, *, num_process: int = DEFAULT_NUM_PROCESS,
+                quant_level: str = "L5", quant_param: list | None = None, mixed_precision: str = "sp",
+                cmd_model: Sequence[str] | None = None, fix_model: Sequence[str] | None = None,
+                sensitivity_threshold: float = STH) -> list[str] | None:
+        """Calibrate every registered model on ``img_gen`` through ``forward`` and write the fixed models.
+
+        Args:
+            img_gen: a generator (any Iterator) of samples; each sample is a list with one array
+                per ``forward`` argument (a bare array is one argument). It is read to the end
+                first. ``None`` (or no argument) with ``quant_param`` converts from the imported
+                ranges alone (no calibration data).
+            num_process: worker processes (vendor default 10), capped at ``os.cpu_count()`` and
+                at the number of samples. Workers are forked: ``forward`` runs in them on
+                contiguous shards of the samples; the statistics are merged exactly, so the fixed
+                models are identical for every ``num_process``.
+            quant_level: ``'L1'`` .. ``'L5'``. If every model's ``[CONV_CONFIG] input_format`` is
+                ``ALL_INT16`` and the level is not L1, L2 is used; with ``quant_param``, L1.
+            quant_param: vendor quant_param list (checked with ``utils.check_quant_param``); with
+                several models each model takes the items naming its tensors. Items with ``data``
+                replace constants **in the fixed model only**: unlike the vendor we never modify
+                the float model file (the vendor rewrites it, keeps the original as
+                ``Origin_<name>`` and then calibrates the rewritten model; here statistics come
+                from the float model as given, and the items' own ranges take priority).
+            mixed_precision: only ``'sp'`` (the vendor's default and the only strategy here).
+            cmd_model: accepted for compatibility (its length is checked) and ignored: there is no
+                cmodel-float stage here.
+            fix_model: output paths, one per registered calibrator in definition order. ``None``
+                names them after the float models (``x_float.sim`` -> ``x_fixed.sim``,
+                ``x.tflite`` -> ``x_fixed.sim``, next to them).
+            sensitivity_threshold: L4/L5 threshold for upgrading a convolution to 16 bit
+                (the vendor's constant ``STH``).
+
+        Returns:
+            The written fixed model paths when ``fix_model`` is None (as the vendor), else None.
+
+        Raises:
+            ValueError: an unknown level or strategy, a malformed quant_param, a wrong number of
+                ``fix_model``/``cmd_model`` paths, an input that is not a generator, no
+                quant_param for an import-only conversion, no samples or no calibrators.
+        """
+        if isinstance(num_process, bool) or not isinstance(num_process, (int, np.integer)) or num_process < 1:
+            raise InputError(f"num_process must be an integer >= 1, got {num_process!r}")
+        cals = self._calibrator_list()
+        check_quant_level(quant_level)
+        utils.check_quant_param(quant_param)
+        level = effective_quant_level(quant_level, [c.config for c in cals], quant_param)
+        if mixed_precision not in MIXED_PRECISION:
+            raise ConfigError(f"mixed_precision {mixed_precision!r} is not supported; use 'sp'")
+        _check_count("cmd_model", cmd_model, len(cals))
+        _check_count("fix_model", fix_model, len(cals))
+        if cmd_model is not None:
+            log.warning("cmd_model is ignored: there is no cmodel-float stage; the float models convert directly "
+                        "to fixed models")
+        out_paths = self._out_paths(cals, fix_model)
+        names = list(self._calibrators)
+        if quant_param is not None:
+            per_model = split_quant_param([c.model_obj for c in cals], quant_param,
+                                          [c.model or n for c, n in zip(cals, names)])
+        else:
+            per_model = [None] * len(cals)
+        if img_gen is None:
+            if quant_param is None:
+                raise ConfigError("quant_param cannot be None: convert() without a data generator imports the "
+                                  "quantization from quant_param; pass quant_param=[...] or a generator of samples")
+            stats = [stats_from_quant_param(c.model_obj, qp) for c, qp in zip(cals, per_model)]
+            feeds: list[list] = [[] for _ in cals]
+        else:
+            if not isinstance(img_gen, Iterator):
+                raise InputError("SIM_Calibrator need data generator for input")
+            stats, feeds = self._calibrate(img_gen, num_process, L5_SAMPLES if level == "L5" else 0)
+        for name, cal, st, fd, qp, path in zip(names, cals, stats, feeds, per_model, out_paths):
+            log.info("%s: converting %s at %s -> %s", name, cal.model or "(in-memory model)", level, path)
+            fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
+                                  sensitivity_threshold=sensitivity_threshold, calibration_feeds=fd or None,
+                                  output_path=path, progress=lambda msg, n=name: log.info("%s: %s", n, msg))
+            if self.save_quant_info:
+                save_quant_param(export_quant_param(fixed), f"quant_info_{name}.pkl")
+                log.info("%s: quant info saved in quant_info_%s.pkl", name, name)
+        return out_paths if fix_model is None else None
+
+    def _calibrator_list(self) -> list[calibrator]:
+        store = self._registry()
+        if store is None:
+            raise CalibratorError(f"{type(self).__name__}.__init__ must call super().__init__() before registering "
+                                  "calibrators")
+        if not store:
+            raise InputError(f"{type(self).__name__} has no registered calibrator; assign self.<name> = "
+                             "calibrator_custom.calibrator(model_path, input_config) in __init__")
+        return list(store.values())
+
+    def _out_paths(self, cals: list[calibrator], fix_model: Sequence[str] | None) -> list[str]:
+        if fix_model is not None:
+            paths = [os.fspath(p) for p in fix_model]
+        else:
+            missing = [n for n, c in zip(self._calibrators, cals) if not c.model]
+            if missing:
+                raise InputError(f"calibrator(s) {', '.join(missing)} were built from in-memory models: pass "
+                                 "fix_model=[...] with one output path per calibrator")
+            paths = [utils.get_out_model_name(c.model) for c in cals]
+        for p in paths:
+            parent = os.path.dirname(p)
+            if parent and not os.path.isdir(parent):
+                raise InputError(f"fixed model path {p!r}: folder {parent!r} does not exist; create it first")
+        return paths
+
+    # ------------------------------------------------------------------ calibration
+    def _calibrate(self, img_gen: Iterator, num_process: int, record: int) -> tuple[list[StatsSet], list[list]]:
+        """Run forward on every sample (in workers); merged statistics and the first ``record`` inputs per model."""
+        samples = [_as_args(s) for s in img_gen]
+        if not samples:
+            raise InputError("the data generator yielded no samples; give at least one")
+        n = max(1, min(int(num_process), os.cpu_count() or 1, len(samples)))
+        log.info("calibrating %d model(s) on %d sample(s) in %d process(es)", len(self._calibrators), len(samples), n)
+
+        def run_shard(start: int, stop: int, tick) -> _ShardResult:
+            return self._run_samples(samples, start, stop, tick, record)
+
+        with ProgressBar(len(samples), "SIM_Calibrator") as bar:
+            shards = run_sharded(run_shard, len(samples), n, bar.update, "SIM_Calibrator")
+        stats, feeds = [], []
+        for k, name in enumerate(self._calibrators):
+            merged = shards[0][k][0]
+            for shard in shards[1:]:
+                merged = merged.merge(shard[k][0])
+            if merged.num_samples == 0:
+                log.warning("calibrator %r was never invoked by forward: it has no statistics", name)
+            stats.append(merged)
+            feeds.append([x for shard in shards for x in shard[k][1]][:record])
+        return stats, feeds
+
+    def _run_samples(self, samples: list[tuple], start: int, stop: int, tick, record: int) -> _ShardResult:
+        cals = list(self._calibrators.values())
+        for c in cals:
+            c.reset_statistics()
+            c.record_inputs(record)
+        try:
+            for k in range(start, stop):
+                try:
+                    self.forward(*samples[k])
+                except Exception as e:
+                    if hasattr(e, "add_note"):
+                        e.add_note(f"(in {type(self).__name__}.forward on sample #{k} of the data generator)")
+                    raise
+                tick()
+            return [(c.statistics(), c.recorded_inputs()) for c in cals]
+        finally:
+            for c in cals:
+                c.record_inputs(0)
