@@ -166,7 +166,8 @@ def read_image_list(path: str | os.PathLike) -> list[list[str]]:
     """Samples of a list file: one line per sample, ','-separated paths (one per model input).
 
     Blank lines and lines starting with '#' are skipped. ``dir:listfile`` joins every entry to
-    ``dir`` (vendor form); otherwise relative entries are resolved against the list file's folder.
+    ``dir`` (vendor form); otherwise relative entries are resolved against the list file's folder, or
+    the current folder when they exist only there.
     A missing image, an empty entry or a line whose path count differs from the first line's raises
     an error naming the line.
     """
@@ -193,7 +194,10 @@ def read_image_list(path: str | os.PathLike) -> list[list[str]]:
         if samples and len(paths) != len(samples[0]):
             raise InputError(f"{listfile}, line {number}: {len(paths)} image(s) but line {first_line} has "
                              f"{len(samples[0])}; every sample gives one image per model input")
-        resolved = [os.path.join(base, p) for p in paths]  # an absolute p stays as it is
+        # an absolute p stays as it is; a relative one is looked up next to the list file, then (as the
+        # vendor's tools do) in the current folder
+        resolved = [os.path.join(base, p) if folder is not None or os.path.exists(os.path.join(base, p))
+                    or not os.path.exists(p) else os.path.abspath(p) for p in paths]
         for p in resolved:
             if not os.path.exists(p):
                 raise ImageNotFoundError(f"{listfile}, line {number}: image {p!r} does not exist")

@@ -168,6 +168,15 @@ def test_list_file_with_folder_prefix(tmp_path, monkeypatch):
     assert utils.read_image_list("images:list.txt") == [[os.path.join("images", "x.jpg")]]
 
 
+def test_list_file_entries_found_only_in_the_cwd(tmp_path, monkeypatch):
+    # the vendor's tools open list entries relative to the current folder: we accept that too
+    _touch(tmp_path / "work" / "imgs" / "y.jpg")
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "list.txt").write_text("imgs/y.jpg\n")
+    monkeypatch.chdir(tmp_path / "work")
+    assert utils.read_image_list(tmp_path / "lists" / "list.txt") == [[str(tmp_path / "work" / "imgs" / "y.jpg")]]
+
+
 @pytest.mark.parametrize("text,fragment", [
     ("a.jpg\nmissing.jpg\n", "list.txt, line 2: image "),
     ("a.jpg,,a.jpg\n", "list.txt, line 1: empty path in 'a.jpg,,a.jpg'"),

@@ -32,6 +32,10 @@ def _one_input(arg: str) -> list[str]:
         return utils.all_path(arg)
     if _is_image_file(arg):
         return [os.path.abspath(arg)]
+    if os.path.isfile(arg):
+        raise UserError(f"-i {arg!r} is not an image (extensions: {', '.join(utils.image_suffix)}); with one entry "
+                        "per input separated by ',' give images or folders, or give one list file whose lines name "
+                        "one image per input")
     raise UserError(f"-i {arg!r}: no such image or folder")
 
 
@@ -69,11 +73,19 @@ def resolve_preprocess(arg: str, num_inputs: int) -> list[Callable]:
     if len(names) != num_inputs:
         raise UserError(f"-n {arg!r} names {len(names)} preprocess method(s) but the model has {num_inputs} "
                         "input(s); give one per input, separated by ','")
-    return [utils.image_preprocess_func(n) for n in names]
+    funcs = []
+    for name in names:
+        try:
+            funcs.append(utils.image_preprocess_func(name))
+        except ValueError as e:  # unknown name, missing file, file that fails to import or lacks the function
+            raise UserError(f"-n: {e}") from None
+    return funcs
 
 
 def require_file(path: str, what: str, flag: str) -> str:
     """``path`` if it is an existing file, else a one-line UserError naming the flag."""
+    if path and os.path.isdir(path):
+        raise UserError(f"{flag} {path!r} is a folder; give the {what} file")
     if not path or not os.path.isfile(path):
         raise UserError(f"{flag} {path!r}: {what} does not exist")
     return path

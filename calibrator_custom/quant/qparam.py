@@ -216,7 +216,7 @@ def save_quant_param(items: list, path: str | os.PathLike) -> None:
             if isinstance(o, np.ndarray):
                 return o.tolist()
             raise TypeError(type(o).__name__)
-        data = json.dumps(items, default=enc, indent=1).encode()
+        data = json.dumps(items, default=enc, indent=4).encode()
     else:
         data = pickle.dumps(items)
     atomic_write(path, data)
