@@ -62,6 +62,7 @@ def render() -> str:
     parts += _section("Integer arithmetic helpers", "calibrator_custom.fixed.fixedpoint")
     parts += _section("The fixed.sim file", "calibrator_custom.fixed.writer")
     for title, mod in [("Boundary ops: inputs, outputs, detection", "boundary"),
+                       ("The vendor's detection NMS", "detection"),
                        ("Convolutions", "conv"), ("Elementwise and n-ary ops", "elementwise"),
                        ("Nonlinear ops", "nonlinear"), ("Data movement, resize, cast", "movement"),
                        ("Pooling", "movement_pool"), ("Reductions, argmax, top-k", "movement_reduce"),

@@ -12,6 +12,9 @@ What the fixed model holds (docs/fixed_point.md, "The fixed.sim file"):
   making the UINT8 copy (``<tensor>_u8``) of an INT16 tensor that 8-bit convolutions read, and a
   ``Fix2Float`` custom op for every output with ``dequantizations=TRUE`` (the INT16 tensor is
   renamed ``<output>_int16``; the float32 output keeps the name);
+* the outputs of the detection post-processes (``TFLite_Detection_PostProcess``,
+  ``TFLite_Detection_NMS``), which run in float, as float32 tensors without quantization (never
+  behind a ``Fix2Float``); their float constant inputs (anchors, a class tensor) stay float32;
 * metadata ``calibrator_custom_fixed``: JSON with the format version and every input's formats,
   mean/std, layout and alignment (not the quant level: a model re-made from its exported
   quant_param is the same model, byte for byte).
@@ -28,7 +31,7 @@ from flatbuffers import flexbuffers
 
 from ..model import schema
 from ..model.graph import Buffer, Model, Operator, OperatorCode, Quantization, Subgraph, Tensor
-from ..quant.planner import PlanInputs, QuantPlan, TensorQuant
+from ..quant.planner import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
 from ..quant.qtypes import IMAGE_FORMATS
 
 METADATA_NAME = "calibrator_custom_fixed"
@@ -85,10 +88,12 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
     g = pi.graph
     out = _Out()
     index: dict[int, int] = {}  # float tensor -> fixed tensor
+    # the detection post-processes run in float: their outputs stay float32, whatever the plan says
+    float_outs = {o for s in pi.interp.steps if s.op_name in FLOAT_CONSTANT_OPS for o in s.outputs}
 
     def runtime(i: int, name: str | None = None) -> int:
         t = g.tensors[i]
-        if i in plan.tensors:
+        if i in plan.tensors and i not in float_outs:
             tq = plan.tensors[i]
             return out.tensor(name or t.name, t.shape, tq.qtype, _quantization(tq))
         return out.tensor(name or t.name, t.shape, t.dtype, None)
@@ -123,7 +128,8 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
         t = g.tensors[i]
         index[i] = out.tensor(t.name, qc.data.shape, qc.quant.qtype, _quantization(qc.quant), qc.data)
 
-    dequantized = {i for i in g.outputs if plan.dequantize_outputs.get(i) and i in plan.tensors}
+    dequantized = {i for i in g.outputs
+                   if plan.dequantize_outputs.get(i) and i in plan.tensors and i not in float_outs}
     u8_index: dict[int, int] = {}
     conv_data = {c.op_index: c for c in pi.convs}
     for s in pi.interp.steps:

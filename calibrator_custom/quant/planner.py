@@ -35,7 +35,7 @@ LEVELS = ("L1", "L2", "L3", "L4", "L5")
 WEIGHT_AXES = {"CONV_2D": (0, 3), "DEPTHWISE_CONV_2D": (3, None), "FULLY_CONNECTED": (0, 1),
                "TRANSPOSE_CONV": (0, 3)}
 #: ops whose float constant inputs stay float in the fixed model (they run in float)
-FLOAT_CONSTANT_OPS = ("TFLite_Detection_PostProcess",)
+FLOAT_CONSTANT_OPS = ("TFLite_Detection_PostProcess", "TFLite_Detection_NMS")
 
 
 def f32(x) -> float:
