@@ -314,3 +314,36 @@ def test_face_detector_float_and_fixed(tmp_path) -> None:
         missing = unmatched(fb, fs, xb, 0.5 + SCORE_MARGIN)
         extra = unmatched(xb, xs, fb, 0.5 + SCORE_MARGIN)
         assert not missing and not extra, f"{stem}: float-only {missing}, fixed-only {extra}"
+
+
+def test_l5_measures_the_postprocess_inputs_not_its_detections(tmp_path) -> None:
+    """L5 judges the fixed model on what feeds the NMS (smooth), not on the NMS outputs (which jump when a
+    detection appears or disappears); the conversion then runs end to end."""
+    from calibrator_custom.calib import collect_stats_arrays
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.quant.convert import convert, measured_tensors
+    from calibrator_custom.quant.planner import PlanInputs
+
+    n, k, c = 32, 4, 1
+    rng = np.random.default_rng(3)
+    model = append_ssd_postprocess(raw_detector(n, k, c), random_anchors(rng, n, True), scales=(8, 8, 8, 8),
+                                   score_threshold=0.3)
+    path = tmp_path / "det_float.sim"
+    model.save(path)
+    outs = [model.main.tensors[i].name for i in model.main.outputs]
+    (tmp_path / "det.ini").write_text(
+        "[INPUT_CONFIG]\ninputs=raw_boxes,raw_scores;\ninput_formats=RAWDATA_F32_NHWC,RAWDATA_F32_NHWC;\n"
+        "quantizations=TRUE,TRUE;\n[OUTPUT_CONFIG]\noutputs=" + ",".join(outs) + ";\n"
+        "dequantizations=" + ",".join("TRUE" for _ in outs) + ";\n")
+    feeds = [list(random_raw(rng, n, k, c, "xywh", 0)) for _ in range(6)]
+    stats = collect_stats_arrays(path, feeds)
+    config = load_input_config(tmp_path / "det.ini", model)
+    pi = PlanInputs.create(model, stats, config)
+    measured = [pi.graph.tensors[i].name for i in measured_tensors(pi)]
+    nms = next(op for op in pi.graph.operators if model.op_name(op) == "TFLite_Detection_NMS")
+    assert not set(measured) & set(outs)
+    assert set(measured) <= {pi.graph.tensors[i].name for i in nms.inputs if i >= 0}
+    assert len(measured) >= 2  # the box coordinates and the scores at least
+    fixed = convert(model, config, stats, quant_level="L5", calibration_feeds=feeds, output_path=tmp_path / "f.sim")
+    assert calibrator_custom.fixed_simulator(tmp_path / "f.sim").is_detection()
+    assert len(fixed.main.outputs) == 4

@@ -27,7 +27,7 @@ from ..config import InputConfig, load_input_config
 from ..errors import ConfigError
 from ..interpreter import Interpreter
 from ..model.graph import Model, load_model
-from .planner import LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
+from .planner import FLOAT_CONSTANT_OPS, LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
 from .qparam import QuantParamOverrides, import_quant_param
 from .ranges import minmax_range
 
@@ -133,12 +133,31 @@ class _Measure:
             step = pi.step_of(c.op_index)
             if step is not None:
                 wanted.update((c.data, step.outputs[0]))
+        measured = measured_tensors(pi)
+        wanted.update(measured)
         samples, outputs = [], []
         for f in feeds:
             res = pi.interp.run(list(f), keep=wanted)
             samples.append({i: res[i] for i in wanted if i in res})
-            outputs.append([res[i] for i in pi.graph.outputs])
+            outputs.append([res[i] for i in measured])
         return cls(pi, samples, outputs)
+
+
+def measured_tensors(pi: PlanInputs) -> list[int]:
+    """The tensors whose end-to-end error L5 measures: the model outputs, except that the outputs of a
+    float post-process (``FLOAT_CONSTANT_OPS``: detection NMS, whose outputs jump when a detection
+    appears or disappears) are replaced by that op's runtime inputs (boxes, scores...)."""
+    g = pi.graph
+    producer = {o: s for s in pi.interp.steps for o in s.outputs}
+    out: list[int] = []
+    for i in g.outputs:
+        s = producer.get(i)
+        if s is not None and s.op_name in FLOAT_CONSTANT_OPS:
+            cands = [j for j in s.inputs if j >= 0 and j not in pi.interp.constants]
+        else:
+            cands = [i]
+        out += [j for j in cands if j not in out]
+    return out
 
 
 def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int]
@@ -325,13 +344,16 @@ def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
     it = Interpreter(fixed, get_op=get_fixed_op)
     g, fg = pi.graph, fixed.main
     specs = {s.name: s for s in pi.config.inputs}
-    num = np.zeros(len(g.outputs))
-    den = np.zeros(len(g.outputs))
+    fixed_out = dict(zip(g.outputs, fg.outputs))
+    targets = [fixed_out.get(i) if i in fixed_out else fg.tensor_index(g.tensors[i].name)
+               for i in measured_tensors(pi)]
+    num = np.zeros(len(targets))
+    den = np.zeros(len(targets))
     for f, ref in zip(feeds, meas.outputs):
         raw = [raw_from_normalized(np.asarray(x), specs.get(g.tensors[i].name), fg.tensors[j])
                for x, i, j in zip(f, g.inputs, fg.inputs)]
-        res = it.run(raw)
-        for k, j in enumerate(fg.outputs):
+        res = it.run(raw, keep=set(targets))
+        for k, j in enumerate(targets):
             t = fg.tensors[j]
             y = res[j].astype(np.float64)
             if t.dtype != "FLOAT32" and t.quantization is not None and t.quantization.scale:
