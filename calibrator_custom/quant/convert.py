@@ -285,7 +285,18 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
         trial = build_plan(pi, plan.level, frozenset([k]), **kw)
         nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas)
         gain[k] = (base - nsr) / base if base > 0 else 0.0
-    rec = _pick_upgrades(gain, conv_macs(pi), threshold)
+    macs = conv_macs(pi)
+    rec = _pick_upgrades(gain, macs, threshold)
+    # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
+    # samples a measured gain can be noise
+    rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
+    if rec4 != rec:
+        nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas)
+        nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas)
+        if nsr_rec4 < nsr_rec:
+            say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
+                f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
+            rec = rec4
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit")
     plan = build_plan(pi, plan.level, rec, **kw)
     # 3. bias correction: the mean output shift the weight quantization causes, from the measured
