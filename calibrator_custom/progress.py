@@ -48,9 +48,9 @@ class ProgressBar:
         self._last_draw = -1.0
         self._closed = False
 
-    def line(self) -> str:
-        """The text of the bar now (without the carriage return)."""
-        elapsed = time.monotonic() - self._start
+    def line(self, now: float | None = None) -> str:
+        """The text of the bar at time ``now`` (``time.monotonic()``; default: now), without the carriage return."""
+        elapsed = (time.monotonic() if now is None else now) - self._start
         frac = self.done / self.total if self.total else 1.0
         fill = int(round(BAR_WIDTH * min(frac, 1.0)))
         eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
@@ -76,7 +76,7 @@ class ProgressBar:
         if self.done < self.total and now - self._last_draw < self.min_interval_s:
             return
         self._last_draw = now
-        self.stream.write("\r" + self.line())
+        self.stream.write("\r" + self.line(now))
         self.stream.flush()
 
     def close(self) -> None:

@@ -137,3 +137,49 @@ def test_usage_errors_and_help(tmp_path):
     assert proc.returncode == 0
     for flag in ("-m", "--model", "--output_mode", "default: JSON", "JSON", "Pickle"):
         assert flag in text, flag
+
+
+@pytest.mark.slow
+def test_shared_model(tmp_path):
+    """On a real model: every item names a float tensor, has the vendor's keys and bit, and carries the
+    fixed model's own min/max lists (read back with fixed_simulator); re-importing it converts again."""
+    from conftest import IMAGES_DIR, MODELS_DIR, require_shared
+
+    require_shared()
+    model = MODELS_DIR / "face_detection_short_range.tflite"
+    photos = sorted(IMAGES_DIR.glob("*.jpg"))[:3]
+    sim = calibrator_custom.float_simulator(model)
+    outs = [d["name"] for d in sim.get_output_details()]
+    ini = tmp_path / "face.ini"
+    ini.write_text("[INPUT_CONFIG]\ninputs=" + sim.get_input_details()[0]["name"] + ";\n"
+                   "training_input_formats=RGB;\ninput_formats=RGB;\nquantizations=TRUE;\n"
+                   "mean=127.5:127.5:127.5;\nstd_value=127.5;\n[OUTPUT_CONFIG]\noutputs=" + ",".join(outs) + ";\n"
+                   "dequantizations=" + ",".join("TRUE" for _ in outs) + ";\n")
+    base = ["-i", photos[0].parent, "-m", model, "--input_config", ini, "-n", "face_detection_short_range"]
+    with open(tmp_path / "list.txt", "w") as f:
+        f.write("\n".join(str(p) for p in photos) + "\n")
+    base[1] = tmp_path / "list.txt"
+    proc = run_tool("calibrator", [*base, "--quant_level", "L2", "-o", tmp_path / "face_fixed.sim"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    fixed_path = tmp_path / "face_fixed.sim"
+    proc = _save(tmp_path, fixed_path)
+    assert proc.returncode == 0, proc.stderr
+    items = json.loads((tmp_path / "face_fixed.sim.json").read_text())
+    float_names = {t["name"] for t in sim.get_tensor_details()}
+    details = {d["name"]: d for d in calibrator_custom.fixed_simulator(fixed_path).get_tensor_details()}
+    assert len(items) > 50
+    for it in items:
+        # float tensor names, plus our "<name>_u8": the UINT8 copy an 8-bit conv reads of an INT16 tensor
+        assert set(it) == KEYS and (it["name"] in float_names or it["name"].removesuffix("_u8") in float_names), it
+        d = details[it["name"]]
+        if d["dtype"] == "FLOAT32":  # a dequantized output: its INT16 value is "<name>_int16" before Fix2Float
+            d = details[it["name"] + "_int16"]
+        assert it["bit"] == (8 if d["dtype"] in ("UINT8", "INT8") else 16)
+        if d["dtype"] in ("INT32", "INT64"):  # a bias: its details carry no range; the item has its values' range
+            assert len(it["min"]) == len(it["max"]) and all(lo <= hi for lo, hi in zip(it["min"], it["max"]))
+            continue
+        assert it["min"] == pytest.approx(d["min"]) and it["max"] == pytest.approx(d["max"])
+    proc = run_tool("calibrator", [*base, "--quant_file", tmp_path / "face_fixed.sim.json",
+                                   "-o", tmp_path / "again_fixed.sim"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"Fixed model at: {tmp_path / 'again_fixed.sim'}"
