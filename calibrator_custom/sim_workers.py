@@ -11,19 +11,25 @@ OpenBLAS to one thread each. An exception in a worker is raised again in the cal
 and message, with the worker's traceback as a note); a worker that dies without a result (killed,
 out of memory) is a :class:`CalibratorError`. Without the 'fork' start method the shards run here,
 one after the other (same results).
+
+``gather`` is the result loop every worker pool here shares (also ``calib.parallel.collect_stats``,
+which starts its own processes, possibly with 'spawn'); ``limit_blas_threads`` caps OpenBLAS in a
+worker.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import os
 import pickle
 import queue
+import time
 import traceback
 from typing import Any, Callable, TypeVar
 
 import numpy as np
 
-from .calib.parallel import limit_blas_threads
 from .errors import CalibratorError
 
 log = logging.getLogger(__name__)
@@ -101,12 +107,34 @@ def _run_forked(run_shard: ShardFn, bounds: list[tuple[int, int]], tick: Callabl
     results_q = ctx.Queue()
     procs = [ctx.Process(target=_child, args=(run_shard, k, a, b, results_q), name=f"{what}-{k}", daemon=True)
              for k, (a, b) in enumerate(bounds)]
+    return gather(procs, results_q, bounds, tick, what,
+                  on_error=lambda payload, k: _reraise(payload, what, *bounds[k]))
+
+
+def gather(procs: list[Any], results_q: Any, bounds: list[tuple[int, int]], tick: Callable[[], None], what: str,
+           on_error: Callable[[Any, int], None], timeout_s: float | None = None,
+           start_error: Callable[[Exception], Exception] | None = None) -> list:
+    """Start ``procs`` (worker k handles items ``bounds[k]``) and collect their results in shard order.
+
+    Workers put ``('tick' | 'done' | 'error', k, payload)`` on ``results_q``: a tick calls ``tick()``,
+    an error calls ``on_error(payload, k)`` (which raises). A worker that exits without a result, or no
+    result within ``timeout_s``, is a :class:`CalibratorError`. ``start_error`` turns an exception from
+    ``Process.start`` into the one to raise. Every worker is stopped and the queue closed on the way out.
+    """
     out: dict[int, Any] = {}
     dead_polls = dict.fromkeys(range(len(bounds)), 0)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     try:
         for p in procs:
-            p.start()
+            try:
+                p.start()
+            except Exception as e:  # noqa: BLE001 - e.g. 'spawn' cannot pickle a lambda
+                if start_error is None:
+                    raise
+                raise start_error(e) from None
         while len(out) < len(bounds):
+            if deadline is not None and time.monotonic() > deadline:
+                raise CalibratorError(f"{what}: no result after {timeout_s} s; the workers were stopped")
             try:
                 kind, shard_id, payload = results_q.get(timeout=_POLL_S)
             except queue.Empty:
@@ -117,7 +145,7 @@ def _run_forked(run_shard: ShardFn, bounds: list[tuple[int, int]], tick: Callabl
             elif kind == "done":
                 out[shard_id] = payload
             else:
-                _reraise(payload, what, *bounds[shard_id])
+                on_error(payload, shard_id)
         for p in procs:
             p.join(_JOIN_S)
     finally:
@@ -142,3 +170,32 @@ def _check_alive(procs: list, bounds: list[tuple[int, int]], out: dict, dead_pol
             start, stop = bounds[k]
             raise CalibratorError(f"{what}: the worker process for items #{start}..#{stop - 1} exited with code "
                                   f"{p.exitcode} without a result (killed, or out of memory?)")
+
+
+def limit_blas_threads(num_threads: int) -> bool:
+    """Best effort: cap OpenBLAS/OpenMP threads of this process at ``num_threads``; True if OpenBLAS was set.
+
+    Sets the usual environment variables (for libraries loaded later) and calls the
+    ``*openblas_set_num_threads*`` function of any OpenBLAS already mapped into the process.
+    """
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(num_threads)
+    try:
+        with open("/proc/self/maps") as f:
+            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
+    except OSError:
+        return False
+    done = False
+    for lib in sorted(libs):
+        try:
+            handle = ctypes.CDLL(lib)
+        except OSError:
+            continue
+        for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                    "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
+            fn = getattr(handle, sym, None)
+            if fn is not None:
+                fn(ctypes.c_int(num_threads))
+                done = True
+                break
+    return done

@@ -14,20 +14,18 @@ module-level preprocess functions) and limit OpenBLAS to ``worker_blas_threads``
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
 import os
-import queue
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import CalibratorError, InputError
+from ..errors import InputError
 from ..model.graph import load_model
 from ..simulators import float_simulator
+from ..sim_workers import gather, limit_blas_threads  # noqa: F401 - limit_blas_threads is public here too
 from .collector import Collector, weight_stats
 from .histogram import DEFAULT_NUM_BINS
 from .stats import CollectConfig, StatsSet, model_sha256
@@ -37,9 +35,6 @@ log = logging.getLogger(__name__)
 Preprocess = Callable[[Any], np.ndarray]
 #: ``progress(done, total)`` is called in the calling process after each image
 Progress = Callable[[int, int], None]
-
-_POLL_S = 0.2
-_JOIN_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -96,43 +91,14 @@ def _run_shard(model_path: str, shard: _Shard, funcs: tuple[Preprocess, ...], nu
     return collector.finalize(model_sha256=sha, model_name=os.path.basename(model_path))
 
 
-def limit_blas_threads(num_threads: int) -> bool:
-    """Best effort: cap OpenBLAS/OpenMP threads of this process at ``num_threads``; True if OpenBLAS was set.
-
-    Sets the usual environment variables (for libraries loaded later) and calls the
-    ``*openblas_set_num_threads*`` function of any OpenBLAS already mapped into the process.
-    """
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(num_threads)
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
-    done = False
-    for lib in sorted(libs):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                    "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-            fn = getattr(handle, sym, None)
-            if fn is not None:
-                fn(ctypes.c_int(num_threads))
-                done = True
-                break
-    return done
-
-
 def _worker_main(model_path: str, shard: _Shard, funcs: tuple[Preprocess, ...], num_bins: int, sha: str,
                  blas_threads: int | None, results: Any) -> None:
-    """Process entry: run the shard, put ('image'|'done'|'error', shard_id, payload) on ``results``."""
+    """Process entry: run the shard, put ('tick'|'done'|'error', shard_id, payload) on ``results``."""
     try:
         if blas_threads is not None:
             limit_blas_threads(blas_threads)
         stats = _run_shard(model_path, shard, funcs, num_bins, sha,
-                           lambda: results.put(("image", shard.shard_id, None)))
+                           lambda: results.put(("tick", shard.shard_id, None)))
         results.put(("done", shard.shard_id, stats))
     except _ItemError as e:
         results.put(("error", shard.shard_id, str(e)))
@@ -240,57 +206,17 @@ def _run_workers(model_path: str, shards: list[_Shard], funcs: tuple[Preprocess,
     results_q = ctx.Queue()
     procs = [ctx.Process(target=_worker_main, args=(model_path, s, funcs, num_bins, sha, blas_threads, results_q),
                          name=f"collect_stats-{s.shard_id}", daemon=True) for s in shards]
-    out: dict[int, StatsSet] = {}
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    try:
-        for p in procs:
-            try:
-                p.start()
-            except Exception as e:  # noqa: BLE001 - e.g. spawn cannot pickle a lambda
-                hint = ("; with the 'spawn' start method preprocess functions must be picklable (module-level)"
-                        if ctx.get_start_method() == "spawn" else "")
-                raise InputError(f"collect_stats: cannot start a worker process ({type(e).__name__}: {e}){hint}") \
-                    from None
-        dead_polls = dict.fromkeys(range(len(shards)), 0)
-        while len(out) < len(shards):
-            if deadline is not None and time.monotonic() > deadline:
-                raise CalibratorError(f"collect_stats: no result after {timeout_s} s; the workers were stopped")
-            try:
-                kind, shard_id, payload = results_q.get(timeout=_POLL_S)
-            except queue.Empty:
-                _check_workers(procs, shards, out, dead_polls)
-                continue
-            if kind == "image":
-                tick()
-            elif kind == "done":
-                out[shard_id] = payload
-            else:
-                raise InputError(payload)
-        for p in procs:
-            p.join(_JOIN_S)
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-        for p in procs:
-            if p.pid is not None:
-                p.join(_JOIN_S)
-        results_q.close()
-        results_q.join_thread()
-    return [out[s.shard_id] for s in shards]
+    bounds = [(s.start, s.start + len(s.items)) for s in shards]
 
+    def start_error(e: Exception) -> InputError:
+        hint = ("; with the 'spawn' start method preprocess functions must be picklable (module-level)"
+                if ctx.get_start_method() == "spawn" else "")
+        return InputError(f"collect_stats: cannot start a worker process ({type(e).__name__}: {e}){hint}")
 
-def _check_workers(procs: list[Any], shards: list[_Shard], out: dict[int, StatsSet],
-                   dead_polls: dict[int, int]) -> None:
-    """Raise when a worker died without a result (after one more empty poll for messages in flight)."""
-    for s, p in zip(shards, procs):
-        if s.shard_id in out or p.exitcode is None:
-            continue
-        dead_polls[s.shard_id] += 1
-        if dead_polls[s.shard_id] > 1:
-            last = s.start + len(s.items) - 1
-            raise CalibratorError(f"collect_stats: the worker for items #{s.start}..#{last} exited with code "
-                                  f"{p.exitcode} without a result (killed, or out of memory?)")
+    def on_error(message: str, shard_id: int) -> None:
+        raise InputError(message)
+
+    return gather(procs, results_q, bounds, tick, "collect_stats", on_error, timeout_s, start_error)
 
 
 def collect_stats_arrays(model_path: str | os.PathLike, samples: Iterable[Any], *,
