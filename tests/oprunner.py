@@ -114,3 +114,17 @@ def check_against_litert(op_name: str, inputs: Sequence[Any], options: dict | No
     ref = run_model_litert(data, feeds)
     assert_outputs_match(ours, ref, rtol, atol, what=op_name)
     return ours, ref
+
+
+def naive_iou(a, b) -> np.float32:
+    """Naive reference: IoU of two ``(y1, x1, y2, x2)`` boxes, each step rounded to float32 as TFLite's
+    detection post-process computes it; 0 when either area is <= 0."""
+    f32 = np.float32
+    area_a = f32((a[2] - a[0]) * (a[3] - a[1]))
+    area_b = f32((b[2] - b[0]) * (b[3] - b[1]))
+    if area_a <= 0 or area_b <= 0:
+        return f32(0)
+    ih = max(f32(min(a[2], b[2]) - max(a[0], b[0])), f32(0))
+    iw = max(f32(min(a[3], b[3]) - max(a[1], b[1])), f32(0))
+    inter = f32(ih * iw)
+    return f32(inter / f32(f32(area_a + area_b) - inter))

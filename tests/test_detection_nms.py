@@ -22,7 +22,7 @@ from calibrator_custom.model.graph import Quantization
 from calibrator_custom.ops import detection_nms as nms
 from calibrator_custom.ops.registry import OpContext, TensorInfo
 from calibrator_custom.quant.convert import convert
-from oprunner import Const, build_single_op, run_model_litert, run_ours
+from oprunner import Const, build_single_op, naive_iou, run_model_litert, run_ours
 
 OP = "TFLite_Detection_NMS"
 F32 = np.float32
@@ -62,16 +62,6 @@ def naive_nms(inputs: list[np.ndarray], o: dict, n_out: int) -> list[np.ndarray]
     score = [f32(v) for v in flat[o["input_score_idx"]]]
     label = [f32(v) for v in flat[o["input_class_idx"]]]
 
-    def iou(a, b):
-        area_a = f32((a[2] - a[0]) * (a[3] - a[1]))
-        area_b = f32((b[2] - b[0]) * (b[3] - b[1]))
-        if area_a <= 0 or area_b <= 0:
-            return f32(0)
-        ih = max(f32(min(a[2], b[2]) - max(a[0], b[0])), f32(0))
-        iw = max(f32(min(a[3], b[3]) - max(a[1], b[1])), f32(0))
-        inter = f32(ih * iw)
-        return f32(inter / f32(f32(area_a + area_b) - inter))
-
     cand = list(range(n))
     if yolo and n > 4096:
         conf = [f32(v) for v in flat[o["input_confidence_idx"]]]
@@ -82,7 +72,7 @@ def naive_nms(inputs: list[np.ndarray], o: dict, n_out: int) -> list[np.ndarray]
     for i in cand:
         if len(selected) == cap:
             break
-        if all(iou(boxes[i], boxes[j]) <= f32(o["nms_iou_threshold"]) for j in selected):
+        if all(naive_iou(boxes[i], boxes[j]) <= f32(o["nms_iou_threshold"]) for j in selected):
             selected.append(i)
     d = o["max_detections"]
     ob, oc, os_, oi = (np.zeros((1, d, 4), f32), np.zeros((1, d), f32), np.zeros((1, d), f32),

@@ -20,7 +20,7 @@ from flatbuffers import flexbuffers
 from calibrator_custom.errors import ModelError
 from calibrator_custom.ops import detection as det
 from calibrator_custom.ops.registry import OpContext, TensorInfo
-from oprunner import (Const, assert_outputs_match, build_single_op, check_against_litert, run_model_litert,
+from oprunner import (Const, assert_outputs_match, build_single_op, check_against_litert, naive_iou, run_model_litert,
                       run_model_ours, run_ours)
 
 OP = "TFLite_Detection_PostProcess"
@@ -116,16 +116,6 @@ def _naive_postprocess(enc: np.ndarray, cls: np.ndarray, anchors: np.ndarray, o:
         hh, hw = f32(0.5 * math.exp(th / hs) * ah), f32(0.5 * math.exp(tw / ws) * aw)
         boxes.append((f32(yc - hh), f32(xc - hw), f32(yc + hh), f32(xc + hw)))
 
-    def iou(a, b):
-        area_a = f32((a[2] - a[0]) * (a[3] - a[1]))
-        area_b = f32((b[2] - b[0]) * (b[3] - b[1]))
-        if area_a <= 0 or area_b <= 0:
-            return f32(0)
-        ih = max(f32(min(a[2], b[2]) - max(a[0], b[0])), f32(0))
-        iw = max(f32(min(a[3], b[3]) - max(a[1], b[1])), f32(0))
-        inter = f32(ih * iw)
-        return f32(inter / f32(f32(area_a + area_b) - inter))
-
     thr, iou_thr = f32(o["nms_score_threshold"]), f32(o["nms_iou_threshold"])
 
     def nms(sc, max_out):
@@ -139,7 +129,7 @@ def _naive_postprocess(enc: np.ndarray, cls: np.ndarray, anchors: np.ndarray, o:
                 continue
             sel.append(cand[a])
             for b in range(a + 1, len(cand)):
-                if active[b] and iou(boxes[cand[a]], boxes[cand[b]]) > iou_thr:
+                if active[b] and naive_iou(boxes[cand[a]], boxes[cand[b]]) > iou_thr:
                     active[b] = False
         return sel
 
