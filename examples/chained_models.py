@@ -28,6 +28,7 @@ import numpy as np
 
 import calibrator_custom
 from calibrator_custom import utils
+from calibrator_custom.analysis import pooled_sqnr_db
 from calibrator_custom.model.builder import ModelBuilder
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -139,13 +140,6 @@ class FixedChain(calibrator_custom.SIM_Simulator):
         return features, run(self.b, utils.convert_to_input_formats(features, self.b.get_input_details()[0]))
 
 
-def sqnr_db(refs: list[np.ndarray], gots: list[np.ndarray]) -> float:
-    """10 log10(signal energy / error energy), both summed over every sample (float64)."""
-    signal = sum(float(np.sum(np.square(r, dtype=np.float64))) for r in refs)
-    noise = sum(float(np.sum(np.square(r.astype(np.float64) - g))) for r, g in zip(refs, gots))
-    return float("inf") if noise == 0 else 10 * np.log10(signal / noise)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Calibrate two chained models together; run the fixed chain.")
     p.add_argument("--out", default="chained_models_out", help="output folder (default: %(default)s)")
@@ -171,8 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     float_out = FloatChain(a[0], b[0])((image_preprocess(p, norm=True) for p in photos), num_process=args.num_process)
     fixed_out = FixedChain(*fixed)((image_preprocess(p, norm=False) for p in photos), num_process=args.num_process)
     print(f"fixed vs float chain on {len(photos)} photos (SQNR):")
-    a_db = sqnr_db([r[0] for r in float_out], [g[0] for g in fixed_out])
-    end_db = sqnr_db([r[1] for r in float_out], [g[1] for g in fixed_out])
+    a_db = pooled_sqnr_db([r[0] for r in float_out], [g[0] for g in fixed_out])
+    end_db = pooled_sqnr_db([r[1] for r in float_out], [g[1] for g in fixed_out])
     print(f"  a_features  (model A's output)                {a_db:6.2f} dB")
     print(f"  scores      (model B's output, the chain's end) {end_db:6.2f} dB")
     print(f"chain end output: scores  SQNR {end_db:.2f} dB (quant level {args.quant_level})")

@@ -34,6 +34,7 @@ import numpy as np
 
 import calibrator_custom
 from calibrator_custom import utils
+from calibrator_custom.analysis import pooled_sqnr_db
 
 DATA = Path(__file__).resolve().parent / "data"
 MODEL = DATA / "face_detection_short_range.tflite"
@@ -62,13 +63,6 @@ def run_model(sim, inputs: list[np.ndarray]) -> list[np.ndarray]:
         sim.set_input(idx, data)
     sim.invoke()
     return [sim.get_output(k) for k in range(len(sim.get_output_details()))]
-
-
-def sqnr_db(refs: list[np.ndarray], gots: list[np.ndarray]) -> float:
-    """10 log10(signal energy / error energy), both summed over every sample (float64)."""
-    signal = sum(float(np.sum(np.square(r, dtype=np.float64))) for r in refs)
-    noise = sum(float(np.sum(np.square(r.astype(np.float64) - g))) for r, g in zip(refs, gots))
-    return float("inf") if noise == 0 else 10 * np.log10(signal / noise)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -114,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[3/3] fixed vs float model on {len(photos)} photos (SQNR, higher is better)")
     rows = []
     for k, detail in enumerate(fixed_sim.get_output_details()):
-        db = sqnr_db([r[k] for r in refs], [g[k] for g in gots])
+        db = pooled_sqnr_db([r[k] for r in refs], [g[k] for g in gots])
         rows.append((detail["name"], str(detail["shape"].tolist()), db))
     width = max(len(name) for name, _, _ in rows)
     print(f"  {'output':<{width}}  {'shape':<14}  SQNR")

@@ -34,6 +34,7 @@ import numpy as np
 
 import calibrator_custom
 from calibrator_custom import utils
+from calibrator_custom.analysis import pooled_sqnr_db
 from calibrator_custom.model.builder import ModelBuilder
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -124,13 +125,6 @@ def sample_generator(samples: list[list[str]], norm: bool = True):
         yield [image_preprocess(image_path, norm), features_preprocess(features_path, norm)]
 
 
-def sqnr_db(refs: list[np.ndarray], gots: list[np.ndarray]) -> float:
-    """10 log10(signal energy / error energy), both summed over every sample (float64)."""
-    signal = sum(float(np.sum(np.square(r, dtype=np.float64))) for r in refs)
-    noise = sum(float(np.sum(np.square(r.astype(np.float64) - g))) for r, g in zip(refs, gots))
-    return float("inf") if noise == 0 else 10 * np.log10(signal / noise)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Calibrate and convert a two-input model with SIM_Calibrator.")
     p.add_argument("--out", default="two_inputs_out", help="output folder (default: %(default)s)")
@@ -172,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         gots.append([fixed_sim.get_output(k) for k in range(2)])
 
     print(f"fixed vs float model on {len(evaluation)} samples with new feature maps (SQNR):")
-    rows = [(d["name"], sqnr_db([r[k] for r in refs], [g[k] for g in gots]))
+    rows = [(d["name"], pooled_sqnr_db([r[k] for r in refs], [g[k] for g in gots]))
             for k, d in enumerate(fixed_sim.get_output_details())]
     for name, db in rows:
         print(f"  {name:<8}  {db:6.2f} dB")

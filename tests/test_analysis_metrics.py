@@ -108,3 +108,14 @@ def test_test_value_broadcasts_to_the_reference_shape():
     r = np.arange(6, dtype=np.float64).reshape(2, 3)
     m = compare(r, np.float64(1.0))
     assert m.count == 6 and m.max_abs == 4.0
+
+
+def test_pooled_sqnr_db_sums_energies_over_samples():
+    from calibrator_custom.analysis import pooled_sqnr_db
+
+    refs = [np.array([3.0, 4.0]), np.array([0.0])]  # signal energy 25
+    tests = [np.array([3.0, 3.0]), np.array([2.0])]  # noise energy 1 + 4 = 5
+    assert pooled_sqnr_db(refs, tests) == pytest.approx(10 * np.log10(25 / 5))
+    assert pooled_sqnr_db(refs, refs) == float("inf")
+    with pytest.raises(ValueError, match="2 reference"):
+        pooled_sqnr_db(refs, tests[:1])

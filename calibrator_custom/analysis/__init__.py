@@ -10,7 +10,8 @@ See docs/analysis.md.
 from __future__ import annotations
 
 from .api import accuracy_analysis
-from .metrics import Metrics
+from .metrics import Metrics, pooled_sqnr_db
 from .report import AnalysisReport, ConvInfo, LayerRow, QuantInfo, Suggestion
 
-__all__ = ["accuracy_analysis", "AnalysisReport", "ConvInfo", "LayerRow", "Metrics", "QuantInfo", "Suggestion"]
+__all__ = ["accuracy_analysis", "AnalysisReport", "ConvInfo", "LayerRow", "Metrics", "QuantInfo", "Suggestion",
+           "pooled_sqnr_db"]

@@ -17,6 +17,7 @@ NaN, so reports compare equal after a JSON round trip.
 from __future__ import annotations
 
 import math
+from typing import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,17 @@ def sqnr_db(signal_energy: float, noise_energy: float) -> float:
     if signal_energy <= 0:
         return -math.inf
     return 10.0 * math.log10(signal_energy / noise_energy)
+
+
+def pooled_sqnr_db(references: Sequence[np.ndarray], tests: Sequence[np.ndarray]) -> float:
+    """SQNR of ``tests`` against ``references`` (one array per sample), energies summed over the samples
+    in float64: ``sqnr_db(sum |ref|**2, sum |ref - test|**2)``."""
+    if len(references) != len(tests):
+        raise ValueError(f"pooled_sqnr_db: {len(references)} reference(s) but {len(tests)} test array(s)")
+    signal = sum(float(np.sum(np.square(np.asarray(r, np.float64)))) for r in references)
+    noise = sum(float(np.sum(np.square(np.asarray(r, np.float64) - np.asarray(t, np.float64))))
+                for r, t in zip(references, tests))
+    return sqnr_db(signal, noise)
 
 
 def _relative(err: float, span: float) -> float:
