@@ -139,19 +139,26 @@ def test_quantization_info_matches_the_fixed_model(chain):
     counterpart = {"img": "img_normalized", "out": "out_int16"}
     for r in rep.layers:
         det = details[counterpart.get(r.name, r.name)]
-        scale, zp = det["quantization"][0]
+        quant = det["quantization"]
+        k = int(np.argmax([s for s, _ in quant]))  # per channel: the coarsest channel is reported
+        scale, zp = quant[k]
+        sc = np.array([s for s, _ in quant])
+        zps = np.array([z for _, z in quant])
         info = np.iinfo({"UINT8": np.uint8, "INT16": np.int16}[det["dtype"]])
         q = r.quant
         assert (q.dtype, q.scale, q.zero_point) == (det["dtype"], pytest.approx(scale, rel=1e-7), zp), r.name
-        assert q.range_min == pytest.approx((info.min - zp) * scale) and q.range_max == pytest.approx((info.max - zp)
-                                                                                                      * scale)
+        assert q.range_min == pytest.approx(np.min((info.min - zps) * sc))
+        assert q.range_max == pytest.approx(np.max((info.max - zps) * sc))
         assert q.observed_min == min(x.min() for x in floats[r.name])
         assert q.observed_max == max(x.max() for x in floats[r.name])
-        x = np.concatenate([np.ravel(v) for v in floats[r.name]])
-        lo, hi = (info.min - zp) * scale - scale / 2, (info.max - zp) * scale + scale / 2
+        x = np.concatenate([np.reshape(v, (-1, v.shape[-1] if len(quant) > 1 else 1)) for v in floats[r.name]])
+        lo, hi = (info.min - zps) * sc - sc / 2, (info.max - zps) * sc + sc / 2
         assert q.clipped_share == pytest.approx(np.mean((x < lo) | (x > hi)), abs=1e-12), r.name
+    # the UINT8 data of the 8-bit convs is quantized per channel
+    assert any(d["dtype"] == "UINT8" and len(d["quantization"]) > 1 for d in details.values())
     assert rep.layer("t").dtype == "INT16" and rep.layer("t").u8_view.dtype == "UINT8"  # t is read by ADD and u
-    assert rep.layer("v").u8_view is None
+    # v is written by an ADD: INT16, and the conv reading it gets a per-channel UINT8 copy
+    assert rep.layer("v").dtype == "INT16" and rep.layer("v").u8_view.dtype == "UINT8"
 
 
 def test_conv_bits_and_macs(chain):

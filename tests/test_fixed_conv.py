@@ -692,12 +692,115 @@ def test_activation_range(scale, zp, act):
 
 # ------------------------------------------------------------------------------ negative tests
 
-def test_per_channel_data_is_refused():
+def test_per_channel_data_is_refused_unless_powers_of_two_on_the_channel_axis():
     rng = np.random.default_rng(0)
-    x = QArr(rng.integers(0, 255, (1, 4, 4, 2)).astype(np.uint8), np.array([0.1, 0.2]), 0, 3)
-    with pytest.raises(UnsupportedOpError, match="per channel"):
-        _params("CONV_2D", [x, weights((2, 3, 3, 2), "INT8", 0, rng)], conv_opts(), QOut("UINT8", 0.1, 0),
+    w = weights((2, 3, 3, 2), "INT8", 0, rng)
+    x = QArr(rng.integers(0, 255, (1, 4, 4, 2)).astype(np.uint8), np.array([0.1, 0.3]), 0, 3)
+    with pytest.raises(UnsupportedOpError, match="powers of two"):
+        _params("CONV_2D", [x, w], conv_opts(), QOut("UINT8", 0.1, 0), (1, 4, 4, 2))
+    x = QArr(rng.integers(0, 255, (1, 4, 4, 4)).astype(np.uint8), np.array([0.1, 0.2, 0.4, 0.8]), 0, 1)
+    with pytest.raises(UnsupportedOpError, match="per channel along axis 1"):
+        _params("CONV_2D", [x, weights((2, 3, 3, 4), "INT8", 0, rng)], conv_opts(), QOut("UINT8", 0.1, 0),
                 (1, 4, 4, 2))
+    y = QArr(rng.integers(-9, 9, (4, 3)).astype(np.int8), 0.1, 0, 0, True)
+    xb = QArr(rng.integers(0, 255, (2, 4)).astype(np.uint8), np.array([0.1, 0.2, 0.4, 0.8]), 0, 1)
+    with pytest.raises(UnsupportedOpError, match="per-tensor"):
+        _params("BATCH_MATMUL", [xb, y], {}, QOut("INT16", 0.1, 0), (2, 3))
+
+
+# ------------------------------------------------------------------------------ per-channel data / output
+
+def pc_data(shape, rng, *, dtype="UINT8", max_shift=3) -> QArr:
+    """Data quantized per channel (last axis): scales grid * 2**k[c], random zero points."""
+    channels = shape[-1]
+    grid = float(rng.uniform(0.002, 0.01))
+    scale = grid * 2.0 ** rng.integers(0, max_shift + 1, channels)
+    scale[rng.integers(channels)] = grid
+    zp = rng.integers(0, 256, channels) if dtype == "UINT8" else np.zeros(channels, np.int64)
+    return qrandom(shape, dtype, scale.astype(np.float32).astype(np.float64), zp, rng=rng, axis=len(shape) - 1)
+
+
+def pc_out(ref: np.ndarray) -> QOut:
+    """A UINT8 quantization per channel (last axis) covering each channel of the float result ``ref``."""
+    flat = ref.reshape(-1, ref.shape[-1]).astype(np.float64)
+    lo, hi = np.minimum(flat.min(axis=0), 0), np.maximum(flat.max(axis=0), 1e-3)
+    scale = (hi - lo) / 255
+    return QOut("UINT8", scale, np.round(-lo / scale).astype(np.int64), ref.ndim - 1)
+
+
+def pc_bias(x: QArr, w: QArr, channels: int, rng) -> QArr:
+    """INT32 bias at the input grid scale (the smallest channel scale) times the weight scales."""
+    acc_scale = float(np.min(x.scale)) * np.broadcast_to(np.asarray(w.scale, np.float64), (channels,))
+    return QArr(rng.integers(-20000, 20000, channels).astype(np.int32), acc_scale, 0, 0, True)
+
+
+PC_CASES = [
+    ("CONV_2D", (1, 7, 8, 5), (6, 3, 3, 5), conv_opts("SAME", act="RELU")),
+    ("CONV_2D", (1, 6, 6, 4), (3, 1, 1, 4), conv_opts("VALID", stride=(2, 2))),
+    ("CONV_2D", (1, 8, 7, 3), (4, 3, 2, 3), conv_opts("CAFFE", pads=(1, 2, 0, 1), act="RELU6")),
+    ("DEPTHWISE_CONV_2D", (1, 7, 7, 3), (1, 3, 3, 6), conv_opts("SAME", stride=(2, 2), act="RELU")),
+    ("DEPTHWISE_CONV_2D", (1, 6, 8, 4), (1, 3, 3, 4), conv_opts("ONNXOUTSIDE", pads=(0, 1, 1, 1))),
+]
+
+
+@pytest.mark.parametrize("out_kind", ["per_tensor", "per_channel"])
+@pytest.mark.parametrize("case", range(len(PC_CASES)))
+def test_per_channel_input_and_output_match_the_float_op(case, out_kind):
+    op_name, xs, ws, opts = PC_CASES[case]
+    rng = np.random.default_rng(900 + case)
+    depthwise = op_name == "DEPTHWISE_CONV_2D"
+    x = pc_data(xs, rng)
+    w = weights(ws, "INT8", 3 if depthwise else 0, rng)
+    channels = ws[3] if depthwise else ws[0]
+    b = pc_bias(x, w, channels, rng)
+    got, ref = check_fixed_op(op_name, [x, w, b], opts, out_dtype="UINT8")
+    if out_kind == "per_channel":
+        got, ref = check_fixed_op(op_name, [x, w, b], opts, outputs=[pc_out(ref[0])])
+    assert got[0].shape == ref[0].shape and got[0].dtype == np.uint8
+
+
+def test_per_channel_input_of_fully_connected_and_transpose_conv():
+    rng = np.random.default_rng(31)
+    x = pc_data((3, 8), rng)
+    w = weights((5, 8), "INT8", 0, rng)
+    got, ref = check_fixed_op("FULLY_CONNECTED", [x, w, pc_bias(x, w, 5, rng)], {}, out_dtype="INT16")
+    assert got[0].shape == ref[0].shape == (3, 5) and got[0].dtype == np.int16
+    x = pc_data((1, 4, 5, 3), rng)
+    w = weights((4, 3, 3, 3), "INT8", 0, rng)
+    shape = QArr(np.array([1, 8, 10, 4], np.int32), None, 0, 0, True)
+    got, ref = check_fixed_op("TRANSPOSE_CONV", [shape, w, x, pc_bias(x, w, 4, rng)],
+                              {"padding": "SAME", "stride_h": 2, "stride_w": 2}, out_dtype="INT16")
+    assert got[0].shape == ref[0].shape == (1, 8, 10, 4)
+
+
+@pytest.mark.parametrize("case", range(len(PC_CASES)))
+def test_per_channel_input_accumulators_are_exact(case):
+    """acc = sum ((q - zp[c]) << k[c]) * w, checked against the naive int64 loop and the documented requant."""
+    op_name, xs, ws, opts = PC_CASES[case]
+    rng = np.random.default_rng(950 + case)
+    depthwise = op_name == "DEPTHWISE_CONV_2D"
+    x = pc_data(xs, rng)
+    w = weights(ws, "INT8", 3 if depthwise else 0, rng)
+    channels = ws[3] if depthwise else ws[0]
+    b = pc_bias(x, w, channels, rng)
+    grid = float(np.min(x.scale))
+    shift = np.round(np.log2(np.asarray(x.scale) / grid)).astype(np.int64)
+    on_grid = QArr((x.q.astype(np.int64) - np.asarray(x.zero_point)) << shift, grid, 0, 0)
+    acc = naive_conv_acc(on_grid, w.q, opts, depthwise)
+    out = QOut("INT16", float(np.abs(acc).max()) * grid * 0.02 / 32767, 0)
+    x_absmax = int((np.maximum(255 - np.asarray(x.zero_point), np.asarray(x.zero_point)) << shift).max())
+    abs_sums = np.abs(w.q.astype(np.int64)).sum(axis=(0, 1, 2) if depthwise else (1, 2, 3))
+    real = grid * np.asarray(w.scale, np.float64) / out.scale
+    want = np.empty(acc.shape, np.int64)
+    for c in range(channels):
+        bq = int(b.q[c])
+        m, s = fp.quantize_multiplier(real[c], fp.multiplier_bits(x_absmax * int(abs_sums[c]) + abs(bq)))
+        want[..., c] = fp.rounding_rshift((acc[..., c] + bq) * int(m), int(s))
+    lo, hi = fconv.activation_range(opts["fused_activation_function"], out.scale, 0, np.dtype(np.int16))
+    want = np.clip(want, lo, hi).astype(np.int16)
+    got = fixedrunner.run_fixed(op_name, [x, w, b], [out], [acc.shape], make_options(op_name, opts))[0]
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
 
 
 def test_weights_on_the_wrong_axis_are_refused():

@@ -178,7 +178,12 @@ def test_fixed_simulator_details_follow_the_vendor(small):
     assert det["w1"]["dtype"] == "INT8" and len(det["w1"]["quantization"]) == 8 and len(det["w1"]["min"]) == 8
     assert det["b1"]["dtype"] == "INT32"
     assert det["add1"]["dtype"] == "INT16" and det["add1"]["quantization"][0][1] == 0
-    assert det["gap"]["dtype"] == "UINT8"  # read only by the 8-bit fully connected layer
+    # a MEAN writes INT16; the 8-bit fully connected layer reads a UINT8 copy quantized per channel
+    assert det["gap"]["dtype"] == "INT16"
+    view = det["gap_u8"]
+    assert view["dtype"] == "UINT8" and len(view["quantization"]) == view["shape"][-1] > 1
+    scales = np.array([sc for sc, _ in view["quantization"]])
+    assert np.all(np.log2(scales / scales.min()) == np.round(np.log2(scales / scales.min())))
     with pytest.raises(ValueError):
         s.set_input(0, pixels[0].astype(np.float32))
     with pytest.raises(ValueError):

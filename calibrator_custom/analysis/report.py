@@ -52,7 +52,9 @@ class QuantInfo:
     ``range_min``/``range_max``: the real interval the integer type can hold
     (``scale * (qmin - zero_point)`` .. ``scale * (qmax - zero_point)``); ``observed_min``/``max``: the
     float model's values over the analysis inputs; ``clipped_share``: the share of those values more than
-    half a step outside the range (they saturate).
+    half a step outside the range (they saturate). A tensor quantized per channel (the UINT8 data of
+    8-bit convs) reports its coarsest channel's scale and zero point and the union of the channels'
+    ranges, and counts each value against its own channel's range.
     """
 
     dtype: str

@@ -28,7 +28,7 @@ from ..fixed.feeds import raw_from_normalized
 from ..fixed.registry import get_fixed_op
 from ..interpreter import Interpreter
 from ..model.graph import Model, Tensor
-from .mapping import TensorMap, dequantize, quantize, representable_range
+from .mapping import TensorMap, channel_params, dequantize, quantize, representable_range
 from .metrics import ErrorAccumulator
 from .report import LayerRow, QuantInfo
 
@@ -54,12 +54,19 @@ class _Clip:
         return cls(t, rng[0], rng[1], 0.5 * float(np.max(t.quantization.scale)))
 
     def add(self, x: np.ndarray) -> None:
-        self.clipped += int(np.count_nonzero((x < self.lo - self.half_step) | (x > self.hi + self.half_step)))
+        """Count the values more than half a step outside their channel's range (per tensor: the tensor's)."""
+        scale, zp = channel_params(self.tensor, np.ndim(x))
+        info = np.iinfo(self.tensor.np_dtype)
+        lo, hi = (info.min - zp) * scale - scale / 2, (info.max - zp) * scale + scale / 2
+        self.clipped += int(np.count_nonzero((x < lo) | (x > hi)))
         self.total += int(x.size)
 
     def info(self, observed_min: float, observed_max: float) -> QuantInfo:
+        """Per channel (UINT8 conv data): the coarsest channel's scale and zero point, the union of the ranges."""
         q = self.tensor.quantization
-        return QuantInfo(self.tensor.dtype, float(q.scale[0]), int(q.zero_point[0]) if q.zero_point else 0,
+        k = int(np.argmax(q.scale))
+        zps = q.zero_point or [0] * len(q.scale)
+        return QuantInfo(self.tensor.dtype, float(q.scale[k]), int(zps[k] if len(zps) > k else zps[0]),
                          self.lo, self.hi, observed_min, observed_max,
                          self.clipped / self.total if self.total else 0.0)
 

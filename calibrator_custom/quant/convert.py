@@ -109,7 +109,7 @@ def analytic_gain(pi: PlanInputs, plan: QuantPlan) -> dict[int, float]:
         ws = np.asarray(wq.quant.scale).reshape([-1 if a == axis else 1 for a in range(w.ndim)])
         dw = w - wq.data.astype(np.float64) * ws
         n_ch = w.shape[axis]
-        step_x = dq.scale[0]
+        step_x = float(np.sqrt(np.mean(np.square(dq.scale))))  # per-channel data: the RMS step
         sum_w2 = float(np.sum(w * w)) / n_ch
         sum_dw2 = float(np.sum(dw * dw)) / n_ch
         px = _hist_power(x)
@@ -183,10 +183,10 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
             continue
         di = s.inputs[{"TRANSPOSE_CONV": 2}.get(c.op_name, 0)]
         dt, yt = fg.tensors[di], fg.tensors[s.outputs[0]]
-        ds, dz = dt.quantization.scale[0], dt.quantization.zero_point[0]
-        ys, yz = yt.quantization.scale[0], yt.quantization.zero_point[0]
+        ds, dz = _scale_zp(dt.quantization)
+        ys, yz = _scale_zp(yt.quantization)
         info, oinfo = np.iinfo(dt.np_dtype), np.iinfo(yt.np_dtype)
-        lo = max((oinfo.min - yz) * ys, _act_lo(pi, c))
+        lo = np.maximum((oinfo.min - yz) * ys, _act_lo(pi, c))
         hi = (oinfo.max - yz) * ys
         num = den = 0.0
         esum = ecount = 0
@@ -208,6 +208,15 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
         nsr[k] = num / den if den > 0 else 0.0
         mean_err[k] = np.where(np.asarray(ecount) > 0, esum / np.maximum(ecount, 1), 0.0)
     return nsr, mean_err
+
+
+def _scale_zp(q) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, zero point) of an activation's quantization: scalars, or vectors over its last axis."""
+    scale = np.asarray(q.scale, np.float64)
+    zp = np.asarray(q.zero_point if q.zero_point else [0], np.float64)
+    if scale.size == 1:
+        return scale.reshape(()), zp.reshape(())
+    return scale, np.broadcast_to(zp, scale.shape)
 
 
 def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathLike | InputConfig,
@@ -368,7 +377,8 @@ def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
             t = fg.tensors[j]
             y = res[j].astype(np.float64)
             if t.dtype != "FLOAT32" and t.quantization is not None and t.quantization.scale:
-                y = (y - t.quantization.zero_point[0]) * t.quantization.scale[0]
+                scale, zp = _scale_zp(t.quantization)
+                y = (y - zp) * scale
             r = ref[k].astype(np.float64)
             num[k] += float(np.sum((y - r) ** 2))
             den[k] += float(np.sum(r * r))

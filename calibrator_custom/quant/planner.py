@@ -80,9 +80,21 @@ class QuantPlan:
     dequantize_outputs: Mapping[int, bool] = field(default_factory=dict)
 
 
-def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None) -> TensorQuant:
-    """The quantization of an activation with range ``rng`` in ``qtype`` (INT16 symmetric, UINT8 asymmetric)."""
+#: at most this many halvings of a UINT8 channel's scale below its tensor's (the conv kernel's grid)
+MAX_CHANNEL_SHIFT = 4
+
+
+def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None, axis: int | None = None,
+                     max_shift: int = MAX_CHANNEL_SHIFT) -> TensorQuant:
+    """The quantization of an activation with range ``rng`` in ``qtype`` (INT16 symmetric, UINT8 asymmetric).
+
+    With ``axis`` (UINT8 data of 8-bit convs, given per-channel ranges) each channel gets its own
+    scale ``scale * 2**-k[c]`` (``0 <= k[c] <= MAX_CHANNEL_SHIFT``, the largest that still holds the
+    channel's range with one LSB to spare) and zero point: see ``channel_u8_quant``.
+    """
     lo, hi = f32(rng.lo), f32(rng.hi)
+    if rng.channel_lo is not None and rng.channel_hi is not None:
+        channel_min, channel_max = rng.channel_lo, rng.channel_hi
     if qtype == "UINT8":
         scale = f32((hi - lo) / 255)
         zp = int(np.clip(round_half_away(np.array(-lo * 255 / (hi - lo))), 0, 255))
@@ -96,7 +108,29 @@ def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None)
         cmin = tuple(lo if v == min(cmin) else v for v in cmin)
     if cmax and max(cmax) < hi:
         cmax = tuple(hi if v == max(cmax) else v for v in cmax)
+    if qtype == "UINT8" and axis is not None and len(cmin) > 1 and len(cmin) == len(cmax):
+        scales, zps = channel_u8_quant(scale, cmin, cmax, max_shift)
+        return TensorQuant(qtype, scales, zps, cmin, cmax, axis)
     return TensorQuant(qtype, (scale,), (zp,), cmin, cmax, 0)
+
+
+def channel_u8_quant(scale: float, cmin, cmax, max_shift: int = MAX_CHANNEL_SHIFT
+                     ) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """Per-channel UINT8 (scales, zero points): channel c gets ``scale * 2**-k[c]``, ``zp = round(-lo_c / s_c)``.
+
+    ``k[c]`` is the largest ``k <= max_shift`` with ``hi_c - lo_c <= 254 * scale * 2**-k``
+    (range of channel c widened to contain 0); the tensor's widest channel keeps ``scale``.
+    """
+    scales, zps = [], []
+    for lo_c, hi_c in zip(cmin, cmax):
+        lo_c, hi_c = min(float(lo_c), 0.0), max(float(hi_c), 0.0)
+        k = 0
+        while k < max_shift and hi_c - lo_c <= 254 * scale * 2.0 ** -(k + 1):
+            k += 1
+        s = f32(scale * 2.0 ** -k)
+        scales.append(s)
+        zps.append(int(np.clip(round_half_away(np.array(-lo_c / s)), 0, 255)))
+    return tuple(scales), tuple(zps)
 
 
 @dataclass
@@ -197,7 +231,10 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
         raise ConfigError(f"unknown quant_level {level!r}; choose one of {', '.join(LEVELS)}")
     g = pi.graph
     consts = dict(pi.interp.constants)
-    consts.update({i: np.asarray(v, np.float32) for i, v in (const_data or {}).items()})
+    biases_at = {c.bias for c in pi.convs if c.bias >= 0}
+    # an imported bias keeps float64: an INT64 bias has more digits than float32 holds
+    consts.update({i: np.asarray(v, np.float64 if i in biases_at else np.float32)
+                   for i, v in (const_data or {}).items()})
     range_overrides = range_overrides or {}
     u8_overrides = u8_overrides or {}
     weight_overrides = weight_overrides or {}
@@ -210,6 +247,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     input_specs = {i: specs[g.tensors[i].name] for i in g.inputs if g.tensors[i].name in specs}
 
     tensors: dict[int, TensorQuant] = {}
+    u8_args: dict[int, tuple] = {}  # per-channel UINT8 data: activation_quant's arguments (see _fit_biases)
     for i in pi.runtime_tensors():
         t = g.tensors[i]
         if t.dtype != "FLOAT32":
@@ -229,8 +267,11 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
             rng, ts = range_overrides[i], pi.stats.tensors.get(t.name)
         else:
             rng, ts = _stats_range(pi, i, qt, fit)
-        tensors[i] = activation_quant(rng, qt, None if ts is None else ts.channel_min,
-                                      None if ts is None else ts.channel_max)
+        args = (rng, qt, None if ts is None else ts.channel_min, None if ts is None else ts.channel_max,
+                _channel_axis(t) if qt == "UINT8" and i not in g.inputs else None)
+        tensors[i] = activation_quant(*args)
+        if qt == "UINT8":
+            u8_args[i] = args
 
     # INT16 tensors that 8-bit convs read get a UINT8 copy
     u8_views: dict[int, TensorQuant] = {}
@@ -239,8 +280,9 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
             if c.data not in u8_views:
                 rng = u8_overrides.get(c.data) or _stats_range(pi, c.data, "UINT8", fit)[0]
                 ts = pi.stats.tensors.get(g.tensors[c.data].name)
-                u8_views[c.data] = activation_quant(rng, "UINT8", None if ts is None else ts.channel_min,
-                                                    None if ts is None else ts.channel_max)
+                u8_args[c.data] = (rng, "UINT8", None if ts is None else ts.channel_min,
+                                   None if ts is None else ts.channel_max, _channel_axis(g.tensors[c.data]))
+                u8_views[c.data] = activation_quant(*u8_args[c.data])
 
     constants: dict[int, QuantConst] = {}
     conv_by_weights = {c.weights: c for c in pi.convs}
@@ -270,21 +312,60 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
         tq = activation_quant(rng, "INT16")
         q = np.clip(round_half_away(v / tq.scale[0]), -32767, 32767).astype(np.int16)
         constants[i] = QuantConst(q, tq)
-    for i, c in conv_by_bias.items():
-        if i not in consts or i not in used_set:
-            continue
-        wq = constants[c.weights].quant
-        dq = _data_quant(tensors, u8_views, c, bits[c.op_index])
-        b = np.asarray(consts[i], np.float64) + np.asarray(bias_deltas.get(i, 0.0), np.float64)
-        q = quantize_bias(b, dq.scale[0], np.asarray(wq.scale), bits[c.op_index], g.tensors[i].name)
-        scale = tuple(f32(dq.scale[0] * s) for s in wq.scale)
-        constants[i] = QuantConst(q, TensorQuant("INT32" if bits[c.op_index] == 8 else "INT64", scale,
-                                                 (0,) * len(scale), (), (), 0))
+    biases = {i: c for i, c in conv_by_bias.items() if i in consts and i in used_set}
+    _fit_biases(biases, consts, bias_deltas, bits, constants, tensors, u8_views, u8_args)
+    for i, c in biases.items():
+        constants[i] = _bias_const(g, c, consts[i], bias_deltas.get(i, 0.0), bits[c.op_index],
+                                   constants[c.weights].quant, _data_quant(tensors, u8_views, c, bits[c.op_index]))
     deq = {}
     for k, name in enumerate(o.name for o in pi.config.outputs):
         deq[name] = pi.config.outputs[k].dequantization
     dequantize_outputs = {i: deq.get(g.tensors[i].name, False) for i in g.outputs}
     return QuantPlan(level, dict(bits), tensors, u8_views, constants, input_specs, dequantize_outputs)
+
+
+def _bias_values(b, delta, dq: TensorQuant) -> tuple[np.ndarray, float]:
+    """(float bias with its correction, the data's grid scale: its finest channel's)."""
+    return np.asarray(b, np.float64) + np.asarray(delta, np.float64), min(dq.scale)
+
+
+def _bias_const(g, c: ConvLike, b, delta, b_bits: int, wq: TensorQuant, dq: TensorQuant) -> QuantConst:
+    v, grid = _bias_values(b, delta, dq)
+    scale = tuple(f32(grid * s) for s in wq.scale)
+    # quantized at the float32 scales the file stores, so an exported bias re-imports to the same integers
+    q = quantize_bias(v, 1.0, np.asarray(scale, np.float64), b_bits, g.tensors[c.bias].name)
+    return QuantConst(q, TensorQuant("INT32" if b_bits == 8 else "INT64", scale, (0,) * len(scale), (), (), 0))
+
+
+def _fit_biases(biases, consts, bias_deltas, bits, constants, tensors, u8_views, u8_args) -> None:
+    """Coarsen per-channel UINT8 data until every 8-bit conv's INT32 bias fits at the data's grid scale."""
+    caps: dict[int, int] = {}
+    for _ in range(MAX_CHANNEL_SHIFT):
+        over = set()
+        for i, c in biases.items():
+            if bits[c.op_index] != 8 or c.data not in u8_args:
+                continue
+            dq = _data_quant(tensors, u8_views, c, 8)
+            if len(dq.scale) < 2:
+                continue
+            v, grid = _bias_values(consts[i], bias_deltas.get(i, 0.0), dq)
+            if np.any(np.abs(v) / (grid * np.asarray(constants[c.weights].quant.scale)) >= 2.0 ** 31 - 1):
+                over.add(c.data)
+        if not over:
+            return
+        for d in over:
+            quant = u8_views.get(d) or tensors[d]
+            caps[d] = caps.get(d, int(round(np.log2(max(quant.scale) / min(quant.scale))))) - 1
+            fitted = activation_quant(*u8_args[d], max_shift=max(caps[d], 0))
+            if d in u8_views:
+                u8_views[d] = fitted
+            else:
+                tensors[d] = fitted
+
+
+def _channel_axis(t) -> int | None:
+    """The channel (last) axis of an activation, None for scalars."""
+    return len(t.shape) - 1 if len(t.shape) >= 1 else None
 
 
 def _normalized_qtype(pi: PlanInputs, i: int, bits: Mapping[int, int]) -> str:

@@ -4,7 +4,8 @@ Import (``import_quant_param``): entries take priority over the planner where th
 
 * Activation tensor, ``bit`` 16: its INT16 range is ``[min(min), max(max)]``; ``bit`` 8 on the data
   input of 8-bit convolutions: their UINT8 range (``<name>_u8`` names the UINT8 copy of an INT16
-  tensor, as exported).
+  tensor, as exported), with one min/max per channel (last axis) giving the per-channel ranges
+  the UINT8 scales and zero points are made from (``planner.channel_u8_quant``).
 * Conv weights: ``bit`` 8/16 sets the conv's mode; per-channel ``max(|min[c]|, |max[c]|)`` is the
   clip (``scale = clip / 127`` or ``/ 32767``); ``data`` replaces the float weights.
 * Biases and other constants: ``data`` replaces the float values.
@@ -142,7 +143,13 @@ def import_quant_param(pi, items: list) -> QuantParamOverrides:
                 _drop(k, name, f"an image input's range is fixed by mean/std: [{want_lo:.6g}, {want_hi:.6g}]")
             continue
         lo, hi = covering(lo_l.min(), hi_l.max())
+        channels = int(t.shape[-1]) if t.shape else 1
+        if bit == 8 and lo_l.size not in (1, channels):
+            _drop(k, name, f"{lo_l.size} min/max values; the tensor has {channels} channels (last axis)")
+            continue
         rng = Range(lo, hi, "quant_param")
+        if bit == 8 and lo_l.size > 1:  # per-channel UINT8 ranges, as exported
+            rng = Range(lo, hi, "quant_param", tuple(float(v) for v in lo_l), tuple(float(v) for v in hi_l))
         if bit == 8:
             readers = by_data.get(i, [])
             if not readers:

@@ -5,8 +5,10 @@ into convolutions: FULLY_CONNECTED, TRANSPOSE_CONV, BATCH_MATMUL with constant w
 mode, input UINT8 and weights INT8, or in 16-bit mode, input and weights INT16; biases are INT32;
 every other float tensor is INT16; image model inputs are UINT8 raw pixels.
 
-An activation is UINT8 only when every op reading it is an 8-bit conv-like op and it is not a model
-output; otherwise it is INT16 and the 8-bit convs reading it requantize it on the fly.
+An activation is UINT8 only when a conv-like op writes it (or it is a model input), every op reading
+it is an 8-bit conv-like op and it is not a model output; otherwise it is INT16 and the 8-bit convs
+reading it requantize it on the fly (a QUANTIZE to a UINT8 copy). UINT8 data of convs is quantized
+per channel (planner.channel_u8_quant), which conv-like ops and QUANTIZE can write.
 """
 from __future__ import annotations
 
@@ -105,8 +107,9 @@ def tensor_qtypes(model: Model, constants: dict[int, object], input_config: Inpu
             if i >= 0:
                 readers.setdefault(i, []).append((k, pos))
     outputs = set(g.outputs)
+    conv_written = {o for k in conv_by_op for o in g.operators[k].outputs} | set(g.inputs)
     for i, rs in readers.items():
-        if i in constants or i in outputs or g.tensors[i].dtype != "FLOAT32":
+        if i in constants or i in outputs or g.tensors[i].dtype != "FLOAT32" or i not in conv_written:
             continue
         if all(k in conv_by_op and conv_by_op[k].data == i and bits[k] == 8 for k, _ in rs):
             qtypes[i] = "UINT8"

@@ -27,6 +27,9 @@ class Range:
     lo: float
     hi: float
     method: str = "minmax"
+    #: per-channel ranges that replace the statistics' (an imported quant_param's min/max lists)
+    channel_lo: tuple[float, ...] | None = None
+    channel_hi: tuple[float, ...] | None = None
 
 
 def covering(lo: float, hi: float) -> tuple[float, float]:

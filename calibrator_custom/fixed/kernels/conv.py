@@ -3,8 +3,12 @@ FULLY_CONNECTED and BATCH_MATMUL.
 
 Operands
 --------
-* Data (``x``; both operands of a BATCH_MATMUL with two runtime inputs): per tensor, UINT8, INT8 or
-  INT16 with any zero point (8-bit mode: UINT8 asymmetric, 16-bit mode: INT16 symmetric).
+* Data (``x``; both operands of a BATCH_MATMUL with two runtime inputs): UINT8, INT8 or INT16 with
+  any zero point (8-bit mode: UINT8 asymmetric, 16-bit mode: INT16 symmetric), per tensor, or (not
+  BATCH_MATMUL) per channel along its last axis with scales ``g * 2**k[c]`` (``g`` the smallest,
+  integers ``0 <= k[c] <= 16``): the kernel then sums on the grid ``g``, using
+  ``(x_q - x_zp[c]) << k[c]`` in place of ``x_q - x_zp`` below, and ``x_scale = g``. The fixed
+  models quantize the UINT8 data of 8-bit convs this way (``planner.channel_u8_quant``).
 * Weights: UINT8/INT8/INT16, per tensor or per output channel (CONV_2D / TRANSPOSE_CONV axis 0 of
   OHWI, DEPTHWISE_CONV_2D axis 3 of ``[1, kh, kw, C*mult]``, FULLY_CONNECTED axis 0 of
   ``[out, in]``, BATCH_MATMUL: the output-column axis of ``y``, i.e. its last axis, or the one
@@ -13,7 +17,8 @@ Operands
 * Bias (optional): any integer type (INT32 in 8-bit mode, INT64 in 16-bit mode) at scale
   ``x_scale * w_scale[c]``, zero point 0. A constant bias stored at another scale is rescaled once
   at prepare (round half away from zero); a runtime one must have that scale.
-* Output: per tensor UINT8, INT8, INT16 or INT32, any zero point.
+* Output: UINT8, INT8, INT16 or INT32, any zero point, per tensor or per output channel (last
+  axis; ``out_scale``, ``out_zp`` and the activation clamp are then per channel).
 
 Algorithm (every op)
 --------------------
@@ -97,6 +102,8 @@ ACC_LIMIT = 1 << 61
 #: dtypes accepted for the data operand, the weights and the output
 DATA_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16))
 OUT_DTYPES = DATA_DTYPES + (np.dtype(np.int32),)
+#: ops whose data input may be quantized per channel along its last (input-channel) axis
+PER_CHANNEL_INPUT_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
 #: a bias whose scale is within this relative distance of x_scale * w_scale is used as is
 #: (scales are stored as float32 in the model, so the product and the stored scale differ slightly)
 BIAS_SCALE_RTOL = 1e-5
@@ -159,11 +166,18 @@ def split_limbs(w: np.ndarray, bits: int, n: int) -> list[np.ndarray]:
     return limbs
 
 
-def _to_carrier(q: np.ndarray, zero_point, dtype: np.dtype) -> np.ndarray:
-    """``q - zero_point`` as ``dtype`` (exact: |q - zp| < 2**17)."""
+def _to_carrier(q: np.ndarray, zero_point, dtype: np.dtype, multiplier: np.ndarray | None = None) -> np.ndarray:
+    """``(q - zero_point) * multiplier`` as ``dtype``; per channel along the last axis when vectors.
+
+    Exact: ``|q - zp| < 2**17`` and the multipliers are powers of two within the proven bound.
+    """
     if np.ndim(zero_point) == 0 and int(zero_point) == 0:
-        return q.astype(dtype, copy=False)
-    return np.subtract(q, np.asarray(zero_point, dtype=dtype), dtype=dtype)
+        xf = q.astype(dtype, copy=multiplier is not None)
+    else:
+        xf = np.subtract(q, np.asarray(zero_point, dtype=dtype), dtype=dtype)
+    if multiplier is not None:
+        np.multiply(xf, multiplier.astype(dtype), out=xf)
+    return xf
 
 
 class ExactCarrier:
@@ -179,11 +193,11 @@ class ExactCarrier:
     """
 
     __slots__ = ("kernel", "params", "w_limbs", "dtype", "order", "x_zero_point", "w_zero_point",
-                 "limb_bits")
+                 "limb_bits", "x_multiplier")
 
     def __init__(self, kernel, params: tuple[Any, ...], w_limbs: tuple[np.ndarray, ...] | None,
-                 dtype: np.dtype, order: tuple[str, ...], x_zero_point: int, w_zero_point: np.ndarray,
-                 limb_bits: int):
+                 dtype: np.dtype, order: tuple[str, ...], x_zero_point, w_zero_point: np.ndarray,
+                 limb_bits: int, x_multiplier: np.ndarray | None = None):
         self.kernel = kernel
         self.params = params  # the float kernel's params, one per limb
         self.w_limbs = w_limbs  # constant weights (minus zero point) per limb, as floats; None: runtime
@@ -192,6 +206,7 @@ class ExactCarrier:
         self.x_zero_point = x_zero_point
         self.w_zero_point = w_zero_point
         self.limb_bits = limb_bits
+        self.x_multiplier = x_multiplier  # int64 powers of two per input channel, or None
 
     @property
     def limbs(self) -> int:
@@ -203,7 +218,7 @@ class ExactCarrier:
 
     def __call__(self, x: np.ndarray, w: np.ndarray | None, shape: np.ndarray | None = None
                  ) -> np.ndarray:
-        xf = _to_carrier(x, self.x_zero_point, self.dtype)
+        xf = _to_carrier(x, self.x_zero_point, self.dtype, self.x_multiplier)
         if self.w_limbs is not None:
             limbs = self.w_limbs
         elif len(self.params) == 1:
@@ -243,9 +258,9 @@ class Requant:
     multiplier: np.ndarray
     offset: np.ndarray
     shift: np.ndarray
-    add_zero_point: int
-    lo: int
-    hi: int
+    add_zero_point: np.ndarray  # int64, 0-d or [C]
+    lo: np.ndarray  # int64, 0-d or [C]
+    hi: np.ndarray
     out_dtype: np.dtype
     bias_limit: np.ndarray | None = None  # int64 [C], set when the bias is a runtime input
 
@@ -261,8 +276,8 @@ class Requant:
             offset = offset + b * self.multiplier
         np.add(out, offset, out=out)
         np.right_shift(out, self.shift, out=out)
-        if self.add_zero_point:
-            np.add(out, I64(self.add_zero_point), out=out)
+        if np.any(self.add_zero_point):
+            np.add(out, self.add_zero_point, out=out)
         np.clip(out, self.lo, self.hi, out=out)
         return out.astype(self.out_dtype).reshape(shape)
 
@@ -307,22 +322,30 @@ def channel_multipliers(real: np.ndarray, bounds: list[int]) -> tuple[np.ndarray
     return mult, shift
 
 
-def make_requant(real: np.ndarray, bounds: list[int], bias: list[int] | None, out_zero_point: int,
-                 lo: int, hi: int, out_dtype: np.dtype, bias_limit: list[int] | None = None) -> Requant:
-    """The Requant for per-channel ratios ``real`` and accumulator bounds (bias included)."""
+def make_requant(real: np.ndarray, bounds: list[int], bias: list[int] | None, out_zero_point,
+                 lo, hi, out_dtype: np.dtype, bias_limit: list[int] | None = None) -> Requant:
+    """The Requant for per-channel ratios ``real`` and accumulator bounds (bias included).
+
+    ``out_zero_point``, ``lo`` and ``hi`` are ints or per-channel sequences.
+    """
     mult, shift = channel_multipliers(real, bounds)
     n = mult.size
+    zps = np.broadcast_to(np.asarray(out_zero_point, I64), (n,))
     b = bias if bias is not None else [0] * n
     offset = [int(b[c]) * int(mult[c]) + (1 << (int(shift[c]) - 1)) for c in range(n)]
-    fold = all(bounds[c] * int(mult[c]) + abs(offset[c]) + (abs(out_zero_point) << int(shift[c]))
+    fold = all(bounds[c] * int(mult[c]) + abs(offset[c]) + (abs(int(zps[c])) << int(shift[c]))
                < 1 << 63 for c in range(n))
     if fold:
-        offset = [offset[c] + (out_zero_point << int(shift[c])) for c in range(n)]
+        offset = [offset[c] + (int(zps[c]) << int(shift[c])) for c in range(n)]
     off = np.array(offset, dtype=I64)
-    if np.all(mult == mult[0]) and np.all(shift == shift[0]) and np.all(off == off[0]) and bias_limit is None:
-        mult, shift, off = mult[:1].reshape(()), shift[:1].reshape(()), off[:1].reshape(())
-    return Requant(n, mult, off, shift, 0 if fold else int(out_zero_point), int(lo), int(hi),
-                   np.dtype(out_dtype), None if bias_limit is None else np.array(bias_limit, I64))
+    add_zp = np.zeros(n, I64) if fold else zps.copy()
+    lo_v = np.broadcast_to(np.asarray(lo, I64), (n,)).copy()
+    hi_v = np.broadcast_to(np.asarray(hi, I64), (n,)).copy()
+    vectors = (mult, shift, off, add_zp, lo_v, hi_v)
+    if bias_limit is None and all(np.all(v == v[0]) for v in vectors):
+        mult, shift, off, add_zp, lo_v, hi_v = (v[:1].reshape(()) for v in vectors)
+    return Requant(n, mult, off, shift, add_zp, lo_v, hi_v, np.dtype(out_dtype),
+                   None if bias_limit is None else np.array(bias_limit, I64))
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,7 +364,9 @@ class ConvFamilyParams:
     limbs: int
 
 
-def _data_qparams(ctx: OpContext, t: TensorInfo, what: str, dtypes=DATA_DTYPES) -> QParams:
+def _data_qparams(ctx: OpContext, t: TensorInfo, what: str, dtypes=DATA_DTYPES,
+                  channel_axis: int | None = None) -> QParams:
+    """``t``'s QParams: per tensor, or per channel along ``channel_axis`` when that is given."""
     if t is None:
         raise ctx.error(f"{what} is missing")
     if np.dtype(t.dtype) not in dtypes:
@@ -350,12 +375,43 @@ def _data_qparams(ctx: OpContext, t: TensorInfo, what: str, dtypes=DATA_DTYPES) 
             f"integer kernel takes {', '.join(d.name for d in dtypes)}")
     p = qparams(ctx, t, what)
     if p.per_channel:
-        raise UnsupportedOpError(f"op #{ctx.index} {ctx.op_name}: {what} {t.name!r} is quantized "
-                                 "per channel; the integer kernel needs a per-tensor quantization")
+        if channel_axis is None or p.axis != channel_axis:
+            where = "a per-tensor quantization" if channel_axis is None else \
+                f"a per-tensor quantization or one along its last axis {channel_axis}"
+            raise UnsupportedOpError(f"op #{ctx.index} {ctx.op_name}: {what} {t.name!r} is quantized "
+                                     f"per channel along axis {p.axis}; the integer kernel needs {where}")
+        if p.scale.size != int(t.shape[channel_axis]):
+            raise ctx.error(f"{what} {t.name!r} has {p.scale.size} scales for {int(t.shape[channel_axis])} "
+                            "channels")
     lo, hi = qrange(p.dtype)
-    if not lo <= int(p.zero_point) <= hi:
-        raise ctx.error(f"{what} {t.name!r}: zero point {int(p.zero_point)} outside {p.dtype.name}")
+    if not (lo <= int(np.min(p.zero_point)) and int(np.max(p.zero_point)) <= hi):
+        raise ctx.error(f"{what} {t.name!r}: zero point outside {p.dtype.name}")
     return p
+
+
+#: largest power-of-two step between the scales of a per-channel data input
+MAX_INPUT_SCALE_SHIFT = 16
+
+
+def _input_grid(ctx: OpContext, p: QParams, t: TensorInfo) -> tuple[float, np.ndarray | None, int]:
+    """(grid scale, per-channel power-of-two multipliers or None, max |(q - zp) * multiplier|).
+
+    A per-channel input must have scales ``grid_scale * 2**k[c]`` (integer ``0 <= k[c] <= 16``):
+    its values are then put on the finest channel's grid exactly, ``(q - zp[c]) << k[c]``.
+    """
+    if not p.per_channel:
+        return float(p.scale), None, _absmax(p)
+    grid = float(p.scale.min())
+    k = np.log2(p.scale / grid)
+    kr = np.round(k)
+    if np.any(np.abs(k - kr) > 0) or kr.max() > MAX_INPUT_SCALE_SHIFT:
+        raise UnsupportedOpError(
+            f"op #{ctx.index} {ctx.op_name}: input {t.name!r} is quantized per channel with scales that are "
+            f"not the smallest one times powers of two up to 2**{MAX_INPUT_SCALE_SHIFT}")
+    mult = (I64(1) << kr.astype(I64))
+    lo, hi = qrange(p.dtype)
+    reach = np.maximum(hi - p.zero_point, p.zero_point - lo) * mult
+    return grid, mult, int(reach.max())
 
 
 def _absmax(p: QParams) -> int:
@@ -492,12 +548,17 @@ def _prepare_family(ctx: OpContext) -> ConvFamilyParams:
                         f"{tuple(w_t.shape)}")
     if len(ctx.outputs) != 1:
         raise ctx.error(f"has {len(ctx.outputs)} outputs, expected 1")
-    xq = _data_qparams(ctx, x_t, "input")
-    oq = _data_qparams(ctx, ctx.outputs[0], "output", OUT_DTYPES)
+    in_axis = len(x_t.shape) - 1 if ctx.op_name in PER_CHANNEL_INPUT_OPS else None
+    xq = _data_qparams(ctx, x_t, "input", channel_axis=in_axis)
+    out_t = ctx.outputs[0]
+    oq = _data_qparams(ctx, out_t, "output", OUT_DTYPES, channel_axis=len(out_t.shape) - 1)
     channel_axis, sum_axes = weight_axes(ctx.op_name, tuple(w_t.shape), ctx.options)
     w = _weights(ctx, w_t, channel_axis, sum_axes)
-    x_absmax = _absmax(xq)
-    x_scale, out_scale = float(xq.scale), float(oq.scale)
+    x_scale, x_multiplier, x_absmax = _input_grid(ctx, xq, x_t)
+    out_scale = np.broadcast_to(np.asarray(oq.scale, np.float64), w.scale.shape)
+    out_zps = np.broadcast_to(np.asarray(oq.zero_point, I64), w.scale.shape)
+    if oq.per_channel and oq.scale.size != w.scale.size:
+        raise ctx.error(f"output {out_t.name!r} has {oq.scale.size} scales for {w.scale.size} channels")
     acc_scale = x_scale * w.scale
     bias_t = ctx.input(layout.bias_index) if layout.bias_index is not None else None
     bias, bias_bound, runtime_bias = _bias(ctx, bias_t, acc_scale)
@@ -507,7 +568,7 @@ def _prepare_family(ctx: OpContext) -> ConvFamilyParams:
     if runtime_bias:
         # past P + (output span) / real the output saturates whatever the bias: clip it there
         lo_q, hi_q = qrange(oq.dtype)
-        span = hi_q - lo_q + 2 * abs(int(oq.zero_point)) + 2
+        span = hi_q - lo_q + 2 * int(np.abs(out_zps).max()) + 2
         bias_limit = [min(bb, p + math.ceil(span / float(r)))
                       for bb, p, r in zip(bias_bound, sums, real)]
         bias_bound = bias_limit
@@ -516,17 +577,19 @@ def _prepare_family(ctx: OpContext) -> ConvFamilyParams:
         raise UnsupportedOpError(f"op #{ctx.index} {ctx.op_name}: the accumulator may reach "
                                  f"{max(bounds)} >= 2**61")
     act = _activation(ctx, layout)
-    out_zp = int(oq.zero_point)
-    lo, hi = activation_range(act, out_scale, out_zp, oq.dtype)
+    clamps = [activation_range(act, float(sc), int(z), oq.dtype) for sc, z in zip(out_scale, out_zps)]
+    lo, hi = [c[0] for c in clamps], [c[1] for c in clamps]
+    out_zp = out_zps
     requant = make_requant(real, bounds, bias, out_zp, lo, hi, oq.dtype, bias_limit)
-    carrier = _make_carrier(ctx, layout, w, sum_axes, x_absmax, int(xq.zero_point))
+    x_zp = xq.zero_point if xq.per_channel else int(xq.zero_point)
+    carrier = _make_carrier(ctx, layout, w, sum_axes, x_absmax, x_zp, x_multiplier)
     log.debug("op #%d %s: exact %s carrier, %d limb(s)", ctx.index, ctx.op_name, carrier.dtype.name,
               carrier.limbs)
     return ConvFamilyParams(carrier, requant, carrier.dtype, carrier.limbs)
 
 
 def _make_carrier(ctx: OpContext, layout: Layout, w: _Weights, sum_axes: tuple[int, ...],
-                  x_absmax: int, x_zp: int) -> ExactCarrier:
+                  x_absmax: int, x_zp, x_multiplier: np.ndarray | None = None) -> ExactCarrier:
     """The cheapest exact carrier: float32, float64, or float64 with the weights split in limbs."""
     fop: OpDef = get_op(ctx.op_name)
     options = _without_activation(ctx.options)
@@ -536,7 +599,8 @@ def _make_carrier(ctx: OpContext, layout: Layout, w: _Weights, sum_axes: tuple[i
         if bound <= EXACT_LIMIT[dtype]:
             data = (w.values.astype(dtype),) if const else None
             params = fop.prepare(_float_context(ctx, layout, dtype, data and data[0], options))
-            return ExactCarrier(fop.kernel, (params,), data, dtype, layout.order, x_zp, w.zero_point, 0)
+            return ExactCarrier(fop.kernel, (params,), data, dtype, layout.order, x_zp, w.zero_point, 0,
+                                x_multiplier)
     bits, n = _plan_limbs(w, sum_axes, x_absmax)
     if const:
         data = tuple(limb.astype(F64) for limb in split_limbs(w.values, bits, n))
@@ -544,7 +608,7 @@ def _make_carrier(ctx: OpContext, layout: Layout, w: _Weights, sum_axes: tuple[i
     else:
         data = None
         params = (fop.prepare(_float_context(ctx, layout, F64, None, options)),) * n
-    return ExactCarrier(fop.kernel, params, data, F64, layout.order, x_zp, w.zero_point, bits)
+    return ExactCarrier(fop.kernel, params, data, F64, layout.order, x_zp, w.zero_point, bits, x_multiplier)
 
 
 def _plan_limbs(w: _Weights, sum_axes: tuple[int, ...], x_absmax: int) -> tuple[int, int]:
