@@ -16,7 +16,10 @@ def test_channel_u8_quant_holds_every_channel_on_power_of_two_steps(ranges, max_
     lo, hi = covering(min(cmin), max(cmax))
     tq = activation_quant(Range(lo, hi), "UINT8", cmin, cmax, axis=3, max_shift=max_shift)
     assert tq.qtype == "UINT8" and tq.axis == 3 and len(tq.scale) == len(tq.zero_point) == len(ranges)
-    base = float(np.float32((float(np.float32(hi)) - float(np.float32(lo))) / 255))  # as the planner rounds
+    lo32, hi32 = float(np.float32(lo)), float(np.float32(hi))
+    if not hi32 > lo32:  # float32 cannot tell the range from [0, 0]: the planner's fallback
+        lo32, hi32 = float(np.float32(-1e-6)), float(np.float32(1e-6))
+    base = float(np.float32((hi32 - lo32) / 255))
     scales, zps = channel_u8_quant(base, tq.min, tq.max, max_shift)
     assert (scales, zps) == (tq.scale, tq.zero_point)
     for s, z, lo_c, hi_c in zip(tq.scale, tq.zero_point, tq.min, tq.max):

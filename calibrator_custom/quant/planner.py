@@ -93,6 +93,8 @@ def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None,
     channel's range with one LSB to spare) and zero point: see ``channel_u8_quant``.
     """
     lo, hi = f32(rng.lo), f32(rng.hi)
+    if not hi > lo:  # a range that float32 cannot tell from [0, 0]
+        lo, hi = f32(-1e-6), f32(1e-6)
     if rng.channel_lo is not None and rng.channel_hi is not None:
         channel_min, channel_max = rng.channel_lo, rng.channel_hi
     if qtype == "UINT8":
