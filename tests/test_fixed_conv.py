@@ -743,16 +743,23 @@ PC_CASES = [
 ]
 
 
-@pytest.mark.parametrize("out_kind", ["per_tensor", "per_channel"])
-@pytest.mark.parametrize("case", range(len(PC_CASES)))
-def test_per_channel_input_and_output_match_the_float_op(case, out_kind):
-    op_name, xs, ws, opts = PC_CASES[case]
-    rng = np.random.default_rng(900 + case)
+def _pc_operands(case: int, seed: int):
+    """(per-channel data, per-channel weights, bias, depthwise?, output channels) of PC_CASES[case]."""
+    op_name, xs, ws, _ = PC_CASES[case]
+    rng = np.random.default_rng(seed + case)
     depthwise = op_name == "DEPTHWISE_CONV_2D"
     x = pc_data(xs, rng)
     w = weights(ws, "INT8", 3 if depthwise else 0, rng)
     channels = ws[3] if depthwise else ws[0]
     b = pc_bias(x, w, channels, rng)
+    return x, w, b, depthwise, channels
+
+
+@pytest.mark.parametrize("out_kind", ["per_tensor", "per_channel"])
+@pytest.mark.parametrize("case", range(len(PC_CASES)))
+def test_per_channel_input_and_output_match_the_float_op(case, out_kind):
+    op_name, _, _, opts = PC_CASES[case]
+    x, w, b, depthwise, channels = _pc_operands(case, 900)
     got, ref = check_fixed_op(op_name, [x, w, b], opts, out_dtype="UINT8")
     if out_kind == "per_channel":
         got, ref = check_fixed_op(op_name, [x, w, b], opts, outputs=[pc_out(ref[0])])
@@ -776,13 +783,8 @@ def test_per_channel_input_of_fully_connected_and_transpose_conv():
 @pytest.mark.parametrize("case", range(len(PC_CASES)))
 def test_per_channel_input_accumulators_are_exact(case):
     """acc = sum ((q - zp[c]) << k[c]) * w, checked against the naive int64 loop and the documented requant."""
-    op_name, xs, ws, opts = PC_CASES[case]
-    rng = np.random.default_rng(950 + case)
-    depthwise = op_name == "DEPTHWISE_CONV_2D"
-    x = pc_data(xs, rng)
-    w = weights(ws, "INT8", 3 if depthwise else 0, rng)
-    channels = ws[3] if depthwise else ws[0]
-    b = pc_bias(x, w, channels, rng)
+    op_name, _, _, opts = PC_CASES[case]
+    x, w, b, depthwise, channels = _pc_operands(case, 950)
     grid = float(np.min(x.scale))
     shift = np.round(np.log2(np.asarray(x.scale) / grid)).astype(np.int64)
     on_grid = QArr((x.q.astype(np.int64) - np.asarray(x.zero_point)) << shift, grid, 0, 0)
