@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import InputConfig, InputSpec, OutputSpec
+from ..fixed.feeds import channel_params
 from ..model.graph import Model, Tensor
 
 
@@ -54,22 +55,6 @@ class TensorMap:
         reverse = {j: i for i, j in counterpart.items()}
         reverse.update({j: i for i, j in views.items()})
         return cls(counterpart, views, reverse)
-
-
-def channel_params(t: Tensor, ndim: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(scale, zero_point) of fixed tensor ``t`` shaped to broadcast on an ``ndim``-D value (None if unquantized)."""
-    q = t.quantization
-    if q is None or not q.scale:
-        return None
-    scale = np.asarray(q.scale, np.float64)
-    zp = np.asarray(q.zero_point if q.zero_point else [0] * scale.size, np.float64)
-    if zp.size == 1 and scale.size > 1:
-        zp = np.full(scale.shape, zp[0])
-    if scale.size > 1 and ndim > 0:
-        shape = [1] * ndim
-        shape[int(q.quantized_dimension or 0)] = scale.size
-        return scale.reshape(shape), zp.reshape(shape)
-    return scale.reshape(()), zp.reshape(())
 
 
 def dequantize(t: Tensor, value: np.ndarray) -> np.ndarray:

@@ -28,7 +28,8 @@ from ..fixed.feeds import raw_from_normalized
 from ..fixed.registry import get_fixed_op
 from ..interpreter import Interpreter
 from ..model.graph import Model, Tensor
-from .mapping import TensorMap, channel_params, dequantize, quantize, representable_range
+from ..fixed.feeds import channel_params
+from .mapping import TensorMap, dequantize, quantize, representable_range
 from .metrics import ErrorAccumulator
 from .report import LayerRow, QuantInfo
 
@@ -42,7 +43,6 @@ class _Clip:
     tensor: Tensor
     lo: float
     hi: float
-    half_step: float
     clipped: int = 0
     total: int = 0
 
@@ -51,7 +51,7 @@ class _Clip:
         rng = representable_range(t)
         if rng is None:
             return None
-        return cls(t, rng[0], rng[1], 0.5 * float(np.max(t.quantization.scale)))
+        return cls(t, rng[0], rng[1])
 
     def add(self, x: np.ndarray) -> None:
         """Count the values more than half a step outside their channel's range (per tensor: the tensor's)."""

@@ -3,7 +3,8 @@
 An image input of a fixed model takes raw pixels: the float model's normalized input ``x`` maps
 back to ``pixel = clip(round_half_up(x * std + mean), 0, 255)`` in the training format, then to the
 ``input_formats`` layout with ``utils.convert_to_input_formats``. RAWDATA_F32 inputs are fed as
-they are; RAWDATA_S16 inputs are quantized with the input tensor's scale.
+they are; RAWDATA_S16 inputs are quantized with the input tensor's scale. ``channel_params`` gives
+a fixed tensor's (scale, zero point) shaped for its values, per tensor or per channel.
 """
 from __future__ import annotations
 
@@ -40,3 +41,19 @@ def raw_from_normalized(x: np.ndarray, spec: InputSpec | None, tensor: Tensor) -
         q = tensor.quantization
         return np.clip(np.floor(np.asarray(x, np.float64) / q.scale[0] + 0.5), -32768, 32767).astype(np.int16)
     return np.asarray(x, tensor.np_dtype)
+
+
+def channel_params(t: Tensor, ndim: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(scale, zero_point) of fixed tensor ``t`` shaped to broadcast on an ``ndim``-D value (None if unquantized)."""
+    q = t.quantization
+    if q is None or not q.scale:
+        return None
+    scale = np.asarray(q.scale, np.float64)
+    zp = np.asarray(q.zero_point if q.zero_point else [0] * scale.size, np.float64)
+    if zp.size == 1 and scale.size > 1:
+        zp = np.full(scale.shape, zp[0])
+    if scale.size > 1 and ndim > 0:
+        shape = [1] * ndim
+        shape[int(q.quantized_dimension or 0)] = scale.size
+        return scale.reshape(shape), zp.reshape(shape)
+    return scale.reshape(()), zp.reshape(())

@@ -167,6 +167,7 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
     Returns its output noise-to-signal ratio and the per-output-channel mean of (fixed - float) over
     the positions where neither the fused activation nor saturation clamps (for bias correction).
     """
+    from ..fixed.feeds import channel_params
     from ..fixed.registry import get_fixed_op
 
     it = Interpreter(fixed, get_op=get_fixed_op)
@@ -183,8 +184,8 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
             continue
         di = s.inputs[{"TRANSPOSE_CONV": 2}.get(c.op_name, 0)]
         dt, yt = fg.tensors[di], fg.tensors[s.outputs[0]]
-        ds, dz = _scale_zp(dt.quantization)
-        ys, yz = _scale_zp(yt.quantization)
+        ds, dz = channel_params(dt, len(dt.shape))
+        ys, yz = channel_params(yt, len(yt.shape))
         info, oinfo = np.iinfo(dt.np_dtype), np.iinfo(yt.np_dtype)
         lo = np.maximum((oinfo.min - yz) * ys, _act_lo(pi, c))
         hi = (oinfo.max - yz) * ys
@@ -208,15 +209,6 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
         nsr[k] = num / den if den > 0 else 0.0
         mean_err[k] = np.where(np.asarray(ecount) > 0, esum / np.maximum(ecount, 1), 0.0)
     return nsr, mean_err
-
-
-def _scale_zp(q) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, zero point) of an activation's quantization: scalars, or vectors over its last axis."""
-    scale = np.asarray(q.scale, np.float64)
-    zp = np.asarray(q.zero_point if q.zero_point else [0], np.float64)
-    if scale.size == 1:
-        return scale.reshape(()), zp.reshape(())
-    return scale, np.broadcast_to(zp, scale.shape)
 
 
 def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathLike | InputConfig,
@@ -358,7 +350,7 @@ def _db(nsr: float) -> float:
 
 def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
     """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``."""
-    from ..fixed.feeds import raw_from_normalized
+    from ..fixed.feeds import channel_params, raw_from_normalized
     from ..fixed.registry import get_fixed_op
 
     it = Interpreter(fixed, get_op=get_fixed_op)
@@ -377,7 +369,7 @@ def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
             t = fg.tensors[j]
             y = res[j].astype(np.float64)
             if t.dtype != "FLOAT32" and t.quantization is not None and t.quantization.scale:
-                scale, zp = _scale_zp(t.quantization)
+                scale, zp = channel_params(t, y.ndim)
                 y = (y - zp) * scale
             r = ref[k].astype(np.float64)
             num[k] += float(np.sum((y - r) ** 2))

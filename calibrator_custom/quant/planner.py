@@ -326,14 +326,14 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     return QuantPlan(level, dict(bits), tensors, u8_views, constants, input_specs, dequantize_outputs)
 
 
-def _bias_values(b, delta, dq: TensorQuant) -> tuple[np.ndarray, float]:
-    """(float bias with its correction, the data's grid scale: its finest channel's)."""
-    return np.asarray(b, np.float64) + np.asarray(delta, np.float64), min(dq.scale)
+def _bias_at(b, delta, dq: TensorQuant, wq: TensorQuant) -> tuple[np.ndarray, tuple[float, ...]]:
+    """(float bias with its correction, its float32 scales: the data's grid, its finest channel's, times w)."""
+    grid = min(dq.scale)
+    return np.asarray(b, np.float64) + np.asarray(delta, np.float64), tuple(f32(grid * s) for s in wq.scale)
 
 
 def _bias_const(g, c: ConvLike, b, delta, b_bits: int, wq: TensorQuant, dq: TensorQuant) -> QuantConst:
-    v, grid = _bias_values(b, delta, dq)
-    scale = tuple(f32(grid * s) for s in wq.scale)
+    v, scale = _bias_at(b, delta, dq, wq)
     # quantized at the float32 scales the file stores, so an exported bias re-imports to the same integers
     q = quantize_bias(v, 1.0, np.asarray(scale, np.float64), b_bits, g.tensors[c.bias].name)
     return QuantConst(q, TensorQuant("INT32" if b_bits == 8 else "INT64", scale, (0,) * len(scale), (), (), 0))
@@ -350,8 +350,8 @@ def _fit_biases(biases, consts, bias_deltas, bits, constants, tensors, u8_views,
             dq = _data_quant(tensors, u8_views, c, 8)
             if len(dq.scale) < 2:
                 continue
-            v, grid = _bias_values(consts[i], bias_deltas.get(i, 0.0), dq)
-            if np.any(np.abs(v) / (grid * np.asarray(constants[c.weights].quant.scale)) >= 2.0 ** 31 - 1):
+            v, scale = _bias_at(consts[i], bias_deltas.get(i, 0.0), dq, constants[c.weights].quant)
+            if np.any(np.abs(v) / np.asarray(scale, np.float64) >= 2.0 ** 31 - 1):
                 over.add(c.data)
         if not over:
             return

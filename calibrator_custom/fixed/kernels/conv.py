@@ -169,14 +169,14 @@ def split_limbs(w: np.ndarray, bits: int, n: int) -> list[np.ndarray]:
 def _to_carrier(q: np.ndarray, zero_point, dtype: np.dtype, multiplier: np.ndarray | None = None) -> np.ndarray:
     """``(q - zero_point) * multiplier`` as ``dtype``; per channel along the last axis when vectors.
 
-    Exact: ``|q - zp| < 2**17`` and the multipliers are powers of two within the proven bound.
+    Exact: ``|q - zp| < 2**17`` and the multipliers (``dtype`` powers of two) stay within the proven bound.
     """
     if np.ndim(zero_point) == 0 and int(zero_point) == 0:
         xf = q.astype(dtype, copy=multiplier is not None)
     else:
         xf = np.subtract(q, np.asarray(zero_point, dtype=dtype), dtype=dtype)
     if multiplier is not None:
-        np.multiply(xf, multiplier.astype(dtype), out=xf)
+        np.multiply(xf, multiplier, out=xf)
     return xf
 
 
@@ -206,7 +206,8 @@ class ExactCarrier:
         self.x_zero_point = x_zero_point
         self.w_zero_point = w_zero_point
         self.limb_bits = limb_bits
-        self.x_multiplier = x_multiplier  # int64 powers of two per input channel, or None
+        # powers of two per input channel, as carrier floats (converted once), or None
+        self.x_multiplier = None if x_multiplier is None else x_multiplier.astype(dtype)
 
     @property
     def limbs(self) -> int:
@@ -258,7 +259,7 @@ class Requant:
     multiplier: np.ndarray
     offset: np.ndarray
     shift: np.ndarray
-    add_zero_point: np.ndarray  # int64, 0-d or [C]
+    add_zero_point: np.ndarray | None  # int64, 0-d or [C]; None when folded into the offset
     lo: np.ndarray  # int64, 0-d or [C]
     hi: np.ndarray
     out_dtype: np.dtype
@@ -276,7 +277,7 @@ class Requant:
             offset = offset + b * self.multiplier
         np.add(out, offset, out=out)
         np.right_shift(out, self.shift, out=out)
-        if np.any(self.add_zero_point):
+        if self.add_zero_point is not None:
             np.add(out, self.add_zero_point, out=out)
         np.clip(out, self.lo, self.hi, out=out)
         return out.astype(self.out_dtype).reshape(shape)
@@ -344,7 +345,7 @@ def make_requant(real: np.ndarray, bounds: list[int], bias: list[int] | None, ou
     vectors = (mult, shift, off, add_zp, lo_v, hi_v)
     if bias_limit is None and all(np.all(v == v[0]) for v in vectors):
         mult, shift, off, add_zp, lo_v, hi_v = (v[:1].reshape(()) for v in vectors)
-    return Requant(n, mult, off, shift, add_zp, lo_v, hi_v, np.dtype(out_dtype),
+    return Requant(n, mult, off, shift, None if fold else add_zp, lo_v, hi_v, np.dtype(out_dtype),
                    None if bias_limit is None else np.array(bias_limit, I64))
 
 
@@ -384,8 +385,9 @@ def _data_qparams(ctx: OpContext, t: TensorInfo, what: str, dtypes=DATA_DTYPES,
             raise ctx.error(f"{what} {t.name!r} has {p.scale.size} scales for {int(t.shape[channel_axis])} "
                             "channels")
     lo, hi = qrange(p.dtype)
-    if not (lo <= int(np.min(p.zero_point)) and int(np.max(p.zero_point)) <= hi):
-        raise ctx.error(f"{what} {t.name!r}: zero point outside {p.dtype.name}")
+    bad = [int(z) for z in np.ravel(p.zero_point) if not lo <= int(z) <= hi]
+    if bad:
+        raise ctx.error(f"{what} {t.name!r}: zero point {bad[0]} outside {p.dtype.name}")
     return p
 
 
