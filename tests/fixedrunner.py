@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from calibrator_custom.fixed.fixedpoint import FloorAffine
 from calibrator_custom.fixed.registry import get_fixed_op
 from calibrator_custom.model.graph import Quantization
 from calibrator_custom.model.options import make_options
@@ -144,6 +145,16 @@ def assert_integer_params(params: Any, path: str = "params") -> None:
         return
     if isinstance(params, float):
         raise AssertionError(f"{path} = {params!r} is a float; kernels must get integers")
+    if isinstance(params, FloorAffine):
+        # its float64 fields must be the exact images of its integer fields (the map is integer)
+        assert np.array_equal(params.scale, np.ldexp(params.multiplier.astype(np.float64), -params.shift))
+        assert np.array_equal(params.addend, np.ldexp(params.offset.astype(np.float64), -params.shift))
+        assert np.abs(params.offset).max() < 2**53 and np.abs(params.multiplier).max() < 2**53, path
+        if params.whole is not None:
+            assert np.array_equal(params.whole_addend, params.whole.astype(np.float64))
+        for name in ("multiplier", "shift", "offset", "whole", "bounds"):
+            assert_integer_params(getattr(params, name), f"{path}.{name}")
+        return
     if dataclasses.is_dataclass(params):
         for f in dataclasses.fields(params):
             assert_integer_params(getattr(params, f.name), f"{path}.{f.name}")

@@ -429,7 +429,7 @@ def reference_output(acc: np.ndarray, x: QArr, w: QArr, b: QArr | None, out: QOu
     y = np.empty(acc.shape, np.int64)
     for c in range(channels):
         bound = _x_absmax(x) * int(abs_sums[c]) + abs(int(bq[c]))
-        m, s = fp.quantize_multiplier(real[c], fp.multiplier_bits(bound))
+        (m,), (s,) = fconv.requant_multipliers(real[c:c + 1], [bound])
         y[..., c] = fp.rounding_rshift((acc[..., c] + bq[c]) * int(m), int(s)) + int(out.zero_point)
     lo, hi = fconv.activation_range(act if act != "TANH" else "NONE", float(out.scale), int(out.zero_point),
                                     np.dtype(NP[out.dtype]))
@@ -660,13 +660,27 @@ def test_requant_matches_fixedpoint_requantize(accs, real, bias_q, zp, dtype):
     lo, hi = fp.qrange(NP[dtype])
     zp = int(np.clip(zp, lo, hi))
     rq = fconv.make_requant(np.array([real]), [bound], [bias_q], zp, lo, hi, np.dtype(NP[dtype]))
-    m, s = fp.quantize_multiplier(real, fp.multiplier_bits(bound))
-    if int(s) >= 1:
+    m, s = fconv.requant_multipliers(np.array([real]), [bound])
+    if int(s[0]) >= 1:
         want = fp.requantize(acc + bias_q, m, s, zp, NP[dtype])
         np.testing.assert_array_equal(rq(acc.reshape(-1, 1)).reshape(-1), want)
     # float carrier input gives the same integers
     if np.abs(acc).max() < 2 ** 53:
         np.testing.assert_array_equal(rq(acc.astype(np.float64).reshape(-1, 1)), rq(acc.reshape(-1, 1)))
+
+
+@given(st.lists(st.floats(1e-9, 1e3), min_size=1, max_size=8), st.integers(1, 2 ** 50))
+def test_requant_multipliers_prefer_float64_exact_ones(reals, bound):
+    real = np.array(reals)
+    m, s = fconv.requant_multipliers(real, [bound] * real.size)
+    assert m.dtype == np.int64 and m.shape == real.shape
+    for r, mc, sc in zip(reals, m, s):
+        bits = int(mc).bit_length()
+        assert int(sc) >= 1 and abs(int(mc) * 2.0 ** -int(sc) - r) <= r * 2.0 ** -bits * (1 + 1e-12)
+        if fp.f64_multiplier(r, bound) is not None:  # float64-exact: 24..31 bits, |acc| m + 2**s < 2**53
+            assert 24 <= bits <= 31 and bound * int(mc) + (1 << int(sc)) < 2 ** 53
+        else:
+            assert bits <= fp.multiplier_bits(bound) and bound * int(mc) < 2 ** 62
 
 
 @given(st.lists(st.floats(1e-6, 1e3), min_size=1, max_size=8), st.integers(1, 2 ** 50))
@@ -796,7 +810,7 @@ def test_per_channel_input_accumulators_are_exact(case):
     want = np.empty(acc.shape, np.int64)
     for c in range(channels):
         bq = int(b.q[c])
-        m, s = fp.quantize_multiplier(real[c], fp.multiplier_bits(x_absmax * int(abs_sums[c]) + abs(bq)))
+        (m,), (s,) = fconv.requant_multipliers(real[c:c + 1], [x_absmax * int(abs_sums[c]) + abs(bq)])
         want[..., c] = fp.rounding_rshift((acc[..., c] + bq) * int(m), int(s))
     lo, hi = fconv.activation_range(opts["fused_activation_function"], out.scale, 0, np.dtype(np.int16))
     want = np.clip(want, lo, hi).astype(np.int16)

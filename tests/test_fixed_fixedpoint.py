@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from calibrator_custom.fixed.fixedpoint import (
-    Rescale, isqrt, multiplier_bits, quantize_multiplier, qrange, requantize, rounding_divide,
+    F64_EXACT_LIMIT, F64_MIN_BITS, FloorAffine, Rescale, f64_multiplier, isqrt, multiplier_bits, quantize_multiplier, qrange, requantize, rounding_divide,
     rounding_rshift, saturate,
 )
 
@@ -130,3 +130,70 @@ def test_rescale_identity_is_a_no_op():
     q = np.arange(-5, 5, dtype=np.int16)
     r = Rescale.between(0.1, 0, 0.1, 0, np.int16, np.int16)
     assert r.identity and r(q) is q
+
+
+# ------------------------------------------------------------------ float64-exact requantization
+OUT_DTYPES = st.sampled_from([np.uint8, np.int8, np.int16])
+IN_DTYPES = st.sampled_from([np.uint8, np.int8, np.int16])
+
+
+def ref_floor_affine(x: int, m: int, s: int, o: int, lo: int, hi: int) -> int:
+    """clip(floor((x * m + o) / 2**s), lo, hi) with Python integers."""
+    return min(hi, max(lo, (x * m + o) >> s))
+
+
+@given(st.lists(st.floats(2.0**-24, 2.0**6), min_size=1, max_size=6), IN_DTYPES, OUT_DTYPES,
+       st.integers(-40, 40), st.integers(-40, 40), st.data())
+def test_floor_affine_matches_bigint(reals, in_dtype, out_dtype, zp_in, zp_out, data):
+    lo_in, hi_in = qrange(in_dtype)
+    lo, hi = qrange(out_dtype)
+    x_bound = max(-lo_in, hi_in)
+    zp_out = min(hi, max(lo, zp_out))
+    m, s = f64_multiplier(np.array(reals), x_bound)  # always found for <= 16-bit inputs in this range
+    assert m.dtype == np.int64 and m.shape == (len(reals),)
+    assert np.all(m >= 1 << (F64_MIN_BITS - 1)) and np.all(m < 1 << 31) and np.all(s >= 1)
+    # the multiplier is the nearest of its width: relative error <= 2**-bits
+    for r, mi, si in zip(reals, m, s):
+        assert abs(Fraction(int(mi), 2 ** int(si)) - Fraction(r)) <= Fraction(r) * Fraction(1, 2 ** (int(mi).bit_length() - 1))
+    offsets = [-zp_in * int(mi) + (1 << (int(si) - 1)) + (zp_out << int(si)) for mi, si in zip(m, s)]
+    fa = FloorAffine.build(m, s, np.array(offsets, object), x_bound, lo, hi, out_dtype)
+    assert fa is not None
+    rows = data.draw(st.lists(st.lists(st.integers(lo_in, hi_in), min_size=len(reals), max_size=len(reals)),
+                              min_size=1, max_size=8))
+    rows += [[lo_in] * len(reals), [hi_in] * len(reals)]  # the extremes
+    x = np.array(rows, dtype=in_dtype)
+    got = fa(x)
+    assert got.dtype == np.dtype(out_dtype) and got.shape == x.shape
+    want = [[ref_floor_affine(int(v), int(m[c]), int(s[c]), offsets[c], lo, hi) for c, v in enumerate(row)]
+            for row in rows]
+    assert got.tolist() == want
+
+
+@given(st.integers(-(2**24), 2**24), st.integers(1, 2**31 - 1), st.integers(1, 40), st.integers(-1000, 1000))
+def test_floor_affine_on_float_carriers(x, m, s, zp):
+    """float32 / float64 arrays holding exact integers (the conv carriers) give the same integers."""
+    offset = (1 << (s - 1)) + (zp << s)
+    fa = FloorAffine.build(m, s, offset, 2**24, -32768, 32767, np.int16)
+    if fa is None:
+        assert 2**24 * m + (1 << s) >= F64_EXACT_LIMIT
+        return
+    want = ref_floor_affine(x, m, s, offset, -32768, 32767)
+    for dtype in (np.float32, np.float64, np.int64):
+        got = fa(np.array([[x]], dtype))
+        assert got.dtype == np.int16 and got.shape == (1, 1) and int(got[0, 0]) == want
+
+
+def test_floor_affine_refuses_inexact_maps():
+    assert FloorAffine.build(2**31 - 1, 40, 1 << 39, 2**23, 0, 255, np.uint8) is None  # 2**54 > 2**53
+    split = FloorAffine.build(2**30, 40, (1 << 39) + (8000 << 40), 2**20, 0, 255, np.uint8)
+    assert split.whole is not None and int(split.whole) == 8000 and int(split.offset) == 1 << 39
+    assert FloorAffine.build(3, 0, 0, 10, 0, 255, np.uint8) is None  # shift < 1
+    assert FloorAffine.build(3, 2, 2, 10, 0, 2**20, np.int32) is None  # wide output: int64 path
+    assert f64_multiplier(1.0, 2**40) is None
+
+
+def test_rescale_uses_the_float64_path_only_when_exact():
+    fast = Rescale.between(0.01, 3, 0.5, 7, np.int16, np.uint8)
+    assert fast.fast is not None and 24 <= int(fast.multiplier).bit_length() <= 31
+    wide = Rescale.between(0.01, 0, 0.5, 0, np.int32, np.int16)
+    assert wide.fast is None and int(wide.multiplier).bit_length() == multiplier_bits(2**31)

@@ -86,7 +86,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ...ops import conv as float_conv
 from ...ops.registry import OpContext, OpDef, TensorInfo, get_op
-from ..fixedpoint import multiplier_bits, qrange, quantize_multiplier
+from ..fixedpoint import FloorAffine, f64_multiplier, multiplier_bits, qrange, quantize_multiplier
 from ..registry import QParams, qparams, register
 
 log = logging.getLogger(__name__)
@@ -264,8 +264,11 @@ class Requant:
     hi: np.ndarray
     out_dtype: np.dtype
     bias_limit: np.ndarray | None = None  # int64 [C], set when the bias is a runtime input
+    fast: FloorAffine | None = None  # the same map in float64 (constant bias, <= 16-bit output)
 
     def __call__(self, acc: np.ndarray, bias: np.ndarray | None = None) -> np.ndarray:
+        if self.fast is not None:
+            return self.fast(acc)
         shape = acc.shape
         a = acc.reshape(-1, self.channels) if self.multiplier.ndim else acc
         out = np.empty(a.shape, dtype=I64)
@@ -323,30 +326,49 @@ def channel_multipliers(real: np.ndarray, bounds: list[int]) -> tuple[np.ndarray
     return mult, shift
 
 
+def requant_multipliers(real: np.ndarray, bounds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel: ``f64_multiplier(real[c], bounds[c])`` (24..31 bits, float64-exact requantization)
+    when it exists, else ``channel_multipliers`` (``multiplier_bits(bounds[c])`` bits)."""
+    real = np.asarray(real, np.float64).reshape(-1)
+    mult, shift = channel_multipliers(real, bounds)
+    for c in range(real.size):
+        picked = f64_multiplier(real[c], bounds[c])
+        if picked is not None:
+            mult[c], shift[c] = int(picked[0]), int(picked[1])
+    return mult, shift
+
+
 def make_requant(real: np.ndarray, bounds: list[int], bias: list[int] | None, out_zero_point,
                  lo, hi, out_dtype: np.dtype, bias_limit: list[int] | None = None) -> Requant:
     """The Requant for per-channel ratios ``real`` and accumulator bounds (bias included).
 
-    ``out_zero_point``, ``lo`` and ``hi`` are ints or per-channel sequences.
+    ``out_zero_point``, ``lo`` and ``hi`` are ints or per-channel sequences. With a constant bias
+    and an output of up to 16 bits whose every channel is float64-exact, the Requant carries a
+    :class:`FloorAffine` that evaluates the same integers in float64.
     """
-    mult, shift = channel_multipliers(real, bounds)
+    mult, shift = requant_multipliers(real, bounds)
     n = mult.size
     zps = np.broadcast_to(np.asarray(out_zero_point, I64), (n,))
     b = bias if bias is not None else [0] * n
     offset = [int(b[c]) * int(mult[c]) + (1 << (int(shift[c]) - 1)) for c in range(n)]
+    lo_v = np.broadcast_to(np.asarray(lo, I64), (n,)).copy()
+    hi_v = np.broadcast_to(np.asarray(hi, I64), (n,)).copy()
+    fast = None
+    if bias_limit is None:
+        # bounds[c] covers |acc| + |bias|, so it bounds |acc| too
+        fast = FloorAffine.build(mult, shift, [o + (int(z) << int(sh)) for o, z, sh in zip(offset, zps, shift)],
+                                 bounds, lo_v, hi_v, out_dtype)
     fold = all(bounds[c] * int(mult[c]) + abs(offset[c]) + (abs(int(zps[c])) << int(shift[c]))
                < 1 << 63 for c in range(n))
     if fold:
         offset = [offset[c] + (int(zps[c]) << int(shift[c])) for c in range(n)]
     off = np.array(offset, dtype=I64)
     add_zp = np.zeros(n, I64) if fold else zps.copy()
-    lo_v = np.broadcast_to(np.asarray(lo, I64), (n,)).copy()
-    hi_v = np.broadcast_to(np.asarray(hi, I64), (n,)).copy()
     vectors = (mult, shift, off, add_zp, lo_v, hi_v)
     if bias_limit is None and all(np.all(v == v[0]) for v in vectors):
         mult, shift, off, add_zp, lo_v, hi_v = (v[:1].reshape(()) for v in vectors)
     return Requant(n, mult, off, shift, None if fold else add_zp, lo_v, hi_v, np.dtype(out_dtype),
-                   None if bias_limit is None else np.array(bias_limit, I64))
+                   None if bias_limit is None else np.array(bias_limit, I64), fast)
 
 
 # --------------------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ...ops.registry import Kernel, OpContext, TensorInfo, get_op
-from ..fixedpoint import I64, Rescale, multiplier_bits, quantize_multiplier, rounding_rshift
+from ..fixedpoint import F64_EXACT_LIMIT, I64, FloorAffine, Rescale, multiplier_bits, quantize_multiplier, rounding_rshift
 from ..registry import QParams, qparams, register
 
 logger = logging.getLogger(__name__)
@@ -292,6 +292,15 @@ def _rescale(ctx: OpContext, x: QIn, out: QParams) -> Rescale:
 
 # ----------------------------------------------------------------------------------- ADD / SUB
 @dataclass(frozen=True)
+class AddFast:
+    """y = clip(floor((q_a m_a + q_b m_b + offset) / 2**shift), lo, hi): one rounding, float64-exact."""
+
+    a_multiplier: int
+    b_multiplier: int  # negative for SUB
+    finish: FloorAffine  # multiplier 1: the map of (q_a m_a + q_b m_b) 2**-shift
+
+
+@dataclass(frozen=True)
 class AddParams:
     """t = to_grid(a) +- to_grid(b) on the grid s_y 2**-grid_bits, then rshift(t, grid_bits)."""
 
@@ -300,6 +309,31 @@ class AddParams:
     subtract: bool
     grid_bits: int
     out: OutParams
+    fast: AddFast | None = None
+
+
+#: the float64 form of ADD / SUB is used when its multipliers' rounding adds at most this (in LSB)
+_FAST_ADD_ERROR = 2.0 ** -20
+
+
+def _fast_add(a: QIn, b: QIn, sy: float, subtract: bool, out: OutParams) -> AddFast | None:
+    """The single-rounding float64-exact ADD / SUB, or None (wide operands, or too coarse)."""
+    if max(a.q.dtype.itemsize, b.q.dtype.itemsize, np.dtype(out.dtype).itemsize) > 2:
+        return None
+    ra, rb = a.scale / sy, b.scale / sy
+    xa, xb = (max(-x.q.qmin, x.q.qmax) for x in (a, b))  # bounds on |q| (zero points are folded)
+    for shift in range(62, 0, -1):
+        ma, mb = round(ra * 2.0 ** shift), round(rb * 2.0 ** shift)
+        if xa * ma + xb * mb + (1 << shift) < F64_EXACT_LIMIT:
+            break
+    else:
+        return None
+    if (a.bound + b.bound) * 2.0 ** -(shift + 1) > _FAST_ADD_ERROR:
+        return None
+    mb = -mb if subtract else mb
+    offset = -a.zero_point * ma - b.zero_point * mb + (1 << (shift - 1)) + (out.zero_point << shift)
+    finish = FloorAffine.build(1, shift, offset, xa * ma + xb * abs(mb), out.lo, out.hi, out.dtype)
+    return None if finish is None else AddFast(ma, mb, finish)
 
 
 def _prepare_add_sub(ctx: OpContext) -> AddParams | PlainParams:
@@ -313,8 +347,9 @@ def _prepare_add_sub(ctx: OpContext) -> AddParams | PlainParams:
     if g < 8:
         raise _unsupported(ctx, "the inputs' range exceeds the output's by more than 2**51 LSBs")
     logger.debug("op #%d %s: fine grid of %d bits", ctx.index, ctx.op_name, g)
+    subtract = ctx.op_name == "SUB"
     return AddParams(_grid_map(ctx, a, a.scale / sy * 2.0 ** g), _grid_map(ctx, b, b.scale / sy * 2.0 ** g),
-                     ctx.op_name == "SUB", g, out)
+                     subtract, g, out, _fast_add(a, b, sy, subtract, out))
 
 
 @register("ADD", "SUB", prepare=_prepare_add_sub)
@@ -322,6 +357,15 @@ def add_sub(a: np.ndarray, b: np.ndarray, *, opt: AddParams | PlainParams) -> np
     """y = act(a +- b) via a common fine grid; see the module docstring."""
     if isinstance(opt, PlainParams):
         return opt(a, b)
+    if opt.fast is not None:
+        f = opt.fast
+        shift = int(f.finish.shift)
+        va = np.asarray(a).astype(np.float64)
+        np.multiply(va, math.ldexp(f.a_multiplier, -shift), out=va)
+        vb = np.asarray(b).astype(np.float64)
+        np.multiply(vb, math.ldexp(f.b_multiplier, -shift), out=vb)
+        v = np.add(va, vb, out=va) if va.shape == np.broadcast_shapes(va.shape, vb.shape) else va + vb
+        return f.finish.finish(v)
     ta, tb = to_grid(a, opt.a), to_grid(b, opt.b)
     return _finish(rounding_rshift(ta - tb if opt.subtract else ta + tb, opt.grid_bits), opt.out)
 

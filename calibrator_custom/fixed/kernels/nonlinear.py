@@ -77,8 +77,8 @@ import numpy as np
 
 from ...errors import InputError, UnsupportedOpError
 from ...ops.registry import OpContext, TensorInfo, get_op
-from ..fixedpoint import (I64, isqrt, multiplier_bits, quantize_multiplier, rounding_divide, rounding_rshift,
-                          saturate)
+from ..fixedpoint import (I64, FloorAffine, f64_multiplier, isqrt, last_axis_vector, multiplier_bits,
+                          quantize_multiplier, rounding_divide, rounding_rshift, saturate)
 from ..registry import QParams, channel_vector, qparams, register
 
 logger = logging.getLogger(__name__)
@@ -425,6 +425,9 @@ class PreluParams:
     neg_shift: np.ndarray
     out_zero_point: int
     out_dtype: np.dtype
+    #: float64-exact form (constant alpha, input zero point 0, output <= 16 bits): the maps of
+    #: max(x, 0) by pos_m and of min(x, 0) by the signed per-channel alpha multiplier, one finish
+    fast: tuple[FloorAffine, FloorAffine] | None = None
 
 
 def _centered_bound(p: QParams) -> int:
@@ -452,13 +455,66 @@ def _prepare_prelu(ctx: OpContext) -> PreluParams:
     alpha = None
     if a_t.data is not None:
         alpha = np.asarray(a_t.data).astype(I64) - a_zp
+    fast = None
+    if alpha is not None and int(inp.zero_point) == 0:
+        fast = _fast_prelu(inp, out, np.asarray(a_scale, np.float64) * alpha, tuple(x_t.shape))
     return PreluParams(int(inp.zero_point), pm, ps, alpha, np.asarray(a_zp, I64), nm, ns,
-                       int(out.zero_point), out.dtype)
+                       int(out.zero_point), out.dtype, fast)
+
+
+def _fast_prelu(inp: QParams, out: QParams, alpha_real: np.ndarray, x_shape: tuple[int, ...]
+                ) -> tuple[FloorAffine, FloorAffine] | None:
+    """The float64-exact PRELU maps, or None (alpha not a last-axis vector, or not exact)."""
+    try:
+        if np.broadcast_shapes(alpha_real.shape, x_shape) != x_shape:
+            return None
+    except ValueError:
+        return None
+    alpha_vec = last_axis_vector(alpha_real)
+    if alpha_vec is None:
+        return None
+    if alpha_vec.size > 1 and alpha_vec.size != x_shape[-1]:
+        return None
+    if alpha_vec.size == 1:
+        alpha_vec = alpha_vec.reshape(())
+    x_bound = _centered_bound(inp)
+    zp, lo, hi = int(out.zero_point), out.qmin, out.qmax
+    ratio = float(inp.scale) / float(out.scale)
+    neg_real = ratio * alpha_vec
+    picked = [f64_multiplier(ratio, x_bound), f64_multiplier(np.abs(neg_real), x_bound)]
+    if any(p is None for p in picked):
+        return None
+    (pm, ps), (nm, ns) = picked
+    nm = np.where(neg_real < 0, -nm, nm)
+    def build(m, s, split):
+        offsets = np.reshape([(1 << (int(si) - 1)) + (zp << int(si)) for si in np.reshape(s, -1)], np.shape(s))
+        return FloorAffine.build(m, s, offsets.astype(object), x_bound, lo, hi, out.dtype, split)
+
+    maps = [build(m, s, False) for m, s in ((pm, ps), (nm, ns))]
+    if any(m is None for m in maps):
+        return None
+    if any(m.whole is not None for m in maps):  # one finish for both: the split form for both
+        maps = [build(m, s, True) for m, s in ((pm, ps), (nm, ns))]
+    pos, neg = maps
+    # one finish serves both: the same addends (1/2 + zp, or 1/2 then zp) and bounds
+    same = ((pos.whole is None) == (neg.whole is None)
+            and all(np.all(getattr(neg, k) == getattr(pos, k)) for k in ("addend", "lo", "hi"))
+            and (pos.whole is None or np.all(neg.whole_addend == pos.whole_addend)))
+    return (pos, neg) if same and pos.channels == 0 else None
 
 
 @register("PRELU", prepare=_prepare_prelu)
 def prelu(q: np.ndarray, alpha: np.ndarray, *, opt: PreluParams) -> np.ndarray:
     """y = x >= 0 ? rescale(x) : requantize(x * alpha), broadcasting."""
+    if opt.fast is not None:
+        pos, neg = opt.fast
+        v = np.maximum(q, 0).astype(np.float64)
+        np.multiply(v, pos.scale, out=v)
+        w = np.minimum(q, 0).astype(np.float64)
+        np.multiply(w.reshape(-1, neg.channels) if neg.channels else w, neg.scale,
+                    out=w.reshape(-1, neg.channels) if neg.channels else w)
+        np.add(v, w, out=v)
+        return pos.finish(v)
     x = q.astype(I64) - opt.in_zero_point
     a = opt.alpha if opt.alpha is not None else alpha.astype(I64) - opt.alpha_zero_point
     pos = rounding_rshift(x * opt.pos_multiplier, opt.pos_shift)
