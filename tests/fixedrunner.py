@@ -171,9 +171,9 @@ def assert_integer_params(params: Any, path: str = "params") -> None:
     raise AssertionError(f"{path} has unexpected type {type(params).__name__}")
 
 
-def run_fixed(op_name: str, inputs: Sequence[QArr | None], outputs: Sequence[QOut],
-              output_shapes: Sequence[tuple], options=None, *, integer_only: bool = True) -> list[np.ndarray]:
-    """Prepare and run the integer kernel of ``op_name``; returns its outputs."""
+def prepare_fixed(op_name: str, inputs: Sequence[QArr | None], outputs: Sequence[QOut],
+                  output_shapes: Sequence[tuple], options=None) -> Any:
+    """The prepared params of the integer kernel of ``op_name`` for these operands."""
     opdef = get_fixed_op(op_name)
     infos = tuple(_info(f"x{i}", x, False) for i, x in enumerate(inputs))
     outs = []
@@ -183,7 +183,14 @@ def run_fixed(op_name: str, inputs: Sequence[QArr | None], outputs: Sequence[QOu
             q = QArr(np.zeros(1, NP[o.dtype]), o.scale, o.zero_point, o.axis).quantization()
         outs.append(TensorInfo(f"y{j}", tuple(shape), np.dtype(NP[o.dtype]), None, q))
     ctx = OpContext(0, op_name, infos, tuple(outs), options)
-    params = opdef.prepare(ctx) if opdef.prepare else options
+    return opdef.prepare(ctx) if opdef.prepare else options
+
+
+def run_fixed(op_name: str, inputs: Sequence[QArr | None], outputs: Sequence[QOut],
+              output_shapes: Sequence[tuple], options=None, *, integer_only: bool = True) -> list[np.ndarray]:
+    """Prepare and run the integer kernel of ``op_name``; returns its outputs."""
+    opdef = get_fixed_op(op_name)
+    params = prepare_fixed(op_name, inputs, outputs, output_shapes, options)
     if integer_only:
         assert_integer_params(params)
     feeds = [None if x is None else x.q for x in inputs]

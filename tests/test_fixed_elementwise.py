@@ -21,7 +21,8 @@ from calibrator_custom.fixed.kernels import elementwise as ew
 from calibrator_custom.fixed.registry import get_fixed_op
 from calibrator_custom.model.options import default_options, make_options
 from calibrator_custom.ops.registry import OpContext, TensorInfo
-from fixedrunner import NP, QArr, QOut, assert_integer_params, check_fixed_op, qrandom, run_fixed, symmetric_out
+from fixedrunner import (NP, QArr, QOut, assert_integer_params, check_fixed_op, prepare_fixed, qrandom, run_fixed,
+                         symmetric_out)
 
 # the kernels' bound (0.5 + 2**-16 LSB inside a 16-bit range) plus the float32 reference's rounding
 TOL = 0.51
@@ -250,6 +251,36 @@ def test_arith_bound_against_float64(op, ta, tb, sa, sb, seed):
     got = fixed(op, [a, b], [o], (40,)).astype(np.float64) * o.scale
     err = np.abs(got - np.clip(exact, -32768 * o.scale, 32767 * o.scale)) / o.scale
     assert err.max() <= 0.5 + 2.0 ** -10
+
+
+@given(st.sampled_from(["ADD", "SUB"]), st.sampled_from(QTYPES[:3]), st.sampled_from(QTYPES[:3]),
+       st.sampled_from([("INT16", 0), ("UINT8", 128), ("INT8", -5)]),
+       st.floats(1e-4, 1e2), st.floats(1e-4, 1e2), st.floats(0.05, 20.0), st.integers(0, 2 ** 32 - 1))
+def test_add_sub_float64_form_matches_bigint(op, ta, tb, out, sa, sb, out_factor, seed):
+    """The single-rounding float64 ADD/SUB equals its documented integer formula (Python integers)."""
+    a = q((5, 8), ta[0], sa, ta[1], seed)
+    b = q((8,), tb[0], sb, tb[1], seed + 1)  # broadcast along the rows
+    span = (np.abs(a.q.astype(np.float64) - ta[1]).max() * sa + np.abs(b.q.astype(np.float64) - tb[1]).max() * sb)
+    o = QOut(out[0], span * out_factor / np.iinfo(NP[out[0]]).max, out[1])
+    params = prepare_fixed(op, [a, b], [o], [(5, 8)])
+    assert params.fast is not None  # <= 16-bit operands: the float64 form applies
+    got = fixed(op, [a, b], [o], (5, 8))
+    assert got.dtype == np.dtype(NP[out[0]]) and got.shape == (5, 8)
+    # the documented multipliers: the largest shift with |q_a| m_a + |q_b| m_b + 2**shift < 2**53
+    xa, xb = (max(-int(np.iinfo(NP[t]).min), int(np.iinfo(NP[t]).max)) for t in (ta[0], tb[0]))
+    ra, rb = Fraction(float(np.float32(sa))) / Fraction(o.scale), Fraction(float(np.float32(sb))) / Fraction(o.scale)
+    for shift in range(62, 0, -1):
+        ma, mb = round(float(ra) * 2.0 ** shift), round(float(rb) * 2.0 ** shift)
+        if xa * ma + xb * mb + (1 << shift) < 2 ** 53:
+            break
+    mb = -mb if op == "SUB" else mb
+    lo, hi = np.iinfo(NP[out[0]]).min, np.iinfo(NP[out[0]]).max
+    want = np.empty((5, 8), np.int64)
+    for i in range(5):
+        for j in range(8):
+            t = (int(a.q[i, j]) - ta[1]) * ma + (int(b.q[j]) - tb[1]) * mb + (1 << (shift - 1))
+            want[i, j] = min(hi, max(lo, (t >> shift) + out[1]))
+    np.testing.assert_array_equal(got, want)
 
 
 # ------------------------------------------------------------------------------------------- DIV

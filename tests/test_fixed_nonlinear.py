@@ -15,7 +15,7 @@ from calibrator_custom.fixed.kernels import nonlinear as N
 from calibrator_custom.fixed.registry import QParams
 from calibrator_custom.model.options import make_options
 from calibrator_custom.ops.registry import OpContext, TensorInfo
-from fixedrunner import NP, QArr, QOut, check_fixed_op, qrandom, run_fixed, run_float, symmetric_out
+from fixedrunner import NP, QArr, QOut, check_fixed_op, prepare_fixed, qrandom, run_fixed, run_float, symmetric_out
 
 F32_EPS = 2.0 ** -24  # float32 unit roundoff
 
@@ -366,6 +366,34 @@ def test_prelu_uint8_alpha_with_zero_point():
     x = qrandom((4, 16), "UINT8", 0.05, 120, rng=rng(8))
     a = QArr(rng(9).integers(0, 255, (16,), endpoint=True).astype(np.uint8), 0.01, 60, const=False)
     check_fixed_op("PRELU", [x, a], out_dtype="UINT8", tol_lsb=PRELU_TOL)
+
+
+@given(st.integers(0, 2 ** 32 - 1), st.floats(1e-3, 1e3), st.sampled_from([("INT16", 0), ("UINT8", 90)]))
+def test_prelu_float64_form_matches_bigint(seed, out_factor, out):
+    """Constant per-channel alpha, input zero point 0: one signed multiplier per channel for x < 0,
+    ``f64_multiplier`` for both branches, equal to the documented formula in Python integers."""
+    from calibrator_custom.fixed.fixedpoint import f64_multiplier
+    g = rng(seed % 1000)
+    x = QArr(g.integers(-32768, 32767, (3, 5, 6), endpoint=True).astype(np.int16), 4.0 / 32767)
+    alpha_q = g.integers(-32768, 32767, (1, 1, 6), endpoint=True).astype(np.int16)
+    alpha_q[0, 0, 0] = 0  # a zero slope too
+    a = QArr(alpha_q, 2.0 / 32767, 0, const=True)
+    o = QOut(out[0], float(np.float32(4.0 * out_factor / 32767)), out[1])
+    params = prepare_fixed("PRELU", [x, a], [o], [(3, 5, 6)])
+    assert params.fast is not None
+    got = run_fixed("PRELU", [x, a], [o], [(3, 5, 6)])[0]
+    assert got.dtype == np.dtype(NP[out[0]]) and got.shape == (3, 5, 6)
+    s_in, s_a, s_out = float(x.scale), float(a.scale), float(o.scale)
+    pm, ps = (int(v) for v in f64_multiplier(s_in / s_out, 32768))
+    neg_real = s_in * s_a * alpha_q.reshape(-1).astype(np.float64) / s_out
+    nm, ns = f64_multiplier(np.abs(neg_real), 32768)
+    lo, hi = np.iinfo(NP[out[0]]).min, np.iinfo(NP[out[0]]).max
+    want = np.empty(x.q.shape, np.int64)
+    for idx in np.ndindex(x.q.shape):
+        v, c = int(x.q[idx]), idx[-1]
+        m, s = (pm, ps) if v >= 0 else (int(nm[c]) * (-1 if neg_real[c] < 0 else 1), int(ns[c]))
+        want[idx] = min(hi, max(lo, ((v * m + (1 << (s - 1))) >> s) + out[1]))
+    np.testing.assert_array_equal(got, want)
 
 
 # ========================================================================================== SOFTMAX

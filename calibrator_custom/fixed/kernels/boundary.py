@@ -13,11 +13,14 @@ is pure integer arithmetic (its float work happens in prepare). Real values are
   real ``x / scale`` it is <= 0.5 LSB plus the float32 division's rounding (2**-24 relative).
 * **QUANTIZE, integer input** (requantization): ``fixedpoint.Rescale``,
   ``q = saturate(rounding_rshift((q_in - zp_in) * m, s) + zp_out)`` with ``m * 2**-s`` the ratio
-  ``in_scale / out_scale`` (a multiplier of >= 29 bits), rounding half up; in/out per tensor or per
-  channel (on any axes). Error <= 0.5 + 2**-12 output LSB (the multiplier's relative error
-  2**-29 times ``|real / out_scale| < 2**17`` for unsaturated outputs; results beyond the range
-  saturate to its end). Inputs UINT8/INT8/INT16/INT32, outputs UINT8/INT8/INT16. A ratio
-  ``>= 2**29`` is refused (UnsupportedOpError).
+  ``in_scale / out_scale``, rounding half up; in/out per tensor or per channel (on any axes). The
+  multiplier: for inputs of up to 16 bits with per-tensor or last-axis parameters,
+  ``f64_multiplier`` (24..31 bits; 31 whenever the ratio is at least 2**-21, so always for the
+  int16 -> uint8 copies the planner makes), and the map then runs in float64, exactly
+  (``FloorAffine``); otherwise ``multiplier_bits`` (>= 29 bits for INT32 inputs) in int64.
+  Error <= 0.5 + 2**-bits ``|real / out_scale|`` output LSB (results beyond the range saturate
+  to its end): 0.5 + 2**-14 for 16-bit data at 31 bits. Inputs UINT8/INT8/INT16/INT32, outputs
+  UINT8/INT8/INT16. A ratio ``>= 2**29`` is refused (UnsupportedOpError).
 * **DEQUANTIZE** and the custom op **Fix2Float** (the vendor's name for the op appended to a
   dequantized output; custom options ignored): ``y = float32(float64(q - zero_point) * scale)``
   with the scale rounded to float32 as the model stores it, per tensor or per channel. For

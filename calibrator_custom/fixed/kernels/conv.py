@@ -25,7 +25,9 @@ Algorithm (every op)
 ``acc[c] = sum (x_q - x_zp) * (w_q - w_zp) + bias_q[c]``, exactly (padding taps contribute 0,
 i.e. they read the input zero point), then
 ``out = clamp(rounding_rshift(acc * M[c], shift[c]) + out_zp, lo, hi)`` with
-``M, shift = quantize_multiplier(x_scale * w_scale[c] / out_scale, multiplier_bits(B[c]))``,
+``M, shift = f64_multiplier(x_scale * w_scale[c] / out_scale, B[c])`` (the widest multiplier of
+24..31 bits with ``B[c] * M + 2**shift < 2**53``) when it exists, else
+``quantize_multiplier(x_scale * w_scale[c] / out_scale, multiplier_bits(B[c]))`` (``requant_multipliers``),
 ``B[c] = max|x_q - x_zp| * sum_taps |w_q - w_zp|[c] + max|bias[c]|`` (a bound on ``|acc[c]|``),
 and ``[lo, hi]`` the output type's range intersected with the fused activation's
 (RELU: ``q >= zp``; RELU6: ``zp <= q <= zp + round(6 / out_scale)``; RELU_N1_TO_1:
@@ -34,7 +36,9 @@ as TFLite's ``CalculateActivationRangeQuantized``; a fused TANH or SIGN_BIT is a
 float kernels). ``rounding_rshift`` rounds half up (``fixedpoint``). In the kernel the bias,
 the rounding half and (when it cannot overflow) the output zero point are folded into one
 per-channel offset: ``out = clamp(((acc_nobias * M + offset) >> shift) [+ out_zp], lo, hi)``,
-which is the same integer.
+which is the same integer. With a constant bias, an output of up to 16 bits and every channel's
+multiplier from ``f64_multiplier``, the same integers are computed in float64 (``FloorAffine``:
+every intermediate is an integer below 2**53 times a power of two, so exact).
 
 The sums are computed by the float kernels' fast paths (``ops.conv``: BLAS im2col, strided
 depthwise einsum, col2im) run with fused activation NONE and no bias on float arrays holding
@@ -50,10 +54,11 @@ float results are converted to int64 exactly. ``|acc| < 2**61`` is required (els
 Error bound (vs the float op on the dequantized inputs, in output LSBs, for outputs inside the
 representable range; saturated outputs are exact)
 ------------------------------------------------------------------------------------------------
-``|error| <= 0.5 + |y / out_scale| * 2**-bits`` with ``bits = multiplier_bits(B[c])``: the
+``|error| <= 0.5 + |y / out_scale| * 2**-bits`` with ``bits`` the multiplier's width: the
 accumulator is exact, the multiplier has relative error <= ``2**-bits`` and the final shift
-rounds to nearest. ``bits = 31`` whenever ``B[c] < 2**31``, which holds for every 8-bit layer
-with ``255 * 127 * taps + |bias| < 2**31``: the bound is 0.5 + 2**-16 LSB.
+rounds to nearest. ``bits >= 24`` on the float64 path (31 while ``B[c] < 2**21`` and the ratio is
+not tiny), so the bound is at most 0.5 + 2**-9 LSB for INT16 outputs and 0.5 + 2**-16 for UINT8
+ones; on the int64 path ``bits = multiplier_bits(B[c]) = 31`` whenever ``B[c] < 2**31``.
 16-bit layers get ``bits >= 19`` while ``B[c] < 2**43`` (e.g. up to 4096 full-scale INT16
 taps), so the bound is below 0.57 LSB for INT16 outputs. (For a scale ratio below
 ``2**(bits-63)`` the multiplier loses low bits, but then ``|y| < 0.5`` LSB and the error stays

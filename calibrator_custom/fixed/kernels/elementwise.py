@@ -17,8 +17,13 @@ input (from its dtype, or from the values of a constant). When no data operand i
 (INT32/INT64 shape arithmetic, BOOL), every op runs the float module's kernel, which is integer
 arithmetic already: exact.
 
-* ADD / SUB: each input to the grid F = s_y 2**-g (``rshift((q - z) M, S)``; g = 20 unless the
-  inputs span more than 2**39 LSBs), ``t_a +- t_b`` in int64, ``rshift(t, g) + z_y``.
+* ADD / SUB, inputs and output of up to 16 bits: one rounding,
+  ``y = rshift((q_a - z_a) m_a +- (q_b - z_b) m_b, S) + z_y`` with ``m = round(s / s_y * 2**S)``
+  for the largest ``S`` such that ``|q_a|max m_a + |q_b|max m_b + 2**S < 2**53`` (the sum is then
+  float64-exact and runs as ``FloorAffine``). Error <= 0.5 + (B_a + B_b) 2**-(S+1) LSB, used only
+  when that term is <= 2**-16 LSB (else the grid form below).
+* ADD / SUB otherwise: each input to the grid F = s_y 2**-g (``rshift((q - z) M, S)``; g = 20
+  unless the inputs span more than 2**39 LSBs), ``t_a +- t_b`` in int64, ``rshift(t, g) + z_y``.
   Error <= 0.5 + 2**-g + 2**-31 (|a| + |b|) LSB.
 * MUL: ``(q_a - z_a)(q_b - z_b)`` exact in int64 (B_a B_b <= 2**62, checked), one rounding by
   s_a s_b / s_y with a wide product (``mul_rshift``). Error <= 0.5 + 2**-31 |y| LSB.
@@ -26,7 +31,8 @@ arithmetic already: exact.
   rounding of (q_a - z_a) M 2**-S / d, M 2**-S ~ s_a / (s_b s_y). Error <= 0.5 + 2**-31 |y| LSB.
   A zero divisor gives the dtype's max (numerator > 0), min (< 0) or z_y (0/0), then the clamp.
 * MAXIMUM / MINIMUM: both inputs rescaled to the output (``Rescale``), then max/min (1-Lipschitz):
-  error <= 0.5 + 2**-31 |y| LSB; exact when the quantizations match.
+  error <= 0.5 + 2**-bits |y| LSB (the Rescale's multiplier, see QUANTIZE); exact when the
+  quantizations match.
 * SQUARED_DIFFERENCE: both inputs to the grid F = sqrt(s_y) 2**-h (h = 20 for outputs of up to 16
   bits, 14 for INT32), D = t_a - t_b clipped where the output saturates, ``rshift(D*D, 2h) + z_y``
   (no multiplier on the square). Error <= 0.5 + 2**(1-h) sqrt(Y) e + 2**-2h e**2 LSB, Y the
@@ -44,7 +50,8 @@ arithmetic already: exact.
   one rounding of Q / s_y or R 2**-K / s_y: error <= 0.5 + 2**-31 |y| LSB. A zero divisor: FLOOR_DIV
   saturates as DIV does (the float op raises InputError instead), FLOOR_MOD gives z_y (real 0).
 * SELECT / SELECT_V2: both branches rescaled to the output, then picked by the bool condition:
-  error <= 0.5 + 2**-31 |y| LSB, exact for a branch quantized like the output.
+  error <= 0.5 + 2**-bits |y| LSB (the Rescale's multiplier), exact for a branch quantized like
+  the output.
 * CONCATENATION / PACK: each input rescaled to the output as for SELECT, then concatenated or
   stacked, then CONCATENATION's activation clamp; exact when the quantizations match. A fused TANH
   or SIGN_BIT on CONCATENATION is a real nonlinearity in the float op and is refused.
@@ -313,7 +320,7 @@ class AddParams:
 
 
 #: the float64 form of ADD / SUB is used when its multipliers' rounding adds at most this (in LSB)
-_FAST_ADD_ERROR = 2.0 ** -20
+_FAST_ADD_ERROR = 2.0 ** -16
 
 
 def _fast_add(a: QIn, b: QIn, sy: float, subtract: bool, out: OutParams) -> AddFast | None:

@@ -8,8 +8,9 @@ output's: ``q_out = saturate(rounding_rshift((q_in - zp_in) * m, s) + zp_out)``.
 every such op is therefore: **exact** (0 LSB) when the input and output quantizations are equal (the
 planner's usual choice; the Rescale is then the identity) or differ only in zero point or dtype
 (values outside the output range saturate); otherwise **<= 0.5 output LSB** plus the multiplier's
-relative error, ``2**-31 * |y|`` for 8/16-bit inputs (``|y|`` the exact output in LSBs, so < 2**-16
-LSB for outputs of at most 16 bits). Plain integer/bool tensors (no
+relative error, ``2**-bits * |y|`` (``|y|`` the exact output in LSBs); for 8/16-bit inputs and outputs
+``bits = 31`` whenever the scale ratio is at least ``2**-21`` (so < 2**-14 LSB) and never below 24
+(``fixedpoint.f64_multiplier``, which lets the Rescale run in float64, exactly). Plain integer/bool tensors (no
 quantization: shapes, indices, masks) pass through unchanged, bit-exact. Shape/index inputs (shape,
 perm, begin/end/strides, multiples, indices, paddings, block shapes, axes, sizes) are int32 (or the
 float op's other index dtypes), constant (read in prepare) or computed at run time.

@@ -10,7 +10,7 @@ TANH and SIGN_BIT are no-ops like the float kernels).
 * MAX_POOL_2D: the maximum of the integers over the window cells inside the input (monotone in
   the real value: scales are positive), then Rescale to the output and clamp. A window with no cell
   inside the input is -inf in float and gives the output's minimum here. Exact (0 LSB) when input
-  and output quantizations are equal, else <= 0.5 LSB (+ 2**-31 relative, the multiplier).
+  and output quantizations are equal, else <= 0.5 LSB (+ the Rescale multiplier's relative error).
 * AVERAGE_POOL_2D: ``sum(q - zp_in)`` over the window in int64, then one rounding:
   ``rounding_rshift(sum * m[oy, ox], s[oy, ox]) + zp_out`` with ``m * 2**-s ~= in_scale / (count[oy,
   ox] * out_scale)`` per distinct count (the multiplier is as wide as ``kh*kw*max|q - zp_in| * m <

@@ -13,7 +13,7 @@ wraparound for SUM/REDUCE_PROD, truncating division for MEAN), bit-exact.
 * MEAN: the same with ``m * 2**-s ~= in_scale / (n * out_scale)``: <= 0.5 LSB + 2**-bits * |y| (no
   separate division by n, so no second rounding).
 * REDUCE_MAX / REDUCE_MIN: max/min of the integers (monotone: positive scale), then Rescale:
-  exact when the quantizations are equal, else <= 0.5 LSB + 2**-31 * |y|.
+  exact when the quantizations are equal, else <= 0.5 LSB + the Rescale's ``2**-bits * |y|``.
 * REDUCE_PROD: the product of ``d = q - zp_in`` runs sequentially in a block-floating int64 form
   ``P * 2**E``: after each factor, ``P`` (|P| <= 2**31, |d| <= 2**16, so |P * d| < 2**48) is
   renormalized to 31 significant bits with rounding_rshift (relative error <= 2**-31 per step) and

@@ -34,7 +34,14 @@ unless stated otherwise.
   +-3 and an INT16 output). Both ways a NaN result (negative base, non-integer exponent) gives the
   output zero point, 0 ** negative gives qmax. Plain INT32 POW is the integer power (exact,
   wrapping), negative exponents raise InputError like the float kernel.
-* PRELU: ``x = q - zp_in``; ``x >= 0 -> round(x * m_pos * 2**-sh_pos)`` (``m_pos`` ~ s_in/s_out),
+* PRELU with a constant alpha (per tensor or along the last axis), input zero point 0 and an
+  output of up to 16 bits: ``x >= 0 -> round(x * m_pos * 2**-sh_pos)`` (``m_pos`` ~ s_in/s_out),
+  ``x < 0 -> round(x * n[c] * 2**-sh[c])`` with one signed multiplier per channel ``n[c]`` ~
+  s_in * alpha[c] / s_out (alpha[c] = s_alpha (q_alpha - zp_alpha), its sign on ``n``), both from
+  ``f64_multiplier`` with the bound ``max|x|``; then ``+ zp_out``, saturate; float64-exact
+  (``FloorAffine``). Bound: 0.5 + |y| 2**-bits LSB (bits = 31 for INT16 data while the ratios
+  are at least 2**-21, never below 24).
+* PRELU otherwise: ``x = q - zp_in``; ``x >= 0 -> round(x * m_pos * 2**-sh_pos)``,
   ``x < 0 -> round(x * a * m_neg * 2**-sh_neg)`` with ``a = q_alpha - zp_alpha`` (constant or runtime
   alpha, per tensor or per channel) and ``m_neg`` ~ s_in*s_alpha/s_out, then ``+ zp_out``, saturate.
   Multipliers keep ``|product| * m < 2**62`` (>= 28 bits for 16-bit operands). Bound: 0.5 +
