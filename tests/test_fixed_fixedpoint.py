@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from calibrator_custom.fixed.fixedpoint import (
-    F64_EXACT_LIMIT, F64_MIN_BITS, FloorAffine, Rescale, f64_multiplier, isqrt, multiplier_bits, quantize_multiplier, qrange, requantize, rounding_divide,
+    F64_EXACT_LIMIT, F64_MIN_BITS, FloorAffine, Rescale, f64_multiplier, isqrt, multiplier_bits, quantize_multiplier,
+    qrange, requantize, rounding_divide,
     rounding_rshift, saturate,
 )
 
@@ -154,7 +155,8 @@ def test_floor_affine_matches_bigint(reals, in_dtype, out_dtype, zp_in, zp_out, 
     assert np.all(m >= 1 << (F64_MIN_BITS - 1)) and np.all(m < 1 << 31) and np.all(s >= 1)
     # the multiplier is the nearest of its width: relative error <= 2**-bits
     for r, mi, si in zip(reals, m, s):
-        assert abs(Fraction(int(mi), 2 ** int(si)) - Fraction(r)) <= Fraction(r) * Fraction(1, 2 ** (int(mi).bit_length() - 1))
+        bits = int(mi).bit_length()
+        assert abs(Fraction(int(mi), 2 ** int(si)) - Fraction(r)) <= Fraction(r) * Fraction(1, 2 ** (bits - 1))
     offsets = [-zp_in * int(mi) + (1 << (int(si) - 1)) + (zp_out << int(si)) for mi, si in zip(m, s)]
     fa = FloorAffine.build(m, s, np.array(offsets, object), x_bound, lo, hi, out_dtype)
     assert fa is not None

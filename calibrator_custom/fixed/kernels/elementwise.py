@@ -69,7 +69,8 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ...ops.registry import Kernel, OpContext, TensorInfo, get_op
-from ..fixedpoint import F64_EXACT_LIMIT, I64, FloorAffine, Rescale, multiplier_bits, quantize_multiplier, rounding_rshift
+from ..fixedpoint import (F64_EXACT_LIMIT, I64, FloorAffine, Rescale, multiplier_bits, quantize_multiplier,
+                          rounding_rshift)
 from ..registry import QParams, qparams, register
 
 logger = logging.getLogger(__name__)
