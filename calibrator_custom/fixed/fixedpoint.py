@@ -161,6 +161,12 @@ def f64_multiplier(real, x_bound) -> tuple[np.ndarray, np.ndarray] | None:
     return mult.reshape(shape), shift.reshape(shape)
 
 
+def rounding_offset(shift: int, zero_point: int = 0) -> int:
+    """``2**(shift-1) + zero_point * 2**shift``: the rounding half and an output zero point, as the
+    integer to add before ``>> shift`` (``shift >= 1``)."""
+    return (1 << (int(shift) - 1)) + (int(zero_point) << int(shift))
+
+
 def _unsigned_twin(dtype: np.dtype) -> tuple[np.dtype, int]:
     """(the unsigned dtype of the same width, the offset that maps ``dtype``'s range onto it)."""
     dtype = np.dtype(dtype)
@@ -324,8 +330,8 @@ class Rescale:
             picked = f64_multiplier(real, x_bound)
             if picked is not None:
                 m, s = picked
-                offset = [(-int(a) * int(b)) + (1 << (int(c) - 1)) + (int(d) << int(c))
-                          for a, b, c, d in zip(zi.reshape(-1), m.reshape(-1), s.reshape(-1), zo.reshape(-1))]
+                offset = [-int(z_in) * int(mi) + rounding_offset(si, z_out)
+                          for z_in, mi, si, z_out in zip(zi.reshape(-1), m.reshape(-1), s.reshape(-1), zo.reshape(-1))]
                 fast = FloorAffine.build(m, s, np.array(offset, object).reshape(m.shape), x_bound,
                                          *qrange(out_dtype), out_dtype)
                 if fast is not None:

@@ -91,7 +91,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ...ops import conv as float_conv
 from ...ops.registry import OpContext, OpDef, TensorInfo, get_op
-from ..fixedpoint import FloorAffine, f64_multiplier, multiplier_bits, qrange, quantize_multiplier
+from ..fixedpoint import FloorAffine, f64_multiplier, multiplier_bits, qrange, quantize_multiplier, rounding_offset
 from ..registry import QParams, qparams, register
 
 log = logging.getLogger(__name__)
@@ -335,11 +335,16 @@ def requant_multipliers(real: np.ndarray, bounds: list[int]) -> tuple[np.ndarray
     """Per channel: ``f64_multiplier(real[c], bounds[c])`` (24..31 bits, float64-exact requantization)
     when it exists, else ``channel_multipliers`` (``multiplier_bits(bounds[c])`` bits)."""
     real = np.asarray(real, np.float64).reshape(-1)
-    mult, shift = channel_multipliers(real, bounds)
+    mult, shift = np.zeros(real.size, I64), np.zeros(real.size, I64)
+    rest = []
     for c in range(real.size):
         picked = f64_multiplier(real[c], bounds[c])
-        if picked is not None:
-            mult[c], shift[c] = int(picked[0]), int(picked[1])
+        if picked is None:
+            rest.append(c)
+        else:
+            mult[c], shift[c] = picked
+    if rest:
+        mult[rest], shift[rest] = channel_multipliers(real[rest], [bounds[c] for c in rest])
     return mult, shift
 
 
@@ -355,7 +360,7 @@ def make_requant(real: np.ndarray, bounds: list[int], bias: list[int] | None, ou
     n = mult.size
     zps = np.broadcast_to(np.asarray(out_zero_point, I64), (n,))
     b = bias if bias is not None else [0] * n
-    offset = [int(b[c]) * int(mult[c]) + (1 << (int(shift[c]) - 1)) for c in range(n)]
+    offset = [int(b[c]) * int(mult[c]) + rounding_offset(shift[c]) for c in range(n)]
     lo_v = np.broadcast_to(np.asarray(lo, I64), (n,)).copy()
     hi_v = np.broadcast_to(np.asarray(hi, I64), (n,)).copy()
     fast = None

@@ -70,7 +70,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ...ops.registry import Kernel, OpContext, TensorInfo, get_op
 from ..fixedpoint import (F64_EXACT_LIMIT, I64, FloorAffine, Rescale, multiplier_bits, quantize_multiplier,
-                          rounding_rshift)
+                          rounding_offset, rounding_rshift)
 from ..registry import QParams, qparams, register
 
 logger = logging.getLogger(__name__)
@@ -339,7 +339,7 @@ def _fast_add(a: QIn, b: QIn, sy: float, subtract: bool, out: OutParams) -> AddF
     if (a.bound + b.bound) * 2.0 ** -(shift + 1) > _FAST_ADD_ERROR:
         return None
     mb = -mb if subtract else mb
-    offset = -a.zero_point * ma - b.zero_point * mb + (1 << (shift - 1)) + (out.zero_point << shift)
+    offset = -a.zero_point * ma - b.zero_point * mb + rounding_offset(shift, out.zero_point)
     finish = FloorAffine.build(1, shift, offset, xa * ma + xb * abs(mb), out.lo, out.hi, out.dtype)
     return None if finish is None else AddFast(ma, mb, finish)
 

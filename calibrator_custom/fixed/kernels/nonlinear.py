@@ -85,7 +85,7 @@ import numpy as np
 from ...errors import InputError, UnsupportedOpError
 from ...ops.registry import OpContext, TensorInfo, get_op
 from ..fixedpoint import (I64, FloorAffine, f64_multiplier, isqrt, last_axis_vector, multiplier_bits,
-                          quantize_multiplier, rounding_divide, rounding_rshift, saturate)
+                          quantize_multiplier, rounding_divide, rounding_offset, rounding_rshift, saturate)
 from ..registry import QParams, channel_vector, qparams, register
 
 logger = logging.getLogger(__name__)
@@ -494,7 +494,7 @@ def _fast_prelu(inp: QParams, out: QParams, alpha_real: np.ndarray, x_shape: tup
     (pm, ps), (nm, ns) = picked
     nm = np.where(neg_real < 0, -nm, nm)
     def build(m, s, split):
-        offsets = np.reshape([(1 << (int(si) - 1)) + (zp << int(si)) for si in np.reshape(s, -1)], np.shape(s))
+        offsets = np.reshape([rounding_offset(si, zp) for si in np.reshape(s, -1)], np.shape(s))
         return FloorAffine.build(m, s, offsets.astype(object), x_bound, lo, hi, out.dtype, split)
 
     maps = [build(m, s, False) for m, s in ((pm, ps), (nm, ns))]
@@ -518,8 +518,8 @@ def prelu(q: np.ndarray, alpha: np.ndarray, *, opt: PreluParams) -> np.ndarray:
         v = np.maximum(q, 0).astype(np.float64)
         np.multiply(v, pos.scale, out=v)
         w = np.minimum(q, 0).astype(np.float64)
-        np.multiply(w.reshape(-1, neg.channels) if neg.channels else w, neg.scale,
-                    out=w.reshape(-1, neg.channels) if neg.channels else w)
+        per_channel = w.reshape(-1, neg.channels) if neg.channels else w
+        np.multiply(per_channel, neg.scale, out=per_channel)
         np.add(v, w, out=v)
         return pos.finish(v)
     x = q.astype(I64) - opt.in_zero_point
