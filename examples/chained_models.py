@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 
 import calibrator_custom
+from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.analysis import pooled_sqnr_db
 from calibrator_custom.model.builder import ModelBuilder
 
-DATA = Path(__file__).resolve().parent / "data"
 #: the bundled face detector's preprocess stretches photos to 128x128; A takes 32x32, so resize on top
 PREPROCESS = "face_detection_short_range"
 IMAGE_SIZE = 32
@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     build_model_b(Path(b[0]))
     Path(a[1]).write_text(A_INI)
     Path(b[1]).write_text(B_INI)
-    photos = utils.all_path(DATA)
+    photos = [str(p) for p in bundled.photo_paths()]  # the photos installed with the package
 
     fixed = [str(out / "a_fixed.sim"), str(out / "b_fixed.sim")]
     CalibrationChain(a, b).convert((image_preprocess(p) for p in photos), num_process=args.num_process,

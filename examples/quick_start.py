@@ -2,7 +2,8 @@
 
     python examples/quick_start.py [--out quick_start_out] [--quant_level L5] [--num_process 10]
 
-The flow of the vendor's ``Scripts/examples/sim_calibrator.py``, on the files in ``examples/data/``:
+The flow of the vendor's ``Scripts/examples/sim_calibrator.py``, on the example installed with
+the package (``calibrator_custom.examples``, files in ``calibrator_custom/examples/data/``):
 
 1. the float model ``face_detection_short_range.tflite`` (a float .tflite is a valid float.sim)
    and its ``input_config.ini``;
@@ -33,13 +34,13 @@ from pathlib import Path
 import numpy as np
 
 import calibrator_custom
+from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.analysis import pooled_sqnr_db
 
-DATA = Path(__file__).resolve().parent / "data"
-MODEL = DATA / "face_detection_short_range.tflite"
-INPUT_CONFIG = DATA / "input_config.ini"
-PREPROCESS = "face_detection_short_range"
+MODEL = bundled.model_path()              # installed with the package: calibrator_custom/examples/data/
+INPUT_CONFIG = bundled.input_config_path()
+PREPROCESS = bundled.PREPROCESS           # "face_detection_short_range"
 LEVELS = ("L1", "L2", "L3", "L4", "L5")
 
 
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(levelname)s: %(message)s")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    photos = utils.all_path(DATA)
+    photos = [str(p) for p in bundled.photo_paths()]
     preprocess = utils.image_preprocess_func(PREPROCESS)
     fixed_path = utils.get_out_model_name(str(MODEL), str(out_dir))  # <out>/face_detection_short_range_fixed.sim
 

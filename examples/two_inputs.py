@@ -33,11 +33,11 @@ import cv2
 import numpy as np
 
 import calibrator_custom
+from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.analysis import pooled_sqnr_db
 from calibrator_custom.model.builder import ModelBuilder
 
-DATA = Path(__file__).resolve().parent / "data"
 IMAGE_SIZE = 32
 FEATURE_SHAPE = (1, 16, 16, 8)
 #: the feature maps reach +-4.5: a model calibrated without them would clip the ADD
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     model, ini = out / "two_inputs_float.sim", out / "input_config.ini"
     build_model(model)
     ini.write_text(INPUT_CONFIG)
-    photos = utils.all_path(DATA)
+    photos = [str(p) for p in bundled.photo_paths()]  # the photos installed with the package
     calibration = utils.read_image_list(write_samples(out, photos, seed=1, tag="calibration"))
     evaluation = utils.read_image_list(write_samples(out, photos, seed=2, tag="evaluation"))
     print(f"float model {model} (inputs image, features); {len(calibration)} calibration samples")

@@ -19,15 +19,15 @@ CELLS: list[tuple[str, str]] = [
     ("markdown", """\
 # Calibrate once, convert at several quant levels, compare
 
-The bundled MediaPipe face detector (`examples/data/face_detection_short_range.tflite`, a float
-model) is calibrated on the three bundled photos with `calibrator_custom.calibrator`, converted to a
-fixed model at quant levels L1-L4 with `calibrator_custom.quant.convert.convert`, and every fixed
-model is simulated on raw uint8 pixels, as on the chip. The last cells compare each output of each
+The bundled MediaPipe face detector (`face_detection_short_range.tflite`, a float model installed
+with the package: `calibrator_custom.examples`) is calibrated on the three bundled photos with
+`calibrator_custom.calibrator`, converted to a fixed model at quant levels L1-L4 with
+`calibrator_custom.quant.convert.convert`, and every fixed model is simulated on raw uint8 pixels, as on the chip. The last cells compare each output of each
 fixed model with the float model.
 
-Run it from the repository's `examples/` folder (where Jupyter opens it). The fixed models go to
-`calibrate_and_compare_out/` in the current folder. The photos serve for calibration and evaluation
-alike (only three are bundled), so the numbers are optimistic; `docs/quant_levels.md` has held-out ones."""),
+It runs from any folder, in the repository or with the package installed from a wheel. The fixed
+models go to `calibrate_and_compare_out/` in the current folder. The photos serve for calibration
+and evaluation alike (only three are bundled), so the numbers are optimistic; `docs/quant_levels.md` has held-out ones."""),
     ("code", """\
 import time
 from pathlib import Path
@@ -35,27 +35,17 @@ from pathlib import Path
 import numpy as np
 
 import calibrator_custom
+from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.quant.convert import convert
 
-
-def find_data() -> Path:
-    \"\"\"examples/data: next to the notebook, under the current folder, or in the editable install's repo.\"\"\"
-    repo = Path(calibrator_custom.__file__).resolve().parent.parent
-    for folder in (Path("data"), Path("examples") / "data", repo / "examples" / "data"):
-        if (folder / "face_detection_short_range.tflite").is_file():
-            return folder.resolve()
-    raise FileNotFoundError("examples/data not found: open this notebook from the repository's examples/ folder")
-
-
-DATA = find_data()
-MODEL = str(DATA / "face_detection_short_range.tflite")
-INPUT_CONFIG = str(DATA / "input_config.ini")
+MODEL = str(bundled.model_path())   # installed with the package (calibrator_custom/examples/data/)
+INPUT_CONFIG = str(bundled.input_config_path())
 OUT = Path("calibrate_and_compare_out")
 OUT.mkdir(exist_ok=True)
 LEVELS = ["L1", "L2", "L3", "L4"]   # append "L5", the vendor's default and most accurate (about a minute more)
-photos = utils.all_path(DATA)
-preprocess = utils.image_preprocess_func("face_detection_short_range")
+photos = [str(p) for p in bundled.photo_paths()]
+preprocess = utils.image_preprocess_func(bundled.PREPROCESS)
 print(f"{Path(MODEL).name}, {len(photos)} photos, levels {LEVELS}")"""),
     ("markdown", """\
 ## 1. Calibrate
