@@ -30,13 +30,28 @@ def setup_logging(show_log: bool) -> None:
     root.propagate = False
 
 
+def version_text() -> str:
+    """What ``--version`` prints: ``calibrator_custom <version>``, then the vendor API it matches if the package says."""
+    import calibrator_custom
+
+    text = f"calibrator_custom {calibrator_custom.__version__}"
+    sdk_version = getattr(calibrator_custom, "get_sdk_version", None)
+    if callable(sdk_version):
+        text += f"\nvendor API: {sdk_version()}"
+    return text
+
+
 def run(prog: str, parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], int],
         argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` and run ``body(args)``; user errors become one stderr line and exit code 1.
 
     ``CalibratorError`` (and so every ``ValueError`` subclass we raise), ``FileNotFoundError``
     and other ``OSError`` are user errors. Anything else is a bug and keeps its traceback.
+    Every tool takes ``--version`` (:func:`version_text`, exit code 0).
     """
+    if "--version" not in parser._option_string_actions:
+        parser.add_argument("--version", action="version", version=version_text(),
+                            help="Print the calibrator_custom version and exit.")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
