@@ -100,8 +100,12 @@ class _SimulatorBase:
             raise InputError(f"set_input: input {index} ({t.name!r}) needs shape {list(t.shape)}, "
                              f"got {list(data.shape)}")
         if data.dtype != t.np_dtype:
+            fix = f"convert with data.astype(np.{t.np_dtype.name})"
+            if data.dtype.kind == "f" and t.np_dtype.kind in "iu":  # normalized floats fed to a fixed model
+                fix = ("this input takes raw values, not normalized floats: preprocess with norm=False and pass "
+                       f"the result through utils.convert_to_input_formats(data, get_input_details()[{index}])")
             raise InputError(f"set_input: input {index} ({t.name!r}) needs dtype {t.np_dtype.name}, "
-                             f"got {data.dtype.name}; convert with data.astype(np.{t.np_dtype.name})")
+                             f"got {data.dtype.name}; {fix}")
         self._inputs[index] = np.ascontiguousarray(data)
 
     def add_observer(self, observer: Callable[[int, str, np.ndarray], None]) -> None:

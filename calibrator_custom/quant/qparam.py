@@ -209,8 +209,23 @@ def export_quant_param(fixed: Model | str | os.PathLike) -> list[dict[str, Any]]
             item["min"], item["max"] = [float(real.min())], [float(real.max())]
         elif data is not None and t.dtype == "INT16" and not item["min"]:
             continue
+        elif data is not None and _is_weight_clip(q, t.dtype):
+            # conv weights: the stored min/max are float32 roundings of scale * qmax, and the import's
+            # float32(clip / qmax) of those can miss the scale by one ulp; the exact clip gives it back
+            qmax = 127 if t.dtype == "INT8" else 32767
+            clip = [float(np.float64(sc) * qmax) for sc in q.scale]  # exact: a float32 times 127 or 32767
+            item["min"], item["max"] = [-c for c in clip], clip
         items.append(item)
     return items
+
+
+def _is_weight_clip(q, dtype: str) -> bool:
+    """True for symmetric INT8/INT16 constants whose min/max are ``-+float32(scale * qmax)`` (conv weights)."""
+    if dtype not in ("INT8", "INT16") or not q.min or not len(q.min) == len(q.max) == len(q.scale):
+        return False
+    qmax = 127 if dtype == "INT8" else 32767
+    return (not any(q.zero_point or ())
+            and all(float(np.float32(np.float64(sc) * qmax)) == hi == -lo for sc, lo, hi in zip(q.scale, q.min, q.max)))
 
 
 def save_quant_param(items: list, path: str | os.PathLike) -> None:
