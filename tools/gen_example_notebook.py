@@ -43,7 +43,7 @@ MODEL = str(bundled.model_path())   # installed with the package (calibrator_cus
 INPUT_CONFIG = str(bundled.input_config_path())
 OUT = Path("calibrate_and_compare_out")
 OUT.mkdir(exist_ok=True)
-LEVELS = ["L1", "L2", "L3", "L4"]   # append "L5", the vendor's default and most accurate (about a minute more)
+LEVELS = ["L1", "L2", "L3", "L4"]   # append "L5", the vendor's default and most accurate (and slowest)
 photos = [str(p) for p in bundled.photo_paths()]
 preprocess = utils.image_preprocess_func(bundled.PREPROCESS)
 print(f"{Path(MODEL).name}, {len(photos)} photos, levels {LEVELS}")"""),
@@ -112,8 +112,9 @@ for level, path in fixed_models.items():
     ("markdown", """\
 ## 4. Per-output error
 
-A text table, and a bar chart of the SQNR in HTML (no plotting library needed; shown when the
-notebook runs in Jupyter)."""),
+A text table, then a grouped bar chart of the SQNR per level and output: an SVG drawn by the cell
+itself (no plotting library needed), shown inline in Jupyter and saved as
+`calibrate_and_compare_out/sqnr_by_level.svg` for any browser."""),
     ("code", """\
 width = max(len(n) for n in output_names)
 print(f"{'level':<6}{'output':<{width + 2}}{'SQNR dB':>8}{'max err':>10}{'mean err':>10}")
@@ -122,32 +123,67 @@ for level, per_output in errors.items():
         print(f"{level:<6}{name:<{width + 2}}{e['sqnr_db']:8.2f}{e['max_abs_error']:10.4f}{e['mean_abs_error']:10.5f}")
 worst = {level: min(per_output.items(), key=lambda item: item[1]["sqnr_db"]) for level, per_output in errors.items()}
 for level, (name, e) in worst.items():
-    print(f"{level}: worst output {name}, {e['sqnr_db']:.2f} dB")
+    print(f"{level}: worst output {name}, {e['sqnr_db']:.2f} dB")"""),
+    ("code", """\
+from html import escape
+
+COLOURS = ["#3b75af", "#ef8636", "#519e3e", "#c53932", "#8d69b8", "#84584e"]
 
 
-def sqnr_chart_html(errors, db_full_scale=40.0):
-    \"\"\"One horizontal bar per level and output, length proportional to the SQNR (capped at db_full_scale).\"\"\"
-    rows = []
-    for level, per_output in errors.items():
-        for name, e in per_output.items():
-            pct = max(0.0, min(e["sqnr_db"], db_full_scale)) / db_full_scale * 100
-            rows.append(f"<tr><td>{level}</td><td>{name}</td><td style='width:320px'>"
-                        f"<div style='background:#4a7;width:{pct:.0f}%'>&nbsp;</div></td>"
-                        f"<td>{e['sqnr_db']:.1f} dB</td></tr>")
-    return "<table><tr><th>level</th><th>output</th><th>SQNR</th><th></th></tr>" + "".join(rows) + "</table>"
+def sqnr_chart_svg(errors, width=640, height=340):
+    \"\"\"A grouped bar chart (SVG text): one group per level, one bar per output, bar height = SQNR in dB.\"\"\"
+    levels = list(errors)
+    names = list(next(iter(errors.values())))
+    finite = [e["sqnr_db"] for per in errors.values() for e in per.values() if np.isfinite(e["sqnr_db"])]
+    top = 10 * int(np.ceil(max(finite + [10.0]) / 10))          # y axis: 0 .. top dB, a line every 10 dB
+    left, right, upper, lower = 56, 16, 40, 44
+    plot_w, plot_h = width - left - right, height - upper - lower
+    y = lambda db: upper + plot_h * (1 - min(max(db, 0.0), top) / top)
+    group_w = plot_w / len(levels)
+    bar_w = 0.8 * group_w / len(names)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+             f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="14">'
+             'Fixed vs float model: SQNR per output (higher is better)</text>']
+    for db in range(0, top + 1, 10):
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(db):.1f}" y2="{y(db):.1f}" stroke="#ddd"/>'
+                     f'<text x="{left - 6}" y="{y(db) + 4:.1f}" text-anchor="end">{db}</text>')
+    parts.append(f'<text transform="translate(16 {upper + plot_h / 2}) rotate(-90)" text-anchor="middle">'
+                 'SQNR (dB)</text>')
+    for g, level in enumerate(levels):
+        x0 = left + g * group_w + 0.1 * group_w
+        for k, name in enumerate(names):
+            db = errors[level][name]["sqnr_db"]
+            x, top_y = x0 + k * bar_w, y(db)
+            parts.append(f'<rect class="bar" data-level="{escape(level)}" data-output="{escape(name)}" '
+                         f'data-sqnr-db="{db:.4f}" x="{x:.1f}" y="{top_y:.1f}" width="{bar_w:.1f}" '
+                         f'height="{upper + plot_h - top_y:.1f}" fill="{COLOURS[k % len(COLOURS)]}">'
+                         f'<title>{escape(level)} {escape(name)}: {db:.2f} dB</title></rect>'
+                         f'<text x="{x + bar_w / 2:.1f}" y="{top_y - 4:.1f}" text-anchor="middle" font-size="10">'
+                         f'{db:.1f}</text>')
+        parts.append(f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{upper + plot_h + 18}" '
+                     f'text-anchor="middle">{escape(level)}</text>')
+    parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{upper + plot_h}" y2="{upper + plot_h}" stroke="#333"/>')
+    for k, name in enumerate(names):
+        lx = left + k * 150
+        parts.append(f'<rect x="{lx}" y="{height - 16}" width="10" height="10" fill="{COLOURS[k % len(COLOURS)]}"/>'
+                     f'<text x="{lx + 14}" y="{height - 7}">{escape(name)}</text>')
+    parts.append("</svg>")
+    return "\\n".join(parts)
 
 
-chart_html = sqnr_chart_html(errors)
+chart_svg = sqnr_chart_svg(errors)
+(OUT / "sqnr_by_level.svg").write_text(chart_svg, encoding="utf-8")
 try:
-    from IPython.display import HTML, display
-except ImportError:  # plain Python: the text table above is the result
-    pass
+    from IPython.display import SVG, display
+except ImportError:  # plain Python: the table above and the saved file are the result
+    print(f"chart saved to {OUT / 'sqnr_by_level.svg'}")
 else:
-    display(HTML(chart_html))"""),
+    display(SVG(data=chart_svg))"""),
     ("markdown", """\
 Higher levels fit the ranges better (L3 histogram fitting) and move sensitive convolutions to 16
-bit (L4, L5), so the SQNR tends to grow with the level, though not strictly: on three photos L3's
-fitted ranges can lose to L2's plain min/max on one output. `classificators` (the face logits) is
+bit (L4, L5), so the SQNR tends to grow with the level, though not strictly: on three photos a level
+can lose to the one below it on one output. `classificators` (the face logits) is
 usually the worst output. See `docs/quant_levels.md` for what each level does and
 `docs/user_guide.md` for the command-line tools that do the same in one command."""),
 ]
