@@ -17,8 +17,8 @@ the package (``calibrator_custom.examples``, files in ``calibrator_custom/exampl
    photos, then the worst output.
 
 The default level is L5, the vendor's default and the most accurate: it measures each of the
-37 convolutions on the calibration photos, about 70 s of CPU time (L1-L4 take a few seconds;
-``--quant_level L4`` is the quick look). Only 3 photos are bundled, so they serve for calibration
+37 convolutions on the calibration photos, the slowest level (examples/README.md quotes measured
+times; ``--quant_level L4`` is the quick look). Only 3 photos are bundled, so they serve for calibration
 and evaluation alike: the SQNR is optimistic compared with held-out photos (docs/quant_levels.md
 has held-out numbers).
 Nothing is written outside ``--out``.
