@@ -23,7 +23,6 @@ import datetime
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ for k, cell in enumerate(nb["cells"]):
 # ------------------------------------------------------------------------------------------------ running
 def _timed(cmd: list[str]) -> dict:
     """Run ``cmd`` in a fresh temporary folder; its stdout lines, wall-clock and CPU seconds."""
+    import resource  # Unix only: --run measures; rendering and --check work anywhere
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     with tempfile.TemporaryDirectory(prefix="doc_figures_") as cwd:
