@@ -1,0 +1,125 @@
+"""A SigmaStar float model in TFLite's semantics, so the float kernels run it as the vendor's simulator does.
+
+``runnable(model)`` returns a copy (tensor names and indices unchanged) in which each vendor quirk
+is rewritten into its TFLite equivalent; what each quirk computes was established by running the
+vendor's float simulator on converted models (``docs/model_format.md``):
+
+* conv / depthwise biases of shape ``[2, C]``: ``y = (conv(x, W) + bias[0]) * bias[1]``, so the
+  per-channel factor ``bias[1]`` is folded into the weights and the bias (nothing changes when
+  it is all 1.0, as in every converted file).
+* ``SoftmaxOptions.beta == 0.0``: the vendor simulates a plain softmax, i.e. beta 1.
+* RELU / RELU6 / LOGISTIC / PRELU with the vendor's options types (200-202), PAD with its
+  unfollowed PadOptions: these ops take no options in TFLite, so the options are dropped.
+* CONCATENATION whose inputs have another rank than its output (the converter folded a RESHAPE
+  or TRANSPOSE into it): each such input is reshaped to the output's rank keeping its element
+  order (the vendor's row-major reinterpretation), with an explicit RESHAPE op.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..errors import ModelError
+from . import options as opts, sgs_dialect
+from .graph import Buffer, Model, Operator, OperatorCode, Tensor
+
+_CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+_NO_OPTIONS_OPS = ("RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "PRELU", "PAD", "TANH")
+
+
+def runnable(model: Model) -> Model:
+    """``model`` itself when it is plain TFLite, else a TFLite-semantics copy (see the module doc)."""
+    if not model.is_vendor:
+        return model
+    m = model.copy()
+    m.dialect = sgs_dialect.TFLITE
+    m.source = None
+    g = m.main
+    new_ops: list[Operator] = []
+    for k, op in enumerate(g.operators):
+        name = m.op_name(op)
+        if name in _CONV_OPS and len(op.inputs) > 2 and op.inputs[2] >= 0:
+            _fold_bias_factor(m, k, name, op)
+        if name == "SOFTMAX" and op.options is not None and float(op.options.beta) == 0.0:
+            op.options = dataclasses.replace(op.options, beta=1.0)
+        elif name in _NO_OPTIONS_OPS and op.options is not None:
+            op.options = None
+        if name == "CONCATENATION":
+            new_ops.extend(_reshape_concat_inputs(m, k, op))
+        new_ops.append(op)
+    g.operators = new_ops
+    return m
+
+
+def _fold_bias_factor(m: Model, k: int, name: str, op: Operator) -> None:
+    g = m.main
+    bt = g.tensors[op.inputs[2]]
+    if len(bt.shape) != 2 or bt.shape[0] != 2:
+        return
+    bias = m.tensor_data(bt)
+    wt = g.tensors[op.inputs[1]]
+    weights = m.tensor_data(wt)
+    if bias is None or weights is None:
+        raise ModelError(f"op #{k} {name}: the vendor's [2, C] bias {bt.name!r} needs constant weights and bias")
+    bias = np.asarray(bias, np.float32)
+    offset, factor = bias[0], bias[1]
+    if not np.all(factor == 1.0):
+        axis = 0 if name == "CONV_2D" else weights.ndim - 1
+        shape = [1] * weights.ndim
+        shape[axis] = -1
+        weights = (np.asarray(weights, np.float32) * factor.reshape(shape)).astype(np.float32)
+        offset = (offset * factor).astype(np.float32)
+        _set_constant(m, op.inputs[1], weights)
+    _set_constant(m, op.inputs[2], np.ascontiguousarray(offset, np.float32))
+
+
+def _set_constant(m: Model, index: int, value: np.ndarray) -> None:
+    """Point tensor ``index`` at a new buffer holding ``value`` (other users of the old buffer keep it)."""
+    t = m.main.tensors[index]
+    m.buffers.append(Buffer(np.ascontiguousarray(value).tobytes()))
+    m.main.tensors[index] = dataclasses.replace(t, shape=tuple(int(d) for d in value.shape),
+                                                buffer=len(m.buffers) - 1)
+
+
+def _reshape_concat_inputs(m: Model, k: int, op: Operator) -> list[Operator]:
+    """RESHAPE ops bringing every CONCATENATION input to the output's rank (element order kept)."""
+    g = m.main
+    out = g.tensors[op.outputs[0]]
+    rank = len(out.shape)
+    axis = op.options.axis if op.options is not None else 0
+    axis = axis + rank if axis < 0 else axis
+    added: list[Operator] = []
+    inputs = list(op.inputs)
+    for j, i in enumerate(inputs):
+        t = g.tensors[i]
+        if len(t.shape) == rank:
+            continue
+        count = int(np.prod(t.shape, dtype=np.int64))
+        rest = [d for a, d in enumerate(out.shape) if a != axis]
+        rest_count = int(np.prod(rest, dtype=np.int64)) if rest else 1
+        if rest_count == 0 or count % rest_count:
+            raise ModelError(f"op #{k} CONCATENATION: input {t.name!r} of shape {list(t.shape)} cannot be "
+                             f"reshaped to the output's rank {rank} (output {list(out.shape)})")
+        shape = list(out.shape)
+        shape[axis] = count // rest_count
+        shape_const = len(g.tensors)
+        m.buffers.append(Buffer(np.array(shape, np.int32).tobytes()))
+        g.tensors.append(Tensor(name=f"{t.name}/sgs_concat_reshape/shape", shape=(rank,), dtype="INT32",
+                                buffer=len(m.buffers) - 1))
+        reshaped = len(g.tensors)
+        g.tensors.append(Tensor(name=f"{t.name}/sgs_concat_reshape", shape=tuple(shape), dtype=t.dtype,
+                                buffer=0))
+        added.append(Operator(opcode_index=_opcode(m, "RESHAPE"), inputs=(i, shape_const), outputs=(reshaped,),
+                              options=opts.make_options("RESHAPE", {"new_shape": shape})))
+        inputs[j] = reshaped
+    op.inputs = tuple(inputs)
+    return added
+
+
+def _opcode(m: Model, name: str) -> int:
+    for i, c in enumerate(m.operator_codes):
+        if c.builtin_code == name:
+            return i
+    m.operator_codes.append(OperatorCode(name))
+    return len(m.operator_codes) - 1
