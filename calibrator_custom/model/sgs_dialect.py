@@ -58,10 +58,6 @@ _VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
     ),
     # SubGraph slot 10 in fixed.sim (opaque here)
     "SgsSubGraphEntry": (),
-    # the vendor's own builtin-options types (tables with vendor-only slots)
-    "SgsLogisticOptions": (),
-    "SgsActivationOptions": (),
-    "SgsPreluOptions": (),
 }
 
 _STRUCTURE: dict[str, tuple[Field, ...]] = {
@@ -129,19 +125,30 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
     ),
 }
 
+#: vendor builtin-options type ids (beyond TFLite's BuiltinOptions): id -> table. The ids seen
+#: are named by the op that carries them; every other id above TFLite's last one is an opaque
+#: ``SgsOptions<id>`` table (its slots are kept byte for byte, not typed).
+_NAMED_OPTION_TYPES = {
+    200: "SgsLogisticOptions",
+    201: "SgsActivationOptions",
+    202: "SgsPreluOptions",
+    214: "SgsDmaCoefMatrixOptions",
+}
+VENDOR_OPTION_TYPES: dict[int, str] = {
+    i: _NAMED_OPTION_TYPES.get(i, f"SgsOptions{i}")
+    for i in range(max(schema.ENUMS["BuiltinOptions"].values()) + 1, 256)
+}
+_VENDOR_ONLY_TABLES.update({name: () for name in VENDOR_OPTION_TYPES.values()})
+_VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int32]"),)
 #: TFLite's tables with the vendor's swapped in (the four pad-extended option tables always in
 #: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
 TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
                                         **schema.SGS_TABLES}
-#: vendor builtin-options type ids (beyond TFLite's BuiltinOptions): id -> table
-VENDOR_OPTION_TYPES: dict[int, str] = {
-    200: "SgsLogisticOptions",
-    201: "SgsActivationOptions",
-    202: "SgsPreluOptions",
-}
-#: tables the vendor points at without writing a table there (PAD's PadOptions offset lands on a
-#: vtable); read as empty options, never followed.
-UNFOLLOWED_TABLES = frozenset({"PadOptions"})
+#: options tables without fields: the vendor points at them without writing a table there (PAD's
+#: PadOptions offset, and those of ABS, NEG, MAXIMUM, MINIMUM, TRANSPOSE, land on a vtable); read
+#: as empty options, never followed.
+UNFOLLOWED_TABLES = frozenset(
+    t for t in schema.ENUMS["BuiltinOptions"] if t != "NONE" and not TABLES[t])
 ENUMS: dict[str, dict[str, int]] = {
     **schema.ENUMS,
     "BuiltinOptions": {**schema.ENUMS["BuiltinOptions"],

@@ -13,6 +13,9 @@ vendor's float simulator on converted models (``docs/model_format.md``):
 * CONCATENATION whose inputs have another rank than its output (the converter folded a RESHAPE
   or TRANSPOSE into it): each such input is reshaped to the output's rank keeping its element
   order (the vendor's row-major reinterpretation), with an explicit RESHAPE op.
+* the converter's own custom ops around an input whose first consumer is not a convolution:
+  ``DmaCoefMatrix`` (in float: the input zero-padded on the channel axis to the output's width)
+  becomes PAD, ``Align`` (the identity) RESHAPE, ``Slice_Alias`` (input, begin, size) SLICE.
 """
 from __future__ import annotations
 
@@ -47,6 +50,8 @@ def runnable(model: Model) -> Model:
             op.options = None
         if name == "CONCATENATION":
             new_ops.extend(_reshape_concat_inputs(m, k, op))
+        elif name in _VENDOR_CUSTOM:
+            op = _VENDOR_CUSTOM[name](m, k, op)
         new_ops.append(op)
     g.operators = new_ops
     return m
@@ -123,3 +128,46 @@ def _opcode(m: Model, name: str) -> int:
             return i
     m.operator_codes.append(OperatorCode(name))
     return len(m.operator_codes) - 1
+
+
+def _const(m: Model, name: str, value: np.ndarray) -> int:
+    """Index of a new constant tensor holding ``value``."""
+    m.buffers.append(Buffer(np.ascontiguousarray(value).tobytes()))
+    m.main.tensors.append(Tensor(name=name, shape=tuple(value.shape), dtype=_DTYPE_NAMES[value.dtype.name],
+                                 buffer=len(m.buffers) - 1))
+    return len(m.main.tensors) - 1
+
+
+_DTYPE_NAMES = {"int32": "INT32", "float32": "FLOAT32"}
+
+
+def _dma_coef_matrix(m: Model, k: int, op: Operator) -> Operator:
+    g = m.main
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if len(src.shape) != len(dst.shape) or src.shape[:-1] != dst.shape[:-1] or dst.shape[-1] < src.shape[-1]:
+        raise ModelError(f"op #{k} DmaCoefMatrix: input {list(src.shape)} and output {list(dst.shape)} differ "
+                         f"other than by channel padding")
+    pads = np.zeros((len(src.shape), 2), np.int32)
+    pads[-1, 1] = dst.shape[-1] - src.shape[-1]
+    p = _const(m, f"{dst.name}/sgs_pads", pads)
+    return Operator(opcode_index=_opcode(m, "PAD"), inputs=(op.inputs[0], p), outputs=op.outputs)
+
+
+def _align(m: Model, k: int, op: Operator) -> Operator:
+    g = m.main
+    src, dst = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if int(np.prod(src.shape)) != int(np.prod(dst.shape)):
+        raise ModelError(f"op #{k} Align: input {list(src.shape)} and output {list(dst.shape)} sizes differ")
+    shape = np.array(dst.shape, np.int32)
+    s = _const(m, f"{dst.name}/sgs_shape", shape)
+    return Operator(opcode_index=_opcode(m, "RESHAPE"), inputs=(op.inputs[0], s), outputs=op.outputs,
+                    options=opts.make_options("RESHAPE", {"new_shape": shape.tolist()}))
+
+
+def _slice_alias(m: Model, k: int, op: Operator) -> Operator:
+    if len(op.inputs) != 3:
+        raise ModelError(f"op #{k} Slice_Alias: expected inputs (input, begin, size), got {len(op.inputs)}")
+    return Operator(opcode_index=_opcode(m, "SLICE"), inputs=op.inputs, outputs=op.outputs)
+
+
+_VENDOR_CUSTOM = {"DmaCoefMatrix": _dma_coef_matrix, "Align": _align, "Slice_Alias": _slice_alias}
