@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import InputError, ModelError
 from .interpreter import Interpreter, Observer
+from .model import sgs_lower
 from .model.graph import Model, load_model
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,11 @@ class _SimulatorBase:
 
     def __init__(self, model_path: str | os.PathLike | Model, show_log: bool = False):
         if isinstance(model_path, Model):
-            self.model_obj = model_path
+            self.model_obj = sgs_lower.runnable(model_path)
             self.model = None
         else:
             self.model = os.fspath(model_path)
-            self.model_obj = load_model(self.model)
+            self.model_obj = sgs_lower.runnable(load_model(self.model))  # vendor quirks in TFLite terms
         self.show_log = show_log
         if show_log:
             logging.getLogger("calibrator_custom").setLevel(logging.INFO)
