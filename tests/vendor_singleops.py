@@ -190,11 +190,13 @@ def _strided_slice():
     return b
 
 
-def _softmax():
-    b = ModelBuilder()
-    x = b.input("x", SHAPE)
-    b.output(b.op("SOFTMAX", [x], {"beta": 1.0}, name="y"))
-    return b
+def _softmax(beta=1.0):
+    def build():
+        b = ModelBuilder()
+        x = b.input("x", SHAPE)
+        b.output(b.op("SOFTMAX", [x], {"beta": beta}, name="y"))
+        return b
+    return build
 
 
 CASES = {
@@ -212,7 +214,8 @@ CASES = {
     "relu6": _unary("RELU6"),
     "logistic": _unary("LOGISTIC"),
     "tanh": _unary("TANH"),
-    "softmax": _softmax,
+    "softmax": _softmax(),
+    "softmax_beta_0": _softmax(0.0),
     "prelu": _prelu,
     "leaky_relu": _unary("LEAKY_RELU", {"alpha": 0.2}),
     "exp": _unary("EXP"),
