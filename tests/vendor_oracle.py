@@ -63,8 +63,11 @@ class VendorOracle:
 
 def refusal_line(e: Exception) -> str:
     """The vendor's last error/assert line of a failed tool run (what the docs quote)."""
-    lines = [ln for ln in str(e).splitlines() if "Error" in ln or "Assert" in ln or "rc=" in ln]
-    return lines[-1].strip() if lines else str(e).splitlines()[0]
+    log = str(e).splitlines()
+    lines = [ln for ln in log if "Error" in ln or "Assert" in ln]
+    if lines:
+        return lines[-1].strip()
+    return f"the tool stopped without an error message; last log line: {log[-1].strip() if log else ''!r}"
 
 
 @pytest.fixture(scope="session")
