@@ -119,6 +119,43 @@ def test_vendor_files_round_trip(vendor, tmp_path_factory):  # noqa: F811
     assert again == model and again.dialect == "sgs_float"
 
 
+def test_vendor_cmodel_float_and_fixed_files_are_read(vendor, tmp_path_factory, tmp_path):  # noqa: F811
+    """The vendor's L1 calibrator output: cmodel_float.sim and fixed.sim, read and written back."""
+    require_shared()
+    float_sim = _single_op(vendor, tmp_path_factory, "conv_relu6_fused")
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in calibration_images()[:2]:
+        (images / p.name).write_bytes(p.read_bytes())
+    pre = tmp_path / "pre.py"
+    pre.write_text("import cv2, numpy as np\n"
+                   "def image_preprocess(img_path, norm=True):\n"
+                   "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], (8, 8)).astype(np.float32)\n"
+                   "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+    ini = tmp_path / "input_config.ini"
+    ini.write_text(SINGLE_OP_INI)
+    fixed = vendor.calibrate_l1(float_sim, images, pre, ini)
+    cmodel = float_sim.with_name(float_sim.name.replace("_float.sim", "_cmodel_float.sim"))
+    for path, dialect in ((cmodel, "sgs_cmodel_float"), (fixed, "sgs_fixed")):
+        data = path.read_bytes()
+        model = Model.from_bytes(data)
+        assert model.dialect == dialect and model.to_bytes() == data
+        g = model.main
+        (conv,) = [op for op in g.operators if model.op_name(op) == "CONV_2D"]
+        out_q = g.tensors[conv.outputs[0]].quantization
+        assert out_q.min is not None and out_q.max is not None and out_q.min[0] <= out_q.max[0]
+        bias = model.tensor_data(g.tensors[conv.inputs[2]])
+        assert bias.shape == (2, 4)
+        for t in g.tensors:
+            if t.buffer:
+                model.tensor_data(t)  # padded fixed buffers read at the tensor's size
+        fresh = model.copy()
+        fresh.source = None
+        assert Model.from_bytes(fresh.to_bytes()) == model
+    fixed_model = load_model(fixed)
+    assert fixed_model.main.tensors[conv.outputs[0]].quantization.scale is not None
+
+
 def test_unknown_sigmastar_dialect_is_refused(vendor, tmp_path_factory):  # noqa: F811
     data = _single_op(vendor, tmp_path_factory, "relu").read_bytes()
     assert data.count(b"Sigmastar Float") == 1

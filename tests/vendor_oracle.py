@@ -57,6 +57,13 @@ class VendorOracle:
             raise got
         return got
 
+    def calibrate_l1(self, float_sim: Path, images: Path, preprocess_py: Path, ini: Path) -> Path:
+        """The vendor's L1 calibration: ``*_fixed.sim`` (and ``*_cmodel_float.sim`` next to the float model)."""
+        out = float_sim.with_name(float_sim.name.replace("_float.sim", "_fixed.sim"))
+        if not out.exists():
+            self.oracle.calibrate_l1(str(float_sim), str(images), str(preprocess_py), str(ini), str(out))
+        return out
+
     def float_sim(self, model: Path, x: np.ndarray) -> dict:
         return self.oracle.float_sim(str(model), x, dump=True)
 
