@@ -47,11 +47,13 @@ class _SimulatorBase:
 
     def __init__(self, model_path: str | os.PathLike | Model, show_log: bool = False):
         if isinstance(model_path, Model):
-            self.model_obj = sgs_lower.runnable(model_path)
+            self.model_obj = model_path
             self.model = None
         else:
             self.model = os.fspath(model_path)
-            self.model_obj = sgs_lower.runnable(load_model(self.model))  # vendor quirks in TFLite terms
+            self.model_obj = load_model(self.model)
+        sgs_lower.check_simulatable(self.model_obj, repr(self.model) if self.model else "the model")
+        self.model_obj = sgs_lower.runnable(self.model_obj)  # vendor quirks in TFLite terms
         self.show_log = show_log
         if show_log:
             logging.getLogger("calibrator_custom").setLevel(logging.INFO)

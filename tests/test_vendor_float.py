@@ -36,7 +36,7 @@ def _ours(model: Model, feeds) -> dict[str, np.ndarray]:
 def _check_against_vendor(vendor, sim_path, x):  # noqa: F811
     ref = vendor.float_sim(sim_path, x)
     model = load_model(sim_path)
-    assert model.is_vendor and model.dialect == "sgs_float"
+    assert model.is_vendor and model.dialect in ("sgs_float", "sgs_cmodel_float")
     # outputs through the public simulator
     sim = calibrator_custom.float_simulator(str(sim_path))
     sim.set_input(0, x)
@@ -154,6 +154,11 @@ def test_vendor_cmodel_float_and_fixed_files_are_read(vendor, tmp_path_factory, 
         assert Model.from_bytes(fresh.to_bytes()) == model
     fixed_model = load_model(fixed)
     assert fixed_model.main.tensors[conv.outputs[0]].quantization.scale is not None
+    x = np.random.RandomState(2).uniform(-1, 1, SHAPE).astype(np.float32)
+    _check_against_vendor(vendor, cmodel, x)  # the cmodel_float.sim simulates like the float one
+    for make in (calibrator_custom.float_simulator, calibrator_custom.fixed_simulator):
+        with pytest.raises(ModelError, match="is a SigmaStar fixed model"):
+            make(str(fixed))
 
 
 def test_unknown_sigmastar_dialect_is_refused(vendor, tmp_path_factory):  # noqa: F811

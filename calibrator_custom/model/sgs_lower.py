@@ -27,13 +27,27 @@ from ..errors import ModelError
 from . import options as opts, sgs_dialect
 from .graph import Buffer, Model, Operator, OperatorCode, Tensor
 
+FLOAT_DIALECTS = frozenset({"sgs_float", "sgs_cmodel_float"})
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+
+
+def check_simulatable(model: Model, what: str) -> None:
+    """ModelError when ``model`` is a vendor fixed model (our simulators run float and our own fixed models)."""
+    if model.is_vendor and model.dialect not in FLOAT_DIALECTS:
+        raise ModelError(
+            f"{what} is a SigmaStar fixed model (description {model.description!r}): calibrator_custom "
+            f"simulates float models (the vendor's *_float.sim or *_cmodel_float.sim, or .tflite) and the "
+            f"fixed models it writes itself; run calibrator_custom.calibrator on the float model to get one")
 _NO_OPTIONS_OPS = ("RELU", "RELU6", "RELU_N1_TO_1", "LOGISTIC", "PRELU", "PAD", "TANH")
 
 
 def runnable(model: Model) -> Model:
-    """``model`` itself when it is plain TFLite, else a TFLite-semantics copy (see the module doc)."""
-    if not model.is_vendor:
+    """``model`` itself when it is plain TFLite or a vendor fixed model, else a TFLite-semantics copy.
+
+    A vendor ``*_fixed.sim`` holds the vendor's integer program, which these rewrites do not
+    describe; it is returned as read (:func:`check_simulatable` names the problem for simulators).
+    """
+    if model.dialect not in FLOAT_DIALECTS:
         return model
     m = model.copy()
     m.dialect = sgs_dialect.TFLITE
