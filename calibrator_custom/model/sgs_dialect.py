@@ -194,13 +194,6 @@ def _string_at(data: bytes, field_pos: int | None) -> str | None:
         return None
 
 
-def _vector_len_at(data: bytes, field_pos: int | None) -> int | None:
-    if field_pos is None:
-        return None
-    rel = _u32(data, field_pos)
-    return None if rel is None else _u32(data, field_pos + rel)
-
-
 def detect(data: bytes) -> str:
     """The dialect of a TFL3/SIM2 FlatBuffer: ``"tflite"`` or one of :data:`VENDOR_DIALECTS`.
 
@@ -220,10 +213,9 @@ def detect(data: bytes) -> str:
                 f"unknown SigmaStar model dialect: description {description!r} but Model slot 6 is not "
                 f"the SDK version string of the vendor layout")
         return dialect
-    if sdk_version and sdk_version[:1].isdigit() and (_vector_len_at(data, slot6) or 0) < 64:
+    if sdk_version and sdk_version[:1].isdigit() and ("verified" in sdk_version or sdk_version.count(".") >= 2):
         # a TFLite file holds a vector of Metadata tables in slot 6, never a version string
-        if "verified" in sdk_version or sdk_version.count(".") >= 2:
-            raise ModelError(
-                f"unknown model dialect: Model slot 6 holds the SDK version string {sdk_version!r} as "
-                f"SigmaStar's files do, but the description is {description!r}, not one the vendor writes")
+        raise ModelError(
+            f"unknown model dialect: Model slot 6 holds the SDK version string {sdk_version!r} as "
+            f"SigmaStar's files do, but the description is {description!r}, not one the vendor writes")
     return TFLITE

@@ -16,6 +16,9 @@ vendor's float simulator on converted models (``docs/model_format.md``):
 * the converter's own custom ops around an input whose first consumer is not a convolution:
   ``DmaCoefMatrix`` (in float: the input zero-padded on the channel axis to the output's width)
   becomes PAD, ``Align`` (the identity) RESHAPE, ``Slice_Alias`` (input, begin, size) SLICE.
+
+The copy is a plain TFLite model: the vendor-only fields (``sgs_*``) and options types are not
+carried over (the vendor model itself keeps them).
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ import dataclasses
 import numpy as np
 
 from ..errors import ModelError
-from . import options as opts, sgs_dialect
+from . import options as opts, schema, sgs_dialect
 from .graph import Buffer, Model, Operator, OperatorCode, Tensor
 
 FLOAT_DIALECTS = frozenset({"sgs_float", "sgs_cmodel_float"})
@@ -53,9 +56,12 @@ def runnable(model: Model) -> Model:
     m.dialect = sgs_dialect.TFLITE
     m.source = None
     g = m.main
+    _drop_vendor_fields(m)
     new_ops: list[Operator] = []
     for k, op in enumerate(g.operators):
         name = m.op_name(op)
+        if op.options is not None and op.options.table_name not in schema.TABLES:
+            op.options = None  # the vendor's own options types: no TFLite kernel reads them
         if name in _CONV_OPS and len(op.inputs) > 2 and op.inputs[2] >= 0:
             _fold_bias_factor(m, k, name, op)
         if name == "SOFTMAX" and op.options is not None and float(op.options.beta) == 0.0:
@@ -69,6 +75,23 @@ def runnable(model: Model) -> Model:
         new_ops.append(op)
     g.operators = new_ops
     return m
+
+
+def _drop_vendor_fields(m: Model) -> None:
+    """The vendor-only slots (``sgs_*`` in ``extra``) do not exist in TFLite's schema: not carried over."""
+    def keep(extra: dict) -> dict:
+        return {k: v for k, v in extra.items() if not k.startswith("sgs_")}
+
+    m.extra = keep(m.extra)
+    for sg in m.subgraphs:
+        sg.extra = keep(sg.extra)
+        for i, t in enumerate(sg.tensors):
+            q = t.quantization
+            if q is not None:
+                q = dataclasses.replace(q, extra=keep(q.extra))
+            sg.tensors[i] = dataclasses.replace(t, extra=keep(t.extra), quantization=q)
+        for op in sg.operators:
+            op.extra = keep(op.extra)
 
 
 def _fold_bias_factor(m: Model, k: int, name: str, op: Operator) -> None:
