@@ -161,6 +161,20 @@ def test_vendor_cmodel_float_and_fixed_files_are_read(vendor, tmp_path_factory, 
             make(str(fixed))
 
 
+def test_the_runnable_copy_is_a_plain_tflite_model(vendor, tmp_path_factory, tmp_path):  # noqa: F811
+    from calibrator_custom.model.sgs_lower import runnable
+
+    vendor_model = load_model(_single_op(vendor, tmp_path_factory, "conv_same"))
+    plain = runnable(vendor_model)
+    assert plain.dialect == "tflite" and not plain.is_vendor and vendor_model.is_vendor
+    assert not any(k.startswith("sgs_") for t in plain.main.tensors for k in t.extra)
+    (conv,) = [op for op in plain.main.operators if plain.op_name(op) == "CONV_2D"]
+    assert plain.main.tensors[conv.inputs[2]].shape == (4,)
+    plain.save(tmp_path / "plain.tflite")
+    again = load_model(tmp_path / "plain.tflite")
+    assert again.dialect == "tflite" and again.main.tensors[conv.inputs[2]].shape == (4,)
+
+
 def test_unknown_sigmastar_dialect_is_refused(vendor, tmp_path_factory):  # noqa: F811
     data = _single_op(vendor, tmp_path_factory, "relu").read_bytes()
     assert data.count(b"Sigmastar Float") == 1

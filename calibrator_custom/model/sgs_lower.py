@@ -55,6 +55,8 @@ def runnable(model: Model) -> Model:
     m = model.copy()
     m.dialect = sgs_dialect.TFLITE
     m.source = None
+    # a vendor description over TFLite's layout reads as an unknown dialect: say what the copy is
+    m.description = f"calibrator_custom, in TFLite semantics, from: {model.description}"
     g = m.main
     _drop_vendor_fields(m)
     new_ops: list[Operator] = []
