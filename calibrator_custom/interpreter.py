@@ -17,6 +17,7 @@ from flatbuffers import flexbuffers
 
 from .errors import InputError, ModelError, UnsupportedOpError
 from .model.graph import Model, Tensor
+from .model import sgs_lower
 from .model.options import default_options
 from .ops.registry import OpContext, TensorInfo, get_op
 
@@ -68,6 +69,7 @@ class Interpreter:
     """
 
     def __init__(self, model: Model, subgraph: int = 0, get_op: Callable[[str], Any] = get_op):
+        model = sgs_lower.runnable(model)  # a SigmaStar float model in TFLite's semantics
         self.model = model
         self._get_op = get_op
         self.graph = model.subgraphs[subgraph]

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import InputError, ModelError
 from .interpreter import Interpreter, Observer
+from .model import sgs_lower
 from .model.graph import Model, load_model
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class _SimulatorBase:
         else:
             self.model = os.fspath(model_path)
             self.model_obj = load_model(self.model)
+        sgs_lower.check_simulatable(self.model_obj, repr(self.model) if self.model else "the model")
+        self.model_obj = sgs_lower.runnable(self.model_obj)  # vendor quirks in TFLite terms
         self.show_log = show_log
         if show_log:
             logging.getLogger("calibrator_custom").setLevel(logging.INFO)

@@ -11,6 +11,7 @@ import numpy as np
 from ..config import InputConfig, load_input_config
 from ..errors import ConfigError, InputError, ModelError
 from ..fixed.writer import read_fixed_metadata
+from ..model import sgs_lower
 from ..model.graph import Model, load_model
 from .gains import conv_gains
 from .mapping import config_from_metadata
@@ -27,8 +28,8 @@ Progress = Callable[[str, int, int], None]
 
 def _load(model: str | os.PathLike | Model) -> tuple[Model, str]:
     if isinstance(model, Model):
-        return model, "<Model>"
-    return load_model(model), os.fspath(model)
+        return sgs_lower.runnable(model), "<Model>"
+    return sgs_lower.runnable(load_model(model)), os.fspath(model)
 
 
 def _samples(inputs: Iterable[Any], preprocess_funcs, model: Model) -> Iterator[list[np.ndarray]]:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..errors import InputError
+from ..model import sgs_lower
 from ..model.graph import load_model
 from ..simulators import float_simulator
 from ..sim_workers import gather, limit_blas_threads  # noqa: F401 - limit_blas_threads is public here too
@@ -166,7 +167,7 @@ def collect_stats(model_path: str | os.PathLike, image_items: Iterable[Any],
         The merged :class:`StatsSet`, with weight statistics; identical for every ``num_process``.
     """
     model_path = os.fspath(model_path)
-    model = load_model(model_path)
+    model = sgs_lower.runnable(load_model(model_path))
     num_inputs = len(model.main.inputs)
     funcs = _normalise_funcs(preprocess_funcs, num_inputs, model_path)
     items = _normalise_items(image_items, num_inputs)

@@ -22,7 +22,7 @@ import flatbuffers
 import numpy as np
 
 from ..errors import ModelError
-from . import schema
+from . import schema, sgs_dialect
 
 SCALARS: dict[str, tuple[str, int]] = {
     "bool": ("<?", 1), "int8": ("<b", 1), "uint8": ("<B", 1), "int16": ("<h", 2),
@@ -60,11 +60,40 @@ def table_fields(table: str, sgs: bool = False) -> tuple[schema.Field, ...]:
 
 
 # ----------------------------------------------------------------------------------------- reading
+class _Dialect:
+    """The tables, union members and layout rules of one schema dialect (TFLite or the vendor's)."""
+
+    def __init__(self, name: str | None):
+        vendor = name in sgs_dialect.VENDOR_DIALECTS
+        self.tables = sgs_dialect.TABLES if vendor else schema.TABLES
+        self.force_sgs_layout = vendor
+        self.unfollowed = sgs_dialect.UNFOLLOWED_TABLES if vendor else frozenset()
+        enums = sgs_dialect.ENUMS if vendor else schema.ENUMS
+        self.union_members = {u: {v: k for k, v in enums[u].items() if v} for u in schema.UNIONS}
+        self.union_ids = {u: enums[u] for u in schema.UNIONS}
+
+    def fields(self, table: str, padding_value: int, file_identifier: bytes) -> tuple[schema.Field, ...]:
+        if table in schema.SGS_TABLES and not self.force_sgs_layout:
+            return table_fields(table, uses_sgs_layout(table, padding_value, file_identifier))
+        return self.tables[table]
+
+
+_DIALECTS: dict[str | None, _Dialect] = {}
+
+
+def _dialect(name: str | None) -> _Dialect:
+    d = _DIALECTS.get(name)
+    if d is None:
+        d = _DIALECTS[name] = _Dialect(name)
+    return d
+
+
 class _Reader:
-    def __init__(self, data: bytes, file_identifier: bytes):
+    def __init__(self, data: bytes, file_identifier: bytes, dialect: str | None = None):
         self.buf = memoryview(data)
         self.size = len(data)
         self.file_identifier = file_identifier
+        self.dialect = _dialect(dialect)
 
     def check(self, pos: int, length: int, what: str) -> None:
         if pos < 0 or length < 0 or pos + length > self.size:
@@ -102,11 +131,11 @@ class _Reader:
                                  f"outside its table")
             return pos + off if off else 0
 
-        fields = schema.TABLES[name]
+        padding = 0
         if name in schema.SGS_TABLES:
             p = field_pos(0)
             padding = self.scalar(p, "int8", f"{what}.padding") if p else 0
-            fields = table_fields(name, uses_sgs_layout(name, padding, self.file_identifier))
+        fields = self.dialect.fields(name, padding, self.file_identifier)
         out: dict[str, Any] = {}
         by_slot = {f.slot: f for f in fields}
         for f in fields:
@@ -120,9 +149,12 @@ class _Reader:
                 if not fpos or type_id == 0:
                     out[f.name] = None
                     continue
-                member = _UNION_MEMBERS[union].get(type_id)
+                member = self.dialect.union_members[union].get(type_id)
                 if member is None:
                     raise ModelError(f"corrupt model: {fwhat} has unknown {union} type {type_id}")
+                if member in self.dialect.unfollowed:
+                    out[f.name] = (member, {})
+                    continue
                 out[f.name] = (member, self.table(self.uoffset(fpos, fwhat), member, fwhat, depth + 1))
                 continue
             if f.name.endswith("_type") and by_slot.get(f.slot + 1) is not None and \
@@ -212,8 +244,13 @@ def file_identifier_of(data: bytes) -> bytes:
     return bytes(data[4:8]) if len(data) >= 8 else b""
 
 
-def decode(data: bytes, root: str = schema.ROOT_TABLE) -> tuple[dict[str, Any], bytes]:
-    """Decode a whole FlatBuffer file; returns (root table dict, file identifier)."""
+def decode(data: bytes, root: str = schema.ROOT_TABLE, dialect: str | None = None
+           ) -> tuple[dict[str, Any], bytes]:
+    """Decode a whole FlatBuffer file; returns (root table dict, file identifier).
+
+    ``dialect`` is ``None``/``"tflite"`` for TFLite's schema or a vendor dialect of
+    :mod:`sgs_dialect` (see :func:`sgs_dialect.detect`).
+    """
     if len(data) < 8:
         raise ModelError(f"corrupt model: the file has {len(data)} bytes, too short to be a FlatBuffer")
     ident = file_identifier_of(data)
@@ -222,7 +259,7 @@ def decode(data: bytes, root: str = schema.ROOT_TABLE) -> tuple[dict[str, Any], 
             f"not a TFLite/.sim model: file identifier {ident!r}, expected one of "
             f"{', '.join(repr(i) for i in schema.FILE_IDENTIFIERS)}"
         )
-    reader = _Reader(data, ident)
+    reader = _Reader(data, ident, dialect)
     try:
         return reader.table(reader.uoffset(0, "root offset"), root, root, 0), ident
     except RecursionError:
@@ -241,16 +278,17 @@ _ALIGNED_BYTE_VECTORS = {("Buffer", "data"): 16}
 
 
 class _Writer:
-    def __init__(self, size_hint: int, file_identifier: bytes):
+    def __init__(self, size_hint: int, file_identifier: bytes, dialect: str | None = None):
         self.b = flatbuffers.Builder(max(1024, size_hint))
         self.file_identifier = file_identifier
+        self.dialect = _dialect(dialect)
 
     def table(self, name: str, obj: dict[str, Any]) -> int:
-        fields = schema.TABLES[name]
+        pv = 0
         if name in schema.SGS_TABLES:
             padding = obj.get("padding", "SAME")
             pv = schema.ENUMS["Padding"].get(padding, 0) if isinstance(padding, str) else padding
-            fields = table_fields(name, uses_sgs_layout(name, pv, self.file_identifier))
+        fields = self.dialect.fields(name, pv, self.file_identifier)
         by_slot = {f.slot: f for f in fields}
         # Children first: FlatBuffers objects cannot nest while a table is open.
         offsets: dict[int, int] = {}
@@ -263,7 +301,7 @@ class _Writer:
                 continue
             if f.type.startswith("union:"):
                 member, body = v
-                union_types[f.slot - 1] = schema.ENUMS[f.type[6:]][member]
+                union_types[f.slot - 1] = self.dialect.union_ids[f.type[6:]][member]
                 offsets[f.slot] = self.table(member, body)
             elif f.type == "string":
                 offsets[f.slot] = self.b.CreateString(v)
@@ -321,9 +359,9 @@ class _Writer:
 
 
 def encode(root_obj: dict[str, Any], file_identifier: bytes = b"TFL3", root: str = schema.ROOT_TABLE,
-           size_hint: int = 0) -> bytes:
+           size_hint: int = 0, dialect: str | None = None) -> bytes:
     """Encode a root table dict (as ``decode`` returns) into FlatBuffer bytes."""
-    w = _Writer(size_hint, file_identifier)
+    w = _Writer(size_hint, file_identifier, dialect)
     off = w.table(root, root_obj)
     w.b.Finish(off, file_identifier=file_identifier)
     return bytes(w.b.Output())

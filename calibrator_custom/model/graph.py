@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from . import flatbuf, options as opts
+from . import flatbuf, options as opts, sgs_dialect
 
 #: TFLite TensorType name -> numpy dtype (types a numpy array can hold)
 TENSOR_DTYPES: dict[str, np.dtype] = {
@@ -69,6 +69,8 @@ class Quantization:
     max: tuple[float, ...] | None = None
     quantized_dimension: int = 0
     details: Any = None
+    #: fields of other schema dialects (SigmaStar's vendor slots), by name
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
         return not (self.scale or self.zero_point or self.min or self.max or self.details)
@@ -186,6 +188,10 @@ class Model:
     signature_defs: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     file_identifier: bytes = b"TFL3"
+    #: ``"tflite"`` or a SigmaStar dialect (``"sgs_float"``, ``"sgs_cmodel_float"``, ``"sgs_fixed"``)
+    dialect: str = sgs_dialect.TFLITE
+    #: the bytes a vendor model was read from: written back unchanged while the model is unmodified
+    source: bytes | None = field(default=None, compare=False, repr=False)
 
     # ------------------------------------------------------------------ convenience
     @property
@@ -209,6 +215,8 @@ class Model:
         if tensor.sparsity is not None:
             return np.frombuffer(raw, dtype=dtype)  # compressed values; DENSIFY expands them
         count = int(np.prod(tensor.shape, dtype=np.int64))
+        if self.is_vendor and len(raw) > count * dtype.itemsize:
+            raw = raw[:count * dtype.itemsize]  # the vendor's fixed.sim pads buffers (to 32 bytes and more)
         if len(raw) != count * dtype.itemsize:
             raise ModelError(f"tensor {tensor.name!r} of shape {list(tensor.shape)} and type {tensor.dtype} "
                              f"needs {count * dtype.itemsize} bytes but buffer {tensor.buffer} holds {len(raw)}")
@@ -217,13 +225,25 @@ class Model:
     # ------------------------------------------------------------------ decoding
     @classmethod
     def from_bytes(cls, data: bytes) -> "Model":
-        root, ident = flatbuf.decode(data)
-        model = cls._from_dict(root, ident)
+        if len(data) >= 8 and flatbuf.file_identifier_of(data) in flatbuf.schema.FILE_IDENTIFIERS:
+            dialect = sgs_dialect.detect(data)
+        else:
+            dialect = sgs_dialect.TFLITE  # decode() names the problem
+        root, ident = flatbuf.decode(data, dialect=dialect)
+        model = cls._from_dict(root, ident, dialect)
         model.validate()
+        if dialect in sgs_dialect.VENDOR_DIALECTS:
+            model.source = bytes(data)
         return model
 
+    @property
+    def is_vendor(self) -> bool:
+        """Whether the model is in one of SigmaStar's own dialects (read from a vendor file)."""
+        return self.dialect in sgs_dialect.VENDOR_DIALECTS
+
     @classmethod
-    def _from_dict(cls, root: dict[str, Any], ident: bytes) -> "Model":
+    def _from_dict(cls, root: dict[str, Any], ident: bytes, dialect: str = sgs_dialect.TFLITE) -> "Model":
+        tables = flatbuf._dialect(dialect).tables
         codes = []
         for c in root["operator_codes"] or []:
             builtin = c["builtin_code"]
@@ -235,15 +255,15 @@ class Model:
             code = builtin if _BUILTIN_IDS[builtin] >= dep else dep_name
             codes.append(OperatorCode(code, c["custom_code"], c["version"], dep))
         buffers = [Buffer(b["data"] or b"", b["offset"], b["size"]) for b in root["buffers"] or []]
-        subgraphs = [_subgraph_from_dict(sg) for sg in root["subgraphs"] or []]
+        subgraphs = [_subgraph_from_dict(sg, tables) for sg in root["subgraphs"] or []]
         known = {"operator_codes", "buffers", "subgraphs", "version", "description", "metadata",
                  "metadata_buffer", "signature_defs"}
         return cls(
             subgraphs=subgraphs, buffers=buffers, operator_codes=codes, version=root["version"],
             description=root["description"],
-            metadata=[(m["name"], m["buffer"]) for m in root["metadata"] or []],
-            metadata_buffer=_tup(root["metadata_buffer"]), signature_defs=_freeze(root["signature_defs"]),
-            extra=_extras(root, known, "Model"), file_identifier=ident,
+            metadata=[(m["name"], m["buffer"]) for m in root.get("metadata") or []],
+            metadata_buffer=_tup(root["metadata_buffer"]), signature_defs=_freeze(root.get("signature_defs")),
+            extra=_extras(root, known, "Model", tables), file_identifier=ident, dialect=dialect,
         )
 
     def validate(self) -> None:
@@ -296,15 +316,22 @@ class Model:
             "description": self.description,
             "buffers": [{"data": b.data or None, "offset": b.offset, "size": b.size} for b in self.buffers],
             "metadata_buffer": list(self.metadata_buffer) if self.metadata_buffer is not None else None,
-            "metadata": [{"name": n, "buffer": b} for n, b in self.metadata],
-            "signature_defs": _thaw(self.signature_defs),
         }
+        if not self.is_vendor:
+            root["metadata"] = [{"name": n, "buffer": b} for n, b in self.metadata]
+            root["signature_defs"] = _thaw(self.signature_defs)
         root.update({k: _thaw(v) for k, v in self.extra.items()})
         return root
 
     def to_bytes(self, file_identifier: bytes | None = None) -> bytes:
+        """The FlatBuffer bytes (a vendor model read from a file and not modified: those bytes)."""
+        ident = file_identifier or (self.file_identifier if self.is_vendor else b"TFL3")
+        if self.source is not None and ident == self.file_identifier and \
+                Model.from_bytes(self.source) == self:
+            return self.source
         size = sum(len(b.data) for b in self.buffers) + 4096
-        return flatbuf.encode(self.to_dict(), file_identifier or b"TFL3", size_hint=size)
+        return flatbuf.encode(self.to_dict(), ident, size_hint=size,
+                              dialect=self.dialect if self.is_vendor else None)
 
     def save(self, path: str | os.PathLike, file_identifier: bytes | None = None) -> None:
         """Write the model atomically (temporary file in the same folder, then rename)."""
@@ -328,19 +355,25 @@ _BUILTIN_IDS = flatbuf.schema.ENUMS["BuiltinOperator"]
 _BUILTIN_NAMES = {v: k for k, v in _BUILTIN_IDS.items()}
 
 
-def _quant_from_dict(q: dict[str, Any] | None) -> Quantization | None:
+_QUANT_KNOWN = {"scale", "zero_point", "min", "max", "quantized_dimension", "details", "details_type"}
+
+
+def _quant_from_dict(q: dict[str, Any] | None, tables=None) -> Quantization | None:
     if q is None:
         return None
     return Quantization(scale=_tup(q["scale"]), zero_point=_tup(q["zero_point"]), min=_tup(q["min"]),
-                        max=_tup(q["max"]), quantized_dimension=q["quantized_dimension"],
-                        details=_freeze(q["details"]))
+                        max=_tup(q["max"]), quantized_dimension=q.get("quantized_dimension", 0),
+                        details=_freeze(q.get("details")),
+                        extra=_extras(q, _QUANT_KNOWN, "QuantizationParameters", tables))
 
 
 def _quant_to_dict(q: Quantization | None) -> dict[str, Any] | None:
     if q is None:
         return None
-    return {"scale": q.scale, "zero_point": q.zero_point, "min": q.min, "max": q.max,
-            "quantized_dimension": q.quantized_dimension, "details": _thaw(q.details)}
+    d = {"scale": q.scale, "zero_point": q.zero_point, "min": q.min, "max": q.max,
+         "quantized_dimension": q.quantized_dimension, "details": _thaw(q.details)}
+    d.update({k: _thaw(v) for k, v in q.extra.items()})
+    return d
 
 
 _TENSOR_KNOWN = {"name", "shape", "type", "buffer", "quantization", "is_variable", "sparsity",
@@ -349,9 +382,9 @@ _OP_KNOWN = {"opcode_index", "inputs", "outputs", "builtin_options", "custom_opt
 _SG_KNOWN = {"tensors", "inputs", "outputs", "operators", "name"}
 
 
-def _extras(d: dict[str, Any], known: set[str], table: str) -> dict[str, Any]:
+def _extras(d: dict[str, Any], known: set[str], table: str, tables=None) -> dict[str, Any]:
     """Fields of ``d`` outside ``known`` that differ from their schema default (kept for round trips)."""
-    defaults = {f.name: flatbuf.field_default(f) for f in flatbuf.schema.TABLES[table]}
+    defaults = {f.name: flatbuf.field_default(f) for f in (tables or flatbuf.schema.TABLES)[table]}
     return {k: _freeze(v) for k, v in d.items()
             if k not in known and v is not None and not (k in defaults and _same(v, defaults[k]))}
 
@@ -360,12 +393,12 @@ def _same(a, b) -> bool:
     return not isinstance(a, (np.ndarray, list, tuple, dict, bytes)) and a == b
 
 
-def _subgraph_from_dict(sg: dict[str, Any]) -> Subgraph:
+def _subgraph_from_dict(sg: dict[str, Any], tables=None) -> Subgraph:
     tensors = [
         Tensor(name=t["name"] or "", shape=_tup(t["shape"]) or (), dtype=t["type"], buffer=t["buffer"],
-               quantization=_quant_from_dict(t["quantization"]), is_variable=t["is_variable"],
-               sparsity=_freeze(t["sparsity"]), shape_signature=_tup(t["shape_signature"]),
-               has_rank=t["has_rank"], extra=_extras(t, _TENSOR_KNOWN, "Tensor"))
+               quantization=_quant_from_dict(t["quantization"], tables), is_variable=t.get("is_variable", False),
+               sparsity=_freeze(t.get("sparsity")), shape_signature=_tup(t.get("shape_signature")),
+               has_rank=t.get("has_rank", False), extra=_extras(t, _TENSOR_KNOWN, "Tensor", tables))
         for t in sg["tensors"] or []
     ]
     operators = []
@@ -377,10 +410,10 @@ def _subgraph_from_dict(sg: dict[str, Any]) -> Subgraph:
         operators.append(Operator(
             opcode_index=o["opcode_index"], inputs=_tup(o["inputs"]) or (), outputs=_tup(o["outputs"]) or (),
             options=options, custom_options=o["custom_options"],
-            extra=_extras(o, _OP_KNOWN, "Operator")))
+            extra=_extras(o, _OP_KNOWN, "Operator", tables)))
     return Subgraph(tensors=tensors, inputs=_tup(sg["inputs"]) or (), outputs=_tup(sg["outputs"]) or (),
                     operators=operators, name=sg["name"],
-                    extra=_extras(sg, _SG_KNOWN, "SubGraph"))
+                    extra=_extras(sg, _SG_KNOWN, "SubGraph", tables))
 
 
 def _subgraph_to_dict(sg: Subgraph) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
-from . import schema
+from . import schema, sgs_dialect
 from .flatbuf import field_default
 
 OPTION_UNIONS = ("BuiltinOptions", "BuiltinOptions2")
@@ -60,10 +60,15 @@ OP_OPTIONS: dict[str, str] = _build_op_options()
 TABLE_UNION: dict[str, str] = {t: u for u in OPTION_UNIONS for t in schema.ENUMS[u] if t != "NONE"}
 
 
+def _table(table: str) -> tuple[schema.Field, ...]:
+    """A table of TFLite's schema or of the SigmaStar dialect (its own options tables)."""
+    return schema.TABLES[table] if table in schema.TABLES else sgs_dialect.TABLES[table]
+
+
 def _all_fields(table: str) -> list[schema.Field]:
     """Standard fields, then SigmaStar-only fields (by name) for the tables it extends."""
-    fields = [f for f in schema.TABLES[table] if not f.name.endswith("_type") or
-              not any(g.slot == f.slot + 1 and g.type.startswith("union:") for g in schema.TABLES[table])]
+    fields = [f for f in _table(table) if not f.name.endswith("_type") or
+              not any(g.slot == f.slot + 1 and g.type.startswith("union:") for g in _table(table))]
     names = {f.name for f in fields}
     fields += [f for f in schema.SGS_TABLES.get(table, ()) if f.name not in names]
     return fields
@@ -76,7 +81,7 @@ def options_class(table: str) -> type:
     """The frozen dataclass for options table ``table``."""
     cls = _CLASSES.get(table)
     if cls is None:
-        if table not in schema.TABLES:
+        if table not in schema.TABLES and table not in sgs_dialect.TABLES:
             raise ModelError(f"unknown options table {table!r}")
         fields = [(f.name, Any, dataclasses.field(default=field_default(f))) for f in _all_fields(table)]
         cls = dataclasses.make_dataclass(table, fields, frozen=True)

@@ -26,6 +26,7 @@ from ..calib.stats import StatsSet
 from ..config import InputConfig, load_input_config
 from ..errors import ConfigError
 from ..interpreter import Interpreter
+from ..model import sgs_lower
 from ..model.graph import Model, load_model
 from .planner import FLOAT_CONSTANT_OPS, LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
 from .qparam import QuantParamOverrides, import_quant_param
@@ -220,7 +221,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given)."""
     from ..fixed.writer import build_fixed_model
 
-    model = float_model if isinstance(float_model, Model) else load_model(float_model)
+    model = sgs_lower.runnable(float_model if isinstance(float_model, Model) else load_model(float_model))
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
     if quant_level not in LEVELS:
         raise ConfigError(f"unknown quant_level {quant_level!r}; choose one of {', '.join(LEVELS)}")

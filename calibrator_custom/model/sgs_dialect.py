@@ -1,0 +1,221 @@
+"""SigmaStar SDK 1.x ``.sim`` files (identifier ``TFL3``): the vendor's fork of the TFLite schema.
+
+The vendor's converter and calibrator (SGS_IPU_SDK 1.1.5) write FlatBuffers with TFLite's file
+identifier whose Model, SubGraph, Tensor, QuantizationParameters and Operator tables reuse slots
+TFLite gives other meanings. A file is read in this dialect when its bytes say so: the
+``Model.description`` is one the vendor writes (:data:`DESCRIPTIONS`) **and** the slot layout
+agrees (Model slot 6 is a string, the SDK version, where TFLite holds a vector of tables). A
+``Sigmastar ...`` description that is not one of those, or a vendor description over a TFLite
+layout, is an unknown dialect (:class:`ModelError`). The file name is never consulted.
+
+``TABLES`` is TFLite's schema with the vendor's tables swapped in; ``UNION_MEMBERS`` adds the
+vendor's own builtin-options type ids. The layout and how each slot was established are in
+``docs/model_format.md``.
+"""
+from __future__ import annotations
+
+import struct
+
+from ..errors import ModelError
+from . import schema
+from .schema import Field
+
+TFLITE = "tflite"
+#: dialect name -> the description string the vendor writes
+DESCRIPTIONS: dict[str, str] = {
+    "sgs_float": "Sigmastar Float",
+    "sgs_cmodel_float": "Sigmastar Cmodel Float",
+    "sgs_fixed": "Sigmastar Cmodel With IPU CTRL",
+}
+DIALECT_OF_DESCRIPTION = {v: k for k, v in DESCRIPTIONS.items()}
+VENDOR_DIALECTS = frozenset(DESCRIPTIONS)
+
+#: Vendor tables whose meaning is established only in part: their typed slots are listed, the
+#: other slots are kept byte for byte through ``Model.to_bytes`` of an unmodified model.
+_VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
+    # Model slot 7: three (empty in every converted file) vectors
+    "SgsModelInfo": (
+        Field(0, "list_0", "[int32]"),
+        Field(2, "list_2", "[int32]"),
+        Field(3, "list_3", "[int32]"),
+    ),
+    # Tensor slot 7: the tensor's byte range in the simulator's tensor arena
+    "SgsTensorArena": (
+        Field(0, "begin_byte", "uint32"),
+        Field(1, "end_byte", "uint32"),
+    ),
+    # QuantizationParameters slot 7
+    "SgsQuantExtra": (
+        Field(0, "list_0", "[int32]"),
+    ),
+    # Operator slot 12: a u8 and four vectors (empty in every converted file)
+    "SgsOpInfo": (
+        Field(0, "flag", "uint8"),
+        Field(1, "list_1", "[int32]"),
+        Field(2, "list_2", "[int32]"),
+        Field(3, "list_3", "[int32]"),
+        Field(4, "list_4", "[int32]"),
+    ),
+    # SubGraph slot 10 in fixed.sim (opaque here)
+    "SgsSubGraphEntry": (),
+}
+
+_STRUCTURE: dict[str, tuple[Field, ...]] = {
+    "Model": (
+        Field(0, "version", "uint32"),
+        Field(1, "operator_codes", "[OperatorCode]"),
+        Field(2, "subgraphs", "[SubGraph]"),
+        Field(3, "description", "string"),
+        Field(4, "buffers", "[Buffer]"),
+        Field(5, "metadata_buffer", "[int32]"),
+        Field(6, "sgs_sdk_version", "string"),
+        Field(7, "sgs_model_info", "SgsModelInfo"),
+        Field(8, "sgs_model_params", "[int32]"),
+    ),
+    "SubGraph": (
+        Field(0, "tensors", "[Tensor]"),
+        Field(1, "inputs", "[int32]"),
+        Field(2, "outputs", "[int32]"),
+        Field(3, "operators", "[Operator]"),
+        Field(4, "name", "string"),
+        Field(5, "sgs_arena_bytes", "uint32"),
+        Field(6, "sgs_list_6", "[int32]"),
+        Field(7, "sgs_list_7", "[int32]"),
+        Field(8, "sgs_tensor_flags", "[uint8]"),
+        Field(9, "sgs_op_flags", "[uint8]"),
+        Field(10, "sgs_entries", "[SgsSubGraphEntry]"),
+    ),
+    "Tensor": (
+        Field(0, "shape", "[int32]"),
+        Field(1, "type", "TensorType"),
+        Field(2, "buffer", "uint32"),
+        Field(3, "name", "string"),
+        Field(4, "quantization", "QuantizationParameters"),
+        Field(5, "sgs_tag", "uint8"),
+        Field(6, "sgs_fixed_flag", "uint8"),
+        Field(7, "sgs_arena", "SgsTensorArena"),
+        Field(8, "sgs_word_8", "uint32"),
+        Field(9, "sgs_role", "uint32"),
+        Field(10, "sgs_fixed_type", "TensorType"),
+    ),
+    "QuantizationParameters": (
+        Field(0, "min", "[float32]"),
+        Field(1, "max", "[float32]"),
+        Field(2, "scale", "[float32]"),
+        Field(3, "zero_point", "[int64]"),
+        Field(4, "sgs_list_4", "[int64]"),
+        Field(5, "sgs_list_5", "[int64]"),
+        Field(6, "sgs_flag", "uint8"),
+        Field(7, "sgs_extra", "SgsQuantExtra"),
+    ),
+    "Operator": (
+        Field(0, "opcode_index", "uint32"),
+        Field(1, "inputs", "[int32]"),
+        Field(2, "outputs", "[int32]"),
+        Field(3, "builtin_options_type", "BuiltinOptions"),
+        Field(4, "builtin_options", "union:BuiltinOptions"),
+        Field(5, "custom_options", "[uint8]"),
+        Field(6, "custom_options_format", "CustomOptionsFormat"),
+        Field(7, "sgs_list_7", "[int32]"),
+        Field(8, "sgs_word_8", "uint32"),
+        Field(9, "sgs_list_9", "[int32]"),
+        Field(10, "sgs_list_10", "[int32]"),
+        Field(12, "sgs_op_info", "SgsOpInfo"),
+        Field(14, "sgs_word_14", "int32"),
+    ),
+}
+
+#: vendor builtin-options type ids (beyond TFLite's BuiltinOptions): id -> table. The ids seen
+#: are named by the op that carries them; every other id above TFLite's last one is an opaque
+#: ``SgsOptions<id>`` table (its slots are kept byte for byte, not typed).
+_NAMED_OPTION_TYPES = {
+    200: "SgsLogisticOptions",
+    201: "SgsActivationOptions",
+    202: "SgsPreluOptions",
+    214: "SgsDmaCoefMatrixOptions",
+}
+VENDOR_OPTION_TYPES: dict[int, str] = {
+    i: _NAMED_OPTION_TYPES.get(i, f"SgsOptions{i}")
+    for i in range(max(schema.ENUMS["BuiltinOptions"].values()) + 1, 256)
+}
+_VENDOR_ONLY_TABLES.update({name: () for name in VENDOR_OPTION_TYPES.values()})
+_VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int32]"),)
+#: TFLite's tables with the vendor's swapped in (the four pad-extended option tables always in
+#: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
+TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
+                                        **schema.SGS_TABLES}
+#: options tables without fields: the vendor points at them without writing a table there (PAD's
+#: PadOptions offset, and those of ABS, NEG, MAXIMUM, MINIMUM, TRANSPOSE, land on a vtable); read
+#: as empty options, never followed.
+UNFOLLOWED_TABLES = frozenset(
+    t for t in schema.ENUMS["BuiltinOptions"] if t != "NONE" and not TABLES[t])
+ENUMS: dict[str, dict[str, int]] = {
+    **schema.ENUMS,
+    "BuiltinOptions": {**schema.ENUMS["BuiltinOptions"],
+                       **{t: i for i, t in VENDOR_OPTION_TYPES.items()}},
+}
+
+
+def _u32(data: bytes, pos: int) -> int | None:
+    if pos < 0 or pos + 4 > len(data):
+        return None
+    return struct.unpack_from("<I", data, pos)[0]
+
+
+def _model_slot(data: bytes, slot: int) -> int | None:
+    """Absolute position of Model field ``slot`` (None when absent or out of the file)."""
+    root = _u32(data, 0)
+    if root is None or root + 4 > len(data):
+        return None
+    vtable = root - struct.unpack_from("<i", data, root)[0]
+    if vtable < 0 or vtable + 4 > len(data):
+        return None
+    vt_size = struct.unpack_from("<H", data, vtable)[0]
+    if 4 + 2 * slot + 2 > vt_size or vtable + vt_size > len(data):
+        return None
+    off = struct.unpack_from("<H", data, vtable + 4 + 2 * slot)[0]
+    return root + off if off else None
+
+
+def _string_at(data: bytes, field_pos: int | None) -> str | None:
+    """The string a uoffset field points at, if it is one (length fits, UTF-8)."""
+    if field_pos is None:
+        return None
+    rel = _u32(data, field_pos)
+    if rel is None:
+        return None
+    target = field_pos + rel
+    n = _u32(data, target)
+    if n is None or n > 4096 or target + 4 + n > len(data):
+        return None
+    try:
+        return bytes(data[target + 4:target + 4 + n]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def detect(data: bytes) -> str:
+    """The dialect of a TFL3/SIM2 FlatBuffer: ``"tflite"`` or one of :data:`VENDOR_DIALECTS`.
+
+    Decided from the bytes: the Model description and the Model's slot layout.
+    """
+    description = _string_at(data, _model_slot(data, 3))
+    slot6 = _model_slot(data, 6)
+    sdk_version = _string_at(data, slot6)
+    if description is not None and description.lower().startswith("sigmastar"):
+        dialect = DIALECT_OF_DESCRIPTION.get(description)
+        if dialect is None:
+            raise ModelError(
+                f"unknown SigmaStar model dialect: description {description!r}; this package reads "
+                f"{', '.join(repr(d) for d in DESCRIPTIONS.values())} (SGS_IPU_SDK 1.x) and plain TFLite")
+        if sdk_version is None or not sdk_version:
+            raise ModelError(
+                f"unknown SigmaStar model dialect: description {description!r} but Model slot 6 is not "
+                f"the SDK version string of the vendor layout")
+        return dialect
+    if sdk_version and sdk_version[:1].isdigit() and ("verified" in sdk_version or sdk_version.count(".") >= 2):
+        # a TFLite file holds a vector of Metadata tables in slot 6, never a version string
+        raise ModelError(
+            f"unknown model dialect: Model slot 6 holds the SDK version string {sdk_version!r} as "
+            f"SigmaStar's files do, but the description is {description!r}, not one the vendor writes")
+    return TFLITE
