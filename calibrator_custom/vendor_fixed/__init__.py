@@ -2,15 +2,16 @@
 
 Established by black-box experiments against ``sgs_simulator_fixed`` (see
 ``docs/vendor_fixed_point.md`` and ``tools/vendor_fixed_experiments.py``). Every kernel takes explicit
-parameters (codes, scales, zero points, bias rows and shifts) so that a reader of vendor fixed.sim
-files can feed it; nothing here reads files or needs the vendor SDK.
+parameters (codes, zero points, bias rows, multipliers and shifts) so that a reader of vendor
+fixed.sim files can feed it; nothing here reads files or needs the vendor SDK. ``layout`` turns the
+vendor's buffers and dumps into plain arrays.
 
 ``KERNELS`` maps a TFLite op name to its kernel; ``get_kernel(name)`` raises UnsupportedOpError
 for ops whose vendor semantics are not established yet.
 """
 from __future__ import annotations
 
+from . import boundary, conv, layout, rounding  # noqa: F401  (conv and boundary register kernels)
 from .registry import KERNELS, get_kernel
-from . import boundary, conv  # noqa: F401  (register the kernels)
 
-__all__ = ["KERNELS", "get_kernel", "boundary", "conv"]
+__all__ = ["KERNELS", "get_kernel", "boundary", "conv", "layout", "rounding"]

@@ -1,0 +1,162 @@
+"""Vendor fixed-point kernels (calibrator_custom.vendor_fixed) against the vendor's sgs_simulator_fixed.
+
+Single-op vendor fixed models are built in the session from our ModelBuilder (vendor convert_tool,
+vendor L1 calibration with chosen ranges); each op's integer inputs and outputs come from the vendor
+simulator's tensor dump, the parameters (weights, [2, C] bias, scales, zero points, accumulator
+range) from the vendor fixed.sim. Our kernel must reproduce the vendor's output codes exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vendor_oracle as vo
+from calibrator_custom.model.builder import ModelBuilder
+from calibrator_custom.vendor_fixed import KERNELS, conv, layout
+from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes
+
+_REASON = vo.vendor_missing_reason()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+
+SAME1 = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
+
+
+def _conv_chain(seed, side, cin, cout, k, stride, padding):
+    """x -> c1 (1x1, 3->cin) -> c2 (the conv under test) -> c3 (1x1, cout->4): c2 reads UINT8 and
+    writes UINT8, c3 reads UINT8 and writes INT16 (the vendor's choice for inner/last convs)."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(cin, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", (g.normal(size=cin) * 0.3).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [y, b.constant("w2", g.normal(size=(cout, k, k, cin)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=cout).astype(np.float32))],
+             {"padding": padding, "stride_w": stride, "stride_h": stride}, name="c2")
+    o = b.op("CONV_2D", [z, b.constant("w3", g.normal(size=(4, 1, 1, cout)).astype(np.float32)),
+                         b.constant("b3", g.normal(size=4).astype(np.float32))], SAME1, name="c3")
+    b.output(o)
+    r = g.uniform(0.5, 8, size=3)
+    ranges = {"x": (-1.0, 1.0), "c1": (-0.4 * r[0], r[0]), "c2": (-r[1], 0.7 * r[1]), "c3": (-r[2], r[2])}
+    xin = g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+    xin.flat[:6] = [0, 255, 0, 255, 0, 255]
+    return b, ranges, xin, {1: (stride, padding), 2: (1, "SAME")}
+
+
+def _identity_chain(w_col, ranges):
+    """x -> c1 (identity) -> c2 (1x1 with one weight per output channel) -> c3: every input code once."""
+    eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
+    b = ModelBuilder()
+    x = b.input("x", (1, 16, 16, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", eye), b.constant("b1", np.zeros(3, np.float32))], SAME1, name="c1")
+    w2 = np.zeros((4, 1, 1, 3), np.float32)
+    w2[:, 0, 0, 0] = w_col
+    z = b.op("CONV_2D", [y, b.constant("w2", w2), b.constant("b2", np.array([0.1, -0.2, 0.3, 0.0], np.float32))],
+             SAME1, name="c2")
+    o = b.op("CONV_2D", [z, b.constant("w3", np.eye(4, dtype=np.float32).reshape(4, 1, 1, 4)),
+                         b.constant("b3", np.zeros(4, np.float32))], SAME1, name="c3")
+    b.output(o)
+    p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    return b, ranges, np.concatenate([p, 255 - p, p], -1), {1: (1, "SAME"), 2: (1, "SAME")}
+
+
+CONV_CASES = {
+    "3x3_same_16to24": lambda: _conv_chain(11, 8, 16, 24, 3, 1, "SAME"),
+    "3x3_same_stride2": lambda: _conv_chain(12, 9, 8, 8, 3, 2, "SAME"),
+    "1x1_valid_odd_channels": lambda: _conv_chain(13, 8, 5, 7, 1, 1, "VALID"),
+    "5x5_valid_stride2": lambda: _conv_chain(14, 10, 4, 6, 5, 2, "VALID"),
+    "3x3_same_3to40": lambda: _conv_chain(15, 7, 3, 40, 3, 1, "SAME"),
+    "identity_ties": lambda: _identity_chain([1.0, 0.5, 0.3, -1.0],
+                                             {"x": (-1, 1), "c1": (-1, 1), "c2": (-1, 1), "c3": (-2, 2)}),
+    "identity_saturating": lambda: _identity_chain([1.0, 0.5, 0.3, -1.0],
+                                                   {"x": (-1, 1), "c1": (-1, 1), "c2": (-0.3, 0.5), "c3": (-0.2, 0.2)}),
+}
+
+
+@pytest.fixture(scope="session")
+def conv_runs():
+    runs = {}
+    for name, make in CONV_CASES.items():
+        b, ranges, x, geometry = make()
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"conv_{name}")
+        recs, _ = vo.run_fixed(fixed, x)
+        runs[name] = (vo.VendorSim(fixed), recs, geometry)
+    return runs
+
+
+def _conv_params(sim, in_name, w_name, b_name, out_name):
+    ti, tw, tb, to = (sim.tensor(n) for n in (in_name, w_name, b_name, out_name))
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape).astype(np.int64)
+    b0, mult = layout.unpack_bias(sim.buffers[tb.buffer], to.shape[-1])
+    m_val, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    out_u8 = to.type_code == 3
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(ti.zero_point[0], w.reshape(w.shape[0], -1).sum(1), to.zero_point[0], out_u8, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    return dict(ti=ti, to=to, w=w, b0=b0, mult=mult, m_val=m_val, n_shift=n_shift, k=k,
+                out_dtype=np.uint8 if out_u8 else np.int16)
+
+
+@pytest.mark.parametrize("case", sorted(CONV_CASES))
+@pytest.mark.parametrize("op_index", [1, 2])
+def test_conv2d_matches_vendor_dump(conv_runs, case, op_index):
+    sim, recs, geometry = conv_runs[case]
+    names = {1: ("c1", "w2", "b2", "c2"), 2: ("c2", "w3", "b3", "c3")}[op_index]
+    p = _conv_params(sim, *names)
+    assert np.array_equal(p["mult"], np.full_like(p["mult"], p["m_val"])), "bias row 1 is the multiplier"
+    x = layout.from_dump(vo.record(recs, op_index, "in", 0)["data"], p["ti"].shape)
+    want = layout.from_dump(vo.record(recs, op_index, "out")["data"], p["to"].shape)
+    stride, padding = geometry[op_index]
+    got = KERNELS["CONV_2D"](x, p["ti"].zero_point[0], p["w"], p["b0"], p["mult"], p["k"], p["n_shift"],
+                             p["to"].zero_point[0], p["out_dtype"], (stride, stride), (1, 1), padding)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, (f"{bad.size}/{want.size} codes differ (k={p['k']}), first: "
+                           f"{got.ravel()[bad[:5]]} vs vendor {want.ravel()[bad[:5]]}")
+
+
+def test_conv2d_cases_reach_saturation_and_both_output_types(conv_runs):
+    """The cases above are not vacuous: they hit both saturation limits and UINT8/INT16 outputs."""
+    sim, recs, _ = conv_runs["identity_saturating"]
+    out = layout.from_dump(vo.record(recs, 2, "out")["data"], sim.tensor("c3").shape)
+    assert out.min() == -32767 and out.max() == 32767
+    mid = layout.from_dump(vo.record(recs, 1, "out")["data"], sim.tensor("c2").shape)
+    assert mid.min() == 0 and mid.max() == 255
+    assert {sim.tensor("c2").type_code, sim.tensor("c3").type_code} == {3, 7}
+
+
+def test_weight_layout_matches_float_weights():
+    """unpack_conv_weights recovers round(w / w_scale) of the float model from the vendor buffer."""
+    b, ranges, _, _ = _conv_chain(15, 7, 3, 40, 3, 1, "SAME")
+    w_float = b.examples[[t.name for t in b.tensors].index("w2")]
+    sim = vo.VendorSim(vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "conv_3x3_same_3to40"))
+    tw = sim.tensor("w2")
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape)
+    assert w.shape == (40, 3, 3, 3) and w.dtype == np.int8
+    assert np.abs(w.astype(np.int64) - np.round(w_float / tw.scale[0])).max() == 0
+
+
+# ---------------------------------------------------------------- input boundary
+INPUT_CASES = [((127.5,) * 3, 127.5, (-1.0, 1.0)), ((127.5,) * 3, 127.5, (-2.0, 2.5)),
+               ((123.68, 116.78, 103.94), 58.8, (-2.2, 2.7)), ((127.5,) * 3, 127.5, (-0.3, 0.4))]
+
+
+@pytest.mark.parametrize("mean,std,x_range", INPUT_CASES)
+def test_input_codes_within_measured_bound(mean, std, x_range):
+    """First conv = identity with multiplier 1, so its INT16 output / 127 is the input code it used."""
+    eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
+    b = ModelBuilder()
+    x = b.input("x", (1, 16, 16, 3))
+    b.output(b.op("CONV_2D", [x, b.constant("w", eye), b.constant("b", np.zeros(3, np.float32))], SAME1, name="conv"))
+    lo, hi = x_range
+    r = 32767 * (hi - lo) / 255 / 127
+    fixed = vo.make_fixed(b, {"x": x_range, "conv": (-r, r)}, vo.ini_text(["x"], ["conv"], mean, std), "input")
+    sim = vo.VendorSim(fixed)
+    p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    pix = np.concatenate([p, 255 - p, p], -1)
+    recs, _ = vo.run_fixed(fixed, pix)
+    out = layout.from_dump(vo.record(recs, 0, "out")["data"], (1, 16, 16, 3)).astype(np.int64)
+    tx = sim.tensor("x")
+    vendor_codes = np.round(out / 127).astype(np.int64) + tx.zero_point[0]
+    ours = input_codes(pix, np.array(mean), np.array([std] * 3), tx.scale[0], tx.zero_point[0])
+    assert ours.shape == pix.shape and ours.dtype == np.uint8
+    assert np.abs(ours.astype(np.int64) - vendor_codes).max() <= INPUT_CODES_MAX_ERROR
