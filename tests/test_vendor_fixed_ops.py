@@ -160,3 +160,74 @@ def test_input_codes_within_measured_bound(mean, std, x_range):
     ours = input_codes(pix, np.array(mean), np.array([std] * 3), tx.scale[0], tx.zero_point[0])
     assert ours.shape == pix.shape and ours.dtype == np.uint8
     assert np.abs(ours.astype(np.int64) - vendor_codes).max() <= INPUT_CODES_MAX_ERROR
+
+
+# ---------------------------------------------------------------- depthwise and fully connected
+def _dw_fc_model(seed, kind, side=5, cin=20, nout=10, mult=1, stride=1):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(cin, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=cin).astype(np.float32))], SAME1, name="c1")
+    if kind == "dw":
+        z = b.op("DEPTHWISE_CONV_2D", [y, b.constant("w2", g.normal(size=(1, 3, 3, cin * mult)).astype(np.float32)),
+                                       b.constant("b2", g.normal(size=cin * mult).astype(np.float32))],
+                 {"padding": "SAME", "stride_w": stride, "stride_h": stride, "depth_multiplier": mult}, name="c2")
+    else:
+        n = side * side * cin
+        r = b.op("RESHAPE", [y, b.constant("shape", np.array([1, n], np.int32))], {"new_shape": [1, n]}, name="r")
+        z = b.op("FULLY_CONNECTED", [r, b.constant("w2", g.normal(size=(nout, n)).astype(np.float32)),
+                                     b.constant("b2", g.normal(size=nout).astype(np.float32))], {}, name="c2")
+    b.output(z)
+    ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-float(g.uniform(2, 30)), float(g.uniform(2, 30)))}
+    return b, ranges, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed,cin,mult,stride", [(31, 20, 1, 1), (32, 7, 1, 2), (33, 16, 1, 1)])
+def test_depthwise_conv2d_matches_vendor_dump(seed, cin, mult, stride):
+    b, ranges, x = _dw_fc_model(seed, "dw", cin=cin, mult=mult, stride=stride)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c2"]), f"dw_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    ti, tw, tb, to = (sim.tensor(n) for n in ("c1", "w2", "b2", "c2"))
+    w = layout.unpack_depthwise_weights(sim.buffers[tw.buffer], tw.shape)
+    w_float = b.examples[[t.name for t in b.tensors].index("w2")]
+    assert np.abs(w.astype(np.int64) - np.round(w_float / tw.scale[0])).max() == 0
+    c = to.shape[-1]
+    b0, mult_row = layout.unpack_bias(sim.buffers[tb.buffer], c)
+    m_val, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    assert np.all(mult_row == m_val)
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(ti.zero_point[0], w.astype(np.int64).reshape(-1, c).sum(0), to.zero_point[0], False, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    xin = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, 1, "out")["data"], to.shape)
+    got = KERNELS["DEPTHWISE_CONV_2D"](xin, ti.zero_point[0], w, b0, mult_row, k, n_shift, to.zero_point[0],
+                                       np.int16, (stride, stride), (1, 1), "SAME")
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ (k={k})"
+
+
+def test_fully_connected_is_a_vendor_1x1_conv_and_matches_dump():
+    b, ranges, x = _dw_fc_model(41, "fc", side=4, cin=3, nout=10)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c2"]), "fc_41")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    assert [r["op"] for r in recs if r["dir"] == "out"] == ["CONV_2D", "RESHAPE", "CONV_2D", "RESHAPE"]
+    reshape_in = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], (1, 4, 4, 3))
+    reshape_out = layout.from_dump(vo.record(recs, 1, "out")["data"], (1, 1, 1, 48))
+    assert np.array_equal(reshape_in.reshape(-1), reshape_out.reshape(-1)), "RESHAPE keeps the NHWC order"
+    ops = sim.ops[2]
+    ti, tw, tb, to = (sim.tensors[ops.inputs[0]], sim.tensors[ops.inputs[1]], sim.tensors[ops.inputs[2]],
+                      sim.tensors[ops.outputs[0]])
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape).astype(np.int64)
+    b0, mult_row = layout.unpack_bias(sim.buffers[tb.buffer], 10)
+    m_val, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(ti.zero_point[0], w.reshape(10, -1).sum(1), to.zero_point[0], False, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    got = KERNELS["FULLY_CONNECTED"](reshape_out.reshape(1, 48), ti.zero_point[0], w.reshape(10, 48), b0, mult_row,
+                                     k, n_shift, to.zero_point[0], np.int16)
+    want = layout.from_dump(vo.record(recs, 2, "out")["data"], (1, 1, 1, 10)).reshape(1, 10)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want)

@@ -1,4 +1,4 @@
-"""CONV_2D as the vendor fixed simulator computes it (established bit-exactly; docs/vendor_fixed_point.md).
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED as the vendor fixed simulator computes it (established bit-exactly; docs/vendor_fixed_point.md).
 
 With x the input codes (UINT8, zero point folded into the bias), w the int8 weight codes, the [2, C]
 INT16 bias rows b0 (bias codes) and M (per-channel multipliers), a bias shift k and the total shift N:
@@ -9,7 +9,8 @@ INT16 bias rows b0 (bias codes) and M (per-channel multipliers), a bias shift k 
 
 N = 14 - floor(log2(m)) and M = round(m * 2**N) with m = in_scale * w_scale / out_scale (M is the
 stored bias row 1); k is chosen by the vendor's converter and is not stored: :func:`infer_bias_shift`
-recovers it. UINT8 outputs carry their zero point inside b0; INT16 outputs saturate to [-32767, 32767].
+recovers it. FULLY_CONNECTED is converted by the vendor into RESHAPE -> 1x1 CONV_2D -> RESHAPE over
+[1, 1, 1, N] and is simulated by this kernel. UINT8 outputs carry their zero point inside b0; INT16 outputs saturate to [-32767, 32767].
 """
 from __future__ import annotations
 
@@ -55,6 +56,28 @@ def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1
             y0, x0 = a * dilation[0], b * dilation[1]
             patch = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
             acc += np.tensordot(patch, w[:, a, b, :], ([3], [1]))
+    return acc
+
+
+def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1),
+                         dilation=(1, 1), padding="SAME") -> np.ndarray:
+    """acc[n,y,x,c*M+j] = sum_{kh,kw} x[n, y*s+kh*d, x*s+kw*d, c] * w[0,kh,kw,c*M+j] (int64; padding = pad_value)."""
+    n, h, wd, c = x_code.shape
+    _, kh, kw, co = w_code.shape
+    mult = co // c
+    oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
+    ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
+    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
+                constant_values=int(pad_value))
+    if mult > 1:
+        xp = np.repeat(xp, mult, axis=3)
+    w = np.asarray(w_code, np.int64)
+    acc = np.zeros((n, oh, ow, co), np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            y0, x0 = a * dilation[0], b * dilation[1]
+            acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
+                * w[0, a, b, :]
     return acc
 
 
@@ -107,3 +130,22 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
         if np.all(b >= bias_min - tol) and np.all(b <= bias_max + tol):
             return cand
     return k
+
+
+@register("DEPTHWISE_CONV_2D")
+def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
+                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME"):
+    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization)."""
+    acc = accumulate_depthwise(x_code, w_code, x_zero_point, stride, dilation, padding)
+    return requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype)
+
+
+@register("FULLY_CONNECTED")
+def fully_connected(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
+                    out_zero_point=0, out_dtype=np.int16):
+    """q[b, o] = conv2d of x[b, 1, 1, N] with w[o, 1, 1, N] (the vendor's own rewrite of FULLY_CONNECTED)."""
+    x = np.asarray(x_code)
+    w = np.asarray(w_code)
+    q = conv2d(x.reshape(x.shape[0], 1, 1, -1), x_zero_point, w.reshape(w.shape[0], 1, 1, -1), bias_row0,
+               multiplier, bias_shift, total_shift, out_zero_point, out_dtype, padding="VALID")
+    return q.reshape(x.shape[0], -1)

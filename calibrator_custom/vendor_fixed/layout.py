@@ -3,10 +3,13 @@
 - CONV_2D weights (int8, TFLite OHWI): output channels in groups of 16; for each group and each
   (kh, kw): the group's [o][i] codes, input channels in runs of 16; each (group, kh, kw) block
   padded to a multiple of 32 bytes.
+- DEPTHWISE_CONV_2D weights (int8, TFLite [1, KH, KW, C]): channels in groups of 16; each group's
+  [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
 - the [2, C] INT16 bias: row 0 (bias codes) and row 1 (per-channel requantization multipliers),
   each row padded to a multiple of 8 values.
-- activations in the dump: channels in blocks of 16 bytes (16 UINT8 or 8 INT16 channels):
-  [ceil(C / block)][N*H*W][block], padding channels trailing.
+- activations in the dump: UINT8 ones channel-blocked, [ceil(C / 16)][N*H*W][16]; INT16 ones
+  row-major with the channels padded to a multiple of 8, [N*H*W][ceil(C / 8) * 8]; trailing extra
+  values (alignment) follow.
 """
 from __future__ import annotations
 
@@ -41,6 +44,23 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8) -> np.ndarray:
     return out
 
 
+def unpack_depthwise_weights(raw: bytes, shape_1hwc, dtype=np.int8) -> np.ndarray:
+    """[1, KH, KW, C] codes from a vendor DEPTHWISE_CONV_2D weight buffer (16-channel groups, 32-byte padded)."""
+    _, kh, kw, c = (int(d) for d in shape_1hwc)
+    flat = np.frombuffer(raw, dtype=dtype)
+    item = np.dtype(dtype).itemsize
+    out = np.zeros((1, kh, kw, c), dtype=dtype)
+    pos = 0
+    for g0 in range(0, c, 16):
+        gc = min(16, c - g0)
+        if pos + kh * kw * gc > flat.size:
+            raise ModelError(f"depthwise weight buffer of {flat.size} values is too short for shape "
+                             f"{tuple(shape_1hwc)}")
+        out[0, :, :, g0:g0 + gc] = flat[pos:pos + kh * kw * gc].reshape(kh, kw, gc)
+        pos = _ceil((pos + kh * kw * gc) * item, 32) // item
+    return out
+
+
 def unpack_bias(raw: bytes, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """(row 0 = bias codes, row 1 = per-channel multipliers) of a vendor [2, C] INT16 bias buffer."""
     flat = np.frombuffer(raw, dtype="<i2")
@@ -51,12 +71,18 @@ def unpack_bias(raw: bytes, channels: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def from_dump(data: np.ndarray, shape) -> np.ndarray:
-    """An activation of ``shape`` (NHWC) from the vendor dump's 16-byte channel-block layout."""
+    """An activation of ``shape`` (NHWC) from the vendor dump's layout (UINT8 16-channel blocks, INT16 rows)."""
     shape = tuple(int(d) for d in shape)
     c = shape[-1]
     n = int(np.prod(shape[:-1]))
-    block = 16 // data.dtype.itemsize
-    nb = -(-c // block)
-    if data.size < nb * n * block:
-        raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
-    return data[:nb * n * block].reshape(nb, n, block).transpose(1, 0, 2).reshape(n, nb * block)[:, :c].reshape(shape)
+    if data.dtype.itemsize == 1:
+        nb = -(-c // 16)
+        if data.size < nb * n * 16:
+            raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
+        rows = data[:nb * n * 16].reshape(nb, n, 16).transpose(1, 0, 2).reshape(n, nb * 16)
+    else:
+        width = _ceil(c, 8)
+        if data.size < n * width:
+            raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
+        rows = data[:n * width].reshape(n, width)
+    return rows[:, :c].reshape(shape)
