@@ -12,7 +12,7 @@ import pytest
 
 import vendor_oracle as vo
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.vendor_fixed import KERNELS, conv, layout
+from calibrator_custom.vendor_fixed import KERNELS, conv, elementwise, layout
 from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes
 
 _REASON = vo.vendor_missing_reason()
@@ -231,3 +231,63 @@ def test_fully_connected_is_a_vendor_1x1_conv_and_matches_dump():
     want = layout.from_dump(vo.record(recs, 2, "out")["data"], (1, 1, 1, 10)).reshape(1, 10)
     assert got.shape == want.shape and got.dtype == want.dtype
     assert np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------- ADD / SUB / MUL, MAX_POOL_2D
+POOL2 = {"padding": "VALID", "stride_w": 2, "stride_h": 2, "filter_width": 2, "filter_height": 2}
+
+
+def _binary_model(op, seed, c=8, side=16):
+    """x -> conv c1 -> maxpool p1; x -> conv c2 -> maxpool p2; op(p1, p2) -> conv c3. The vendor fuses
+    p2 into the binary op, so p2 = maxpool(c2 dump) (MAX_POOL_2D checked on p1)."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    ys = []
+    for i in (1, 2):
+        y = b.op("CONV_2D", [x, b.constant(f"w{i}", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                             b.constant(f"b{i}", g.normal(size=c).astype(np.float32))], SAME1, name=f"c{i}")
+        ys.append(b.op("MAX_POOL_2D", [y], POOL2, name=f"p{i}"))
+    a = b.op(op, ys, {}, name="a")
+    b.output(b.op("CONV_2D", [a, b.constant("w3", np.eye(c, dtype=np.float32).reshape(c, 1, 1, c)),
+                              b.constant("b3", np.zeros(c, np.float32))], SAME1, name="c3"))
+    return b, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+
+
+BINARY_CASES = [(op, seed, a_range) for op in ("ADD", "SUB", "MUL")
+                for seed, a_range in ((51, (-5.0, 5.0)), (52, (-1.3, 2.1)), (53, (-0.5, 0.5)))]
+
+
+@pytest.fixture(scope="session")
+def binary_runs():
+    runs = {}
+    for op, seed, a_range in BINARY_CASES:
+        b, x = _binary_model(op, seed)
+        ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-2.0, 1.0), "p1": (-3.0, 4.0), "p2": (-2.0, 1.0),
+                  "a": a_range, "c3": (-5.0, 5.0)}
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"bin_{op}_{seed}")
+        recs, _ = vo.run_fixed(fixed, x)
+        runs[(op, seed)] = (vo.VendorSim(fixed), {r["name"]: r["data"] for r in recs if r["dir"] == "out"})
+    return runs
+
+
+def _pool(sim, outs, name, src):
+    return KERNELS["MAX_POOL_2D"](layout.from_dump(outs[src], sim.tensor(src).shape), (2, 2), (2, 2), "VALID")
+
+
+@pytest.mark.parametrize("op,seed,a_range", BINARY_CASES)
+def test_binary_ops_match_vendor_dump(binary_runs, op, seed, a_range):
+    sim, outs = binary_runs[(op, seed)]
+    t1, t2, ta = sim.tensor("p1"), sim.tensor("p2"), sim.tensor("a")
+    p1 = layout.from_dump(outs["p1"], t1.shape)
+    assert np.array_equal(_pool(sim, outs, "p1", "c1"), p1), "MAX_POOL_2D is the window max of the codes"
+    p2 = _pool(sim, outs, "p2", "c2")
+    want = layout.from_dump(outs["a"], ta.shape)
+    got = KERNELS[op](p1, p2, t1.scale[0], t2.scale[0], ta.scale[0], ta.zero_point[0], np.uint8)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    diff = np.abs(got.astype(np.int64) - want)
+    if op == "MUL":
+        # measured: at most 2 of 512 codes differ, by 1 LSB, next to a rounding tie
+        assert diff.max() <= elementwise.MUL_MAX_ERROR_LSB and int((diff != 0).sum()) <= 2
+    else:
+        assert diff.max() == 0, f"{int((diff != 0).sum())}/{diff.size} codes differ"
