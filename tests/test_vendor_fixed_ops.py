@@ -291,3 +291,48 @@ def test_binary_ops_match_vendor_dump(binary_runs, op, seed, a_range):
         assert diff.max() <= elementwise.MUL_MAX_ERROR_LSB and int((diff != 0).sum()) <= 2
     else:
         assert diff.max() == 0, f"{int((diff != 0).sum())}/{diff.size} codes differ"
+
+
+# ---------------------------------------------------------------- INT16 input with INT16 weights; fused RELU/RELU6
+def _after_logistic_model(seed, c, o):
+    """x -> conv c1 + LOGISTIC (fused by the vendor) = a (INT16) -> 1x1 conv c3 with INT16 weights."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    a = b.op("LOGISTIC", [y], {}, name="a")
+    b.output(b.op("CONV_2D", [a, b.constant("w3", g.normal(size=(o, 1, 1, c)).astype(np.float32)),
+                              b.constant("b3", g.normal(size=o).astype(np.float32))], SAME1, name="c3"))
+    return b, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8)
+
+
+_I16_GAP = pytest.mark.xfail(strict=True, reason=(
+    "INT16 x INT16 conv with 16 or more input channels: the vendor's accumulation is not established "
+    "(measured: 304/320, 1279/1280 and 523/576 codes differ, by up to thousands of LSB; weights, bias "
+    "and dump layouts are right, no accumulator shift 10..21 fits)"))
+
+
+@pytest.mark.parametrize("seed,c,o,out_range", [pytest.param(71, 20, 20, 20.0, marks=_I16_GAP), (72, 4, 6, 3.0),
+                                                pytest.param(74, 16, 5, 2.0, marks=_I16_GAP), pytest.param(73, 24, 9, 1.0, marks=_I16_GAP)])
+def test_int16_input_int16_weight_conv_matches_vendor_dump(seed, c, o, out_range):
+    b, x = _after_logistic_model(seed, c, o)
+    ranges = {"x": (-1.0, 1.0), "c1": (-6.0, 6.0), "a": (0.0, 1.0), "c3": (-out_range, out_range)}
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"i16_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    assert (sim.tensor("a").type_code, sim.tensor("w3").type_code, sim.tensor("c3").type_code) == (7, 7, 7)
+    ti, tw, tb, to = (sim.tensor(n) for n in ("a", "w3", "b3", "c3"))
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape, "<i2")
+    w_float = b.examples[[t.name for t in b.tensors].index("w3")]
+    assert np.abs(w.astype(np.int64) - np.round(w_float / tw.scale[0])).max() == 0
+    b0, mult = layout.unpack_bias(sim.buffers[tb.buffer], o)
+    _, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(0, w.astype(np.int64).reshape(o, -1).sum(1), 0, False, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    xin = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, 1, "out")["data"], to.shape)
+    got = KERNELS["CONV_2D"](xin, 0, w, b0, mult, k, n_shift, 0, np.int16)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ (k={k})"
