@@ -336,3 +336,42 @@ def test_int16_input_int16_weight_conv_matches_vendor_dump(seed, c, o, out_range
     got = KERNELS["CONV_2D"](xin, 0, w, b0, mult, k, n_shift, 0, np.int16)
     assert got.shape == want.shape and got.dtype == want.dtype
     assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ (k={k})"
+
+
+# ---------------------------------------------------------------- CONCATENATION (+ the vendor's Align2_Alias)
+@pytest.mark.parametrize("seed,c,r1,r2", [(81, 5, (-3.0, 4.0), (-2.0, 1.0)), (82, 3, (-0.5, 0.5), (-9.0, 2.0))])
+def test_concatenation_copies_aligned_codes(seed, c, r1, r2):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    ys = [b.op("CONV_2D", [x, b.constant(f"w{i}", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                           b.constant(f"b{i}", g.normal(size=c).astype(np.float32))], SAME1, name=f"c{i}")
+          for i in (1, 2)]
+    a = b.op("CONCATENATION", ys, {"axis": 3}, name="a")
+    b.output(b.op("CONV_2D", [a, b.constant("w3", np.eye(2 * c, dtype=np.float32).reshape(2 * c, 1, 1, 2 * c)),
+                              b.constant("b3", np.zeros(2 * c, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1.0, 1.0), "c1": r1, "c2": r2, "a": (-9.0, 9.0), "c3": (-9.0, 9.0)},
+                          vo.ini_text(["x"], ["c3"]), f"cat_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8))
+    by_op = {}
+    for r in recs:
+        by_op.setdefault(r["op_index"], {"op": r["op"]})[(r["dir"], r["k"])] = r
+    aligned = []
+    for i, rec in sorted(by_op.items()):
+        if rec["op"] == "Align2_Alias":
+            tin, tout = sim.tensor(rec[("in", 0)]["name"]), sim.tensor(rec[("out", 0)]["name"])
+            assert tin.scale == tout.scale and tin.zero_point == tout.zero_point
+            xin = layout.from_dump(rec[("in", 0)]["data"], tin.shape)
+            got = KERNELS["Align2_Alias"](xin, tout.shape[-1])
+            assert np.array_equal(got, layout.from_dump(rec[("out", 0)]["data"], tout.shape))
+            aligned.append(got)
+        if rec["op"] == "CONCATENATION":
+            tout = sim.tensor(rec[("out", 0)]["name"])
+            ins = [layout.from_dump(rec[("in", k)]["data"], sim.tensor(rec[("in", k)]["name"]).shape) for k in (0, 1)]
+            assert all(sim.tensor(rec[("in", k)]["name"]).scale == tout.scale for k in (0, 1))
+            want = layout.from_dump(rec[("out", 0)]["data"], tout.shape)
+            got = KERNELS["CONCATENATION"](*ins, axis=-1)
+            assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+            assert all(np.array_equal(a_, i_) for a_, i_ in zip(aligned, ins))
+    assert [rec["op"] for _, rec in sorted(by_op.items())].count("Align2_Alias") == 2
