@@ -10,9 +10,10 @@
   [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
 - the [2, C] INT16 bias: row 0 (bias codes) and row 1 (per-channel requantization multipliers),
   each row padded to a multiple of 8 values.
-- activations in the dump: UINT8 ones channel-blocked, [ceil(C / 16)][N*H*W][16]; INT16 ones
-  row-major with the channels padded to a multiple of 8, [N*H*W][ceil(C / 8) * 8]; trailing extra
-  values (alignment) follow.
+- activations in the dump: channel-blocked [ceil(C / b)][N*H*W][b] with b = 16 bytes of channels
+  (UINT8 outputs of convs; the INT16 output of a conv fused with LOGISTIC), or row-major
+  [N*H*W][C padded to 16 bytes] (INT16 graph outputs, INT16 CONCATENATION outputs); trailing
+  extra values (alignment) follow. For C <= 16 bytes of channels both coincide.
 """
 from __future__ import annotations
 
@@ -95,18 +96,23 @@ def unpack_bias(raw: bytes, channels: int) -> tuple[np.ndarray, np.ndarray]:
     return flat[:channels].astype(np.int64), flat[stride:stride + channels].astype(np.int64)
 
 
-def from_dump(data: np.ndarray, shape) -> np.ndarray:
-    """An activation of ``shape`` (NHWC) from the vendor dump's layout (UINT8 16-channel blocks, INT16 rows)."""
+def from_dump(data: np.ndarray, shape, blocked: bool | None = None) -> np.ndarray:
+    """An activation of ``shape`` (NHWC) from a vendor dump: channel-blocked [ceil(C/b)][N*H*W][b] with
+    b = 16 bytes of channels, or row-major [N*H*W][C padded to 16 bytes] (default: blocked for UINT8,
+    row-major for INT16; see the module doc for which tensors use which)."""
     shape = tuple(int(d) for d in shape)
     c = shape[-1]
     n = int(np.prod(shape[:-1]))
-    if data.dtype.itemsize == 1:
-        nb = -(-c // 16)
-        if data.size < nb * n * 16:
+    per_block = 16 // data.dtype.itemsize
+    if blocked is None:
+        blocked = data.dtype.itemsize == 1
+    if blocked:
+        nb = -(-c // per_block)
+        if data.size < nb * n * per_block:
             raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
-        rows = data[:nb * n * 16].reshape(nb, n, 16).transpose(1, 0, 2).reshape(n, nb * 16)
+        rows = data[:nb * n * per_block].reshape(nb, n, per_block).transpose(1, 0, 2).reshape(n, nb * per_block)
     else:
-        width = _ceil(c, 8)
+        width = _ceil(c, per_block)
         if data.size < n * width:
             raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
         rows = data[:n * width].reshape(n, width)
