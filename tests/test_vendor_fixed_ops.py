@@ -12,7 +12,7 @@ import pytest
 
 import vendor_oracle as vo
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.vendor_fixed import KERNELS, conv, elementwise, layout
+from calibrator_custom.vendor_fixed import KERNELS, conv, elementwise, layout, tables
 from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes
 
 _REASON = vo.vendor_missing_reason()
@@ -369,3 +369,53 @@ def test_concatenation_copies_aligned_codes(seed, c, r1, r2):
             assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
             assert all(np.array_equal(a_, i_) for a_, i_ in zip(aligned, ins))
     assert [rec["op"] for _, rec in sorted(by_op.items())].count("Align2_Alias") == 2
+
+
+# ---------------------------------------------------------------- LOGISTIC (table op)
+def _logistic_sweep_model():
+    """x (every (R, G) pair once) -> conv c1 (5 channels 127*R' + G' + offsets) and c2 -> CONCATENATION
+    -> LOGISTIC -> conv: the concatenation keeps LOGISTIC unfused, so its INT16 inputs are dumped."""
+    so = 2 / (255 * 127)
+    offs = np.array([0, 16256, -16256, 16511, -16511])
+    b = ModelBuilder()
+    x = b.input("x", (1, 256, 256, 3))
+    w = np.zeros((5, 1, 1, 3), np.float32)
+    w[:, 0, 0, 0], w[:, 0, 0, 1] = 1.0, 1 / 127
+    y = b.op("CONV_2D", [x, b.constant("w1", w), b.constant("b1", (offs * so).astype(np.float32))], SAME1, name="c1")
+    w2 = np.zeros((1, 1, 1, 3), np.float32)
+    w2[0, 0, 0, 2] = 1.0
+    z = b.op("CONV_2D", [x, b.constant("w2", w2), b.constant("b2", np.zeros(1, np.float32))], SAME1, name="c2")
+    a = b.op("CONCATENATION", [y, z], {"axis": 3}, name="cat")
+    t = b.op("LOGISTIC", [a], {}, name="t")
+    b.output(b.op("CONV_2D", [t, b.constant("w3", np.eye(6, dtype=np.float32).reshape(6, 1, 1, 6)),
+                              b.constant("b3", np.zeros(6, np.float32))], SAME1, name="c3"))
+    r = 32767 * so
+    ranges = {"x": (-1, 1), "c1": (-r, r), "c2": (-r, r), "cat": (-r, r), "t": (-1, 1), "c3": (-1.1, 1.1)}
+    p = np.arange(256, dtype=np.uint8)
+    rr, gg = np.meshgrid(p, p, indexing="ij")
+    return b, ranges, np.stack([rr, gg, np.zeros_like(rr)], -1)[None].astype(np.uint8)
+
+
+def test_logistic_is_a_table_within_measured_bound():
+    b, ranges, x = _logistic_sweep_model()
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "logistic_sweep")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == "LOGISTIC")
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    assert (tin.type_code, tout.type_code) == (7, 7)
+    xi = layout.from_dump(vo.record(recs, op, "in", 0)["data"], tin.shape).astype(np.int64).ravel()
+    yo = layout.from_dump(vo.record(recs, op, "out")["data"], tout.shape).astype(np.int64).ravel()
+    codes, first = np.unique(xi, return_index=True)
+    vendor_table = yo[first]
+    # a pure function of the input code: every occurrence of a code gives the same output
+    assert np.array_equal(yo, vendor_table[np.searchsorted(codes, xi)])
+    assert codes.size > 8000 and codes.min() < -11000 and codes.max() > 11000
+    ours = tables.logistic(xi, tin.scale[0], tout.scale[0])
+    assert ours.shape == xi.shape and ours.dtype == np.int16
+    diff = np.abs(ours.astype(np.int64) - yo)
+    assert diff.max() <= tables.LOGISTIC_MAX_ERROR_LSB
+    # a measured vendor table reproduces the vendor exactly through lookup()
+    full = tables.logistic_table(tin.scale[0], tout.scale[0]).astype(np.int64)
+    full[codes + 32768] = vendor_table
+    assert np.array_equal(KERNELS["LOGISTIC"](xi, tin.scale[0], tout.scale[0], table=full), yo)
