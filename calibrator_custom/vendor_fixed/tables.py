@@ -1,10 +1,11 @@
-"""Table ops (LOGISTIC) as lookups over the int16 input domain.
+"""Table ops (LOGISTIC, TANH) as lookups over the int16 input domain.
 
 Established (docs/vendor_fixed_point.md, "LOGISTIC"): the vendor's LOGISTIC maps each INT16 input
 code to one INT16 output code (scale 1/32767); the mapping is a pure function of the code, but it
 is not round(sigmoid(x * in_scale) / out_scale): the vendor's own table (or interpolation) is not
 reproduced. :func:`logistic_table` is within LOGISTIC_MAX_ERROR_LSB of it on every input code
-observed; :func:`lookup` applies any table, e.g. one measured from the vendor exhaustively.
+observed; TANH (INT16 in, UINT8 out) likewise with :func:`tanh_table` within TANH_MAX_ERROR_LSB;
+:func:`lookup` applies any table, e.g. one measured from the vendor exhaustively.
 """
 from __future__ import annotations
 
@@ -34,3 +35,20 @@ def logistic_table(in_scale: float, out_scale: float) -> np.ndarray:
 def logistic(x_code, in_scale, out_scale, table=None):
     """q = lookup(x, table or logistic_table(in_scale, out_scale)) (INT16 in and out; approximate without the vendor's table)."""
     return lookup(x_code, logistic_table(in_scale, out_scale) if table is None else table)
+
+
+#: measured worst difference of :func:`tanh_table` from the vendor's outputs (output LSB)
+TANH_MAX_ERROR_LSB = 1
+
+
+def tanh_table(in_scale: float, out_scale: float, out_zero_point: int) -> np.ndarray:
+    """table[c + 32768] = clip(rint(tanh(c * in_scale) / out_scale) + zp, 0, 255) for every int16 code c (uint8)."""
+    c = np.arange(-32768, 32768, dtype=np.float64)
+    v = np.rint(np.tanh(c * float(in_scale)) / float(out_scale)) + int(out_zero_point)
+    return np.clip(v, 0, 255).astype(np.uint8)
+
+
+@register("TANH")
+def tanh(x_code, in_scale, out_scale, out_zero_point, table=None):
+    """q = lookup(x, table or tanh_table(in_scale, out_scale, zp)) (INT16 in, UINT8 out; approximate without the vendor's table)."""
+    return lookup(x_code, tanh_table(in_scale, out_scale, out_zero_point) if table is None else table)
