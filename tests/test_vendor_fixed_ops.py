@@ -438,3 +438,27 @@ def test_tanh_is_a_table_within_measured_bound():
     diff = np.abs(ours.astype(np.int64) - yo)
     # measured: 14 of 8193 distinct codes differ, by 1
     assert diff.max() <= tables.TANH_MAX_ERROR_LSB and int((diff[first] != 0).sum()) <= 14
+
+
+@pytest.mark.parametrize("seed,fs,st", [(91, 2, 2), (92, 3, 1)])
+def test_average_pool_floors_the_code_mean(seed, fs, st):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 12, 12, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(5, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=5).astype(np.float32))], SAME1, name="c1")
+    p = b.op("AVERAGE_POOL_2D", [y], {"padding": "VALID", "stride_w": st, "stride_h": st, "filter_width": fs,
+                                      "filter_height": fs}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(5, dtype=np.float32).reshape(5, 1, 1, 5)),
+                              b.constant("b3", np.zeros(5, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"avg_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8))
+    op = next(r["op_index"] for r in recs if r["op"] == "AVERAGE_POOL_2D")
+    ti, to = sim.tensor("c1"), sim.tensor("p")
+    assert (ti.scale, ti.zero_point, ti.type_code) == (to.scale, to.zero_point, to.type_code)
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    got = KERNELS["AVERAGE_POOL_2D"](xin, (fs, fs), (st, st))
+    assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
