@@ -462,3 +462,40 @@ def test_average_pool_floors_the_code_mean(seed, fs, st):
     want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
     got = KERNELS["AVERAGE_POOL_2D"](xin, (fs, fs), (st, st))
     assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------- TRANSPOSE, RESIZE_BILINEAR
+def _unary_model(kind, seed, side=8, c=5):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    if kind == "TRANSPOSE":
+        p = b.op("TRANSPOSE", [y, b.constant("perm", np.array([0, 2, 1, 3], np.int32))], {}, name="p")
+    else:
+        p = b.op("RESIZE_BILINEAR", [y, b.constant("size", np.array([2 * side, 2 * side], np.int32))],
+                 {"align_corners": False, "half_pixel_centers": False}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(c, dtype=np.float32).reshape(c, 1, 1, c)),
+                              b.constant("b3", np.zeros(c, np.float32))], SAME1, name="c3"))
+    return b, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind,seed", [("TRANSPOSE", 101), ("RESIZE_BILINEAR", 102), ("RESIZE_BILINEAR", 103)])
+def test_transpose_and_resize_match_vendor_dump(kind, seed):
+    b, x = _unary_model(kind, seed)
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"unary_{kind}_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == kind)
+    ti, to = sim.tensor("c1"), sim.tensor("p")
+    assert (ti.scale, ti.zero_point) == (to.scale, to.zero_point)
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    if kind == "TRANSPOSE":
+        got = KERNELS["TRANSPOSE"](xin, (0, 2, 1, 3))
+    else:
+        got = KERNELS["RESIZE_BILINEAR"](xin, to.shape[1:3])
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ"
