@@ -499,3 +499,31 @@ def test_transpose_and_resize_match_vendor_dump(kind, seed):
         got = KERNELS["RESIZE_BILINEAR"](xin, to.shape[1:3])
     assert got.shape == want.shape and got.dtype == want.dtype
     assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ"
+
+
+@pytest.mark.parametrize("seed,side", [(111, 8), (112, 16)])
+def test_softmax_within_measured_bound(seed, side):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(5, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=5).astype(np.float32))], SAME1, name="c1")
+    p = b.op("SOFTMAX", [y], {"beta": 1.0}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(5, dtype=np.float32).reshape(5, 1, 1, 5)),
+                              b.constant("b3", np.zeros(5, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"softmax_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8))
+    op = next(r["op_index"] for r in recs if r["op"] == "SOFTMAX")
+    out_rec = vo.record(recs, op, "out")
+    assert abs(out_rec["scale"] - 1 / 32767) < 1e-6 and sim.tensor("p").scale[0] > 1e-4, \
+        "the vendor writes SOFTMAX with scale 1/32767, not the calibrated one"
+    ti = sim.tensor("c1")
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(out_rec["data"], ti.shape).astype(np.int64)
+    got = KERNELS["SOFTMAX"](xin, ti.scale[0])
+    assert got.shape == want.shape and got.dtype == np.int16
+    diff = np.abs(got.astype(np.int64) - want)
+    # measured: 87/320 and 322/1280 codes differ, by at most 2
+    assert diff.max() <= tables.SOFTMAX_MAX_ERROR_LSB
