@@ -527,3 +527,30 @@ def test_softmax_within_measured_bound(seed, side):
     diff = np.abs(got.astype(np.int64) - want)
     # measured: 87/320 and 322/1280 codes differ, by at most 2
     assert diff.max() <= tables.SOFTMAX_MAX_ERROR_LSB
+
+
+@pytest.mark.parametrize("act,c2_range,seed", [("RELU", (-1.0, 5.0), 121), ("RELU6", (-1.0, 7.0), 122),
+                                               ("RELU6", (-2.0, 4.0), 123)])
+def test_fused_relu_clamps_conv_codes(act, c2_range, seed):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(6, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=6).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [y, b.constant("w2", g.normal(size=(6, 3, 3, 6)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=6).astype(np.float32))],
+             dict(SAME1, fused_activation_function=act), name="c2")
+    b.output(b.op("CONV_2D", [z, b.constant("w3", np.eye(6, dtype=np.float32).reshape(6, 1, 1, 6)),
+                              b.constant("b3", np.zeros(6, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "c2": c2_range, "c3": (-8, 8)}, vo.ini_text(["x"], ["c3"]),
+                          f"relu_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8))
+    p = _conv_params(sim, "c1", "w2", "b2", "c2")
+    xin = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], p["ti"].shape)
+    want = layout.from_dump(vo.record(recs, 1, "out")["data"], p["to"].shape)
+    clamp = conv.activation_clamp(act, p["to"].scale[0], p["to"].zero_point[0], np.uint8)
+    got = KERNELS["CONV_2D"](xin, p["ti"].zero_point[0], p["w"], p["b0"], p["mult"], p["k"], p["n_shift"], 0,
+                             np.uint8, clamp=clamp)
+    assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+    assert want.min() == p["to"].zero_point[0], "the clamp is reached"

@@ -9,7 +9,7 @@ INT16 bias rows b0 (bias codes) and M (per-channel multipliers), a bias shift k 
 
 N = 14 - floor(log2(m)) and M = round(m * 2**N) with m = in_scale * w_scale / out_scale (M is the
 stored bias row 1); k is chosen by the vendor's converter and is not stored: :func:`infer_bias_shift`
-recovers it. FULLY_CONNECTED is converted by the vendor into RESHAPE -> 1x1 CONV_2D -> RESHAPE over
+recovers it. A fused RELU/RELU6 clamps the output codes (:func:`activation_clamp`). FULLY_CONNECTED is converted by the vendor into RESHAPE -> 1x1 CONV_2D -> RESHAPE over
 [1, 1, 1, N] and is simulated by this kernel. UINT8 outputs carry their zero point inside b0; INT16 outputs saturate to [-32767, 32767].
 """
 from __future__ import annotations
@@ -93,12 +93,28 @@ def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_sh
     return np.clip(q, lo, hi).astype(dt)
 
 
+def activation_clamp(activation: str, out_scale: float, out_zero_point: int, out_dtype) -> tuple[int, int]:
+    """(lo, hi) codes of a fused activation: NONE -> type limits, RELU -> [zp, max], RELU6 -> [zp, zp + round(6/scale)]."""
+    lo, hi = _LIMITS[np.dtype(out_dtype)]
+    if activation == "RELU":
+        return max(lo, int(out_zero_point)), hi
+    if activation == "RELU6":
+        return max(lo, int(out_zero_point)), min(hi, int(out_zero_point) + int(round(6.0 / float(out_scale))))
+    if activation in ("NONE", None):
+        return lo, hi
+    raise ValueError(f"fused activation {activation!r}: only NONE, RELU and RELU6 are established")
+
+
+def _clamp(q: np.ndarray, clamp) -> np.ndarray:
+    return q if clamp is None else np.clip(q, clamp[0], clamp[1]).astype(q.dtype)
+
+
 @register("CONV_2D")
 def conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift, out_zero_point=0,
-           out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME"):
-    """q = sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k)); x padded with its zero point."""
+           out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
+    """q = clamp(sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k))); x padded with its zero point."""
     acc = accumulate(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype)
+    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
 
 
 def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool, m: float) -> np.ndarray:
@@ -134,10 +150,10 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
 
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
-                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME"):
-    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization)."""
+                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
+    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp)."""
     acc = accumulate_depthwise(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype)
+    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
 
 
 @register("FULLY_CONNECTED")
