@@ -12,7 +12,7 @@ import pytest
 
 import vendor_oracle as vo
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.vendor_fixed import KERNELS, conv, elementwise, layout, tables
+from calibrator_custom.vendor_fixed import KERNELS, activation, conv, elementwise, layout, tables
 from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes
 
 _REASON = vo.vendor_missing_reason()
@@ -554,3 +554,35 @@ def test_fused_relu_clamps_conv_codes(act, c2_range, seed):
                              np.uint8, clamp=clamp)
     assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
     assert want.min() == p["to"].zero_point[0], "the clamp is reached"
+
+
+@pytest.mark.parametrize("seed", [131, 132])
+def test_prelu_matches_vendor_dump(seed):
+    """conv c1 (5 ch) and c2 (1 ch) -> CONCATENATION -> PRELU (kept unfused by the concatenation) -> conv."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 16, 16, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(5, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=5).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [x, b.constant("w2", g.normal(size=(1, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=1).astype(np.float32))], SAME1, name="c2")
+    a = b.op("CONCATENATION", [y, z], {"axis": 3}, name="cat")
+    alpha = g.uniform(0.05, 0.6, size=(1, 1, 6)).astype(np.float32)
+    p = b.op("PRELU", [a, b.constant("alpha", alpha)], {}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(6, dtype=np.float32).reshape(6, 1, 1, 6)),
+                              b.constant("b3", np.zeros(6, np.float32))], SAME1, name="c3"))
+    ranges = {"x": (-1, 1), "c1": (-3, 4), "c2": (-3, 4), "cat": (-3, 4), "p": (-1.5, 4), "c3": (-4, 4)}
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"prelu_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 16, 16, 3)).astype(np.uint8))
+    op = next(r["op_index"] for r in recs if r["op"] == "PRELU")
+    ti, to, ta = sim.tensor("cat"), sim.tensor("p"), sim.tensor("alpha")
+    alpha_q = np.frombuffer(sim.buffers[ta.buffer], "<i2")[:6]
+    shift = activation.alpha_shift(max(abs(ta.qmin[0]), abs(ta.qmax[0])))
+    assert np.array_equal(alpha_q, np.round(alpha.ravel() * 2.0 ** shift)), "alpha stored as round(alpha * 2**s)"
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    assert (xin < 0).any() and (xin > 0).any()
+    got = KERNELS["PRELU"](xin, alpha_q, shift, ti.scale[0], to.scale[0], to.zero_point[0], np.uint8)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ"
