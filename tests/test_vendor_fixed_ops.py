@@ -12,7 +12,7 @@ import pytest
 
 import vendor_oracle as vo
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.vendor_fixed import KERNELS, activation, conv, elementwise, layout, tables
+from calibrator_custom.vendor_fixed import KERNELS, activation, conv, elementwise, layout, output, tables
 from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes
 
 _REASON = vo.vendor_missing_reason()
@@ -586,3 +586,32 @@ def test_prelu_matches_vendor_dump(seed):
     got = KERNELS["PRELU"](xin, alpha_q, shift, ti.scale[0], to.scale[0], to.zero_point[0], np.uint8)
     assert got.shape == want.shape and got.dtype == want.dtype
     assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ"
+
+
+# ---------------------------------------------------------------- graph outputs
+@pytest.mark.parametrize("seed,c,last", [(141, 5, "conv"), (142, 20, "conv"), (143, 6, "TANH")])
+def test_outputs_are_dequantized_codes(seed, c, last):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [y, b.constant("w2", g.normal(size=(c, 1, 1, c)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=c).astype(np.float32))], SAME1, name="c2")
+    if last == "TANH":
+        z = b.op("TANH", [z], {}, name="t")
+    b.output(z)
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "c2": (-5, 5), "t": (-1, 1)},
+                          vo.ini_text(["x"], [z.name], dequant=True), f"deq_{seed}")
+    sim = vo.VendorSim(fixed)
+    assert all(op.builtin in (3, 28) for op in sim.ops), "no Fix2Float op in the vendor L1 fixed.sim"
+    recs, outs = vo.run_fixed(fixed, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8))
+    t = sim.tensor(z.name)
+    rec = next(r for r in recs if r["dir"] == "out" and r["name"] == z.name)
+    assert rec["data"].size >= 64 * (-(-c // 8) * 8), "INT16 output rows padded to a multiple of 8"
+    padded = rec["data"][:64 * (-(-c // 8) * 8)].reshape(1, 8, 8, -1)
+    codes = output.strip_alignment(padded, t.shape)
+    y = KERNELS["Fix2Float"](codes, t.scale[0], t.zero_point[0])
+    assert y.shape == outs[z.name].shape and y.dtype == np.float32
+    tol = 5e-7 + np.spacing(np.abs(y)).astype(np.float64)  # the text's 6 decimals + our float32 rounding
+    assert np.all(np.abs(y.astype(np.float64) - outs[z.name]) <= tol), "equal up to the text output's 6 decimals"

@@ -11,7 +11,7 @@ for ops whose vendor semantics are not established yet.
 """
 from __future__ import annotations
 
-from . import activation, boundary, conv, elementwise, layout, movement, pool, resize, rounding, tables  # noqa: F401  (register kernels)
+from . import activation, boundary, conv, elementwise, layout, movement, output, pool, resize, rounding, tables  # noqa: F401  (register kernels)
 from .registry import KERNELS, get_kernel
 
-__all__ = ["KERNELS", "get_kernel", "activation", "boundary", "conv", "elementwise", "layout", "movement", "pool", "resize", "rounding", "tables"]
+__all__ = ["KERNELS", "get_kernel", "activation", "boundary", "conv", "elementwise", "layout", "movement", "output", "pool", "resize", "rounding", "tables"]
