@@ -396,6 +396,7 @@ def _logistic_sweep_model(op="LOGISTIC"):
     return b, ranges, np.stack([rr, gg, np.zeros_like(rr)], -1)[None].astype(np.uint8)
 
 
+@pytest.mark.slow  # a 256 x 256 sweep through the vendor simulator's text files: ~15 s
 def test_logistic_is_a_table_within_measured_bound():
     b, ranges, x = _logistic_sweep_model()
     fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "logistic_sweep")
@@ -421,6 +422,7 @@ def test_logistic_is_a_table_within_measured_bound():
     assert np.array_equal(KERNELS["LOGISTIC"](xi, tin.scale[0], tout.scale[0], table=full), yo)
 
 
+@pytest.mark.slow  # a 256 x 256 sweep through the vendor simulator's text files: ~15 s
 def test_tanh_is_a_table_within_measured_bound():
     b, ranges, x = _logistic_sweep_model("TANH")
     fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "tanh_sweep")
