@@ -3,9 +3,9 @@
 - CONV_2D weights (int8, TFLite OHWI): output channels in groups of 16; for each group and each
   (kh, kw): the group's [o][i] codes, input channels in runs of 16; each (group, kh, kw) block
   padded to a multiple of 32 bytes.
-- CONV_2D INT16 weights (seen for convs reading INT16 inputs; 1x1 kernels only): input channels in
-  blocks of 16; per block, output channels in groups of 8; per group, the block's channels in runs
-  of 8, each run the [o][i] codes padded to a multiple of 32 bytes.
+- CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
+  output channels in groups of 8; per group, the block's channels in runs of 8; per run, for each
+  (kh, kw), the [o][i] codes padded to a multiple of 32 bytes.
 - DEPTHWISE_CONV_2D weights (int8, TFLite [1, KH, KW, C]): channels in groups of 16; each group's
   [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
 - the [2, C] INT16 bias: row 0 (bias codes) and row 1 (per-channel requantization multipliers),
@@ -52,12 +52,8 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8) -> np.ndarray:
 
 def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
     o, kh, kw, i = shape_ohwi
-    if kh * kw != 1:
-        raise ModelError(f"INT16 conv weights of shape {tuple(shape_ohwi)}: only the 1x1 layout is established")
     flat = np.frombuffer(raw, dtype=dtype)
-    if flat.size < o * i:  # a lower bound; the run padding is checked by the slicing below
-        raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape {tuple(shape_ohwi)}")
-    out = np.zeros((o, 1, 1, i), dtype=dtype)
+    out = np.zeros((o, kh, kw, i), dtype=dtype)
     pos = 0
     for b0 in range(0, i, 16):
         bi = min(16, i - b0)
@@ -65,8 +61,13 @@ def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
             go = min(8, o - g0)
             for r0 in range(b0, b0 + bi, 8):
                 gi = min(8, b0 + bi - r0)
-                out[g0:g0 + go, 0, 0, r0:r0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
-                pos = _ceil((pos + go * gi) * 2, 32) // 2
+                for a in range(kh):
+                    for b in range(kw):
+                        if pos + go * gi > flat.size:
+                            raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
+                                             f"{tuple(shape_ohwi)}")
+                        out[g0:g0 + go, a, b, r0:r0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+                        pos = _ceil((pos + go * gi) * 2, 32) // 2
     return out
 
 
