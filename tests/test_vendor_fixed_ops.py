@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import vendor_oracle as vo
+import vendor_fixed_oracle as vo
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.vendor_fixed import KERNELS, activation, conv, elementwise, layout, output, tables
 from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 import test_vendor_fixed_ops as cases  # noqa: E402
-import vendor_oracle as vo  # noqa: E402
+import vendor_fixed_oracle as vo  # noqa: E402
 from calibrator_custom.vendor_fixed import conv, elementwise, layout  # noqa: E402
 from calibrator_custom.vendor_fixed.rounding import shift_round_half_away, shift_round_half_up  # noqa: E402
 
