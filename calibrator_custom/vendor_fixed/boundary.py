@@ -1,0 +1,26 @@
+"""The input boundary: raw uint8 pixels -> the codes the first op of a vendor fixed model computes on.
+
+The vendor fixed model takes raw pixels (``input_formats`` layout, mean/std not applied by the user).
+Observed: the first op's dump shows the raw pixels, yet its arithmetic runs on codes of the input
+tensor's own quantization (scale and zero point from the calibrated range, not from mean/std), which
+the vendor derives from ``(pixel - mean_c) / std`` inside the op. The vendor's exact rounding of that
+step is not established: :func:`input_codes` is within a measured bound of it (see
+``docs/vendor_fixed_point.md``, "Input boundary").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import register
+
+#: measured worst difference of :func:`input_codes` from the vendor's codes (uint8 code units)
+INPUT_CODES_MAX_ERROR = 1
+
+
+@register("INPUT")
+def input_codes(pixels: np.ndarray, mean: np.ndarray, std: np.ndarray, scale: float,
+                zero_point: int) -> np.ndarray:
+    """q = clip(floor((p - mean_c) / std_c / scale + zero_point + 1/2), 0, 255) as uint8 (float64; within INPUT_CODES_MAX_ERROR of the vendor)."""
+    p = np.asarray(pixels, dtype=np.float64)
+    v = (p - np.asarray(mean, np.float64)) / np.asarray(std, np.float64) / float(scale) + float(zero_point)
+    return np.clip(np.floor(v + 0.5), 0, 255).astype(np.uint8)

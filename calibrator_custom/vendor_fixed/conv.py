@@ -1,0 +1,167 @@
+"""CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED as the vendor fixed simulator computes it (established bit-exactly; docs/vendor_fixed_point.md).
+
+With x the input codes (UINT8, zero point folded into the bias), w the int8 weight codes, the [2, C]
+INT16 bias rows b0 (bias codes) and M (per-channel multipliers), a bias shift k and the total shift N:
+
+    acc = sum x * w                                   (int64; spatial padding = the input zero point)
+    a   = round_half_away(acc / 2**k) + b0
+    q   = sat((a * M + 2**(N-k-1)) >> (N-k)) [+ out_zero_point for INT16 outputs]
+
+N = 14 - floor(log2(m)) and M = round(m * 2**N) with m = in_scale * w_scale / out_scale (M is the
+stored bias row 1); k is chosen by the vendor's converter and is not stored: :func:`infer_bias_shift`
+recovers it. A fused RELU/RELU6 clamps the output codes (:func:`activation_clamp`). FULLY_CONNECTED is converted by the vendor into RESHAPE -> 1x1 CONV_2D -> RESHAPE over
+[1, 1, 1, N] and is simulated by this kernel. UINT8 outputs carry their zero point inside b0; INT16 outputs saturate to [-32767, 32767].
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .registry import register
+from .rounding import shift_round_half_away, shift_round_half_up
+
+_LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
+
+
+def requant_params(in_scale: float, w_scale: float, out_scale: float) -> tuple[int, int]:
+    """(M, N): N = 14 - floor(log2 m), M = round(m * 2**N) for m = in_scale * w_scale / out_scale."""
+    m = float(in_scale) * float(w_scale) / float(out_scale)
+    n = 14 - math.floor(math.log2(m))
+    return int(round(m * 2.0 ** n)), n
+
+
+def _pad_amounts(size, k, stride, dilation, padding):
+    eff = (k - 1) * dilation + 1
+    if padding == "VALID":
+        return (size - eff) // stride + 1, 0, 0
+    out = -(-size // stride)
+    total = max((out - 1) * stride + eff - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1), dilation=(1, 1),
+               padding="SAME") -> np.ndarray:
+    """acc[n,y,x,o] = sum_{kh,kw,i} x[n, y*s+kh*d, x*s+kw*d, i] * w[o,kh,kw,i] (int64; padding = pad_value)."""
+    n, h, wd, c = x_code.shape
+    o, kh, kw, i = w_code.shape
+    oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
+    ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
+    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
+                constant_values=int(pad_value))
+    w = np.asarray(w_code, np.int64)
+    acc = np.zeros((n, oh, ow, o), np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            y0, x0 = a * dilation[0], b * dilation[1]
+            patch = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
+            acc += np.tensordot(patch, w[:, a, b, :], ([3], [1]))
+    return acc
+
+
+def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1),
+                         dilation=(1, 1), padding="SAME") -> np.ndarray:
+    """acc[n,y,x,c*M+j] = sum_{kh,kw} x[n, y*s+kh*d, x*s+kw*d, c] * w[0,kh,kw,c*M+j] (int64; padding = pad_value)."""
+    n, h, wd, c = x_code.shape
+    _, kh, kw, co = w_code.shape
+    mult = co // c
+    oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
+    ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
+    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
+                constant_values=int(pad_value))
+    if mult > 1:
+        xp = np.repeat(xp, mult, axis=3)
+    w = np.asarray(w_code, np.int64)
+    acc = np.zeros((n, oh, ow, co), np.int64)
+    for a in range(kh):
+        for b in range(kw):
+            y0, x0 = a * dilation[0], b * dilation[1]
+            acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
+                * w[0, a, b, :]
+    return acc
+
+
+def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
+               out_zero_point: int, out_dtype) -> np.ndarray:
+    """q = sat(((round_half_away(acc / 2**k) + b0) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
+    dt = np.dtype(out_dtype)
+    lo, hi = _LIMITS[dt]
+    a = shift_round_half_away(acc, int(bias_shift)) + np.asarray(bias_row0, np.int64)
+    q = shift_round_half_up(a * np.asarray(multiplier, np.int64), int(total_shift) - int(bias_shift))
+    if dt == np.dtype(np.int16):
+        q = q + int(out_zero_point)
+    return np.clip(q, lo, hi).astype(dt)
+
+
+def activation_clamp(activation: str, out_scale: float, out_zero_point: int, out_dtype) -> tuple[int, int]:
+    """(lo, hi) codes of a fused activation: NONE -> type limits, RELU -> [zp, max], RELU6 -> [zp, zp + round(6/scale)]."""
+    lo, hi = _LIMITS[np.dtype(out_dtype)]
+    if activation == "RELU":
+        return max(lo, int(out_zero_point)), hi
+    if activation == "RELU6":
+        return max(lo, int(out_zero_point)), min(hi, int(out_zero_point) + int(round(6.0 / float(out_scale))))
+    if activation in ("NONE", None):
+        return lo, hi
+    raise ValueError(f"fused activation {activation!r}: only NONE, RELU and RELU6 are established")
+
+
+def _clamp(q: np.ndarray, clamp) -> np.ndarray:
+    return q if clamp is None else np.clip(q, clamp[0], clamp[1]).astype(q.dtype)
+
+
+@register("CONV_2D")
+def conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift, out_zero_point=0,
+           out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
+    """q = clamp(sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k))); x padded with its zero point."""
+    acc = accumulate(x_code, w_code, x_zero_point, stride, dilation, padding)
+    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
+
+
+def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool, m: float) -> np.ndarray:
+    """The part of the bias in accumulator units that is not the float bias: -zp_x*sum(w) (+ zp_out/m for UINT8 out)."""
+    fold = -int(x_zero_point) * np.asarray(w_sum, np.float64)
+    if out_is_uint8:
+        fold = fold + int(out_zero_point) / float(m)
+    return fold
+
+
+def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: float, bias_min: float,
+                     bias_max: float, max_shift: int = 24) -> int:
+    """Smallest k >= k_acc (max(|acc_min|,|acc_max|) >> k_acc < 8192) whose float bias (b0*2**k - fold)*acc_unit lies in [bias_min, bias_max].
+
+    acc_min/acc_max are the output tensor's quantization slots 5/4 (calibrated accumulator range),
+    fold from :func:`bias_fold`, acc_unit = in_scale * w_scale, bias_min/bias_max the bias tensor's
+    quantization min/max (the float bias range; bias_max includes the float row 1, 1.0).
+    """
+    b0 = np.asarray(bias_row0, np.float64)
+    fold = np.asarray(fold, np.float64)
+    q = max(abs(int(acc_min)), abs(int(acc_max)))
+    k = 0
+    while q / 2 ** k >= 8192:
+        k += 1
+    for cand in range(k, max_shift + 1):
+        half = 2 ** cand / 2 * acc_unit
+        b = (b0 * 2 ** cand - fold) * acc_unit
+        tol = half + 1e-6 * max(1.0, abs(bias_min), abs(bias_max))
+        if np.all(b >= bias_min - tol) and np.all(b <= bias_max + tol):
+            return cand
+    return k
+
+
+@register("DEPTHWISE_CONV_2D")
+def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
+                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
+    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp)."""
+    acc = accumulate_depthwise(x_code, w_code, x_zero_point, stride, dilation, padding)
+    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
+
+
+@register("FULLY_CONNECTED")
+def fully_connected(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
+                    out_zero_point=0, out_dtype=np.int16):
+    """q[b, o] = conv2d of x[b, 1, 1, N] with w[o, 1, 1, N] (the vendor's own rewrite of FULLY_CONNECTED)."""
+    x = np.asarray(x_code)
+    w = np.asarray(w_code)
+    q = conv2d(x.reshape(x.shape[0], 1, 1, -1), x_zero_point, w.reshape(w.shape[0], 1, 1, -1), bias_row0,
+               multiplier, bias_shift, total_shift, out_zero_point, out_dtype, padding="VALID")
+    return q.reshape(x.shape[0], -1)

@@ -1,0 +1,120 @@
+"""Where the vendor's fixed.sim buffers and tensor dumps put each value (established byte layouts).
+
+- CONV_2D weights (int8, TFLite OHWI): output channels in groups of 16; for each group and each
+  (kh, kw): the group's [o][i] codes, input channels in runs of 16; each (group, kh, kw) block
+  padded to a multiple of 32 bytes.
+- CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
+  output channels in groups of 8; per group, the block's channels in runs of 8; per run, for each
+  (kh, kw), the [o][i] codes padded to a multiple of 32 bytes.
+- DEPTHWISE_CONV_2D weights (int8, TFLite [1, KH, KW, C]): channels in groups of 16; each group's
+  [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
+- the [2, C] INT16 bias: row 0 (bias codes) and row 1 (per-channel requantization multipliers),
+  each row padded to a multiple of 8 values.
+- activations in the dump: channel-blocked [ceil(C / b)][N*H*W][b] with b = 16 bytes of channels
+  (UINT8 outputs of convs; the INT16 output of a conv fused with LOGISTIC), or row-major
+  [N*H*W][C padded to 16 bytes] (INT16 graph outputs, INT16 CONCATENATION outputs); trailing
+  extra values (alignment) follow. For C <= 16 bytes of channels both coincide.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b) * b
+
+
+def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8) -> np.ndarray:
+    """OHWI codes from a vendor CONV_2D weight buffer (int8: 16-channel output groups, 32-byte blocks; int16: see module doc)."""
+    o, kh, kw, i = (int(d) for d in shape_ohwi)
+    if np.dtype(dtype).itemsize == 2:
+        return _unpack_conv_weights_int16(raw, (o, kh, kw, i), dtype)
+    flat = np.frombuffer(raw, dtype=dtype)
+    item = np.dtype(dtype).itemsize
+    out = np.zeros((o, kh, kw, i), dtype=dtype)
+    pos = 0
+    for g0 in range(0, o, 16):
+        go = min(16, o - g0)
+        for a in range(kh):
+            for b in range(kw):
+                for i0 in range(0, i, 16):
+                    gi = min(16, i - i0)
+                    if pos + go * gi > flat.size:
+                        raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
+                                         f"{tuple(shape_ohwi)}")
+                    out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+                    pos += go * gi
+                pos = _ceil(pos * item, 32) // item
+    return out
+
+
+def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
+    o, kh, kw, i = shape_ohwi
+    flat = np.frombuffer(raw, dtype=dtype)
+    out = np.zeros((o, kh, kw, i), dtype=dtype)
+    pos = 0
+    for b0 in range(0, i, 16):
+        bi = min(16, i - b0)
+        for g0 in range(0, o, 8):
+            go = min(8, o - g0)
+            for r0 in range(b0, b0 + bi, 8):
+                gi = min(8, b0 + bi - r0)
+                for a in range(kh):
+                    for b in range(kw):
+                        if pos + go * gi > flat.size:
+                            raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
+                                             f"{tuple(shape_ohwi)}")
+                        out[g0:g0 + go, a, b, r0:r0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+                        pos = _ceil((pos + go * gi) * 2, 32) // 2
+    return out
+
+
+def unpack_depthwise_weights(raw: bytes, shape_1hwc, dtype=np.int8) -> np.ndarray:
+    """[1, KH, KW, C] codes from a vendor DEPTHWISE_CONV_2D weight buffer (16-channel groups, 32-byte padded)."""
+    _, kh, kw, c = (int(d) for d in shape_1hwc)
+    flat = np.frombuffer(raw, dtype=dtype)
+    item = np.dtype(dtype).itemsize
+    out = np.zeros((1, kh, kw, c), dtype=dtype)
+    pos = 0
+    for g0 in range(0, c, 16):
+        gc = min(16, c - g0)
+        if pos + kh * kw * gc > flat.size:
+            raise ModelError(f"depthwise weight buffer of {flat.size} values is too short for shape "
+                             f"{tuple(shape_1hwc)}")
+        out[0, :, :, g0:g0 + gc] = flat[pos:pos + kh * kw * gc].reshape(kh, kw, gc)
+        pos = _ceil((pos + kh * kw * gc) * item, 32) // item
+    return out
+
+
+def unpack_bias(raw: bytes, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row 0 = bias codes, row 1 = per-channel multipliers) of a vendor [2, C] INT16 bias buffer."""
+    flat = np.frombuffer(raw, dtype="<i2")
+    stride = _ceil(int(channels), 8)
+    if flat.size < stride + channels:
+        raise ModelError(f"bias buffer of {flat.size} values is too short for {channels} channels")
+    return flat[:channels].astype(np.int64), flat[stride:stride + channels].astype(np.int64)
+
+
+def from_dump(data: np.ndarray, shape, blocked: bool | None = None) -> np.ndarray:
+    """An activation of ``shape`` (NHWC) from a vendor dump: channel-blocked [ceil(C/b)][N*H*W][b] with
+    b = 16 bytes of channels, or row-major [N*H*W][C padded to 16 bytes] (default: blocked for UINT8,
+    row-major for INT16; see the module doc for which tensors use which)."""
+    shape = tuple(int(d) for d in shape)
+    c = shape[-1]
+    n = int(np.prod(shape[:-1]))
+    per_block = 16 // data.dtype.itemsize
+    if blocked is None:
+        blocked = data.dtype.itemsize == 1
+    if blocked:
+        nb = -(-c // per_block)
+        if data.size < nb * n * per_block:
+            raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
+        rows = data[:nb * n * per_block].reshape(nb, n, per_block).transpose(1, 0, 2).reshape(n, nb * per_block)
+    else:
+        width = _ceil(c, per_block)
+        if data.size < n * width:
+            raise ModelError(f"dump of {data.size} values is too short for shape {shape}")
+        rows = data[:n * width].reshape(n, width)
+    return rows[:, :c].reshape(shape)

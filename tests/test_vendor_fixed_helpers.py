@@ -1,0 +1,110 @@
+"""Numeric helpers of calibrator_custom.vendor_fixed against Python-integer / naive references (no vendor SDK needed)."""
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from calibrator_custom.vendor_fixed import conv, layout, pool
+from calibrator_custom.vendor_fixed.rounding import shift_round_half_away, shift_round_half_up
+
+ints = st.integers(-(2 ** 40), 2 ** 40)
+
+
+def _half_away(a: int, k: int) -> int:
+    q = Fraction(a, 2 ** k)
+    r = int(abs(q) + Fraction(1, 2))  # floor(|q| + 1/2)
+    return r if a >= 0 else -r
+
+
+@given(st.lists(ints, min_size=1, max_size=20), st.integers(0, 24))
+def test_shift_round_half_away_matches_fraction_reference(values, k):
+    got = shift_round_half_away(np.array(values, np.int64), k)
+    assert got.dtype == np.int64 and got.shape == (len(values),)
+    assert got.tolist() == [_half_away(v, k) for v in values]
+
+
+@given(st.lists(ints, min_size=1, max_size=20), st.integers(1, 24))
+def test_shift_round_half_up_matches_floor_reference(values, n):
+    got = shift_round_half_up(np.array(values, np.int64), n)
+    assert got.tolist() == [int((Fraction(v, 2 ** n) + Fraction(1, 2)).__floor__()) for v in values]
+
+
+def test_half_away_and_half_up_differ_only_on_negative_ties():
+    a = np.array([-3, -2, -1, 1, 2, 3], np.int64)
+    assert shift_round_half_away(a, 1).tolist() == [-2, -1, -1, 1, 1, 2]
+    assert shift_round_half_up(a, 1).tolist() == [-1, -1, 0, 1, 1, 2]
+
+
+def _naive_conv(x, w, pad_value, stride, padding):
+    n, h, wd, c = x.shape
+    o, kh, kw, _ = w.shape
+    if padding == "SAME":
+        oh, ow = -(-h // stride), -(-wd // stride)
+        ph = max((oh - 1) * stride + kh - h, 0)
+        pw = max((ow - 1) * stride + kw - wd, 0)
+        top, left = ph // 2, pw // 2
+    else:
+        oh, ow, top, left = (h - kh) // stride + 1, (wd - kw) // stride + 1, 0, 0
+    out = np.zeros((n, oh, ow, o), np.int64)
+    for b in range(n):
+        for y in range(oh):
+            for xx in range(ow):
+                for oc in range(o):
+                    s = 0
+                    for a in range(kh):
+                        for bb in range(kw):
+                            yy, x2 = y * stride + a - top, xx * stride + bb - left
+                            for ic in range(c):
+                                v = x[b, yy, x2, ic] if 0 <= yy < h and 0 <= x2 < wd else pad_value
+                                s += int(v) * int(w[oc, a, bb, ic])
+                    out[b, y, xx, oc] = s
+    return out
+
+
+def test_accumulate_matches_naive_loops():
+    g = np.random.default_rng(0)
+    for stride, padding in ((1, "SAME"), (2, "SAME"), (2, "VALID")):
+        x = g.integers(0, 256, (1, 7, 6, 3))
+        w = g.integers(-127, 128, (4, 3, 3, 3))
+        got = conv.accumulate(x, w, 77, (stride, stride), (1, 1), padding)
+        want = _naive_conv(x, w, 77, stride, padding)
+        assert got.shape == want.shape and np.array_equal(got, want)
+
+
+def test_requantize_hand_computed():
+    # identity conv of the vendor dump: input codes 129, 127, 130, 131 (zero point 128), weight 127,
+    # bias row 0 = -8128 (= -128*127 / 2), k = 1, M = 16577, N = 13 (m = 2.0236); vendor: 259, -255, 514, 773
+    acc = np.array([129, 127, 130, 131], np.int64) * 127
+    q = conv.requantize(acc, np.full(4, -8128), np.full(4, 16577), 1, 13, 0, np.int16)
+    assert q.dtype == np.int16 and q.tolist() == [259, -255, 514, 773]
+
+
+def test_unpack_conv_weights_inverts_the_documented_layout():
+    g = np.random.default_rng(1)
+    w = g.integers(-127, 128, (40, 3, 3, 3)).astype(np.int8)
+    blocks = []
+    for g0 in range(0, 40, 16):
+        for a in range(3):
+            for b in range(3):
+                blk = w[g0:g0 + 16, a, b, :].ravel()
+                blocks.append(np.pad(blk, (0, -blk.size % 32)))
+    got = layout.unpack_conv_weights(np.concatenate(blocks).tobytes(), w.shape)
+    assert got.dtype == np.int8 and np.array_equal(got, w)
+
+
+def test_from_dump_layouts():
+    data = np.arange(2 * 3 * 16, dtype=np.uint8)  # blocked: 2 channel blocks x 3 pixels x 16
+    got = layout.from_dump(data, (1, 1, 3, 20))
+    assert got.shape == (1, 1, 3, 20)
+    assert got[0, 0, 1, :].tolist() == list(range(16, 32)) + list(range(64, 68))
+    rows = np.arange(3 * 24, dtype=np.int16)
+    got16 = layout.from_dump(rows, (1, 3, 20), blocked=False)
+    assert got16[0, 2, :].tolist() == list(range(48, 68))
+
+
+def test_max_pool_hand_computed():
+    x = np.arange(16, dtype=np.int16).reshape(1, 4, 4, 1)
+    assert pool.max_pool2d(x)[..., 0].tolist() == [[[5, 7], [13, 15]]]

@@ -1,0 +1,620 @@
+"""Vendor fixed-point kernels (calibrator_custom.vendor_fixed) against the vendor's sgs_simulator_fixed.
+
+Single-op vendor fixed models are built in the session from our ModelBuilder (vendor convert_tool,
+vendor L1 calibration with chosen ranges); each op's integer inputs and outputs come from the vendor
+simulator's tensor dump, the parameters (weights, [2, C] bias, scales, zero points, accumulator
+range) from the vendor fixed.sim. Our kernel must reproduce the vendor's output codes exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vendor_fixed_oracle as vo
+from calibrator_custom.model.builder import ModelBuilder
+from calibrator_custom.vendor_fixed import KERNELS, activation, conv, elementwise, layout, output, tables
+from calibrator_custom.vendor_fixed.boundary import INPUT_CODES_MAX_ERROR, input_codes
+
+_REASON = vo.vendor_missing_reason()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
+
+SAME1 = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
+
+
+def _conv_chain(seed, side, cin, cout, k, stride, padding):
+    """x -> c1 (1x1, 3->cin) -> c2 (the conv under test) -> c3 (1x1, cout->4): c2 reads UINT8 and
+    writes UINT8, c3 reads UINT8 and writes INT16 (the vendor's choice for inner/last convs)."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(cin, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", (g.normal(size=cin) * 0.3).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [y, b.constant("w2", g.normal(size=(cout, k, k, cin)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=cout).astype(np.float32))],
+             {"padding": padding, "stride_w": stride, "stride_h": stride}, name="c2")
+    o = b.op("CONV_2D", [z, b.constant("w3", g.normal(size=(4, 1, 1, cout)).astype(np.float32)),
+                         b.constant("b3", g.normal(size=4).astype(np.float32))], SAME1, name="c3")
+    b.output(o)
+    r = g.uniform(0.5, 8, size=3)
+    ranges = {"x": (-1.0, 1.0), "c1": (-0.4 * r[0], r[0]), "c2": (-r[1], 0.7 * r[1]), "c3": (-r[2], r[2])}
+    xin = g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+    xin.flat[:6] = [0, 255, 0, 255, 0, 255]
+    return b, ranges, xin, {1: (stride, padding), 2: (1, "SAME")}
+
+
+def _identity_chain(w_col, ranges):
+    """x -> c1 (identity) -> c2 (1x1 with one weight per output channel) -> c3: every input code once."""
+    eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
+    b = ModelBuilder()
+    x = b.input("x", (1, 16, 16, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", eye), b.constant("b1", np.zeros(3, np.float32))], SAME1, name="c1")
+    w2 = np.zeros((4, 1, 1, 3), np.float32)
+    w2[:, 0, 0, 0] = w_col
+    z = b.op("CONV_2D", [y, b.constant("w2", w2), b.constant("b2", np.array([0.1, -0.2, 0.3, 0.0], np.float32))],
+             SAME1, name="c2")
+    o = b.op("CONV_2D", [z, b.constant("w3", np.eye(4, dtype=np.float32).reshape(4, 1, 1, 4)),
+                         b.constant("b3", np.zeros(4, np.float32))], SAME1, name="c3")
+    b.output(o)
+    p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    return b, ranges, np.concatenate([p, 255 - p, p], -1), {1: (1, "SAME"), 2: (1, "SAME")}
+
+
+CONV_CASES = {
+    "3x3_same_16to24": lambda: _conv_chain(11, 8, 16, 24, 3, 1, "SAME"),
+    "3x3_same_stride2": lambda: _conv_chain(12, 9, 8, 8, 3, 2, "SAME"),
+    "1x1_valid_odd_channels": lambda: _conv_chain(13, 8, 5, 7, 1, 1, "VALID"),
+    "5x5_valid_stride2": lambda: _conv_chain(14, 10, 4, 6, 5, 2, "VALID"),
+    "3x3_same_3to40": lambda: _conv_chain(15, 7, 3, 40, 3, 1, "SAME"),
+    "identity_ties": lambda: _identity_chain([1.0, 0.5, 0.3, -1.0],
+                                             {"x": (-1, 1), "c1": (-1, 1), "c2": (-1, 1), "c3": (-2, 2)}),
+    "identity_saturating": lambda: _identity_chain([1.0, 0.5, 0.3, -1.0],
+                                                   {"x": (-1, 1), "c1": (-1, 1), "c2": (-0.3, 0.5), "c3": (-0.2, 0.2)}),
+}
+
+
+@pytest.fixture(scope="session")
+def conv_runs():
+    runs = {}
+    for name, make in CONV_CASES.items():
+        b, ranges, x, geometry = make()
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"conv_{name}")
+        recs, _ = vo.run_fixed(fixed, x)
+        runs[name] = (vo.VendorSim(fixed), recs, geometry)
+    return runs
+
+
+def _conv_params(sim, in_name, w_name, b_name, out_name):
+    ti, tw, tb, to = (sim.tensor(n) for n in (in_name, w_name, b_name, out_name))
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape).astype(np.int64)
+    b0, mult = layout.unpack_bias(sim.buffers[tb.buffer], to.shape[-1])
+    m_val, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    out_u8 = to.type_code == 3
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(ti.zero_point[0], w.reshape(w.shape[0], -1).sum(1), to.zero_point[0], out_u8, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    return dict(ti=ti, to=to, w=w, b0=b0, mult=mult, m_val=m_val, n_shift=n_shift, k=k,
+                out_dtype=np.uint8 if out_u8 else np.int16)
+
+
+@pytest.mark.parametrize("case", sorted(CONV_CASES))
+@pytest.mark.parametrize("op_index", [1, 2])
+def test_conv2d_matches_vendor_dump(conv_runs, case, op_index):
+    sim, recs, geometry = conv_runs[case]
+    names = {1: ("c1", "w2", "b2", "c2"), 2: ("c2", "w3", "b3", "c3")}[op_index]
+    p = _conv_params(sim, *names)
+    assert np.array_equal(p["mult"], np.full_like(p["mult"], p["m_val"])), "bias row 1 is the multiplier"
+    x = layout.from_dump(vo.record(recs, op_index, "in", 0)["data"], p["ti"].shape)
+    want = layout.from_dump(vo.record(recs, op_index, "out")["data"], p["to"].shape)
+    stride, padding = geometry[op_index]
+    got = KERNELS["CONV_2D"](x, p["ti"].zero_point[0], p["w"], p["b0"], p["mult"], p["k"], p["n_shift"],
+                             p["to"].zero_point[0], p["out_dtype"], (stride, stride), (1, 1), padding)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, (f"{bad.size}/{want.size} codes differ (k={p['k']}), first: "
+                           f"{got.ravel()[bad[:5]]} vs vendor {want.ravel()[bad[:5]]}")
+
+
+def test_conv2d_cases_reach_saturation_and_both_output_types(conv_runs):
+    """The cases above are not vacuous: they hit both saturation limits and UINT8/INT16 outputs."""
+    sim, recs, _ = conv_runs["identity_saturating"]
+    out = layout.from_dump(vo.record(recs, 2, "out")["data"], sim.tensor("c3").shape)
+    assert out.min() == -32767 and out.max() == 32767
+    mid = layout.from_dump(vo.record(recs, 1, "out")["data"], sim.tensor("c2").shape)
+    assert mid.min() == 0 and mid.max() == 255
+    assert {sim.tensor("c2").type_code, sim.tensor("c3").type_code} == {3, 7}
+
+
+def test_weight_layout_matches_float_weights():
+    """unpack_conv_weights recovers round(w / w_scale) of the float model from the vendor buffer."""
+    b, ranges, _, _ = _conv_chain(15, 7, 3, 40, 3, 1, "SAME")
+    w_float = b.examples[[t.name for t in b.tensors].index("w2")]
+    sim = vo.VendorSim(vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "conv_3x3_same_3to40"))
+    tw = sim.tensor("w2")
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape)
+    assert w.shape == (40, 3, 3, 3) and w.dtype == np.int8
+    assert np.abs(w.astype(np.int64) - np.round(w_float / tw.scale[0])).max() == 0
+
+
+# ---------------------------------------------------------------- input boundary
+INPUT_CASES = [((127.5,) * 3, 127.5, (-1.0, 1.0)), ((127.5,) * 3, 127.5, (-2.0, 2.5)),
+               ((123.68, 116.78, 103.94), 58.8, (-2.2, 2.7)), ((127.5,) * 3, 127.5, (-0.3, 0.4))]
+
+
+@pytest.mark.parametrize("mean,std,x_range", INPUT_CASES)
+def test_input_codes_within_measured_bound(mean, std, x_range):
+    """First conv = identity with multiplier 1, so its INT16 output / 127 is the input code it used."""
+    eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
+    b = ModelBuilder()
+    x = b.input("x", (1, 16, 16, 3))
+    b.output(b.op("CONV_2D", [x, b.constant("w", eye), b.constant("b", np.zeros(3, np.float32))], SAME1, name="conv"))
+    lo, hi = x_range
+    r = 32767 * (hi - lo) / 255 / 127
+    fixed = vo.make_fixed(b, {"x": x_range, "conv": (-r, r)}, vo.ini_text(["x"], ["conv"], mean, std), "input")
+    sim = vo.VendorSim(fixed)
+    p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    pix = np.concatenate([p, 255 - p, p], -1)
+    recs, _ = vo.run_fixed(fixed, pix)
+    out = layout.from_dump(vo.record(recs, 0, "out")["data"], (1, 16, 16, 3)).astype(np.int64)
+    tx = sim.tensor("x")
+    vendor_codes = np.round(out / 127).astype(np.int64) + tx.zero_point[0]
+    ours = input_codes(pix, np.array(mean), np.array([std] * 3), tx.scale[0], tx.zero_point[0])
+    assert ours.shape == pix.shape and ours.dtype == np.uint8
+    assert np.abs(ours.astype(np.int64) - vendor_codes).max() <= INPUT_CODES_MAX_ERROR
+
+
+# ---------------------------------------------------------------- depthwise and fully connected
+def _dw_fc_model(seed, kind, side=5, cin=20, nout=10, mult=1, stride=1):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(cin, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=cin).astype(np.float32))], SAME1, name="c1")
+    if kind == "dw":
+        z = b.op("DEPTHWISE_CONV_2D", [y, b.constant("w2", g.normal(size=(1, 3, 3, cin * mult)).astype(np.float32)),
+                                       b.constant("b2", g.normal(size=cin * mult).astype(np.float32))],
+                 {"padding": "SAME", "stride_w": stride, "stride_h": stride, "depth_multiplier": mult}, name="c2")
+    else:
+        n = side * side * cin
+        r = b.op("RESHAPE", [y, b.constant("shape", np.array([1, n], np.int32))], {"new_shape": [1, n]}, name="r")
+        z = b.op("FULLY_CONNECTED", [r, b.constant("w2", g.normal(size=(nout, n)).astype(np.float32)),
+                                     b.constant("b2", g.normal(size=nout).astype(np.float32))], {}, name="c2")
+    b.output(z)
+    ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-float(g.uniform(2, 30)), float(g.uniform(2, 30)))}
+    return b, ranges, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed,cin,mult,stride", [(31, 20, 1, 1), (32, 7, 1, 2), (33, 16, 1, 1)])
+def test_depthwise_conv2d_matches_vendor_dump(seed, cin, mult, stride):
+    b, ranges, x = _dw_fc_model(seed, "dw", cin=cin, mult=mult, stride=stride)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c2"]), f"dw_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    ti, tw, tb, to = (sim.tensor(n) for n in ("c1", "w2", "b2", "c2"))
+    w = layout.unpack_depthwise_weights(sim.buffers[tw.buffer], tw.shape)
+    w_float = b.examples[[t.name for t in b.tensors].index("w2")]
+    assert np.abs(w.astype(np.int64) - np.round(w_float / tw.scale[0])).max() == 0
+    c = to.shape[-1]
+    b0, mult_row = layout.unpack_bias(sim.buffers[tb.buffer], c)
+    m_val, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    assert np.all(mult_row == m_val)
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(ti.zero_point[0], w.astype(np.int64).reshape(-1, c).sum(0), to.zero_point[0], False, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    xin = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, 1, "out")["data"], to.shape)
+    got = KERNELS["DEPTHWISE_CONV_2D"](xin, ti.zero_point[0], w, b0, mult_row, k, n_shift, to.zero_point[0],
+                                       np.int16, (stride, stride), (1, 1), "SAME")
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ (k={k})"
+
+
+def test_fully_connected_is_a_vendor_1x1_conv_and_matches_dump():
+    b, ranges, x = _dw_fc_model(41, "fc", side=4, cin=3, nout=10)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c2"]), "fc_41")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    assert [r["op"] for r in recs if r["dir"] == "out"] == ["CONV_2D", "RESHAPE", "CONV_2D", "RESHAPE"]
+    reshape_in = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], (1, 4, 4, 3))
+    reshape_out = layout.from_dump(vo.record(recs, 1, "out")["data"], (1, 1, 1, 48))
+    assert np.array_equal(reshape_in.reshape(-1), reshape_out.reshape(-1)), "RESHAPE keeps the NHWC order"
+    ops = sim.ops[2]
+    ti, tw, tb, to = (sim.tensors[ops.inputs[0]], sim.tensors[ops.inputs[1]], sim.tensors[ops.inputs[2]],
+                      sim.tensors[ops.outputs[0]])
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape).astype(np.int64)
+    b0, mult_row = layout.unpack_bias(sim.buffers[tb.buffer], 10)
+    m_val, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(ti.zero_point[0], w.reshape(10, -1).sum(1), to.zero_point[0], False, m)
+    k = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    got = KERNELS["FULLY_CONNECTED"](reshape_out.reshape(1, 48), ti.zero_point[0], w.reshape(10, 48), b0, mult_row,
+                                     k, n_shift, to.zero_point[0], np.int16)
+    want = layout.from_dump(vo.record(recs, 2, "out")["data"], (1, 1, 1, 10)).reshape(1, 10)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------- ADD / SUB / MUL, MAX_POOL_2D
+POOL2 = {"padding": "VALID", "stride_w": 2, "stride_h": 2, "filter_width": 2, "filter_height": 2}
+
+
+def _binary_model(op, seed, c=8, side=16):
+    """x -> conv c1 -> maxpool p1; x -> conv c2 -> maxpool p2; op(p1, p2) -> conv c3. The vendor fuses
+    p2 into the binary op, so p2 = maxpool(c2 dump) (MAX_POOL_2D checked on p1)."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    ys = []
+    for i in (1, 2):
+        y = b.op("CONV_2D", [x, b.constant(f"w{i}", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                             b.constant(f"b{i}", g.normal(size=c).astype(np.float32))], SAME1, name=f"c{i}")
+        ys.append(b.op("MAX_POOL_2D", [y], POOL2, name=f"p{i}"))
+    a = b.op(op, ys, {}, name="a")
+    b.output(b.op("CONV_2D", [a, b.constant("w3", np.eye(c, dtype=np.float32).reshape(c, 1, 1, c)),
+                              b.constant("b3", np.zeros(c, np.float32))], SAME1, name="c3"))
+    return b, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+
+
+BINARY_CASES = [(op, seed, a_range) for op in ("ADD", "SUB", "MUL")
+                for seed, a_range in ((51, (-5.0, 5.0)), (52, (-1.3, 2.1)), (53, (-0.5, 0.5)))]
+
+
+@pytest.fixture(scope="session")
+def binary_runs():
+    runs = {}
+    for op, seed, a_range in BINARY_CASES:
+        b, x = _binary_model(op, seed)
+        ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-2.0, 1.0), "p1": (-3.0, 4.0), "p2": (-2.0, 1.0),
+                  "a": a_range, "c3": (-5.0, 5.0)}
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"bin_{op}_{seed}")
+        recs, _ = vo.run_fixed(fixed, x)
+        runs[(op, seed)] = (vo.VendorSim(fixed), {r["name"]: r["data"] for r in recs if r["dir"] == "out"})
+    return runs
+
+
+def _pool(sim, outs, name, src):
+    return KERNELS["MAX_POOL_2D"](layout.from_dump(outs[src], sim.tensor(src).shape), (2, 2), (2, 2), "VALID")
+
+
+@pytest.mark.parametrize("op,seed,a_range", BINARY_CASES)
+def test_binary_ops_match_vendor_dump(binary_runs, op, seed, a_range):
+    sim, outs = binary_runs[(op, seed)]
+    t1, t2, ta = sim.tensor("p1"), sim.tensor("p2"), sim.tensor("a")
+    p1 = layout.from_dump(outs["p1"], t1.shape)
+    assert np.array_equal(_pool(sim, outs, "p1", "c1"), p1), "MAX_POOL_2D is the window max of the codes"
+    p2 = _pool(sim, outs, "p2", "c2")
+    want = layout.from_dump(outs["a"], ta.shape)
+    got = KERNELS[op](p1, p2, t1.scale[0], t2.scale[0], ta.scale[0], ta.zero_point[0], np.uint8)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    diff = np.abs(got.astype(np.int64) - want)
+    if op == "MUL":
+        # measured: at most 2 of 512 codes differ, by 1 LSB, next to a rounding tie
+        assert diff.max() <= elementwise.MUL_MAX_ERROR_LSB and int((diff != 0).sum()) <= 2
+    else:
+        assert diff.max() == 0, f"{int((diff != 0).sum())}/{diff.size} codes differ"
+
+
+# ---------------------------------------------------------------- INT16 input with INT16 weights; fused RELU/RELU6
+def _after_logistic_model(seed, c, o, k=1):
+    """x -> conv c1 + LOGISTIC (fused by the vendor) = a (INT16) -> k x k conv c3 with INT16 weights."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    a = b.op("LOGISTIC", [y], {}, name="a")
+    b.output(b.op("CONV_2D", [a, b.constant("w3", g.normal(size=(o, k, k, c)).astype(np.float32)),
+                              b.constant("b3", g.normal(size=o).astype(np.float32))], SAME1, name="c3"))
+    return b, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("seed,c,o,k,out_range", [(71, 20, 20, 1, 20.0), (72, 4, 6, 1, 3.0), (74, 16, 5, 1, 2.0),
+                                                  (73, 24, 9, 1, 1.0), (75, 20, 9, 3, 20.0), (76, 5, 11, 3, 4.0)])
+def test_int16_input_int16_weight_conv_matches_vendor_dump(seed, c, o, k, out_range):
+    b, x = _after_logistic_model(seed, c, o, k)
+    ranges = {"x": (-1.0, 1.0), "c1": (-6.0, 6.0), "a": (0.0, 1.0), "c3": (-out_range, out_range)}
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"i16_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    assert (sim.tensor("a").type_code, sim.tensor("w3").type_code, sim.tensor("c3").type_code) == (7, 7, 7)
+    ti, tw, tb, to = (sim.tensor(n) for n in ("a", "w3", "b3", "c3"))
+    w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape, "<i2")
+    w_float = b.examples[[t.name for t in b.tensors].index("w3")]
+    wdiff = np.abs(w.astype(np.int64) - np.round(w_float.astype(np.float64) / tw.scale[0]))
+    assert wdiff.max() <= 1 and (wdiff == 0).mean() > 0.99, "layout: codes sit where round(w/scale) says"
+    b0, mult = layout.unpack_bias(sim.buffers[tb.buffer], o)
+    _, n_shift = conv.requant_params(ti.scale[0], tw.scale[0], to.scale[0])
+    m = ti.scale[0] * tw.scale[0] / to.scale[0]
+    fold = conv.bias_fold(0, w.astype(np.int64).reshape(o, -1).sum(1), 0, False, m)
+    shift = conv.infer_bias_shift(b0, to.q5[0], to.q4[0], fold, ti.scale[0] * tw.scale[0], tb.qmin[0], tb.qmax[0])
+    xin = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], ti.shape, blocked=True)  # fused conv output
+    want = layout.from_dump(vo.record(recs, 1, "out")["data"], to.shape, blocked=False)  # graph output
+    got = KERNELS["CONV_2D"](xin, 0, w, b0, mult, shift, n_shift, 0, np.int16)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ (k={shift})"
+
+
+# ---------------------------------------------------------------- CONCATENATION (+ the vendor's Align2_Alias)
+@pytest.mark.parametrize("seed,c,r1,r2", [(81, 5, (-3.0, 4.0), (-2.0, 1.0)), (82, 3, (-0.5, 0.5), (-9.0, 2.0))])
+def test_concatenation_copies_aligned_codes(seed, c, r1, r2):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    ys = [b.op("CONV_2D", [x, b.constant(f"w{i}", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                           b.constant(f"b{i}", g.normal(size=c).astype(np.float32))], SAME1, name=f"c{i}")
+          for i in (1, 2)]
+    a = b.op("CONCATENATION", ys, {"axis": 3}, name="a")
+    b.output(b.op("CONV_2D", [a, b.constant("w3", np.eye(2 * c, dtype=np.float32).reshape(2 * c, 1, 1, 2 * c)),
+                              b.constant("b3", np.zeros(2 * c, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1.0, 1.0), "c1": r1, "c2": r2, "a": (-9.0, 9.0), "c3": (-9.0, 9.0)},
+                          vo.ini_text(["x"], ["c3"]), f"cat_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8))
+    by_op = {}
+    for r in recs:
+        by_op.setdefault(r["op_index"], {"op": r["op"]})[(r["dir"], r["k"])] = r
+    aligned = []
+    for i, rec in sorted(by_op.items()):
+        if rec["op"] == "Align2_Alias":
+            tin, tout = sim.tensor(rec[("in", 0)]["name"]), sim.tensor(rec[("out", 0)]["name"])
+            assert tin.scale == tout.scale and tin.zero_point == tout.zero_point
+            xin = layout.from_dump(rec[("in", 0)]["data"], tin.shape)
+            got = KERNELS["Align2_Alias"](xin, tout.shape[-1])
+            assert np.array_equal(got, layout.from_dump(rec[("out", 0)]["data"], tout.shape))
+            aligned.append(got)
+        if rec["op"] == "CONCATENATION":
+            tout = sim.tensor(rec[("out", 0)]["name"])
+            ins = [layout.from_dump(rec[("in", k)]["data"], sim.tensor(rec[("in", k)]["name"]).shape) for k in (0, 1)]
+            assert all(sim.tensor(rec[("in", k)]["name"]).scale == tout.scale for k in (0, 1))
+            want = layout.from_dump(rec[("out", 0)]["data"], tout.shape)
+            got = KERNELS["CONCATENATION"](*ins, axis=-1)
+            assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+            assert all(np.array_equal(a_, i_) for a_, i_ in zip(aligned, ins))
+    assert [rec["op"] for _, rec in sorted(by_op.items())].count("Align2_Alias") == 2
+
+
+# ---------------------------------------------------------------- LOGISTIC (table op)
+def _logistic_sweep_model(op="LOGISTIC"):
+    """x (every (R, G) pair once) -> conv c1 (5 channels 127*R' + G' + offsets) and c2 -> CONCATENATION
+    -> LOGISTIC -> conv: the concatenation keeps LOGISTIC unfused, so its INT16 inputs are dumped."""
+    so = 2 / (255 * 127)
+    offs = np.array([0, 16256, -16256, 16511, -16511])
+    b = ModelBuilder()
+    x = b.input("x", (1, 256, 256, 3))
+    w = np.zeros((5, 1, 1, 3), np.float32)
+    w[:, 0, 0, 0], w[:, 0, 0, 1] = 1.0, 1 / 127
+    y = b.op("CONV_2D", [x, b.constant("w1", w), b.constant("b1", (offs * so).astype(np.float32))], SAME1, name="c1")
+    w2 = np.zeros((1, 1, 1, 3), np.float32)
+    w2[0, 0, 0, 2] = 1.0
+    z = b.op("CONV_2D", [x, b.constant("w2", w2), b.constant("b2", np.zeros(1, np.float32))], SAME1, name="c2")
+    a = b.op("CONCATENATION", [y, z], {"axis": 3}, name="cat")
+    t = b.op(op, [a], {}, name="t")
+    b.output(b.op("CONV_2D", [t, b.constant("w3", np.eye(6, dtype=np.float32).reshape(6, 1, 1, 6)),
+                              b.constant("b3", np.zeros(6, np.float32))], SAME1, name="c3"))
+    r = 32767 * so
+    ranges = {"x": (-1, 1), "c1": (-r, r), "c2": (-r, r), "cat": (-r, r), "t": (-1, 1), "c3": (-1.1, 1.1)}
+    p = np.arange(256, dtype=np.uint8)
+    rr, gg = np.meshgrid(p, p, indexing="ij")
+    return b, ranges, np.stack([rr, gg, np.zeros_like(rr)], -1)[None].astype(np.uint8)
+
+
+@pytest.mark.slow  # a 256 x 256 sweep through the vendor simulator's text files: ~15 s
+def test_logistic_is_a_table_within_measured_bound():
+    b, ranges, x = _logistic_sweep_model()
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "logistic_sweep")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == "LOGISTIC")
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    assert (tin.type_code, tout.type_code) == (7, 7)
+    xi = layout.from_dump(vo.record(recs, op, "in", 0)["data"], tin.shape).astype(np.int64).ravel()
+    yo = layout.from_dump(vo.record(recs, op, "out")["data"], tout.shape).astype(np.int64).ravel()
+    codes, first = np.unique(xi, return_index=True)
+    vendor_table = yo[first]
+    # a pure function of the input code: every occurrence of a code gives the same output
+    assert np.array_equal(yo, vendor_table[np.searchsorted(codes, xi)])
+    assert codes.size > 8000 and codes.min() < -11000 and codes.max() > 11000
+    ours = tables.logistic(xi, tin.scale[0], tout.scale[0])
+    assert ours.shape == xi.shape and ours.dtype == np.int16
+    diff = np.abs(ours.astype(np.int64) - yo)
+    assert diff.max() <= tables.LOGISTIC_MAX_ERROR_LSB
+    # a measured vendor table reproduces the vendor exactly through lookup()
+    full = tables.logistic_table(tin.scale[0], tout.scale[0]).astype(np.int64)
+    full[codes + 32768] = vendor_table
+    assert np.array_equal(KERNELS["LOGISTIC"](xi, tin.scale[0], tout.scale[0], table=full), yo)
+
+
+@pytest.mark.slow  # a 256 x 256 sweep through the vendor simulator's text files: ~15 s
+def test_tanh_is_a_table_within_measured_bound():
+    b, ranges, x = _logistic_sweep_model("TANH")
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "tanh_sweep")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == "TANH")
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    assert (tin.type_code, tout.type_code) == (7, 3)
+    xi = layout.from_dump(vo.record(recs, op, "in", 0)["data"], tin.shape).astype(np.int64).ravel()
+    yo = layout.from_dump(vo.record(recs, op, "out")["data"], tout.shape).astype(np.int64).ravel()
+    codes, first = np.unique(xi, return_index=True)
+    assert np.array_equal(yo, yo[first][np.searchsorted(codes, xi)]), "a pure function of the input code"
+    ours = KERNELS["TANH"](xi, tin.scale[0], tout.scale[0], tout.zero_point[0])
+    assert ours.shape == xi.shape and ours.dtype == np.uint8
+    diff = np.abs(ours.astype(np.int64) - yo)
+    # measured: 14 of 8193 distinct codes differ, by 1
+    assert diff.max() <= tables.TANH_MAX_ERROR_LSB and int((diff[first] != 0).sum()) <= 14
+
+
+@pytest.mark.parametrize("seed,fs,st", [(91, 2, 2), (92, 3, 1)])
+def test_average_pool_floors_the_code_mean(seed, fs, st):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 12, 12, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(5, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=5).astype(np.float32))], SAME1, name="c1")
+    p = b.op("AVERAGE_POOL_2D", [y], {"padding": "VALID", "stride_w": st, "stride_h": st, "filter_width": fs,
+                                      "filter_height": fs}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(5, dtype=np.float32).reshape(5, 1, 1, 5)),
+                              b.constant("b3", np.zeros(5, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"avg_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8))
+    op = next(r["op_index"] for r in recs if r["op"] == "AVERAGE_POOL_2D")
+    ti, to = sim.tensor("c1"), sim.tensor("p")
+    assert (ti.scale, ti.zero_point, ti.type_code) == (to.scale, to.zero_point, to.type_code)
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    got = KERNELS["AVERAGE_POOL_2D"](xin, (fs, fs), (st, st))
+    assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+
+
+# ---------------------------------------------------------------- TRANSPOSE, RESIZE_BILINEAR
+def _unary_model(kind, seed, side=8, c=5):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    if kind == "TRANSPOSE":
+        p = b.op("TRANSPOSE", [y, b.constant("perm", np.array([0, 2, 1, 3], np.int32))], {}, name="p")
+    else:
+        p = b.op("RESIZE_BILINEAR", [y, b.constant("size", np.array([2 * side, 2 * side], np.int32))],
+                 {"align_corners": False, "half_pixel_centers": False}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(c, dtype=np.float32).reshape(c, 1, 1, c)),
+                              b.constant("b3", np.zeros(c, np.float32))], SAME1, name="c3"))
+    return b, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("kind,seed", [("TRANSPOSE", 101), ("RESIZE_BILINEAR", 102), ("RESIZE_BILINEAR", 103)])
+def test_transpose_and_resize_match_vendor_dump(kind, seed):
+    b, x = _unary_model(kind, seed)
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"unary_{kind}_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == kind)
+    ti, to = sim.tensor("c1"), sim.tensor("p")
+    assert (ti.scale, ti.zero_point) == (to.scale, to.zero_point)
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    if kind == "TRANSPOSE":
+        got = KERNELS["TRANSPOSE"](xin, (0, 2, 1, 3))
+    else:
+        got = KERNELS["RESIZE_BILINEAR"](xin, to.shape[1:3])
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ"
+
+
+@pytest.mark.parametrize("seed,side", [(111, 8), (112, 16)])
+def test_softmax_within_measured_bound(seed, side):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(5, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=5).astype(np.float32))], SAME1, name="c1")
+    p = b.op("SOFTMAX", [y], {"beta": 1.0}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(5, dtype=np.float32).reshape(5, 1, 1, 5)),
+                              b.constant("b3", np.zeros(5, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"softmax_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, side, side, 3)).astype(np.uint8))
+    op = next(r["op_index"] for r in recs if r["op"] == "SOFTMAX")
+    out_rec = vo.record(recs, op, "out")
+    assert abs(out_rec["scale"] - 1 / 32767) < 1e-6 and sim.tensor("p").scale[0] > 1e-4, \
+        "the vendor writes SOFTMAX with scale 1/32767, not the calibrated one"
+    ti = sim.tensor("c1")
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(out_rec["data"], ti.shape).astype(np.int64)
+    got = KERNELS["SOFTMAX"](xin, ti.scale[0])
+    assert got.shape == want.shape and got.dtype == np.int16
+    diff = np.abs(got.astype(np.int64) - want)
+    # measured: 87/320 and 322/1280 codes differ, by at most 2
+    assert diff.max() <= tables.SOFTMAX_MAX_ERROR_LSB
+
+
+@pytest.mark.parametrize("act,c2_range,seed", [("RELU", (-1.0, 5.0), 121), ("RELU6", (-1.0, 7.0), 122),
+                                               ("RELU6", (-2.0, 4.0), 123)])
+def test_fused_relu_clamps_conv_codes(act, c2_range, seed):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(6, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=6).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [y, b.constant("w2", g.normal(size=(6, 3, 3, 6)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=6).astype(np.float32))],
+             dict(SAME1, fused_activation_function=act), name="c2")
+    b.output(b.op("CONV_2D", [z, b.constant("w3", np.eye(6, dtype=np.float32).reshape(6, 1, 1, 6)),
+                              b.constant("b3", np.zeros(6, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "c2": c2_range, "c3": (-8, 8)}, vo.ini_text(["x"], ["c3"]),
+                          f"relu_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8))
+    p = _conv_params(sim, "c1", "w2", "b2", "c2")
+    xin = layout.from_dump(vo.record(recs, 1, "in", 0)["data"], p["ti"].shape)
+    want = layout.from_dump(vo.record(recs, 1, "out")["data"], p["to"].shape)
+    clamp = conv.activation_clamp(act, p["to"].scale[0], p["to"].zero_point[0], np.uint8)
+    got = KERNELS["CONV_2D"](xin, p["ti"].zero_point[0], p["w"], p["b0"], p["mult"], p["k"], p["n_shift"], 0,
+                             np.uint8, clamp=clamp)
+    assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+    assert want.min() == p["to"].zero_point[0], "the clamp is reached"
+
+
+@pytest.mark.parametrize("seed", [131, 132])
+def test_prelu_matches_vendor_dump(seed):
+    """conv c1 (5 ch) and c2 (1 ch) -> CONCATENATION -> PRELU (kept unfused by the concatenation) -> conv."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 16, 16, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(5, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=5).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [x, b.constant("w2", g.normal(size=(1, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=1).astype(np.float32))], SAME1, name="c2")
+    a = b.op("CONCATENATION", [y, z], {"axis": 3}, name="cat")
+    alpha = g.uniform(0.05, 0.6, size=(1, 1, 6)).astype(np.float32)
+    p = b.op("PRELU", [a, b.constant("alpha", alpha)], {}, name="p")
+    b.output(b.op("CONV_2D", [p, b.constant("w3", np.eye(6, dtype=np.float32).reshape(6, 1, 1, 6)),
+                              b.constant("b3", np.zeros(6, np.float32))], SAME1, name="c3"))
+    ranges = {"x": (-1, 1), "c1": (-3, 4), "c2": (-3, 4), "cat": (-3, 4), "p": (-1.5, 4), "c3": (-4, 4)}
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"prelu_{seed}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, g.integers(0, 256, (1, 16, 16, 3)).astype(np.uint8))
+    op = next(r["op_index"] for r in recs if r["op"] == "PRELU")
+    ti, to, ta = sim.tensor("cat"), sim.tensor("p"), sim.tensor("alpha")
+    alpha_q = np.frombuffer(sim.buffers[ta.buffer], "<i2")[:6]
+    shift = activation.alpha_shift(max(abs(ta.qmin[0]), abs(ta.qmax[0])))
+    assert np.array_equal(alpha_q, np.round(alpha.ravel() * 2.0 ** shift)), "alpha stored as round(alpha * 2**s)"
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    assert (xin < 0).any() and (xin > 0).any()
+    got = KERNELS["PRELU"](xin, alpha_q, shift, ti.scale[0], to.scale[0], to.zero_point[0], np.uint8)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    assert np.array_equal(got, want), f"{int((got != want).sum())}/{want.size} codes differ"
+
+
+# ---------------------------------------------------------------- graph outputs
+@pytest.mark.parametrize("seed,c,last", [(141, 5, "conv"), (142, 20, "conv"), (143, 6, "TANH")])
+def test_outputs_are_dequantized_codes(seed, c, last):
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    z = b.op("CONV_2D", [y, b.constant("w2", g.normal(size=(c, 1, 1, c)).astype(np.float32)),
+                         b.constant("b2", g.normal(size=c).astype(np.float32))], SAME1, name="c2")
+    if last == "TANH":
+        z = b.op("TANH", [z], {}, name="t")
+    b.output(z)
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "c2": (-5, 5), "t": (-1, 1)},
+                          vo.ini_text(["x"], [z.name], dequant=True), f"deq_{seed}")
+    sim = vo.VendorSim(fixed)
+    assert all(op.builtin in (3, 28) for op in sim.ops), "no Fix2Float op in the vendor L1 fixed.sim"
+    recs, outs = vo.run_fixed(fixed, g.integers(0, 256, (1, 8, 8, 3)).astype(np.uint8))
+    t = sim.tensor(z.name)
+    rec = next(r for r in recs if r["dir"] == "out" and r["name"] == z.name)
+    assert rec["data"].size >= 64 * (-(-c // 8) * 8), "INT16 output rows padded to a multiple of 8"
+    padded = rec["data"][:64 * (-(-c // 8) * 8)].reshape(1, 8, 8, -1)
+    codes = output.strip_alignment(padded, t.shape)
+    y = KERNELS["Fix2Float"](codes, t.scale[0], t.zero_point[0])
+    assert y.shape == outs[z.name].shape and y.dtype == np.float32
+    tol = 5e-7 + np.spacing(np.abs(y)).astype(np.float64)  # the text's 6 decimals + our float32 rounding
+    assert np.all(np.abs(y.astype(np.float64) - outs[z.name]) <= tol), "equal up to the text output's 6 decimals"

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Rerun the black-box experiments behind docs/vendor_fixed_point.md against the vendor SDK oracle.
+
+Needs ../shared/vendor_sdk (set up). Prints, per experiment, how many output codes each candidate
+rule gets wrong; the rule the docs state is the one with 0 (or the stated bound).
+
+    PYTHONPATH=. python tools/vendor_fixed_experiments.py [conv|add|input|all]
+"""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import test_vendor_fixed_ops as cases  # noqa: E402
+import vendor_fixed_oracle as vo  # noqa: E402
+from calibrator_custom.vendor_fixed import conv, elementwise, layout  # noqa: E402
+from calibrator_custom.vendor_fixed.rounding import shift_round_half_away, shift_round_half_up  # noqa: E402
+
+
+def _shift(a, k, mode):
+    if k == 0:
+        return a
+    if mode == "half_away":
+        return shift_round_half_away(a, k)
+    if mode == "half_up":
+        return shift_round_half_up(a, k)
+    if mode == "floor":
+        return a >> k
+    q = a >> k  # half to even
+    r = a - (q << k)
+    h = 1 << (k - 1)
+    return q + ((r > h) | ((r == h) & (q % 2 == 1)))
+
+
+def conv_experiment():
+    """CONV_2D: which accumulator-shift rounding and which bias shift k reproduce the vendor codes."""
+    print("CONV_2D: mismatching codes per (accumulator rounding, k); the inferred k is marked *")
+    for name, make in sorted(cases.CONV_CASES.items()):
+        b, ranges, x, geometry = make()
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"conv_{name}")
+        recs, _ = vo.run_fixed(fixed, x)
+        sim = vo.VendorSim(fixed)
+        for op_index, names in ((1, ("c1", "w2", "b2", "c2")), (2, ("c2", "w3", "b3", "c3"))):
+            p = cases._conv_params(sim, *names)
+            xin = layout.from_dump(vo.record(recs, op_index, "in", 0)["data"], p["ti"].shape)
+            want = layout.from_dump(vo.record(recs, op_index, "out")["data"], p["to"].shape)
+            stride, padding = geometry[op_index]
+            acc = conv.accumulate(xin, p["w"], p["ti"].zero_point[0], (stride, stride), (1, 1), padding)
+            lo, hi = (0, 255) if p["out_dtype"] == np.uint8 else (-32767, 32767)
+            zo = 0 if p["out_dtype"] == np.uint8 else p["to"].zero_point[0]
+            row = []
+            for mode in ("half_away", "half_up", "half_even", "floor"):
+                for k in range(0, 7):
+                    a = _shift(acc, k, mode) + p["b0"]
+                    q = np.clip(shift_round_half_up(a * p["mult"], p["n_shift"] - k) + zo, lo, hi)
+                    bad = int((q != want).sum())
+                    if bad == 0 or mode == "half_away" and k == p["k"]:
+                        row.append(f"{mode} k={k}{'*' if k == p['k'] else ''}: {bad}")
+            print(f"  {name} op{op_index} ({want.size} codes, acc range q4/q5 {p['to'].q4}/{p['to'].q5}): "
+                  + "; ".join(row))
+
+
+def add_experiment():
+    """ADD/SUB/MUL: multiplier precision (significant bits) against the vendor codes."""
+    print("ADD/SUB/MUL: mismatching codes per multiplier precision (bits) and final rounding")
+    for op, seed, a_range in cases.BINARY_CASES:
+        b, x = cases._binary_model(op, seed)
+        ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-2.0, 1.0), "p1": (-3.0, 4.0), "p2": (-2.0, 1.0),
+                  "a": a_range, "c3": (-5.0, 5.0)}
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"bin_{op}_{seed}")
+        recs, _ = vo.run_fixed(fixed, x)
+        sim = vo.VendorSim(fixed)
+        outs = {r["name"]: r["data"] for r in recs if r["dir"] == "out"}
+        t1, t2, ta = sim.tensor("p1"), sim.tensor("p2"), sim.tensor("a")
+        x1 = layout.from_dump(outs["p1"], t1.shape).astype(np.int64)
+        x2 = cases._pool(sim, outs, "p2", "c2").astype(np.int64)
+        want = layout.from_dump(outs["a"], ta.shape)
+        s1, s2, so, zo = t1.scale[0], t2.scale[0], ta.scale[0], ta.zero_point[0]
+        row = []
+        for bits in (12, 15, 16, 24):
+            if op == "MUL":
+                m = s1 * s2 / so
+                n = bits - 1 - math.floor(math.log2(m))
+                v = shift_round_half_up(x1 * x2 * round(m * 2 ** n), n)
+            else:
+                m1, m2 = s1 / so, s2 / so
+                n = bits - 1 - math.floor(math.log2(max(m1, m2)))
+                v = shift_round_half_up(x1 * round(m1 * 2 ** n) + (1 if op == "ADD" else -1) * x2 * round(m2 * 2 ** n), n)
+            row.append(f"{bits} bits: {int((np.clip(v + zo, 0, 255) != want).sum())}")
+        ours = cases.KERNELS[op](x1, x2, s1, s2, so, zo, np.uint8)
+        print(f"  {op} out range {a_range} ({want.size} codes): " + "; ".join(row)
+              + f"; kernel worst |diff| {int(np.abs(ours.astype(np.int64) - want).max())}")
+
+
+def input_experiment():
+    """Input boundary: the first conv's codes (identity conv, multiplier 1) against candidate rules."""
+    print("Input boundary: mismatching codes of candidate rules (256 pixels x 3 channels)")
+    for mean, std, x_range in cases.INPUT_CASES:
+        eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
+        b = cases.ModelBuilder()
+        x = b.input("x", (1, 16, 16, 3))
+        b.output(b.op("CONV_2D", [x, b.constant("w", eye), b.constant("b", np.zeros(3, np.float32))],
+                      cases.SAME1, name="conv"))
+        lo, hi = x_range
+        r = 32767 * (hi - lo) / 255 / 127
+        fixed = vo.make_fixed(b, {"x": x_range, "conv": (-r, r)}, vo.ini_text(["x"], ["conv"], mean, std), "input")
+        sim = vo.VendorSim(fixed)
+        p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+        pix = np.concatenate([p, 255 - p, p], -1)
+        recs, _ = vo.run_fixed(fixed, pix)
+        out = layout.from_dump(vo.record(recs, 0, "out")["data"], (1, 16, 16, 3)).astype(np.int64)
+        tx = sim.tensor("x")
+        codes = np.round(out / 127).astype(np.int64) + tx.zero_point[0]
+        v = (pix.astype(np.float64) - np.array(mean)) / std / tx.scale[0] + tx.zero_point[0]
+        rules = {"floor(v+1/2)": np.floor(v + 0.5), "rint(v)": np.rint(v), "floor(v)": np.floor(v)}
+        a_q10 = round(1024 / (std * tx.scale[0]))
+        row = [f"{k}: {int((np.clip(r_, 0, 255) != codes).sum())}" for k, r_ in rules.items()]
+        print(f"  mean {mean} std {std} range {x_range}: slope in Q10 {a_q10}/1024; " + "; ".join(row)
+              + f"; worst |floor(v+1/2) - vendor| {int(np.abs(np.clip(rules['floor(v+1/2)'], 0, 255) - codes).max())}")
+
+
+if __name__ == "__main__":
+    reason = vo.vendor_missing_reason()
+    if reason:
+        sys.exit(reason)
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    for name, fn in (("input", input_experiment), ("conv", conv_experiment), ("add", add_experiment)):
+        if which in (name, "all"):
+            fn()
