@@ -142,6 +142,7 @@ class Interpreter:
     def _fold(self, k: int, name: str, kernel, ins, outs, params) -> None:
         values = [None if i < 0 else self.constants[i] for i in ins]
         results = self._call(k, name, kernel, values, params, self._out_dtypes(outs))
+        self._check_shapes(k, name, outs, results)
         for i, v in zip(outs, results):
             self.constants[i] = v
         log.debug("folded constant op #%d %s", k, name)
@@ -159,6 +160,15 @@ class Interpreter:
             if v.dtype != want:
                 results[j] = v.astype(want)
         return results
+
+    def _check_shapes(self, k: int, name: str, outs: tuple[int, ...], results: list[np.ndarray]) -> None:
+        """ModelError when an op computes another shape than the model declares for its output."""
+        for i, v in zip(outs, results):
+            t = self.graph.tensors[i]
+            if v.shape != tuple(t.shape) and not (t.shape_signature and -1 in t.shape_signature):
+                raise ModelError(f"op #{k} {name}: its output tensor #{i} {t.name!r} is declared with shape "
+                                 f"{list(t.shape)} but the op computes {list(v.shape)} from its inputs; the "
+                                 "model's shapes are inconsistent")
 
     # -------------------------------------------------------------------------------- running
     @property
@@ -189,6 +199,7 @@ class Interpreter:
         for step in self.steps:
             args = [None if i < 0 else values[i] for i in step.inputs]
             results = self._call(step.op_index, step.op_name, step.kernel, args, step.params, step.out_dtypes)
+            self._check_shapes(step.op_index, step.op_name, step.outputs, results)
             for i, v in zip(step.outputs, results):
                 values[i] = v
                 for obs in observers:
