@@ -19,6 +19,7 @@ from .errors import InputError, ModelError, UnsupportedOpError
 from .model.graph import Model, Tensor
 from .model.options import default_options
 from .ops.registry import OpContext, TensorInfo, get_op
+from .ops.static_shapes import check_static_shapes
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ class Interpreter:
             ctx = self._context(k, name, op)
             try:
                 params = opdef.prepare(ctx) if opdef.prepare else ctx.options
+                check_static_shapes(ctx)
             except ModelError:
                 raise
             except Exception as e:  # noqa: BLE001 - a prepare bug must still name the op
