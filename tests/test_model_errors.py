@@ -382,3 +382,13 @@ def test_corrupt_dilation_refused_at_load(tmp_path):
     # 7 + 4294967295 = 4294967302 padded rows; the undilated width needs 7 + 3 = 10 columns
     with pytest.raises(ModelError, match=r"op #0 CONV_2D: pads the 8x8 input to 4294967302x10 .*more than 64 times"):
         float_simulator(_save(m, tmp_path))
+
+
+def test_output_declared_with_another_kind_of_type_is_named_at_invoke(tmp_path):
+    m = _conv_model()
+    m.main.tensors[4].dtype = "INT32"  # RELU computes float32: casting would silently truncate
+    sim = float_simulator(_save(m, tmp_path))
+    sim.set_input(0, np.zeros((1, 4, 4, 2), np.float32))
+    with pytest.raises(ModelError, match=r"op #1 RELU: its output tensor #4 'out' is declared INT32 but the op "
+                                         r"computes float32 values"):
+        sim.invoke()
