@@ -12,7 +12,7 @@ Every case is reproducible from ``(master seed, seed name, case number)`` alone:
 
     PYTHONPATH=$PWD python tests/modelfuzz.py MASTER_SEED SEED_NAME CASE   # replays one case, full traceback
 
-Seeds: the builder models ``tiny_cnn`` and ``tiny_branches`` (float) and their fixed models
+Seeds: the builder models ``tiny_cnn``, ``tiny_branches`` and ``tiny_misc`` (float) and their fixed models
 (converted by our converter); the shared real model ``face_detection_short_range.tflite``; and
 ``tiny_cnn`` converted by the vendor's convert_tool (``vendor_seeds``), which joins automatically
 once the SDK oracle is set up and our reader loads the vendor's dialect (until then the reason is
@@ -132,6 +132,30 @@ def tiny_branches() -> tuple[Model, str]:
     return b.build(), _ini("x", "RAWDATA_F32_NHWC", "m,up", False)
 
 
+def tiny_misc() -> tuple[Model, str]:
+    """x (1,4,4,4 RAWDATA_F32) -> TRANSPOSE -> STRIDED_SLICE -> SPLIT in 2 -> SUB -> TANH -> GATHER
+    -> RESHAPE -> CONCATENATION with its FULLY_CONNECTED -> ``y``; and x -> MEAN -> SOFTMAX -> ``s``."""
+    rng = np.random.default_rng(3)
+    b = ModelBuilder()
+    x = b.input("x", (1, 4, 4, 4))
+    t = b.op("TRANSPOSE", [x, b.constant("perm", np.array([0, 2, 1, 3], np.int32))], name="t")
+    sl = b.op("STRIDED_SLICE", [t, b.constant("begin", np.array([0, 0, 0, 0], np.int32)),
+                                b.constant("end", np.array([1, 4, 4, 4], np.int32)),
+                                b.constant("strides", np.array([1, 1, 2, 1], np.int32))], name="sl")
+    a, c = b.op("SPLIT", [b.constant("split_axis", np.array(3, np.int32)), sl], {"num_splits": 2}, name="sp",
+                num_outputs=2)
+    d = b.op("SUB", [a, c], name="d")
+    th = b.op("TANH", [d], name="th")
+    g = b.op("GATHER", [th, b.constant("idx", np.array([1, 0], np.int32))], {"axis": 1}, name="g")
+    r = b.op("RESHAPE", [g, b.constant("shape", np.array([1, 8], np.int32))], {"new_shape": [1, 8]}, name="r")
+    fc = b.op("FULLY_CONNECTED", [r, b.constant("fc/w", rng.normal(size=(4, 8)).astype(np.float32)), None],
+              name="fc")
+    y = b.op("CONCATENATION", [r, fc], {"axis": 1}, name="y")
+    m = b.op("MEAN", [x, b.constant("axes", np.array([1, 2], np.int32))], {"keep_dims": False}, name="m")
+    b.output(y, b.op("SOFTMAX", [m], {"beta": 1.0}, name="s"))
+    return b.build(), _ini("x", "RAWDATA_F32_NHWC", "y,s", False)
+
+
 def _fixed_bytes(model: Model, ini_text: str, workdir: Path, name: str) -> bytes:
     """Convert ``model`` at L2 from the statistics of two random inputs (our own converter)."""
     from calibrator_custom.calib import Collector
@@ -156,7 +180,7 @@ def _fixed_bytes(model: Model, ini_text: str, workdir: Path, name: str) -> bytes
 def builder_seeds(workdir: Path) -> list[Seed]:
     """The builder models as float seeds, and their fixed models (converted here) as fixed seeds."""
     out = []
-    for name, make in (("tiny_cnn", tiny_cnn), ("tiny_branches", tiny_branches)):
+    for name, make in (("tiny_cnn", tiny_cnn), ("tiny_branches", tiny_branches), ("tiny_misc", tiny_misc)):
         model, ini = make()
         out.append(Seed(name, model.to_bytes(), "float", ini, weight=3.0))
         out.append(Seed(f"{name}_fixed", _fixed_bytes(model, ini, workdir, name), "fixed", None, weight=3.0))

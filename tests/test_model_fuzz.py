@@ -50,7 +50,8 @@ def _fuzz(chosen: list[mf.Seed], n: int, tmp_path) -> list[mf.Outcome]:
     return outcomes
 
 
-@pytest.mark.parametrize("name", ["tiny_cnn", "tiny_branches", "tiny_cnn_fixed", "tiny_branches_fixed"])
+@pytest.mark.parametrize("name", ["tiny_cnn", "tiny_branches", "tiny_misc", "tiny_cnn_fixed", "tiny_branches_fixed",
+                                  "tiny_misc_fixed"])
 def test_unmutated_seed_runs(seeds, name, tmp_path):
     """The fuzz starts from models that work: each seed opens and invokes without error."""
     seed = seeds[name]
