@@ -72,7 +72,7 @@ class _SimulatorBase:
         try:
             yield
         except ModelError as e:
-            if not self.model or str(e).startswith(self.model):
+            if not self.model or self.model in str(e):  # already named
                 raise
             raise type(e)(f"{self.model}: {e}") from None
 
