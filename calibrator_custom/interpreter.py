@@ -20,8 +20,12 @@ from .model.graph import Model, Tensor
 from .model import sgs_lower
 from .model.options import default_options
 from .ops.registry import OpContext, TensorInfo, get_op
+from .ops.static_shapes import check_static_shapes
 
 log = logging.getLogger(__name__)
+
+#: numpy dtype kinds a kernel result may be cast between (float widths, integer widths and signedness)
+_KIND_CLASS = {"f": "float", "i": "integer", "u": "integer", "b": "bool", "c": "complex"}
 
 #: ``observer(tensor_index, tensor_name, value)`` is called for every tensor a run produces or is fed.
 Observer = Callable[[int, str, np.ndarray], None]
@@ -112,6 +116,7 @@ class Interpreter:
             ctx = self._context(k, name, op)
             try:
                 params = opdef.prepare(ctx) if opdef.prepare else ctx.options
+                check_static_shapes(ctx)
             except ModelError:
                 raise
             except Exception as e:  # noqa: BLE001 - a prepare bug must still name the op
@@ -144,6 +149,7 @@ class Interpreter:
     def _fold(self, k: int, name: str, kernel, ins, outs, params) -> None:
         values = [None if i < 0 else self.constants[i] for i in ins]
         results = self._call(k, name, kernel, values, params, self._out_dtypes(outs))
+        self._check_outputs(k, name, outs, results)
         for i, v in zip(outs, results):
             self.constants[i] = v
         log.debug("folded constant op #%d %s", k, name)
@@ -158,9 +164,22 @@ class Interpreter:
         if len(results) != len(out_dtypes):
             raise ModelError(f"op #{k} {name} produced {len(results)} outputs, the model declares {len(out_dtypes)}")
         for j, (want, v) in enumerate(zip(out_dtypes, results)):
-            if v.dtype != want:
-                results[j] = v.astype(want)
+            if v.dtype != want and _KIND_CLASS.get(v.dtype.kind) == _KIND_CLASS.get(want.kind):
+                results[j] = v.astype(want)  # a width change only; another kind is refused by _check_outputs
         return results
+
+    def _check_outputs(self, k: int, name: str, outs: tuple[int, ...], results: list[np.ndarray]) -> None:
+        """ModelError when an op computes another shape or kind of type than the model declares."""
+        for i, v in zip(outs, results):
+            t = self.graph.tensors[i]
+            if v.dtype != t.np_dtype:
+                raise ModelError(f"op #{k} {name}: its output tensor #{i} {t.name!r} is declared {t.dtype} but the "
+                                 f"op computes {v.dtype.name} values from its inputs; the model's types are "
+                                 "inconsistent")
+            if v.shape != tuple(t.shape) and not (t.shape_signature and -1 in t.shape_signature):
+                raise ModelError(f"op #{k} {name}: its output tensor #{i} {t.name!r} is declared with shape "
+                                 f"{list(t.shape)} but the op computes {list(v.shape)} from its inputs; the "
+                                 "model's shapes are inconsistent")
 
     # -------------------------------------------------------------------------------- running
     @property
@@ -191,6 +210,7 @@ class Interpreter:
         for step in self.steps:
             args = [None if i < 0 else values[i] for i in step.inputs]
             results = self._call(step.op_index, step.op_name, step.kernel, args, step.params, step.out_dtypes)
+            self._check_outputs(step.op_index, step.op_name, step.outputs, results)
             for i, v in zip(step.outputs, results):
                 values[i] = v
                 for obs in observers:

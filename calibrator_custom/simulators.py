@@ -11,9 +11,10 @@ before every input was set.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -49,6 +50,7 @@ class _SimulatorBase:
         if isinstance(model_path, Model):
             self.model_obj = model_path
             self.model = None
+            model_path.validate()  # what load_model checks of a file
         else:
             self.model = os.fspath(model_path)
             self.model_obj = load_model(self.model)
@@ -57,7 +59,8 @@ class _SimulatorBase:
         self.show_log = show_log
         if show_log:
             logging.getLogger("calibrator_custom").setLevel(logging.INFO)
-        self._interp = self._make_interpreter(self.model_obj)
+        with self._naming_the_file():
+            self._interp = self._make_interpreter(self.model_obj)
         g = self._interp.graph
         self._inputs: list[np.ndarray | None] = [None] * len(g.inputs)
         self._outputs: dict[int, np.ndarray] | None = None
@@ -65,6 +68,16 @@ class _SimulatorBase:
 
     def _make_interpreter(self, model: Model) -> Interpreter:
         return Interpreter(model)
+
+    @contextlib.contextmanager
+    def _naming_the_file(self) -> Iterator[None]:
+        """Prefix the model file to a ModelError raised inside (prepare, invoke), keeping its type."""
+        try:
+            yield
+        except ModelError as e:
+            if not self.model or self.model in str(e):  # already named
+                raise
+            raise type(e)(f"{self.model}: {e}") from None
 
     # ------------------------------------------------------------------ details
     def _details(self, indices: Iterable[int]) -> list[dict]:
@@ -122,7 +135,8 @@ class _SimulatorBase:
             g = self._interp.graph
             names = ", ".join(f"{k} ({g.tensors[g.inputs[k]].name!r})" for k in missing)
             raise InputError(f"invoke: set_input was not called for input(s) {names}")
-        self._outputs = self._interp.run(self._inputs, self._observers, keep)
+        with self._naming_the_file():
+            self._outputs = self._interp.run(self._inputs, self._observers, keep)
 
     def get_output(self, index: int) -> np.ndarray:
         """Output ``index`` of the last invoke."""
@@ -174,7 +188,7 @@ class fixed_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         from .fixed.registry import get_fixed_op
         from .fixed.writer import read_fixed_metadata
 
-        meta = read_fixed_metadata(model)
+        meta = read_fixed_metadata(model, self.model)
         if meta is None:
             where = f" {self.model!r}" if self.model else ""
             raise ModelError(f"fixed_simulator: model{where} is not a fixed model written by calibrator_custom "

@@ -15,9 +15,9 @@ What the fixed model holds (docs/fixed_point.md, "The fixed.sim file"):
 * the outputs of the detection post-processes (``TFLite_Detection_PostProcess``,
   ``TFLite_Detection_NMS``), which run in float, as float32 tensors without quantization (never
   behind a ``Fix2Float``); their float constant inputs (anchors, a class tensor) stay float32;
-* metadata ``calibrator_custom_fixed``: JSON with the format version and every input's formats,
-  mean/std, layout and alignment (not the quant level: a model re-made from its exported
-  quant_param is the same model, byte for byte).
+* metadata ``calibrator_custom_fixed`` (layout and reader in ``fixed/metadata.py``): JSON with the
+  format version and every input's formats, mean/std, layout and alignment (not the quant level:
+  a model re-made from its exported quant_param is the same model, byte for byte).
 
 Writing is atomic (temp file + rename) and deterministic: the same plan gives the same bytes.
 """
@@ -33,9 +33,7 @@ from ..model import schema
 from ..model.graph import Buffer, Model, Operator, OperatorCode, Quantization, Subgraph, Tensor
 from ..quant.planner import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
 from ..quant.qtypes import IMAGE_FORMATS
-
-METADATA_NAME = "calibrator_custom_fixed"
-FORMAT_VERSION = 1
+from .metadata import FORMAT_NAME, FORMAT_VERSION, METADATA_NAME, read_fixed_metadata  # noqa: F401 - re-exported
 
 
 def _quantization(tq: TensorQuant) -> Quantization | None:
@@ -164,7 +162,7 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
             fixed_outputs.append(index[i])
 
     meta = {
-        "format": "calibrator_custom fixed model", "version": FORMAT_VERSION,
+        "format": FORMAT_NAME, "version": FORMAT_VERSION,
         "inputs": [_input_meta(g.tensors[i].name, plan.input_specs.get(i)) for i in g.inputs],
         "outputs": [{"name": g.tensors[i].name, "dequantizations": i in dequantized} for i in g.outputs],
     }
@@ -173,6 +171,7 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
     model = Model([sg], out.buffers, out.codes, version=3, description="calibrator_custom fixed model",
                   metadata=[(METADATA_NAME, len(out.buffers) - 1)])
     model.validate()
+    read_fixed_metadata(model)  # what a fixed simulator will check when it loads the file
     return model
 
 
@@ -183,15 +182,3 @@ def _input_meta(name: str, spec) -> dict:
             "quantizations": spec.quantization, "mean": list(spec.mean), "std": list(spec.std),
             "layouts": spec.layout, "input_width_alignment": spec.width_alignment,
             "input_height_alignment": spec.height_alignment}
-
-
-def read_fixed_metadata(model: Model) -> dict | None:
-    """The ``calibrator_custom_fixed`` metadata of a model, or None for a float model."""
-    for name, buf in model.metadata:
-        if name == METADATA_NAME and 0 <= buf < len(model.buffers):
-            try:
-                return json.loads(bytes(model.buffers[buf].data).decode())
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                return None
-    return None
-

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ModelError
 from . import flatbuf, options as opts, sgs_dialect
+from .validate import check_dataflow
 
 #: TFLite TensorType name -> numpy dtype (types a numpy array can hold)
 TENSOR_DTYPES: dict[str, np.dtype] = {
@@ -300,6 +301,7 @@ class Model:
                         if not -1 <= i < nt or (kind == "output" and i < 0):
                             raise ModelError(f"op #{k} {self.op_name(op)}: {kind} tensor index {i} is out of "
                                              f"range (subgraph {s} has {nt} tensors)")
+            check_dataflow(self, s)
             sg.topological_order()
 
     # ------------------------------------------------------------------ encoding
