@@ -6,7 +6,8 @@
     ...     calibrator.forward(*item)                               # item == [[array_input0, ...]]
 
 Same names, arguments and behaviour as SigmaStar's ``calibrator_custom.utils`` except: no environment
-variable is needed, built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
+variable is needed (``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method`` is searched first when set),
+built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
 ``read_image_list`` is new (the vendor's tools parse list files inline), ``convert_to_input_formats``
 also accepts RAWDATA_F32_NHWC, ``get_out_model_name`` also names outputs for ``.tflite`` inputs and
 refuses an output folder that does not exist. Errors are ValueError subclasses (and also
@@ -90,15 +91,45 @@ def _import_file(path: str):
     return module
 
 
+def _suggest(name: str, names: Sequence[str]) -> str | None:
+    """The built-in name the user most likely meant: one the text is a prefix of, then a substring of, then
+    the closest spelling."""
+    low = name.lower()
+    for test in (lambda n: n.lower().startswith(low), lambda n: low in n.lower()):
+        hits = sorted((n for n in names if test(n)), key=len)
+        if low and hits:
+            return hits[0]
+    close = difflib.get_close_matches(name, names, n=1)
+    return close[0] if close else None
+
+
+def sdk_preprocess_dir() -> str | None:
+    """``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method`` when that folder exists (else None)."""
+    root = os.environ.get("SGS_IPU_DIR")
+    if not root:
+        return None
+    folder = os.path.join(root, "Scripts", "calibrator", "preprocess_method")
+    return folder if os.path.isdir(folder) else None
+
+
 def image_preprocess_func(model_name: str | os.PathLike) -> PreprocessFunc:
     """The ``image_preprocess(img_path, norm=True)`` of a built-in method name or of a user's .py file.
 
-    Names are those in ``calibrator_custom.preprocess_method.__all__``; anything ending in ``.py`` or
-    containing a path separator is a file. Unknown names, missing files (also a FileNotFoundError)
-    and files without a callable ``image_preprocess`` raise ConfigError.
+    Resolved as the SDK does: anything ending in ``.py`` or containing a path separator is a file; a
+    bare name is looked up in ``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method/<name>.py`` when
+    SGS_IPU_DIR is set and that file exists (so a user's SDK methods win, as with the SDK), then among
+    the built-in methods (``calibrator_custom.preprocess_method.__all__``, which include all of the SDK's
+    stock names with the same arrays). Unknown names, missing files (also a FileNotFoundError) and files
+    without a callable ``image_preprocess`` raise ConfigError.
     """
     name = os.fspath(model_name)
-    if name.lower().endswith(".py") or os.sep in name or (os.altsep and os.altsep in name):
+    sdk_dir = sdk_preprocess_dir()
+    is_file = name.lower().endswith(".py") or os.sep in name or (os.altsep and os.altsep in name)
+    if not is_file and sdk_dir and os.path.isfile(os.path.join(sdk_dir, f"{name}.py")):
+        path = os.path.join(sdk_dir, f"{name}.py")
+        log.info("preprocess method %r: using %s (from $SGS_IPU_DIR)", name, path)
+        module, where = _import_file(path), f"preprocess file {path!r}"
+    elif is_file:
         if not os.path.isfile(name):
             raise PreprocessNotFoundError(f"preprocess file {name!r} does not exist; pass the path of a .py "
                                           "file defining image_preprocess(img_path, norm=True), or a built-in "
@@ -107,8 +138,8 @@ def image_preprocess_func(model_name: str | os.PathLike) -> PreprocessFunc:
     else:
         builtins = _builtin_names()
         if name not in builtins:
-            close = difflib.get_close_matches(name, builtins, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            close = _suggest(name, builtins)
+            hint = f"did you mean {close!r}? " if close else ""
             raise ConfigError(f"unknown preprocess method {name!r}; {hint}built-in methods: {', '.join(builtins)}; "
                               "or pass the path of your own .py file")
         module = importlib.import_module(f"{__package__}.preprocess_method.{name}")

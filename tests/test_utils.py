@@ -34,14 +34,38 @@ def test_every_builtin_resolves_without_environment(monkeypatch, name):
 
 
 def test_builtin_list_is_complete():
-    assert set(preprocess_method.__all__) == {
-        "caffe_resnet18", "caffe_resnet50", "caffe_mobilenet_v2", "mobilenet_v1", "mobilenet_v2", "resnet_v2_50",
-        "inception_v3", "onnx_resnet18", "onnx_mobilenetv2", "face_detection_short_range", "face_landmark",
+    assert set(preprocess_method.OWN_METHODS) == {
+        "onnx_mobilenetv2", "face_detection_short_range", "face_landmark",
         "hand_landmark_lite", "iris_landmark", "palm_detection_lite", "pose_detection"}
+    assert len(preprocess_method.SDK_METHODS) == 66  # the SDK's preprocess_method folder, every file
+    assert {"caffe_ultra_fast_face", "caffe_resnet18", "mobilenet_v2", "yolov3"} <= set(preprocess_method.SDK_METHODS)
+
+
+@pytest.mark.parametrize("text, meant", [("face_detection", "face_detection_short_range"),
+                                         ("caffe_ultra", "caffe_ultra_fast_face"),
+                                         ("ultra_fast", "caffe_ultra_fast_face"),
+                                         ("mobilenetv3", "onnx_mobilenetv3_large_w1"),
+                                         ("mobilnet_v1", "mobilenet_v1")])
+def test_unknown_name_suggests_the_name_it_is_part_of(text, meant):
+    with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
+        utils.image_preprocess_func(text)
+
+
+def test_sgs_ipu_dir_methods_win(tmp_path, monkeypatch):
+    folder = tmp_path / "Scripts" / "calibrator" / "preprocess_method"
+    folder.mkdir(parents=True)
+    (folder / "mobilenet_v2.py").write_text("import numpy as np\n\ndef image_preprocess(img_path, norm=True):\n"
+                                            "    return np.full((1, 1, 1, 1), 42.0, np.float32)\n")
+    monkeypatch.setenv("SGS_IPU_DIR", str(tmp_path))
+    assert utils.image_preprocess_func("mobilenet_v2")("x.jpg")[0, 0, 0, 0] == 42.0
+    # names the folder does not hold still come from the package
+    assert utils.image_preprocess_func("mobilenet_v1").__module__ == "calibrator_custom.preprocess_method.mobilenet_v1"
+    monkeypatch.setenv("SGS_IPU_DIR", str(tmp_path / "missing"))
+    assert utils.image_preprocess_func("mobilenet_v2").__module__ == "calibrator_custom.preprocess_method.mobilenet_v2"
 
 
 def test_unknown_name_lists_the_builtins():
-    with pytest.raises(ConfigError, match="unknown preprocess method 'mobilenetv2'; did you mean 'mobilenet_v2'") as e:
+    with pytest.raises(ConfigError, match="unknown preprocess method 'mobilenetv2'; did you mean 'onnx_mobilenetv2'") as e:
         utils.image_preprocess_func("mobilenetv2")
     assert ", ".join(preprocess_method.__all__) in str(e.value)
     assert "or pass the path of your own .py file" in str(e.value)
