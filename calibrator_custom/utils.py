@@ -9,8 +9,8 @@ Same names, arguments and behaviour as SigmaStar's ``calibrator_custom.utils`` e
 variable is needed (``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method`` is searched first when set),
 built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
 ``read_image_list`` is new (the vendor's tools parse list files inline), ``convert_to_input_formats``
-also accepts RAWDATA_F32_NHWC, ``get_out_model_name`` also names outputs for ``.tflite`` inputs and
-refuses an output folder that does not exist. Errors are ValueError subclasses (and also
+also accepts RAWDATA_F32_NHWC, ``output_model_path`` is ``get_out_model_name`` that names ``x.tflite``'s output ``x_fixed.sim``
+(the SDK's name is the input path itself). Errors are ValueError subclasses (and also
 FileNotFoundError where the vendor raises that). See docs/preprocess.md.
 """
 from __future__ import annotations
@@ -27,9 +27,19 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import versions as _versions
 from .errors import ConfigError, InputError
+from .progress import ProgressBar
 
 log = logging.getLogger(__name__)
+
+#: the SDK's version string (see :mod:`calibrator_custom.versions`)
+VERSION = _versions.VERSION
+
+#: file-name suffixes of the SDK's compiled extension modules (64-bit and 32-bit Python 3.7); kept for
+#: scripts that build module paths from them (this package has no compiled modules)
+x64_extension_suffix = ".cpython-37m-x86_64-linux-gnu.so"
+i386_extension_suffix = ".cpython-37m-i386-linux-gnu.so"
 
 #: file extensions (lower case) that ``all_path`` collects, as in the vendor's SDK
 image_suffix = ["bmp", "dib", "jpeg", "jpg", "jpe", "jp2", "png", "pbm", "pgm", "ppm", "pxm", "pnm",
@@ -52,10 +62,92 @@ class ImageNotFoundError(InputError, FileNotFoundError):
 
 
 def get_sdk_version() -> str:
-    """The major part of the package version (the vendor returns e.g. 'S1' for 'S1.0.9_...')."""
-    from . import __version__
+    """The SDK generation of :data:`VERSION`: its part before the first dot ('S1' for 'S1.0.9_...')."""
+    return VERSION.split(".")[0]
 
-    return __version__.split(".")[0]
+
+class CompilerConfig:
+    """The SDK's compiler pass lists (read there from cfg/CompilerConfig*.yaml). This package runs no
+    passes: every list is empty and the calibrator methods that take passes ignore them. With
+    ``useFile=True`` each method writes its (empty) list to the SDK's file name and returns that path;
+    the files are removed when the object is deleted."""
+
+    _FILES = {"Debug2FloatConfig": "Debug2FloatConfig.txt", "Float2CmodelFloatConfig": "Float2CmodelFloatConfig.txt",
+              "CmodelFloat2FixedConfig": "CmodelFloat2FixedConfig.txt",
+              "CmodelFloat2FixedWOConfig": "CmodelFloat2FixedWOConfig.txt", "FixedWO2Fixed": "FixedWO2FixedConfig.txt",
+              "Float2CmodelFloatVerifyConfig": "Float2CmodelFloatVerifyConfig.txt",
+              "MixedOptimConfig": "MixedOptimConfig.txt"}
+
+    def __init__(self, useFile: bool = False):  # noqa: N803 - the SDK's keyword
+        self.useFile = useFile
+        self.FilePath: list[str] = []
+
+    def _passes(self, key: str):
+        if not self.useFile:
+            return []
+        path = self._FILES[key]
+        with open(path, "w", encoding="utf-8"):
+            pass
+        self.FilePath.append(path)
+        return path
+
+    def Debug2FloatConfig(self, SkipInfectDtype: bool = False):  # noqa: N802,N803
+        return self._passes("Debug2FloatConfig")
+
+    def Float2CmodelFloatConfig(self):  # noqa: N802
+        return self._passes("Float2CmodelFloatConfig")
+
+    def CmodelFloat2FixedConfig(self):  # noqa: N802
+        return self._passes("CmodelFloat2FixedConfig")
+
+    def CmodelFloat2FixedWOConfig(self):  # noqa: N802
+        return self._passes("CmodelFloat2FixedWOConfig")
+
+    def FixedWO2Fixed(self):  # noqa: N802
+        return self._passes("FixedWO2Fixed")
+
+    def Float2CmodelFloatVerifyConfig(self):  # noqa: N802
+        return self._passes("Float2CmodelFloatVerifyConfig")
+
+    def MixedOptimConfig(self):  # noqa: N802
+        return self._passes("MixedOptimConfig")
+
+    def __del__(self):
+        for path in getattr(self, "FilePath", []):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+class ShowProcess:
+    """The SDK's progress bar for scripts: ``show_process()`` per step, ``close()`` at the end (drawn on
+    stderr when it is a terminal, like the package's own bars). ``max_steps == 0`` is a ValueError."""
+
+    def __init__(self, max_steps: int, max_arrow: int = 50):
+        if max_steps == 0:
+            raise InputError("The input data is empty, please check the input parameters!")
+        self.max_steps = int(max_steps)
+        self.max_arrow = max_arrow
+        self.i = 0
+        self._bar = ProgressBar(self.max_steps, "")
+
+    def show_process(self, i: int | None = None) -> None:
+        """Advance to step ``i`` (default: one more step); closes itself at the last step."""
+        self.i = self.i + 1 if i is None else int(i)
+        self._bar(self.i, self.max_steps)
+        self.close()
+
+    def close(self) -> None:
+        if self.i >= self.max_steps:
+            self._bar.close()
+
+    def start_show_convert(self) -> None:
+        """The SDK's "Start converting model..." animation: a log line here."""
+        log.info("Start converting model...")
+
+    def close_show_convert(self) -> None:
+        pass
 
 
 # ---------------------------------------------------------------------------------------- preprocess
@@ -406,8 +498,11 @@ def check_quant_param(quant_param) -> None:
             if not isinstance(item[key], list):
                 raise ConfigError(f"{key} of quant_param[{idx}]: {name} must be a `list` (got "
                                   f"{type(item[key]).__name__}; use .tolist() on arrays)")
-        if not isinstance(item["bit"], int) or isinstance(item["bit"], bool):
+        if not isinstance(item["bit"], int):
             raise ConfigError(f"bit of quant_param[{idx}]: {name} must be `int`, got {item['bit']!r}")
+        if isinstance(item["bit"], bool):  # a bool is an int to the SDK's check too
+            log.warning("bit of quant_param[%d]: %s is the bool %r; accepted as the int %d like the SDK does (give "
+                        "8 or 16)", idx, name, item["bit"], int(item["bit"]))
         if "data" in item and not isinstance(item["data"], np.ndarray):
             raise ConfigError(f"data of quant_param[{idx}]: {name} must be `numpy.ndarray`, got "
                               f"{type(item['data']).__name__}")
@@ -424,7 +519,11 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
     """Output model path of a conversion: ``x_float.sim`` -> ``x_fixed.sim`` (phase 'Fixed'),
     ``x_fixed_without_ipu_ctrl.sim`` (phase 'Fixed_without_ipu_ctrl'), ``x_cmodel_float.sim`` (other phases).
 
-    ``output`` may be a folder (the generated basename goes in it) or a file path in an existing folder.
+    ``output`` may be a folder (the generated basename goes in it) or a file path in an existing folder;
+    a file path in a folder that does not exist falls back to the generated name, as the SDK does (with
+    a warning). For a model path without ``.sim`` (``x.tflite``) the result is, as from the SDK, the
+    model path itself (with a warning): the package's converters use :func:`output_model_path`, which
+    writes ``x_fixed.sim`` instead of overwriting the float model.
     """
     model_path = os.fspath(model_path)
     if phase == "Fixed":
@@ -435,8 +534,13 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
         pattern, suffix = _PLAIN_FLOAT_SUFFIX, "_cmodel_float.sim"
     if pattern.search(model_path):
         out_model = pattern.sub(suffix, model_path)
+    elif model_path.lower().endswith(".sim"):
+        out_model = model_path[:-4] + suffix
     else:
-        out_model = _MODEL_EXT.sub("", model_path) + suffix
+        out_model = model_path
+        log.warning("get_out_model_name(%r): no '.sim' in the name, so the output name is the model path itself "
+                    "(as with the SDK); this package's converters write %s instead", model_path,
+                    _MODEL_EXT.sub("", model_path) + suffix)
     if output is None:
         return out_model
     output = os.fspath(output)
@@ -444,6 +548,22 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
         return os.path.join(output, os.path.basename(out_model))
     parent = os.path.dirname(output)
     if parent and not os.path.isdir(parent):
-        raise InputError(f"output {output!r}: folder {parent!r} does not exist; create it or pass an existing "
-                         "folder")
+        log.warning("output %r: folder %r does not exist; writing %s instead, as the SDK does (create the folder "
+                    "to write there)", output, parent, out_model)
+        return out_model
     return output
+
+
+def output_model_path(model_path: str | os.PathLike, output: str | os.PathLike | None = None,
+                      phase: str = "Fixed") -> str:
+    """:func:`get_out_model_name`, except that it never names the input model itself: ``x.tflite`` gives
+    ``x_fixed.sim`` (the SDK's name would overwrite the float model). Used by the package's converters."""
+    out = get_out_model_name(model_path, output, phase)
+    model_path = os.fspath(model_path)
+    if os.path.abspath(out) == os.path.abspath(model_path):
+        suffix = {"Fixed": "_fixed.sim", "Fixed_without_ipu_ctrl": "_fixed_without_ipu_ctrl.sim"}.get(
+            phase, "_cmodel_float.sim")
+        out = _MODEL_EXT.sub("", model_path) + suffix
+        if output is not None and os.path.isdir(os.fspath(output)):
+            out = os.path.join(os.fspath(output), os.path.basename(out))
+    return out

@@ -419,13 +419,18 @@ def test_check_quant_param_accepts_valid():
     ([GOOD, {**GOOD, "min": np.zeros(2)}], "min of quant_param[1]: conv1 must be a `list` (got ndarray; use .tolist()"),
     ([{**GOOD, "max": (1.0,)}], "max of quant_param[0]: conv1 must be a `list`"),
     ([{**GOOD, "bit": 8.0}], "bit of quant_param[0]: conv1 must be `int`, got 8.0"),
-    ([{**GOOD, "bit": True}], "bit of quant_param[0]: conv1 must be `int`, got True"),
     ([{**GOOD, "data": [1, 2]}], "data of quant_param[0]: conv1 must be `numpy.ndarray`, got list"),
 ])
 def test_check_quant_param_errors(qp, fragment):
     with pytest.raises(ConfigError) as e:
         utils.check_quant_param(qp)
     assert fragment in str(e.value) and isinstance(e.value, ValueError)
+
+
+def test_check_quant_param_takes_a_bool_bit_like_the_sdk_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
+        utils.check_quant_param([{**GOOD, "bit": True}])
+    assert "is the bool True; accepted as the int 1 like the SDK does" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------ get_out_model_name
@@ -435,7 +440,6 @@ def test_check_quant_param_errors(qp, fragment):
     ("m_fixed_without_ipu_ctrl.sim", "Fixed", "m_fixed.sim"),
     ("m.sim", "Fixed", "m_fixed.sim"),
     ("dir/M_FLOAT.SIM", "Fixed", "dir/M_fixed.sim"),
-    ("models.sim/m.tflite", "Fixed", "models.sim/m_fixed.sim"),
     ("m_float.sim", "Fixed_without_ipu_ctrl", "m_fixed_without_ipu_ctrl.sim"),
     ("m_cmodel_float.sim", "Fixed_without_ipu_ctrl", "m_fixed_without_ipu_ctrl.sim"),
     ("m_float.sim", "CMD_Float", "m_cmodel_float.sim"),
@@ -449,5 +453,20 @@ def test_out_model_name_output(tmp_path):
     assert utils.get_out_model_name("a/m_float.sim", str(tmp_path)) == str(tmp_path / "m_fixed.sim")
     assert utils.get_out_model_name("m_float.sim", tmp_path / "x.sim") == str(tmp_path / "x.sim")
     assert utils.get_out_model_name("m_float.sim", "x.sim") == "x.sim"
-    with pytest.raises(InputError, match="folder .*missing' does not exist"):
-        utils.get_out_model_name("m_float.sim", str(tmp_path / "missing" / "x.sim"))
+
+
+def test_out_model_name_missing_folder_falls_back_with_a_warning(tmp_path, caplog):
+    # the SDK falls back to the generated name when the output's folder does not exist
+    with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
+        got = utils.get_out_model_name("m_float.sim", str(tmp_path / "missing" / "x.sim"))
+    assert got == "m_fixed.sim"
+    assert "does not exist; writing m_fixed.sim instead, as the SDK does" in caplog.text
+
+
+@pytest.mark.parametrize("model", ["m.tflite", "models.sim/m.tflite"])
+def test_tflite_name_is_the_sdks_but_converters_never_overwrite_the_model(model, caplog):
+    with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
+        assert utils.get_out_model_name(model) == model            # the SDK's result: the path itself
+    assert "the output name is the model path itself" in caplog.text
+    assert utils.output_model_path(model) == model[:-len(".tflite")] + "_fixed.sim"
+    assert utils.output_model_path("m_float.sim") == "m_fixed.sim"

@@ -183,7 +183,7 @@ def prepare(args: argparse.Namespace) -> CalibrationJob:
                         f"(default {DEFAULT_SENSITIVITY_THRESHOLD})")
     quant_param = _quant_file(args.quant_file, model)
     try:
-        out_model = utils.get_out_model_name(args.model, args.output)
+        out_model = utils.output_model_path(args.model, args.output)
     except ValueError as e:
         raise UserError(f"-o: {e}") from None
     if os.path.isdir(out_model):
