@@ -1,6 +1,5 @@
 # -*- coding: utf-8 -*-
 """The S1.0.9 tools' module-level API: imports, versions, constants and helpers, one check per line."""
-import os
 import sys
 
 import calibrator_custom
