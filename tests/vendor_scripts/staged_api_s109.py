@@ -7,7 +7,6 @@ import argparse
 import copy
 import os
 
-
 import calibrator_custom
 from calibrator_custom import utils
 
