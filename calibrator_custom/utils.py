@@ -9,8 +9,8 @@ Same names, arguments and behaviour as SigmaStar's ``calibrator_custom.utils`` e
 variable is needed (``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method`` is searched first when set),
 built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
 ``read_image_list`` is new (the vendor's tools parse list files inline), ``convert_to_input_formats``
-also accepts RAWDATA_F32_NHWC, ``output_model_path`` is ``get_out_model_name`` that names ``x.tflite``'s output ``x_fixed.sim``
-(the SDK's name is the input path itself). Errors are ValueError subclasses (and also
+also accepts RAWDATA_F32_NHWC, ``get_out_model_name`` names ``x.tflite``'s output ``x_fixed.sim`` (the SDK's name is the input path
+itself, which a conversion would overwrite). Errors are ValueError subclasses (and also
 FileNotFoundError where the vendor raises that). See docs/preprocess.md.
 """
 from __future__ import annotations
@@ -521,9 +521,9 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
 
     ``output`` may be a folder (the generated basename goes in it) or a file path in an existing folder;
     a file path in a folder that does not exist falls back to the generated name, as the SDK does (with
-    a warning). For a model path without ``.sim`` (``x.tflite``) the result is, as from the SDK, the
-    model path itself (with a warning): the package's converters use :func:`output_model_path`, which
-    writes ``x_fixed.sim`` instead of overwriting the float model.
+    a warning). Deliberate difference: for a model path without ``.sim`` (``x.tflite``) the SDK returns
+    the model path itself, so the conversion would overwrite the float model; here it is
+    ``x_fixed.sim`` (with a warning naming the difference).
     """
     model_path = os.fspath(model_path)
     if phase == "Fixed":
@@ -536,11 +536,10 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
         out_model = pattern.sub(suffix, model_path)
     elif model_path.lower().endswith(".sim"):
         out_model = model_path[:-4] + suffix
-    else:
-        out_model = model_path
-        log.warning("get_out_model_name(%r): no '.sim' in the name, so the output name is the model path itself "
-                    "(as with the SDK); this package's converters write %s instead", model_path,
-                    _MODEL_EXT.sub("", model_path) + suffix)
+    else:  # deliberate difference: the SDK returns model_path itself, so writing there overwrites the model
+        out_model = _MODEL_EXT.sub("", model_path) + suffix
+        log.warning("get_out_model_name(%r): named %s; the SDK would return the model path itself (no '.sim' in "
+                    "it), and writing the output there would overwrite the float model", model_path, out_model)
     if output is None:
         return out_model
     output = os.fspath(output)
@@ -556,14 +555,11 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
 
 def output_model_path(model_path: str | os.PathLike, output: str | os.PathLike | None = None,
                       phase: str = "Fixed") -> str:
-    """:func:`get_out_model_name`, except that it never names the input model itself: ``x.tflite`` gives
-    ``x_fixed.sim`` (the SDK's name would overwrite the float model). Used by the package's converters."""
+    """:func:`get_out_model_name`, guaranteed never to name the input model itself (an ``output`` equal to
+    it gets the generated name instead). Used by the package's converters."""
     out = get_out_model_name(model_path, output, phase)
-    model_path = os.fspath(model_path)
-    if os.path.abspath(out) == os.path.abspath(model_path):
-        suffix = {"Fixed": "_fixed.sim", "Fixed_without_ipu_ctrl": "_fixed_without_ipu_ctrl.sim"}.get(
-            phase, "_cmodel_float.sim")
-        out = _MODEL_EXT.sub("", model_path) + suffix
-        if output is not None and os.path.isdir(os.fspath(output)):
-            out = os.path.join(os.fspath(output), os.path.basename(out))
+    if os.path.abspath(out) == os.path.abspath(os.fspath(model_path)):
+        fallback = get_out_model_name(model_path, None, phase)
+        log.warning("output %r is the input model itself; writing %s instead", out, fallback)
+        out = fallback
     return out

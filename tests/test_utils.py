@@ -440,6 +440,7 @@ def test_check_quant_param_takes_a_bool_bit_like_the_sdk_with_a_warning(caplog):
     ("m_fixed_without_ipu_ctrl.sim", "Fixed", "m_fixed.sim"),
     ("m.sim", "Fixed", "m_fixed.sim"),
     ("dir/M_FLOAT.SIM", "Fixed", "dir/M_fixed.sim"),
+    ("models.sim/m.tflite", "Fixed", "models.sim/m_fixed.sim"),
     ("m_float.sim", "Fixed_without_ipu_ctrl", "m_fixed_without_ipu_ctrl.sim"),
     ("m_cmodel_float.sim", "Fixed_without_ipu_ctrl", "m_fixed_without_ipu_ctrl.sim"),
     ("m_float.sim", "CMD_Float", "m_cmodel_float.sim"),
@@ -464,9 +465,12 @@ def test_out_model_name_missing_folder_falls_back_with_a_warning(tmp_path, caplo
 
 
 @pytest.mark.parametrize("model", ["m.tflite", "models.sim/m.tflite"])
-def test_tflite_name_is_the_sdks_but_converters_never_overwrite_the_model(model, caplog):
+def test_tflite_output_never_overwrites_the_model(model, caplog):
+    # deliberate difference: the SDK returns the model path itself for a name without '.sim'
+    want = model[:-len(".tflite")] + "_fixed.sim"
     with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
-        assert utils.get_out_model_name(model) == model            # the SDK's result: the path itself
-    assert "the output name is the model path itself" in caplog.text
-    assert utils.output_model_path(model) == model[:-len(".tflite")] + "_fixed.sim"
+        assert utils.get_out_model_name(model) == want
+    assert "the SDK would return the model path itself" in caplog.text
+    assert utils.output_model_path(model) == want
     assert utils.output_model_path("m_float.sim") == "m_fixed.sim"
+    assert utils.output_model_path("m_float.sim", "m_float.sim") == "m_fixed.sim"
