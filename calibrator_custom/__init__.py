@@ -6,16 +6,27 @@ for the user guide.
 from __future__ import annotations
 
 import logging
+import sys
 
-from . import utils
+from . import sim_calibrator, sim_simulator, utils, versions
 from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError, ModelError, UnsupportedOpError
+from .printing import printf
 from .sim_calibrator import SIM_Calibrator
 from .sim_simulator import SIM_Simulator
-from .simulators import fixed_simulator, float_simulator
+from .simulators import fixed_simulator, float_simulator, offline_simulator
 
-__version__ = "0.1.0"
-__all__ = ["calibrator", "fixed_simulator", "float_simulator", "utils", "SIM_Calibrator", "SIM_Simulator",
+#: the SDK's module names for the SIM_* modules (``from calibrator_custom import SIM_calibrator``,
+#: ``calibrator_custom.SIM_calibrator.STH = ...``): the same module objects as sim_calibrator / sim_simulator
+SIM_calibrator = sim_calibrator
+SIM_simulator = sim_simulator
+sys.modules[f"{__name__}.SIM_calibrator"] = sim_calibrator
+sys.modules[f"{__name__}.SIM_simulator"] = sim_simulator
+
+#: the SDK's form: '<SDK generation>_calibrator_custom_<package version>' (see calibrator_custom.versions)
+__version__ = versions.VERSION
+__all__ = ["calibrator", "fixed_simulator", "float_simulator", "offline_simulator", "printf", "utils", "versions",
+           "SIM_Calibrator", "SIM_Simulator", "SIM_calibrator", "SIM_simulator",
            "CalibratorError", "ConfigError", "InputError", "ModelError", "UnsupportedOpError", "__version__"]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -12,16 +12,20 @@ tensor will have in the fixed model under this config. A bad model or config pat
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
 from .calib import Collector, StatsSet, collect_stats, model_sha256, weight_stats
+from .calib.stats import TensorStats
 from .config import InputConfig, load_input_config
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .quant.qtypes import conv_bits, conv_like_ops, tensor_qtypes
 from .simulators import _SimulatorBase
+
+log = logging.getLogger(__name__)
 
 
 class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
@@ -51,6 +55,9 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         self.add_observer(self._collector.observe)
         self._recorded_inputs: list[list[np.ndarray]] = []
         self._record_limit = 0
+        self.statistics_mode = "minmax"
+        #: quant_param items from set_minmax / set_chn / update / update_data, by tensor name
+        self._imported: dict[str, dict] = {}
 
     # ------------------------------------------------------------------ details
     def get_tensor_details(self) -> list[dict]:
@@ -89,9 +96,10 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
 
     def reset_statistics(self) -> None:
         """Forget the statistics gathered so far."""
+        collecting = self._collector.observe in self._observers
         observers = [o for o in self._observers if o != self._collector.observe]
         self._collector = Collector(self._collector.config.num_bins)
-        self._observers = observers + [self._collector.observe]
+        self._observers = observers + ([self._collector.observe] if collecting else [])
 
     def save_statistics(self, path: str | os.PathLike) -> None:
         """Write the statistics to ``path`` (``.npz``) so quantization can be re-planned without images."""
@@ -117,3 +125,183 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         """Vendor form: per-channel (last axis) ranges, ``name``, ``min`` list, ``max`` list."""
         return [{"name": s.name, "min": np.asarray(s.channel_min).tolist(), "max": np.asarray(s.channel_max).tolist()}
                 for s in self._collector.tensor_stats().values()]
+
+    # ------------------------------------------------------------------ the vendor's staged API
+    #: statistics modes of the vendor's calibrator (``set_statistics_mode``)
+    STATISTICS_MODES = ("minmax", "statistics", "qab", "skip")
+
+    def set_statistics_mode(self, mode: str) -> None:
+        """``'minmax'``, ``'statistics'`` or ``'qab'``: later invokes gather statistics (this package always
+        gathers min/max, per-channel ranges and histograms together); ``'skip'``: they gather nothing."""
+        if mode not in self.STATISTICS_MODES:
+            raise ConfigError(f"set_statistics_mode: unknown mode {mode!r}; use one of "
+                              f"{', '.join(self.STATISTICS_MODES)}")
+        self.statistics_mode = mode
+        collecting = self._collector.observe in self._observers
+        if mode == "skip" and collecting:
+            self._observers.remove(self._collector.observe)
+        elif mode != "skip" and not collecting:
+            self._observers.append(self._collector.observe)
+
+    def _bits_of(self, name: str) -> int:
+        qtype = self._qtype_by_name().get(name, "INT16")
+        return 8 if qtype in ("UINT8", "INT8") else 16
+
+    def _qtype_by_name(self) -> dict[str, str]:
+        return {t.name: q for t, q in zip(self.model_obj.main.tensors, self._qtypes)}
+
+    def _import_ranges(self, items: Sequence[dict], what: str) -> None:
+        if not isinstance(items, (list, tuple)):
+            raise ConfigError(f"{what}: expected the list that get_{what[4:]}() returns, got {type(items).__name__}")
+        known = self._qtype_by_name()
+        for k, item in enumerate(items):
+            if not isinstance(item, dict) or not {"name", "min", "max"} <= set(item):
+                raise ConfigError(f"{what}[{k}]: each item needs name, min and max (as get_{what[4:]}() returns)")
+            name = item["name"]
+            if name not in known:
+                raise ConfigError(f"{what}[{k}]: the model has no tensor named {name!r}")
+            lo, hi = np.atleast_1d(np.asarray(item["min"], np.float64)), np.atleast_1d(np.asarray(item["max"], np.float64))
+            self._imported[name] = {"name": name, "min": lo.tolist(), "max": hi.tolist(), "bit": self._bits_of(name)}
+
+    def set_minmax(self, minmax: Sequence[dict]) -> None:
+        """Use these per-tensor ranges (the items of :meth:`get_minmax`) in :meth:`convert_fixed`."""
+        self._import_ranges(minmax, "set_minmax")
+
+    def set_chn(self, chn: Sequence[dict]) -> None:
+        """Use these per-channel ranges (the items of :meth:`get_chn`) in :meth:`convert_fixed`.
+
+        Like the vendor, a tensor's range is then the whole span of its channel ranges (per-channel
+        quantization is for weights, which come from the model)."""
+        items = [{"name": c["name"], "min": [float(np.min(c["min"]))], "max": [float(np.max(c["max"]))]}
+                 if isinstance(c, dict) and {"name", "min", "max"} <= set(c) else c for c in chn] \
+            if isinstance(chn, (list, tuple)) else chn
+        self._import_ranges(items, "set_chn")
+
+    def get_intermediate(self) -> list[dict]:
+        """The vendor's per-op intermediate (accumulator) ranges: none here, the fixed kernels need none."""
+        return []
+
+    def set_intermediate(self, intermediate: Sequence[dict]) -> None:
+        """Accepts :meth:`get_intermediate`'s list; there are no intermediate ranges to set here."""
+        if intermediate:
+            log.warning("set_intermediate: this package's fixed kernels use no intermediate ranges; %d item(s) "
+                        "ignored", len(intermediate))
+
+    def get_statistics(self) -> list[dict]:
+        """Per float tensor: ``name``, ``bin`` (histogram counts), ``min``, ``max`` and ``tensor_stats`` (the
+        full statistics, what :meth:`set_statistics` takes back)."""
+        return [{"name": s.name, "bin": np.asarray(s.histogram.counts).copy(), "min": float(s.min),
+                 "max": float(s.max), "tensor_stats": s} for s in self._collector.tensor_stats().values()]
+
+    def set_statistics(self, statistics: Sequence[dict]) -> None:
+        """Replace the gathered statistics of the named tensors by those of :meth:`get_statistics` items."""
+        for k, item in enumerate(statistics):
+            ts = item.get("tensor_stats") if isinstance(item, dict) else None
+            if not isinstance(ts, TensorStats):
+                raise ConfigError(f"set_statistics[{k}]: give the items get_statistics() returns (with "
+                                  "'tensor_stats'); bare 'bin' histograms cannot be merged into this package's "
+                                  "adaptive histograms")
+            self._collector._stats[ts.name] = ts
+
+    def dump_weights(self) -> dict[str, np.ndarray]:
+        """Every float constant an op reads, by tensor name (copies)."""
+        g = self._interp.graph
+        return {g.tensors[i].name: np.array(v) for i, v in self._interp.constants.items()
+                if isinstance(v, np.ndarray) and v.dtype.kind == "f"}
+
+    def dump_statistics(self) -> dict[str, dict]:
+        """Per float tensor: ``{'min', 'max', 'channel_min', 'channel_max', 'bin'}`` of the statistics so far."""
+        return {s.name: {"min": float(s.min), "max": float(s.max), "channel_min": np.asarray(s.channel_min).tolist(),
+                         "channel_max": np.asarray(s.channel_max).tolist(), "bin": np.asarray(s.histogram.counts).copy()}
+                for s in self._collector.tensor_stats().values()}
+
+    def update(self, quant_info_list: Sequence[dict]) -> None:
+        """Use these quant_param items (``name, min, max, bit[, data]``) in :meth:`convert_fixed`."""
+        from . import utils
+
+        utils.check_quant_param(list(quant_info_list))
+        for item in quant_info_list:
+            self._imported[item["name"]] = dict(item)
+
+    def update_data(self, quant_param: Sequence[dict], path: str | os.PathLike | None = None) -> str | None:
+        """Use the ``data`` of these quant_param items in :meth:`convert_fixed`.
+
+        Deliberate difference: the vendor rewrites the float model file (to ``path``, or in place) with the
+        new constants; here the float file is never modified and the constants go into the fixed model only.
+        """
+        items = [dict(q) for q in quant_param if "data" in q]
+        if items:
+            log.warning("update_data: the float model %s is not rewritten (the SDK rewrites it); the %d constant(s) "
+                        "go into the fixed model", path or self.model or "(in memory)", len(items))
+        self.update(items)
+        return self.model
+
+    def convert_cmodel_float(self, passes=None, saved_path: str | os.PathLike | None = None) -> str:
+        """The vendor's float -> cmodel-float stage. There is none here (float converts straight to fixed):
+        the float model is copied to ``saved_path`` (default ``x_cmodel_float.sim``) so later steps that
+        open that file work, and ``model_type`` becomes ``'Cmodel_float'``. ``passes`` are ignored."""
+        import shutil
+
+        from . import utils
+
+        if not self.model:
+            raise InputError("convert_cmodel_float needs a calibrator created from a model file path")
+        out = os.fspath(saved_path) if saved_path is not None else utils.output_model_path(self.model, phase="CMD_Float")
+        log.warning("convert_cmodel_float: there is no cmodel-float stage here; %s is a copy of the float model",
+                    out)
+        if os.path.abspath(out) != os.path.abspath(self.model):
+            shutil.copyfile(self.model, out)
+        self.model_type = "Cmodel_float"
+        return out
+
+    def convert_fixed(self, passes=None, saved_path: str | os.PathLike | None = None, model_desc: str = "Fixed",
+                      quant_level: str = "L1") -> str:
+        """Write the fixed model from the statistics gathered so far and the ranges/items given with
+        ``set_minmax``/``set_chn``/``update``/``update_data`` (those win), at ``quant_level`` (default L1, the
+        vendor's min/max conversion). ``passes`` are ignored; ``model_desc`` 'Fixed_without_ipu_ctrl' is
+        written as 'Fixed' (there is one fixed dialect here). Returns the written path."""
+        from . import utils
+        from .quant.convert import convert as convert_model
+
+        if model_desc not in ("Fixed", "Fixed_without_ipu_ctrl"):
+            raise ConfigError(f"convert_fixed: model_desc {model_desc!r}; use 'Fixed' or 'Fixed_without_ipu_ctrl'")
+        if model_desc != "Fixed":
+            log.warning("convert_fixed: model_desc %r is written as a 'Fixed' model (one fixed dialect here)", model_desc)
+        if saved_path is None:
+            if not self.model:
+                raise InputError("convert_fixed needs saved_path for a calibrator created from an in-memory model")
+            saved_path = utils.output_model_path(self.model)
+        stats = self.statistics()
+        if stats.num_samples == 0 and not self._imported:
+            raise InputError("convert_fixed: no statistics yet; invoke the calibrator on calibration inputs (or "
+                             "set_minmax / update) first")
+        quant_param = list(self._imported.values()) or None
+        convert_model(self.model_obj, self.config, stats, quant_level=quant_level, quant_param=quant_param,
+                      output_path=saved_path)
+        self.model_type = "Fixed"
+        return os.fspath(saved_path)
+
+    def get_op_details(self, op_types: Iterable[str] | None = None) -> list[dict]:
+        """Conv-like ops (of ``op_types``, default all): ``op_index``, ``op_type``, ``input_tensors`` (data,
+        weights[, bias] names), ``ib_allowed_bits`` ([8, 16]), ``input_min/max`` and ``weights_min/max``
+        (lists: gathered input range, per-channel weight ranges), ``input_shape``, ``weights_shape``."""
+        g = self.model_obj.main
+        wanted = None if op_types is None else set(op_types)
+        seen = self._collector.tensor_stats()
+        out = []
+        for c in self._convs:
+            if wanted is not None and c.op_name not in wanted:
+                continue
+            x, w = g.tensors[c.data], g.tensors[c.weights]
+            wv = np.asarray(self._interp.constants.get(c.weights, np.zeros(w.shape)), np.float64)
+            out_axis = 3 if c.is_depthwise and wv.ndim == 4 else 0  # output channels: TFLite OHWI / 1HWO
+            rows = np.moveaxis(wv, out_axis, 0).reshape(wv.shape[out_axis], -1) if wv.ndim else wv.reshape(1, 1)
+            xs = seen.get(x.name)
+            names = [x.name, w.name] + ([g.tensors[c.bias].name] if c.bias >= 0 else [])
+            out.append({"op_index": c.op_index, "op_type": c.op_name, "input_tensors": names,
+                        "ib_allowed_bits": [8, 16],
+                        "input_min": [float(xs.min)] if xs is not None else [],
+                        "input_max": [float(xs.max)] if xs is not None else [],
+                        "weights_min": rows.min(axis=1).tolist(), "weights_max": rows.max(axis=1).tolist(),
+                        "input_shape": [int(v) for v in x.shape], "weights_shape": [int(v) for v in w.shape]})
+        return out

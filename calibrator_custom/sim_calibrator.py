@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -35,13 +35,18 @@ from .quant.convert import L5_SAMPLES, convert as convert_model
 from .quant.import_stats import split_quant_param, stats_from_quant_param
 from .quant.levels import check_quant_level, effective_quant_level
 from .quant.qparam import export_quant_param, save_quant_param
-from .sim_registry import ModelRegistry, format_details
+from .sim_registry import ModelRegistry
 from .sim_workers import run_sharded
 
 log = logging.getLogger(__name__)
 
-#: the vendor's default sensitivity threshold for 8 -> 16-bit upgrades (L4, L5)
+#: sensitivity threshold for 8 -> 16-bit upgrades (L4, L5), read by every ``convert`` that is not given
+#: ``sensitivity_threshold``: set ``calibrator_custom.SIM_calibrator.STH`` as the SDK's tools do for -sth
 STH = 0.002
+#: the fixed dialect written (the SDK's tools set 'Fixed_without_ipu_ctrl' for -p; there is one dialect here)
+TARGET_TYPE = "Fixed"
+#: keyword arguments of the SDK's ``convert`` that are accepted and have no effect here
+_IGNORED_KEYWORDS = ("cmd_model",)
 #: the vendor's default number of worker processes
 DEFAULT_NUM_PROCESS = 10
 #: the only mixed-precision strategy there is
@@ -91,16 +96,11 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         """Register ``value`` under ``name`` (what ``self.<name> = value`` does)."""
         self._register(name, value)
 
-    @staticmethod
-    def print_model(model) -> str:
-        """The vendor's text of a model's input and output details (``Input(i):`` / ``Output(i):`` blocks)."""
-        return format_details(model.get_input_details(), model.get_output_details())
-
     # ------------------------------------------------------------------ convert
     def convert(self, img_gen: Iterator | None = None, *, num_process: int = DEFAULT_NUM_PROCESS,
                 quant_level: str = "L5", quant_param: list | None = None, mixed_precision: str = "sp",
                 cmd_model: Sequence[str] | None = None, fix_model: Sequence[str] | None = None,
-                sensitivity_threshold: float = STH) -> list[str] | None:
+                sensitivity_threshold: float | None = None, **ignored: Any) -> list[str]:
         """Calibrate every registered model on ``img_gen`` through ``forward`` and write the fixed models.
 
         Args:
@@ -120,17 +120,22 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                 the float model file (the vendor rewrites it, keeps the original as
                 ``Origin_<name>`` and then calibrates the rewritten model; here statistics come
                 from the float model as given, and the items' own ranges take priority).
-            mixed_precision: only ``'sp'`` (the vendor's default and the only strategy here).
+            mixed_precision: only ``'sp'`` (the vendor's default and the only strategy here); another
+                value is used as ``'sp'`` with a warning (the SDK passes it to its closed quantizer).
             cmd_model: accepted for compatibility (its length is checked) and ignored: there is no
                 cmodel-float stage here.
             fix_model: output paths, one per registered calibrator in definition order. ``None``
                 names them after the float models (``x_float.sim`` -> ``x_fixed.sim``,
                 ``x.tflite`` -> ``x_fixed.sim``, next to them).
-            sensitivity_threshold: L4/L5 threshold for upgrading a convolution to 16 bit
-                (the vendor's constant ``STH``).
+            sensitivity_threshold: L4/L5 threshold for upgrading a convolution to 16 bit: a
+                convolution is upgraded when making it alone 16-bit lowers the model's output noise by
+                more than this fraction (L5 measures it, L4 estimates it), within a budget of 25 % of
+                the conv multiply-accumulates. Default: the module's ``STH`` at call time (0.002).
+            **ignored: other keyword arguments are accepted, as the SDK does, and logged as ignored.
 
         Returns:
-            The written fixed model paths when ``fix_model`` is None (as the vendor), else None.
+            The written fixed model paths, one per calibrator (the SDK returns them only when
+            ``fix_model`` is None and None otherwise; a list is returned in both cases here).
 
         Raises:
             ValueError: an unknown level or strategy, a malformed quant_param, a wrong number of
@@ -144,7 +149,15 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         utils.check_quant_param(quant_param)
         level = effective_quant_level(quant_level, [c.config for c in cals], quant_param)
         if mixed_precision not in MIXED_PRECISION:
-            raise ConfigError(f"mixed_precision {mixed_precision!r} is not supported; use 'sp'")
+            log.warning("mixed_precision %r is not implemented here; using 'sp' (the SDK passes it to its closed "
+                        "quantizer)", mixed_precision)
+        for key in sorted(ignored):
+            log.warning("convert: keyword %s=%r has no effect here (the SDK ignores unknown keywords too)", key,
+                        ignored[key])
+        if sensitivity_threshold is None:
+            sensitivity_threshold = float(STH)
+        if TARGET_TYPE != "Fixed":
+            log.warning("TARGET_TYPE %r: writing a 'Fixed' model (there is one fixed dialect here)", TARGET_TYPE)
         _check_count("cmd_model", cmd_model, len(cals))
         _check_count("fix_model", fix_model, len(cals))
         if cmd_model is not None:
@@ -175,7 +188,104 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             if self.save_quant_info:
                 save_quant_param(export_quant_param(fixed), f"quant_info_{name}.pkl")
                 log.info("%s: quant info saved in quant_info_%s.pkl", name, name)
-        return out_paths if fix_model is None else None
+        return out_paths
+
+    # ------------------------------------------------------------------ the SDK's staged API
+    def forward_all(self, inputs: Iterable) -> list[dict]:
+        """Run ``forward`` on each sample in this process; per sample, each calibrator's
+        ``{'minmax': get_minmax(), 'intermediate': get_intermediate(), 'chn': get_chn()}`` of that sample
+        alone (the SDK's first calibration pass). The calibrators' statistics are reset per sample."""
+        cals = self._calibrator_list()
+        out = []
+        for sample in inputs:
+            for c in cals:
+                c.reset_statistics()
+            self.forward(*_as_args(sample))
+            out.append({name: {"minmax": c.get_minmax(), "intermediate": c.get_intermediate(), "chn": c.get_chn()}
+                        for name, c in self._calibrators.items()})
+        return out
+
+    def forward_skip(self, inputs: Iterable) -> list:
+        """``[forward(*sample) for sample in inputs]`` in this process (the calibrators keep gathering)."""
+        return [self.forward(*_as_args(sample)) for sample in inputs]
+
+    def convert_fixed(self, cmd_model: Sequence[str] | None = None, fix_model: Sequence[str] | None = None,
+                      **ignored: Any) -> list[str]:
+        """Write every calibrator's fixed model from what it has gathered (``invoke``, ``set_minmax``,
+        ``update``...), as ``calibrator.convert_fixed`` (L1). ``cmd_model`` is checked and ignored (no
+        cmodel stage). Returns the paths (default names next to the float models)."""
+        cals = self._calibrator_list()
+        _check_count("cmd_model", cmd_model, len(cals))
+        _check_count("fix_model", fix_model, len(cals))
+        for key in sorted(ignored):
+            log.warning("convert_fixed: keyword %s has no effect here", key)
+        paths = self._out_paths(cals, fix_model)
+        return [c.convert_fixed(saved_path=p) for c, p in zip(cals, paths)]
+
+    def convert_optim_model(self, img_gen: Iterator, **kwargs: Any) -> list[dict]:
+        """Run ``forward`` on every sample (the calibrators gather statistics) and return the
+        ``get_op_details`` of every CONV_2D / DEPTHWISE_CONV_2D of every calibrator, in order: the
+        ``conv8_info`` that :meth:`optimize` takes. No cmodel file is written (no cmodel stage here)."""
+        if not isinstance(img_gen, Iterator):
+            raise InputError("SIM_Calibrator need data generator for input")
+        cals = self._calibrator_list()
+        for key in sorted(set(kwargs) - {"num_process", "cmd_model"}):
+            log.warning("convert_optim_model: keyword %s has no effect here", key)
+        for c in cals:
+            c.reset_statistics()
+        self.forward_skip(img_gen)
+        return [d for c in cals for d in c.get_op_details(["CONV_2D", "DEPTHWISE_CONV_2D"])]
+
+    def optimize(self, inputs: Iterable, conv8_info: Sequence[dict], float_result: Any = None,
+                 compression_rates: Sequence[float] = (0.5,), num_subsets: int = 10,
+                 conv16_chn: bool = True) -> list[list[dict]]:
+        """8/16-bit mixed precision: one quant_param list per compression rate.
+
+        For rate ``r`` the convolutions of ``conv8_info`` stay 8-bit, least sensitive first, while their
+        input + weight sizes stay within ``r`` of the total; the others get 16-bit inputs and weights.
+        Sensitivity is the estimated output noise an 8-bit conv adds (the L4 estimate from the
+        statistics gathered by :meth:`convert_optim_model`), so unlike the SDK nothing is re-run per conv
+        and ``inputs`` / ``float_result`` / ``num_subsets`` are not used. Pass a list to
+        ``convert(quant_param=...)``.
+        """
+        from .quant.convert import analytic_gain
+        from .quant.planner import PlanInputs, build_plan
+
+        cals = self._calibrator_list()
+        gains: dict[tuple[int, int], float] = {}
+        for k, c in enumerate(cals):
+            pi = PlanInputs.create(c.model_obj, c.statistics(), c.config)
+            for op, gain in analytic_gain(pi, build_plan(pi, "L3")).items():
+                gains[(k, op)] = gain
+        owner = {}
+        for d in conv8_info:  # which calibrator each conv belongs to: the one with that input tensor
+            for k, c in enumerate(cals):
+                if any(o["op_index"] == d["op_index"] and o["input_tensors"] == d["input_tensors"]
+                       for o in c.get_op_details()):
+                    owner[id(d)] = k
+                    break
+        size = {id(d): int(np.prod(d["input_shape"])) + int(np.prod(d["weights_shape"])) for d in conv8_info}
+        order = sorted(conv8_info, key=lambda d: gains.get((owner.get(id(d), 0), d["op_index"]), 0.0))
+        total = sum(size.values()) or 1
+        results = []
+        for rate in compression_rates:
+            if not 0 <= float(rate) <= 1:
+                raise ConfigError(f"optimize: compression rate {rate!r} must be between 0 and 1")
+            kept, used = set(), 0
+            for d in order:
+                if used + size[id(d)] <= float(rate) * total:
+                    kept.add(id(d))
+                    used += size[id(d)]
+            items = []
+            for d in conv8_info:
+                bit = 8 if id(d) in kept else 16
+                x, w = d["input_tensors"][0], d["input_tensors"][1]
+                items.append({"name": x, "min": list(d["input_min"]), "max": list(d["input_max"]), "bit": bit})
+                wmin = d["weights_min"] if conv16_chn or bit == 8 else [min(d["weights_min"])]
+                wmax = d["weights_max"] if conv16_chn or bit == 8 else [max(d["weights_max"])]
+                items.append({"name": w, "min": list(wmin), "max": list(wmax), "bit": bit})
+            results.append([i for i in items if i["min"] and i["max"]])
+        return results
 
     def _calibrator_list(self) -> list[calibrator]:
         store = self._registry()
@@ -195,7 +305,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             if missing:
                 raise InputError(f"calibrator(s) {', '.join(missing)} were built from in-memory models: pass "
                                  "fix_model=[...] with one output path per calibrator")
-            paths = [utils.get_out_model_name(c.model) for c in cals]
+            paths = [utils.output_model_path(c.model) for c in cals]
         for p in paths:
             parent = os.path.dirname(p)
             if parent and not os.path.isdir(parent):

@@ -111,7 +111,31 @@ class ModelRegistry:
         else:
             object.__delattr__(self, name)
 
+    def _check_name(self, name: Any, what: str) -> None:
+        if self.__dict__.get(self._store) is None:
+            raise AttributeError(f"cannot assign {what} before {type(self).__name__}.__init__() call; call "
+                                 f"super().__init__() first in {type(self).__name__}.__init__")
+        if not isinstance(name, str):
+            raise TypeError(f"{self._kind} name should be a string. Got {type(name)}")
+        if name == "":
+            raise KeyError(f"{self._kind} name can't be empty string \"\"")
+
+    def register_model_inputs(self, name: str, value: list) -> None:
+        """Record the input details shown for ``name`` by ``repr`` (registration does it for you)."""
+        self._check_name(name, "model_inputs")
+        self._model_inputs[name] = value
+
+    def register_model_outputs(self, name: str, value: list) -> None:
+        """Record the output details shown for ``name`` by ``repr`` (registration does it for you)."""
+        self._check_name(name, "model_outputs")
+        self._model_outputs[name] = value
+
     # ------------------------------------------------------------------ text
+    @staticmethod
+    def print_model(model) -> str:
+        """The vendor's text of a model's input and output details (``Input(i):`` / ``Output(i):`` blocks)."""
+        return format_details(model.get_input_details(), model.get_output_details())
+
     def __repr__(self) -> str:
         text = type(self).__name__ + ":\n"
         for name in self._registry() or {}:

@@ -79,6 +79,11 @@ class _SimulatorBase:
                 raise
             raise type(e)(f"{self.model}: {e}") from None
 
+    @property
+    def model_path(self) -> str | None:
+        """The model file path (the SDK's attribute name; same as ``model``)."""
+        return self.model
+
     # ------------------------------------------------------------------ details
     def _details(self, indices: Iterable[int]) -> list[dict]:
         g = self._interp.graph
@@ -103,8 +108,17 @@ class _SimulatorBase:
                  "qtype": t.dtype} for t in self._interp.graph.tensors]
 
     # ------------------------------------------------------------------ running
-    def set_input(self, index: int, data: np.ndarray) -> None:
-        """Set input ``index`` (position in get_input_details) to ``data`` of exactly its shape and dtype."""
+    @staticmethod
+    def _check_batch_idx(batch_idx: int, where: str) -> None:
+        if batch_idx != 0:
+            raise InputError(f"{where}: batch_idx {batch_idx!r}: only 0 here (batch_idx addresses the buffers of "
+                             "multi-batch n_buf offline models, which this package does not simulate)")
+
+    def set_input(self, index: int, data: np.ndarray, batch_idx: int = 0) -> None:
+        """Set input ``index`` (position in get_input_details) to ``data`` of exactly its shape and dtype.
+
+        ``batch_idx`` (the SDK's multi-batch offline buffer index) must be 0."""
+        self._check_batch_idx(batch_idx, "set_input")
         g = self._interp.graph
         n = len(g.inputs)
         if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
@@ -138,8 +152,9 @@ class _SimulatorBase:
         with self._naming_the_file():
             self._outputs = self._interp.run(self._inputs, self._observers, keep)
 
-    def get_output(self, index: int) -> np.ndarray:
-        """Output ``index`` of the last invoke."""
+    def get_output(self, index: int, batch_idx: int = 0) -> np.ndarray:
+        """Output ``index`` of the last invoke (``batch_idx`` must be 0, as for :meth:`set_input`)."""
+        self._check_batch_idx(batch_idx, "get_output")
         if self._outputs is None:
             raise InputError("get_output: call invoke() first")
         outs = self._interp.output_indices
@@ -248,3 +263,20 @@ class fixed_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                     d["quantization"] = [(float(s), int(z)) for s, z in zip(q.scale, zps)]
             out.append(d)
         return out
+
+
+class offline_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
+    """The SDK's simulator of offline (board) models. Not available yet: constructing one is a clear error.
+
+    The SDK documents fixed and offline results as identical, so simulate the ``*_fixed.sim`` with
+    :class:`fixed_simulator` instead.
+    """
+
+    class_type = "OFFLINE"
+
+    def __init__(self, model_path: str | os.PathLike | Model, input_config: str | os.PathLike | None = None,
+                 show_log: bool = False, batch: int = 1, **kwargs):
+        where = f" {os.fspath(model_path)!r}" if not isinstance(model_path, Model) else ""
+        raise ModelError(f"offline_simulator{where}: offline models are not supported by this package yet; simulate "
+                         "the fixed model (*_fixed.sim) with calibrator_custom.fixed_simulator, whose results the "
+                         "SDK documents as identical to the offline model's")

@@ -6,10 +6,11 @@
     ...     calibrator.forward(*item)                               # item == [[array_input0, ...]]
 
 Same names, arguments and behaviour as SigmaStar's ``calibrator_custom.utils`` except: no environment
-variable is needed, built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
+variable is needed (``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method`` is searched first when set),
+built-in preprocess methods live in :mod:`calibrator_custom.preprocess_method`,
 ``read_image_list`` is new (the vendor's tools parse list files inline), ``convert_to_input_formats``
-also accepts RAWDATA_F32_NHWC, ``get_out_model_name`` also names outputs for ``.tflite`` inputs and
-refuses an output folder that does not exist. Errors are ValueError subclasses (and also
+also accepts RAWDATA_F32_NHWC, ``get_out_model_name`` names ``x.tflite``'s output ``x_fixed.sim`` (the SDK's name is the input path
+itself, which a conversion would overwrite). Errors are ValueError subclasses (and also
 FileNotFoundError where the vendor raises that). See docs/preprocess.md.
 """
 from __future__ import annotations
@@ -26,9 +27,19 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from . import versions as _versions
 from .errors import ConfigError, InputError
+from .progress import ProgressBar
 
 log = logging.getLogger(__name__)
+
+#: the SDK's version string (see :mod:`calibrator_custom.versions`)
+VERSION = _versions.VERSION
+
+#: file-name suffixes of the SDK's compiled extension modules (64-bit and 32-bit Python 3.7); kept for
+#: scripts that build module paths from them (this package has no compiled modules)
+x64_extension_suffix = ".cpython-37m-x86_64-linux-gnu.so"
+i386_extension_suffix = ".cpython-37m-i386-linux-gnu.so"
 
 #: file extensions (lower case) that ``all_path`` collects, as in the vendor's SDK
 image_suffix = ["bmp", "dib", "jpeg", "jpg", "jpe", "jp2", "png", "pbm", "pgm", "ppm", "pxm", "pnm",
@@ -51,10 +62,92 @@ class ImageNotFoundError(InputError, FileNotFoundError):
 
 
 def get_sdk_version() -> str:
-    """The major part of the package version (the vendor returns e.g. 'S1' for 'S1.0.9_...')."""
-    from . import __version__
+    """The SDK generation of :data:`VERSION`: its part before the first dot ('S1' for 'S1.0.9_...')."""
+    return VERSION.split(".")[0]
 
-    return __version__.split(".")[0]
+
+class CompilerConfig:
+    """The SDK's compiler pass lists (read there from cfg/CompilerConfig*.yaml). This package runs no
+    passes: every list is empty and the calibrator methods that take passes ignore them. With
+    ``useFile=True`` each method writes its (empty) list to the SDK's file name and returns that path;
+    the files are removed when the object is deleted."""
+
+    _FILES = {"Debug2FloatConfig": "Debug2FloatConfig.txt", "Float2CmodelFloatConfig": "Float2CmodelFloatConfig.txt",
+              "CmodelFloat2FixedConfig": "CmodelFloat2FixedConfig.txt",
+              "CmodelFloat2FixedWOConfig": "CmodelFloat2FixedWOConfig.txt", "FixedWO2Fixed": "FixedWO2FixedConfig.txt",
+              "Float2CmodelFloatVerifyConfig": "Float2CmodelFloatVerifyConfig.txt",
+              "MixedOptimConfig": "MixedOptimConfig.txt"}
+
+    def __init__(self, useFile: bool = False):  # noqa: N803 - the SDK's keyword
+        self.useFile = useFile
+        self.FilePath: list[str] = []
+
+    def _passes(self, key: str):
+        if not self.useFile:
+            return []
+        path = self._FILES[key]
+        with open(path, "w", encoding="utf-8"):
+            pass
+        self.FilePath.append(path)
+        return path
+
+    def Debug2FloatConfig(self, SkipInfectDtype: bool = False):  # noqa: N802,N803
+        return self._passes("Debug2FloatConfig")
+
+    def Float2CmodelFloatConfig(self):  # noqa: N802
+        return self._passes("Float2CmodelFloatConfig")
+
+    def CmodelFloat2FixedConfig(self):  # noqa: N802
+        return self._passes("CmodelFloat2FixedConfig")
+
+    def CmodelFloat2FixedWOConfig(self):  # noqa: N802
+        return self._passes("CmodelFloat2FixedWOConfig")
+
+    def FixedWO2Fixed(self):  # noqa: N802
+        return self._passes("FixedWO2Fixed")
+
+    def Float2CmodelFloatVerifyConfig(self):  # noqa: N802
+        return self._passes("Float2CmodelFloatVerifyConfig")
+
+    def MixedOptimConfig(self):  # noqa: N802
+        return self._passes("MixedOptimConfig")
+
+    def __del__(self):
+        for path in getattr(self, "FilePath", []):
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+
+
+class ShowProcess:
+    """The SDK's progress bar for scripts: ``show_process()`` per step, ``close()`` at the end (drawn on
+    stderr when it is a terminal, like the package's own bars). ``max_steps == 0`` is a ValueError."""
+
+    def __init__(self, max_steps: int, max_arrow: int = 50):
+        if max_steps == 0:
+            raise InputError("The input data is empty, please check the input parameters!")
+        self.max_steps = int(max_steps)
+        self.max_arrow = max_arrow
+        self.i = 0
+        self._bar = ProgressBar(self.max_steps, "")
+
+    def show_process(self, i: int | None = None) -> None:
+        """Advance to step ``i`` (default: one more step); closes itself at the last step."""
+        self.i = self.i + 1 if i is None else int(i)
+        self._bar(self.i, self.max_steps)
+        self.close()
+
+    def close(self) -> None:
+        if self.i >= self.max_steps:
+            self._bar.close()
+
+    def start_show_convert(self) -> None:
+        """The SDK's "Start converting model..." animation: a log line here."""
+        log.info("Start converting model...")
+
+    def close_show_convert(self) -> None:
+        pass
 
 
 # ---------------------------------------------------------------------------------------- preprocess
@@ -90,15 +183,45 @@ def _import_file(path: str):
     return module
 
 
+def _suggest(name: str, names: Sequence[str]) -> str | None:
+    """The built-in name the user most likely meant: one the text is a prefix of, then a substring of, then
+    the closest spelling."""
+    low = name.lower()
+    for test in (lambda n: n.lower().startswith(low), lambda n: low in n.lower()):
+        hits = sorted((n for n in names if test(n)), key=len)
+        if low and hits:
+            return hits[0]
+    close = difflib.get_close_matches(name, names, n=1)
+    return close[0] if close else None
+
+
+def sdk_preprocess_dir() -> str | None:
+    """``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method`` when that folder exists (else None)."""
+    root = os.environ.get("SGS_IPU_DIR")
+    if not root:
+        return None
+    folder = os.path.join(root, "Scripts", "calibrator", "preprocess_method")
+    return folder if os.path.isdir(folder) else None
+
+
 def image_preprocess_func(model_name: str | os.PathLike) -> PreprocessFunc:
     """The ``image_preprocess(img_path, norm=True)`` of a built-in method name or of a user's .py file.
 
-    Names are those in ``calibrator_custom.preprocess_method.__all__``; anything ending in ``.py`` or
-    containing a path separator is a file. Unknown names, missing files (also a FileNotFoundError)
-    and files without a callable ``image_preprocess`` raise ConfigError.
+    Resolved as the SDK does: anything ending in ``.py`` or containing a path separator is a file; a
+    bare name is looked up in ``$SGS_IPU_DIR/Scripts/calibrator/preprocess_method/<name>.py`` when
+    SGS_IPU_DIR is set and that file exists (so a user's SDK methods win, as with the SDK), then among
+    the built-in methods (``calibrator_custom.preprocess_method.__all__``, which include all of the SDK's
+    stock names with the same arrays). Unknown names, missing files (also a FileNotFoundError) and files
+    without a callable ``image_preprocess`` raise ConfigError.
     """
     name = os.fspath(model_name)
-    if name.lower().endswith(".py") or os.sep in name or (os.altsep and os.altsep in name):
+    sdk_dir = sdk_preprocess_dir()
+    is_file = name.lower().endswith(".py") or os.sep in name or (os.altsep and os.altsep in name)
+    if not is_file and sdk_dir and os.path.isfile(os.path.join(sdk_dir, f"{name}.py")):
+        path = os.path.join(sdk_dir, f"{name}.py")
+        log.info("preprocess method %r: using %s (from $SGS_IPU_DIR)", name, path)
+        module, where = _import_file(path), f"preprocess file {path!r}"
+    elif is_file:
         if not os.path.isfile(name):
             raise PreprocessNotFoundError(f"preprocess file {name!r} does not exist; pass the path of a .py "
                                           "file defining image_preprocess(img_path, norm=True), or a built-in "
@@ -107,8 +230,8 @@ def image_preprocess_func(model_name: str | os.PathLike) -> PreprocessFunc:
     else:
         builtins = _builtin_names()
         if name not in builtins:
-            close = difflib.get_close_matches(name, builtins, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
+            close = _suggest(name, builtins)
+            hint = f"did you mean {close!r}? " if close else ""
             raise ConfigError(f"unknown preprocess method {name!r}; {hint}built-in methods: {', '.join(builtins)}; "
                               "or pass the path of your own .py file")
         module = importlib.import_module(f"{__package__}.preprocess_method.{name}")
@@ -375,8 +498,11 @@ def check_quant_param(quant_param) -> None:
             if not isinstance(item[key], list):
                 raise ConfigError(f"{key} of quant_param[{idx}]: {name} must be a `list` (got "
                                   f"{type(item[key]).__name__}; use .tolist() on arrays)")
-        if not isinstance(item["bit"], int) or isinstance(item["bit"], bool):
+        if not isinstance(item["bit"], int):
             raise ConfigError(f"bit of quant_param[{idx}]: {name} must be `int`, got {item['bit']!r}")
+        if isinstance(item["bit"], bool):  # a bool is an int to the SDK's check too
+            log.warning("bit of quant_param[%d]: %s is the bool %r; accepted as the int %d like the SDK does (give "
+                        "8 or 16)", idx, name, item["bit"], int(item["bit"]))
         if "data" in item and not isinstance(item["data"], np.ndarray):
             raise ConfigError(f"data of quant_param[{idx}]: {name} must be `numpy.ndarray`, got "
                               f"{type(item['data']).__name__}")
@@ -393,7 +519,11 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
     """Output model path of a conversion: ``x_float.sim`` -> ``x_fixed.sim`` (phase 'Fixed'),
     ``x_fixed_without_ipu_ctrl.sim`` (phase 'Fixed_without_ipu_ctrl'), ``x_cmodel_float.sim`` (other phases).
 
-    ``output`` may be a folder (the generated basename goes in it) or a file path in an existing folder.
+    ``output`` may be a folder (the generated basename goes in it) or a file path in an existing folder;
+    a file path in a folder that does not exist falls back to the generated name, as the SDK does (with
+    a warning). Deliberate difference: for a model path without ``.sim`` (``x.tflite``) the SDK returns
+    the model path itself, so the conversion would overwrite the float model; here it is
+    ``x_fixed.sim`` (with a warning naming the difference).
     """
     model_path = os.fspath(model_path)
     if phase == "Fixed":
@@ -404,8 +534,12 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
         pattern, suffix = _PLAIN_FLOAT_SUFFIX, "_cmodel_float.sim"
     if pattern.search(model_path):
         out_model = pattern.sub(suffix, model_path)
-    else:
+    elif model_path.lower().endswith(".sim"):
+        out_model = model_path[:-4] + suffix
+    else:  # deliberate difference: the SDK returns model_path itself, so writing there overwrites the model
         out_model = _MODEL_EXT.sub("", model_path) + suffix
+        log.warning("get_out_model_name(%r): named %s; the SDK would return the model path itself (no '.sim' in "
+                    "it), and writing the output there would overwrite the float model", model_path, out_model)
     if output is None:
         return out_model
     output = os.fspath(output)
@@ -413,6 +547,19 @@ def get_out_model_name(model_path: str | os.PathLike, output: str | os.PathLike 
         return os.path.join(output, os.path.basename(out_model))
     parent = os.path.dirname(output)
     if parent and not os.path.isdir(parent):
-        raise InputError(f"output {output!r}: folder {parent!r} does not exist; create it or pass an existing "
-                         "folder")
+        log.warning("output %r: folder %r does not exist; writing %s instead, as the SDK does (create the folder "
+                    "to write there)", output, parent, out_model)
+        return out_model
     return output
+
+
+def output_model_path(model_path: str | os.PathLike, output: str | os.PathLike | None = None,
+                      phase: str = "Fixed") -> str:
+    """:func:`get_out_model_name`, guaranteed never to name the input model itself (an ``output`` equal to
+    it gets the generated name instead). Used by the package's converters."""
+    out = get_out_model_name(model_path, output, phase)
+    if os.path.abspath(out) == os.path.abspath(os.fspath(model_path)):
+        fallback = get_out_model_name(model_path, None, phase)
+        log.warning("output %r is the input model itself; writing %s instead", out, fallback)
+        out = fallback
+    return out

@@ -232,7 +232,6 @@ def test_user_errors_are_one_line_and_exit_1(tiny):
         (dict([("--input_config", d / "nope.ini")]), ["--input_config", "nope.ini", "does not exist"]),
         (dict([("-n", f"{pre},{pre}")]), ["-n", "2 preprocess method(s)", "1 input(s)"]),
         (dict([("-n", "no_such_method")]), ["-n: unknown preprocess method 'no_such_method'"]),
-        (dict([("-o", d / "missing_dir" / "x_fixed.sim")]), ["-o: ", "missing_dir", "does not exist"]),
         (dict([("--num_process", "0")]), ["--num_process 0"]),
         (dict([("-sth", "2")]), ["--sensitivity_threshold 2.0"]),
     ]
@@ -260,6 +259,19 @@ def test_user_errors_are_one_line_and_exit_1(tiny):
         out, err = p.communicate(timeout=120)
         _error(subprocess.CompletedProcess(p.args, p.returncode, out, err), *fragments)
     assert not (d / "log").exists()  # nothing was started
+
+
+def test_sdk_flags_and_missing_output_folder_are_accepted_like_the_sdk(tiny):
+    d, model, ini, pre, images = tiny
+    proc = calibrate(_args(d, model, ini, pre, images[40], **{"-o": d / "missing_dir" / "x_fixed.sim",
+                                                               "-p": "Fixed_without_ipu_ctrl", "-t": "sgs_calibrator",
+                                                               "--save_input": None}) + ["--save_input"], d)
+    out = _ok(proc)
+    assert "missing_dir" in proc.stderr and "does not exist; writing" in proc.stderr
+    assert "-p Fixed_without_ipu_ctrl: this tool has one phase" in proc.stderr
+    assert "-t/--tool sgs_calibrator is ignored" in proc.stderr and "--save_input is ignored" in proc.stderr
+    assert os.path.isfile(d / "tiny_fixed.sim") and not (d / "missing_dir").exists()
+    assert os.path.samefile(out, d / "tiny_fixed.sim")
 
 
 def test_float_model_check_refuses_a_fixed_model(tiny):

@@ -328,10 +328,8 @@ def test_user_errors_are_one_line(tmp_path, photos, classifier, detector):
         (["-i", "missing.jpg", "-m", face, "-n", FACE], ["missing.jpg"]),
         (["-i", lst, "-m", face, "-n", FACE], ["line 2", "missing.jpg"]),
         (["-i", photo, "-m", face, "-n", f"{FACE},{FACE}"], ["-n", "2 preprocess", "1 input"]),
-        (["-i", photo, "-m", face, "-n", FACE, "-c", "Classification"], ["exactly 1 output", "has 2"]),
         (["-i", photo, "-m", face, "-n", FACE, "-c", "Detection"], ["TFLite_Detection_PostProcess", "4 outputs"]),
         (["-i", photo, "-m", face, "-n", FACE, "-t", "Fixed"], ["-t Fixed", "float model"]),
-        (["-i", photo, "-m", face, "-n", FACE, "-l", "3"], ["-c Classification"]),
         (["-i", detector["images"], "-m", detector["model"], "-n", detector["pre"], "-c", "Detection",
           "-l", "instances_val2017.json"], ["mAP", "not implemented"]),
         (["-i", photo, "-m", face, "-n", FACE, "--draw_result", "d,high"], ["--draw_result", "high"]),
@@ -343,6 +341,29 @@ def test_user_errors_are_one_line(tmp_path, photos, classifier, detector):
     # an image that fails inside a worker process: still one line, exit 1
     assert_user_error(simulate(tmp_path, "-i", junk, "-m", face, "-n", FACE, "--num_process", "2", check=False),
                       "cannot read image", "zz.jpg")
+
+
+def test_sdk_flags_accepted_like_the_sdk(photos, tmp_path):
+    """-c Classification on a 2-output model takes output 0; -l with -c Unknown, --tool, --save_input and the
+    SDK's internal -t values are accepted, each with a warning."""
+    from calibrator_custom import float_simulator, utils
+
+    face = MODELS_DIR / f"{FACE}.tflite"
+    photo = sorted(photos.iterdir())[0]
+    proc = simulate(tmp_path, "-i", photo, "-m", face, "-n", FACE, "-c", "Classification", "--tool", "sgs_sim",
+                    "--save_input", "-t", "Cmodel_float")
+    assert "the top-5 are of output 0" in proc.stderr
+    assert "--tool sgs_sim is ignored" in proc.stderr and "--save_input is ignored" in proc.stderr
+    assert "-t Cmodel_float (the SDK's internal model type) is simulated as -t Float" in proc.stderr
+    lines = (tmp_path / "output" / f"classification_{face.name}_{photo.name}.txt").read_text().split("\n")
+    sim = float_simulator(str(face))
+    sim.set_input(0, utils.image_preprocess_func(FACE)(str(photo)))
+    sim.invoke()
+    want = np.argsort(-sim.get_output(0).ravel(), kind="stable")[:5]
+    assert lines[0] == photo.name and [int(x.split()[0]) for x in lines[1:6]] == want.tolist()
+    proc = simulate(tmp_path, "-i", photo, "-m", face, "-n", FACE, "-l", "3")
+    assert "-l 3 is ignored with -c Unknown" in proc.stderr
+    assert (tmp_path / "output" / f"unknown_{face.name}_{photo.name}.txt").is_file()
 
 
 def test_fixed_type_mismatch(fixed_model, photos, tmp_path):

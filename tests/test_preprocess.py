@@ -1,4 +1,8 @@
-"""Built-in preprocess methods on real photos, each against its recipe spelled out step by step here."""
+"""Built-in preprocess methods of this package only, on real photos, each against its recipe spelled out here.
+
+The methods named like the SDK's stock ones are checked against the SDK's own files in
+tests/test_preprocess_sdk.py.
+"""
 from __future__ import annotations
 
 import cv2
@@ -12,10 +16,6 @@ from conftest import IMAGES_DIR, require_shared
 PORTRAIT = "000000006409.jpg"   # 500 x 375 (h x w)
 LANDSCAPE = "000000014773.jpg"  # 427 x 640
 
-# Centre crops keeping 87.5 % (tf.image.central_crop: start = int((n - 0.875 n) / 2), end = n - start):
-#   500 -> int(62.5 / 2) = 31 -> rows 31:469;   375 -> int(46.875 / 2) = 23 -> cols 23:352
-#   427 -> int(53.375 / 2) = 26 -> rows 26:401; 640 -> int(80 / 2) = 40 -> cols 40:600
-TF_CROP = {PORTRAIT: (slice(31, 469), slice(23, 352)), LANDSCAPE: (slice(26, 401), slice(40, 600))}
 # torchvision Resize(256): shorter side 256, longer int(256 * long / short); CenterCrop(224): round((n - 224) / 2)
 #   500 x 375 -> 341 x 256 (int(341.33)); rows round(58.5) = 58 -> 58:282, cols 16:240
 #   427 x 640 -> 256 x 383 (int(383.70)); rows 16:240, cols round(79.5) = 80 -> 80:304
@@ -40,24 +40,6 @@ def resized(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(img.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def caffe_resnet(name):      # BGR, 256x256, crop [16:240], minus B,G,R = 104,117,123
-    img = resized(bgr_pixels(name), 256, 256)[16:240, 16:240]
-    return img, (img - np.array([104.0, 117.0, 123.0])) / 1.0
-
-
-def caffe_mobilenet_v2(name):  # BGR, 224x224, (x - (103.94, 116.78, 123.68)) * 0.017
-    img = resized(bgr_pixels(name), 224, 224)
-    return img, (img - np.array([103.94, 116.78, 123.68])) * 0.017
-
-
-def tf_slim(size):           # RGB, 87.5 % centre crop, size x size, x / 127.5 - 1
-    def recipe(name):
-        rows, cols = TF_CROP[name]
-        img = resized(bgr_pixels(name)[rows, cols, ::-1], size, size)
-        return img, img / 127.5 - 1.0
-    return recipe
-
-
 def torchvision(name):       # RGB, Resize(256), CenterCrop(224), ToTensor (/255), Normalize(ImageNet)
     rows, cols = TORCH_CROP[name]
     img = resized(bgr_pixels(name)[..., ::-1], *TORCH_RESIZE[name])[rows, cols]
@@ -72,14 +54,6 @@ def stretch(size, scale_to_minus1_1):  # RGB, whole image to size x size; [-1, 1
 
 
 RECIPES = {
-    "caffe_resnet18": (caffe_resnet, 224),
-    "caffe_resnet50": (caffe_resnet, 224),
-    "caffe_mobilenet_v2": (caffe_mobilenet_v2, 224),
-    "mobilenet_v1": (tf_slim(224), 224),
-    "mobilenet_v2": (tf_slim(224), 224),
-    "resnet_v2_50": (tf_slim(299), 299),
-    "inception_v3": (tf_slim(299), 299),
-    "onnx_resnet18": (torchvision, 224),
     "onnx_mobilenetv2": (torchvision, 224),
     "face_detection_short_range": (stretch(128, True), 128),
     "face_landmark": (stretch(192, False), 192),
@@ -91,7 +65,7 @@ RECIPES = {
 
 
 def test_every_builtin_has_a_recipe_here():
-    assert sorted(RECIPES) == sorted(preprocess_method.__all__)
+    assert sorted(RECIPES) == sorted(preprocess_method.OWN_METHODS)
 
 
 @pytest.mark.parametrize("image", [PORTRAIT, LANDSCAPE])

@@ -147,9 +147,15 @@ def test_import_only_conversion_needs_quant_param(chain, tmp_path):
         chain.convert(fix_model=_paths(tmp_path, "x"))
 
 
-def test_mixed_precision_other_than_sp(chain, tmp_path):
-    with pytest.raises(ValueError, match="mixed_precision 'mp' is not supported; use 'sp'"):
-        chain.convert(_gen(2), mixed_precision="mp", fix_model=_paths(tmp_path, "x"))
+def test_mixed_precision_other_than_sp_and_unknown_keywords_warn_and_convert(chain, tmp_path, caplog):
+    paths = _paths(tmp_path, "mp")
+    with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
+        got = chain.convert(_gen(2), num_process=1, quant_level="L1", mixed_precision="mp", fix_model=paths,
+                            show_log=True, work_mode="single_core")
+    assert got == paths and all(os.path.isfile(p) for p in paths)
+    assert "mixed_precision 'mp' is not implemented here; using 'sp'" in caplog.text
+    assert "keyword show_log=True has no effect here" in caplog.text
+    assert "keyword work_mode='single_core' has no effect here" in caplog.text
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.0, True])
@@ -181,7 +187,7 @@ def test_cmd_model_is_accepted_and_ignored(chain, tmp_path, caplog):
     paths = _paths(tmp_path, "cmd")
     with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
         assert chain.convert(_gen(2), num_process=1, quant_level="L1", cmd_model=["x.sim", "y.sim"],
-                             fix_model=paths) is None
+                             fix_model=paths) == paths
     assert "cmd_model is ignored" in caplog.text
     assert all(os.path.isfile(p) for p in paths) and not os.path.exists("x.sim")
 

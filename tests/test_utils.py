@@ -34,14 +34,38 @@ def test_every_builtin_resolves_without_environment(monkeypatch, name):
 
 
 def test_builtin_list_is_complete():
-    assert set(preprocess_method.__all__) == {
-        "caffe_resnet18", "caffe_resnet50", "caffe_mobilenet_v2", "mobilenet_v1", "mobilenet_v2", "resnet_v2_50",
-        "inception_v3", "onnx_resnet18", "onnx_mobilenetv2", "face_detection_short_range", "face_landmark",
+    assert set(preprocess_method.OWN_METHODS) == {
+        "onnx_mobilenetv2", "face_detection_short_range", "face_landmark",
         "hand_landmark_lite", "iris_landmark", "palm_detection_lite", "pose_detection"}
+    assert len(preprocess_method.SDK_METHODS) == 66  # the SDK's preprocess_method folder, every file
+    assert {"caffe_ultra_fast_face", "caffe_resnet18", "mobilenet_v2", "yolov3"} <= set(preprocess_method.SDK_METHODS)
+
+
+@pytest.mark.parametrize("text, meant", [("face_detection", "face_detection_short_range"),
+                                         ("caffe_ultra", "caffe_ultra_fast_face"),
+                                         ("ultra_fast", "caffe_ultra_fast_face"),
+                                         ("mobilenetv3", "onnx_mobilenetv3_large_w1"),
+                                         ("mobilnet_v1", "mobilenet_v1")])
+def test_unknown_name_suggests_the_name_it_is_part_of(text, meant):
+    with pytest.raises(ConfigError, match=f"did you mean '{meant}'"):
+        utils.image_preprocess_func(text)
+
+
+def test_sgs_ipu_dir_methods_win(tmp_path, monkeypatch):
+    folder = tmp_path / "Scripts" / "calibrator" / "preprocess_method"
+    folder.mkdir(parents=True)
+    (folder / "mobilenet_v2.py").write_text("import numpy as np\n\ndef image_preprocess(img_path, norm=True):\n"
+                                            "    return np.full((1, 1, 1, 1), 42.0, np.float32)\n")
+    monkeypatch.setenv("SGS_IPU_DIR", str(tmp_path))
+    assert utils.image_preprocess_func("mobilenet_v2")("x.jpg")[0, 0, 0, 0] == 42.0
+    # names the folder does not hold still come from the package
+    assert utils.image_preprocess_func("mobilenet_v1").__module__ == "calibrator_custom.preprocess_method.mobilenet_v1"
+    monkeypatch.setenv("SGS_IPU_DIR", str(tmp_path / "missing"))
+    assert utils.image_preprocess_func("mobilenet_v2").__module__ == "calibrator_custom.preprocess_method.mobilenet_v2"
 
 
 def test_unknown_name_lists_the_builtins():
-    with pytest.raises(ConfigError, match="unknown preprocess method 'mobilenetv2'; did you mean 'mobilenet_v2'") as e:
+    with pytest.raises(ConfigError, match="unknown preprocess method 'mobilenetv2'; did you mean 'onnx_mobilenetv2'") as e:
         utils.image_preprocess_func("mobilenetv2")
     assert ", ".join(preprocess_method.__all__) in str(e.value)
     assert "or pass the path of your own .py file" in str(e.value)
@@ -395,13 +419,18 @@ def test_check_quant_param_accepts_valid():
     ([GOOD, {**GOOD, "min": np.zeros(2)}], "min of quant_param[1]: conv1 must be a `list` (got ndarray; use .tolist()"),
     ([{**GOOD, "max": (1.0,)}], "max of quant_param[0]: conv1 must be a `list`"),
     ([{**GOOD, "bit": 8.0}], "bit of quant_param[0]: conv1 must be `int`, got 8.0"),
-    ([{**GOOD, "bit": True}], "bit of quant_param[0]: conv1 must be `int`, got True"),
     ([{**GOOD, "data": [1, 2]}], "data of quant_param[0]: conv1 must be `numpy.ndarray`, got list"),
 ])
 def test_check_quant_param_errors(qp, fragment):
     with pytest.raises(ConfigError) as e:
         utils.check_quant_param(qp)
     assert fragment in str(e.value) and isinstance(e.value, ValueError)
+
+
+def test_check_quant_param_takes_a_bool_bit_like_the_sdk_with_a_warning(caplog):
+    with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
+        utils.check_quant_param([{**GOOD, "bit": True}])
+    assert "is the bool True; accepted as the int 1 like the SDK does" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------ get_out_model_name
@@ -425,5 +454,23 @@ def test_out_model_name_output(tmp_path):
     assert utils.get_out_model_name("a/m_float.sim", str(tmp_path)) == str(tmp_path / "m_fixed.sim")
     assert utils.get_out_model_name("m_float.sim", tmp_path / "x.sim") == str(tmp_path / "x.sim")
     assert utils.get_out_model_name("m_float.sim", "x.sim") == "x.sim"
-    with pytest.raises(InputError, match="folder .*missing' does not exist"):
-        utils.get_out_model_name("m_float.sim", str(tmp_path / "missing" / "x.sim"))
+
+
+def test_out_model_name_missing_folder_falls_back_with_a_warning(tmp_path, caplog):
+    # the SDK falls back to the generated name when the output's folder does not exist
+    with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
+        got = utils.get_out_model_name("m_float.sim", str(tmp_path / "missing" / "x.sim"))
+    assert got == "m_fixed.sim"
+    assert "does not exist; writing m_fixed.sim instead, as the SDK does" in caplog.text
+
+
+@pytest.mark.parametrize("model", ["m.tflite", "models.sim/m.tflite"])
+def test_tflite_output_never_overwrites_the_model(model, caplog):
+    # deliberate difference: the SDK returns the model path itself for a name without '.sim'
+    want = model[:-len(".tflite")] + "_fixed.sim"
+    with caplog.at_level("WARNING", logger="calibrator_custom.utils"):
+        assert utils.get_out_model_name(model) == want
+    assert "the SDK would return the model path itself" in caplog.text
+    assert utils.output_model_path(model) == want
+    assert utils.output_model_path("m_float.sim") == "m_fixed.sim"
+    assert utils.output_model_path("m_float.sim", "m_float.sim") == "m_fixed.sim"

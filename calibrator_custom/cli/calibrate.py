@@ -15,8 +15,10 @@ The vendor's ``Scripts/calibrator/calibrator.py`` with the same flags and defaul
    ``[CONV_CONFIG]`` forces L2); L5 measures on the first ``L5_SAMPLES`` images;
 6. print ``Fixed model at: <path>`` on stdout.
 
-Differences from the vendor: no ``SGS_IPU_DIR`` environment variable is needed; ``-c/--category``
-and ``--work_mode`` are accepted and unused (the vendor's S1.0.9 calibrator does not use
+Differences from the vendor: no ``SGS_IPU_DIR`` environment variable is needed; ``-c/--category``,
+``--work_mode``, ``-p/--phase``, ``-t/--tool`` and ``--save_input`` are accepted and unused (the last
+three with a warning); ``-o`` in a folder that does not exist falls back to the default name with a
+warning, as the vendor does (the vendor's S1.0.9 calibrator does not use
 ``--category`` either); ``--save_quant_info`` writes ``quant_info_<fixed model name>.pkl`` next to
 the fixed model: the vendor-form quant_param list (as ``sgs-save-quant-param --output_mode Pickle``).
 """
@@ -38,7 +40,7 @@ from ..progress import ProgressBar
 from ..quant.convert import L5_SAMPLES, convert
 from ..quant.levels import effective_quant_level
 from ..quant.planner import LEVELS
-from ..quant.qparam import load_quant_param
+from ..quant.qparam import float_tensor_name, load_quant_param
 from ._common import UserError, run
 from .inputs import require_file, resolve_images, resolve_preprocess
 from .save_quant_param import vendor_quant_param, write_quant_param
@@ -48,6 +50,9 @@ LOG_DIR = "log"
 MIN_MAX_FILE = "tensor_min_max.txt"
 CATEGORIES = ("Classification", "Detection", "Unknown")
 WORK_MODES = ("single_core", "multi_core")
+#: -p/--phase values of the SDK generations (1.x: Statistics, Fixed, Fixed_without_IPU; S: Fixed,
+#: Fixed_without_ipu_ctrl); every phase writes the one fixed model here
+PHASES = ("Fixed", "Fixed_without_ipu_ctrl", "Statistics", "Fixed_without_IPU")
 DEFAULT_QUANT_LEVEL = "L5"
 DEFAULT_NUM_PROCESS = 10
 DEFAULT_SENSITIVITY_THRESHOLD = 0.002
@@ -124,7 +129,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--work_mode", type=str, default=None, choices=WORK_MODES,
                         help="Calibrator work mode of the vendor's S6 chips. Accepted for compatibility; unused "
                         "(default: none).")
+    parser.add_argument("-p", "--phase", type=str, default="Fixed", choices=PHASES,
+                        help="The SDK's conversion phase (its internal builds). Accepted for compatibility; every "
+                        "phase writes the fixed model here, with a warning for phases other than Fixed.")
+    parser.add_argument("-t", "--tool", type=str, default=None,
+                        help="The 1.x SDK's sgs_calibrator binary. Accepted for compatibility and ignored (there "
+                        "is no binary here).")
+    parser.add_argument("--save_input", default=False, action="store_true",
+                        help="The 1.x SDK's flag. Accepted for compatibility and ignored.")
     return parser
+
+
+def warn_ignored_flags(args: argparse.Namespace) -> None:
+    """Warn about the SDK flags this tool accepts without effect (the SDK accepts them)."""
+    if args.phase != "Fixed":
+        log.warning("-p %s: this tool has one phase; the fixed model is written as with -p Fixed", args.phase)
+    if args.tool is not None:
+        log.warning("-t/--tool %s is ignored: there is no SDK binary here", args.tool)
+    if args.save_input:
+        log.warning("--save_input is ignored by sgs-calibrator")
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -145,10 +168,12 @@ def _float_model(path: str) -> Model:
 def check_quant_names(items: list, model: Model, path: str) -> None:
     """Every item names a tensor of the float model (or ``<name>_u8``, the UINT8 copy), as import requires."""
     names = {t.name for t in model.main.tensors}
+    inputs = {model.main.tensors[i].name for i in model.main.inputs}
     for k, item in enumerate(items):
-        name = item["name"]
-        if name in names or (name.endswith("_u8") and name[:-3] in names):
+        name = float_tensor_name(item["name"], names, inputs)
+        if name is None or name in names or (name.endswith("_u8") and name[:-3] in names):
             continue
+        name = item["name"]
         raise UserError(f"--quant_file {path!r}: item {k} names tensor {name!r}, which the float model does not "
                         "have; take names from sgs-save-quant-param or calibrator.get_tensor_details()")
 
@@ -170,6 +195,7 @@ def _quant_file(path: str | None, model: Model) -> list | None:
 
 def prepare(args: argparse.Namespace) -> CalibrationJob:
     """Check every argument (files, ini against the model, preprocess, images, quant file, output)."""
+    warn_ignored_flags(args)
     model = _float_model(args.model)
     require_file(args.input_config, "input_config.ini", "--input_config")
     config = load_input_config(args.input_config, model)
@@ -183,7 +209,7 @@ def prepare(args: argparse.Namespace) -> CalibrationJob:
                         f"(default {DEFAULT_SENSITIVITY_THRESHOLD})")
     quant_param = _quant_file(args.quant_file, model)
     try:
-        out_model = utils.get_out_model_name(args.model, args.output)
+        out_model = utils.output_model_path(args.model, args.output)
     except ValueError as e:
         raise UserError(f"-o: {e}") from None
     if os.path.isdir(out_model):

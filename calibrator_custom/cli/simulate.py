@@ -9,6 +9,10 @@ The vendor's ``Scripts/calibrator/simulator.py`` with the same flags and result 
 * ``-t Offline`` (``*_sgsimg.img`` models) is not available;
 * ``-l`` computes top-1/top-5 accuracy for ``-c Classification`` here (label file format in
   :func:`calibrator_custom.cli.results.read_labels`); COCO mAP for detection is not implemented;
+  with ``-c Unknown`` it is ignored (warning);
+* ``-c Classification`` on a model with several outputs takes output 0, as the vendor (warning);
+* ``--tool`` and ``--save_input`` are accepted and ignored (warning); ``-t Cmodel_float`` /
+  ``Fixed_without_ipu_ctrl`` run as Float / Fixed;
 * ``--draw_result`` colours are fixed per category (the vendor's are random).
 """
 from __future__ import annotations
@@ -154,10 +158,18 @@ def _run_all(runner: SampleRunner, samples: list[list[str]], num_process: int) -
 
 
 # ------------------------------------------------------------------------------- checks
+#: model types of the SDK's internal builds, and the type that simulates them here
+SDK_INTERNAL_TYPES = {"Cmodel_float": "Float", "Fixed_without_ipu_ctrl": "Fixed"}
+
+
 def _model_type(path: str, requested: str | None) -> str:
     """'Float' or 'Fixed', from the model itself; UserError if ``-t`` says otherwise."""
     from ..fixed.writer import read_fixed_metadata
 
+    if requested in SDK_INTERNAL_TYPES:
+        mapped = SDK_INTERNAL_TYPES[requested]
+        log.warning("-t %s (the SDK's internal model type) is simulated as -t %s", requested, mapped)
+        requested = mapped
     if requested == "Offline":
         raise UserError("-t Offline: offline models (*_sgsimg.img) are not supported by calibrator_custom; "
                         "simulate the fixed model (*_fixed.sim) with -t Fixed, its results are the same")
@@ -174,8 +186,9 @@ def _model_type(path: str, requested: str | None) -> str:
 def _check_category(runner: SampleRunner, category: str, model_path: str) -> None:
     outs = runner.out_details
     if category == "Classification" and len(outs) != 1:
-        raise UserError(f"-c Classification needs a model with exactly 1 output, but {model_path!r} has "
-                        f"{len(outs)} ({', '.join(d['name'] for d in outs)}); use -c Unknown to dump them all")
+        log.warning("-c Classification: %r has %d outputs (%s); the top-5 are of output 0 (%s), as the SDK does; use "
+                    "-c Unknown to dump them all", model_path, len(outs), ", ".join(d["name"] for d in outs),
+                    outs[0]["name"])
     if category == "Detection" and not runner.sim.is_detection():
         raise UserError(f"{DETECTION_HINT}; {model_path!r} does not (use -c Unknown to dump its outputs)")
 
@@ -200,8 +213,9 @@ def _check_labels(args: argparse.Namespace, samples: list[list[str]]) -> dict[st
         raise UserError(f"-l {args.label!r} with -c Detection: COCO mAP evaluation is not implemented; run without "
                         "-l and evaluate the detection_*.txt files (COCO result lines) with pycocotools")
     if args.category != "Classification":
-        raise UserError(f"-l {args.label!r} needs -c Classification (top-1/top-5 accuracy); -c Unknown has no "
-                        "accuracy")
+        log.warning("-l %s is ignored with -c %s: only -c Classification has an accuracy (top-1/top-5)", args.label,
+                    args.category)
+        return None
     names = [os.path.basename(s[0]) for s in samples]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -238,6 +252,10 @@ def _prepare_output(folder: str, keep: bool) -> None:
 # ------------------------------------------------------------------------------- main
 def _body(args: argparse.Namespace) -> int:
     model_path = require_file(args.model, "the model file", "-m")
+    if args.tool is not None:
+        log.warning("--tool %s is ignored: there is no SDK binary here", args.tool)
+    if args.save_input:
+        log.warning("--save_input is ignored; --dump_rawdata writes the converted inputs")
     if args.input_config is not None:
         require_file(args.input_config, "the input_config.ini file", "--input_config")
     if args.num_process < 1:
@@ -293,9 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how to write results (default Unknown): Classification = top-5 of the single output; "
                         "Detection = boxes of a model ending in TFLite_Detection_PostProcess/TFLite_Detection_NMS "
                         "(4 outputs); Unknown = every output tensor")
-    p.add_argument("-t", "--type", default=None, choices=["Float", "Fixed", "Offline"],
+    p.add_argument("-t", "--type", default=None, choices=["Float", "Fixed", "Offline", *SDK_INTERNAL_TYPES],
                    help="model type; default: what the model is (a fixed model written by calibrator_custom says "
-                        "so); a type contradicting the model is an error; Offline is not supported")
+                        "so); a type contradicting the model is an error; Offline is not supported; the SDK's "
+                        "internal Cmodel_float / Fixed_without_ipu_ctrl run as Float / Fixed")
     p.add_argument("-n", "--preprocess", required=True,
                    help="preprocess per model input (',' separated): a built-in name or a .py file defining "
                         "image_preprocess(img_path, norm=True); float models get norm=True, fixed ones norm=False "
@@ -319,6 +338,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "saved as DIR/<image file name>")
     p.add_argument("--continue_run", action="store_true",
                    help="keep ./output/ and simulate only the images without a result file there")
+    p.add_argument("--tool", default=None,
+                   help="the SDK's simulator binary (1.x); accepted for compatibility and ignored")
+    p.add_argument("--save_input", action="store_true",
+                   help="the SDK's flag (writes ./tmp_image/); accepted for compatibility and ignored (use "
+                        "--dump_rawdata for the converted inputs)")
     return p
 
 

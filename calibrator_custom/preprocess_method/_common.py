@@ -1,4 +1,7 @@
-"""Steps shared by the built-in preprocess methods: read, crop, resize, normalise (all on HxWxC arrays)."""
+"""Steps of this package's own preprocess methods (MediaPipe, torchvision): read, crop, resize, normalise.
+
+The SDK-named methods use :mod:`._sdk_style`, which keeps the SDK's numeric types at every step.
+"""
 from __future__ import annotations
 
 import os
@@ -32,13 +35,6 @@ def read_image(img_path, color: str = "RGB") -> np.ndarray:
     return bgr[..., ::-1].copy() if color == "RGB" else bgr
 
 
-def central_crop(img: np.ndarray, fraction: float) -> np.ndarray:
-    """Centre region keeping ``fraction`` of each side, as tf.image.central_crop: start = int((h - h*f) / 2)."""
-    h, w = img.shape[:2]
-    top, left = int((h - h * fraction) / 2), int((w - w * fraction) / 2)
-    return img[top:h - top, left:w - left]
-
-
 def center_crop(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """``height`` x ``width`` centre crop, as torchvision CenterCrop: top = round((h - height) / 2)."""
     h, w = img.shape[:2]
@@ -65,23 +61,6 @@ def finish(img: np.ndarray, norm: bool, mean: Sequence[float], std: Sequence[flo
         out = (img.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
         return out.astype(np.float32)[None]
     return np.clip(np.round(img), 0, 255).astype(np.uint8)[None]
-
-
-def caffe_style(img_path, norm: bool, size: int, mean_bgr: Sequence[float], std: float,
-                resize_to: int | None = None) -> np.ndarray:
-    """BGR; resize to resize_to x resize_to and centre-crop size x size (or resize straight to size); normalise."""
-    img = read_image(img_path, "BGR")
-    if resize_to is None:
-        img = resize(img, size, size)
-    else:
-        img = center_crop(resize(img, resize_to, resize_to), size, size)
-    return finish(img, norm, mean_bgr, (std,) * 3)
-
-
-def tf_slim_style(img_path, norm: bool, size: int, fraction: float = 0.875) -> np.ndarray:
-    """RGB; central crop keeping ``fraction``; bilinear resize to size x size; (x - 127.5) / 127.5."""
-    img = resize(central_crop(read_image(img_path, "RGB"), fraction), size, size)
-    return finish(img, norm, (127.5,) * 3, (127.5,) * 3)
 
 
 def torchvision_style(img_path, norm: bool, size: int = 224, resize_short: int = 256) -> np.ndarray:

@@ -1,19 +1,16 @@
-"""caffe_mobilenet_v2 (shicai/MobileNet-Caffe): BGR, resize to 224x224, (x - (103.94, 116.78, 123.68)) * 0.017.
+"""caffe_mobilenet_v2: imread(path, -1), float32 bilinear resize to 224x224, (x - mean) / std, BGR.
 
-Pixels are in BGR order, mean (B, G, R) = (103.94, 116.78, 123.68), scale 0.017 (std 1/0.017 =
-58.8235). Matching input_config.ini:
-training_input_formats=BGR; mean=123.68:116.78:103.94; std_value=58.8235;  (mean is written R:G:B).
+mean (B, G, R) = (104, 117, 123), std = 58.82.
+
+The SDK's stock method of the same name; tests/test_preprocess_sdk.py checks this one against it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import caffe_style
-
-MEAN_BGR = (103.94, 116.78, 123.68)
-STD = 1.0 / 0.017
+from ._sdk_style import plain_resize
 
 
 def image_preprocess(img_path, norm: bool = True) -> np.ndarray:
     """NHWC batch of one: float32 normalised if ``norm``, else the uint8 pixels the fixed model takes."""
-    return caffe_style(img_path, norm, size=224, mean_bgr=MEAN_BGR, std=STD)
+    return plain_resize(img_path, norm, height=224, width=224, mean=(104, 117, 123), std=58.82)

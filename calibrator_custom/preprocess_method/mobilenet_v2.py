@@ -1,15 +1,19 @@
-"""mobilenet_v2 (TF-slim, ImageNet): RGB, central crop 87.5 %, bilinear resize to 224x224, (x - 127.5) / 127.5.
+"""mobilenet_v2: RGB, 87.5 % centre crop, uint8 INTER_AREA resize to 224x224, x * 2/255 - 1 (float32).
 
-Inception-style preprocessing of the TF-slim checkpoints (values in [-1, 1]). Matching input_config.ini:
+Values in [-1, 1] (TF-slim checkpoints). Matching input_config.ini:
 training_input_formats=RGB; mean=127.5:127.5:127.5; std_value=127.5;
+
+The SDK's stock method of the same name; tests/test_preprocess_sdk.py checks this one against it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ._common import tf_slim_style
+import cv2
+
+from ._sdk_style import tf_crop_resize
 
 
 def image_preprocess(img_path, norm: bool = True) -> np.ndarray:
     """NHWC batch of one: float32 normalised if ``norm``, else the uint8 pixels the fixed model takes."""
-    return tf_slim_style(img_path, norm, size=224)
+    return tf_crop_resize(img_path, norm, size=224, interpolation=cv2.INTER_AREA, dtype=np.float32)

@@ -1,17 +1,19 @@
-"""onnx_resnet18 (torchvision ResNet-18 as ONNX): RGB, shorter side 256, centre crop 224, ImageNet mean/std.
+"""onnx_resnet18: norm=True: torchvision Resize(256) (shorter side), CenterCrop(224), ImageNet mean/std, RGB float32
+(computed here with OpenCV bilinear, so it is close to, not equal to, PIL's antialiased resize);
+norm=False: RGB float32 bilinear 256x256, pixels [16:240, 16:240], rounded to uint8 (exactly the SDK's).
 
-torchvision's transforms Resize(256), CenterCrop(224), ToTensor, Normalize(mean=(0.485, 0.456, 0.406),
-std=(0.229, 0.224, 0.225)), in 0..255 units: (x - (123.675, 116.28, 103.53)) / (58.395, 57.12, 57.375).
-Returned NHWC like every method. Matching input_config.ini:
-training_input_formats=RGB; mean=123.675:116.28:103.53; std_value=58.395:57.12:57.375;
+The SDK's stock method of the same name; tests/test_preprocess_sdk.py checks this one against it
+where torchvision is installed (its file imports torchvision for both norm values).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._common import torchvision_style
-
+from ._sdk_style import torch_crop_pixels
 
 def image_preprocess(img_path, norm: bool = True) -> np.ndarray:
-    """NHWC batch of one: float32 normalised if ``norm``, else the uint8 pixels the fixed model takes."""
-    return torchvision_style(img_path, norm, size=224, resize_short=256)
+    """NHWC batch of one: the model input if ``norm``, else the pixels the fixed model takes."""
+    if not norm:
+        return torch_crop_pixels(img_path)
+    return torchvision_style(img_path, True, size=224, resize_short=256)

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 from ..interpreter import Interpreter
 from ..model.graph import Model
 from ..utils import check_quant_param
+from .qparam import FIXED_ONLY_SUFFIXES, float_tensor_name
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ def _tensor_names(model: Model) -> set[str]:
 
 def _names_tensor(item: dict, names: set[str]) -> bool:
     name = item["name"]
-    return name in names or (name.endswith("_u8") and name[:-3] in names)
+    return (name in names or (name.endswith("_u8") and name[:-3] in names)
+            or any(name.endswith(s) and name[: -len(s)] in names for s in FIXED_ONLY_SUFFIXES))
 
 
 def split_quant_param(models: Sequence[Model], items: list, labels: Sequence[str] | None = None) -> list[list]:
@@ -62,9 +64,11 @@ def stats_from_quant_param(model: Model, items: list) -> StatsSet:
     constants = Interpreter(model).constants
     index = {t.name: i for i, t in enumerate(g.tensors)}
     tensors: dict[str, TensorStats] = {}
+    inputs = {g.tensors[i].name for i in g.inputs}
     for item in items:
-        i = index.get(item["name"])
-        if i is None or i in constants or g.tensors[i].dtype != "FLOAT32" or item["name"] in tensors:
+        name = float_tensor_name(item["name"], index, inputs)
+        i = index.get(name) if name is not None else None
+        if i is None or i in constants or g.tensors[i].dtype != "FLOAT32" or name in tensors:
             continue
         t = g.tensors[i]
         lo = np.asarray(item["min"], np.float64).ravel()

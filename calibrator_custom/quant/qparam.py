@@ -25,7 +25,7 @@ import logging
 import os
 import pickle
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -75,6 +75,27 @@ def _drop(k: int, name: str, why: str) -> None:
     log.warning("quant_param[%d] %r dropped: %s", k, name, why)
 
 
+#: suffixes the fixed model adds to float-model tensor names (fixed/writer.py); quant files saved from a
+#: fixed model's get_tensor_details (the SDK's save_quant_param.py) carry them
+FIXED_ONLY_SUFFIXES = ("_normalized", "_quantized", "_int16")
+
+
+def float_tensor_name(name: str, names: Mapping[str, int] | set, input_names: set) -> str | None:
+    """The float-model tensor an item name from a fixed model means: itself when the float model has it,
+    ``<input>`` for ``<input>_quantized``, ``<x>`` for ``<x>_int16``; None for ``<input>_normalized`` (the
+    normalised input, fixed by the ini's mean/std, so it carries nothing to import). Unknown names are
+    returned unchanged."""
+    if name in names:
+        return name
+    for suffix in FIXED_ONLY_SUFFIXES:
+        base = name[: -len(suffix)]
+        if name.endswith(suffix) and base in names:
+            if suffix == "_normalized":
+                return None if base in input_names else name
+            return base
+    return name
+
+
 def import_quant_param(pi, items: list) -> QuantParamOverrides:
     """Overrides for planning from ``items`` (see the module docstring)."""
     check_quant_param(items)
@@ -88,8 +109,13 @@ def import_quant_param(pi, items: list) -> QuantParamOverrides:
     specs = {s.name: s for s in pi.config.inputs}
     ov = QuantParamOverrides()
     weight_bits: dict[int, int] = {}
+    input_names = {g.tensors[i].name for i in g.inputs}
     for k, item in enumerate(items):
-        name = item["name"]
+        name = float_tensor_name(item["name"], names, input_names)
+        if name is None:
+            log.info("quant_param[%d] %r skipped: the normalised input of a fixed model is set by the ini's mean/std",
+                     k, item["name"])
+            continue
         u8 = False
         i = names.get(name)
         if i is None and name.endswith("_u8") and name[:-3] in names:

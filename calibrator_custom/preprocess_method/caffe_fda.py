@@ -1,0 +1,14 @@
+"""caffe_fda: BGR float32 letterboxed into 360x640 (zero pad right/bottom), RGB; norm=True keeps the
+float32 pixels unnormalised, norm=False rounds to uint8.
+
+The SDK's stock method of the same name; tests/test_preprocess_sdk.py checks this one against it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._sdk_style import fda_letterbox
+
+def image_preprocess(img_path, norm: bool = True) -> np.ndarray:
+    """NHWC batch of one: the model input if ``norm``, else the pixels the fixed model takes."""
+    return fda_letterbox(img_path, norm, 360, 640, rgb=True, mean_bgr=None)

@@ -1,0 +1,16 @@
+"""caffe_yolo_v2_608: imread(path), float32 bilinear resize to 608x608, (x - mean) / std, RGB.
+
+mean (B, G, R) = (0, 0, 0), std = 255.
+
+The SDK's stock method of the same name; tests/test_preprocess_sdk.py checks this one against it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._sdk_style import plain_resize
+
+
+def image_preprocess(img_path, norm: bool = True) -> np.ndarray:
+    """NHWC batch of one: float32 normalised if ``norm``, else the uint8 pixels the fixed model takes."""
+    return plain_resize(img_path, norm, height=608, width=608, mean=(0, 0, 0), std=255, rgb=True, read='color')
