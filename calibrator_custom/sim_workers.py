@@ -18,7 +18,6 @@ worker.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -30,6 +29,7 @@ from typing import Any, Callable, TypeVar
 
 import numpy as np
 
+from . import blas
 from .errors import CalibratorError
 
 log = logging.getLogger(__name__)
@@ -173,29 +173,7 @@ def _check_alive(procs: list, bounds: list[tuple[int, int]], out: dict, dead_pol
 
 
 def limit_blas_threads(num_threads: int) -> bool:
-    """Best effort: cap OpenBLAS/OpenMP threads of this process at ``num_threads``; True if OpenBLAS was set.
-
-    Sets the usual environment variables (for libraries loaded later) and calls the
-    ``*openblas_set_num_threads*`` function of any OpenBLAS already mapped into the process.
-    """
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(num_threads)
-    try:
-        with open("/proc/self/maps") as f:
-            libs = {line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line}
-    except OSError:
-        return False
-    done = False
-    for lib in sorted(libs):
-        try:
-            handle = ctypes.CDLL(lib)
-        except OSError:
-            continue
-        for sym in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
-                    "scipy_openblas_set_num_threads", "openblas_set_num_threads"):
-            fn = getattr(handle, sym, None)
-            if fn is not None:
-                fn(ctypes.c_int(num_threads))
-                done = True
-                break
-    return done
+    """Cap this process's matrix-product threads (our pool and OpenBLAS) at ``num_threads``; True if
+    OpenBLAS was set. Products give the same bits for every thread count (see :mod:`calibrator_custom.blas`);
+    the cap only keeps workers from oversubscribing the CPUs."""
+    return blas.limit_threads(num_threads)
