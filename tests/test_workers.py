@@ -140,3 +140,54 @@ def test_heartbeats_keep_a_slow_worker_alive(monkeypatch):
         return [start]
 
     assert run_sharded(slow, 2, 2) == [[0], [1]]
+
+
+_SLEEPY_PREPROCESS = '''
+import os, time
+import numpy as np
+
+def image_preprocess(img_path, norm=True):
+    folder = os.environ["WORKER_PID_DIR"]
+    name = os.path.join(folder, os.path.basename(img_path) + ".pid")
+    with open(name + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(name + ".tmp", name)
+    time.sleep(120)
+    return np.zeros((1, 8, 8, 3), np.float32 if norm else np.uint8)
+'''
+
+
+@pytest.mark.parametrize("tool,sig", [("simulator", signal.SIGKILL), ("calibrator", signal.SIGKILL),
+                                      ("calibrator", signal.SIGTERM)])
+def test_command_line_workers_exit_when_the_tool_is_killed(tmp_path, tool, sig):
+    from clitools import tiny_model, write_image, write_ini
+
+    model = tiny_model(tmp_path / "tiny_float.sim")
+    ini = write_ini(tmp_path / "tiny.ini")
+    pre = tmp_path / "sleepy.py"
+    pre.write_text(_SLEEPY_PREPROCESS)
+    for v in (10, 20):
+        write_image(tmp_path / "imgs" / f"v{v}.png", v)
+    pid_dir = tmp_path / "pids"
+    pid_dir.mkdir()
+    args = ["-i", tmp_path / "imgs", "-m", model, "-n", pre, "--num_process", "2"]
+    if tool == "calibrator":
+        args += ["--input_config", ini, "--quant_level", "L1"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), WORKER_PID_DIR=str(pid_dir))
+    parent = subprocess.Popen([sys.executable, "-m", f"calibrator_custom.{tool}", *map(str, args)], cwd=tmp_path,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pids = []
+    try:
+        assert _wait(lambda: len(list(pid_dir.glob("*.pid"))) == 2, 60), "the workers did not start"
+        pids = [int(p.read_text()) for p in pid_dir.glob("*.pid")]
+        assert parent.pid not in pids and len(set(pids)) == 2
+        parent.send_signal(sig)
+        parent.wait(timeout=30)
+        assert _wait(lambda: not any(_alive(p) for p in pids), 10), f"orphaned workers {pids} still run"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for p in pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
