@@ -110,9 +110,11 @@ def test_dead_worker_is_an_error_not_a_hang(setup):
     bad = d / "bad_dies.npy"
     np.save(bad, feeds(1)[0])
     t0 = time.monotonic()
-    with pytest.raises(CalibratorError, match="exited with code 3"):
+    with pytest.raises(CalibratorError, match="exited with code 3") as info:
         collect_stats(model_path, paths[:2] + [str(bad)] + paths[2:], load_npy_dying, num_process=2)
     assert time.monotonic() - t0 < 20
+    # the message names the worker and the image it was on, not its range of items
+    assert "worker 0 (pid " in str(info.value) and f"working on image {str(bad)!r} (item #2)" in str(info.value)
 
 
 def test_timeout_stops_the_workers(setup):

@@ -35,11 +35,10 @@ def test_silent_when_not_a_terminal():
     assert out.getvalue() == "" and bar.done == 3
 
 
-def test_draws_on_a_terminal_with_eta_and_ends_the_line(monkeypatch):
+def test_draws_on_a_terminal_with_eta_and_ends_the_line():
     clock = iter([100.0, 101.0, 102.0, 103.0, 104.0, 105.0, 106.0])
-    monkeypatch.setattr("calibrator_custom.progress.time.monotonic", lambda: next(clock))
     out = Tty()
-    bar = ProgressBar(4, "calibrating", stream=out, min_interval_s=0)  # starts at t=100
+    bar = ProgressBar(4, "calibrating", stream=out, min_interval_s=0, clock=lambda: next(clock))  # starts at t=100
     bar.update()  # t=101: 1 of 4 done in 1 s -> 3 s left
     assert out.getvalue() == "\rcalibrating [" + "#" * (BAR_WIDTH // 4) + "." * (BAR_WIDTH - BAR_WIDTH // 4) + \
         "] 1/4 0:01<0:03"
@@ -51,13 +50,26 @@ def test_draws_on_a_terminal_with_eta_and_ends_the_line(monkeypatch):
     assert out.getvalue().count("\r") == 2
 
 
-def test_rate_limited_but_always_draws_the_end():
+@pytest.mark.parametrize("start_s", [0.0, 5.0, 1e6])  # a clock that starts at boot: just booted, or up for days
+def test_rate_limited_but_always_draws_the_end(start_s):
+    now = [start_s]
     out = Tty()
-    bar = ProgressBar(100, stream=out, min_interval_s=3600)
+    bar = ProgressBar(100, stream=out, min_interval_s=3600, clock=lambda: now[0])
     for _ in range(100):
+        now[0] += 1.0
         bar.update()
     text = out.getvalue()
-    assert text.count("\r") == 2 and text.endswith("100/100 " + text.rsplit(" ", 1)[-1])
+    # the first update draws (nothing was drawn yet), the next 98 are within the interval, the last always draws
+    assert text.count("\r") == 2 and text.startswith("\r[") and text.endswith("] 100/100 1:40<0:00")
+    bar.close()
+    assert out.getvalue().endswith("\n")
+
+
+def test_close_without_any_draw_writes_nothing():
+    out = Tty()
+    bar = ProgressBar(5, stream=out, clock=lambda: 0.0)
+    bar.close()
+    assert out.getvalue() == ""
 
 
 def test_forced_on_and_off():

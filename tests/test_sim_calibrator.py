@@ -207,7 +207,7 @@ def test_forward_error_in_a_worker_is_raised_with_its_type(models, tmp_path, mon
     with pytest.raises(RuntimeError, match="boom in forward") as info:
         net.convert(iter(samples), num_process=2, fix_model=_paths(tmp_path, "err"))
     notes = "\n".join(getattr(info.value, "__notes__", []))
-    assert "sample #3" in notes and "items #2..#3" in notes
+    assert "sample #3 of the data generator" in notes and "worker 1 (pid " in notes and "working on sample #3" in notes
 
 
 # ---------------------------------------------------------------------------------------- conversions

@@ -9,7 +9,8 @@ the model once, preprocesses its own images, feeds them with ``float_simulator.s
 merges them in shard order. Merging is exact, so the result is identical to the single-process one.
 A failure in a worker (missing image, preprocess exception, wrong shape or dtype, model error) is
 raised in the parent as :class:`InputError` naming the image and the cause; the other workers are
-stopped. Workers use the 'fork' start method where available (else 'spawn', which needs picklable,
+stopped. A worker that dies, or is silent past ``sim_workers.SILENCE_S``, is a :class:`CalibratorError`
+naming the worker and the image it was on; workers exit when the parent dies. Workers use the 'fork' start method where available (else 'spawn', which needs picklable,
 module-level preprocess functions) and limit OpenBLAS to ``worker_blas_threads`` threads each.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ..errors import InputError
 from ..model import sgs_lower
 from ..model.graph import load_model
 from ..simulators import float_simulator
-from ..sim_workers import gather, limit_blas_threads  # noqa: F401 - limit_blas_threads is public here too
+from ..sim_workers import gather, item_counters, limit_blas_threads, ticker, worker_setup
 from .collector import Collector, weight_stats
 from .histogram import DEFAULT_NUM_BINS
 from .stats import CollectConfig, StatsSet, model_sha256
@@ -93,20 +94,18 @@ def _run_shard(model_path: str, shard: _Shard, funcs: tuple[Preprocess, ...], nu
 
 
 def _worker_main(model_path: str, shard: _Shard, funcs: tuple[Preprocess, ...], num_bins: int, sha: str,
-                 blas_threads: int | None, results: Any) -> None:
-    """Process entry: run the shard, put ('tick'|'done'|'error', shard_id, payload) on ``results``."""
+                 blas_threads: int | None, results: Any, parent_pid: int, counters: Any) -> None:
+    """Process entry: run the shard, put ('alive'|'tick'|'done'|'error', shard_id, payload) on ``results``."""
     try:
+        worker_setup(parent_pid, results, shard.shard_id)
         if blas_threads is not None:
             limit_blas_threads(blas_threads)
-        stats = _run_shard(model_path, shard, funcs, num_bins, sha,
-                           lambda: results.put(("tick", shard.shard_id, None)))
+        stats = _run_shard(model_path, shard, funcs, num_bins, sha, ticker(results, counters, shard.shard_id))
         results.put(("done", shard.shard_id, stats))
     except _ItemError as e:
         results.put(("error", shard.shard_id, str(e)))
     except BaseException as e:  # noqa: BLE001 - the parent must learn why this worker stopped
-        results.put(("error", shard.shard_id,
-                     f"collect_stats: worker for items #{shard.start}..#{shard.start + len(shard.items) - 1} "
-                     f"failed: {type(e).__name__}: {e}"))
+        results.put(("error", shard.shard_id, f"failed: {type(e).__name__}: {e}"))
 
 
 def _context() -> mp.context.BaseContext:
@@ -205,8 +204,12 @@ def _run_workers(model_path: str, shards: list[_Shard], funcs: tuple[Preprocess,
                  blas_threads: int | None, tick: Callable[[], None], timeout_s: float | None) -> list[StatsSet]:
     ctx = _context()
     results_q = ctx.Queue()
-    procs = [ctx.Process(target=_worker_main, args=(model_path, s, funcs, num_bins, sha, blas_threads, results_q),
+    me = os.getpid()
+    counters = item_counters(ctx, len(shards))
+    procs = [ctx.Process(target=_worker_main,
+                         args=(model_path, s, funcs, num_bins, sha, blas_threads, results_q, me, counters),
                          name=f"collect_stats-{s.shard_id}", daemon=True) for s in shards]
+    items = [it for s in shards for it in s.items]
     bounds = [(s.start, s.start + len(s.items)) for s in shards]
 
     def start_error(e: Exception) -> InputError:
@@ -214,10 +217,15 @@ def _run_workers(model_path: str, shards: list[_Shard], funcs: tuple[Preprocess,
                 if ctx.get_start_method() == "spawn" else "")
         return InputError(f"collect_stats: cannot start a worker process ({type(e).__name__}: {e}){hint}")
 
-    def on_error(message: str, shard_id: int) -> None:
-        raise InputError(message)
+    def on_error(message: str, shard_id: int, where: str) -> None:
+        # an item's failure already names its image; anything else gets the worker and its image
+        raise InputError(message if message.startswith("collect_stats: ") else f"{where}: {message}")
 
-    return gather(procs, results_q, bounds, tick, "collect_stats", on_error, timeout_s, start_error)
+    def describe(k: int) -> str:
+        return f"{_describe(items[k])} (item #{k})"
+
+    return gather(procs, results_q, bounds, tick, "collect_stats", on_error, timeout_s, start_error, describe,
+                  counters)
 
 
 def collect_stats_arrays(model_path: str | os.PathLike, samples: Iterable[Any], *,

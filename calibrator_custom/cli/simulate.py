@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 from .. import utils
 from ..model.graph import atomic_write, load_model
 from ..progress import ProgressBar
+from ..sim_workers import run_sharded
 from . import results as res
 from ._common import UserError, run
 from .inputs import require_file, resolve_images, resolve_preprocess
@@ -125,36 +125,17 @@ class SampleRunner:
 
 
 # ------------------------------------------------------------------------------- worker processes
-_WORKER: SampleRunner | None = None
-
-
-def _worker_init(job: SimulateJob) -> None:
-    global _WORKER
-    from ..calib.parallel import limit_blas_threads
-
-    limit_blas_threads(1)
-    _WORKER = SampleRunner(job)
-
-
-def _worker_run(paths: Sequence[str]) -> None:
-    assert _WORKER is not None, "worker not initialised"
-    _WORKER.run(paths)
-
-
 def _run_all(runner: SampleRunner, samples: list[list[str]], num_process: int) -> None:
-    bar = ProgressBar(len(samples), "simulating")
-    try:
-        if num_process <= 1:
-            for paths in samples:
-                runner.run(paths)
-                bar.update()
-            return
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(num_process, initializer=_worker_init, initargs=(runner.job,)) as pool:
-            for _ in pool.imap(_worker_run, samples):
-                bar.update()
-    finally:
-        bar.close()
+    """Run every sample, in ``num_process`` forked workers (contiguous shards; see ``sim_workers``: they
+    die with this process, and a dead or stopped one is reported naming its image)."""
+    def run_shard(start: int, stop: int, tick) -> None:
+        for paths in samples[start:stop]:
+            runner.run(paths)
+            tick()
+
+    with ProgressBar(len(samples), "simulating") as bar:
+        run_sharded(run_shard, len(samples), num_process, bar.update, PROG,
+                    describe=lambda k: f"image {samples[k][0]!r}")
 
 
 # ------------------------------------------------------------------------------- checks

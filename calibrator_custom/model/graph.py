@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelError
+from ..fileio import atomic_write  # noqa: F401 - the package's one atomic writer, re-exported here
 from . import flatbuf, options as opts, sgs_dialect
 from .validate import check_dataflow
 
@@ -440,21 +440,6 @@ def _subgraph_to_dict(sg: Subgraph) -> dict[str, Any]:
            "operators": operators, "name": sg.name}
     out.update({k: _thaw(v) for k, v in sg.extra.items()})
     return out
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and an atomic rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp_", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def load_model(path: str | os.PathLike) -> Model:

@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .. import blas
 from ..errors import UnsupportedOpError
 from ._common import EXPLICIT_PADDINGS, explicit_pads, FUSED_ACTIVATIONS, apply_activation, same_pads, valid_out
 from .registry import OpContext, TensorInfo, register
@@ -329,7 +330,7 @@ def _conv_core(x: np.ndarray, w_rows: np.ndarray, geo: Geometry, out: np.ndarray
         # 1x1: a single matmul on the (strided) input pixels.
         xs = x[:, :(oh - 1) * g.sh + 1:g.sh, :(ow - 1) * g.sw + 1:g.sw]
         xs = np.ascontiguousarray(xs).reshape(-1, cin)
-        np.matmul(xs, w_rows[0], out=out.reshape(-1, cout))
+        blas.matmul(xs, w_rows[0], out=out.reshape(-1, cout))
         return
     xp = pad_nhwc(x, g.pad_t, g.pad_b, g.pad_l, g.pad_r)
     _, hp, wp, _ = xp.shape
@@ -353,11 +354,11 @@ def _conv_core(x: np.ndarray, w_rows: np.ndarray, geo: Geometry, out: np.ndarray
                 np.copyto(cb, src)
                 cf = cb.reshape((nr + span) * ow, kwc)
                 o = out[b, r0:r0 + nr].reshape(nr * ow, cout)
-                np.matmul(cf[:nr * ow], w_rows[0], out=o)
+                blas.matmul(cf[:nr * ow], w_rows[0], out=o)
                 for ky in range(1, g.kh):
                     s = ky * g.dh * ow
                     t = tmp[:nr * ow]
-                    np.matmul(cf[s:s + nr * ow], w_rows[ky], out=t)
+                    blas.matmul(cf[s:s + nr * ow], w_rows[ky], out=t)
                     np.add(o, t, out=o)
         return
     # strided: full im2col per chunk of output rows, one matmul per chunk.
@@ -374,7 +375,7 @@ def _conv_core(x: np.ndarray, w_rows: np.ndarray, geo: Geometry, out: np.ndarray
                              writeable=False)
             cb = cols[:nr]
             np.copyto(cb, src)
-            np.matmul(cb.reshape(nr * ow, -1), wm, out=out[b, r0:r0 + nr].reshape(nr * ow, cout))
+            blas.matmul(cb.reshape(nr * ow, -1), wm, out=out[b, r0:r0 + nr].reshape(nr * ow, cout))
 
 
 @register("CONV_2D", prepare=_prepare_conv)
@@ -624,7 +625,7 @@ def transpose_conv(output_shape: np.ndarray, w: np.ndarray, x: np.ndarray,
     _, oh, ow, cout = opt.out_shape
     kh, kw, sh, sw = opt.kh, opt.kw, opt.sh, opt.sw
     w_mat = opt.w_mat if opt.w_mat is not None else _tconv_weight_matrix(w, dt)
-    col = (x.reshape(-1, cin) @ w_mat).reshape(n, h, wd, kh, kw, cout)
+    col = blas.matmul(x.reshape(-1, cin), w_mat).reshape(n, h, wd, kh, kw, cout)
     pt, pl = opt.pad_t, opt.pad_l
     full_h = max((h - 1) * sh + kh, pt + oh)
     full_w = max((wd - 1) * sw + kw, pl + ow)
@@ -720,7 +721,7 @@ def fully_connected(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None = None
         products = x2[:, :, None] * w_t[None, :, :]
         out = np.add.accumulate(products, axis=1)[:, -1, :]
     else:
-        out = np.matmul(x2, w_t)
+        out = blas.matmul(x2, w_t)
     return _finish(out, bias, opt.act).reshape(opt.out_shape)
 
 
@@ -780,4 +781,4 @@ def batch_matmul(x: np.ndarray, y: np.ndarray, *, opt: BatchMatMulParams) -> np.
         b = y.astype(dt, copy=False)
         if opt.adj_y:
             b = np.swapaxes(b, -1, -2)
-    return np.matmul(a, b)
+    return blas.matmul(a, b)

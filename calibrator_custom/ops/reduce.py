@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .. import blas
 from .registry import OpContext, register
 
 logger = logging.getLogger(__name__)
@@ -74,11 +75,11 @@ def _sum_block(x: np.ndarray, p: ReduceParams) -> np.ndarray:
     outer, red, inner = p.block
     ones = np.ones(red, dtype=x.dtype)
     if inner == 1:
-        return x.reshape(outer, red) @ ones
+        return blas.matmul(x.reshape(outer, red), ones)
     if outer == 1:
-        return ones @ x.reshape(red, inner)
+        return blas.matmul(ones, x.reshape(red, inner))
     if outer <= red:
-        return (ones[None, :] @ x.reshape(outer, red, inner)).reshape(outer, inner)
+        return blas.matmul(ones[None, :], x.reshape(outer, red, inner)).reshape(outer, inner)
     return np.add.reduce(x.reshape(outer, red, inner), axis=1)
 
 

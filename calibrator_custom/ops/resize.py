@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import blas
 from .registry import OpContext, register
 
 logger = logging.getLogger(__name__)
@@ -80,8 +81,8 @@ def _bilinear_pass(a: np.ndarray, axis: int, out_size: int, p: ResizeParams, den
     if dense and in_size <= _MATMUL_MAX_IN:
         m = _bilinear_matrix(in_size, out_size, p.align_corners, p.half_pixel_centers).astype(a.dtype, copy=False)
         if axis == 1:
-            return np.matmul(m, a.reshape(n, h, w * c)).reshape(n, out_size, w, c)
-        return np.matmul(m, a.reshape(n * h, w, c)).reshape(n, h, out_size, c)
+            return blas.matmul(m, a.reshape(n, h, w * c)).reshape(n, out_size, w, c)
+        return blas.matmul(m, a.reshape(n * h, w, c)).reshape(n, h, out_size, c)
     lo, hi, frac = _bilinear_axis(in_size, out_size, p.align_corners, p.half_pixel_centers)
     shape = [1, 1, 1, 1]
     shape[axis] = out_size

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .. import blas
 from ..calib.stats import StatsSet
 from ..config import InputConfig, load_input_config
 from ..errors import ConfigError
@@ -340,7 +341,7 @@ def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[i
         else:
             if dw.shape[1] != mean_x.size:
                 continue
-            shift = dw @ mean_x
+            shift = blas.matmul(dw, mean_x)
         out[c.bias] = -shift
     return out
 
