@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
 import time
 from collections import Counter
@@ -183,11 +184,18 @@ def sqnr_db(reference: list[np.ndarray], test: list[np.ndarray]) -> float:
     """10 log10(signal energy / error energy), both summed over all the given arrays (inf if exact)."""
     ref = np.concatenate([np.asarray(r, np.float64).ravel() for r in reference])
     err = ref - np.concatenate([np.asarray(t, np.float64).ravel() for t in test])
-    noise = float(np.dot(err, err))
-    signal = float(np.dot(ref, ref))
-    if noise == 0.0:
+    if not err.any():
         return float("inf")
-    return 10.0 * float(np.log10(signal / noise)) if signal > 0.0 else float("-inf")
+    if not ref.any():
+        return float("-inf")
+    return 10.0 * (_log10_energy(ref) - _log10_energy(err))
+
+
+def _log10_energy(x: np.ndarray) -> float:
+    """log10(sum(x**2)) of a nonzero vector, each on its own scale so no square underflows or overflows."""
+    unit = float(np.max(np.abs(x)))
+    x = x / unit
+    return 2.0 * math.log10(unit) + math.log10(float(np.dot(x, x)))
 
 
 def output_sqnrs_db(reference: list[list[np.ndarray]], test: list[list[np.ndarray]]) -> list[float]:
