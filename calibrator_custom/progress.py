@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 BAR_WIDTH = 24
 
@@ -34,7 +34,7 @@ class ProgressBar:
     """``desc [#####.....] done/total  elapsed<eta`` redrawn in place on ``stream`` (stderr)."""
 
     def __init__(self, total: int, desc: str = "", *, stream: TextIO | None = None, enabled: bool | None = None,
-                 min_interval_s: float = 0.1):
+                 min_interval_s: float = 0.1, clock: Callable[[], float] | None = None):
         self.total = max(int(total), 0)
         self.desc = desc
         self.stream = stream if stream is not None else sys.stderr
@@ -44,13 +44,14 @@ class ProgressBar:
         self.enabled = enabled
         self.done = 0
         self.min_interval_s = min_interval_s
-        self._start = time.monotonic()
-        self._last_draw = -1.0
+        self._clock = clock if clock is not None else time.monotonic  # seconds; injectable for tests
+        self._start = self._clock()
+        self._last_draw: float | None = None  # clock() of the last draw; None: nothing drawn yet
         self._closed = False
 
     def line(self, now: float | None = None) -> str:
-        """The text of the bar at time ``now`` (``time.monotonic()``; default: now), without the carriage return."""
-        elapsed = (time.monotonic() if now is None else now) - self._start
+        """The text of the bar at time ``now`` (a ``clock()`` reading; default: now), without the carriage return."""
+        elapsed = (self._clock() if now is None else now) - self._start
         frac = self.done / self.total if self.total else 1.0
         fill = int(round(BAR_WIDTH * min(frac, 1.0)))
         eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
@@ -72,8 +73,9 @@ class ProgressBar:
     def _draw(self) -> None:
         if not self.enabled or self._closed:
             return
-        now = time.monotonic()
-        if self.done < self.total and now - self._last_draw < self.min_interval_s:
+        now = self._clock()
+        if (self.done < self.total and self._last_draw is not None
+                and now - self._last_draw < self.min_interval_s):
             return
         self._last_draw = now
         self.stream.write("\r" + self.line(now))
@@ -81,7 +83,7 @@ class ProgressBar:
 
     def close(self) -> None:
         """Finish the line (only if a bar was drawn)."""
-        if self.enabled and not self._closed and self._last_draw >= 0:
+        if self.enabled and not self._closed and self._last_draw is not None:
             self.stream.write("\n")
             self.stream.flush()
         self._closed = True
