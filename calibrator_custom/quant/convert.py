@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -27,6 +27,7 @@ from ..config import InputConfig, load_input_config
 from ..errors import ConfigError
 from ..interpreter import Interpreter
 from ..model.graph import Model, load_model
+from ..progress_display import Reporter, as_reporter
 from .planner import FLOAT_CONSTANT_OPS, LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
 from .qparam import QuantParamOverrides, import_quant_param
 from .ranges import minmax_range
@@ -38,6 +39,14 @@ MAX_16BIT_MAC_SHARE = 0.25
 L5_SAMPLES = 12
 #: of which the per-conv sensitivity runs use the first
 L5_SENSITIVITY_SAMPLES = 6
+
+
+def _ticking(items: Iterable, tick: Callable[[], None] | None) -> Iterator:
+    """``items``, calling ``tick()`` after the loop body of each one (a ``continue`` included)."""
+    for item in items:
+        yield item
+        if tick is not None:
+            tick()
 
 
 def conv_macs(pi: PlanInputs) -> dict[int, int]:
@@ -87,11 +96,12 @@ def _hist_power(ts) -> float:
     return float(np.sum(n * c * c) / max(1.0, n.sum()))
 
 
-def analytic_gain(pi: PlanInputs, plan: QuantPlan) -> dict[int, float]:
-    """L4: estimated output noise-to-signal ratio an 8-bit conv adds over 16 bit, from the statistics."""
+def analytic_gain(pi: PlanInputs, plan: QuantPlan, tick: Callable[[], None] | None = None) -> dict[int, float]:
+    """L4: estimated output noise-to-signal ratio an 8-bit conv adds over 16 bit, from the statistics
+    (``tick()`` after each conv)."""
     g = pi.graph
     gains = {}
-    for c in pi.convs:
+    for c in _ticking(pi.convs, tick):
         step = pi.step_of(c.op_index)
         if step is None or plan.conv_bits.get(c.op_index) != 8:
             continue
@@ -127,7 +137,8 @@ class _Measure:
     outputs: list[list[np.ndarray]]  # per sample: the float model's outputs
 
     @classmethod
-    def collect(cls, pi: PlanInputs, feeds: Sequence[Sequence[np.ndarray]]) -> "_Measure":
+    def collect(cls, pi: PlanInputs, feeds: Sequence[Sequence[np.ndarray]],
+                tick: Callable[[], None] | None = None) -> "_Measure":
         wanted = set()
         for c in pi.convs:
             step = pi.step_of(c.op_index)
@@ -140,6 +151,8 @@ class _Measure:
             res = pi.interp.run(list(f), keep=wanted)
             samples.append({i: res[i] for i in wanted if i in res})
             outputs.append([res[i] for i in measured])
+            if tick is not None:
+                tick()
         return cls(pi, samples, outputs)
 
 
@@ -160,9 +173,10 @@ def measured_tensors(pi: PlanInputs) -> list[int]:
     return out
 
 
-def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int]
-              ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
-    """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input).
+def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int],
+              tick: Callable[[], None] | None = None) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input);
+    ``tick()`` after each conv.
 
     Returns its output noise-to-signal ratio and the per-output-channel mean of (fixed - float) over
     the positions where neither the fused activation nor saturation clamps (for bias correction).
@@ -175,7 +189,7 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
     steps = {fg.tensors[s.outputs[0]].name: s for s in it.steps}
     nsr, mean_err = {}, {}
     g = pi.graph
-    for k in conv_ops:
+    for k in _ticking(conv_ops, tick):
         c = next(c for c in pi.convs if c.op_index == k)
         fstep = pi.step_of(k)
         yname = g.tensors[fstep.outputs[0]].name
@@ -216,40 +230,56 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             sensitivity_threshold: float = 0.002,
             calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
             output_path: str | os.PathLike | None = None,
-            progress: Callable[[str], None] | None = None) -> Model:
-    """The fixed model of ``float_model`` (written atomically to ``output_path`` when given)."""
+            progress: Reporter | Callable[[str], None] | None = None) -> Model:
+    """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
+
+    ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
+    elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
+    (``Reporter.auto()`` draws a bar on a terminal or a display in Jupyter), or a ``message(text)``
+    callable for the messages alone; by default (and for phases with a callable) INFO log lines.
+    """
     from ..fixed.writer import build_fixed_model
 
     model = float_model if isinstance(float_model, Model) else load_model(float_model)
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
     if quant_level not in LEVELS:
         raise ConfigError(f"unknown quant_level {quant_level!r}; choose one of {', '.join(LEVELS)}")
-    say = progress or (lambda msg: log.info("%s", msg))
-    pi = PlanInputs.create(model, stats, config)
-    ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
-    kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
-              bits_overrides=ov.bits, const_data=ov.const_data)
-    plan = build_plan(pi, quant_level, **kw)
+    rep = as_reporter(progress)
+    with rep.phase(f"{quant_level} plan", 1) as phase:
+        pi = PlanInputs.create(model, stats, config)
+        ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
+        kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
+                  bits_overrides=ov.bits, const_data=ov.const_data)
+        plan = build_plan(pi, quant_level, **kw)
+        phase.update()
     if quant_level == "L5" and calibration_feeds:
-        plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, say)
+        plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, rep)
     elif quant_level in ("L4", "L5"):
         if quant_level == "L5":
             log.warning("L5 needs calibration inputs to measure; falling back to the L4 estimates")
-        say(f"{quant_level}: estimating conv sensitivity")
-        rec = _pick_upgrades(analytic_gain(pi, plan), conv_macs(pi), sensitivity_threshold)
+        with rep.phase(f"{quant_level} conv sensitivity estimates", len(pi.convs)) as phase:
+            gains = analytic_gain(pi, plan, phase.update)
+        rec = _pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
+        rep.message(f"{quant_level}: {len(rec)} convolution(s) upgraded to 16 bit")
         plan = build_plan(pi, quant_level, rec, **kw)
-    fixed = build_fixed_model(pi, plan)
-    if output_path is not None:
-        fixed.save(output_path)
+    with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
+        fixed = build_fixed_model(pi, plan)
+        phase.update()
+        if output_path is not None:
+            fixed.save(output_path)
+            phase.update()
     return fixed
 
 
-def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, say) -> QuantPlan:
+def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, rep: Reporter) -> QuantPlan:
+    """The L5 measurements; each loop is a phase of ``rep`` (samples, convs or fixed-model runs)."""
     from ..fixed.writer import build_fixed_model
 
+    say = rep.message
     feeds = list(feeds)[:L5_SAMPLES]
     say(f"L5: measuring {len(pi.convs)} convolutions on {len(feeds)} samples")
-    meas = _Measure.collect(pi, feeds)
+    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
+        meas = _Measure.collect(pi, feeds, phase.update)
     g = pi.graph
     eight = [c.op_index for c in pi.convs if plan.conv_bits.get(c.op_index) == 8]
     # 1. UINT8 ranges of conv inputs: fitted vs min/max, by the measured conv output error
@@ -267,9 +297,10 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
             alt_u8[c.data] = other
         elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
             alt_rng[c.data] = other
-    nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight)
-    alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
-    nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight)
+    with rep.phase("L5 conv input ranges (convs x 2 candidates)", 2 * len(eight)) as phase:
+        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update)
+        alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
+        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update)
     for c in pi.convs:
         if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
             if c.data in alt_u8 and c.data not in u8:
@@ -280,20 +311,26 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     plan = build_plan(pi, plan.level, **kw)
     # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
     #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
-    base = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas)
-    gain = {}
-    for k in eight:
-        trial = build_plan(pi, plan.level, frozenset([k]), **kw)
-        nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas)
-        gain[k] = (base - nsr) / base if base > 0 else 0.0
+    with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
+        base = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas)
+        phase.update()
+        gain = {}
+        for k in eight:
+            trial = build_plan(pi, plan.level, frozenset([k]), **kw)
+            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas)
+            gain[k] = (base - nsr) / base if base > 0 else 0.0
+            phase.update()
     macs = conv_macs(pi)
     rec = _pick_upgrades(gain, macs, threshold)
     # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
     # samples a measured gain can be noise
     rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
     if rec4 != rec:
-        nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas)
-        nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas)
+        with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
+            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas)
+            phase.update()
+            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas)
+            phase.update()
         if nsr_rec4 < nsr_rec:
             say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
                 f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
@@ -302,11 +339,14 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     plan = build_plan(pi, plan.level, rec, **kw)
     # 3. bias correction: the mean output shift the weight quantization causes, from the measured
     #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
-    deltas = _bias_corrections(pi, plan, meas)
-    corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
-    # keep it only if the fixed model run end to end on the calibration inputs agrees better
-    before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas)
-    after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas)
+    with rep.phase("L5 bias correction (fixed-model runs)", 2) as phase:
+        deltas = _bias_corrections(pi, plan, meas)
+        corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
+        # keep it only if the fixed model run end to end on the calibration inputs agrees better
+        before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas)
+        phase.update()
+        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas)
+        phase.update()
     say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
         f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
     return corrected if after < before else plan
