@@ -13,6 +13,7 @@ measured refinement on the fixed simulator.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -144,6 +145,9 @@ class PlanInputs:
     convs: list[ConvLike]
     stats: StatsSet
     config: InputConfig
+    #: results of the pure searches every plan of these inputs repeats (fitted ranges, weight clips);
+    #: L5 builds tens of plans that differ in a few convs
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._steps = {s.op_index: s for s in self.interp.steps}
@@ -201,7 +205,10 @@ def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, 
         log.warning("no statistics for tensor %r; using the range [-1, 1]", t.name)
         return Range(-1.0, 1.0, "default"), None
     if fit and qtype in ("UINT8", "INT8", "INT16"):
-        return fitted_range(ts.histogram, qtype), ts
+        key = ("fitted_range", i, qtype)
+        if key not in pi.memo:
+            pi.memo[key] = fitted_range(ts.histogram, qtype)
+        return pi.memo[key], ts
     return minmax_range(ts.min, ts.max), ts
 
 
@@ -401,7 +408,10 @@ def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: st
             if ts is not None and ts.channel_min.size == w.shape[in_axis]:
                 energy = np.maximum(np.abs(ts.channel_min), np.abs(ts.channel_max)) ** 2
         # quantize with the float32-rounded scales the file stores
-        scale = np.array([f32(v / qmax) for v in search_clip(w, axis, b, method, energy, in_axis)])
+        key = ("search_clip", c.weights, b, method, hashlib.sha1(w.tobytes()).hexdigest())
+        if key not in pi.memo:
+            pi.memo[key] = search_clip(w, axis, b, method, energy, in_axis)
+        scale = np.array([f32(v / qmax) for v in pi.memo[key]])
     q = quantize_with_scale(w, axis, scale, b)
     clip_used = tuple(f32(s * qmax) for s in scale)
     tq = TensorQuant("INT8" if b == 8 else "INT16", tuple(float(s) for s in scale), (0,) * len(scale),
