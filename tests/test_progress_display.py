@@ -245,3 +245,41 @@ def test_sim_calibrator_convert_in_a_notebook_shows_every_phase(tmp_path, fake_k
                   "writing the fixed model"):
         assert finals[phase][0] == finals[phase][1] > 0, phase
     assert all(o.text.startswith("net: ") for o in shown if not o.text.startswith("SIM"))
+
+
+def test_l5_trials_reuse_the_base_run_and_measure_exactly_as_a_full_run(tmp_path, monkeypatch):
+    """The sensitivity trials re-run only the steps a 16-bit conv changes; their noise is the full run's,
+    bit for bit (the full run is the reference), and a trial upgrading the last conv reuses the rest."""
+    from calibrator_custom.fixed.writer import build_fixed_model
+    from calibrator_custom.quant import convert as conv
+    from calibrator_custom.quant.planner import PlanInputs, build_plan
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.model.graph import load_model
+
+    path = _net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(3)
+    feeds = [[(rng.integers(0, 256, (1, 8, 8, 3)).astype(np.float32) - MEAN) / STD] for _ in range(3)]
+    model = load_model(path)
+    pi = PlanInputs.create(model, collect_stats_arrays(path, feeds), load_input_config(_ini(tmp_path / "c.ini"), model))
+    meas = conv._Measure.collect(pi, feeds)
+    base_fixed = build_fixed_model(pi, build_plan(pi, "L5"))
+    nsr0, run = conv._e2e_nsr(pi, base_fixed, feeds, meas, record=True)
+    assert nsr0 == conv._e2e_nsr(pi, base_fixed, feeds, meas)
+    assert len(run.values) == 3
+    ran = []
+    real_call = conv.Interpreter._call
+
+    def counting(self, k, name, *a):
+        ran.append(name)
+        return real_call(self, k, name, *a)
+
+    for c in pi.convs:
+        trial = build_fixed_model(pi, build_plan(pi, "L5", frozenset([c.op_index])))
+        full = conv._e2e_nsr(pi, trial, feeds, meas)
+        ran.clear()
+        monkeypatch.setattr(conv.Interpreter, "_call", counting)
+        reused = conv._e2e_nsr(pi, trial, feeds, meas, base=run)
+        monkeypatch.setattr(conv.Interpreter, "_call", real_call)
+        assert reused == full, c.op_name
+        if c.op_name == "FULLY_CONNECTED":  # the last conv: its upstream (conv, depthwise) is reused
+            assert "CONV_2D" not in ran and "DEPTHWISE_CONV_2D" not in ran and "FULLY_CONNECTED" in ran

@@ -15,6 +15,7 @@ means), kept only if the end-to-end error on the calibration inputs drops.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -312,14 +313,16 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
     #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
     with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
-        base = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas)
+        # each trial re-runs only what its 16-bit conv changes (it and everything downstream of it)
+        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas, record=True)
         phase.update()
         gain = {}
         for k in eight:
             trial = build_plan(pi, plan.level, frozenset([k]), **kw)
-            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas)
+            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas, base=run)
             gain[k] = (base - nsr) / base if base > 0 else 0.0
             phase.update()
+        del run
     macs = conv_macs(pi)
     rec = _pick_upgrades(gain, macs, threshold)
     # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
@@ -388,23 +391,101 @@ def _db(nsr: float) -> float:
     return float("inf") if nsr <= 0 else -10 * np.log10(nsr)
 
 
-def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
-    """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``."""
+def _tensor_signature(it: Interpreter, i: int) -> tuple | None:
+    """What a fixed-model tensor is: name, type, shape, quantization and (constants) the stored values."""
+    if i < 0:
+        return None
+    t = it.graph.tensors[i]
+    c = it.constants.get(i)
+    digest = None if c is None else hashlib.sha1(np.ascontiguousarray(c).tobytes()).digest()
+    return t.name, t.dtype, tuple(t.shape), t.quantization, digest
+
+
+def _step_signature(it: Interpreter, step) -> tuple:
+    """Everything a step's outputs depend on besides its runtime input values."""
+    op = it.graph.operators[step.op_index]
+    return (step.op_name, repr(op.options), bytes(op.custom_options or b""),
+            tuple(_tensor_signature(it, i) for i in step.inputs),
+            tuple(_tensor_signature(it, i) for i in step.outputs))
+
+
+@dataclass
+class _BaseRun:
+    """A fixed model's runs on some samples, kept so that a trial model that differs from it only in
+    some ops re-runs just the steps whose inputs, constants or quantization differ ("reuse upstream
+    results"): every tensor's value per sample by name, and each step's signature by output names."""
+
+    signatures: dict[tuple[str, ...], tuple]
+    inputs: dict[str, tuple | None]
+    values: list[dict[str, np.ndarray]]
+
+    @classmethod
+    def record(cls, it: Interpreter) -> "_BaseRun":
+        g = it.graph
+        sigs = {tuple(g.tensors[o].name for o in s.outputs): _step_signature(it, s) for s in it.steps}
+        return cls(sigs, {g.tensors[i].name: _tensor_signature(it, i) for i in g.inputs}, [])
+
+    def clean_tensors(self, it: Interpreter) -> set[str]:
+        """Names of ``it``'s runtime tensors whose values equal the recorded ones on every sample."""
+        g = it.graph
+        clean = {g.tensors[i].name for i in g.inputs
+                 if self.inputs.get(g.tensors[i].name, 0) == _tensor_signature(it, i)}
+        for s in it.steps:
+            names = tuple(g.tensors[o].name for o in s.outputs)
+            ins_clean = all(i < 0 or i in it.constants or g.tensors[i].name in clean for i in s.inputs)
+            if ins_clean and self.signatures.get(names) == _step_signature(it, s):
+                clean.update(names)
+        return clean
+
+
+def _run_fixed(it: Interpreter, raw: list[np.ndarray], targets: list[int], base: _BaseRun | None,
+               sample: int, clean: set[str]) -> dict[int, np.ndarray]:
+    """``it.run(raw)`` for ``targets``, taking the tensors in ``clean`` from ``base``'s run of ``sample``
+    instead of computing them (the same integers: kernels are deterministic and their inputs equal)."""
+    if base is None or not clean:
+        return it.run(raw, keep=set(targets))
+    g = it.graph
+    known = base.values[sample]
+    values: dict[int, np.ndarray] = dict(it.constants)
+    values.update(zip(g.inputs, raw))
+    for s in it.steps:
+        names = [g.tensors[o].name for o in s.outputs]
+        if all(n in clean for n in names):
+            values.update((o, known[n]) for o, n in zip(s.outputs, names))
+            continue
+        args = [None if i < 0 else values[i] for i in s.inputs]
+        values.update(zip(s.outputs, it._call(s.op_index, s.op_name, s.kernel, args, s.params, s.out_dtypes)))
+    return {i: values[i] for i in targets}
+
+
+def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure, *, record: bool = False,
+             base: _BaseRun | None = None) -> float | tuple[float, _BaseRun]:
+    """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``.
+
+    ``record=True`` also returns the run (a :class:`_BaseRun`); with ``base`` (recorded on the same
+    ``feeds``) the steps ``fixed`` shares with that model are not run again.
+    """
     from ..fixed.feeds import channel_params, raw_from_normalized
     from ..fixed.registry import get_fixed_op
 
     it = Interpreter(fixed, get_op=get_fixed_op)
     g, fg = pi.graph, fixed.main
+    recorded = _BaseRun.record(it) if record else None
+    clean = base.clean_tensors(it) if base is not None else set()
     specs = {s.name: s for s in pi.config.inputs}
     fixed_out = dict(zip(g.outputs, fg.outputs))
     targets = [fixed_out.get(i) if i in fixed_out else fg.tensor_index(g.tensors[i].name)
                for i in measured_tensors(pi)]
     num = np.zeros(len(targets))
     den = np.zeros(len(targets))
-    for f, ref in zip(feeds, meas.outputs):
+    for n, (f, ref) in enumerate(zip(feeds, meas.outputs)):
         raw = [raw_from_normalized(np.asarray(x), specs.get(g.tensors[i].name), fg.tensors[j])
                for x, i, j in zip(f, g.inputs, fg.inputs)]
-        res = it.run(raw, keep=set(targets))
+        if recorded is not None:
+            res = it.run(raw, keep="all")
+            recorded.values.append({fg.tensors[i].name: v for i, v in res.items() if i not in it.constants})
+        else:
+            res = _run_fixed(it, raw, targets, base, n, clean)
         for k, j in enumerate(targets):
             t = fg.tensors[j]
             y = res[j].astype(np.float64)
@@ -414,7 +495,8 @@ def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
             r = ref[k].astype(np.float64)
             num[k] += float(np.sum((y - r) ** 2))
             den[k] += float(np.sum(r * r))
-    return float(np.max(num / np.maximum(den, 1e-30)))
+    nsr = float(np.max(num / np.maximum(den, 1e-30)))
+    return (nsr, recorded) if recorded is not None else nsr
 
 
 def _act_lo(pi: PlanInputs, c) -> float:
