@@ -248,8 +248,9 @@ def test_sim_calibrator_convert_in_a_notebook_shows_every_phase(tmp_path, fake_k
 
 
 def test_l5_trials_reuse_the_base_run_and_measure_exactly_as_a_full_run(tmp_path, monkeypatch):
-    """The sensitivity trials re-run only the steps a 16-bit conv changes; their noise is the full run's,
-    bit for bit (the full run is the reference), and a trial upgrading the last conv reuses the rest."""
+    """The sensitivity trials re-run only the steps a 16-bit conv changes and prepare only the ops it
+    changes; their noise is the full run's, bit for bit (a fresh full run is the reference), and a trial
+    upgrading the last conv reuses the rest."""
     from calibrator_custom.fixed.writer import build_fixed_model
     from calibrator_custom.quant import convert as conv
     from calibrator_custom.quant.planner import PlanInputs, build_plan
@@ -263,7 +264,8 @@ def test_l5_trials_reuse_the_base_run_and_measure_exactly_as_a_full_run(tmp_path
     pi = PlanInputs.create(model, collect_stats_arrays(path, feeds), load_input_config(_ini(tmp_path / "c.ini"), model))
     meas = conv._Measure.collect(pi, feeds)
     base_fixed = build_fixed_model(pi, build_plan(pi, "L5"))
-    nsr0, run = conv._e2e_nsr(pi, base_fixed, feeds, meas, record=True)
+    memo = conv._PrepareMemo()  # shared by the trials, as in the search
+    nsr0, run = conv._e2e_nsr(pi, base_fixed, feeds, meas, record=True, get_op=memo)
     assert nsr0 == conv._e2e_nsr(pi, base_fixed, feeds, meas)
     assert len(run.values) == 3
     ran = []
@@ -278,7 +280,7 @@ def test_l5_trials_reuse_the_base_run_and_measure_exactly_as_a_full_run(tmp_path
         full = conv._e2e_nsr(pi, trial, feeds, meas)
         ran.clear()
         monkeypatch.setattr(conv.Interpreter, "_call", counting)
-        reused = conv._e2e_nsr(pi, trial, feeds, meas, base=run)
+        reused = conv._e2e_nsr(pi, trial, feeds, meas, base=run, get_op=memo)
         monkeypatch.setattr(conv.Interpreter, "_call", real_call)
         assert reused == full, c.op_name
         if c.op_name == "FULLY_CONNECTED":  # the last conv: its upstream (conv, depthwise) is reused

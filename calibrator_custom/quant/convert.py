@@ -175,7 +175,7 @@ def measured_tensors(pi: PlanInputs) -> list[int]:
 
 
 def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int],
-              tick: Callable[[], None] | None = None) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+              tick: Callable[[], None] | None = None, get_op=None) -> tuple[dict[int, float], dict[int, np.ndarray]]:
     """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input);
     ``tick()`` after each conv.
 
@@ -185,7 +185,7 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
     from ..fixed.feeds import channel_params
     from ..fixed.registry import get_fixed_op
 
-    it = Interpreter(fixed, get_op=get_fixed_op)
+    it = Interpreter(fixed, get_op=get_op or get_fixed_op)
     fg = fixed.main
     steps = {fg.tensors[s.outputs[0]].name: s for s in it.steps}
     nsr, mean_err = {}, {}
@@ -277,6 +277,7 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     from ..fixed.writer import build_fixed_model
 
     say = rep.message
+    memo = _PrepareMemo()  # the many fixed models below share most ops: prepare each distinct op once
     feeds = list(feeds)[:L5_SAMPLES]
     say(f"L5: measuring {len(pi.convs)} convolutions on {len(feeds)} samples")
     with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
@@ -299,9 +300,9 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
         elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
             alt_rng[c.data] = other
     with rep.phase("L5 conv input ranges (convs x 2 candidates)", 2 * len(eight)) as phase:
-        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update)
+        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update, get_op=memo)
         alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
-        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update)
+        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update, get_op=memo)
     for c in pi.convs:
         if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
             if c.data in alt_u8 and c.data not in u8:
@@ -314,12 +315,13 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
     with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
         # each trial re-runs only what its 16-bit conv changes (it and everything downstream of it)
-        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas, record=True)
+        sens = feeds[:L5_SENSITIVITY_SAMPLES]
+        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), sens, meas, record=True, get_op=memo)
         phase.update()
         gain = {}
         for k in eight:
             trial = build_plan(pi, plan.level, frozenset([k]), **kw)
-            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas, base=run)
+            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), sens, meas, base=run, get_op=memo)
             gain[k] = (base - nsr) / base if base > 0 else 0.0
             phase.update()
         del run
@@ -330,9 +332,11 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
     if rec4 != rec:
         with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
-            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas)
+            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas,
+                               get_op=memo)
             phase.update()
-            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas)
+            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas,
+                                get_op=memo)
             phase.update()
         if nsr_rec4 < nsr_rec:
             say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
@@ -346,9 +350,9 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
         deltas = _bias_corrections(pi, plan, meas)
         corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
         # keep it only if the fixed model run end to end on the calibration inputs agrees better
-        before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas)
+        before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
         phase.update()
-        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas)
+        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas, get_op=memo)
         phase.update()
     say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
         f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
@@ -389,6 +393,42 @@ def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[i
 
 def _db(nsr: float) -> float:
     return float("inf") if nsr <= 0 else -10 * np.log10(nsr)
+
+
+def _info_key(t) -> tuple | None:
+    if t is None:
+        return None
+    data = None if t.data is None else hashlib.sha1(np.ascontiguousarray(t.data).tobytes()).digest()
+    return t.name, tuple(t.shape), np.dtype(t.dtype).str, repr(t.quantization), data, repr(t.sparsity)
+
+
+class _PrepareMemo:
+    """``get_op`` for the fixed-model interpreters of one L5 search: an op's prepared parameters are kept
+    by everything prepare reads (op type, options, every input's and output's name, shape, type,
+    quantization and constant values), so a trial model prepares only the ops it changes. Prepared
+    parameters are immutable (each interpreter already reuses them on every run)."""
+
+    def __init__(self) -> None:
+        self._params: dict[tuple, object] = {}
+        self._defs: dict[str, object] = {}
+
+    def __call__(self, name: str):
+        from ..fixed.registry import get_fixed_op
+        from ..ops.registry import OpDef
+
+        if name not in self._defs:
+            d = get_fixed_op(name)
+            self._defs[name] = d if d.prepare is None else OpDef(d.name, d.kernel, self._wrap(d.prepare))
+        return self._defs[name]
+
+    def _wrap(self, prepare):
+        def memo_prepare(ctx):
+            key = (ctx.op_name, repr(ctx.options), tuple(_info_key(t) for t in ctx.inputs),
+                   tuple(_info_key(t) for t in ctx.outputs))
+            if key not in self._params:
+                self._params[key] = prepare(ctx)
+            return self._params[key]
+        return memo_prepare
 
 
 def _tensor_signature(it: Interpreter, i: int) -> tuple | None:
@@ -459,16 +499,17 @@ def _run_fixed(it: Interpreter, raw: list[np.ndarray], targets: list[int], base:
 
 
 def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure, *, record: bool = False,
-             base: _BaseRun | None = None) -> float | tuple[float, _BaseRun]:
+             base: _BaseRun | None = None, get_op=None) -> float | tuple[float, _BaseRun]:
     """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``.
 
     ``record=True`` also returns the run (a :class:`_BaseRun`); with ``base`` (recorded on the same
-    ``feeds``) the steps ``fixed`` shares with that model are not run again.
+    ``feeds``) the steps ``fixed`` shares with that model are not run again. ``get_op``: the kernel
+    lookup (a :class:`_PrepareMemo`; default: the fixed registry's).
     """
     from ..fixed.feeds import channel_params, raw_from_normalized
     from ..fixed.registry import get_fixed_op
 
-    it = Interpreter(fixed, get_op=get_fixed_op)
+    it = Interpreter(fixed, get_op=get_op or get_fixed_op)
     g, fg = pi.graph, fixed.main
     recorded = _BaseRun.record(it) if record else None
     clean = base.clean_tensors(it) if base is not None else set()
