@@ -212,6 +212,15 @@ def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, 
     return minmax_range(ts.min, ts.max), ts
 
 
+def _memo_activation_quant(pi: PlanInputs, i: int, args: tuple) -> TensorQuant:
+    """``activation_quant(*args)`` for tensor ``i``, whose channel ranges (``args[2:4]``) are its statistics'."""
+    rng, qtype, channel_min, _, axis = args
+    key = ("activation_quant", i, rng, qtype, axis, channel_min is None)
+    if key not in pi.memo:
+        pi.memo[key] = activation_quant(*args)
+    return pi.memo[key]
+
+
 def _image_range(spec: InputSpec) -> tuple[Range, tuple, tuple]:
     mean = np.asarray(spec.channel_mean(), np.float64)
     std = np.asarray(spec.channel_std(), np.float64)
@@ -278,7 +287,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
             rng, ts = _stats_range(pi, i, qt, fit)
         args = (rng, qt, None if ts is None else ts.channel_min, None if ts is None else ts.channel_max,
                 _channel_axis(t) if qt == "UINT8" and i not in g.inputs else None)
-        tensors[i] = activation_quant(*args)
+        tensors[i] = _memo_activation_quant(pi, i, args)
         if qt == "UINT8":
             u8_args[i] = args
 
@@ -291,7 +300,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
                 ts = pi.stats.tensors.get(g.tensors[c.data].name)
                 u8_args[c.data] = (rng, "UINT8", None if ts is None else ts.channel_min,
                                    None if ts is None else ts.channel_max, _channel_axis(g.tensors[c.data]))
-                u8_views[c.data] = activation_quant(*u8_args[c.data])
+                u8_views[c.data] = _memo_activation_quant(pi, c.data, u8_args[c.data])
 
     constants: dict[int, QuantConst] = {}
     conv_by_weights = {c.weights: c for c in pi.convs}
