@@ -399,7 +399,16 @@ def _info_key(t) -> tuple | None:
     if t is None:
         return None
     data = None if t.data is None else hashlib.sha1(np.ascontiguousarray(t.data).tobytes()).digest()
-    return t.name, tuple(t.shape), np.dtype(t.dtype).str, repr(t.quantization), data, repr(t.sparsity)
+    return t.name, tuple(t.shape), np.dtype(t.dtype).str, _quant_key(t.quantization), data, repr(t.sparsity)
+
+
+def _quant_key(q) -> tuple | None:
+    """A hashable, cheap form of a Quantization (a dataclass's repr is slow on long per-channel tuples)."""
+    if q is None:
+        return None
+    fields = tuple(v if v is None or isinstance(v, tuple) else tuple(np.asarray(v).ravel().tolist())
+                   for v in (q.scale, q.zero_point, q.min, q.max))
+    return fields + (q.quantized_dimension, None if q.details is None else repr(q.details))
 
 
 class _PrepareMemo:
@@ -438,7 +447,7 @@ def _tensor_signature(it: Interpreter, i: int) -> tuple | None:
     t = it.graph.tensors[i]
     c = it.constants.get(i)
     digest = None if c is None else hashlib.sha1(np.ascontiguousarray(c).tobytes()).digest()
-    return t.name, t.dtype, tuple(t.shape), t.quantization, digest
+    return t.name, t.dtype, tuple(t.shape), _quant_key(t.quantization), digest
 
 
 def _step_signature(it: Interpreter, step) -> tuple:
