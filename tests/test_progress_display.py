@@ -285,3 +285,25 @@ def test_l5_trials_reuse_the_base_run_and_measure_exactly_as_a_full_run(tmp_path
         assert reused == full, c.op_name
         if c.op_name == "FULLY_CONNECTED":  # the last conv: its upstream (conv, depthwise) is reused
             assert "CONV_2D" not in ran and "DEPTHWISE_CONV_2D" not in ran and "FULLY_CONNECTED" in ran
+
+
+def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp_path):
+    """stderr piped (not a terminal) with --show_log: INFO lines for the statistics and every L5 phase."""
+    from clitools import run_tool, stderr_lines, tiny_model, write_image, write_ini, write_preprocess
+
+    model = tiny_model(tmp_path / "tiny_float.sim")
+    for k, v in enumerate((30, 120, 210)):
+        write_image(tmp_path / "imgs" / f"{k}.png", v)
+    proc = run_tool("calibrator", ["-i", tmp_path / "imgs", "-m", model, "--input_config", write_ini(tmp_path / "t.ini"),
+                                   "-n", write_preprocess(tmp_path / "pre.py"), "--num_process", 1, "--show_log"],
+                    tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "\r" not in proc.stderr  # no bar off a terminal
+    lines = [line.removeprefix("INFO: ") for line in stderr_lines(proc) if line.startswith("INFO: ")]
+    finals = _finals([line for line in lines if LINE.match(line)])
+    # 3 images; one conv: 2 range candidates, a base run + one trial
+    assert finals["statistics (images)"] == (3, 3)
+    for phase, count in (("L5 plan", 1), ("L5 float activations (samples)", 3),
+                         ("L5 conv input ranges (convs x 2 candidates)", 2), ("L5 conv sensitivity (fixed-model runs)", 2),
+                         ("L5 bias correction (fixed-model runs)", 2), ("writing the fixed model", 2)):
+        assert finals[phase] == (count, count), phase
