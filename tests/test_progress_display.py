@@ -294,9 +294,9 @@ def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp
     model = tiny_model(tmp_path / "tiny_float.sim")
     for k, v in enumerate((30, 120, 210)):
         write_image(tmp_path / "imgs" / f"{k}.png", v)
-    proc = run_tool("calibrator", ["-i", tmp_path / "imgs", "-m", model, "--input_config", write_ini(tmp_path / "t.ini"),
-                                   "-n", write_preprocess(tmp_path / "pre.py"), "--num_process", 1, "--show_log"],
-                    tmp_path)
+    ini, pre = write_ini(tmp_path / "t.ini"), write_preprocess(tmp_path / "pre.py")
+    proc = run_tool("calibrator", ["-i", tmp_path / "imgs", "-m", model, "--input_config", ini, "-n", pre,
+                                   "--num_process", 1, "--show_log"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "\r" not in proc.stderr  # no bar off a terminal
     lines = [line.removeprefix("INFO: ") for line in stderr_lines(proc) if line.startswith("INFO: ")]
@@ -304,6 +304,7 @@ def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp
     # 3 images; one conv: 2 range candidates, a base run + one trial
     assert finals["statistics (images)"] == (3, 3)
     for phase, count in (("L5 plan", 1), ("L5 float activations (samples)", 3),
-                         ("L5 conv input ranges (convs x 2 candidates)", 2), ("L5 conv sensitivity (fixed-model runs)", 2),
+                         ("L5 conv input ranges (convs x 2 candidates)", 2),
+                         ("L5 conv sensitivity (fixed-model runs)", 2),
                          ("L5 bias correction (fixed-model runs)", 2), ("writing the fixed model", 2)):
         assert finals[phase] == (count, count), phase
