@@ -230,7 +230,11 @@ class Reporter:
 
 def as_reporter(progress: "Reporter | Callable[[str], None] | None") -> Reporter:
     """What ``convert(progress=...)`` takes: a Reporter as is; a ``message(text)`` callable (the older form)
-    gets the messages while phases are INFO log lines; None: INFO log lines for both."""
+    gets the messages while phases are INFO log lines; None: INFO log lines for both, except in a Jupyter
+    kernel, where the phases are live displays (the library draws nothing on stderr by itself)."""
     if isinstance(progress, Reporter):
         return progress
+    display = jupyter_display() if progress is None else None
+    if display is not None:
+        return Reporter("jupyter", display=display)
     return Reporter("log", message=progress)

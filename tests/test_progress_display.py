@@ -308,3 +308,13 @@ def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp
                          ("L5 conv sensitivity (fixed-model runs)", 2),
                          ("L5 bias correction (fixed-model runs)", 2), ("writing the fixed model", 2)):
         assert finals[phase] == (count, count), phase
+
+
+def test_step_by_step_convert_in_a_notebook_shows_its_phases_by_default(tmp_path, fake_kernel):
+    _, shown = fake_kernel
+    model = _net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(4)
+    feeds = [[(rng.integers(0, 256, (1, 8, 8, 3)).astype(np.float32) - MEAN) / STD] for _ in range(3)]
+    convert(model, _ini(tmp_path / "c.ini"), collect_stats_arrays(model, feeds), quant_level="L4")
+    finals = {o.text.split(": ")[0]: (o.done, o.total) for o in shown}
+    assert finals == {"L4 plan": (1, 1), "L4 conv sensitivity estimates": (3, 3), "writing the fixed model": (1, 1)}

@@ -237,7 +237,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
     elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
     (``Reporter.auto()`` draws a bar on a terminal or a display in Jupyter), or a ``message(text)``
-    callable for the messages alone; by default (and for phases with a callable) INFO log lines.
+    callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
+    the phases), and INFO log lines for the phases with a callable.
     """
     from ..fixed.writer import build_fixed_model
 
