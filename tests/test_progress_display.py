@@ -207,15 +207,16 @@ def test_l5_conversion_reports_every_phase_to_the_end(tmp_path, caplog):
     convert(model, _ini(tmp_path / "c.ini"), stats, quant_level="L5", calibration_feeds=feeds,
             output_path=tmp_path / "net_fixed.sim")
     finals = _finals(_lines(caplog))
-    # 5 samples, 3 convs (all 8-bit before the search): 2 range candidates each, a base run + one per conv
-    expected = {"L5 plan": (1, 1), "L5 float activations (samples)": (5, 5),
+    # 5 runtime tensors (img, conv1, dw1, flat, out), 5 samples, 3 convs (all 8-bit before the search):
+    # 2 range candidates each, a base run + one trial per conv
+    expected = {"L5 plan (tensors)": (5, 5), "L5 float activations (samples)": (5, 5),
                 "L5 conv input ranges (convs x 2 candidates)": (6, 6),
                 "L5 conv sensitivity (fixed-model runs)": (4, 4),
                 "L5 bias correction (fixed-model runs)": (2, 2), "writing the fixed model": (2, 2)}
     optional = {"L5 measured vs estimated 16-bit choice (fixed-model runs)": (2, 2)}
     assert {k: v for k, v in finals.items() if k not in optional} == expected
     assert all(finals[k] == v for k, v in optional.items() if k in finals)
-    assert list(finals)[0] == "L5 plan" and list(finals)[-1] == "writing the fixed model"
+    assert list(finals)[0] == "L5 plan (tensors)" and list(finals)[-1] == "writing the fixed model"
 
 
 class _Net(calibrator_custom.SIM_Calibrator):
@@ -240,7 +241,7 @@ def test_sim_calibrator_convert_in_a_notebook_shows_every_phase(tmp_path, fake_k
     for o in shown:
         finals[o.text.split(":")[0] if o.text.startswith("SIM") else o.text.split(": ")[1]] = (o.done, o.total)
     assert finals["SIM_Calibrator statistics (samples)"] == (4, 4)
-    for phase in ("L5 plan", "L5 float activations (samples)", "L5 conv input ranges (convs x 2 candidates)",
+    for phase in ("L5 plan (tensors)", "L5 float activations (samples)", "L5 conv input ranges (convs x 2 candidates)",
                   "L5 conv sensitivity (fixed-model runs)", "L5 bias correction (fixed-model runs)",
                   "writing the fixed model"):
         assert finals[phase][0] == finals[phase][1] > 0, phase
@@ -301,9 +302,9 @@ def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp
     assert "\r" not in proc.stderr  # no bar off a terminal
     lines = [line.removeprefix("INFO: ") for line in stderr_lines(proc) if line.startswith("INFO: ")]
     finals = _finals([line for line in lines if LINE.match(line)])
-    # 3 images; one conv: 2 range candidates, a base run + one trial
+    # 3 images; 2 runtime tensors (img, out); one conv: 2 range candidates, a base run + one trial
     assert finals["statistics (images)"] == (3, 3)
-    for phase, count in (("L5 plan", 1), ("L5 float activations (samples)", 3),
+    for phase, count in (("L5 plan (tensors)", 2), ("L5 float activations (samples)", 3),
                          ("L5 conv input ranges (convs x 2 candidates)", 2),
                          ("L5 conv sensitivity (fixed-model runs)", 2),
                          ("L5 bias correction (fixed-model runs)", 2), ("writing the fixed model", 2)):
@@ -317,4 +318,4 @@ def test_step_by_step_convert_in_a_notebook_shows_its_phases_by_default(tmp_path
     feeds = [[(rng.integers(0, 256, (1, 8, 8, 3)).astype(np.float32) - MEAN) / STD] for _ in range(3)]
     convert(model, _ini(tmp_path / "c.ini"), collect_stats_arrays(model, feeds), quant_level="L4")
     finals = {o.text.split(": ")[0]: (o.done, o.total) for o in shown}
-    assert finals == {"L4 plan": (1, 1), "L4 conv sensitivity estimates": (3, 3), "writing the fixed model": (1, 1)}
+    assert finals == {"L4 plan (tensors)": (5, 5), "L4 conv sensitivity estimates": (3, 3), "writing the fixed model": (1, 1)}

@@ -247,13 +247,12 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     if quant_level not in LEVELS:
         raise ConfigError(f"unknown quant_level {quant_level!r}; choose one of {', '.join(LEVELS)}")
     rep = as_reporter(progress)
-    with rep.phase(f"{quant_level} plan", 1) as phase:
-        pi = PlanInputs.create(model, stats, config)
-        ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
-        kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
-                  bits_overrides=ov.bits, const_data=ov.const_data)
-        plan = build_plan(pi, quant_level, **kw)
-        phase.update()
+    pi = PlanInputs.create(model, stats, config)
+    ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
+    kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
+              bits_overrides=ov.bits, const_data=ov.const_data)
+    with rep.phase(f"{quant_level} plan (tensors)", len(pi.runtime_tensors())) as phase:
+        plan = build_plan(pi, quant_level, **kw, tick=phase.update)
     if quant_level == "L5" and calibration_feeds:
         plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, rep)
     elif quant_level in ("L4", "L5"):

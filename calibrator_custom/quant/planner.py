@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -212,6 +212,14 @@ def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, 
     return minmax_range(ts.min, ts.max), ts
 
 
+def _ticking(items, tick: Callable[[], None] | None):
+    """``items``, calling ``tick()`` after the loop body of each one (a ``continue`` included)."""
+    for item in items:
+        yield item
+        if tick is not None:
+            tick()
+
+
 def _memo_activation_quant(pi: PlanInputs, i: int, args: tuple) -> TensorQuant:
     """``activation_quant(*args)`` for tensor ``i``, whose channel ranges (``args[2:4]``) are its statistics'."""
     rng, qtype, channel_min, _, axis = args
@@ -235,7 +243,8 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
                weight_overrides: Mapping[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
                bits_overrides: Mapping[int, int] | None = None,
                bias_deltas: Mapping[int, np.ndarray] | None = None,
-               const_data: Mapping[int, np.ndarray] | None = None) -> QuantPlan:
+               const_data: Mapping[int, np.ndarray] | None = None,
+               tick: Callable[[], None] | None = None) -> QuantPlan:
     """The plan for ``level`` (L1..L4 semantics; L5 callers pass measured overrides).
 
     ``range_overrides``: float tensor index -> activation range (imported quant_param, L5 refinement).
@@ -244,6 +253,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     ``bits_overrides``: conv op index -> 8/16 (imported quant_param), applied after CONV_CONFIG.
     ``bias_deltas``: bias tensor index -> float correction added to the bias (L5 bias correction).
     ``const_data``: constant tensor index -> replacement float values (imported quant_param ``data``).
+    ``tick``: called after each of ``pi.runtime_tensors()`` is planned (progress).
     """
     if level not in LEVELS:
         raise ConfigError(f"unknown quant_level {level!r}; choose one of {', '.join(LEVELS)}")
@@ -266,7 +276,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
 
     tensors: dict[int, TensorQuant] = {}
     u8_args: dict[int, tuple] = {}  # per-channel UINT8 data: activation_quant's arguments (see _fit_biases)
-    for i in pi.runtime_tensors():
+    for i in _ticking(pi.runtime_tensors(), tick):
         t = g.tensors[i]
         if t.dtype != "FLOAT32":
             continue
