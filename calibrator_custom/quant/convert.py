@@ -330,6 +330,7 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
     # samples a measured gain can be noise
     rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
+    measured: dict[frozenset[int], float] = {}  # 16-bit choice -> its error on all the samples
     if rec4 != rec:
         with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
             nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas,
@@ -338,6 +339,7 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
             nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas,
                                 get_op=memo)
             phase.update()
+        measured = {rec: nsr_rec, rec4: nsr_rec4}
         if nsr_rec4 < nsr_rec:
             say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
                 f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
@@ -346,12 +348,14 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     plan = build_plan(pi, plan.level, rec, **kw)
     # 3. bias correction: the mean output shift the weight quantization causes, from the measured
     #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
-    with rep.phase("L5 bias correction (fixed-model runs)", 2) as phase:
+    with rep.phase("L5 bias correction (fixed-model runs)", 1 if rec in measured else 2) as phase:
         deltas = _bias_corrections(pi, plan, meas)
         corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
         # keep it only if the fixed model run end to end on the calibration inputs agrees better
-        before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
-        phase.update()
+        before = measured.get(rec)  # the same plan was run on the same samples above
+        if before is None:
+            before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
+            phase.update()
         after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas, get_op=memo)
         phase.update()
     say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
