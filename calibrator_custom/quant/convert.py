@@ -12,6 +12,11 @@ worst-output noise (on the calibration inputs) when that conv alone is 16-bit, a
 convs above the sensitivity threshold, cheapest first by multiply-accumulates, up to 25% of all
 conv MACs; finally corrects biases for the mean shift of weight quantization (measured input
 means), kept only if the end-to-end error on the calibration inputs drops.
+
+The trials share work and still compute the integers independent runs would: the plans reuse the
+planner's searches (``PlanInputs.memo``), the fixed models share prepared ops (``_PrepareMemo``) and
+each sensitivity trial re-runs only the ops its 16-bit conv changes (``_BaseRun``). Every phase
+reports its progress to a :class:`~calibrator_custom.progress_display.Reporter`.
 """
 from __future__ import annotations
 
