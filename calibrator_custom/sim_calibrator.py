@@ -30,7 +30,7 @@ from . import utils
 from .calib.stats import StatsSet
 from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError
-from .progress import ProgressBar
+from .progress_display import Reporter
 from .quant.convert import L5_SAMPLES, convert as convert_model
 from .quant.import_stats import split_quant_param, stats_from_quant_param
 from .quant.levels import check_quant_level, effective_quant_level
@@ -184,7 +184,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             log.info("%s: converting %s at %s -> %s", name, cal.model or "(in-memory model)", level, path)
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
                                   sensitivity_threshold=sensitivity_threshold, calibration_feeds=fd or None,
-                                  output_path=path, progress=lambda msg, n=name: log.info("%s: %s", n, msg))
+                                  output_path=path, progress=Reporter.auto(prefix=f"{name}: "))
             if self.save_quant_info:
                 save_quant_param(export_quant_param(fixed), f"quant_info_{name}.pkl")
                 log.info("%s: quant info saved in quant_info_%s.pkl", name, name)
@@ -324,7 +324,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         def run_shard(start: int, stop: int, tick) -> _ShardResult:
             return self._run_samples(samples, start, stop, tick, record)
 
-        with ProgressBar(len(samples), "SIM_Calibrator") as bar:
+        with Reporter.auto().phase("SIM_Calibrator statistics (samples)", len(samples)) as bar:
             shards = run_sharded(run_shard, len(samples), n, bar.update, "SIM_Calibrator")
         stats, feeds = [], []
         for k, name in enumerate(self._calibrators):

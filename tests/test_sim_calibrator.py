@@ -275,22 +275,23 @@ def test_one_and_two_processes_give_byte_identical_models(models, tmp_path, monk
 
 def test_progress_bar_counts_samples_from_the_workers(models, tmp_path, monkeypatch):
     import io
-    from calibrator_custom import progress, sim_calibrator
+    import sys
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
-    stream, bars = io.StringIO(), []
-
-    class Visible(progress.ProgressBar):
-        def __init__(self, total, desc=""):
-            super().__init__(total, desc, stream=stream, enabled=True, min_interval_s=0.0)
-            bars.append(self)
-
-    monkeypatch.setattr(sim_calibrator, "ProgressBar", Visible)
+    stream = Tty()
+    monkeypatch.setattr(sys, "stderr", stream)  # a terminal: bars
     sn.ChainNet(models["a"], models["b"]).convert(_gen(5), num_process=2, quant_level="L1",
                                                   fix_model=_paths(tmp_path, "bar"))
-    (bar,) = bars
-    assert (bar.done, bar.total) == (5, 5)
-    assert "SIM_Calibrator [" in stream.getvalue() and " 5/5 " in stream.getvalue()
+    lines = stream.getvalue().split("\n")
+    stats = [line.rsplit("\r", 1)[-1] for line in lines if "SIM_Calibrator statistics (samples) [" in line]
+    assert len(stats) == 1 and " 5/5 " in stats[0]
+    # then each model's conversion phases, named after the calibrator
+    assert any(line.rsplit("\r", 1)[-1].startswith("a: writing the fixed model [") for line in lines)
+    assert any(line.rsplit("\r", 1)[-1].startswith("b: writing the fixed model [") for line in lines)
 
 
 def test_l5_measures_on_what_forward_fed_each_model(models, tmp_path, monkeypatch):

@@ -36,7 +36,7 @@ from ..calib.minmax_log import write_tensor_min_max
 from ..calib.parallel import collect_stats
 from ..config import InputConfig, load_input_config
 from ..model.graph import Model, load_model
-from ..progress import ProgressBar
+from ..progress_display import Reporter
 from ..quant.convert import L5_SAMPLES, convert
 from ..quant.levels import effective_quant_level
 from ..quant.planner import LEVELS
@@ -268,8 +268,9 @@ def calibrate(job: CalibrationJob) -> str:
     rotate_log_dir()
     n = max(1, min(job.num_process, os.cpu_count() or 1, len(job.samples)))
     log.info("collecting statistics of %s over %d sample(s) in %d process(es)", job.model_path, len(job.samples), n)
-    with ProgressBar(len(job.samples), "statistics") as bar:
-        stats = collect_stats(job.model_path, job.samples, job.preprocess, num_process=n, progress=bar)
+    report = Reporter.auto()  # a bar on a terminal, else INFO lines (--show_log) with elapsed times and ETA
+    with report.phase("statistics (images)", len(job.samples)) as phase:
+        stats = collect_stats(job.model_path, job.samples, job.preprocess, num_process=n, progress=phase)
     min_max = os.path.join(LOG_DIR, MIN_MAX_FILE)
     write_tensor_min_max(stats, min_max)
     log.info("wrote %s", min_max)
@@ -277,7 +278,7 @@ def calibrate(job: CalibrationJob) -> str:
     log.info("converting at quant level %s", level)
     fixed = convert(job.model, job.config, stats, quant_level=level, quant_param=job.quant_param,
                     sensitivity_threshold=job.sensitivity_threshold, calibration_feeds=feeds,
-                    output_path=job.out_model, progress=lambda msg: log.info("%s", msg))
+                    output_path=job.out_model, progress=report)
     if job.save_quant_info:
         stem = os.path.basename(job.out_model)
         stem = stem[:-4] if stem.lower().endswith(".sim") else stem

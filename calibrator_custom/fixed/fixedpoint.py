@@ -24,6 +24,7 @@ go in and come out; :class:`FloorAffine` carries exact integers in float64 in be
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -134,6 +135,19 @@ F64_EXACT_LIMIT = 1 << 53
 F64_MIN_BITS = 24
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _f64_pick(real: float, x_bound: int) -> tuple[int, int] | None:
+    """``f64_multiplier`` of one element (a pure function of its arguments, cached: the L5 search
+    prepares the same convolutions again and again)."""
+    if real == 0:
+        return 0, 1
+    for bits in range(31, F64_MIN_BITS - 1, -1):
+        m, s = (int(v) for v in quantize_multiplier(real, bits))
+        if s >= 1 and x_bound * m + (1 << s) < F64_EXACT_LIMIT:
+            return m, s
+    return None
+
+
 def f64_multiplier(real, x_bound) -> tuple[np.ndarray, np.ndarray] | None:
     """Per element of ``real``: the widest ``quantize_multiplier(real, bits)``, ``24 <= bits <= 31``,
     with ``shift >= 1`` and ``x_bound * m + 2**shift < 2**53`` (``(0, 1)`` for 0); None when some
@@ -147,16 +161,10 @@ def f64_multiplier(real, x_bound) -> tuple[np.ndarray, np.ndarray] | None:
     mult = np.zeros(r.shape, I64)
     shift = np.zeros(r.shape, I64)
     for i in range(r.size):
-        if r[i] == 0:
-            mult[i], shift[i] = 0, 1
-            continue
-        for bits in range(31, F64_MIN_BITS - 1, -1):
-            m, s = (int(v) for v in quantize_multiplier(r[i], bits))
-            if s >= 1 and int(xb[i]) * m + (1 << s) < F64_EXACT_LIMIT:
-                mult[i], shift[i] = m, s
-                break
-        else:
+        picked = _f64_pick(float(r[i]), int(xb[i]))
+        if picked is None:
             return None
+        mult[i], shift[i] = picked
     shape = np.shape(real)
     return mult.reshape(shape), shift.reshape(shape)
 

@@ -12,13 +12,19 @@ worst-output noise (on the calibration inputs) when that conv alone is 16-bit, a
 convs above the sensitivity threshold, cheapest first by multiply-accumulates, up to 25% of all
 conv MACs; finally corrects biases for the mean shift of weight quantization (measured input
 means), kept only if the end-to-end error on the calibration inputs drops.
+
+The trials share work and still compute the integers independent runs would: the plans reuse the
+planner's searches (``PlanInputs.memo``), the fixed models share prepared ops (``_PrepareMemo``) and
+each sensitivity trial re-runs only the ops its 16-bit conv changes (``_BaseRun``). Every phase
+reports its progress to a :class:`~calibrator_custom.progress_display.Reporter`.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -29,6 +35,7 @@ from ..errors import ConfigError
 from ..interpreter import Interpreter
 from ..model import sgs_lower
 from ..model.graph import Model, load_model
+from ..progress_display import Reporter, as_reporter
 from .planner import FLOAT_CONSTANT_OPS, LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
 from .qparam import QuantParamOverrides, import_quant_param
 from .ranges import minmax_range
@@ -40,6 +47,14 @@ MAX_16BIT_MAC_SHARE = 0.25
 L5_SAMPLES = 12
 #: of which the per-conv sensitivity runs use the first
 L5_SENSITIVITY_SAMPLES = 6
+
+
+def _ticking(items: Iterable, tick: Callable[[], None] | None) -> Iterator:
+    """``items``, calling ``tick()`` after the loop body of each one (a ``continue`` included)."""
+    for item in items:
+        yield item
+        if tick is not None:
+            tick()
 
 
 def conv_macs(pi: PlanInputs) -> dict[int, int]:
@@ -89,11 +104,12 @@ def _hist_power(ts) -> float:
     return float(np.sum(n * c * c) / max(1.0, n.sum()))
 
 
-def analytic_gain(pi: PlanInputs, plan: QuantPlan) -> dict[int, float]:
-    """L4: estimated output noise-to-signal ratio an 8-bit conv adds over 16 bit, from the statistics."""
+def analytic_gain(pi: PlanInputs, plan: QuantPlan, tick: Callable[[], None] | None = None) -> dict[int, float]:
+    """L4: estimated output noise-to-signal ratio an 8-bit conv adds over 16 bit, from the statistics
+    (``tick()`` after each conv)."""
     g = pi.graph
     gains = {}
-    for c in pi.convs:
+    for c in _ticking(pi.convs, tick):
         step = pi.step_of(c.op_index)
         if step is None or plan.conv_bits.get(c.op_index) != 8:
             continue
@@ -129,7 +145,8 @@ class _Measure:
     outputs: list[list[np.ndarray]]  # per sample: the float model's outputs
 
     @classmethod
-    def collect(cls, pi: PlanInputs, feeds: Sequence[Sequence[np.ndarray]]) -> "_Measure":
+    def collect(cls, pi: PlanInputs, feeds: Sequence[Sequence[np.ndarray]],
+                tick: Callable[[], None] | None = None) -> "_Measure":
         wanted = set()
         for c in pi.convs:
             step = pi.step_of(c.op_index)
@@ -142,6 +159,8 @@ class _Measure:
             res = pi.interp.run(list(f), keep=wanted)
             samples.append({i: res[i] for i in wanted if i in res})
             outputs.append([res[i] for i in measured])
+            if tick is not None:
+                tick()
         return cls(pi, samples, outputs)
 
 
@@ -162,9 +181,10 @@ def measured_tensors(pi: PlanInputs) -> list[int]:
     return out
 
 
-def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int]
-              ) -> tuple[dict[int, float], dict[int, np.ndarray]]:
-    """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input).
+def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int],
+              tick: Callable[[], None] | None = None, get_op=None) -> tuple[dict[int, float], dict[int, np.ndarray]]:
+    """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input);
+    ``tick()`` after each conv.
 
     Returns its output noise-to-signal ratio and the per-output-channel mean of (fixed - float) over
     the positions where neither the fused activation nor saturation clamps (for bias correction).
@@ -172,12 +192,12 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
     from ..fixed.feeds import channel_params
     from ..fixed.registry import get_fixed_op
 
-    it = Interpreter(fixed, get_op=get_fixed_op)
+    it = Interpreter(fixed, get_op=get_op or get_fixed_op)
     fg = fixed.main
     steps = {fg.tensors[s.outputs[0]].name: s for s in it.steps}
     nsr, mean_err = {}, {}
     g = pi.graph
-    for k in conv_ops:
+    for k in _ticking(conv_ops, tick):
         c = next(c for c in pi.convs if c.op_index == k)
         fstep = pi.step_of(k)
         yname = g.tensors[fstep.outputs[0]].name
@@ -218,40 +238,57 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             sensitivity_threshold: float = 0.002,
             calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
             output_path: str | os.PathLike | None = None,
-            progress: Callable[[str], None] | None = None) -> Model:
-    """The fixed model of ``float_model`` (written atomically to ``output_path`` when given)."""
+            progress: Reporter | Callable[[str], None] | None = None) -> Model:
+    """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
+
+    ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
+    elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
+    (``Reporter.auto()`` draws a bar on a terminal or a display in Jupyter), or a ``message(text)``
+    callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
+    the phases), and INFO log lines for the phases with a callable.
+    """
     from ..fixed.writer import build_fixed_model
 
     model = sgs_lower.runnable(float_model if isinstance(float_model, Model) else load_model(float_model))
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
     if quant_level not in LEVELS:
         raise ConfigError(f"unknown quant_level {quant_level!r}; choose one of {', '.join(LEVELS)}")
-    say = progress or (lambda msg: log.info("%s", msg))
+    rep = as_reporter(progress)
     pi = PlanInputs.create(model, stats, config)
     ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
     kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
               bits_overrides=ov.bits, const_data=ov.const_data)
-    plan = build_plan(pi, quant_level, **kw)
+    with rep.phase(f"{quant_level} plan (tensors)", len(pi.runtime_tensors())) as phase:
+        plan = build_plan(pi, quant_level, **kw, tick=phase.update)
     if quant_level == "L5" and calibration_feeds:
-        plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, say)
+        plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, rep)
     elif quant_level in ("L4", "L5"):
         if quant_level == "L5":
             log.warning("L5 needs calibration inputs to measure; falling back to the L4 estimates")
-        say(f"{quant_level}: estimating conv sensitivity")
-        rec = _pick_upgrades(analytic_gain(pi, plan), conv_macs(pi), sensitivity_threshold)
+        with rep.phase(f"{quant_level} conv sensitivity estimates", len(pi.convs)) as phase:
+            gains = analytic_gain(pi, plan, phase.update)
+        rec = _pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
+        rep.message(f"{quant_level}: {len(rec)} convolution(s) upgraded to 16 bit")
         plan = build_plan(pi, quant_level, rec, **kw)
-    fixed = build_fixed_model(pi, plan)
-    if output_path is not None:
-        fixed.save(output_path)
+    with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
+        fixed = build_fixed_model(pi, plan)
+        phase.update()
+        if output_path is not None:
+            fixed.save(output_path)
+            phase.update()
     return fixed
 
 
-def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, say) -> QuantPlan:
+def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, rep: Reporter) -> QuantPlan:
+    """The L5 measurements; each loop is a phase of ``rep`` (samples, convs or fixed-model runs)."""
     from ..fixed.writer import build_fixed_model
 
+    say = rep.message
+    memo = _PrepareMemo()  # the many fixed models below share most ops: prepare each distinct op once
     feeds = list(feeds)[:L5_SAMPLES]
     say(f"L5: measuring {len(pi.convs)} convolutions on {len(feeds)} samples")
-    meas = _Measure.collect(pi, feeds)
+    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
+        meas = _Measure.collect(pi, feeds, phase.update)
     g = pi.graph
     eight = [c.op_index for c in pi.convs if plan.conv_bits.get(c.op_index) == 8]
     # 1. UINT8 ranges of conv inputs: fitted vs min/max, by the measured conv output error
@@ -269,9 +306,10 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
             alt_u8[c.data] = other
         elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
             alt_rng[c.data] = other
-    nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight)
-    alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
-    nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight)
+    with rep.phase("L5 conv input ranges (convs x 2 candidates)", 2 * len(eight)) as phase:
+        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update, get_op=memo)
+        alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
+        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update, get_op=memo)
     for c in pi.convs:
         if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
             if c.data in alt_u8 and c.data not in u8:
@@ -282,20 +320,33 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     plan = build_plan(pi, plan.level, **kw)
     # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
     #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
-    base = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds[:L5_SENSITIVITY_SAMPLES], meas)
-    gain = {}
-    for k in eight:
-        trial = build_plan(pi, plan.level, frozenset([k]), **kw)
-        nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), feeds[:L5_SENSITIVITY_SAMPLES], meas)
-        gain[k] = (base - nsr) / base if base > 0 else 0.0
+    with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
+        # each trial re-runs only what its 16-bit conv changes (it and everything downstream of it)
+        sens = feeds[:L5_SENSITIVITY_SAMPLES]
+        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), sens, meas, record=True, get_op=memo)
+        phase.update()
+        gain = {}
+        for k in eight:
+            trial = build_plan(pi, plan.level, frozenset([k]), **kw)
+            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), sens, meas, base=run, get_op=memo)
+            gain[k] = (base - nsr) / base if base > 0 else 0.0
+            phase.update()
+        del run
     macs = conv_macs(pi)
     rec = _pick_upgrades(gain, macs, threshold)
     # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
     # samples a measured gain can be noise
     rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
+    measured: dict[frozenset[int], float] = {}  # 16-bit choice -> its error on all the samples
     if rec4 != rec:
-        nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas)
-        nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas)
+        with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
+            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas,
+                               get_op=memo)
+            phase.update()
+            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas,
+                                get_op=memo)
+            phase.update()
+        measured = {rec: nsr_rec, rec4: nsr_rec4}
         if nsr_rec4 < nsr_rec:
             say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
                 f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
@@ -304,11 +355,16 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     plan = build_plan(pi, plan.level, rec, **kw)
     # 3. bias correction: the mean output shift the weight quantization causes, from the measured
     #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
-    deltas = _bias_corrections(pi, plan, meas)
-    corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
-    # keep it only if the fixed model run end to end on the calibration inputs agrees better
-    before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas)
-    after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas)
+    with rep.phase("L5 bias correction (fixed-model runs)", 1 if rec in measured else 2) as phase:
+        deltas = _bias_corrections(pi, plan, meas)
+        corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
+        # keep it only if the fixed model run end to end on the calibration inputs agrees better
+        before = measured.get(rec)  # the same plan was run on the same samples above
+        if before is None:
+            before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
+            phase.update()
+        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas, get_op=memo)
+        phase.update()
     say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
         f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
     return corrected if after < before else plan
@@ -350,23 +406,147 @@ def _db(nsr: float) -> float:
     return float("inf") if nsr <= 0 else -10 * np.log10(nsr)
 
 
-def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
-    """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``."""
+def _info_key(t) -> tuple | None:
+    if t is None:
+        return None
+    data = None if t.data is None else hashlib.sha1(np.ascontiguousarray(t.data).tobytes()).digest()
+    return t.name, tuple(t.shape), np.dtype(t.dtype).str, _quant_key(t.quantization), data, repr(t.sparsity)
+
+
+def _quant_key(q) -> tuple | None:
+    """A hashable, cheap form of a Quantization (a dataclass's repr is slow on long per-channel tuples)."""
+    if q is None:
+        return None
+    fields = tuple(v if v is None or isinstance(v, tuple) else tuple(np.asarray(v).ravel().tolist())
+                   for v in (q.scale, q.zero_point, q.min, q.max))
+    return fields + (q.quantized_dimension, None if q.details is None else repr(q.details))
+
+
+class _PrepareMemo:
+    """``get_op`` for the fixed-model interpreters of one L5 search: an op's prepared parameters are kept
+    by everything prepare reads (op type, options, every input's and output's name, shape, type,
+    quantization and constant values), so a trial model prepares only the ops it changes. Prepared
+    parameters are immutable (each interpreter already reuses them on every run)."""
+
+    def __init__(self) -> None:
+        self._params: dict[tuple, object] = {}
+        self._defs: dict[str, object] = {}
+
+    def __call__(self, name: str):
+        from ..fixed.registry import get_fixed_op
+        from ..ops.registry import OpDef
+
+        if name not in self._defs:
+            d = get_fixed_op(name)
+            self._defs[name] = d if d.prepare is None else OpDef(d.name, d.kernel, self._wrap(d.prepare))
+        return self._defs[name]
+
+    def _wrap(self, prepare):
+        def memo_prepare(ctx):
+            key = (ctx.op_name, repr(ctx.options), tuple(_info_key(t) for t in ctx.inputs),
+                   tuple(_info_key(t) for t in ctx.outputs))
+            if key not in self._params:
+                self._params[key] = prepare(ctx)
+            return self._params[key]
+        return memo_prepare
+
+
+def _tensor_signature(it: Interpreter, i: int) -> tuple | None:
+    """What a fixed-model tensor is: name, type, shape, quantization and (constants) the stored values."""
+    if i < 0:
+        return None
+    t = it.graph.tensors[i]
+    c = it.constants.get(i)
+    digest = None if c is None else hashlib.sha1(np.ascontiguousarray(c).tobytes()).digest()
+    return t.name, t.dtype, tuple(t.shape), _quant_key(t.quantization), digest
+
+
+def _step_signature(it: Interpreter, step) -> tuple:
+    """Everything a step's outputs depend on besides its runtime input values."""
+    op = it.graph.operators[step.op_index]
+    return (step.op_name, repr(op.options), bytes(op.custom_options or b""),
+            tuple(_tensor_signature(it, i) for i in step.inputs),
+            tuple(_tensor_signature(it, i) for i in step.outputs))
+
+
+@dataclass
+class _BaseRun:
+    """A fixed model's runs on some samples, kept so that a trial model that differs from it only in
+    some ops re-runs just the steps whose inputs, constants or quantization differ ("reuse upstream
+    results"): every tensor's value per sample by name, and each step's signature by output names."""
+
+    signatures: dict[tuple[str, ...], tuple]
+    inputs: dict[str, tuple | None]
+    values: list[dict[str, np.ndarray]]
+
+    @classmethod
+    def record(cls, it: Interpreter) -> "_BaseRun":
+        g = it.graph
+        sigs = {tuple(g.tensors[o].name for o in s.outputs): _step_signature(it, s) for s in it.steps}
+        return cls(sigs, {g.tensors[i].name: _tensor_signature(it, i) for i in g.inputs}, [])
+
+    def clean_tensors(self, it: Interpreter) -> set[str]:
+        """Names of ``it``'s runtime tensors whose values equal the recorded ones on every sample."""
+        g = it.graph
+        clean = {g.tensors[i].name for i in g.inputs
+                 if self.inputs.get(g.tensors[i].name, 0) == _tensor_signature(it, i)}
+        for s in it.steps:
+            names = tuple(g.tensors[o].name for o in s.outputs)
+            ins_clean = all(i < 0 or i in it.constants or g.tensors[i].name in clean for i in s.inputs)
+            if ins_clean and self.signatures.get(names) == _step_signature(it, s):
+                clean.update(names)
+        return clean
+
+
+def _run_fixed(it: Interpreter, raw: list[np.ndarray], targets: list[int], base: _BaseRun | None,
+               sample: int, clean: set[str]) -> dict[int, np.ndarray]:
+    """``it.run(raw)`` for ``targets``, taking the tensors in ``clean`` from ``base``'s run of ``sample``
+    instead of computing them (the same integers: kernels are deterministic and their inputs equal)."""
+    if base is None or not clean:
+        return it.run(raw, keep=set(targets))
+    g = it.graph
+    known = base.values[sample]
+    values: dict[int, np.ndarray] = dict(it.constants)
+    values.update(zip(g.inputs, raw))
+    for s in it.steps:
+        names = [g.tensors[o].name for o in s.outputs]
+        if all(n in clean for n in names):
+            values.update((o, known[n]) for o, n in zip(s.outputs, names))
+            continue
+        args = [None if i < 0 else values[i] for i in s.inputs]
+        values.update(zip(s.outputs, it._call(s.op_index, s.op_name, s.kernel, args, s.params, s.out_dtypes)))
+    return {i: values[i] for i in targets}
+
+
+def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure, *, record: bool = False,
+             base: _BaseRun | None = None, get_op=None) -> float | tuple[float, _BaseRun]:
+    """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``.
+
+    ``record=True`` also returns the run (a :class:`_BaseRun`); with ``base`` (recorded on the same
+    ``feeds``) the steps ``fixed`` shares with that model are not run again. ``get_op``: the kernel
+    lookup (a :class:`_PrepareMemo`; default: the fixed registry's).
+    """
     from ..fixed.feeds import channel_params, raw_from_normalized
     from ..fixed.registry import get_fixed_op
 
-    it = Interpreter(fixed, get_op=get_fixed_op)
+    it = Interpreter(fixed, get_op=get_op or get_fixed_op)
     g, fg = pi.graph, fixed.main
+    recorded = _BaseRun.record(it) if record else None
+    clean = base.clean_tensors(it) if base is not None else set()
     specs = {s.name: s for s in pi.config.inputs}
     fixed_out = dict(zip(g.outputs, fg.outputs))
     targets = [fixed_out.get(i) if i in fixed_out else fg.tensor_index(g.tensors[i].name)
                for i in measured_tensors(pi)]
     num = np.zeros(len(targets))
     den = np.zeros(len(targets))
-    for f, ref in zip(feeds, meas.outputs):
+    for n, (f, ref) in enumerate(zip(feeds, meas.outputs)):
         raw = [raw_from_normalized(np.asarray(x), specs.get(g.tensors[i].name), fg.tensors[j])
                for x, i, j in zip(f, g.inputs, fg.inputs)]
-        res = it.run(raw, keep=set(targets))
+        if recorded is not None:
+            res = it.run(raw, keep="all")
+            recorded.values.append({fg.tensors[i].name: v for i, v in res.items() if i not in it.constants})
+        else:
+            res = _run_fixed(it, raw, targets, base, n, clean)
         for k, j in enumerate(targets):
             t = fg.tensors[j]
             y = res[j].astype(np.float64)
@@ -376,7 +556,8 @@ def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure) -> float:
             r = ref[k].astype(np.float64)
             num[k] += float(np.sum((y - r) ** 2))
             den[k] += float(np.sum(r * r))
-    return float(np.max(num / np.maximum(den, 1e-30)))
+    nsr = float(np.max(num / np.maximum(den, 1e-30)))
+    return (nsr, recorded) if recorded is not None else nsr
 
 
 def _act_lo(pi: PlanInputs, c) -> float:

@@ -13,9 +13,10 @@ measured refinement on the fixed simulator.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -144,6 +145,9 @@ class PlanInputs:
     convs: list[ConvLike]
     stats: StatsSet
     config: InputConfig
+    #: results of the pure searches every plan of these inputs repeats (fitted ranges, weight clips);
+    #: L5 builds tens of plans that differ in a few convs
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._steps = {s.op_index: s for s in self.interp.steps}
@@ -201,8 +205,28 @@ def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, 
         log.warning("no statistics for tensor %r; using the range [-1, 1]", t.name)
         return Range(-1.0, 1.0, "default"), None
     if fit and qtype in ("UINT8", "INT8", "INT16"):
-        return fitted_range(ts.histogram, qtype), ts
+        key = ("fitted_range", i, qtype)
+        if key not in pi.memo:
+            pi.memo[key] = fitted_range(ts.histogram, qtype)
+        return pi.memo[key], ts
     return minmax_range(ts.min, ts.max), ts
+
+
+def _ticking(items, tick: Callable[[], None] | None):
+    """``items``, calling ``tick()`` after the loop body of each one (a ``continue`` included)."""
+    for item in items:
+        yield item
+        if tick is not None:
+            tick()
+
+
+def _memo_activation_quant(pi: PlanInputs, i: int, args: tuple) -> TensorQuant:
+    """``activation_quant(*args)`` for tensor ``i``, whose channel ranges (``args[2:4]``) are its statistics'."""
+    rng, qtype, channel_min, _, axis = args
+    key = ("activation_quant", i, rng, qtype, axis, channel_min is None)
+    if key not in pi.memo:
+        pi.memo[key] = activation_quant(*args)
+    return pi.memo[key]
 
 
 def _image_range(spec: InputSpec) -> tuple[Range, tuple, tuple]:
@@ -219,7 +243,8 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
                weight_overrides: Mapping[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
                bits_overrides: Mapping[int, int] | None = None,
                bias_deltas: Mapping[int, np.ndarray] | None = None,
-               const_data: Mapping[int, np.ndarray] | None = None) -> QuantPlan:
+               const_data: Mapping[int, np.ndarray] | None = None,
+               tick: Callable[[], None] | None = None) -> QuantPlan:
     """The plan for ``level`` (L1..L4 semantics; L5 callers pass measured overrides).
 
     ``range_overrides``: float tensor index -> activation range (imported quant_param, L5 refinement).
@@ -228,6 +253,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     ``bits_overrides``: conv op index -> 8/16 (imported quant_param), applied after CONV_CONFIG.
     ``bias_deltas``: bias tensor index -> float correction added to the bias (L5 bias correction).
     ``const_data``: constant tensor index -> replacement float values (imported quant_param ``data``).
+    ``tick``: called after each of ``pi.runtime_tensors()`` is planned (progress).
     """
     if level not in LEVELS:
         raise ConfigError(f"unknown quant_level {level!r}; choose one of {', '.join(LEVELS)}")
@@ -250,7 +276,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
 
     tensors: dict[int, TensorQuant] = {}
     u8_args: dict[int, tuple] = {}  # per-channel UINT8 data: activation_quant's arguments (see _fit_biases)
-    for i in pi.runtime_tensors():
+    for i in _ticking(pi.runtime_tensors(), tick):
         t = g.tensors[i]
         if t.dtype != "FLOAT32":
             continue
@@ -271,7 +297,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
             rng, ts = _stats_range(pi, i, qt, fit)
         args = (rng, qt, None if ts is None else ts.channel_min, None if ts is None else ts.channel_max,
                 _channel_axis(t) if qt == "UINT8" and i not in g.inputs else None)
-        tensors[i] = activation_quant(*args)
+        tensors[i] = _memo_activation_quant(pi, i, args)
         if qt == "UINT8":
             u8_args[i] = args
 
@@ -284,7 +310,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
                 ts = pi.stats.tensors.get(g.tensors[c.data].name)
                 u8_args[c.data] = (rng, "UINT8", None if ts is None else ts.channel_min,
                                    None if ts is None else ts.channel_max, _channel_axis(g.tensors[c.data]))
-                u8_views[c.data] = activation_quant(*u8_args[c.data])
+                u8_views[c.data] = _memo_activation_quant(pi, c.data, u8_args[c.data])
 
     constants: dict[int, QuantConst] = {}
     conv_by_weights = {c.weights: c for c in pi.convs}
@@ -401,7 +427,10 @@ def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: st
             if ts is not None and ts.channel_min.size == w.shape[in_axis]:
                 energy = np.maximum(np.abs(ts.channel_min), np.abs(ts.channel_max)) ** 2
         # quantize with the float32-rounded scales the file stores
-        scale = np.array([f32(v / qmax) for v in search_clip(w, axis, b, method, energy, in_axis)])
+        key = ("search_clip", c.weights, b, method, hashlib.sha1(w.tobytes()).hexdigest())
+        if key not in pi.memo:
+            pi.memo[key] = search_clip(w, axis, b, method, energy, in_axis)
+        scale = np.array([f32(v / qmax) for v in pi.memo[key]])
     q = quantize_with_scale(w, axis, scale, b)
     clip_used = tuple(f32(s * qmax) for s in scale)
     tq = TensorQuant("INT8" if b == 8 else "INT16", tuple(float(s) for s in scale), (0,) * len(scale),
