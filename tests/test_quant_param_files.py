@@ -147,8 +147,10 @@ BAD_ITEMS = [
     ([_item(), _item(name="fc", min=[[0.0, 1.0], [2.0]])], r"quant_param\[1\] \(tensor 'fc'\): min .*nested list"),
     ([_item(name="fc", min=[0.0, 1.0], max=[1.0, 2.0, 3.0])], r"quant_param\[0\] \(tensor 'fc'\): min has 2 values"),
     ([_item(), _item(name="conv1"), _item()], r"quant_param\[2\] \(tensor 'gap'\) repeats quant_param\[0\]"),
-    ([_item(name="w3", data=np.full((4, 8), np.nan))], r"quant_param\[0\] \(tensor 'w3'\): data holds nan at index \[0, 0\]"),
-    ([_item(name="b3", data=np.array([0, 0, np.inf, 0]))], r"quant_param\[0\] \(tensor 'b3'\): data holds inf at index \[2\]"),
+    ([_item(name="w3", data=np.full((4, 8), np.nan))],
+     r"quant_param\[0\] \(tensor 'w3'\): data holds nan at index \[0, 0\]"),
+    ([_item(name="b3", data=np.array([0, 0, np.inf, 0]))],
+     r"quant_param\[0\] \(tensor 'b3'\): data holds inf at index \[2\]"),
     ([_item(min=[-1e300])], r"quant_param\[0\] \(tensor 'gap'\): min holds -1e\+300; allowed: finite numbers from "
                             r"-1e\+20 to 1e\+20"),
     ([_item(max=[float("nan")])], r"quant_param\[0\] \(tensor 'gap'\): max holds nan"),
