@@ -26,13 +26,18 @@ def _damaged(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "damaged JPEG" in r.getMessage()]
 
 
+def _libjpeg_lines(err: str) -> list[str]:
+    """Lines libjpeg itself prints (a logging handler on stderr may repeat our warning; that is fine)."""
+    return [line for line in err.splitlines() if line.startswith(("Corrupt JPEG", "Premature end of JPEG"))]
+
+
 def test_an_intact_photo_gives_no_warning(photo, tmp_path, caplog, capfd):
     path = tmp_path / "ok.jpg"
     path.write_bytes(photo)
     with caplog.at_level(logging.WARNING):
         img = read_image(path)
     assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
-    assert _damaged(caplog) == [] and capfd.readouterr().err == ""
+    assert _damaged(caplog) == [] and not _libjpeg_lines(capfd.readouterr().err)
 
 
 @pytest.mark.parametrize("cut", [2, 200, 2000, 60000])
@@ -48,7 +53,7 @@ def test_a_truncated_jpeg_warns_or_fails_naming_the_file(photo, tmp_path, caplog
             assert img.dtype == np.uint8 and img.ndim == 3
             msgs = _damaged(caplog)
             assert len(msgs) == 1 and str(path) in msgs[0] and "truncated" in msgs[0], msgs
-    assert "JPEG" not in capfd.readouterr().err  # libjpeg's own print is captured, not leaked
+    assert not _libjpeg_lines(capfd.readouterr().err)  # libjpeg's own print is captured, not leaked
 
 
 def test_byte_corrupted_compressed_data_warns_naming_the_file(photo, tmp_path, caplog, capfd):
@@ -63,7 +68,7 @@ def test_byte_corrupted_compressed_data_warns_naming_the_file(photo, tmp_path, c
     assert img.shape == read_image(PHOTO).shape  # decoded anyway, same size
     msgs = _damaged(caplog)
     assert len(msgs) == 1 and str(path) in msgs[0] and "libjpeg: Corrupt JPEG data" in msgs[0], msgs
-    assert "Corrupt JPEG" not in capfd.readouterr().err
+    assert not _libjpeg_lines(capfd.readouterr().err)
 
 
 def test_a_missing_image_names_the_path(tmp_path):
