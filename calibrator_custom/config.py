@@ -43,6 +43,12 @@ IMAGE_CHANNELS = {"RGB": 3, "BGR": 3, "GRAY": 1}
 LAYOUTS = ("NHWC", "NCHW")
 CONV_INPUT_FORMATS = ("ALL_UINT8", "ALL_INT16", "CONV2D_INT16", "DEPTHWISE_INT16")
 BOOLEANS = {"TRUE": True, "FALSE": False}
+#: allowed ranges of the numbers (inclusive) and why: what a real config uses, with a wide margin, and
+#: what keeps every later stage finite (the fixed model stores round(mean) as the uint8 input's zero
+#: point and 1/std as its scale; the normalised input spans (0 - mean)/std .. (255 - mean)/std)
+MEAN_RANGE = (0.0, 255.0, "a pixel value: pixels are 0..255 and the uint8 input's zero point is round(mean)")
+STD_RANGE = (1e-3, 1e4, "pixels 0..255 are divided by it; 1 means no scaling")
+ALIGNMENT_RANGE = (1, 4096, "a whole number of pixels, e.g. 1, 2, 16, 64")
 SECTION_KEYS = {
     "INPUT_CONFIG": ("inputs", "training_input_formats", "input_formats", "quantizations", "mean",
                      "mean_red", "mean_green", "mean_blue", "std_value", "input_width_alignment",
@@ -196,10 +202,11 @@ class _Ini:
         """Entries of a per-tensor key: exactly one per name in ``names``."""
         items = self.entries(section, key)
         if len(items) != len(names):
+            more = f", or list the missing {what}s in '{what}s'" if len(items) > len(names) else ""
             raise self.error(section, key, f"has {len(items)} entr{'y' if len(items) == 1 else 'ies'} but "
                                            f"{len(names)} {what}{'s are' if len(names) != 1 else ' is'} "
                                            f"configured ({_names(names)}); give one value per {what}, "
-                                           "separated by ','")
+                                           f"separated by ','{more}")
         for name, item in zip(names, items):
             if not item:
                 raise self.error(section, key, f"the entry for {what} {name!r} is empty")
@@ -217,8 +224,10 @@ class _Ini:
             return BOOLEANS[item.upper()]
         raise self.error(section, key, f"{item!r} (for {name!r}) is not a boolean; allowed: TRUE, FALSE")
 
-    def numbers(self, section: str, key: str, item: str, name: str) -> tuple[float, ...]:
-        """The ':'-separated channel values of one entry, as finite floats."""
+    def numbers(self, section: str, key: str, item: str, name: str,
+                allowed: tuple[float, float, str]) -> tuple[float, ...]:
+        """The ':'-separated channel values of one entry, as finite floats inside ``allowed``."""
+        lo, hi, why = allowed
         out = []
         for text in item.split(":"):
             try:
@@ -227,18 +236,23 @@ class _Ini:
                 raise self.error(section, key, f"{text.strip()!r} (for {name!r}) is not a number; write "
                                                "numbers like 127.5, channels separated by ':'") from None
             if not math.isfinite(v):
-                raise self.error(section, key, f"{text.strip()!r} (for {name!r}) is not a finite number")
+                raise self.error(section, key, f"{text.strip()!r} (for {name!r}) is not a finite number; "
+                                               f"allowed: {lo:g} to {hi:g} ({why})")
+            if not lo <= v <= hi:
+                raise self.error(section, key, f"{text.strip()} (for {name!r}) is out of range; allowed: "
+                                               f"{lo:g} to {hi:g} ({why})")
             out.append(v)
         return tuple(out)
 
-    def positive_int(self, section: str, key: str, item: str, name: str) -> int:
+    def alignment(self, section: str, key: str, item: str, name: str) -> int:
+        lo, hi, why = ALIGNMENT_RANGE
         try:
             v = int(item)
         except ValueError:
-            v = 0
-        if v < 1:
+            v = None
+        if v is None or not lo <= v <= hi:
             raise self.error(section, key, f"{item!r} (for {name!r}) is not allowed; allowed: a whole "
-                                           "number >= 1 (e.g. 1, 2, 16)")
+                                           f"number {lo} to {hi} ({why})")
         return v
 
 
@@ -361,7 +375,7 @@ def _means(ini: _Ini, names: list[str], training: list[str], image: list[int]) -
     means: dict[int, tuple[float, ...]] = {}
     if ini.has(sec, "mean"):
         for i, item in _per_image(ini, "mean", names, image).items():
-            means[i] = ini.numbers(sec, "mean", item, names[i])
+            means[i] = ini.numbers(sec, "mean", item, names[i], MEAN_RANGE)
     per_colour = [k for k in colour_keys if ini.has(sec, k)]
     if per_colour:
         missing = [k for k in colour_keys if k not in per_colour]
@@ -369,8 +383,8 @@ def _means(ini: _Ini, names: list[str], training: list[str], image: list[int]) -
             raise ini.error(sec, missing[0], f"is missing; {', '.join(per_colour)} "
                                              f"{'is' if len(per_colour) == 1 else 'are'} set, so give "
                                              "mean_red, mean_green and mean_blue (or one 'mean=R:G:B')")
-        cols = [{i: ini.numbers(sec, k, item, names[i]) for i, item in _per_image(ini, k, names, image).items()}
-                for k in colour_keys]
+        cols = [{i: ini.numbers(sec, k, item, names[i], MEAN_RANGE)
+                 for i, item in _per_image(ini, k, names, image).items()} for k in colour_keys]
         for i in image:
             for k, col in zip(colour_keys, cols):
                 if len(col[i]) != 1:
@@ -405,14 +419,10 @@ def _stds(ini: _Ini, names: list[str], training: list[str], image: list[int]) ->
     stds = {}
     for i in image:
         want = IMAGE_CHANNELS[training[i]]
-        values = ini.numbers(sec, "std_value", items[i], names[i]) if i in items else (1.0,)
+        values = ini.numbers(sec, "std_value", items[i], names[i], STD_RANGE) if i in items else (1.0,)
         if len(values) not in (1, want):
             raise ini.error(sec, "std_value", f"gives {len(values)} channel values for {names[i]!r} but "
                                               f"{training[i]} has {want}; write one value or R:G:B")
-        bad = [v for v in values if v <= 0]
-        if bad:
-            raise ini.error(sec, "std_value", f"{bad[0]} (for {names[i]!r}) is not allowed; std_value must be "
-                                              "> 0 (pixels are divided by it)")
         stds[i] = values * want if len(values) == 1 else values
     return stds
 
@@ -432,8 +442,8 @@ def _inputs(ini: _Ini) -> tuple[InputSpec, ...]:
 
     quant = per_input("quantizations", lambda i: True, ini.boolean)
     align_default = lambda i: 2 if chip[i] == "YUV_NV12" else 1  # noqa: E731
-    widths = per_input("input_width_alignment", align_default, ini.positive_int)
-    heights = per_input("input_height_alignment", align_default, ini.positive_int)
+    widths = per_input("input_width_alignment", align_default, ini.alignment)
+    heights = per_input("input_height_alignment", align_default, ini.alignment)
     layouts = per_input("input_layouts", lambda i: "NHWC",
                         lambda s, k, item, name: ini.choice(s, k, item, LAYOUTS, name))
     for name, c, layout in zip(names, chip, layouts):
@@ -471,9 +481,9 @@ def _conv(ini: _Ini) -> ConvConfig:
 
 
 # ---------------------------------------------------------------------------------------- the model
-def _check_model(cfg: InputConfig, model: Model) -> None:
+def _check_tensor_names(path: str, input_names: Sequence[str], output_names: Sequence[str], model: Model) -> None:
+    """``inputs``/``outputs`` against the model, before any per-tensor key is counted against them."""
     sg = model.main
-    path = cfg.path
 
     def err(section: str, key: str, msg: str) -> ConfigError:
         return ConfigError(f"{path}: [{section}] {key}: {msg}")
@@ -492,11 +502,20 @@ def _check_model(cfg: InputConfig, model: Model) -> None:
 
     ins = [sg.tensors[i].name for i in sg.inputs]
     outs = [sg.tensors[i].name for i in sg.outputs]
-    same_set("INPUT_CONFIG", "inputs", cfg.input_names, ins, "input")
-    if list(cfg.input_names) != ins:
+    same_set("INPUT_CONFIG", "inputs", input_names, ins, "input")
+    if list(input_names) != ins:
         raise err("INPUT_CONFIG", "inputs", f"must follow the model's input order {_names(ins)}, got "
-                                            f"{_names(cfg.input_names)}")
-    same_set("OUTPUT_CONFIG", "outputs", cfg.output_names, outs, "output")
+                                            f"{_names(input_names)}")
+    same_set("OUTPUT_CONFIG", "outputs", output_names, outs, "output")
+
+
+def _check_model(cfg: InputConfig, model: Model) -> None:
+    sg = model.main
+    path = cfg.path
+
+    def err(section: str, key: str, msg: str) -> ConfigError:
+        return ConfigError(f"{path}: [{section}] {key}: {msg}")
+
     for spec, idx in zip(cfg.inputs, sg.inputs):
         shape = sg.tensors[idx].shape
         if spec.layout == "NCHW" and len(shape) != 4:
@@ -530,8 +549,12 @@ def load_input_config(path: str | os.PathLike, model: Model | str | os.PathLike 
     path = os.fspath(path)
     ini = _Ini(path, _read(path))
     _check_names(ini)
+    if model is not None:
+        model = model if isinstance(model, Model) else load_model(model)
+        _check_tensor_names(path, _tensor_names(ini, "INPUT_CONFIG", "inputs", "input"),
+                            _tensor_names(ini, "OUTPUT_CONFIG", "outputs", "output"), model)
     cfg = InputConfig(path, _inputs(ini), _outputs(ini), _conv(ini))
     if model is not None:
-        _check_model(cfg, model if isinstance(model, Model) else load_model(model))
+        _check_model(cfg, model)
     log.debug("input config %s: inputs %s, outputs %s", path, cfg.input_names, cfg.output_names)
     return cfg

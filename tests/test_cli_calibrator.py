@@ -238,7 +238,7 @@ def test_user_errors_are_one_line_and_exit_1(tiny):
     (d / "bad.txt").write_text(f"{img}\n{d / 'gone.png'}\n")
     cases.append((dict([("-i", d / "bad.txt")]), ["bad.txt, line 2", "gone.png", "does not exist"]))
     (d / "bad.json").write_text("{not json")
-    cases.append((dict([("--quant_file", d / "bad.json")]), ["--quant_file", "bad.json", "neither JSON nor a pickle"]))
+    cases.append((dict([("--quant_file", d / "bad.json")]), ["--quant_file", "bad.json", "invalid JSON at line 1 column 2"]))
     (d / "unknown.json").write_text('[{"name": "ghost", "min": [0], "max": [1], "bit": 8}]')
     cases.append((dict([("--quant_file", d / "unknown.json")]), ["unknown.json", "'ghost'"]))
     (d / "shape.json").write_text('[{"name": "img", "min": 0, "max": [1], "bit": 8}]')

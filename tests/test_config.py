@@ -197,10 +197,12 @@ def test_dataclasses_are_frozen(tmp_path):
         cfg.path = "x"  # type: ignore[misc]
 
 
-finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
-@given(r=finite, g=finite, b=finite, std=st.floats(min_value=1e-30, max_value=1e30))
+pixel = st.floats(min_value=0, max_value=255)
+
+
+@given(r=pixel, g=pixel, b=pixel, std=st.floats(min_value=1e-3, max_value=1e4))
 def test_numbers_round_trip_exactly(tmp_path_factory, r, g, b, std):
     tmp = tmp_path_factory.mktemp("h")
     spec = load(tmp, make(inp={"mean": f"{r!r}:{g!r}:{b!r};", "std_value": f"{std!r};"})).inputs[0]
@@ -402,9 +404,9 @@ def test_channel_counts(tmp_path, inp, fragment):
     ("mean", "1:2:;", "'' (for 'data') is not a number"),
     ("mean", "1:nan:3;", "'nan' (for 'data') is not a finite number"),
     ("std_value", "inf;", "'inf' (for 'data') is not a finite number"),
-    ("std_value", "0;", "0.0 (for 'data') is not allowed; std_value must be > 0"),
-    ("std_value", "1:0:1;", "0.0 (for 'data') is not allowed; std_value must be > 0"),
-    ("std_value", "-58;", "-58.0 (for 'data') is not allowed; std_value must be > 0"),
+    ("std_value", "0;", "0 (for 'data') is out of range; allowed: 0.001 to 10000"),
+    ("std_value", "1:0:1;", "0 (for 'data') is out of range; allowed: 0.001 to 10000"),
+    ("std_value", "-58;", "-58 (for 'data') is out of range; allowed: 0.001 to 10000"),
     ("mean_red", "x;", "'x' (for 'data') is not a number"),
 ])
 def test_bad_numbers(tmp_path, key, value, fragment):
@@ -412,6 +414,42 @@ def test_bad_numbers(tmp_path, key, value, fragment):
     if key == "mean_red":
         inp.update(mean=None, mean_green="1;", mean_blue="1;")
     bad(tmp_path, make(inp=inp), f"[INPUT_CONFIG] {key}: ", fragment)
+
+
+@pytest.mark.parametrize("key,value,allowed", [
+    ("mean", "-1e30:0:0;", "allowed: 0 to 255 (a pixel value"),
+    ("mean", "0:255.5:0;", "allowed: 0 to 255 (a pixel value"),
+    ("mean", "-0.5:0:0;", "allowed: 0 to 255 (a pixel value"),
+    ("std_value", "1e300;", "allowed: 0.001 to 10000 (pixels 0..255 are divided by it"),
+    ("std_value", "1e-30;", "allowed: 0.001 to 10000"),
+    ("std_value", "1:1:0.0009;", "allowed: 0.001 to 10000"),
+    ("mean_red", "1e30;", "allowed: 0 to 255"),
+])
+def test_numbers_out_of_range_name_the_key_and_the_range(tmp_path, key, value, allowed):
+    inp = {key: value}
+    if key == "mean_red":
+        inp.update(mean=None, mean_green="1;", mean_blue="1;")
+    msg = bad(tmp_path, make(inp=inp), f"[INPUT_CONFIG] {key}: ", "(for 'data') is out of range", allowed)
+    assert "\n" not in msg
+
+
+@given(value=st.one_of(st.floats(max_value=-1e-9), st.floats(min_value=255.000001), st.just(float("nan"))))
+def test_any_mean_outside_0_255_is_refused(tmp_path_factory, value):
+    bad(tmp_path_factory.mktemp("h"), make(inp={"mean": f"{value!r}:0:0;"}), "[INPUT_CONFIG] mean: ",
+        "allowed: 0 to 255")
+
+
+@given(value=st.one_of(st.floats(max_value=0.000999), st.floats(min_value=10000.0001)))
+def test_any_std_value_outside_the_range_is_refused(tmp_path_factory, value):
+    bad(tmp_path_factory.mktemp("h"), make(inp={"std_value": f"{value!r};"}), "[INPUT_CONFIG] std_value: ",
+        "allowed: 0.001 to 10000")
+
+
+def test_range_limits_are_allowed(tmp_path):
+    spec = load(tmp_path, make(inp={"mean": "0:255:127.5;", "std_value": "0.001:10000:1;",
+                                    "input_width_alignment": "4096;", "input_height_alignment": "1;"})).inputs[0]
+    assert spec.mean == (0.0, 255.0, 127.5) and spec.std == (0.001, 10000.0, 1.0)
+    assert (spec.width_alignment, spec.height_alignment) == (4096, 1)
 
 
 def test_mean_colour_keys(tmp_path):
@@ -440,10 +478,10 @@ def test_booleans_ignore_case(tmp_path):
 
 
 @pytest.mark.parametrize("key", ["input_width_alignment", "input_height_alignment"])
-@pytest.mark.parametrize("value", ["0", "-2", "2.5", "abc"])
+@pytest.mark.parametrize("value", ["0", "-2", "2.5", "abc", "4097", "1e20", "100000000000000000000"])
 def test_bad_alignments(tmp_path, key, value):
     bad(tmp_path, make(inp={key: value + ";"}),
-        f"[INPUT_CONFIG] {key}: {value!r} (for 'data') is not allowed; allowed: a whole number >= 1")
+        f"[INPUT_CONFIG] {key}: {value!r} (for 'data') is not allowed; allowed: a whole number 1 to 4096")
 
 
 def test_layouts(tmp_path):
@@ -533,6 +571,20 @@ def test_outputs_against_model(tmp_path):
     bad(tmp_path, one, "[OUTPUT_CONFIG] outputs: lists 1 output(s) ('sum') but the model has 2", model=model)
     swapped = MIXED_INI.replace("outputs='sum','out/relu_';", "outputs='out/relu_','sum';")
     assert load(tmp_path, swapped, model).output_names == ("out/relu_", "sum")  # outputs map by name
+
+
+def test_a_missing_output_is_blamed_on_outputs_not_on_its_settings(tmp_path):
+    model = mixed_model()
+    short = MIXED_INI.replace("outputs='sum','out/relu_';", "outputs='out/relu_';")
+    msg = bad(tmp_path, short, "[OUTPUT_CONFIG] outputs: lists 1 output(s) ('out/relu_') but the model has 2: "
+                               "'sum', 'out/relu_'", model=model)
+    assert "dequantizations" not in msg
+    short_in = MIXED_INI.replace("inputs='image/in:0','feat.1_';", "inputs='image/in:0';")
+    bad(tmp_path, short_in, "[INPUT_CONFIG] inputs: lists 1 input(s)", model=model)
+    # without a model the count mismatch is reported at the per-output key, with both fixes
+    bad(tmp_path, short, "[OUTPUT_CONFIG] dequantizations: has 2 entries but 1 output is configured "
+                         "('out/relu_'); give one value per output, separated by ',', or list the missing "
+                         "outputs in 'outputs'")
 
 
 def test_channels_must_match_the_model(tmp_path):

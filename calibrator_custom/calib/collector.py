@@ -14,6 +14,7 @@ of at most ``num_bins`` bins), so memory does not grow with the number of images
 from __future__ import annotations
 
 import logging
+import math
 from typing import Mapping
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 from ..interpreter import Interpreter
 from ..model.graph import Model
 from .histogram import DEFAULT_NUM_BINS
-from .stats import CollectConfig, StatsSet, TensorStats, WeightStats
+from .stats import CollectConfig, SampleLog, StatsSet, TensorStats, WeightStats
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,16 @@ class Collector:
         self._keys: dict[int, str] = {}
         self._names: dict[str, int] = {}
         self._warned: set[str] = set()
+        self._labels: dict[int, str] = {}
+        self._abs_max: dict[str, list[float]] = {}
+        self._first_nonfinite: dict[str, int] = {}
+
+    def begin_sample(self, label: str) -> None:
+        """Name the next run (e.g. its image path) in warnings and in the per-sample log."""
+        self._labels[self.num_samples] = str(label)
+
+    def _label(self, s: int) -> str:
+        return self._labels.get(s) or f"sample #{s}"
 
     def _key(self, tensor_index: int, name: str) -> str:
         key = self._keys.get(tensor_index)
@@ -69,13 +80,19 @@ class Collector:
             return
         key = self._key(tensor_index, name)
         old = self._stats.get(key)
-        new = (TensorStats.from_array(key, tensor_index, value, self.config.num_bins) if old is None
-               else old.add(value))
-        nonfinite = new.num_nan + new.num_inf - (0 if old is None else old.num_nan + old.num_inf)
+        if old is None:
+            old = TensorStats.empty(key, tensor_index, np.shape(value), self.config.num_bins)
+        new, abs_max, nonfinite = old.add_sample(value)
+        s = old.num_samples
+        per_sample = self._abs_max.setdefault(key, [])
+        per_sample.extend([math.nan] * (s - len(per_sample)))
+        per_sample.append(abs_max)
+        if nonfinite:
+            self._first_nonfinite.setdefault(key, s)
         if nonfinite and key not in self._warned:
             self._warned.add(key)
-            log.warning("tensor %r has %d NaN or infinite values; they are counted apart and left out of its "
-                        "min/max and histogram (warned once per tensor)", key, nonfinite)
+            log.warning("tensor %r has %d NaN or infinite values in %s; they are counted apart and left out of "
+                        "its min/max and histogram (warned once per tensor)", key, nonfinite, self._label(s))
         self._stats[key] = new
 
     @property
@@ -90,8 +107,11 @@ class Collector:
     def finalize(self, *, model_sha256: str = "", model_name: str = "",
                  weights: Mapping[str, WeightStats] | None = None) -> StatsSet:
         """The statistics so far as a :class:`StatsSet` (the collector may keep observing)."""
-        return StatsSet(dict(self._stats), dict(weights or {}), model_sha256, model_name, self.num_samples,
-                        self.config)
+        n = self.num_samples
+        log_ = SampleLog(tuple(self._labels.get(s) for s in range(n)),
+                         {k: np.array(v + [math.nan] * (n - len(v)), np.float64) for k, v in self._abs_max.items()},
+                         dict(self._first_nonfinite))
+        return StatsSet(dict(self._stats), dict(weights or {}), model_sha256, model_name, n, self.config, log_)
 
 
 def weight_stats(model: Model | Interpreter) -> dict[str, WeightStats]:

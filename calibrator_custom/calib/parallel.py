@@ -77,6 +77,7 @@ def _run_shard(model_path: str, shard: _Shard, funcs: tuple[Preprocess, ...], nu
     collector = Collector(num_bins)
     sim.add_observer(collector.observe)
     for k, item in enumerate(shard.items, start=shard.start):
+        collector.begin_sample(_describe(item))
         arrays = []
         for j, (f, p) in enumerate(zip(funcs, item)):
             try:

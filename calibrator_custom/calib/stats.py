@@ -129,14 +129,21 @@ class TensorStats:
     @classmethod
     def from_array(cls, name: str, index: int, value: np.ndarray, num_bins: int = DEFAULT_NUM_BINS) -> TensorStats:
         """Statistics of one observed value (one sample)."""
-        shape = np.shape(value)
+        return cls.empty(name, index, np.shape(value), num_bins).add(value)
+
+    @classmethod
+    def empty(cls, name: str, index: int, shape: tuple[int, ...], num_bins: int = DEFAULT_NUM_BINS) -> TensorStats:
+        """Statistics of no sample yet of a tensor of ``shape``."""
         channels = shape[-1] if shape else 1
-        empty = cls(name, index, shape, 0, 0, 0, np.full(channels, np.inf), np.full(channels, -np.inf),
-                    Histogram.empty(num_bins))
-        return empty.add(value)
+        return cls(name, index, shape, 0, 0, 0, np.full(channels, np.inf), np.full(channels, -np.inf),
+                   Histogram.empty(num_bins))
 
     def add(self, value: np.ndarray) -> TensorStats:
         """``self.merge(from_array(value))`` (one more sample), binning the values at the merged width."""
+        return self.add_sample(value)[0]
+
+    def add_sample(self, value: np.ndarray) -> tuple[TensorStats, float, int]:
+        """(``self.add(value)``, the largest finite |value| of this sample (NaN if none), its NaN + inf count)."""
         if np.shape(value) != self.shape:
             raise StatsError(f"tensor {self.name!r} had shape {list(self.shape)}, now {list(np.shape(value))}; "
                              f"statistics need a fixed shape")
@@ -145,11 +152,14 @@ class TensorStats:
         if num_nan or num_inf:
             v = v[np.isfinite(v)]
         hist = self.histogram
+        abs_max = math.nan
         if v.size:
-            hist = hist.add_finite(v, float(cmin.min()), float(cmax.max()))
+            lo, hi = float(cmin.min()), float(cmax.max())
+            hist = hist.add_finite(v, lo, hi)
+            abs_max = max(-lo, hi)
         return TensorStats(self.name, self.index, self.shape, self.num_samples + 1, self.num_nan + num_nan,
                            self.num_inf + num_inf, np.minimum(self.channel_min, cmin),
-                           np.maximum(self.channel_max, cmax), hist)
+                           np.maximum(self.channel_max, cmax), hist), abs_max, num_nan + num_inf
 
     @property
     def min(self) -> float:
@@ -237,10 +247,42 @@ def _sorted(d: Mapping[str, TensorStats] | Mapping[str, WeightStats]) -> dict:
 
 
 @dataclass(frozen=True, eq=False)
+class SampleLog:
+    """Per-sample ranges of the runs behind a StatsSet, to review the calibration data (in memory only).
+
+    ``labels[s]`` names sample ``s`` (an image path) or is None; ``abs_max[name][s]`` is the largest
+    finite ``|value|`` tensor ``name`` had in sample ``s`` (NaN when it had none or was not seen);
+    ``first_nonfinite[name]`` is the first sample in which the tensor held NaN or inf.
+    """
+
+    labels: tuple[str | None, ...] = ()
+    abs_max: Mapping[str, F64] = field(default_factory=dict)
+    first_nonfinite: Mapping[str, int] = field(default_factory=dict)
+
+    def label(self, s: int) -> str:
+        """What sample ``s`` was: its image, else ``'sample #s'`` (its position in the whole run)."""
+        text = self.labels[s] if 0 <= s < len(self.labels) else None
+        return text if text else f"sample #{s}"
+
+    def merge(self, other: SampleLog) -> SampleLog:
+        """This log followed by ``other`` (sample indices of ``other`` shift by ``len(self.labels)``)."""
+        n, m = len(self.labels), len(other.labels)
+        pad = np.full(n, np.nan), np.full(m, np.nan)
+        abs_max = {k: np.concatenate([self.abs_max.get(k, pad[0]), other.abs_max.get(k, pad[1])])
+                   for k in {**self.abs_max, **other.abs_max}}
+        first = dict(other.first_nonfinite)
+        first = {k: s + n for k, s in first.items()}
+        first.update(self.first_nonfinite)
+        return SampleLog(self.labels + other.labels, abs_max, first)
+
+
+@dataclass(frozen=True, eq=False)
 class StatsSet:
     """All statistics of one model: activations and weights by tensor name, plus meta data.
 
     ``model_name`` is informational (the model file's base name); identity is ``model_sha256``.
+    ``samples`` (per-sample ranges, for :func:`~calibrator_custom.calib.review.review_stats`) is kept in
+    memory only: it is not saved, not compared, and merged only when both sides have it.
     """
 
     tensors: Mapping[str, TensorStats] = field(default_factory=dict)
@@ -249,6 +291,7 @@ class StatsSet:
     model_name: str = ""
     num_samples: int = 0
     config: CollectConfig = field(default_factory=CollectConfig)
+    samples: SampleLog | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tensors", _sorted(self.tensors))
@@ -278,8 +321,10 @@ class StatsSet:
                                  f"they cannot come from the same model")
             weights[name] = ws
         names = [n for n in (self.model_name, other.model_name) if n]
+        samples = (self.samples.merge(other.samples) if self.samples is not None and other.samples is not None
+                   else None)
         return StatsSet(tensors, weights, self.model_sha256, min(names) if names else "",
-                        self.num_samples + other.num_samples, self.config)
+                        self.num_samples + other.num_samples, self.config, samples)
 
     def with_weights(self, weights: Mapping[str, WeightStats]) -> StatsSet:
         return replace(self, weights=dict(weights))

@@ -23,8 +23,7 @@ from ..calib.stats import StatsSet, TensorStats
 from ..errors import ConfigError
 from ..interpreter import Interpreter
 from ..model.graph import Model
-from ..utils import check_quant_param
-from .qparam import FIXED_ONLY_SUFFIXES, float_tensor_name
+from .qparam import FIXED_ONLY_SUFFIXES, check_quant_param_values, float_tensor_name
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ def split_quant_param(models: Sequence[Model], items: list, labels: Sequence[str
     With one model every item is kept (the importer reports unknown names with their index). With
     several, an item naming a tensor of none of them is a ConfigError.
     """
-    check_quant_param(items)
+    check_quant_param_values(items)
     if len(models) == 1:
         return [list(items)]
     names = [_tensor_names(m) for m in models]
@@ -59,7 +58,7 @@ def split_quant_param(models: Sequence[Model], items: list, labels: Sequence[str
 
 def stats_from_quant_param(model: Model, items: list) -> StatsSet:
     """Statistics holding, for each activation tensor named by an item, the item's per-channel ranges."""
-    check_quant_param(items)
+    check_quant_param_values(items)
     g = model.main
     constants = Interpreter(model).constants
     index = {t.name: i for i, t in enumerate(g.tensors)}

@@ -27,6 +27,7 @@ from ..interpreter import Interpreter
 from ..model.graph import Model
 from .qtypes import IMAGE_FORMATS, ConvLike, conv_bits, conv_like_ops, tensor_qtypes
 from .ranges import Range, covering, fitted_range, minmax_range
+from .review import review_stats
 from .weights import dead_channel_clip, quantize_bias, quantize_with_scale, round_half_away, search_clip
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,9 @@ class PlanInputs:
 
     @classmethod
     def create(cls, model: Model, stats: StatsSet, config: InputConfig) -> "PlanInputs":
+        """Plan inputs; the statistics are reviewed first (``review.review_stats``: outlier warnings, and a
+        StatsError for a tensor whose calibrated range is not finite)."""
+        review_stats(stats)
         interp = Interpreter(model)
         return cls(model, interp, conv_like_ops(model, interp.constants), stats, config)
 

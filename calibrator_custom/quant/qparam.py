@@ -10,18 +10,27 @@ Import (``import_quant_param``): entries take priority over the planner where th
   clip (``scale = clip / 127`` or ``/ 32767``); ``data`` replaces the float weights.
 * Biases and other constants: ``data`` replaces the float values.
 
-A malformed item (not a dict, missing keys, wrong types, unknown tensor name) is a ConfigError naming
-the item index and tensor. An inconsistent one (min > max, non-finite values, a min/max length that
-is neither 1 nor the channel count, a ``data`` of the wrong shape, a bit the tensor cannot take, a
-range that disagrees with an image input's mean/std) is dropped with a warning naming it.
+Files (``load_quant_param``): JSON, or a pickle read by a restricted unpickler that builds only plain
+containers, numbers, strings and numpy arrays (a pickle naming any other global, such as
+``os.system``, is refused before anything runs). Bad JSON is reported with its line and column.
+
+A malformed item (not a dict, missing keys, wrong types, ``min``/``max`` not a flat list of finite
+numbers within ``RANGE_LIMIT``, ``data`` not a finite numeric array, two items for one tensor, an
+unknown tensor name) is a ConfigError naming the item index and tensor (``check_quant_param_values``).
+An inconsistent one (min > max, a min/max length that is neither 1 nor the channel count, a ``data``
+of the wrong shape, a bit the tensor cannot take, a range that disagrees with an image input's
+mean/std) is dropped with a warning naming it.
 
 Export (``export_quant_param``) writes exactly what a fixed model used, so importing it again gives a
 byte-identical fixed model.
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
+import math
+import numbers
 import os
 import pickle
 from dataclasses import dataclass, field
@@ -33,7 +42,7 @@ from ..errors import ConfigError
 from ..model.graph import Model, load_model
 from ..utils import check_quant_param
 from .qtypes import IMAGE_FORMATS
-from .ranges import Range, covering
+from .ranges import RANGE_LIMIT, Range, covering
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +58,154 @@ class QuantParamOverrides:
     const_data: dict[int, np.ndarray] = field(default_factory=dict)
 
 
+def _numpy_globals() -> dict[tuple[str, str], Any]:
+    """Exactly the globals numpy's own array and scalar pickles name (protocols 0-5, numpy 1.x and 2.x)."""
+    reconstruct = np.ndarray.__reduce__(np.zeros(1))[0]
+    scalar = np.float64(0).__reduce__()[0]
+    frombuffer = np.zeros(1).__reduce_ex__(5)[0]
+    found = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        found[(module, "_reconstruct")] = reconstruct
+        found[(module, "scalar")] = scalar
+    for module in ("numpy.core.numeric", "numpy._core.numeric"):
+        found[(module, "_frombuffer")] = frombuffer
+    found[("numpy", "ndarray")] = np.ndarray
+    found[("numpy", "dtype")] = _plain_dtype
+    found[("_codecs", "encode")] = _latin1_encode  # protocols 0-2 write bytes as _codecs.encode(str, 'latin1')
+    return found
+
+
+def _plain_dtype(*args):
+    dt = np.dtype(*args)
+    if dt.hasobject:
+        raise pickle.UnpicklingError("an object array; only numeric numpy arrays are allowed")
+    return dt
+
+
+def _latin1_encode(text, encoding="utf-8"):
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode is allowed only as numpy's latin1 byte encoding")
+    return text.encode("latin1")
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle names a global outside the allowed numpy ones."""
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """An Unpickler that resolves only numpy's array globals; containers, numbers and strings need none."""
+
+    _allowed = _numpy_globals()
+
+    def find_class(self, module: str, name: str):
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise _RefusedGlobal(f"it names the global {module}.{name}, so it was refused unrun; a quant_param "
+                                 "pickle may hold only lists, dicts, numbers, strings and numpy arrays") from None
+
+
+def restricted_pickle_loads(data: bytes) -> Any:
+    """``pickle.loads`` that builds only plain containers, numbers, strings and numeric numpy arrays."""
+    return _RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+def _looks_like_json(path: str, raw: bytes) -> bool:
+    head = raw.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+    return path.lower().endswith(".json") or head in (b"[", b"{")
+
+
 def load_quant_param(path: str | os.PathLike) -> list:
-    """A quant_param list from a JSON or pickle file (``data`` lists in JSON become float64 arrays)."""
+    """A quant_param list from a JSON or pickle file (``data`` lists in JSON become float64 arrays).
+
+    Pickles go through a restricted unpickler (see the module docstring). The items are checked
+    with ``check_quant_param_values``; every problem is a ConfigError naming the file.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError(f"quant_param file {path!r} does not exist")
-    with open(path, "rb") as f:
-        raw = f.read()
     try:
-        items = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ConfigError(f"quant_param file {path!r} cannot be read: {e.strerror or e}") from None
+    if _looks_like_json(path, raw):
         try:
-            items = pickle.loads(raw)  # noqa: S301 - the user's own file, as the vendor's tools do
-        except Exception as e:  # noqa: BLE001
-            raise ConfigError(f"quant_param file {path!r} is neither JSON nor a pickle ({type(e).__name__}: {e})") \
+            items = json.loads(raw.decode("utf-8-sig"))
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"quant_param file {path!r} is not UTF-8 JSON ({e.reason} at byte {e.start})") \
                 from None
-    if isinstance(items, list):
-        for it in items:
-            if isinstance(it, dict) and isinstance(it.get("data"), list):
-                it["data"] = np.asarray(it["data"], np.float64)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"quant_param file {path!r}: invalid JSON at line {e.lineno} column {e.colno}: "
+                              f"{e.msg}") from None
+    else:
+        try:
+            items = restricted_pickle_loads(raw)
+        except _RefusedGlobal as e:
+            raise ConfigError(f"quant_param file {path!r} is a pickle that is not allowed: {e}") from None
+        except Exception as e:  # noqa: BLE001 - any failure of a foreign file is the file's problem
+            raise ConfigError(f"quant_param file {path!r} is neither JSON nor a readable pickle "
+                              f"({type(e).__name__}: {e})") from None
+    try:
+        if isinstance(items, list):
+            for k, it in enumerate(items):
+                if isinstance(it, dict) and isinstance(it.get("data"), list):
+                    it["data"] = _json_data(k, it)
+        check_quant_param_values(items)
+    except ConfigError as e:
+        raise ConfigError(f"quant_param file {path!r}: {e}") from None
     return items
+
+
+def _json_data(k: int, item: dict) -> np.ndarray:
+    name = item.get("name", "?")
+    try:
+        data = np.asarray(item["data"], np.float64)
+    except (ValueError, TypeError):
+        raise ConfigError(f"quant_param[{k}] (tensor {name!r}): data must be a (nested) list of numbers with "
+                          "the tensor's shape; it is ragged or holds non-numbers") from None
+    return data
+
+
+def _flat_numbers(k: int, name: str, key: str, values: list) -> np.ndarray:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            what = "a nested list (ragged or per-row)" if isinstance(v, (list, tuple)) else repr(v)
+            raise ConfigError(f"quant_param[{k}] (tensor {name!r}): {key} must be a flat list of numbers, one "
+                              f"per channel; it holds {what}")
+        if not math.isfinite(float(v)) or abs(float(v)) > RANGE_LIMIT:
+            raise ConfigError(f"quant_param[{k}] (tensor {name!r}): {key} holds {float(v)!r}; allowed: finite "
+                              f"numbers from -{RANGE_LIMIT:g} to {RANGE_LIMIT:g}")
+    return np.asarray(values, np.float64)
+
+
+def check_quant_param_values(items) -> None:
+    """``utils.check_quant_param`` plus the values: flat finite min/max lists within ``RANGE_LIMIT``, finite
+    numeric ``data``, and one item per tensor. Raises ConfigError naming the item index and tensor."""
+    check_quant_param(items)
+    seen: dict[str, int] = {}
+    for k, item in enumerate(items or ()):
+        name = item["name"]
+        if name in seen:
+            raise ConfigError(f"quant_param[{k}] (tensor {name!r}) repeats quant_param[{seen[name]}]; give one "
+                              "item per tensor")
+        seen[name] = k
+        for key in ("min", "max"):
+            _flat_numbers(k, name, key, item[key])
+        if len(item["min"]) != len(item["max"]) and item["min"] and item["max"]:
+            raise ConfigError(f"quant_param[{k}] (tensor {name!r}): min has {len(item['min'])} values and max "
+                              f"{len(item['max'])}; give the same number (one per channel, or one each)")
+        if "data" in item:
+            data = item["data"]
+            if data.dtype.kind not in "biuf":
+                raise ConfigError(f"quant_param[{k}] (tensor {name!r}): data must be a numeric array, got dtype "
+                                  f"{data.dtype}")
+            real = data.astype(np.float64)
+            bad = ~np.isfinite(real) | (np.abs(real) > RANGE_LIMIT)
+            if np.any(bad):
+                at = [int(a) for a in np.argwhere(bad)[0]]
+                raise ConfigError(f"quant_param[{k}] (tensor {name!r}): data holds {float(real[tuple(at)])!r} at "
+                                  f"index {at}; allowed: finite numbers from -{RANGE_LIMIT:g} to {RANGE_LIMIT:g}")
 
 
 def _drop(k: int, name: str, why: str) -> None:
@@ -98,7 +235,7 @@ def float_tensor_name(name: str, names: Mapping[str, int] | set, input_names: se
 
 def import_quant_param(pi, items: list) -> QuantParamOverrides:
     """Overrides for planning from ``items`` (see the module docstring)."""
-    check_quant_param(items)
+    check_quant_param_values(items)
     g = pi.graph
     names = {t.name: i for i, t in enumerate(g.tensors)}
     consts = pi.interp.constants
@@ -130,8 +267,8 @@ def import_quant_param(pi, items: list) -> QuantParamOverrides:
         if lo_l.size == 0 or lo_l.size != hi_l.size:
             _drop(k, name, f"min has {lo_l.size} values and max {hi_l.size}; give one per channel or one each")
             continue
-        if not (np.all(np.isfinite(lo_l)) and np.all(np.isfinite(hi_l))) or np.any(lo_l > hi_l):
-            _drop(k, name, "min/max must be finite with min <= max")
+        if np.any(lo_l > hi_l):
+            _drop(k, name, "min/max must have min <= max")
             continue
         t = g.tensors[i]
         if i in consts:

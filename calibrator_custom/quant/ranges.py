@@ -16,6 +16,9 @@ import numpy as np
 from ..calib.histogram import Histogram
 
 LEVELS = {"UINT8": 255, "INT8": 254, "INT16": 65534}
+#: the largest |value| a range may reach (imported or calibrated): a quantization step of such a range
+#: is at most 2 * 1e20 / 255 < 8e17, so the product of any two scales stays finite in float32 (3.4e38)
+RANGE_LIMIT = 1e20
 PERCENTILES = (99.9, 99.99, 99.999)
 MSE_FRACTIONS = tuple(np.round(np.linspace(0.3, 1.0, 36), 4))
 
