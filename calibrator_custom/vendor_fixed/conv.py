@@ -127,7 +127,7 @@ def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool,
 
 def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: float, bias_min: float,
                      bias_max: float, max_shift: int = 24) -> int:
-    """Smallest k >= k_acc (max(|acc_min|,|acc_max|) >> k_acc < 8192) whose float bias (b0*2**k - fold)*acc_unit lies in [bias_min, bias_max].
+    """Smallest k >= k_acc (max(|acc_min|,|acc_max|) >> k_acc < 8192) whose float bias (b0*2**k - fold)*acc_unit, with the row-1 value 1.0, has min and max equal to [bias_min, bias_max] within half a step (else: lies in that range).
 
     acc_min/acc_max are the output tensor's quantization slots 5/4 (calibrated accumulator range),
     fold from :func:`bias_fold`, acc_unit = in_scale * w_scale, bias_min/bias_max the bias tensor's
@@ -139,6 +139,13 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
     k = 0
     while q / 2 ** k >= 8192:
         k += 1
+    # the stored range is the exact min/max of the float bias and the float row 1 (all 1.0): the right k
+    # reproduces both ends within its rounding step; a wrong k may still lie inside the range
+    for cand in range(k, max_shift + 1):
+        b = (b0 * 2 ** cand - fold) * acc_unit
+        tol = 2 ** cand / 2 * acc_unit + 1e-6 * max(1.0, abs(bias_min), abs(bias_max))
+        if abs(min(b.min(), 1.0) - bias_min) <= tol and abs(max(b.max(), 1.0) - bias_max) <= tol:
+            return cand
     for cand in range(k, max_shift + 1):
         half = 2 ** cand / 2 * acc_unit
         b = (b0 * 2 ** cand - fold) * acc_unit

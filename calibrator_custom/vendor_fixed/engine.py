@@ -220,6 +220,16 @@ def _pool_options(o):
     return (o.filter_height, o.filter_width), (o.stride_h, o.stride_w), o.padding
 
 
+def _centered(x: np.ndarray, zero_point: int) -> np.ndarray:
+    return x if zero_point == 0 else x.astype(np.int64) - zero_point
+
+
+def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarray:
+    """x padded at the end of each dimension up to out_shape with the zero point (real 0)."""
+    pad = [(0, int(o) - int(d)) for d, o in zip(x.shape, out_shape)]
+    return np.pad(x, pad, constant_values=zero_point)
+
+
 def _tanh_int16_table(in_scale: float, out_scale: float) -> np.ndarray:
     c = np.arange(-32768, 32768, dtype=np.float64)
     return np.clip(np.rint(np.tanh(c * in_scale) / out_scale), -32767, 32767).astype(np.int16)
@@ -244,18 +254,37 @@ def _step(model: Model, name: str, op, softmax_out: set):
                                  "for the vendor's fixed arithmetic")
         return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s: pool.average_pool2d(x, f, s))
     if name in ("ADD", "SUB", "MUL"):
-        (s1, _), (s2, _), (so, zo) = _q(g.tensors[ins[0]]), _q(g.tensors[ins[1]]), _q(to)
+        (s1, z1), (s2, z2), (so, zo) = _q(g.tensors[ins[0]]), _q(g.tensors[ins[1]]), _q(to)
         kern = {"ADD": elementwise.add, "SUB": elementwise.sub, "MUL": elementwise.mul}[name]
         consts = [model.tensor_data(g.tensors[i]) for i in ins[:2]]
         if any(cv is not None for cv in consts):
             raise ModelError(f"op {name} writing {to.name!r}: a constant operand is not established for the "
                              "vendor's fixed arithmetic")
         dt = _dtype(to)
+        # a UINT8 operand enters with its zero point removed (the kernels take zero-point-free codes)
         return FnStep(name, ins[:2], op.outputs[0],
-                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt: kern(a, b, s1, s2, so, zo, dt))
+                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2:
+                      kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
+    if name == "PAD":
+        out_shape = tuple(int(d) for d in to.shape)
+        _, zp = _q(to)
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: _pad_trailing(x, s, z))
+    if name == "RELU":
+        (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
+        dt = _dtype(to)
+        zero = np.zeros(1, np.int64)  # RELU = PRELU with alpha 0: t = max(x, 0), then the 15-bit requantization
+        return FnStep(name, ins[:1], op.outputs[0],
+                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt: activation.prelu(x, zero, 15, si, so, z, dt))
     if name == "CONCATENATION":
         axis = int(o.axis) if o is not None else -1
-        return FnStep(name, ins, op.outputs[0], lambda *xs, a=axis: movement.concatenation(*xs, axis=a))
+        out_shape = tuple(int(d) for d in to.shape)
+        axis = axis % len(out_shape)
+        shapes = []
+        for i in ins:  # an input of another rank (a RESHAPE folded by the converter): row-major reinterpretation
+            sh = tuple(int(d) for d in g.tensors[i].shape)
+            shapes.append(None if len(sh) == len(out_shape) else out_shape[:axis] + (-1,) + out_shape[axis + 1:])
+        return FnStep(name, ins, op.outputs[0], lambda *xs, a=axis, sh=tuple(shapes): movement.concatenation(
+            *(x if s_ is None else x.reshape(s_) for x, s_ in zip(xs, sh)), axis=a))
     if name == "Align2_Alias":
         c = int(to.shape[-1])
         return FnStep(name, ins[:1], op.outputs[0], lambda x, c=c: movement.align_channels(x, c))
