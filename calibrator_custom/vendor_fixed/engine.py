@@ -14,6 +14,7 @@ B (``B - 256`` = the code of pixel 0, channels in reverse order). The codes are
 """
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from typing import Callable
@@ -198,6 +199,10 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     b0, mult = layout.unpack_bias(_raw(model, tb), c)
     _, n_shift = conv.requant_params(s_in, s_w, s_out)
     m = s_in * s_w / s_out
+    if mult.size and mult.max() > 0:
+        # N such that M (the stored row 1) ~ m * 2**N: at a power-of-two tie the float32 scales put
+        # floor(log2 m) one off, the stored M does not
+        n_shift = int(round(math.log2(float(mult.max()) / m)))
     q = to.quantization
     acc_max = int(q.extra.get("sgs_list_4", (0,))[0]) if q.extra.get("sgs_list_4") else 0
     acc_min = int(q.extra.get("sgs_list_5", (0,))[0]) if q.extra.get("sgs_list_5") else 0
