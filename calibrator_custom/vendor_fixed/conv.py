@@ -83,10 +83,11 @@ def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int,
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
                out_zero_point: int, out_dtype) -> np.ndarray:
-    """q = sat(((round_half_away(acc / 2**k) + b0) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
+    """q = sat(((sat16(round_half_away(acc / 2**k) + b0)) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
     a = shift_round_half_away(acc, int(bias_shift)) + np.asarray(bias_row0, np.int64)
+    a = np.clip(a, -32768, 32767)  # the shifted accumulator is a 16-bit value (seen saturating after SOFTMAX)
     q = shift_round_half_up(a * np.asarray(multiplier, np.int64), int(total_shift) - int(bias_shift))
     if dt == np.dtype(np.int16):
         q = q + int(out_zero_point)
