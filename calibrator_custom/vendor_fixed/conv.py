@@ -140,13 +140,9 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
     k = 0
     while q / 2 ** k >= 8192:
         k += 1
-    # the stored range is the exact min/max of the float bias and the float row 1 (all 1.0): the right k
-    # reproduces both ends within its rounding step; a wrong k may still lie inside the range
-    for cand in range(k, max_shift + 1):
-        b = (b0 * 2 ** cand - fold) * acc_unit
-        tol = 2 ** cand / 2 * acc_unit + 1e-6 * max(1.0, abs(bias_min), abs(bias_max))
-        if abs(min(b.min(), 1.0) - bias_min) <= tol and abs(max(b.max(), 1.0) - bias_max) <= tol:
-            return cand
+    exact = bias_shift_exact(bias_row0, acc_min, acc_max, fold, acc_unit, bias_min, bias_max, max_shift)
+    if exact is not None:
+        return exact
     for cand in range(k, max_shift + 1):
         half = 2 ** cand / 2 * acc_unit
         b = (b0 * 2 ** cand - fold) * acc_unit
@@ -154,6 +150,27 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
         if np.all(b >= bias_min - tol) and np.all(b <= bias_max + tol):
             return cand
     return k
+
+
+def bias_shift_exact(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: float, bias_min: float,
+                     bias_max: float, max_shift: int = 24) -> int | None:
+    """Smallest k >= k_acc whose float bias (with the row-1 value 1.0) has exactly the stored min and max (within half a step); None if none.
+
+    The stored range is the exact min/max of the float bias and the float row 1 (all 1.0): the right k
+    reproduces both ends; a wrong k (or wrongly decoded weights in ``fold``) may still lie inside it.
+    """
+    b0 = np.asarray(bias_row0, np.float64)
+    fold = np.asarray(fold, np.float64)
+    q = max(abs(int(acc_min)), abs(int(acc_max)))
+    k = 0
+    while q / 2 ** k >= 8192:
+        k += 1
+    for cand in range(k, max_shift + 1):
+        b = (b0 * 2 ** cand - fold) * acc_unit
+        tol = 2 ** cand / 2 * acc_unit + 1e-6 * max(1.0, abs(bias_min), abs(bias_max))
+        if abs(min(b.min(), 1.0) - bias_min) <= tol and abs(max(b.max(), 1.0) - bias_max) <= tol:
+            return cand
+    return None
 
 
 @register("DEPTHWISE_CONV_2D")

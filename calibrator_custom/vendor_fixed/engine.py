@@ -192,22 +192,34 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     if name == "DEPTHWISE_CONV_2D":
         w = layout.unpack_depthwise_weights(_raw(model, tw), tw.shape, wdt)
         w_sum = w.astype(np.int64).reshape(-1, w.shape[-1]).sum(0)
-    else:
-        w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt)
-        w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
     c = int(to.shape[-1])
     b0, mult = layout.unpack_bias(_raw(model, tb), c)
+    q = to.quantization
+    acc_max = int(q.extra["sgs_list_4"][0]) if q.extra.get("sgs_list_4") else 0
+    acc_min = int(q.extra["sgs_list_5"][0]) if q.extra.get("sgs_list_5") else 0
+    bq = tb.quantization
+    if name != "DEPTHWISE_CONV_2D":
+        # int8 weights come in input tiles of a size the file does not state: with a non-zero input
+        # zero point the bias codes hold -zp * sum(w) per channel, and only the right tiling gives a
+        # float bias with exactly the stored min/max
+        tiles = layout.conv_input_tiles(tw.shape[-1]) if wdt == np.int8 and zp_in != 0 else [None]
+        for tile in tiles:
+            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt, tile)
+            w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
+            fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, s_in * s_w / s_out)
+            if conv.bias_shift_exact(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]),
+                                     float(bq.max[0])) is not None:
+                break
+        else:
+            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt)
+            w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
     _, n_shift = conv.requant_params(s_in, s_w, s_out)
     m = s_in * s_w / s_out
     if mult.size and mult.max() > 0:
         # N such that M (the stored row 1) ~ m * 2**N: at a power-of-two tie the float32 scales put
         # floor(log2 m) one off, the stored M does not
         n_shift = int(round(math.log2(float(mult.max()) / m)))
-    q = to.quantization
-    acc_max = int(q.extra.get("sgs_list_4", (0,))[0]) if q.extra.get("sgs_list_4") else 0
-    acc_min = int(q.extra.get("sgs_list_5", (0,))[0]) if q.extra.get("sgs_list_5") else 0
     fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, m)
-    bq = tb.quantization
     k = conv.infer_bias_shift(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]), float(bq.max[0]))
     o = op.options
     act = getattr(o, "fused_activation_function", "NONE") or "NONE"

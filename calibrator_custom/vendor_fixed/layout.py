@@ -1,8 +1,9 @@
 """Where the vendor's fixed.sim buffers and tensor dumps put each value (established byte layouts).
 
-- CONV_2D weights (int8, TFLite OHWI): output channels in groups of 16; for each group and each
-  (kh, kw): the group's [o][i] codes, input channels in runs of 16; each (group, kh, kw) block
-  padded to a multiple of 32 bytes.
+- CONV_2D weights (int8, TFLite OHWI): input channels in tiles of T (T = all of them in most
+  convs; 16, 32 or 64 seen in 1x1 convs of the shared models, not predictable from the shapes); per
+  tile, output channels in groups of 16; for each group and each (kh, kw): the group's [o][i] codes
+  of the tile, input channels in runs of 16; each (group, kh, kw) block padded to 32 bytes.
 - CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
   output channels in groups of 8; per group, the block's channels in runs of 8; per run, for each
   (kh, kw), the [o][i] codes padded to a multiple of 32 bytes.
@@ -26,28 +27,37 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b) * b
 
 
-def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8) -> np.ndarray:
-    """OHWI codes from a vendor CONV_2D weight buffer (int8: 16-channel output groups, 32-byte blocks; int16: see module doc)."""
+def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int | None = None) -> np.ndarray:
+    """OHWI codes from a vendor CONV_2D weight buffer (int8: input tiles of ``input_tile`` channels
+    (default: all), 16-channel output groups, 32-byte blocks; int16: see module doc)."""
     o, kh, kw, i = (int(d) for d in shape_ohwi)
     if np.dtype(dtype).itemsize == 2:
         return _unpack_conv_weights_int16(raw, (o, kh, kw, i), dtype)
     flat = np.frombuffer(raw, dtype=dtype)
     item = np.dtype(dtype).itemsize
     out = np.zeros((o, kh, kw, i), dtype=dtype)
+    tile = i if input_tile is None else int(input_tile)
     pos = 0
-    for g0 in range(0, o, 16):
-        go = min(16, o - g0)
-        for a in range(kh):
-            for b in range(kw):
-                for i0 in range(0, i, 16):
-                    gi = min(16, i - i0)
-                    if pos + go * gi > flat.size:
-                        raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
-                                         f"{tuple(shape_ohwi)}")
-                    out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
-                    pos += go * gi
-                pos = _ceil(pos * item, 32) // item
+    for t0 in range(0, i, tile):
+        t1 = min(i, t0 + tile)
+        for g0 in range(0, o, 16):
+            go = min(16, o - g0)
+            for a in range(kh):
+                for b in range(kw):
+                    for i0 in range(t0, t1, 16):
+                        gi = min(16, t1 - i0)
+                        if pos + go * gi > flat.size:
+                            raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
+                                             f"{tuple(shape_ohwi)}")
+                        out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+                        pos += go * gi
+                    pos = _ceil(pos * item, 32) // item
     return out
+
+
+def conv_input_tiles(channels: int) -> list[int]:
+    """The int8 input-tile sizes seen (all channels first, then 16, 32, 48, ... below it)."""
+    return [int(channels)] + [t for t in range(16, int(channels), 16)]
 
 
 def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
