@@ -286,12 +286,14 @@ def _step(model: Model, name: str, op, softmax_out: set):
         out_shape = tuple(int(d) for d in to.shape)
         _, zp = _q(to)
         return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: _pad_trailing(x, s, z))
-    if name == "RELU":
+    if name in ("RELU", "RELU6"):
         (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
         dt = _dtype(to)
         zero = np.zeros(1, np.int64)  # RELU = PRELU with alpha 0: t = max(x, 0), then the 15-bit requantization
+        lo, hi = conv.activation_clamp(name, s_out, zp_out, dt)
         return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt: activation.prelu(x, zero, 15, si, so, z, dt))
+                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi:
+                      np.clip(activation.prelu(x, zero, 15, si, so, z, dt), lo, hi).astype(dt))
     if name == "CONCATENATION":
         axis = int(o.axis) if o is not None else -1
         out_shape = tuple(int(d) for d in to.shape)
