@@ -237,6 +237,14 @@ def _pool_options(o):
     return (o.filter_height, o.filter_width), (o.stride_h, o.stride_w), o.padding
 
 
+def _input_ratio(t) -> float:
+    """activation.negative_ratio of an INT16 activation input (1.0 otherwise)."""
+    q = t.quantization
+    if t.dtype == "INT16" and q is not None and q.min and q.max:
+        return activation.negative_ratio(q.min[0], q.max[0])
+    return 1.0
+
+
 def _centered(x: np.ndarray, zero_point: int) -> np.ndarray:
     return x if zero_point == 0 else x.astype(np.int64) - zero_point
 
@@ -288,12 +296,13 @@ def _step(model: Model, name: str, op, softmax_out: set):
         return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: _pad_trailing(x, s, z))
     if name in ("RELU", "RELU6"):
         (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
+        ratio = _input_ratio(g.tensors[ins[0]])
         dt = _dtype(to)
         zero = np.zeros(1, np.int64)  # RELU = PRELU with alpha 0: t = max(x, 0), then the 15-bit requantization
         lo, hi = conv.activation_clamp(name, s_out, zp_out, dt)
         return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi:
-                      np.clip(activation.prelu(x, zero, 15, si, so, z, dt), lo, hi).astype(dt))
+                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi, f=ratio:
+                      np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
     if name == "CONCATENATION":
         axis = int(o.axis) if o is not None else -1
         out_shape = tuple(int(d) for d in to.shape)
@@ -340,12 +349,14 @@ def _step(model: Model, name: str, op, softmax_out: set):
         n = int(np.prod(ta.shape))
         alpha = np.frombuffer(_raw(model, ta), "<i2")[:n].reshape(ta.shape).astype(np.int64)
         aq = ta.quantization
-        shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))))
-        (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
+        ti = g.tensors[ins[0]]
+        ratio = _input_ratio(ti)
+        shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))) * ratio)
+        (s_in, _), (s_out, zp_out) = _q(ti), _q(to)
         dt = _dtype(to)
         return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt:
-                      activation.prelu(x, a, sh, si, so, z, dt))
+                      lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
+                      activation.prelu(x, a, sh, si, so, z, dt, f))
     raise ModelError(f"op {name} writing {to.name!r}: the vendor fixed-point arithmetic of {name} is not "
                      "established, so calibrator_custom cannot simulate this vendor fixed model "
                      "(supported ops: docs/vendor_fixed_point.md)")
