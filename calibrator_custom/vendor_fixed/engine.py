@@ -199,12 +199,14 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     acc_min = int(q.extra["sgs_list_5"][0]) if q.extra.get("sgs_list_5") else 0
     bq = tb.quantization
     if name != "DEPTHWISE_CONV_2D":
-        # int8 weights come in input tiles of a size the file does not state: with a non-zero input
-        # zero point the bias codes hold -zp * sum(w) per channel, and only the right tiling gives a
-        # float bias with exactly the stored min/max
-        tiles = layout.conv_input_tiles(tw.shape[-1]) if wdt == np.int8 and zp_in != 0 else [None]
-        for tile in tiles:
-            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt, tile)
+        # int8 weights come in tiles of sizes the file does not state: with a non-zero input zero
+        # point the bias codes hold -zp * sum(w) per channel, and only the right tiling gives a float
+        # bias with exactly the stored min/max
+        tilings = layout.conv_tilings(tw.shape) if wdt == np.int8 else [(None, None)]
+        if zp_in == 0:
+            tilings = tilings[:1]  # no zero-point fold in the bias to tell them apart: the likeliest
+        for to_, ti_ in tilings:
+            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt, ti_, to_)
             w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
             fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, s_in * s_w / s_out)
             if conv.bias_shift_exact(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]),
