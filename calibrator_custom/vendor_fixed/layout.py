@@ -3,8 +3,8 @@
 - CONV_2D weights (int8, TFLite OHWI): output tiles of To channels, in each input tiles of Ti
   channels (To x Ti = the whole weights in the single-op models; 16 to 64 in the shared models, not
   stored and not found as a function of the shapes: ``conv_tilings``); per tile, output channels in
-  groups of 16; for each group and each (kh, kw): the group's [o][i] codes of the tile, input
-  channels in runs of 16; each (group, kh, kw) block padded to a multiple of 32 bytes.
+  groups of 16; per group, input channels in blocks of 16; per block and (kh, kw): the [o][i] codes,
+  padded to a multiple of 32 bytes.
 - CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
   output channels in groups of 8; per group, the block's channels in runs of 8; per run, for each
   (kh, kw), the [o][i] codes padded to a multiple of 32 bytes.
@@ -48,16 +48,15 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int |
             t1 = min(i, t0 + ti)
             for g0 in range(o0, o1, 16):
                 go = min(16, o1 - g0)
-                for a in range(kh):
-                    for b in range(kw):
-                        for i0 in range(t0, t1, 16):
-                            gi = min(16, t1 - i0)
+                for i0 in range(t0, t1, 16):
+                    gi = min(16, t1 - i0)
+                    for a in range(kh):
+                        for b in range(kw):
                             if pos + go * gi > flat.size:
                                 raise ModelError(f"conv weight buffer of {flat.size} values is too short for "
                                                  f"shape {tuple(shape_ohwi)}")
                             out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
-                            pos += go * gi
-                        pos = _ceil(pos * item, 32) // item
+                            pos = _ceil((pos + go * gi) * item, 32) // item
     return out
 
 
@@ -65,15 +64,18 @@ def conv_tilings(shape_ohwi) -> list[tuple[int, int]]:
     """Candidate (output_tile, input_tile) of an int8 CONV_2D buffer, the likeliest first.
 
     The tiles are not stored and not a function of the shapes we could find (docs/vendor_fixed_point.md);
-    seen in the shared models: 1x1 convs with output tiles min(64, O rounded up to 16) and input tiles
-    the largest power of two below I (expanding convs), or the whole weights; k x k convs with 16 x 16.
+    seen in the shared models: output tiles min(64, O rounded up to 16); input tiles the largest power
+    of two below I (1x1 convs that expand the channels), all of I (other 1x1 convs), min(64, I) (k x k).
     """
     o, kh, kw, i = (int(d) for d in shape_ohwi)
     o16 = _ceil(o, 16)
     pow2 = 16
     while pow2 * 2 < i:
         pow2 *= 2
-    first = [(16, 16)] if kh * kw > 1 else [(min(64, o16), min(pow2, _ceil(i, 16))), (o16, _ceil(i, 16))]
+    if kh * kw > 1:
+        first = [(min(64, o16), min(64, _ceil(i, 16)))]
+    else:
+        first = [(min(64, o16), min(pow2, _ceil(i, 16))), (o16, _ceil(i, 16))]
     rest = [(a, b) for a in range(16, o16 + 1, 16) for b in range(16, _ceil(i, 16) + 1, 16)]
     return first + [c for c in rest if c not in first]
 
