@@ -22,7 +22,7 @@ _REASON = vo.vendor_missing_reason()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=_REASON or "")
 
 INI = vo.ini_text(["x"], ["c3"])
-U = {"x": (-1.0, 1.0), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}
+U = {"x": (-1, 1), "c1": (-3, 4), "p": (-3, 4), "c3": (-4, 4)}  # as in test_vendor_fixed_ops (shared cache)
 
 
 def _conv(name):

@@ -11,7 +11,7 @@ M = round(m * 2**N):
 
 (bit-exact on 1536 codes; a single rounding of x * alpha_q * M misses one). When the INT16 input's
 range is wider below zero (|min| > max, F = |min| / max), the vendor stores alpha * F (the shift s
-from max|alpha| * F), rescales x >= 0 by F in 14 bits, and requantizes both branches with the
+from max|alpha| * F), rescales x >= 0 by F (15-bit multiplier, 14 - floor(log2 F) bits), and requantizes both branches with the
 multiplier of in_scale / F / out_scale (seen in the shared models; exact there). The vendor fuses PRELU
 into a conv before it; unfused it is seen after a CONCATENATION. RELU/RELU6 are clamps inside the
 conv (conv.activation_clamp).
@@ -47,13 +47,14 @@ def negative_ratio(in_min: float, in_max: float) -> float:
 @register("PRELU")
 def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_point=0, out_dtype=np.uint8,
           input_ratio: float = 1.0):
-    """q = sat(((x >= 0 ? x' : (x*alpha_q + 2**(s-1)) >> s) * M + 2**(N-1)) >> N + zp), x' = x (F = 1) or (x*round(F*2**14) + 2**13) >> 14, (M, N) the 15-bit multiplier of in_scale / F / out_scale."""
+    """q = sat(((x >= 0 ? x' : (x*alpha_q + 2**(s-1)) >> s) * M + 2**(N-1)) >> N + zp), x' = x (F = 1) or x*F with F a 15-bit multiplier (F*2**(14-floor(log2 F))), (M, N) the 15-bit multiplier of in_scale / F / out_scale."""
     f = float(input_ratio)
     mult, n = _m15(float(in_scale) / f / float(out_scale))
     x = np.asarray(x_code, np.int64)
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
     neg = shift_round_half_up(x * np.asarray(alpha_code, np.int64), int(alpha_shift_bits))
-    pos = x if f == 1.0 else shift_round_half_up(x * int(round(f * 2.0 ** 14)), 14)
+    f_shift = 14 - math.floor(math.log2(f))  # F as a 15-bit multiplier, like M
+    pos = x if f == 1.0 else shift_round_half_up(x * int(round(f * 2.0 ** f_shift)), f_shift)
     q = shift_round_half_up(np.where(x >= 0, pos, neg) * mult, n)
     return np.clip(q + int(out_zero_point), lo, hi).astype(dt)
