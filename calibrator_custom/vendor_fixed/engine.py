@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model.graph import Model
-from . import activation, conv, elementwise, layout, movement, output, pool, resize, tables
+from . import activation, boundary, conv, elementwise, layout, movement, output, pool, resize, tables
 
 _DTYPES = {"UINT8": np.uint8, "INT16": np.int16, "INT8": np.int8, "INT32": np.int32}
 
@@ -36,13 +36,7 @@ class InputStep:
     offset_code: np.ndarray   # [3] int64: the code of pixel 0 per channel
 
     def run(self, env, pixels):
-        """q_c = clip(offset_c + ((sum_j A[c, j] * p_j + 512) >> 10), 0, 255)."""
-        p = np.asarray(pixels, np.int64)
-        if p.shape[-1] != self.matrix.shape[1]:
-            v = p * self.matrix[0, 0]
-        else:
-            v = p @ self.matrix.T
-        env[self.tensor] = np.clip(self.offset_code + ((v + 512) >> 10), 0, 255).astype(np.uint8)
+        env[self.tensor] = boundary.stored_transform_codes(pixels, self.matrix, self.offset_code)
 
 
 @dataclass(frozen=True)
