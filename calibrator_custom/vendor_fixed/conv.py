@@ -47,16 +47,20 @@ def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1
     o, kh, kw, i = w_code.shape
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=int(pad_value))
-    w = np.asarray(w_code, np.int64)
-    acc = np.zeros((n, oh, ow, o), np.int64)
+    # integer products summed in float64 (BLAS) are exact while the worst-case sum stays below 2**53,
+    # whatever the summation order; beyond that, int64
+    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
+        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw * i
+    dt = np.float64 if bound < 2.0 ** 53 else np.int64
+    xp = np.pad(np.asarray(x_code, dt), ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    w = np.asarray(w_code, dt)
+    acc = np.zeros((n, oh, ow, o), dt)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
             patch = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
-            acc += np.tensordot(patch, w[:, a, b, :], ([3], [1]))
-    return acc
+            acc += patch @ w[:, a, b, :].T
+    return acc.astype(np.int64)
 
 
 def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1),
