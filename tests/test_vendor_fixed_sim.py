@@ -285,3 +285,30 @@ def test_raw_pixels_only():
     sim = calibrator_custom.fixed_simulator(str(path))
     with pytest.raises(ValueError, match="raw uint8"):
         sim.set_input(0, x.astype(np.float32))
+
+
+def test_accuracy_analysis_of_a_vendor_fixed_model(tmp_path):
+    """sgs-analyze's accuracy_analysis on a vendor fixed.sim: every layer compared, and the output's
+    errors are those of the vendor simulator's own outputs against our float simulator."""
+    from calibrator_custom.analysis import accuracy_analysis
+    from calibrator_custom.analysis.metrics import ErrorAccumulator
+    from images import calibration_images
+    path, _ = _fixed("deq_141")
+    float_sim = path.with_name("m_float.sim")
+
+    def pre(p, norm=True):
+        import cv2
+        img = cv2.resize(cv2.imread(p)[:, :, ::-1], (8, 8)).astype(np.float32)
+        return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]
+    photos = [str(p) for p in calibration_images()[:3]]
+    rep = accuracy_analysis(str(float_sim), str(path), photos, preprocess_funcs=pre)
+    assert rep.num_samples == 3 and all(r.status == "ok" for r in rep.layers)
+    acc = ErrorAccumulator()
+    fsim = calibrator_custom.float_simulator(str(float_sim))
+    for p in photos:
+        fsim.set_input(0, pre(p, True))
+        fsim.invoke()
+        acc.add(fsim.get_output(0).astype(np.float64), vo.oracle().fixed_sim(str(path), pre(p, False))["c2"])
+    want = acc.result()
+    got = next(r for r in rep.layers if r.name == "c2").accumulated
+    assert got.count == want.count and abs(got.sqnr_db - want.sqnr_db) < 1e-3 and abs(got.cosine - want.cosine) < 1e-6
