@@ -53,7 +53,8 @@ def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_po
     x = np.asarray(x_code, np.int64)
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
-    neg = shift_round_half_up(x * np.asarray(alpha_code, np.int64), int(alpha_shift_bits))
+    alpha = np.asarray(alpha_code, np.int64)
+    neg = shift_round_half_up(x * alpha, int(alpha_shift_bits)) if alpha.any() else 0  # RELU: alpha 0
     f_shift = 14 - math.floor(math.log2(f))  # F as a 15-bit multiplier, like M
     pos = x if f == 1.0 else shift_round_half_up(x * int(round(f * 2.0 ** f_shift)), f_shift)
     q = shift_round_half_up(np.where(x >= 0, pos, neg) * mult, n)

@@ -52,7 +52,9 @@ def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1
     bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
         * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw * i
     dt = np.float64 if bound < 2.0 ** 53 else np.int64
-    xp = np.pad(np.asarray(x_code, dt), ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    xp = np.asarray(x_code, dt)
+    if pt or pb or pl or pr:
+        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
     w = np.asarray(w_code, dt)
     acc = np.zeros((n, oh, ow, o), dt)
     for a in range(kh):
@@ -71,18 +73,23 @@ def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int,
     mult = co // c
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=int(pad_value))
+    # exact in float32 / float64 while the worst-case sum stays below 2**24 / 2**53 (any order)
+    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
+        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw
+    dt = np.float32 if bound < 2.0 ** 24 else np.float64 if bound < 2.0 ** 53 else np.int64
+    xp = np.asarray(x_code, dt)
+    if pt or pb or pl or pr:
+        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
     if mult > 1:
         xp = np.repeat(xp, mult, axis=3)
-    w = np.asarray(w_code, np.int64)
-    acc = np.zeros((n, oh, ow, co), np.int64)
+    w = np.asarray(w_code, dt)
+    acc = np.zeros((n, oh, ow, co), dt)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
             acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
                 * w[0, a, b, :]
-    return acc
+    return acc.astype(np.int64)
 
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
