@@ -199,6 +199,14 @@ class fixed_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
 
     class_type = "FIXED"
 
+    def __new__(cls, model_path=None, *args, **kwargs):
+        # a SigmaStar *_fixed.sim runs with the vendor's integer semantics (vendor_fixed.simulator)
+        if cls is fixed_simulator and model_path is not None:
+            from .vendor_fixed.simulator import is_vendor_fixed
+            if is_vendor_fixed(model_path):
+                return super().__new__(_vendor_fixed_simulator())
+        return super().__new__(cls)
+
     def _make_interpreter(self, model: Model) -> Interpreter:
         from .fixed.registry import get_fixed_op
         from .fixed.writer import read_fixed_metadata
@@ -263,6 +271,19 @@ class fixed_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                     d["quantization"] = [(float(s), int(z)) for s, z in zip(q.scale, zps)]
             out.append(d)
         return out
+
+
+_VENDOR_FIXED_CLASS = None
+
+
+def _vendor_fixed_simulator() -> type:
+    """fixed_simulator with the vendor fixed-model behaviour (one class, made on first use)."""
+    global _VENDOR_FIXED_CLASS
+    if _VENDOR_FIXED_CLASS is None:
+        from .vendor_fixed.simulator import VendorFixedSimulatorMixin
+        _VENDOR_FIXED_CLASS = type("fixed_simulator", (VendorFixedSimulatorMixin, fixed_simulator),
+                                   {"__doc__": fixed_simulator.__doc__, "__module__": __name__})
+    return _VENDOR_FIXED_CLASS
 
 
 class offline_simulator(_SimulatorBase):  # noqa: N801 - the vendor's public name

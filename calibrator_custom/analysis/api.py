@@ -94,6 +94,12 @@ def accuracy_analysis(float_model: str | os.PathLike | Model, fixed_model: str |
         raise ConfigError(f"gain_samples {gain_samples!r}: measured gains need at least 1 sample")
     fmodel, fname = _load(float_model)
     qmodel, qname = _load(fixed_model)
+    if qmodel.dialect == "sgs_fixed":  # the vendor's own fixed model: its integer semantics, by tensor name
+        from .vendor import vendor_accuracy_analysis
+        items = list(inputs) if num_samples is None else list(inputs)[:max(0, int(num_samples))]
+        if not items:
+            raise InputError("accuracy_analysis: no inputs were given; pass image paths or arrays")
+        return vendor_accuracy_analysis(fmodel, fname, qmodel, qname, items, preprocess_funcs, progress)
     meta = read_fixed_metadata(qmodel)
     if meta is None:
         raise ModelError(f"accuracy_analysis: {qname!r} is not a fixed model written by calibrator_custom (no "

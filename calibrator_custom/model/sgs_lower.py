@@ -35,7 +35,8 @@ _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
 
 
 def check_simulatable(model: Model, what: str) -> None:
-    """ModelError when ``model`` is a vendor fixed model (our simulators run float and our own fixed models)."""
+    """ModelError when ``model`` is a vendor fixed model (the float simulator and calibrator run float models;
+    ``fixed_simulator`` dispatches vendor fixed models to ``vendor_fixed.simulator`` before this check)."""
     if model.is_vendor and model.dialect not in FLOAT_DIALECTS:
         raise ModelError(
             f"{what} is a SigmaStar fixed model (description {model.description!r}): calibrator_custom "

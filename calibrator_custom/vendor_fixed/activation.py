@@ -9,7 +9,10 @@ M = round(m * 2**N):
     t = (x * alpha_q + 2**(s-1)) >> s      for x < 0
     q = clip(((t * M) + 2**(N-1)) >> N + out_zero_point, 0, 255)
 
-(bit-exact on 1536 codes; a single rounding of x * alpha_q * M misses one). The vendor fuses PRELU
+(bit-exact on 1536 codes; a single rounding of x * alpha_q * M misses one). When the INT16 input's
+range is wider below zero (|min| > max, F = |min| / max), the vendor stores alpha * F (the shift s
+from max|alpha| * F), rescales x >= 0 by F (15-bit multiplier, 14 - floor(log2 F) bits), and requantizes both branches with the
+multiplier of in_scale / F / out_scale (seen in the shared models; exact there). The vendor fuses PRELU
 into a conv before it; unfused it is seen after a CONCATENATION. RELU/RELU6 are clamps inside the
 conv (conv.activation_clamp).
 """
@@ -30,14 +33,29 @@ def alpha_shift(alpha_max_abs: float) -> int:
     return 14 - math.floor(math.log2(float(alpha_max_abs)))
 
 
-@register("PRELU")
-def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_point=0, out_dtype=np.uint8):
-    """q = sat(((x >= 0 ? x : (x*alpha_q + 2**(s-1)) >> s) * M + 2**(N-1)) >> N + zp), M/N the 15-bit in/out multiplier."""
-    m = float(in_scale) / float(out_scale)
+def _m15(m: float) -> tuple[int, int]:
     n = 14 - math.floor(math.log2(m))
-    mult = int(round(m * 2.0 ** n))
+    return int(round(m * 2.0 ** n)), n
+
+
+def negative_ratio(in_min: float, in_max: float) -> float:
+    """F = max(1, |min| / max) of an INT16 activation input's range (its scale is |min|/32767 when the
+    range is wider below zero): the vendor then works on the scale max/32767 (see :func:`prelu`)."""
+    return max(1.0, abs(float(in_min)) / float(in_max)) if float(in_max) > 0 else 1.0
+
+
+@register("PRELU")
+def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_point=0, out_dtype=np.uint8,
+          input_ratio: float = 1.0):
+    """q = sat(((x >= 0 ? x' : (x*alpha_q + 2**(s-1)) >> s) * M + 2**(N-1)) >> N + zp), x' = x (F = 1) or x*F with F a 15-bit multiplier (F*2**(14-floor(log2 F))), (M, N) the 15-bit multiplier of in_scale / F / out_scale."""
+    f = float(input_ratio)
+    mult, n = _m15(float(in_scale) / f / float(out_scale))
     x = np.asarray(x_code, np.int64)
-    t = np.where(x >= 0, x, shift_round_half_up(x * np.asarray(alpha_code, np.int64), int(alpha_shift_bits)))
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
-    return np.clip(shift_round_half_up(t * mult, n) + int(out_zero_point), lo, hi).astype(dt)
+    alpha = np.asarray(alpha_code, np.int64)
+    neg = shift_round_half_up(x * alpha, int(alpha_shift_bits)) if alpha.any() else 0  # RELU: alpha 0
+    f_shift = 14 - math.floor(math.log2(f))  # F as a 15-bit multiplier, like M
+    pos = x if f == 1.0 else shift_round_half_up(x * int(round(f * 2.0 ** f_shift)), f_shift)
+    q = shift_round_half_up(np.where(x >= 0, pos, neg) * mult, n)
+    return np.clip(q + int(out_zero_point), lo, hi).astype(dt)

@@ -1,6 +1,9 @@
 """The input boundary: raw uint8 pixels -> the codes the first op of a vendor fixed model computes on.
 
 The vendor fixed model takes raw pixels (``input_formats`` layout, mean/std not applied by the user).
+The fixed.sim stores the transform itself (SubGraph slot 10: a 3x3 int16 matrix and 3 offsets);
+:func:`stored_transform_codes` applies it and is exact. :func:`input_codes` is the earlier
+approximation from mean/std alone.
 Observed: the first op's dump shows the raw pixels, yet its arithmetic runs on codes of the input
 tensor's own quantization (scale and zero point from the calibrated range, not from mean/std), which
 the vendor derives from ``(pixel - mean_c) / std`` inside the op. The vendor's exact rounding of that
@@ -24,3 +27,12 @@ def input_codes(pixels: np.ndarray, mean: np.ndarray, std: np.ndarray, scale: fl
     p = np.asarray(pixels, dtype=np.float64)
     v = (p - np.asarray(mean, np.float64)) / np.asarray(std, np.float64) / float(scale) + float(zero_point)
     return np.clip(np.floor(v + 0.5), 0, 255).astype(np.uint8)
+
+
+def stored_transform_codes(pixels: np.ndarray, matrix: np.ndarray, offset_code: np.ndarray) -> np.ndarray:
+    """q_c = clip(offset_c + ((sum_j A[c, j] * p_j + 512) >> 10), 0, 255) as uint8: the pixel transform
+    stored in the vendor fixed.sim (A = round(1024 / (std * scale)) on the diagonal; exact)."""
+    p = np.asarray(pixels, np.int64)
+    a = np.asarray(matrix, np.int64)
+    v = p * a[0, 0] if p.shape[-1] != a.shape[1] else p @ a.T
+    return np.clip(np.asarray(offset_code, np.int64) + ((v + 512) >> 10), 0, 255).astype(np.uint8)

@@ -47,16 +47,22 @@ def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1
     o, kh, kw, i = w_code.shape
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=int(pad_value))
-    w = np.asarray(w_code, np.int64)
-    acc = np.zeros((n, oh, ow, o), np.int64)
+    # integer products summed in float64 (BLAS) are exact while the worst-case sum stays below 2**53,
+    # whatever the summation order; beyond that, int64
+    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
+        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw * i
+    dt = np.float64 if bound < 2.0 ** 53 else np.int64
+    xp = np.asarray(x_code, dt)
+    if pt or pb or pl or pr:
+        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    w = np.asarray(w_code, dt)
+    acc = np.zeros((n, oh, ow, o), dt)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
             patch = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
-            acc += np.tensordot(patch, w[:, a, b, :], ([3], [1]))
-    return acc
+            acc += patch @ w[:, a, b, :].T
+    return acc.astype(np.int64)
 
 
 def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1),
@@ -67,26 +73,32 @@ def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int,
     mult = co // c
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    xp = np.pad(np.asarray(x_code, np.int64), ((0, 0), (pt, pb), (pl, pr), (0, 0)),
-                constant_values=int(pad_value))
+    # exact in float32 / float64 while the worst-case sum stays below 2**24 / 2**53 (any order)
+    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
+        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw
+    dt = np.float32 if bound < 2.0 ** 24 else np.float64 if bound < 2.0 ** 53 else np.int64
+    xp = np.asarray(x_code, dt)
+    if pt or pb or pl or pr:
+        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
     if mult > 1:
         xp = np.repeat(xp, mult, axis=3)
-    w = np.asarray(w_code, np.int64)
-    acc = np.zeros((n, oh, ow, co), np.int64)
+    w = np.asarray(w_code, dt)
+    acc = np.zeros((n, oh, ow, co), dt)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
             acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
                 * w[0, a, b, :]
-    return acc
+    return acc.astype(np.int64)
 
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
                out_zero_point: int, out_dtype) -> np.ndarray:
-    """q = sat(((round_half_away(acc / 2**k) + b0) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
+    """q = sat(((sat16(round_half_away(acc / 2**k) + b0)) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
     a = shift_round_half_away(acc, int(bias_shift)) + np.asarray(bias_row0, np.int64)
+    a = np.clip(a, -32768, 32767)  # the shifted accumulator is a 16-bit value (seen saturating after SOFTMAX)
     q = shift_round_half_up(a * np.asarray(multiplier, np.int64), int(total_shift) - int(bias_shift))
     if dt == np.dtype(np.int16):
         q = q + int(out_zero_point)
@@ -127,7 +139,7 @@ def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool,
 
 def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: float, bias_min: float,
                      bias_max: float, max_shift: int = 24) -> int:
-    """Smallest k >= k_acc (max(|acc_min|,|acc_max|) >> k_acc < 8192) whose float bias (b0*2**k - fold)*acc_unit lies in [bias_min, bias_max].
+    """Smallest k >= k_acc (max(|acc_min|,|acc_max|) >> k_acc < 8192) whose float bias (b0*2**k - fold)*acc_unit, with the row-1 value 1.0, has min and max equal to [bias_min, bias_max] within half a step (else: lies in that range).
 
     acc_min/acc_max are the output tensor's quantization slots 5/4 (calibrated accumulator range),
     fold from :func:`bias_fold`, acc_unit = in_scale * w_scale, bias_min/bias_max the bias tensor's
@@ -139,6 +151,9 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
     k = 0
     while q / 2 ** k >= 8192:
         k += 1
+    exact = bias_shift_exact(bias_row0, acc_min, acc_max, fold, acc_unit, bias_min, bias_max, max_shift)
+    if exact is not None:
+        return exact
     for cand in range(k, max_shift + 1):
         half = 2 ** cand / 2 * acc_unit
         b = (b0 * 2 ** cand - fold) * acc_unit
@@ -146,6 +161,27 @@ def infer_bias_shift(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
         if np.all(b >= bias_min - tol) and np.all(b <= bias_max + tol):
             return cand
     return k
+
+
+def bias_shift_exact(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: float, bias_min: float,
+                     bias_max: float, max_shift: int = 24) -> int | None:
+    """Smallest k >= k_acc whose float bias (with the row-1 value 1.0) has exactly the stored min and max (within half a step); None if none.
+
+    The stored range is the exact min/max of the float bias and the float row 1 (all 1.0): the right k
+    reproduces both ends; a wrong k (or wrongly decoded weights in ``fold``) may still lie inside it.
+    """
+    b0 = np.asarray(bias_row0, np.float64)
+    fold = np.asarray(fold, np.float64)
+    q = max(abs(int(acc_min)), abs(int(acc_max)))
+    k = 0
+    while q / 2 ** k >= 8192:
+        k += 1
+    for cand in range(k, max_shift + 1):
+        b = (b0 * 2 ** cand - fold) * acc_unit
+        tol = 2 ** cand / 2 * acc_unit + 1e-6 * max(1.0, abs(bias_min), abs(bias_max))
+        if abs(min(b.min(), 1.0) - bias_min) <= tol and abs(max(b.max(), 1.0) - bias_max) <= tol:
+            return cand
+    return None
 
 
 @register("DEPTHWISE_CONV_2D")

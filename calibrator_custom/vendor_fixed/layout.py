@@ -1,7 +1,9 @@
 """Where the vendor's fixed.sim buffers and tensor dumps put each value (established byte layouts).
 
-- CONV_2D weights (int8, TFLite OHWI): output channels in groups of 16; for each group and each
-  (kh, kw): the group's [o][i] codes, input channels in runs of 16; each (group, kh, kw) block
+- CONV_2D weights (int8, TFLite OHWI): output tiles of To channels, in each input tiles of Ti
+  channels (To x Ti = the whole weights in the single-op models; 16 to 64 in the shared models, not
+  stored and not found as a function of the shapes: ``conv_tilings``); per tile, output channels in
+  groups of 16; per group, input channels in blocks of 16; per block and (kh, kw): the [o][i] codes,
   padded to a multiple of 32 bytes.
 - CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
   output channels in groups of 8; per group, the block's channels in runs of 8; per run, for each
@@ -26,28 +28,56 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b) * b
 
 
-def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8) -> np.ndarray:
-    """OHWI codes from a vendor CONV_2D weight buffer (int8: 16-channel output groups, 32-byte blocks; int16: see module doc)."""
+def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int | None = None,
+                        output_tile: int | None = None) -> np.ndarray:
+    """OHWI codes from a vendor CONV_2D weight buffer (int8: output tiles of ``output_tile`` and input
+    tiles of ``input_tile`` channels (default: all), 16-channel output groups, 32-byte blocks; int16:
+    see module doc)."""
     o, kh, kw, i = (int(d) for d in shape_ohwi)
     if np.dtype(dtype).itemsize == 2:
         return _unpack_conv_weights_int16(raw, (o, kh, kw, i), dtype)
     flat = np.frombuffer(raw, dtype=dtype)
     item = np.dtype(dtype).itemsize
     out = np.zeros((o, kh, kw, i), dtype=dtype)
+    ti = i if input_tile is None else int(input_tile)
+    to = o if output_tile is None else int(output_tile)
     pos = 0
-    for g0 in range(0, o, 16):
-        go = min(16, o - g0)
-        for a in range(kh):
-            for b in range(kw):
-                for i0 in range(0, i, 16):
-                    gi = min(16, i - i0)
-                    if pos + go * gi > flat.size:
-                        raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
-                                         f"{tuple(shape_ohwi)}")
-                    out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
-                    pos += go * gi
-                pos = _ceil(pos * item, 32) // item
+    for o0 in range(0, o, to):
+        o1 = min(o, o0 + to)
+        for t0 in range(0, i, ti):
+            t1 = min(i, t0 + ti)
+            for g0 in range(o0, o1, 16):
+                go = min(16, o1 - g0)
+                for i0 in range(t0, t1, 16):
+                    gi = min(16, t1 - i0)
+                    for a in range(kh):
+                        for b in range(kw):
+                            if pos + go * gi > flat.size:
+                                raise ModelError(f"conv weight buffer of {flat.size} values is too short for "
+                                                 f"shape {tuple(shape_ohwi)}")
+                            out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+                            pos = _ceil((pos + go * gi) * item, 32) // item
     return out
+
+
+def conv_tilings(shape_ohwi) -> list[tuple[int, int]]:
+    """Candidate (output_tile, input_tile) of an int8 CONV_2D buffer, the likeliest first.
+
+    The tiles are not stored and not a function of the shapes we could find (docs/vendor_fixed_point.md);
+    seen in the shared models: output tiles min(64, O rounded up to 16); input tiles the largest power
+    of two below I (1x1 convs that expand the channels), all of I (other 1x1 convs), min(64, I) (k x k).
+    """
+    o, kh, kw, i = (int(d) for d in shape_ohwi)
+    o16 = _ceil(o, 16)
+    pow2 = 16
+    while pow2 * 2 < i:
+        pow2 *= 2
+    if kh * kw > 1:
+        first = [(min(64, o16), min(64, _ceil(i, 16)))]
+    else:
+        first = [(min(64, o16), min(pow2, _ceil(i, 16))), (o16, _ceil(i, 16))]
+    rest = [(a, b) for a in range(16, o16 + 1, 16) for b in range(16, _ceil(i, 16) + 1, 16)]
+    return first + [c for c in rest if c not in first]
 
 
 def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:

@@ -1,0 +1,400 @@
+"""Run a vendor (SGS_IPU_SDK 1.1.5) ``*_fixed.sim`` with the vendor's integer semantics.
+
+:func:`prepare` reads the model once through ``calibrator_custom.model`` into frozen per-op steps
+(weights decoded with :mod:`.layout`, requantization parameters from the stored bias rows, bias
+shift inferred with :func:`.conv.infer_bias_shift`) and validates it: an op whose vendor arithmetic
+is not established is a :class:`ModelError` naming the op. :meth:`Program.run` then only calls the
+kernels. The graph is followed as the vendor's converter wrote it (fusions, Align2_Alias, the
+FULLY_CONNECTED -> 1x1 CONV_2D rewrite are all visible in the file's op list).
+
+Input boundary: the fixed.sim stores, per input, a SubGraph slot-10 table whose first vector holds
+12 int16 values: a 3x3 matrix A (``round(1024 / (std * in_scale))`` on the diagonal) and 3 offsets
+B (``B - 256`` = the code of pixel 0, channels in reverse order). The codes are
+``clip(B[2-c] - 256 + ((sum_j A[2-c][2-j] * p_j + 512) >> 10), 0, 255)`` (docs/vendor_fixed_point.md).
+"""
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ..errors import ModelError
+from ..model.graph import Model
+from . import activation, boundary, conv, elementwise, layout, movement, output, pool, resize, tables
+
+_DTYPES = {"UINT8": np.uint8, "INT16": np.int16, "INT8": np.int8, "INT32": np.int32}
+
+
+# ---------------------------------------------------------------- steps
+@dataclass(frozen=True)
+class InputStep:
+    tensor: int
+    matrix: np.ndarray        # [3, 3] int64, applied to the pixel channels
+    offset_code: np.ndarray   # [3] int64: the code of pixel 0 per channel
+
+    def run(self, env, pixels):
+        env[self.tensor] = boundary.stored_transform_codes(pixels, self.matrix, self.offset_code)
+
+
+@dataclass(frozen=True)
+class ConvStep:
+    op: str
+    x: int
+    out: int
+    w_code: np.ndarray
+    x_zero_point: int
+    bias_row0: np.ndarray
+    multiplier: np.ndarray
+    bias_shift: int
+    total_shift: int
+    out_zero_point: int
+    out_dtype: type
+    stride: tuple
+    dilation: tuple
+    padding: str
+    pads: tuple               # explicit (top, bottom, left, right) or None
+    clamp: tuple
+
+    def run(self, env):
+        x = env[self.x]
+        padding = self.padding
+        if self.pads is not None:
+            t, b, l, r = self.pads
+            x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.x_zero_point)
+            padding = "VALID"
+        if x.ndim != 4:
+            x = x.reshape(x.shape[0], 1, 1, -1)
+        kern = conv.depthwise_conv2d if self.op == "DEPTHWISE_CONV_2D" else conv.conv2d
+        env[self.out] = kern(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift,
+                             self.total_shift, self.out_zero_point, self.out_dtype, self.stride, self.dilation,
+                             padding, self.clamp)
+
+
+@dataclass(frozen=True)
+class FnStep:
+    """Any other op: ``env[out] = fn(*env[ins])`` with the parameters bound at prepare time."""
+    op: str
+    ins: tuple
+    out: int
+    fn: Callable
+
+    def run(self, env):
+        env[self.out] = self.fn(*(env[i] for i in self.ins))
+
+
+# ---------------------------------------------------------------- reading
+def _q(t):
+    q = t.quantization
+    scale = float(q.scale[0]) if q is not None and q.scale else None
+    zp = int(q.zero_point[0]) if q is not None and q.zero_point else 0
+    return scale, zp
+
+
+def _dtype(t):
+    try:
+        return _DTYPES[t.dtype]
+    except KeyError:
+        raise ModelError(f"tensor {t.name!r}: type {t.dtype} is not a vendor fixed activation type") from None
+
+
+def _raw(model: Model, t) -> bytes:
+    if t.buffer <= 0 or t.buffer >= len(model.buffers) or not model.buffers[t.buffer].data:
+        raise ModelError(f"tensor {t.name!r} has no constant data in the fixed model")
+    return model.buffers[t.buffer].data
+
+
+def _input_transforms(data: bytes) -> list[np.ndarray]:
+    """The SubGraph slot-10 tables' first [int16] vectors (12 values per input), read from the file bytes."""
+    u32 = lambda p: struct.unpack_from("<I", data, p)[0]  # noqa: E731
+
+    def fields(t):
+        v = t - struct.unpack_from("<i", data, t)[0]
+        n = struct.unpack_from("<H", data, v)[0]
+        return [struct.unpack_from("<H", data, v + 4 + 2 * i)[0] for i in range((n - 4) // 2)]
+
+    try:
+        root = u32(0)
+        mf = fields(root)
+        sgs = root + mf[2]
+        sgs += u32(sgs)
+        sg = sgs + 4 + u32(sgs + 4)
+        sf = fields(sg)
+        if len(sf) <= 10 or not sf[10]:
+            return []
+        vec = sg + sf[10]
+        vec += u32(vec)
+        out = []
+        for i in range(u32(vec)):
+            e = vec + 4 + 4 * i
+            e += u32(e)
+            ef = fields(e)
+            if not ef or not ef[0]:
+                continue
+            p = e + ef[0]
+            p += u32(p)
+            n = u32(p)
+            out.append(np.frombuffer(data, "<i2", n, p + 4).astype(np.int64))
+        return out
+    except (struct.error, IndexError, ValueError):
+        return []
+
+
+@dataclass(frozen=True)
+class Program:
+    inputs: tuple           # InputStep per graph input
+    steps: tuple
+    outputs: tuple          # graph output tensor indices
+    output_scales: tuple    # (scale, zero_point) per output used to dequantize
+    output_shapes: tuple
+
+    def run(self, pixels: list[np.ndarray]) -> list[np.ndarray]:
+        """Codes through every step; -> dequantized float32 graph outputs (original shapes)."""
+        env: dict[int, np.ndarray] = {}
+        for step, x in zip(self.inputs, pixels):
+            step.run(env, x)
+        for step in self.steps:
+            step.run(env)
+        return [output.dequantize(env[i].reshape(shape), s, z)
+                for i, (s, z), shape in zip(self.outputs, self.output_scales, self.output_shapes)]
+
+    def codes(self, pixels: list[np.ndarray]) -> dict[int, np.ndarray]:
+        """Every tensor's codes of one run (for tests and analysis)."""
+        env: dict[int, np.ndarray] = {}
+        for step, x in zip(self.inputs, pixels):
+            step.run(env, x)
+        for step in self.steps:
+            step.run(env)
+        return env
+
+
+def _conv_step(model: Model, name: str, op) -> ConvStep:
+    g = model.main
+    ti, tw, to = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    if len(op.inputs) < 3 or op.inputs[2] < 0:
+        raise ModelError(f"op {name} writing {to.name!r}: a vendor fixed conv needs its [2, C] bias")
+    tb = g.tensors[op.inputs[2]]
+    s_in, zp_in = _q(ti)
+    s_w, _ = _q(tw)
+    s_out, zp_out = _q(to)
+    if None in (s_in, s_w, s_out):
+        raise ModelError(f"op {name} writing {to.name!r}: input, weight and output need a scale")
+    out_dt = _dtype(to)
+    wdt = "<i2" if tw.dtype == "INT16" else np.int8
+    if name == "DEPTHWISE_CONV_2D":
+        w = layout.unpack_depthwise_weights(_raw(model, tw), tw.shape, wdt)
+        w_sum = w.astype(np.int64).reshape(-1, w.shape[-1]).sum(0)
+    c = int(to.shape[-1])
+    b0, mult = layout.unpack_bias(_raw(model, tb), c)
+    q = to.quantization
+    acc_max = int(q.extra["sgs_list_4"][0]) if q.extra.get("sgs_list_4") else 0
+    acc_min = int(q.extra["sgs_list_5"][0]) if q.extra.get("sgs_list_5") else 0
+    bq = tb.quantization
+    if name != "DEPTHWISE_CONV_2D":
+        # int8 weights come in tiles of sizes the file does not state: with a non-zero input zero
+        # point the bias codes hold -zp * sum(w) per channel, and only the right tiling gives a float
+        # bias with exactly the stored min/max
+        tilings = layout.conv_tilings(tw.shape) if wdt == np.int8 else [(None, None)]
+        if zp_in == 0:
+            tilings = tilings[:1]  # no zero-point fold in the bias to tell them apart: the likeliest
+        for to_, ti_ in tilings:
+            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt, ti_, to_)
+            w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
+            fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, s_in * s_w / s_out)
+            if conv.bias_shift_exact(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]),
+                                     float(bq.max[0])) is not None:
+                break
+        else:
+            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt)
+            w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
+    _, n_shift = conv.requant_params(s_in, s_w, s_out)
+    m = s_in * s_w / s_out
+    if mult.size and mult.max() > 0:
+        # N such that M (the stored row 1) ~ m * 2**N: at a power-of-two tie the float32 scales put
+        # floor(log2 m) one off, the stored M does not
+        n_shift = int(round(math.log2(float(mult.max()) / m)))
+    fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, m)
+    k = conv.infer_bias_shift(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]), float(bq.max[0]))
+    o = op.options
+    act = getattr(o, "fused_activation_function", "NONE") or "NONE"
+    try:
+        clamp = conv.activation_clamp(act, s_out, zp_out, out_dt)
+    except ValueError as e:
+        raise ModelError(f"op {name} writing {to.name!r}: {e}") from None
+    pads = tuple(int(getattr(o, f"padding_{s}", 0) or 0) for s in ("top", "bottom", "left", "right"))
+    return ConvStep(name, op.inputs[0], op.outputs[0], w, zp_in, b0, mult, k, n_shift, zp_out, out_dt,
+                    (o.stride_h, o.stride_w), (getattr(o, "dilation_h_factor", 1) or 1, getattr(o, "dilation_w_factor", 1) or 1),
+                    o.padding if o.padding in ("SAME", "VALID") else "VALID", pads if any(pads) else None, clamp)
+
+
+def _pool_options(o):
+    return (o.filter_height, o.filter_width), (o.stride_h, o.stride_w), o.padding
+
+
+def _input_ratio(t) -> float:
+    """activation.negative_ratio of an INT16 activation input (1.0 otherwise)."""
+    q = t.quantization
+    if t.dtype == "INT16" and q is not None and q.min and q.max:
+        return activation.negative_ratio(q.min[0], q.max[0])
+    return 1.0
+
+
+def _centered(x: np.ndarray, zero_point: int) -> np.ndarray:
+    return x if zero_point == 0 else x.astype(np.int64) - zero_point
+
+
+def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarray:
+    """x padded at the end of each dimension up to out_shape with the zero point (real 0)."""
+    pad = [(0, int(o) - int(d)) for d, o in zip(x.shape, out_shape)]
+    return np.pad(x, pad, constant_values=zero_point)
+
+
+def _tanh_int16_table(in_scale: float, out_scale: float) -> np.ndarray:
+    c = np.arange(-32768, 32768, dtype=np.float64)
+    return np.clip(np.rint(np.tanh(c * in_scale) / out_scale), -32767, 32767).astype(np.int16)
+
+
+def _step(model: Model, name: str, op, softmax_out: set):
+    g = model.main
+    to = g.tensors[op.outputs[0]]
+    ins = tuple(op.inputs)
+    o = op.options
+    if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return _conv_step(model, name, op)
+    if name == "MAX_POOL_2D":
+        f, s, p = _pool_options(o)
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s, p=p: pool.max_pool2d(x, f, s, p))
+    if name == "AVERAGE_POOL_2D":
+        f, s, p = _pool_options(o)
+        if p != "VALID" and (g.tensors[ins[0]].shape[1:3] != to.shape[1:3] or f != (1, 1)):
+            h, w = g.tensors[ins[0]].shape[1:3]
+            if not ((h - f[0]) // s[0] + 1 == to.shape[1] and (w - f[1]) // s[1] + 1 == to.shape[2]):
+                raise ModelError(f"op AVERAGE_POOL_2D writing {to.name!r}: SAME padding is not established "
+                                 "for the vendor's fixed arithmetic")
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s: pool.average_pool2d(x, f, s))
+    if name in ("ADD", "SUB", "MUL"):
+        (s1, z1), (s2, z2), (so, zo) = _q(g.tensors[ins[0]]), _q(g.tensors[ins[1]]), _q(to)
+        kern = {"ADD": elementwise.add, "SUB": elementwise.sub, "MUL": elementwise.mul}[name]
+        consts = [model.tensor_data(g.tensors[i]) for i in ins[:2]]
+        if any(cv is not None for cv in consts):
+            raise ModelError(f"op {name} writing {to.name!r}: a constant operand is not established for the "
+                             "vendor's fixed arithmetic")
+        dt = _dtype(to)
+        # a UINT8 operand enters with its zero point removed (the kernels take zero-point-free codes)
+        return FnStep(name, ins[:2], op.outputs[0],
+                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2:
+                      kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
+    if name == "PAD":
+        out_shape = tuple(int(d) for d in to.shape)
+        _, zp = _q(to)
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: _pad_trailing(x, s, z))
+    if name in ("RELU", "RELU6"):
+        (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
+        ratio = _input_ratio(g.tensors[ins[0]])
+        dt = _dtype(to)
+        zero = np.zeros(1, np.int64)  # RELU = PRELU with alpha 0: t = max(x, 0), then the 15-bit requantization
+        lo, hi = conv.activation_clamp(name, s_out, zp_out, dt)
+        return FnStep(name, ins[:1], op.outputs[0],
+                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi, f=ratio:
+                      np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
+    if name == "CONCATENATION":
+        axis = int(o.axis) if o is not None else -1
+        out_shape = tuple(int(d) for d in to.shape)
+        axis = axis % len(out_shape)
+        shapes = []
+        for i in ins:  # an input of another rank (a RESHAPE folded by the converter): row-major reinterpretation
+            sh = tuple(int(d) for d in g.tensors[i].shape)
+            shapes.append(None if len(sh) == len(out_shape) else out_shape[:axis] + (-1,) + out_shape[axis + 1:])
+        return FnStep(name, ins, op.outputs[0], lambda *xs, a=axis, sh=tuple(shapes): movement.concatenation(
+            *(x if s_ is None else x.reshape(s_) for x, s_ in zip(xs, sh)), axis=a))
+    if name == "Align2_Alias":
+        c = int(to.shape[-1])
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, c=c: movement.align_channels(x, c))
+    if name == "RESHAPE":
+        shape = tuple(int(d) for d in to.shape)
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, s=shape: movement.reshape(x, s))
+    if name == "TRANSPOSE":
+        perm = model.tensor_data(g.tensors[ins[1]])
+        if perm is None:
+            raise ModelError(f"op TRANSPOSE writing {to.name!r}: its permutation is not a constant")
+        perm = tuple(int(p) for p in perm)
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, p=perm: movement.transpose(x, p))
+    if name == "RESIZE_BILINEAR":
+        size = tuple(int(d) for d in to.shape[1:3])
+        ac, hp = bool(getattr(o, "align_corners", False)), bool(getattr(o, "half_pixel_centers", False))
+        return FnStep(name, ins[:1], op.outputs[0],
+                      lambda x, s=size, ac=ac, hp=hp: resize.resize_bilinear(x, s, ac, hp))
+    if name in ("LOGISTIC", "TANH"):
+        s_in, _ = _q(g.tensors[ins[0]])
+        s_out, zp_out = _q(to)
+        if name == "LOGISTIC":
+            table = tables.logistic_table(s_in, s_out)
+        elif to.dtype == "INT16":  # a TANH that ends the graph writes INT16
+            table = _tanh_int16_table(s_in, s_out)
+        else:
+            table = tables.tanh_table(s_in, s_out, zp_out)
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, t=table: tables.lookup(x, t))
+    if name == "SOFTMAX":
+        s_in, _ = _q(g.tensors[ins[0]])
+        softmax_out.add(op.outputs[0])
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, s=s_in: tables.softmax(x, s))
+    if name == "PRELU":
+        ta = g.tensors[ins[1]]
+        n = int(np.prod(ta.shape))
+        alpha = np.frombuffer(_raw(model, ta), "<i2")[:n].reshape(ta.shape).astype(np.int64)
+        aq = ta.quantization
+        ti = g.tensors[ins[0]]
+        ratio = _input_ratio(ti)
+        shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))) * ratio)
+        (s_in, _), (s_out, zp_out) = _q(ti), _q(to)
+        dt = _dtype(to)
+        return FnStep(name, ins[:1], op.outputs[0],
+                      lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
+                      activation.prelu(x, a, sh, si, so, z, dt, f))
+    raise ModelError(f"op {name} writing {to.name!r}: the vendor fixed-point arithmetic of {name} is not "
+                     "established, so calibrator_custom cannot simulate this vendor fixed model "
+                     "(supported ops: docs/vendor_fixed_point.md)")
+
+
+def prepare(model: Model, where: str = "the model") -> Program:
+    """Validate a vendor fixed model and freeze every op's parameters (ModelError naming the op otherwise)."""
+    if model.dialect != "sgs_fixed":
+        raise ModelError(f"{where} is not a SigmaStar fixed model (dialect {model.dialect})")
+    g = model.main
+    transforms = _input_transforms(model.source or model.to_bytes())
+    inputs = []
+    for k, i in enumerate(g.inputs):
+        t = g.tensors[i]
+        if t.dtype != "UINT8":
+            raise ModelError(f"{where}: input {t.name!r} has type {t.dtype}; only UINT8 image inputs are established")
+        if k >= len(transforms) or transforms[k].size != 12:
+            raise ModelError(f"{where}: input {t.name!r} has no pixel transform (SubGraph slot 10) in the file")
+        v = transforms[k]
+        a = v[:9].reshape(3, 3)[::-1, ::-1].copy()
+        inputs.append(InputStep(i, a, v[9:12][::-1] - 256))
+    softmax_out: set = set()
+    steps = []
+    for k in g.topological_order():
+        op = g.operators[k]
+        steps.append(_step(model, model.op_name(op), op, softmax_out))
+    scales = []
+    for i in g.outputs:
+        s, z = _q(g.tensors[i])
+        if i in softmax_out:
+            s, z = 1.0 / 32767, 0  # the vendor writes SOFTMAX with scale 1/32767
+        if s is None:
+            raise ModelError(f"{where}: output {g.tensors[i].name!r} has no scale")
+        scales.append((s, z))
+    return Program(tuple(inputs), tuple(steps), tuple(g.outputs), tuple(scales),
+                   tuple(tuple(int(d) for d in g.tensors[i].shape) for i in g.outputs))
+
+
+def aligned_shape(shape) -> tuple:
+    """The vendor's "Alignment shape" of an output: the last dimension padded to a multiple of 8."""
+    shape = tuple(int(d) for d in shape)
+    return shape[:-1] + (-(-shape[-1] // 8) * 8,) if shape else shape
+
+
+__all__ = ["prepare", "Program", "aligned_shape"]
