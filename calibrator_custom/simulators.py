@@ -21,7 +21,7 @@ import numpy as np
 from .errors import InputError, ModelError
 from .interpreter import Interpreter, Observer
 from .model import sgs_lower
-from .model.graph import Model, load_model
+from .model.graph import Model, Tensor, load_model
 
 log = logging.getLogger(__name__)
 
@@ -119,16 +119,7 @@ class _SimulatorBase:
 
         ``batch_idx`` (the SDK's multi-batch offline buffer index) must be 0."""
         self._check_batch_idx(batch_idx, "set_input")
-        g = self._interp.graph
-        n = len(g.inputs)
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-            raise InputError(f"set_input: index {index!r} is out of range; the model has {n} input(s)")
-        t = g.tensors[g.inputs[index]]
-        if not isinstance(data, np.ndarray):
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs a numpy.ndarray, got {type(data).__name__}")
-        if tuple(data.shape) != tuple(t.shape):
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs shape {list(t.shape)}, "
-                             f"got {list(data.shape)}")
+        t = self._checked_input(index, data, self._interp.graph)
         if data.dtype != t.np_dtype:
             fix = f"convert with data.astype(np.{t.np_dtype.name})"
             if data.dtype.kind == "f" and t.np_dtype.kind in "iu":  # normalized floats fed to a fixed model
@@ -137,6 +128,20 @@ class _SimulatorBase:
             raise InputError(f"set_input: input {index} ({t.name!r}) needs dtype {t.np_dtype.name}, "
                              f"got {data.dtype.name}; {fix}")
         self._inputs[index] = np.ascontiguousarray(data)
+
+    @staticmethod
+    def _checked_input(index: int, data: np.ndarray, graph) -> Tensor:
+        """The input tensor ``index`` of ``graph`` after checking the index, the array type and the shape."""
+        n = len(graph.inputs)
+        if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+            raise InputError(f"set_input: index {index!r} is out of range; the model has {n} input(s)")
+        t = graph.tensors[graph.inputs[index]]
+        if not isinstance(data, np.ndarray):
+            raise InputError(f"set_input: input {index} ({t.name!r}) needs a numpy.ndarray, got {type(data).__name__}")
+        if tuple(data.shape) != tuple(t.shape):
+            raise InputError(f"set_input: input {index} ({t.name!r}) needs shape {list(t.shape)}, "
+                             f"got {list(data.shape)}")
+        return t
 
     def add_observer(self, observer: Callable[[int, str, np.ndarray], None]) -> None:
         """Call ``observer(tensor_index, name, value)`` for every tensor of each later invoke."""

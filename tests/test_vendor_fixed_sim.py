@@ -287,6 +287,21 @@ def test_raw_pixels_only():
         sim.set_input(0, x.astype(np.float32))
 
 
+def test_batch_idx_like_the_other_simulators():
+    """The SDK's batch_idx keyword: 0 gives the same output as leaving it out; another index is refused."""
+    path, x = _fixed("deq_141")
+    sim, ((_, y),) = _ours(path, x)
+    sim.set_input(0, x, batch_idx=0)
+    sim.invoke()
+    again = sim.get_output(0, batch_idx=0)
+    assert again.shape == y.shape and again.dtype == y.dtype
+    np.testing.assert_array_equal(again, y)
+    with pytest.raises(ValueError, match="batch_idx 1"):
+        sim.set_input(0, x, batch_idx=1)
+    with pytest.raises(ValueError, match="batch_idx 1"):
+        sim.get_output(0, batch_idx=1)
+
+
 def test_accuracy_analysis_of_a_vendor_fixed_model(tmp_path):
     """sgs-analyze's accuracy_analysis on a vendor fixed.sim: every layer compared, and the output's
     errors are those of the vendor simulator's own outputs against our float simulator."""

@@ -98,17 +98,10 @@ class VendorFixedSimulatorMixin:
         return engine.aligned_shape(t.shape) if t.dtype == "INT16" else tuple(int(d) for d in t.shape)
 
     # ------------------------------------------------------------------ running
-    def set_input(self, index: int, data: np.ndarray) -> None:
+    def set_input(self, index: int, data: np.ndarray, batch_idx: int = 0) -> None:
         """Set input ``index`` to raw uint8 pixels of exactly its shape (NHWC, the model's input_formats)."""
-        g = self.model_obj.main
-        n = len(g.inputs)
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-            raise InputError(f"set_input: index {index!r} is out of range; the model has {n} input(s)")
-        t = g.tensors[g.inputs[index]]
-        if not isinstance(data, np.ndarray):
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs a numpy.ndarray, got {type(data).__name__}")
-        if tuple(data.shape) != tuple(t.shape):
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs shape {list(t.shape)}, got {list(data.shape)}")
+        self._check_batch_idx(batch_idx, "set_input")
+        t = self._checked_input(index, data, self.model_obj.main)
         if data.dtype != np.uint8:
             raise InputError(f"set_input: input {index} ({t.name!r}) of a SigmaStar fixed model takes raw uint8 pixels, "
                              f"got {data.dtype.name}; preprocess with norm=False")
@@ -123,8 +116,9 @@ class VendorFixedSimulatorMixin:
             raise InputError(f"invoke: set_input was not called for input(s) {names}")
         self._outputs = self.program.run(self._inputs)
 
-    def get_output(self, index: int) -> np.ndarray:
+    def get_output(self, index: int, batch_idx: int = 0) -> np.ndarray:
         """Output ``index`` of the last invoke: float32, INT16 outputs padded on the last dimension to 8."""
+        self._check_batch_idx(batch_idx, "get_output")
         if self._outputs is None:
             raise InputError("get_output: call invoke() first")
         if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self._outputs):
