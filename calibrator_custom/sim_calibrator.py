@@ -276,15 +276,18 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                 if used + size[id(d)] <= float(rate) * total:
                     kept.add(id(d))
                     used += size[id(d)]
-            items = []
-            for d in conv8_info:
+            items: dict[str, dict] = {}  # one item per tensor: an input feeding several convs is
+            for d in conv8_info:         # 16-bit when any of them is
                 bit = 8 if id(d) in kept else 16
                 x, w = d["input_tensors"][0], d["input_tensors"][1]
-                items.append({"name": x, "min": list(d["input_min"]), "max": list(d["input_max"]), "bit": bit})
                 wmin = d["weights_min"] if conv16_chn or bit == 8 else [min(d["weights_min"])]
                 wmax = d["weights_max"] if conv16_chn or bit == 8 else [max(d["weights_max"])]
-                items.append({"name": w, "min": list(wmin), "max": list(wmax), "bit": bit})
-            results.append([i for i in items if i["min"] and i["max"]])
+                for name, lo, hi in ((x, d["input_min"], d["input_max"]), (w, wmin, wmax)):
+                    if name in items:
+                        items[name]["bit"] = max(items[name]["bit"], bit)
+                    else:
+                        items[name] = {"name": name, "min": list(lo), "max": list(hi), "bit": bit}
+            results.append([i for i in items.values() if i["min"] and i["max"]])
         return results
 
     def _calibrator_list(self) -> list[calibrator]:

@@ -80,6 +80,8 @@ def main():
     bits = [sorted({q['bit'] for q in qi}) for qi in quant_infos]
     sixteen = [sum(q['bit'] == 16 for q in qi) for qi in quant_infos]
     print('ok optimize {} bits {} sixteen {}'.format(len(quant_infos), bits, sixteen))
+    for qi in quant_infos:  # one item per tensor, even where a tensor feeds several convs
+        assert len({q['name'] for q in qi}) == len(qi), [q['name'] for q in qi]
     paths = net.convert(quant_param=copy.deepcopy(quant_infos[1]), fix_model=[out('net_optim_fixed.sim')])
     print('ok convert quant_param {}'.format([os.path.basename(p) for p in paths]))
     paths = net.convert(utils.image_generator(images, pre), num_process=1, quant_level='L1', mixed_precision='mp',
