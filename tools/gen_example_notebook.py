@@ -7,10 +7,11 @@ Edit the cells here, not in Jupyter, so the committed notebook stays reviewable 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from _generated import check_or_write  # tools/: this script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "examples" / "calibrate_and_compare.ipynb"
@@ -209,18 +210,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the notebook is not what this script writes")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not NOTEBOOK.is_file() or NOTEBOOK.read_text(encoding="utf-8") != text:
-            print(f"{NOTEBOOK.relative_to(ROOT)} is stale: run python tools/gen_example_notebook.py", file=sys.stderr)
-            return 1
-        return 0
-    NOTEBOOK.write_text(text, encoding="utf-8")
-    print(f"wrote {NOTEBOOK.relative_to(ROOT)}")
-    return 0
+    return check_or_write(NOTEBOOK, render, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

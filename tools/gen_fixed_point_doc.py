@@ -5,11 +5,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import importlib
 import inspect
 import sys
 from pathlib import Path
+
+from _generated import check_or_write  # tools/: this script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -81,17 +82,7 @@ def render() -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true")
-    args = ap.parse_args(argv)
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC} is stale; run python tools/gen_fixed_point_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    return 0
+    return check_or_write(DOC, render, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ links (``docs/user_guide.md``) lead nowhere. Each relative link target becomes
 """
 from __future__ import annotations
 
-import argparse
 import posixpath
 import re
 import sys
 from pathlib import Path
+
+from _generated import check_or_write  # tools/: this script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -51,18 +52,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if PYPI_README.md is not what this script writes")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        if not OUTPUT.is_file() or OUTPUT.read_text(encoding="utf-8") != text:
-            print(f"{OUTPUT.name} is stale: run python tools/gen_long_description.py", file=sys.stderr)
-            return 1
-        return 0
-    OUTPUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUTPUT.name}")
-    return 0
+    return check_or_write(OUTPUT, render, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import inspect
 import sys
 from pathlib import Path
+
+from _generated import check_or_write  # tools/: this script's folder
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,19 +55,8 @@ def render() -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--check", action="store_true")
-    args = ap.parse_args()
-    text = render()
-    if args.check:
-        if not DOC.exists() or DOC.read_text() != text:
-            print(f"{DOC} is stale: run python tools/gen_ops_doc.py", file=sys.stderr)
-            return 1
-        return 0
-    DOC.write_text(text)
-    print(f"wrote {DOC}")
-    return 0
+def main(argv=None) -> int:
+    return check_or_write(DOC, render, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
