@@ -140,9 +140,9 @@ INPUT_CASES = [((127.5,) * 3, 127.5, (-1.0, 1.0)), ((127.5,) * 3, 127.5, (-2.0, 
                ((123.68, 116.78, 103.94), 58.8, (-2.2, 2.7)), ((127.5,) * 3, 127.5, (-0.3, 0.4))]
 
 
-@pytest.mark.parametrize("mean,std,x_range", INPUT_CASES)
-def test_input_codes_within_measured_bound(mean, std, x_range):
-    """First conv = identity with multiplier 1, so its INT16 output / 127 is the input code it used."""
+def vendor_input_codes(mean, std, x_range):
+    """(pixels, the vendor's input codes for them, the input tensor): the first conv is the identity with
+    multiplier 1, so its INT16 output / 127 is the input code it used."""
     eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
     b = ModelBuilder()
     x = b.input("x", (1, 16, 16, 3))
@@ -150,13 +150,18 @@ def test_input_codes_within_measured_bound(mean, std, x_range):
     lo, hi = x_range
     r = 32767 * (hi - lo) / 255 / 127
     fixed = vo.make_fixed(b, {"x": x_range, "conv": (-r, r)}, vo.ini_text(["x"], ["conv"], mean, std), "input")
-    sim = vo.VendorSim(fixed)
     p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
     pix = np.concatenate([p, 255 - p, p], -1)
     recs, _ = vo.run_fixed(fixed, pix)
     out = layout.from_dump(vo.record(recs, 0, "out")["data"], (1, 16, 16, 3)).astype(np.int64)
-    tx = sim.tensor("x")
-    vendor_codes = np.round(out / 127).astype(np.int64) + tx.zero_point[0]
+    tx = vo.VendorSim(fixed).tensor("x")
+    return pix, np.round(out / 127).astype(np.int64) + tx.zero_point[0], tx
+
+
+@pytest.mark.parametrize("mean,std,x_range", INPUT_CASES)
+def test_input_codes_within_measured_bound(mean, std, x_range):
+    """Our input boundary against the vendor's codes (see vendor_input_codes)."""
+    pix, vendor_codes, tx = vendor_input_codes(mean, std, x_range)
     ours = input_codes(pix, np.array(mean), np.array([std] * 3), tx.scale[0], tx.zero_point[0])
     assert ours.shape == pix.shape and ours.dtype == np.uint8
     assert np.abs(ours.astype(np.int64) - vendor_codes).max() <= INPUT_CODES_MAX_ERROR

@@ -102,21 +102,7 @@ def input_experiment():
     """Input boundary: the first conv's codes (identity conv, multiplier 1) against candidate rules."""
     print("Input boundary: mismatching codes of candidate rules (256 pixels x 3 channels)")
     for mean, std, x_range in cases.INPUT_CASES:
-        eye = np.eye(3, dtype=np.float32).reshape(3, 1, 1, 3)
-        b = cases.ModelBuilder()
-        x = b.input("x", (1, 16, 16, 3))
-        b.output(b.op("CONV_2D", [x, b.constant("w", eye), b.constant("b", np.zeros(3, np.float32))],
-                      cases.SAME1, name="conv"))
-        lo, hi = x_range
-        r = 32767 * (hi - lo) / 255 / 127
-        fixed = vo.make_fixed(b, {"x": x_range, "conv": (-r, r)}, vo.ini_text(["x"], ["conv"], mean, std), "input")
-        sim = vo.VendorSim(fixed)
-        p = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
-        pix = np.concatenate([p, 255 - p, p], -1)
-        recs, _ = vo.run_fixed(fixed, pix)
-        out = layout.from_dump(vo.record(recs, 0, "out")["data"], (1, 16, 16, 3)).astype(np.int64)
-        tx = sim.tensor("x")
-        codes = np.round(out / 127).astype(np.int64) + tx.zero_point[0]
+        pix, codes, tx = cases.vendor_input_codes(mean, std, x_range)
         v = (pix.astype(np.float64) - np.array(mean)) / std / tx.scale[0] + tx.zero_point[0]
         rules = {"floor(v+1/2)": np.floor(v + 0.5), "rint(v)": np.rint(v), "floor(v)": np.floor(v)}
         a_q10 = round(1024 / (std * tx.scale[0]))
