@@ -63,12 +63,19 @@ def _wait(predicate, timeout_s: float) -> bool:
 def test_workers_exit_when_the_parent_is_killed(tmp_path, sig, mode):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     parent = subprocess.Popen([sys.executable, "-c", _DRIVER, str(tmp_path), mode], env=env)
+    pid_files = [tmp_path / "w0.pid", tmp_path / "w1.pid"]
+    _signal_parent_and_expect_no_orphans(parent, sig, lambda: all(p.exists() for p in pid_files),
+                                         lambda: [int(p.read_text()) for p in pid_files])
+
+
+def _signal_parent_and_expect_no_orphans(parent, sig, started, read_pids) -> None:
+    """Once ``started()``, signal ``parent`` and require its two workers (``read_pids()``) to be gone
+    within 10 s; whatever still runs afterwards is killed."""
     pids = []
     try:
-        pid_files = [tmp_path / "w0.pid", tmp_path / "w1.pid"]
-        assert _wait(lambda: all(p.exists() for p in pid_files), 60), "the workers did not start"
-        pids = [int(p.read_text()) for p in pid_files]
-        assert all(_alive(p) for p in pids) and parent.pid not in pids
+        assert _wait(started, 60), "the workers did not start"
+        pids = read_pids()
+        assert len(set(pids)) == 2 and all(_alive(p) for p in pids) and parent.pid not in pids
         parent.send_signal(sig)
         parent.wait(timeout=30)
         # PR_SET_PDEATHSIG kills at once; the watchdog notices within its heartbeat period
@@ -176,18 +183,5 @@ def test_command_line_workers_exit_when_the_tool_is_killed(tmp_path, tool, sig):
     env = dict(os.environ, PYTHONPATH=str(ROOT), WORKER_PID_DIR=str(pid_dir))
     parent = subprocess.Popen([sys.executable, "-m", f"calibrator_custom.{tool}", *map(str, args)], cwd=tmp_path,
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    pids = []
-    try:
-        assert _wait(lambda: len(list(pid_dir.glob("*.pid"))) == 2, 60), "the workers did not start"
-        pids = [int(p.read_text()) for p in pid_dir.glob("*.pid")]
-        assert parent.pid not in pids and len(set(pids)) == 2
-        parent.send_signal(sig)
-        parent.wait(timeout=30)
-        assert _wait(lambda: not any(_alive(p) for p in pids), 10), f"orphaned workers {pids} still run"
-    finally:
-        if parent.poll() is None:
-            parent.kill()
-            parent.wait()
-        for p in pids:
-            if _alive(p):
-                os.kill(p, signal.SIGKILL)
+    _signal_parent_and_expect_no_orphans(parent, sig, lambda: len(list(pid_dir.glob("*.pid"))) == 2,
+                                         lambda: [int(p.read_text()) for p in pid_dir.glob("*.pid")])
