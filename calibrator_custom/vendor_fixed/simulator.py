@@ -9,6 +9,7 @@ last dimension padded to a multiple of 8, as the vendor simulator's "Alignment s
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 
 import numpy as np
@@ -25,11 +26,10 @@ def is_vendor_fixed(model_path) -> bool:
     if isinstance(model_path, Model):
         return model_path.dialect == "sgs_fixed"
     from ..model import sgs_dialect
-    try:
-        with open(os.fspath(model_path), "rb") as f:
-            head = f.read()
-        return sgs_dialect.detect(head) == "sgs_fixed"
-    except Exception:  # noqa: BLE001 - unreadable or not a vendor file: the generic path reports it
+    try:  # mapped, not read: detection touches a few fields, and load_model reads the file next
+        with open(os.fspath(model_path), "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return sgs_dialect.detect(data) == "sgs_fixed"
+    except Exception:  # noqa: BLE001 - unreadable, empty or not a vendor file: the generic path reports it
         return False
 
 
