@@ -5,8 +5,10 @@ for the user guide.
 """
 from __future__ import annotations
 
-import logging
-import sys
+from . import _blas_kernel  # noqa: F401  (first: it pins OpenBLAS's kernel before numpy loads it)
+
+import logging  # noqa: E402
+import sys  # noqa: E402
 
 from . import sim_calibrator, sim_simulator, utils, versions
 from .calibration import calibrator

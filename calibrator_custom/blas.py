@@ -11,6 +11,10 @@ wheels bundle scipy-openblas with prefixed symbols); the previous count is resto
 the caller's own numpy code keeps its threads. (A fixed row split run on our own thread pool was
 measured slower than one thread on 2 cores: Python-thread dispatch costs more than the products gain.)
 
+The kernel matters too: OpenBLAS picks it by CPU and kernels sum in other orders. Importing the
+package pins the ``Haswell`` kernel where it can (``_blas_kernel``); :func:`kernel` names the one in
+use, and a warning says so once when it is another.
+
 Without a controllable OpenBLAS (another BLAS, or none found) a warning says that the BLAS's own
 threading may change the last bits.
 """
@@ -26,8 +30,12 @@ from typing import Callable, Iterator
 
 import numpy as np
 
+from ._blas_kernel import REFERENCE_KERNEL, can_pin
+
 log = logging.getLogger(__name__)
 
+_CORENAME_NAMES = ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename",
+                   "openblas_get_corename64_", "openblas_get_corename")
 _SET_NAMES = ("scipy_openblas_set_num_threads64_", "scipy_openblas_set_num_threads",
               "openblas_set_num_threads64_", "openblas_set_num_threads")
 
@@ -52,8 +60,8 @@ def _candidate_libraries() -> list[str]:
     return sorted(libs)
 
 
-def _find_openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
-    """(set_num_threads, get_num_threads) of the loaded OpenBLAS, or None."""
+def _find_openblas() -> tuple[Callable[[int], None], Callable[[], int], str | None] | None:
+    """(set_num_threads, get_num_threads, kernel name or None) of the loaded OpenBLAS, or None."""
     for lib in _candidate_libraries():
         try:
             handle = ctypes.CDLL(lib)
@@ -65,17 +73,39 @@ def _find_openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
             if set_fn is not None and get_fn is not None:
                 set_fn.argtypes, set_fn.restype = [ctypes.c_int], None
                 get_fn.argtypes, get_fn.restype = [], ctypes.c_int
-                return (lambda n, f=set_fn: f(int(n))), (lambda f=get_fn: int(f()))
+                return (lambda n, f=set_fn: f(int(n))), (lambda f=get_fn: int(f())), _corename(handle)
     return None
 
 
-def _openblas() -> tuple[Callable[[int], None], Callable[[], int]] | None:
+def _corename(handle: ctypes.CDLL) -> str | None:
+    for name in _CORENAME_NAMES:
+        fn = getattr(handle, name, None)
+        if fn is not None:
+            fn.argtypes, fn.restype = [], ctypes.c_char_p
+            raw = fn()
+            return raw.decode(errors="replace").strip() if raw else None
+    return None
+
+
+def kernel() -> str | None:
+    """The name of the kernel the loaded OpenBLAS runs (``Haswell``, ``SkylakeX``, ...), or None if unknown."""
+    api = _openblas()
+    return None if api is None else api[2]
+
+
+def _openblas() -> tuple[Callable[[int], None], Callable[[], int], str | None] | None:
     if "openblas" not in _api:
         found = _find_openblas()
         if found is None:
             log.warning("no OpenBLAS with a thread control was found in this process; the BLAS's own threading "
                         "may change the last bits of matrix products (set OPENBLAS_NUM_THREADS=1 and "
                         "OMP_NUM_THREADS=1 for results that do not depend on the thread count)")
+        elif found[2] is not None and found[2].lower() != REFERENCE_KERNEL.lower():
+            fix = (f"import calibrator_custom before numpy, or start Python with OPENBLAS_CORETYPE={REFERENCE_KERNEL}"
+                   if can_pin() else "this CPU cannot run that kernel (it needs x86-64 with AVX2 and FMA)")
+            log.warning("OpenBLAS runs its %s kernel here, not the %s kernel that gives every x86-64 machine the "
+                        "same bits: float sums, ranges and fixed models may differ in the last bits from other "
+                        "machines' (%s)", found[2], REFERENCE_KERNEL, fix)
         _api["openblas"] = found
     return _api["openblas"]  # type: ignore[return-value]
 

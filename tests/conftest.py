@@ -1,12 +1,14 @@
 """Shared pytest setup: tests/ on sys.path, hypothesis profile, and the ../shared fixtures."""
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
+import calibrator_custom  # noqa: F401  (first: it pins OpenBLAS's kernel before numpy loads it)
 
-import pytest
-from hypothesis import settings
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
 

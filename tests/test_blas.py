@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibrator_custom import blas
+from calibrator_custom import _blas_kernel, blas
 from conftest import MODELS_DIR, require_shared
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -20,7 +20,7 @@ SHAPES = [(4096, 27, 16), (2048, 288, 64), (1, 4096, 1000), (64, 4096, 1), (3, 5
 _DIGEST = """
 import hashlib, sys
 import numpy as np
-from calibrator_custom import blas
+from calibrator_custom import _blas_kernel, blas
 rng = np.random.default_rng(0)
 for m, k, n in {shapes!r}:
     a = rng.standard_normal((m, k)).astype(np.float32)
@@ -85,3 +85,53 @@ def test_float_interpreter_bits_do_not_depend_on_openblas_threads():
     one, two = _run(code, "1"), _run(code, "2")
     assert len(one.split()) >= 4
     assert one == two
+
+
+_KERNEL = ("import sys\n{first}\nimport calibrator_custom, logging, os\nfrom calibrator_custom import blas\n"
+           "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+           "print(os.environ.get('OPENBLAS_CORETYPE'), blas.kernel())\n")
+
+
+def _kernel_run(first: str, coretype: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("OPENBLAS_CORETYPE", None)
+    if coretype is not None:
+        env["OPENBLAS_CORETYPE"] = coretype
+    return subprocess.run([sys.executable, "-c", _KERNEL.format(first=first)], capture_output=True, text=True,
+                          timeout=120, env=env)
+
+
+def test_importing_the_package_first_pins_the_reference_kernel():
+    if not _blas_kernel.can_pin():
+        pytest.skip("this CPU cannot run the reference kernel (not Linux x86-64 with AVX2 and FMA)")
+    if blas.kernel() is None:
+        pytest.skip("numpy here does not use an OpenBLAS that reports its kernel")
+    r = _kernel_run("")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [_blas_kernel.REFERENCE_KERNEL] * 2
+    assert "kernel" not in r.stderr
+    # this test process too: conftest imports the package before numpy
+    assert blas.kernel() == _blas_kernel.REFERENCE_KERNEL
+
+
+def test_another_kernel_is_named_with_the_fix():
+    if blas.kernel() is None:
+        pytest.skip("numpy here does not use an OpenBLAS that reports its kernel")
+    r = _kernel_run("", coretype="Sandybridge")  # an older kernel every x86-64 CPU with AVX runs
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["Sandybridge", "Sandybridge"]
+    assert "OpenBLAS runs its Sandybridge kernel here, not the Haswell kernel" in r.stderr
+    if _blas_kernel.can_pin():
+        assert "OPENBLAS_CORETYPE=Haswell" in r.stderr
+
+
+def test_the_users_own_choice_is_kept_and_numpy_first_cannot_be_pinned():
+    if not _blas_kernel.can_pin() or blas.kernel() is None:
+        pytest.skip("needs Linux x86-64 with AVX2/FMA and an OpenBLAS that reports its kernel")
+    r = _kernel_run("import numpy")
+    assert r.returncode == 0, r.stderr
+    # numpy loaded OpenBLAS before the package could choose: the CPU's own kernel, named in a warning
+    # unless the CPU's own is the reference
+    env_value, name = r.stdout.split()
+    assert env_value == "None"
+    assert (name == _blas_kernel.REFERENCE_KERNEL) == ("kernel here" not in r.stderr)
