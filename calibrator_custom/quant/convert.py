@@ -36,6 +36,7 @@ from ..interpreter import Interpreter
 from ..model import sgs_lower
 from ..model.graph import Model, load_model
 from ..progress_display import Reporter, as_reporter
+from ..rounding import round_half_up
 from .planner import FLOAT_CONSTANT_OPS, LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
 from .qparam import QuantParamOverrides, import_quant_param
 from .ranges import minmax_range
@@ -216,7 +217,7 @@ def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[i
         for smp in meas.samples:
             x = smp[c.data]
             y = smp[fstep.outputs[0]].astype(np.float64)
-            xq = np.clip(np.floor(x / ds + 0.5) + dz, info.min, info.max).astype(dt.np_dtype)
+            xq = np.clip(round_half_up(x / ds) + dz, info.min, info.max).astype(dt.np_dtype)
             args = [xq if j == di else (None if j < 0 else it.constants[j]) for j in s.inputs]
             yq = s.kernel(*args, opt=s.params)
             yq = yq[0] if isinstance(yq, (list, tuple)) else yq

@@ -25,10 +25,11 @@ from ..config import InputConfig, InputSpec
 from ..errors import ConfigError
 from ..interpreter import Interpreter
 from ..model.graph import Model
+from ..rounding import round_half_away
 from .qtypes import IMAGE_FORMATS, ConvLike, conv_bits, conv_like_ops, tensor_qtypes
 from .ranges import Range, covering, fitted_range, minmax_range
 from .review import review_stats
-from .weights import dead_channel_clip, quantize_bias, quantize_with_scale, round_half_away, search_clip
+from .weights import dead_channel_clip, quantize_bias, quantize_with_scale, search_clip
 
 log = logging.getLogger(__name__)
 

@@ -91,6 +91,7 @@ import numpy as np
 from ...errors import UnsupportedOpError
 from ...ops import conv as float_conv
 from ...ops.registry import OpContext, OpDef, TensorInfo, get_op
+from ...rounding import round_half_away_int
 from ..fixedpoint import FloorAffine, f64_multiplier, multiplier_bits, qrange, quantize_multiplier, rounding_offset
 from ..registry import QParams, qparams, register
 
@@ -291,21 +292,16 @@ class Requant:
         return out.astype(self.out_dtype).reshape(shape)
 
 
-def round_half_away(v: float) -> int:
-    """TfLiteRound: round to nearest, halves away from zero."""
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
-
-
 def activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
     """The integer clamp [lo, hi] of a fused activation on an output quantized (scale, zp, dtype)."""
     lo, hi = qrange(dtype)
     if act in ("RELU", "RELU6"):
         lo = max(lo, zero_point)
     if act == "RELU6":
-        hi = min(hi, zero_point + round_half_away(6.0 / scale))
+        hi = min(hi, zero_point + round_half_away_int(6.0 / scale))
     if act == "RELU_N1_TO_1":
-        lo = max(lo, zero_point + round_half_away(-1.0 / scale))
-        hi = min(hi, zero_point + round_half_away(1.0 / scale))
+        lo = max(lo, zero_point + round_half_away_int(-1.0 / scale))
+        hi = min(hi, zero_point + round_half_away_int(1.0 / scale))
     return lo, hi
 
 
@@ -527,7 +523,7 @@ def _bias(ctx: OpContext, t: TensorInfo | None, acc_scale: np.ndarray) -> tuple[
     else:
         log.debug("op #%d %s: bias %r rescaled from its scale to input_scale * weight_scale",
                   ctx.index, ctx.op_name, t.name)
-        vals = [round_half_away(float(v) * float(s) / float(a)) for v, s, a in zip(q, scale, acc_scale)]
+        vals = [round_half_away_int(float(v) * float(s) / float(a)) for v, s, a in zip(q, scale, acc_scale)]
     return vals, [abs(v) for v in vals], False
 
 
