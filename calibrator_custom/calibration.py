@@ -22,7 +22,8 @@ from .calib import Collector, StatsSet, collect_stats, model_sha256, weight_stat
 from .calib.stats import TensorStats
 from .config import InputConfig, load_input_config
 from .errors import ConfigError, InputError
-from .quant.qtypes import conv_bits, conv_like_ops, tensor_qtypes
+from .ops.conv_layout import conv_like_ops
+from .quant.qtypes import conv_bits, tensor_qtypes
 from .simulators import _SimulatorBase
 
 log = logging.getLogger(__name__)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import InputSpec
+from ..config import IMAGE_FORMATS, InputSpec
 from ..model.graph import Tensor
-from ..quant.qtypes import IMAGE_FORMATS
 from ..rounding import round_half_up
 
 

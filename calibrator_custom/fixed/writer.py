@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from flatbuffers import flexbuffers
 
+from ..config import IMAGE_FORMATS
 from ..model import schema
 from ..model.graph import Buffer, Model, Operator, OperatorCode, Quantization, Subgraph, Tensor
-from ..quant.planner import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
-from ..quant.qtypes import IMAGE_FORMATS
+from ..plan import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
 from ..rounding import round_half_up_int
 from .metadata import FORMAT_NAME, FORMAT_VERSION, METADATA_NAME, read_fixed_metadata  # noqa: F401 - re-exported
 

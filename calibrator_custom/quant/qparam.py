@@ -38,10 +38,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..config import IMAGE_FORMATS
 from ..errors import ConfigError
 from ..model.graph import Model, load_model
 from ..utils import check_quant_param
-from .qtypes import IMAGE_FORMATS
 from .ranges import RANGE_LIMIT, Range, covering
 
 log = logging.getLogger(__name__)
