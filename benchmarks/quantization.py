@@ -37,7 +37,8 @@ import calibrator_custom  # noqa: E402
 from calibrator_custom.calib import collect_stats_arrays  # noqa: E402
 from calibrator_custom.config import load_input_config  # noqa: E402
 from calibrator_custom.utils import image_preprocess_func  # noqa: E402
-from calibrator_custom.quant.convert import conv_macs, convert  # noqa: E402
+from calibrator_custom.pipeline.convert import convert  # noqa: E402
+from calibrator_custom.pipeline.sensitivity import conv_macs  # noqa: E402
 from calibrator_custom.quant.planner import PlanInputs  # noqa: E402
 
 CONFIGS = ("L1", "L2", "L3", "L4", "L5", "ALL_INT16")

@@ -19,9 +19,10 @@ from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.config import load_input_config
 from calibrator_custom.errors import ConfigError, InputError, ModelError
 from calibrator_custom.model.graph import load_model
-from calibrator_custom.quant.convert import _e2e_nsr, _isolated, _Measure
+from calibrator_custom.pipeline.measure import _e2e_nsr, _isolated, _Measure
 from calibrator_custom.quant.planner import PlanInputs
-from calibrator_custom.quant.qparam import export_quant_param, import_quant_param
+from calibrator_custom.pipeline.export import export_quant_param
+from calibrator_custom.quant.qparam import import_quant_param
 from conftest import IMAGES_DIR, MODELS_DIR, require_shared
 
 EVAL_SEED = 9

@@ -2,7 +2,7 @@
 
 An image input of a fixed model takes raw pixels: the float model's normalized input ``x`` maps
 back to ``pixel = clip(round_half_up(x * std + mean), 0, 255)`` in the training format, then to the
-``input_formats`` layout with ``utils.convert_to_input_formats``. RAWDATA_F32 inputs are fed as
+``input_formats`` layout with ``input_formats.convert_to_input_formats``. RAWDATA_F32 inputs are fed as
 they are; RAWDATA_S16 inputs are quantized with the input tensor's scale, rounded half up
 (``floor(x / scale + 1/2)``, ``rounding.round_half_up``). The model's own QUANTIZE rounds half away
 from zero, so the two differ only on a value at an exact negative half step (half up gives the step
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import IMAGE_FORMATS, InputSpec
+from ..input_formats import convert_to_input_formats
 from ..model.graph import Tensor
 from ..rounding import round_half_up
 
@@ -29,8 +30,6 @@ def pixels_from_normalized(x: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def raw_from_normalized(x: np.ndarray, spec: InputSpec | None, tensor: Tensor) -> np.ndarray:
     """The fixed model's input ``tensor`` value equivalent to the float input ``x``."""
-    from ..utils import convert_to_input_formats
-
     if spec is not None and spec.input_format in IMAGE_FORMATS:
         pix = pixels_from_normalized(x, spec)
         details = {"name": tensor.name, "shape": tensor.shape, "dtype": np.uint8,

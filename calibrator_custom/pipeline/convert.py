@@ -1,237 +1,40 @@
-"""Float model + statistics -> fixed model, at quant levels L1..L5, with imported quant_param.
+"""The pipeline: float model + statistics -> plan -> fixed model -> measure -> re-plan, at quant levels
+L1..L5, with imported quant_param.
 
     >>> model = convert(float_path, "input_config.ini", stats, quant_level="L5",
     ...                 calibration_feeds=feeds, output_path="net_fixed.sim")
 
-L1-L3 are one plan (planner.build_plan). L4 adds 16-bit recommendations from an analytic estimate
-of each convolution's 8-bit noise. L5 measures instead: every convolution alone, in 8 and in 16
-bit, on the calibration inputs (the float model's own inputs to that conv, quantized), chooses the
-UINT8 ranges of conv inputs among the fitted and min/max candidates by the conv output error they
-cause; measures each conv's sensitivity as the relative drop of the whole fixed model's
-worst-output noise (on the calibration inputs) when that conv alone is 16-bit, and upgrades the
-convs above the sensitivity threshold, cheapest first by multiply-accumulates, up to 25% of all
-conv MACs; finally corrects biases for the mean shift of weight quantization (measured input
-means), kept only if the end-to-end error on the calibration inputs drops.
+L1-L3 are one plan (``quant.planner.build_plan``). L4 adds 16-bit recommendations from an analytic
+estimate of each convolution's 8-bit noise (``pipeline.sensitivity``). L5 measures instead, on the
+fixed model (``pipeline.l5``). What each level does is its ``quant.levels.Level``.
 
 The trials share work and still compute the integers independent runs would: the plans reuse the
-planner's searches (``PlanInputs.memo``), the fixed models share prepared ops (``_PrepareMemo``) and
-each sensitivity trial re-runs only the ops its 16-bit conv changes (``_BaseRun``). Every phase
-reports its progress to a :class:`~calibrator_custom.progress_display.Reporter`.
+planner's searches (``PlanInputs.memo``), the fixed models share prepared ops and each sensitivity
+trial re-runs only the ops its 16-bit conv changes (``pipeline.measure``). Every phase reports its
+progress to a :class:`~calibrator_custom.progress_display.Reporter`.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
-from .. import blas
 from ..calib.stats import StatsSet
 from ..config import InputConfig, load_input_config
-from ..errors import ConfigError
-from ..interpreter import Interpreter
+from ..fixed.writer import build_fixed_model
 from ..model import sgs_lower
 from ..model.graph import Model, load_model
+from ..plan import PlanInputs
 from ..progress_display import Reporter, as_reporter
-from ..rounding import round_half_up
-from .planner import FLOAT_CONSTANT_OPS, LEVELS, PlanInputs, QuantPlan, build_plan, weight_axes
-from .qparam import QuantParamOverrides, import_quant_param
-from .ranges import minmax_range
+from ..quant.levels import get_level
+from ..quant.qparam import QuantParamOverrides, import_quant_param
+from .l5 import L5_SAMPLES, L5Options, refine_l5  # noqa: F401 - L5_SAMPLES re-exported
+from .options import PlanOverrides
+from .sensitivity import analytic_gain, conv_macs, pick_upgrades
 
 log = logging.getLogger(__name__)
-
-MAX_16BIT_MAC_SHARE = 0.25
-#: calibration samples used for L5 measurements (the first ones)
-L5_SAMPLES = 12
-#: of which the per-conv sensitivity runs use the first
-L5_SENSITIVITY_SAMPLES = 6
-
-
-def _ticking(items: Iterable, tick: Callable[[], None] | None) -> Iterator:
-    """``items``, calling ``tick()`` after the loop body of each one (a ``continue`` included)."""
-    for item in items:
-        yield item
-        if tick is not None:
-            tick()
-
-
-def conv_macs(pi: PlanInputs) -> dict[int, int]:
-    """Multiply-accumulates of each conv-like op (output elements x reduction length)."""
-    g = pi.graph
-    out = {}
-    for c in pi.convs:
-        step = pi.step_of(c.op_index)
-        if step is None:
-            continue
-        y = g.tensors[step.outputs[0]]
-        w = pi.interp.constants[c.weights]
-        n_out = int(np.prod(y.shape))
-        if c.op_name == "DEPTHWISE_CONV_2D":
-            k = int(w.shape[1] * w.shape[2])
-        elif c.op_name in ("CONV_2D", "TRANSPOSE_CONV"):
-            k = int(np.prod(w.shape[1:]))
-            if c.op_name == "TRANSPOSE_CONV":
-                n_out = int(np.prod(g.tensors[c.data].shape)) * int(w.shape[0])
-                k = int(w.shape[1] * w.shape[2])
-        else:
-            axis, in_axis = weight_axes(pi.model, c, w.shape)
-            k = int(w.shape[in_axis]) if in_axis is not None else 1
-        out[c.op_index] = n_out * k
-    return out
-
-
-def _pick_upgrades(gain: Mapping[int, float], macs: Mapping[int, int], threshold: float,
-                   already: frozenset[int] = frozenset()) -> frozenset[int]:
-    total = sum(macs.values()) or 1
-    budget = MAX_16BIT_MAC_SHARE * total - sum(macs.get(k, 0) for k in already)
-    chosen = set(already)
-    for k in sorted((k for k, v in gain.items() if v > threshold and k not in already),
-                    key=lambda k: (macs.get(k, 0), k)):
-        if macs.get(k, 0) <= budget:
-            chosen.add(k)
-            budget -= macs.get(k, 0)
-    return frozenset(chosen)
-
-
-def _hist_power(ts) -> float:
-    h = ts.histogram
-    if h.is_empty:
-        return 0.0
-    c = h.centers()
-    n = h.counts.astype(np.float64)
-    return float(np.sum(n * c * c) / max(1.0, n.sum()))
-
-
-def analytic_gain(pi: PlanInputs, plan: QuantPlan, tick: Callable[[], None] | None = None) -> dict[int, float]:
-    """L4: estimated output noise-to-signal ratio an 8-bit conv adds over 16 bit, from the statistics
-    (``tick()`` after each conv)."""
-    g = pi.graph
-    gains = {}
-    for c in _ticking(pi.convs, tick):
-        step = pi.step_of(c.op_index)
-        if step is None or plan.conv_bits.get(c.op_index) != 8:
-            continue
-        y = pi.stats.tensors.get(g.tensors[step.outputs[0]].name)
-        x = pi.stats.tensors.get(g.tensors[c.data].name)
-        if y is None or x is None:
-            continue
-        py = _hist_power(y)
-        if py <= 0:
-            continue
-        dq = plan.u8_views.get(c.data) or plan.tensors.get(c.data)
-        wq = plan.constants[c.weights]
-        w = np.asarray(pi.interp.constants[c.weights], np.float64)
-        axis, _ = weight_axes(pi.model, c, w.shape)
-        ws = np.asarray(wq.quant.scale).reshape([-1 if a == axis else 1 for a in range(w.ndim)])
-        dw = w - wq.data.astype(np.float64) * ws
-        n_ch = w.shape[axis]
-        step_x = float(np.sqrt(np.mean(np.square(dq.scale))))  # per-channel data: the RMS step
-        sum_w2 = float(np.sum(w * w)) / n_ch
-        sum_dw2 = float(np.sum(dw * dw)) / n_ch
-        px = _hist_power(x)
-        noise8 = step_x * step_x / 12 * sum_w2 + px * sum_dw2
-        gains[c.op_index] = noise8 / py
-    return gains
-
-
-@dataclass
-class _Measure:
-    """Isolated conv measurements on calibration samples: float inputs/outputs of every conv."""
-
-    pi: PlanInputs
-    samples: list[dict[int, np.ndarray]]  # per sample: float tensor index -> value (conv data/outputs)
-    outputs: list[list[np.ndarray]]  # per sample: the float model's outputs
-
-    @classmethod
-    def collect(cls, pi: PlanInputs, feeds: Sequence[Sequence[np.ndarray]],
-                tick: Callable[[], None] | None = None) -> "_Measure":
-        wanted = set()
-        for c in pi.convs:
-            step = pi.step_of(c.op_index)
-            if step is not None:
-                wanted.update((c.data, step.outputs[0]))
-        measured = measured_tensors(pi)
-        wanted.update(measured)
-        samples, outputs = [], []
-        for f in feeds:
-            res = pi.interp.run(list(f), keep=wanted)
-            samples.append({i: res[i] for i in wanted if i in res})
-            outputs.append([res[i] for i in measured])
-            if tick is not None:
-                tick()
-        return cls(pi, samples, outputs)
-
-
-def measured_tensors(pi: PlanInputs) -> list[int]:
-    """The tensors whose end-to-end error L5 measures: the model outputs, except that the outputs of a
-    float post-process (``FLOAT_CONSTANT_OPS``: detection NMS, whose outputs jump when a detection
-    appears or disappears) are replaced by that op's runtime inputs (boxes, scores...)."""
-    g = pi.graph
-    producer = {o: s for s in pi.interp.steps for o in s.outputs}
-    out: list[int] = []
-    for i in g.outputs:
-        s = producer.get(i)
-        if s is not None and s.op_name in FLOAT_CONSTANT_OPS:
-            cands = [j for j in s.inputs if j >= 0 and j not in pi.interp.constants]
-        else:
-            cands = [i]
-        out += [j for j in cands if j not in out]
-    return out
-
-
-def _isolated(pi: PlanInputs, fixed: Model, meas: _Measure, conv_ops: Iterable[int],
-              tick: Callable[[], None] | None = None, get_op=None) -> tuple[dict[int, float], dict[int, np.ndarray]]:
-    """Each conv run alone in ``fixed`` on the float model's own inputs (quantized to its data input);
-    ``tick()`` after each conv.
-
-    Returns its output noise-to-signal ratio and the per-output-channel mean of (fixed - float) over
-    the positions where neither the fused activation nor saturation clamps (for bias correction).
-    """
-    from ..fixed.feeds import channel_params
-    from ..fixed.registry import get_fixed_op
-
-    it = Interpreter(fixed, get_op=get_op or get_fixed_op)
-    fg = fixed.main
-    steps = {fg.tensors[s.outputs[0]].name: s for s in it.steps}
-    nsr, mean_err = {}, {}
-    g = pi.graph
-    for k in _ticking(conv_ops, tick):
-        c = next(c for c in pi.convs if c.op_index == k)
-        fstep = pi.step_of(k)
-        yname = g.tensors[fstep.outputs[0]].name
-        s = steps.get(f"{yname}_int16") or steps.get(yname)  # a dequantized output is the Fix2Float's
-        if s is None or fg.tensors[s.outputs[0]].quantization is None:
-            continue
-        di = s.inputs[{"TRANSPOSE_CONV": 2}.get(c.op_name, 0)]
-        dt, yt = fg.tensors[di], fg.tensors[s.outputs[0]]
-        ds, dz = channel_params(dt, len(dt.shape))
-        ys, yz = channel_params(yt, len(yt.shape))
-        info, oinfo = np.iinfo(dt.np_dtype), np.iinfo(yt.np_dtype)
-        lo = np.maximum((oinfo.min - yz) * ys, _act_lo(pi, c))
-        hi = (oinfo.max - yz) * ys
-        num = den = 0.0
-        esum = ecount = 0
-        for smp in meas.samples:
-            x = smp[c.data]
-            y = smp[fstep.outputs[0]].astype(np.float64)
-            xq = np.clip(round_half_up(x / ds) + dz, info.min, info.max).astype(dt.np_dtype)
-            args = [xq if j == di else (None if j < 0 else it.constants[j]) for j in s.inputs]
-            yq = s.kernel(*args, opt=s.params)
-            yq = yq[0] if isinstance(yq, (list, tuple)) else yq
-            got = (yq.astype(np.float64) - yz) * ys
-            err = got - y
-            num += float(np.sum(err * err))
-            den += float(np.sum(y * y))
-            ok = (y > lo + 1e-9) & (y < hi) & (got > lo + 1e-9) & (got < hi)
-            ch = y.shape[-1]
-            esum = esum + np.where(ok, err, 0.0).reshape(-1, ch).sum(axis=0)
-            ecount = ecount + ok.reshape(-1, ch).sum(axis=0)
-        nsr[k] = num / den if den > 0 else 0.0
-        mean_err[k] = np.where(np.asarray(ecount) > 0, esum / np.maximum(ecount, 1), 0.0)
-    return nsr, mean_err
 
 
 def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathLike | InputConfig,
@@ -248,29 +51,25 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
     the phases), and INFO log lines for the phases with a callable.
     """
-    from ..fixed.writer import build_fixed_model
-
     model = sgs_lower.runnable(float_model if isinstance(float_model, Model) else load_model(float_model))
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
-    if quant_level not in LEVELS:
-        raise ConfigError(f"unknown quant_level {quant_level!r}; choose one of {', '.join(LEVELS)}")
+    level = get_level(quant_level)
     rep = as_reporter(progress)
     pi = PlanInputs.create(model, stats, config)
     ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
-    kw = dict(range_overrides=ov.ranges, u8_overrides=ov.u8_ranges, weight_overrides=ov.weights,
-              bits_overrides=ov.bits, const_data=ov.const_data)
-    with rep.phase(f"{quant_level} plan (tensors)", len(pi.runtime_tensors())) as phase:
-        plan = build_plan(pi, quant_level, **kw, tick=phase.update)
-    if quant_level == "L5" and calibration_feeds:
-        plan = _refine_l5(pi, plan, calibration_feeds, sensitivity_threshold, kw, rep)
-    elif quant_level in ("L4", "L5"):
-        if quant_level == "L5":
-            log.warning("L5 needs calibration inputs to measure; falling back to the L4 estimates")
-        with rep.phase(f"{quant_level} conv sensitivity estimates", len(pi.convs)) as phase:
+    overrides = PlanOverrides.from_quant_param(ov)
+    with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
+        plan = overrides.plan(pi, level, tick=phase.update)
+    if level.upgrades_16 == "measured" and calibration_feeds:
+        plan = refine_l5(pi, plan, calibration_feeds, overrides, L5Options(sensitivity_threshold), rep)
+    elif level.upgrades_16 != "none":
+        if level.upgrades_16 == "measured":
+            log.warning("%s needs calibration inputs to measure; falling back to the L4 estimates", level.name)
+        with rep.phase(f"{level.name} conv sensitivity estimates", len(pi.convs)) as phase:
             gains = analytic_gain(pi, plan, phase.update)
-        rec = _pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
-        rep.message(f"{quant_level}: {len(rec)} convolution(s) upgraded to 16 bit")
-        plan = build_plan(pi, quant_level, rec, **kw)
+        rec = pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
+        rep.message(f"{level.name}: {len(rec)} convolution(s) upgraded to 16 bit")
+        plan = overrides.plan(pi, level, rec)
     with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
         fixed = build_fixed_model(pi, plan)
         phase.update()
@@ -278,290 +77,3 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             fixed.save(output_path)
             phase.update()
     return fixed
-
-
-def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, rep: Reporter) -> QuantPlan:
-    """The L5 measurements; each loop is a phase of ``rep`` (samples, convs or fixed-model runs)."""
-    from ..fixed.writer import build_fixed_model
-
-    say = rep.message
-    memo = _PrepareMemo()  # the many fixed models below share most ops: prepare each distinct op once
-    feeds = list(feeds)[:L5_SAMPLES]
-    say(f"L5: measuring {len(pi.convs)} convolutions on {len(feeds)} samples")
-    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
-        meas = _Measure.collect(pi, feeds, phase.update)
-    g = pi.graph
-    eight = [c.op_index for c in pi.convs if plan.conv_bits.get(c.op_index) == 8]
-    # 1. UINT8 ranges of conv inputs: fitted vs min/max, by the measured conv output error
-    u8 = dict(kw.get("u8_overrides") or {})
-    ranges = dict(kw.get("range_overrides") or {})
-    alt_u8, alt_rng = dict(u8), dict(ranges)
-    for c in pi.convs:
-        if c.op_index not in eight:
-            continue
-        ts = pi.stats.tensors.get(g.tensors[c.data].name)
-        if ts is None or c.data in ranges or c.data in u8:
-            continue
-        other = minmax_range(ts.min, ts.max)
-        if c.data in plan.u8_views:
-            alt_u8[c.data] = other
-        elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
-            alt_rng[c.data] = other
-    with rep.phase("L5 conv input ranges (convs x 2 candidates)", 2 * len(eight)) as phase:
-        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update, get_op=memo)
-        alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
-        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update, get_op=memo)
-    for c in pi.convs:
-        if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
-            if c.data in alt_u8 and c.data not in u8:
-                u8[c.data] = alt_u8[c.data]
-            if c.data in alt_rng and c.data not in ranges:
-                ranges[c.data] = alt_rng[c.data]
-    kw = {**kw, "u8_overrides": u8, "range_overrides": ranges}
-    plan = build_plan(pi, plan.level, **kw)
-    # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
-    #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
-    with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
-        # each trial re-runs only what its 16-bit conv changes (it and everything downstream of it)
-        sens = feeds[:L5_SENSITIVITY_SAMPLES]
-        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), sens, meas, record=True, get_op=memo)
-        phase.update()
-        gain = {}
-        for k in eight:
-            trial = build_plan(pi, plan.level, frozenset([k]), **kw)
-            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), sens, meas, base=run, get_op=memo)
-            gain[k] = (base - nsr) / base if base > 0 else 0.0
-            phase.update()
-        del run
-    macs = conv_macs(pi)
-    rec = _pick_upgrades(gain, macs, threshold)
-    # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
-    # samples a measured gain can be noise
-    rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
-    measured: dict[frozenset[int], float] = {}  # 16-bit choice -> its error on all the samples
-    if rec4 != rec:
-        with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
-            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas,
-                               get_op=memo)
-            phase.update()
-            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas,
-                                get_op=memo)
-            phase.update()
-        measured = {rec: nsr_rec, rec4: nsr_rec4}
-        if nsr_rec4 < nsr_rec:
-            say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
-                f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
-            rec = rec4
-    say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit")
-    plan = build_plan(pi, plan.level, rec, **kw)
-    # 3. bias correction: the mean output shift the weight quantization causes, from the measured
-    #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
-    with rep.phase("L5 bias correction (fixed-model runs)", 1 if rec in measured else 2) as phase:
-        deltas = _bias_corrections(pi, plan, meas)
-        corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
-        # keep it only if the fixed model run end to end on the calibration inputs agrees better
-        before = measured.get(rec)  # the same plan was run on the same samples above
-        if before is None:
-            before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
-            phase.update()
-        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas, get_op=memo)
-        phase.update()
-    say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
-        f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
-    return corrected if after < before else plan
-
-
-def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[int, np.ndarray]:
-    """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for CONV_2D, DEPTHWISE_CONV_2D
-    and FULLY_CONNECTED (border positions, which see padding, are not modelled)."""
-    out = {}
-    for c in pi.convs:
-        if c.bias < 0 or c.bias not in pi.interp.constants or c.op_name not in ("CONV_2D", "DEPTHWISE_CONV_2D",
-                                                                                 "FULLY_CONNECTED"):
-            continue
-        xs = [smp[c.data] for smp in meas.samples if c.data in smp]
-        if not xs:
-            continue
-        mean_x = np.mean([x.reshape(-1, x.shape[-1]).mean(axis=0) for x in xs], axis=0)
-        w = np.asarray(pi.interp.constants[c.weights], np.float64)
-        qc = plan.constants[c.weights]
-        axis = qc.quant.axis
-        s = np.asarray(qc.quant.scale, np.float64).reshape([-1 if a == axis else 1 for a in range(w.ndim)])
-        dw = qc.data.astype(np.float64) * s - w
-        if c.op_name == "CONV_2D":
-            if dw.shape[3] != mean_x.size:
-                continue  # grouped convolution: not modelled
-            shift = np.einsum("ohwi,i->o", dw, mean_x)
-        elif c.op_name == "DEPTHWISE_CONV_2D":
-            mult = dw.shape[3] // mean_x.size
-            shift = dw.sum(axis=(0, 1, 2)) * np.repeat(mean_x, mult)
-        else:
-            if dw.shape[1] != mean_x.size:
-                continue
-            shift = blas.matmul(dw, mean_x)
-        out[c.bias] = -shift
-    return out
-
-
-def _db(nsr: float) -> float:
-    return float("inf") if nsr <= 0 else -10 * np.log10(nsr)
-
-
-def _info_key(t) -> tuple | None:
-    if t is None:
-        return None
-    data = None if t.data is None else hashlib.sha1(np.ascontiguousarray(t.data).tobytes()).digest()
-    return t.name, tuple(t.shape), np.dtype(t.dtype).str, _quant_key(t.quantization), data, repr(t.sparsity)
-
-
-def _quant_key(q) -> tuple | None:
-    """A hashable, cheap form of a Quantization (a dataclass's repr is slow on long per-channel tuples)."""
-    if q is None:
-        return None
-    fields = tuple(v if v is None or isinstance(v, tuple) else tuple(np.asarray(v).ravel().tolist())
-                   for v in (q.scale, q.zero_point, q.min, q.max))
-    return fields + (q.quantized_dimension, None if q.details is None else repr(q.details))
-
-
-class _PrepareMemo:
-    """``get_op`` for the fixed-model interpreters of one L5 search: an op's prepared parameters are kept
-    by everything prepare reads (op type, options, every input's and output's name, shape, type,
-    quantization and constant values), so a trial model prepares only the ops it changes. Prepared
-    parameters are immutable (each interpreter already reuses them on every run)."""
-
-    def __init__(self) -> None:
-        self._params: dict[tuple, object] = {}
-        self._defs: dict[str, object] = {}
-
-    def __call__(self, name: str):
-        from ..fixed.registry import get_fixed_op
-        from ..ops.registry import OpDef
-
-        if name not in self._defs:
-            d = get_fixed_op(name)
-            self._defs[name] = d if d.prepare is None else OpDef(d.name, d.kernel, self._wrap(d.prepare))
-        return self._defs[name]
-
-    def _wrap(self, prepare):
-        def memo_prepare(ctx):
-            key = (ctx.op_name, repr(ctx.options), tuple(_info_key(t) for t in ctx.inputs),
-                   tuple(_info_key(t) for t in ctx.outputs))
-            if key not in self._params:
-                self._params[key] = prepare(ctx)
-            return self._params[key]
-        return memo_prepare
-
-
-def _tensor_signature(it: Interpreter, i: int) -> tuple | None:
-    """What a fixed-model tensor is: name, type, shape, quantization and (constants) the stored values."""
-    if i < 0:
-        return None
-    t = it.graph.tensors[i]
-    c = it.constants.get(i)
-    digest = None if c is None else hashlib.sha1(np.ascontiguousarray(c).tobytes()).digest()
-    return t.name, t.dtype, tuple(t.shape), _quant_key(t.quantization), digest
-
-
-def _step_signature(it: Interpreter, step) -> tuple:
-    """Everything a step's outputs depend on besides its runtime input values."""
-    op = it.graph.operators[step.op_index]
-    return (step.op_name, repr(op.options), bytes(op.custom_options or b""),
-            tuple(_tensor_signature(it, i) for i in step.inputs),
-            tuple(_tensor_signature(it, i) for i in step.outputs))
-
-
-@dataclass
-class _BaseRun:
-    """A fixed model's runs on some samples, kept so that a trial model that differs from it only in
-    some ops re-runs just the steps whose inputs, constants or quantization differ ("reuse upstream
-    results"): every tensor's value per sample by name, and each step's signature by output names."""
-
-    signatures: dict[tuple[str, ...], tuple]
-    inputs: dict[str, tuple | None]
-    values: list[dict[str, np.ndarray]]
-
-    @classmethod
-    def record(cls, it: Interpreter) -> "_BaseRun":
-        g = it.graph
-        sigs = {tuple(g.tensors[o].name for o in s.outputs): _step_signature(it, s) for s in it.steps}
-        return cls(sigs, {g.tensors[i].name: _tensor_signature(it, i) for i in g.inputs}, [])
-
-    def clean_tensors(self, it: Interpreter) -> set[str]:
-        """Names of ``it``'s runtime tensors whose values equal the recorded ones on every sample."""
-        g = it.graph
-        clean = {g.tensors[i].name for i in g.inputs
-                 if self.inputs.get(g.tensors[i].name, 0) == _tensor_signature(it, i)}
-        for s in it.steps:
-            names = tuple(g.tensors[o].name for o in s.outputs)
-            ins_clean = all(i < 0 or i in it.constants or g.tensors[i].name in clean for i in s.inputs)
-            if ins_clean and self.signatures.get(names) == _step_signature(it, s):
-                clean.update(names)
-        return clean
-
-
-def _run_fixed(it: Interpreter, raw: list[np.ndarray], targets: list[int], base: _BaseRun | None,
-               sample: int, clean: set[str]) -> dict[int, np.ndarray]:
-    """``it.run(raw)`` for ``targets``, taking the tensors in ``clean`` from ``base``'s run of ``sample``
-    instead of computing them (the same integers: kernels are deterministic and their inputs equal)."""
-    if base is None or not clean:
-        return it.run(raw, keep=set(targets))
-    g = it.graph
-    known = base.values[sample]
-    values: dict[int, np.ndarray] = dict(it.constants)
-    values.update(zip(g.inputs, raw))
-    for s in it.steps:
-        names = [g.tensors[o].name for o in s.outputs]
-        if all(n in clean for n in names):
-            values.update((o, known[n]) for o, n in zip(s.outputs, names))
-            continue
-        args = [None if i < 0 else values[i] for i in s.inputs]
-        values.update(zip(s.outputs, it._call(s.op_index, s.op_name, s.kernel, args, s.params, s.out_dtypes)))
-    return {i: values[i] for i in targets}
-
-
-def _e2e_nsr(pi: PlanInputs, fixed: Model, feeds, meas: _Measure, *, record: bool = False,
-             base: _BaseRun | None = None, get_op=None) -> float | tuple[float, _BaseRun]:
-    """Worst-output noise-to-signal ratio of ``fixed`` against the float model on ``feeds``.
-
-    ``record=True`` also returns the run (a :class:`_BaseRun`); with ``base`` (recorded on the same
-    ``feeds``) the steps ``fixed`` shares with that model are not run again. ``get_op``: the kernel
-    lookup (a :class:`_PrepareMemo`; default: the fixed registry's).
-    """
-    from ..fixed.feeds import channel_params, raw_from_normalized
-    from ..fixed.registry import get_fixed_op
-
-    it = Interpreter(fixed, get_op=get_op or get_fixed_op)
-    g, fg = pi.graph, fixed.main
-    recorded = _BaseRun.record(it) if record else None
-    clean = base.clean_tensors(it) if base is not None else set()
-    specs = {s.name: s for s in pi.config.inputs}
-    fixed_out = dict(zip(g.outputs, fg.outputs))
-    targets = [fixed_out.get(i) if i in fixed_out else fg.tensor_index(g.tensors[i].name)
-               for i in measured_tensors(pi)]
-    num = np.zeros(len(targets))
-    den = np.zeros(len(targets))
-    for n, (f, ref) in enumerate(zip(feeds, meas.outputs)):
-        raw = [raw_from_normalized(np.asarray(x), specs.get(g.tensors[i].name), fg.tensors[j])
-               for x, i, j in zip(f, g.inputs, fg.inputs)]
-        if recorded is not None:
-            res = it.run(raw, keep="all")
-            recorded.values.append({fg.tensors[i].name: v for i, v in res.items() if i not in it.constants})
-        else:
-            res = _run_fixed(it, raw, targets, base, n, clean)
-        for k, j in enumerate(targets):
-            t = fg.tensors[j]
-            y = res[j].astype(np.float64)
-            if t.dtype != "FLOAT32" and t.quantization is not None and t.quantization.scale:
-                scale, zp = channel_params(t, y.ndim)
-                y = (y - zp) * scale
-            r = ref[k].astype(np.float64)
-            num[k] += float(np.sum((y - r) ** 2))
-            den[k] += float(np.sum(r * r))
-    nsr = float(np.max(num / np.maximum(den, 1e-30)))
-    return (nsr, recorded) if recorded is not None else nsr
-
-
-def _act_lo(pi: PlanInputs, c) -> float:
-    op = pi.graph.operators[c.op_index]
-    act = getattr(op.options, "fused_activation_function", "NONE") if op.options is not None else "NONE"
-    return {"RELU": 0.0, "RELU6": 0.0, "RELU_N1_TO_1": -1.0}.get(act, -np.inf)

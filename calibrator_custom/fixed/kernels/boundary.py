@@ -89,9 +89,9 @@ import numpy as np
 
 from ...config import ALLOWED_INPUT_FORMATS, IMAGE_CHANNELS, LAYOUTS, InputSpec
 from ...errors import ConfigError, UnsupportedOpError
+from ...input_formats import RGB2YUV_1024
 from ...ops.registry import OpContext, TensorInfo, get_op
 from ...rounding import round_half_away
-from ...utils import RGB2YUV_1024
 from ..fixedpoint import I64, Rescale, qrange, rounding_rshift
 from ..registry import QParams, channel_vector, qparams, register
 
