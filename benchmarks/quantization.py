@@ -11,7 +11,7 @@ is shared by all levels and printed once). Next to them: TFLite's post-training 
 (int8 and 16x8, ai-edge-litert's calibration wrapper, see benchmarks/tflite_ptq.py) calibrated on
 the same 30 photos, and the fixed simulator's time per image against our float interpreter's.
 
-Targets (issue 4): L2 > TFLite int8 on every model; L5 >= TFLite 16x8 - 1 dB with <= 25% of conv
+Targets: L2 > TFLite int8 on every model; L5 >= TFLite 16x8 - 1 dB with <= 25% of conv
 MACs at 16 bit; ALL_INT16 > TFLite 16x8; fixed simulation <= 2x the float interpreter's time.
 """
 from __future__ import annotations
