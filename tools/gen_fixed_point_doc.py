@@ -65,8 +65,8 @@ def render() -> str:
     for title, mod in [("Boundary ops: inputs, outputs, detection", "boundary"),
                        ("The vendor's detection NMS", "detection"),
                        ("Convolutions", "conv"), ("Elementwise and n-ary ops", "elementwise"),
-                       ("Nonlinear ops", "nonlinear"), ("Data movement, resize, cast", "movement"),
-                       ("Pooling", "movement_pool"), ("Reductions, argmax, top-k", "movement_reduce"),
+                       ("Activations and other nonlinear ops", "activation"), ("Data movement, resize, cast", "movement"),
+                       ("Pooling", "pool"), ("Reductions, argmax, top-k", "movement_reduce"),
                        ("Resizing", "movement_resize")]:
         parts += _section(title, f"calibrator_custom.fixed.kernels.{mod}")
     fixed = supported_fixed_ops()

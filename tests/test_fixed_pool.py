@@ -1,4 +1,4 @@
-"""Integer AVERAGE_POOL_2D / MAX_POOL_2D (fixed/kernels/movement_pool.py) and RESIZE_BILINEAR
+"""Integer AVERAGE_POOL_2D / MAX_POOL_2D (fixed/kernels/pool.py) and RESIZE_BILINEAR
 (movement_resize.py) against their float kernels: every padding mode (SAME, VALID and SigmaStar's
 CAFFE / ONNXINSIDE / ONNXOUTSIDE explicit pads, including windows with no input cell), strides,
 fused activations, uint8-with-zero-point / int8 / int16 data and differing output quantizations;
