@@ -35,6 +35,12 @@ def test_fixed_point_doc_is_up_to_date():
     assert r.returncode == 0, r.stderr
 
 
+def test_op_table_doc_is_up_to_date():
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_op_table_doc.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
 def test_every_float_op_has_an_integer_kernel():
     """Every op of the float set gets an integer kernel (DENSIFY only runs on constants)."""
     from calibrator_custom.fixed.registry import supported_fixed_ops

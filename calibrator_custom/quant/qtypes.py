@@ -16,9 +16,27 @@ import logging
 
 from ..config import IMAGE_FORMATS, ConvConfig, InputConfig
 from ..model.graph import Model
-from ..ops.conv_layout import ConvLike
+from ..ops.conv_layout import CONV_LAYOUTS, ConvLike
+from ..plan import FLOAT_CONSTANT_OPS
 
 log = logging.getLogger(__name__)
+
+#: the rule of every op not in :data:`QUANT_RULES`
+DEFAULT_QUANT_RULE = "every float tensor INT16 (symmetric, per tensor), its float constants too"
+#: op -> how the planner quantizes its tensors (docs/op_table.md); every other op: DEFAULT_QUANT_RULE.
+#: Model inputs follow input_config.ini whatever reads them (image inputs UINT8 pixels).
+QUANT_RULES: dict[str, str] = {
+    **{op: ("conv-like: 8-bit mode (data UINT8 per channel, weights INT8 per output channel, bias INT32) "
+            "or 16-bit mode (data and weights INT16, bias INT64), by [CONV_CONFIG] and L4/L5")
+       for op in CONV_LAYOUTS},
+    **{op: "runs in float: outputs FLOAT32 unquantized, float constant inputs stay FLOAT32"
+       for op in FLOAT_CONSTANT_OPS},
+}
+
+
+def quant_rule(op_name: str) -> str:
+    """How the planner quantizes the tensors of ``op_name`` (:data:`QUANT_RULES`, else the default)."""
+    return QUANT_RULES.get(op_name, DEFAULT_QUANT_RULE)
 
 
 def conv_bits(model: Model, convs: list[ConvLike], conv_config: ConvConfig | None,
