@@ -14,7 +14,7 @@ from calibrator_custom.errors import ConfigError
 from calibrator_custom.pipeline.convert import convert
 from calibrator_custom.pipeline.export import export_quant_param
 from calibrator_custom.quant.qparam import load_quant_param, restricted_pickle_loads, save_quant_param
-from test_fixed_convert import MEAN, STD, _ini, _small_net
+from test_pipeline_convert import MEAN, STD, _ini, _small_net
 
 
 # ------------------------------------------------------------------------------------------ pickles
