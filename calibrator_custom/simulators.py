@@ -41,7 +41,7 @@ def is_detection_model(model: Model) -> bool:
 
 
 class _SimulatorBase:
-    """Shared by the float simulator and, later, the calibrator: inputs, outputs and tensor details."""
+    """Shared by the float and fixed simulators and the calibrator: inputs, outputs and tensor details."""
 
     class_type = "FLOAT"
 

@@ -36,10 +36,9 @@ from ..calib.minmax_log import write_tensor_min_max
 from ..calib.parallel import collect_stats
 from ..config import InputConfig, load_input_config
 from ..model.graph import Model, load_model
-from ..progress_display import Reporter
 from ..pipeline.convert import L5_SAMPLES, convert
-from ..quant.levels import effective_quant_level
-from ..quant.levels import QUANT_LEVELS
+from ..progress_display import Reporter
+from ..quant.levels import QUANT_LEVELS, effective_quant_level, get_level
 from ..quant.qparam import float_tensor_name, load_quant_param
 from ._common import UserError, run
 from .inputs import require_file, resolve_images, resolve_preprocess
@@ -274,7 +273,7 @@ def calibrate(job: CalibrationJob) -> str:
     min_max = os.path.join(LOG_DIR, MIN_MAX_FILE)
     write_tensor_min_max(stats, min_max)
     log.info("wrote %s", min_max)
-    feeds = _calibration_feeds(job) if level == "L5" else None
+    feeds = _calibration_feeds(job) if get_level(level).upgrades_16 == "measured" else None
     log.info("converting at quant level %s", level)
     fixed = convert(job.model, job.config, stats, quant_level=level, quant_param=job.quant_param,
                     sensitivity_threshold=job.sensitivity_threshold, calibration_feeds=feeds,
