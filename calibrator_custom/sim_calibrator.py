@@ -32,9 +32,9 @@ from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError
 from .progress_display import Reporter
 from .pipeline.convert import L5_SAMPLES, convert as convert_model
+from .pipeline.export import export_quant_param
 from .quant.import_stats import split_quant_param, stats_from_quant_param
 from .quant.levels import check_quant_level, effective_quant_level, get_level
-from .pipeline.export import export_quant_param
 from .quant.qparam import save_quant_param
 from .sim_registry import ModelRegistry
 from .sim_workers import run_sharded

@@ -43,10 +43,11 @@ from ..fixed.registry import get_fixed_op
 from ..fixed.writer import build_fixed_model
 from ..interpreter import Interpreter
 from ..model.graph import Model
+from ..pipeline.export import export_quant_param
 from ..pipeline.measure import measured_tensors
 from ..pipeline.sensitivity import analytic_gain, conv_macs
-from ..quant.planner import PlanInputs, QuantPlan, build_plan
-from ..pipeline.export import export_quant_param
+from ..plan import PlanInputs, QuantPlan
+from ..quant.planner import build_plan
 from ..quant.qparam import QuantParamOverrides, import_quant_param
 from .mapping import dequantize
 from .report import ConvInfo, Suggestion
