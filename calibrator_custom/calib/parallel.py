@@ -10,8 +10,12 @@ merges them in shard order. Merging is exact, so the result is identical to the 
 A failure in a worker (missing image, preprocess exception, wrong shape or dtype, model error) is
 raised in the parent as :class:`InputError` naming the image and the cause; the other workers are
 stopped. A worker that dies, or is silent past ``sim_workers.SILENCE_S``, is a :class:`CalibratorError`
-naming the worker and the image it was on; workers exit when the parent dies. Workers use the 'fork' start method where available (else 'spawn', which needs picklable,
-module-level preprocess functions) and limit OpenBLAS to ``worker_blas_threads`` threads each.
+naming the worker and the image it was on; workers exit when the parent dies. Workers use the 'fork' start
+method where available (else 'spawn', which needs picklable, module-level preprocess functions) and limit
+OpenBLAS to ``worker_blas_threads`` threads each. The shards, the worker setup and the result loop are
+``sim_workers``'; the processes are started here, not by ``sim_workers.run_sharded``, because that one
+forks only (without 'fork' it runs the shards in-process), has no time limit and always uses one
+OpenBLAS thread.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from ..errors import InputError, naming_the_file
 from ..interpreter import Interpreter, checked_feed
 from ..model import sgs_lower
 from ..model.graph import load_model
-from ..sim_workers import gather, item_counters, limit_blas_threads, ticker, worker_setup
+from ..sim_workers import gather, item_counters, limit_blas_threads, shard_bounds, ticker, worker_setup
 from .collector import Collector, weight_stats
 from .histogram import DEFAULT_NUM_BINS
 from .stats import CollectConfig, StatsSet, model_sha256
@@ -139,8 +143,7 @@ def _context() -> mp.context.BaseContext:
 
 
 def _shards(items: list[tuple[Any, ...]], n: int) -> list[_Shard]:
-    bounds = np.linspace(0, len(items), n + 1).round().astype(int)
-    return [_Shard(s, int(a), tuple(items[a:b])) for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    return [_Shard(s, a, tuple(items[a:b])) for s, (a, b) in enumerate(shard_bounds(len(items), n))]
 
 
 def _normalise_items(image_items: Iterable[Any], num_inputs: int) -> list[tuple[Any, ...]]:
