@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import InputError
+from .rounding import round_half_up
 
 #: RGB -> YUV rows (integer ratios /1024) of the chip's NV12 path; U and V are offset by 128
 RGB2YUV_1024 = np.array([[218.0, 732.0, 74.0],
@@ -45,7 +46,7 @@ def rgb_to_nv12(rgb: np.ndarray) -> np.ndarray:
 
     uv = np.empty((y.shape[0] // 2, y.shape[1]))
     uv[:, 0::2], uv[:, 1::2] = quarter(u), quarter(v)
-    return np.clip(np.floor(np.vstack([y, uv]) + 0.5), 0, 255)[..., None]
+    return np.clip(round_half_up(np.vstack([y, uv])), 0, 255)[..., None]
 
 
 def _hwc(img: np.ndarray, layout: str) -> np.ndarray:

@@ -66,8 +66,8 @@ def render() -> str:
                        ("The vendor's detection NMS", "detection"),
                        ("Convolutions", "conv"), ("Elementwise and n-ary ops", "elementwise"),
                        ("Activations and other nonlinear ops", "activation"), ("Data movement, resize, cast", "movement"),
-                       ("Pooling", "pool"), ("Reductions, argmax, top-k", "movement_reduce"),
-                       ("Resizing", "movement_resize")]:
+                       ("Pooling", "pool"), ("Reductions, argmax, top-k", "reduce"),
+                       ("Resizing", "resize")]:
         parts += _section(title, f"calibrator_custom.fixed.kernels.{mod}")
     fixed = supported_fixed_ops()
     missing = sorted(set(supported_ops()) - set(fixed))
