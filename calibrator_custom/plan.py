@@ -80,7 +80,7 @@ class PlanInputs:
 
     @classmethod
     def create(cls, model: Model, stats: StatsSet, config: InputConfig) -> "PlanInputs":
-        """Plan inputs; the statistics are reviewed first (``review.review_stats``: outlier warnings, and a
+        """Plan inputs; the statistics are reviewed first (``calib.review.review_stats``: outlier warnings, and a
         StatsError for a tensor whose calibrated range is not finite)."""
         review_stats(stats)
         interp = Interpreter(model)

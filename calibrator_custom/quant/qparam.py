@@ -210,7 +210,7 @@ def _flat_numbers(k: int, name: str, key: str, values: list) -> np.ndarray:
 
 
 def check_quant_param_values(items) -> None:
-    """``utils.check_quant_param`` plus the values: flat finite min/max lists within ``RANGE_LIMIT``, finite
+    """:func:`check_quant_param` plus the values: flat finite min/max lists within ``RANGE_LIMIT``, finite
     numeric ``data``, and one item per tensor. Raises ConfigError naming the item index and tensor."""
     check_quant_param(items)
     seen: dict[str, int] = {}
