@@ -11,7 +11,7 @@ is shared by all levels and printed once). Next to them: TFLite's post-training 
 (int8 and 16x8, ai-edge-litert's calibration wrapper, see benchmarks/tflite_ptq.py) calibrated on
 the same 30 photos, and the fixed simulator's time per image against our float interpreter's.
 
-Targets (issue 4): L2 > TFLite int8 on every model; L5 >= TFLite 16x8 - 1 dB with <= 25% of conv
+Targets: L2 > TFLite int8 on every model; L5 >= TFLite 16x8 - 1 dB with <= 25% of conv
 MACs at 16 bit; ALL_INT16 > TFLite 16x8; fixed simulation <= 2x the float interpreter's time.
 """
 from __future__ import annotations
@@ -37,7 +37,8 @@ import calibrator_custom  # noqa: E402
 from calibrator_custom.calib import collect_stats_arrays  # noqa: E402
 from calibrator_custom.config import load_input_config  # noqa: E402
 from calibrator_custom.utils import image_preprocess_func  # noqa: E402
-from calibrator_custom.quant.convert import conv_macs, convert  # noqa: E402
+from calibrator_custom.pipeline.convert import convert  # noqa: E402
+from calibrator_custom.pipeline.sensitivity import conv_macs  # noqa: E402
 from calibrator_custom.quant.planner import PlanInputs  # noqa: E402
 
 CONFIGS = ("L1", "L2", "L3", "L4", "L5", "ALL_INT16")

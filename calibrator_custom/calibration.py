@@ -22,7 +22,8 @@ from .calib import Collector, StatsSet, collect_stats, model_sha256, weight_stat
 from .calib.stats import TensorStats
 from .config import InputConfig, load_input_config
 from .errors import ConfigError, InputError
-from .quant.qtypes import conv_bits, conv_like_ops, tensor_qtypes
+from .ops.conv_layout import conv_like_ops
+from .quant.qtypes import conv_bits, tensor_qtypes
 from .simulators import _SimulatorBase
 
 log = logging.getLogger(__name__)
@@ -261,7 +262,7 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         vendor's min/max conversion). ``passes`` are ignored; ``model_desc`` 'Fixed_without_ipu_ctrl' is
         written as 'Fixed' (there is one fixed dialect here). Returns the written path."""
         from . import utils
-        from .quant.convert import convert as convert_model
+        from .pipeline.convert import convert as convert_model
 
         if model_desc not in ("Fixed", "Fixed_without_ipu_ctrl"):
             raise ConfigError(f"convert_fixed: model_desc {model_desc!r}; use 'Fixed' or 'Fixed_without_ipu_ctrl'")

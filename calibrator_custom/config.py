@@ -40,6 +40,8 @@ ALLOWED_INPUT_FORMATS = {
 RAWDATA_FORMATS = ("RAWDATA_S16_NHWC", "RAWDATA_F32_NHWC")
 #: channels of an image training format; mean and std_value give one value per channel, in R:G:B order
 IMAGE_CHANNELS = {"RGB": 3, "BGR": 3, "GRAY": 1}
+#: input_formats of image inputs: the fixed model takes their raw uint8 pixels
+IMAGE_FORMATS = frozenset({"RGB", "BGR", "GRAY", "RGBA", "BGRA", "YUV_NV12"})
 LAYOUTS = ("NHWC", "NCHW")
 CONV_INPUT_FORMATS = ("ALL_UINT8", "ALL_INT16", "CONV2D_INT16", "DEPTHWISE_INT16")
 BOOLEANS = {"TRUE": True, "FALSE": False}

@@ -40,7 +40,7 @@ normalised to the model input (so also to the original image when preprocessing 
 ``with_index=True`` ``detectionIndex`` [1, D] (the anchor of each detection). Slots after
 ``numDetections`` are zero.
 
-In a fixed model (``calibrator`` + ``quant.convert.convert``) the decoding ops are ordinary INT16
+In a fixed model (``calibrator`` + ``pipeline.convert.convert``) the decoding ops are ordinary INT16
 ops like the rest of the network, and the NMS (or TFLite_Detection_PostProcess) runs in FLOAT on
 their dequantized values (``fixed/kernels/detection.py``); its outputs stay float32. See
 docs/detection.md.

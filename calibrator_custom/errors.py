@@ -6,6 +6,9 @@ for bad models, bad paths and bad inputs, and users' scripts catch that), so exi
 """
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 
 class CalibratorError(ValueError):
     """Base class of every error calibrator_custom raises on purpose."""
@@ -25,3 +28,14 @@ class InputError(CalibratorError):
 
 class ConfigError(CalibratorError):
     """An input_config.ini or a quantization parameter file is invalid."""
+
+
+@contextlib.contextmanager
+def naming_the_file(path: str | None) -> Iterator[None]:
+    """Prefix ``path`` to a ModelError raised inside (prepare, invoke), keeping its type."""
+    try:
+        yield
+    except ModelError as e:
+        if not path or path in str(e):  # already named
+            raise
+        raise type(e)(f"{path}: {e}") from None

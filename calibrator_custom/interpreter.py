@@ -62,6 +62,35 @@ def tensor_info(t: Tensor, data: np.ndarray | None) -> TensorInfo:
     return TensorInfo(t.name, tuple(t.shape), t.np_dtype, data, t.quantization, t.sparsity)
 
 
+def checked_input(index: int, data: np.ndarray, graph) -> Tensor:
+    """The input tensor ``index`` of ``graph`` after checking the index, the array type and the shape
+    (an ``InputError`` in the vendor's ``set_input`` words otherwise)."""
+    n = len(graph.inputs)
+    if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
+        raise InputError(f"set_input: index {index!r} is out of range; the model has {n} input(s)")
+    t = graph.tensors[graph.inputs[index]]
+    if not isinstance(data, np.ndarray):
+        raise InputError(f"set_input: input {index} ({t.name!r}) needs a numpy.ndarray, got {type(data).__name__}")
+    if tuple(data.shape) != tuple(t.shape):
+        raise InputError(f"set_input: input {index} ({t.name!r}) needs shape {list(t.shape)}, "
+                         f"got {list(data.shape)}")
+    return t
+
+
+def checked_feed(index: int, data: np.ndarray, graph) -> np.ndarray:
+    """``data`` as input ``index`` of ``graph`` takes it (contiguous), after :func:`checked_input` and the
+    exact dtype check."""
+    t = checked_input(index, data, graph)
+    if data.dtype != t.np_dtype:
+        fix = f"convert with data.astype(np.{t.np_dtype.name})"
+        if data.dtype.kind == "f" and t.np_dtype.kind in "iu":  # normalized floats fed to a fixed model
+            fix = ("this input takes raw values, not normalized floats: preprocess with norm=False and pass "
+                   f"the result through utils.convert_to_input_formats(data, get_input_details()[{index}])")
+        raise InputError(f"set_input: input {index} ({t.name!r}) needs dtype {t.np_dtype.name}, "
+                         f"got {data.dtype.name}; {fix}")
+    return np.ascontiguousarray(data)
+
+
 class Interpreter:
     """Executes the main subgraph of ``model`` in float.
 

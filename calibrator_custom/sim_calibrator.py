@@ -31,10 +31,11 @@ from .calib.stats import StatsSet
 from .calibration import calibrator
 from .errors import CalibratorError, ConfigError, InputError
 from .progress_display import Reporter
-from .quant.convert import L5_SAMPLES, convert as convert_model
+from .pipeline.convert import L5_SAMPLES, convert as convert_model
+from .pipeline.export import export_quant_param
 from .quant.import_stats import split_quant_param, stats_from_quant_param
-from .quant.levels import check_quant_level, effective_quant_level
-from .quant.qparam import export_quant_param, save_quant_param
+from .quant.levels import check_quant_level, effective_quant_level, get_level
+from .quant.qparam import save_quant_param
 from .sim_registry import ModelRegistry
 from .sim_workers import run_sharded
 
@@ -179,7 +180,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         else:
             if not isinstance(img_gen, Iterator):
                 raise InputError("SIM_Calibrator need data generator for input")
-            stats, feeds = self._calibrate(img_gen, num_process, L5_SAMPLES if level == "L5" else 0)
+            stats, feeds = self._calibrate(img_gen, num_process, L5_SAMPLES if get_level(level).upgrades_16 == "measured" else 0)
         for name, cal, st, fd, qp, path in zip(names, cals, stats, feeds, per_model, out_paths):
             log.info("%s: converting %s at %s -> %s", name, cal.model or "(in-memory model)", level, path)
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
@@ -248,7 +249,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         and ``inputs`` / ``float_result`` / ``num_subsets`` are not used. Pass a list to
         ``convert(quant_param=...)``.
         """
-        from .quant.convert import analytic_gain
+        from .pipeline.sensitivity import analytic_gain
         from .quant.planner import PlanInputs, build_plan
 
         cals = self._calibrator_list()

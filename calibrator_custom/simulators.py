@@ -11,15 +11,14 @@ before every input was set.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 import numpy as np
 
-from .errors import InputError, ModelError
-from .interpreter import Interpreter, Observer
+from .errors import InputError, ModelError, naming_the_file
+from .interpreter import Interpreter, Observer, checked_feed, checked_input
 from .model import sgs_lower
 from .model.graph import Model, Tensor, load_model
 
@@ -42,7 +41,7 @@ def is_detection_model(model: Model) -> bool:
 
 
 class _SimulatorBase:
-    """Shared by the float simulator and, later, the calibrator: inputs, outputs and tensor details."""
+    """Shared by the float and fixed simulators and the calibrator: inputs, outputs and tensor details."""
 
     class_type = "FLOAT"
 
@@ -69,15 +68,9 @@ class _SimulatorBase:
     def _make_interpreter(self, model: Model) -> Interpreter:
         return Interpreter(model)
 
-    @contextlib.contextmanager
-    def _naming_the_file(self) -> Iterator[None]:
+    def _naming_the_file(self):
         """Prefix the model file to a ModelError raised inside (prepare, invoke), keeping its type."""
-        try:
-            yield
-        except ModelError as e:
-            if not self.model or self.model in str(e):  # already named
-                raise
-            raise type(e)(f"{self.model}: {e}") from None
+        return naming_the_file(self.model)
 
     @property
     def model_path(self) -> str | None:
@@ -119,29 +112,12 @@ class _SimulatorBase:
 
         ``batch_idx`` (the SDK's multi-batch offline buffer index) must be 0."""
         self._check_batch_idx(batch_idx, "set_input")
-        t = self._checked_input(index, data, self._interp.graph)
-        if data.dtype != t.np_dtype:
-            fix = f"convert with data.astype(np.{t.np_dtype.name})"
-            if data.dtype.kind == "f" and t.np_dtype.kind in "iu":  # normalized floats fed to a fixed model
-                fix = ("this input takes raw values, not normalized floats: preprocess with norm=False and pass "
-                       f"the result through utils.convert_to_input_formats(data, get_input_details()[{index}])")
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs dtype {t.np_dtype.name}, "
-                             f"got {data.dtype.name}; {fix}")
-        self._inputs[index] = np.ascontiguousarray(data)
+        self._inputs[index] = checked_feed(index, data, self._interp.graph)
 
     @staticmethod
     def _checked_input(index: int, data: np.ndarray, graph) -> Tensor:
         """The input tensor ``index`` of ``graph`` after checking the index, the array type and the shape."""
-        n = len(graph.inputs)
-        if not isinstance(index, (int, np.integer)) or not 0 <= index < n:
-            raise InputError(f"set_input: index {index!r} is out of range; the model has {n} input(s)")
-        t = graph.tensors[graph.inputs[index]]
-        if not isinstance(data, np.ndarray):
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs a numpy.ndarray, got {type(data).__name__}")
-        if tuple(data.shape) != tuple(t.shape):
-            raise InputError(f"set_input: input {index} ({t.name!r}) needs shape {list(t.shape)}, "
-                             f"got {list(data.shape)}")
-        return t
+        return checked_input(index, data, graph)
 
     def add_observer(self, observer: Callable[[int, str, np.ndarray], None]) -> None:
         """Call ``observer(tensor_index, name, value)`` for every tensor of each later invoke."""

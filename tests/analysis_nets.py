@@ -7,7 +7,7 @@ import numpy as np
 
 from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 
 MEAN, STD = 127.5, 127.5
 SIDE = 10

@@ -159,7 +159,7 @@ def tiny_misc() -> tuple[Model, str]:
 def _fixed_bytes(model: Model, ini_text: str, workdir: Path, name: str) -> bytes:
     """Convert ``model`` at L2 from the statistics of two random inputs (our own converter)."""
     from calibrator_custom.calib import Collector
-    from calibrator_custom.quant.convert import convert
+    from calibrator_custom.pipeline.convert import convert
 
     ini = workdir / f"{name}.ini"
     ini.write_text(ini_text)

@@ -19,9 +19,10 @@ from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.config import load_input_config
 from calibrator_custom.errors import ConfigError, InputError, ModelError
 from calibrator_custom.model.graph import load_model
-from calibrator_custom.quant.convert import _e2e_nsr, _isolated, _Measure
+from calibrator_custom.pipeline.measure import _e2e_nsr, _isolated, _Measure
 from calibrator_custom.quant.planner import PlanInputs
-from calibrator_custom.quant.qparam import export_quant_param, import_quant_param
+from calibrator_custom.pipeline.export import export_quant_param
+from calibrator_custom.quant.qparam import import_quant_param
 from conftest import IMAGES_DIR, MODELS_DIR, require_shared
 
 EVAL_SEED = 9
@@ -187,7 +188,7 @@ def test_trial_runner_equals_running_the_whole_trial_model(chain):
 
 
 def test_bad_range_layer_ranks_worst_and_the_suggestion_names_it(tmp_path):
-    """Issue 6 acceptance: the UINT8 range conv u reads (t's copy) imported 10x too small."""
+    """The analysis finds a wrong import: the UINT8 range conv u reads (t's copy) imported 10x too small."""
     model = chain_net(tmp_path / "chain_float.sim")
     calib = image_feeds(8)
     t_max = collect_stats_arrays(model, calib).tensors["t"].max
@@ -213,7 +214,8 @@ def test_bad_range_layer_ranks_worst_and_the_suggestion_names_it(tmp_path):
 
 
 def test_all_int16_every_layer_isolated_sqnr_above_the_bound(tmp_path):
-    """Issue 6 acceptance. Bound: INT16 symmetric rounding of a tensor whose peak is c times its RMS
+    """Every layer of an all-INT16 model, isolated, is above the bound. INT16 symmetric rounding of a tensor
+    whose peak is c times its RMS
     gives SQNR = 10*log10(12 * 32767**2 / c**2) = 101.1 - 20*log10(c) dB. Every tensor here has
     c < 10 (checked), so each rounding is above 81 dB; an op alone adds at most a few such roundings
     (its inputs, 16-bit weights, its output): 70 dB leaves 11 dB for them. 8-bit layers of the same

@@ -11,7 +11,7 @@ import calibrator_custom
 from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.errors import InputError
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 
 
 def test_paths_point_into_the_installed_package():

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from calibrator_custom.calib import StatsError, StatsSet, collect_stats, collect_stats_arrays
 from calibrator_custom.calib.stats import SampleLog, TensorStats
-from calibrator_custom.quant.convert import convert
-from calibrator_custom.quant.ranges import RANGE_LIMIT
-from calibrator_custom.quant.review import OUTLIER_FACTOR, OUTLIER_MIN_VALUES, check_ranges, warn_outlier_samples
-from test_fixed_convert import MEAN, STD, _ini, _small_net
+from calibrator_custom.pipeline.convert import convert
+from calibrator_custom.calib.review import RANGE_LIMIT
+from calibrator_custom.calib.review import OUTLIER_FACTOR, OUTLIER_MIN_VALUES, check_ranges, warn_outlier_samples
+from test_pipeline_convert import MEAN, STD, _ini, _small_net
 
 SHAPE = (1, 12, 12, 3)
 

@@ -23,7 +23,7 @@ import calibrator_custom
 from calibrator_custom import utils
 from calibrator_custom.calib.parallel import collect_stats
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 from conftest import IMAGES_DIR, MODELS_DIR, ROOT, require_shared
 
 FACE = "face_detection_short_range"

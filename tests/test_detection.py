@@ -20,7 +20,7 @@ from calibrator_custom.errors import ModelError
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.model.graph import Model
 from calibrator_custom.preprocess_method import face_detection_short_range as face_pre
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 from conftest import MODELS_DIR, require_shared
 from images import calibration_images, image_paths
 from oprunner import run_model_litert, run_model_ours
@@ -321,7 +321,8 @@ def test_l5_measures_the_postprocess_inputs_not_its_detections(tmp_path) -> None
     detection appears or disappears); the conversion then runs end to end."""
     from calibrator_custom.calib import collect_stats_arrays
     from calibrator_custom.config import load_input_config
-    from calibrator_custom.quant.convert import convert, measured_tensors
+    from calibrator_custom.pipeline.convert import convert
+    from calibrator_custom.pipeline.measure import measured_tensors
     from calibrator_custom.quant.planner import PlanInputs
 
     n, k, c = 32, 4, 1

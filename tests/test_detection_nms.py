@@ -21,7 +21,7 @@ from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.model.graph import Quantization
 from calibrator_custom.ops import detection_nms as nms
 from calibrator_custom.ops.registry import OpContext, TensorInfo
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 from oprunner import Const, build_single_op, naive_iou, run_model_litert, run_ours
 
 OP = "TFLite_Detection_NMS"

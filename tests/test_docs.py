@@ -35,8 +35,14 @@ def test_fixed_point_doc_is_up_to_date():
     assert r.returncode == 0, r.stderr
 
 
+def test_op_table_doc_is_up_to_date():
+    r = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_op_table_doc.py"), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
 def test_every_float_op_has_an_integer_kernel():
-    """Issue 4: every op of the float set gets an integer kernel (DENSIFY only runs on constants)."""
+    """Every op of the float set gets an integer kernel (DENSIFY only runs on constants)."""
     from calibrator_custom.fixed.registry import supported_fixed_ops
     from calibrator_custom.ops.registry import supported_ops
     missing = sorted(set(supported_ops()) - set(supported_fixed_ops()) - {"DENSIFY"})

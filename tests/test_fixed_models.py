@@ -25,7 +25,7 @@ def _ini(path, sim, mean, std):
 @pytest.mark.parametrize("name", ["face_detection_short_range", "iris_landmark"])
 def test_shared_model_fixed_outputs_track_float(tmp_path, name):
     require_shared()
-    from calibrator_custom.quant.convert import convert
+    from calibrator_custom.pipeline.convert import convert
     import sys
     model = MODELS_DIR / f"{name}.tflite"
     pre = image_preprocess_func(name)

@@ -15,7 +15,7 @@ import calibrator_custom
 from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.progress_display import JupyterPhase, LogPhase, Reporter, as_reporter, jupyter_display
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 
 LOGGER = "calibrator_custom.progress"
 LINE = re.compile(r"^(?P<desc>.+): (?P<done>\d+)/(?P<total>\d+) \(\d+%\), (?P<elapsed>[\d:]+) elapsed, "
@@ -256,7 +256,7 @@ def test_l5_trials_reuse_the_base_run_and_measure_exactly_as_a_full_run(tmp_path
     changes; their noise is the full run's, bit for bit (a fresh full run is the reference), and a trial
     upgrading the last conv reuses the rest."""
     from calibrator_custom.fixed.writer import build_fixed_model
-    from calibrator_custom.quant import convert as conv
+    from calibrator_custom.pipeline import measure as conv
     from calibrator_custom.quant.planner import PlanInputs, build_plan
     from calibrator_custom.config import load_input_config
     from calibrator_custom.model.graph import load_model

@@ -16,8 +16,8 @@ from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.analysis import accuracy_analysis
 from calibrator_custom.model.graph import load_model
-from calibrator_custom.quant.convert import convert
-from calibrator_custom.quant.qparam import export_quant_param
+from calibrator_custom.pipeline.convert import convert
+from calibrator_custom.pipeline.export import export_quant_param
 
 
 @given(st.floats(min_value=2.0 ** -100, max_value=2.0 ** 10, allow_nan=False, allow_infinity=False, width=32),

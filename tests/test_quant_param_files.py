@@ -11,10 +11,10 @@ import pytest
 
 from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.errors import ConfigError
-from calibrator_custom.quant.convert import convert
-from calibrator_custom.quant.qparam import (export_quant_param, load_quant_param, restricted_pickle_loads,
-                                            save_quant_param)
-from test_fixed_convert import MEAN, STD, _ini, _small_net
+from calibrator_custom.pipeline.convert import convert
+from calibrator_custom.pipeline.export import export_quant_param
+from calibrator_custom.quant.qparam import load_quant_param, restricted_pickle_loads, save_quant_param
+from test_pipeline_convert import MEAN, STD, _ini, _small_net
 
 
 # ------------------------------------------------------------------------------------------ pickles

@@ -141,7 +141,7 @@ def test_show_process():
 
 def test_sth_module_attribute_is_read_at_convert_time(tmp_path, monkeypatch):
     """convert passes SIM_calibrator.STH as it is when called (the SDK's tools set it for -sth)."""
-    import calibrator_custom.quant.convert as qc
+    import calibrator_custom.pipeline.convert as qc
 
     seen = []
     real = qc.convert

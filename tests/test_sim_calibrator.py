@@ -12,8 +12,9 @@ import pytest
 import calibrator_custom
 import simnets as sn
 from calibrator_custom.calib import collect_stats_arrays
-from calibrator_custom.quant.convert import convert
-from calibrator_custom.quant.qparam import export_quant_param, load_quant_param
+from calibrator_custom.pipeline.convert import convert
+from calibrator_custom.pipeline.export import export_quant_param
+from calibrator_custom.quant.qparam import load_quant_param
 from conftest import IMAGES_DIR, MODELS_DIR, require_shared
 
 
@@ -295,7 +296,7 @@ def test_progress_bar_counts_samples_from_the_workers(models, tmp_path, monkeypa
 
 
 def test_l5_measures_on_what_forward_fed_each_model(models, tmp_path, monkeypatch):
-    """Two workers; A's feeds are the samples, B's are A's float outputs: same models as quant.convert
+    """Two workers; A's feeds are the samples, B's are A's float outputs: same models as pipeline.convert
     given independently collected statistics and those feeds."""
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     samples = [[sn.normalized(p)] for p in sn.pixels(6, seed=10)]

@@ -70,7 +70,7 @@ def test_module_level_api(work):
 
 def test_calibrator_script_writes_the_packages_model(work):
     """The S1.0.9 script's fixed model is the one the package's own L1 conversion writes."""
-    from calibrator_custom.quant.convert import convert
+    from calibrator_custom.pipeline.convert import convert
 
     cal = calibrator_custom.calibrator(str(work / "fd.tflite"), str(work / "fd.ini"))
     pre = utils.image_preprocess_func(FD)

@@ -23,7 +23,7 @@ CELLS: list[tuple[str, str]] = [
 The bundled MediaPipe face detector (`face_detection_short_range.tflite`, a float model installed
 with the package: `calibrator_custom.examples`) is calibrated on the three bundled photos with
 `calibrator_custom.calibrator`, converted to a fixed model at quant levels L1-L4 with
-`calibrator_custom.quant.convert.convert`, and every fixed model is simulated on raw uint8 pixels, as on the chip. The last cells compare each output of each
+`calibrator_custom.pipeline.convert.convert`, and every fixed model is simulated on raw uint8 pixels, as on the chip. The last cells compare each output of each
 fixed model with the float model.
 
 It runs from any folder, in the repository or with the package installed from a wheel. The fixed
@@ -38,7 +38,7 @@ import numpy as np
 import calibrator_custom
 from calibrator_custom import examples as bundled
 from calibrator_custom import utils
-from calibrator_custom.quant.convert import convert
+from calibrator_custom.pipeline.convert import convert
 
 MODEL = str(bundled.model_path())   # installed with the package (calibrator_custom/examples/data/)
 INPUT_CONFIG = str(bundled.input_config_path())

@@ -65,9 +65,9 @@ def render() -> str:
     for title, mod in [("Boundary ops: inputs, outputs, detection", "boundary"),
                        ("The vendor's detection NMS", "detection"),
                        ("Convolutions", "conv"), ("Elementwise and n-ary ops", "elementwise"),
-                       ("Nonlinear ops", "nonlinear"), ("Data movement, resize, cast", "movement"),
-                       ("Pooling", "movement_pool"), ("Reductions, argmax, top-k", "movement_reduce"),
-                       ("Resizing", "movement_resize")]:
+                       ("Activations and other nonlinear ops", "activation"), ("Data movement, resize, cast", "movement"),
+                       ("Pooling", "pool"), ("Reductions, argmax, top-k", "reduce"),
+                       ("Resizing", "resize")]:
         parts += _section(title, f"calibrator_custom.fixed.kernels.{mod}")
     fixed = supported_fixed_ops()
     missing = sorted(set(supported_ops()) - set(fixed))

@@ -3,7 +3,7 @@
     .venv/bin/python tools/screenshot_report.py [--out docs/img/analysis_face_detection_L2.png]
         [--report-dir DIR] [--num_images 10] [--gain_samples 4]
 
-1. Statistics on the first 30 shared COCO photos, conversion at L2 (``quant.convert``), then
+1. Statistics on the first 30 shared COCO photos, conversion at L2 (``pipeline.convert``), then
    ``accuracy_analysis`` on the next ``--num_images`` photos (measured 16-bit gains on the first
    ``--gain_samples`` of them); report.json / report.html / summary.txt go to ``--report-dir``.
 2. The HTML opens in headless Chromium (Debian's ``chromium``, ``/usr/bin/chromium``) twice: once
@@ -108,7 +108,7 @@ def build_report(report_dir: Path, num_images: int = 10, gain_samples: int = 4):
     """The face_detection_short_range L2 report (see the module docstring); returns it."""
     from calibrator_custom.analysis import accuracy_analysis
     from calibrator_custom.calib import collect_stats
-    from calibrator_custom.quant.convert import convert
+    from calibrator_custom.pipeline.convert import convert
     from calibrator_custom.utils import image_preprocess_func
 
     if not MODEL.is_file() or not IMAGES.is_dir():

@@ -8,13 +8,13 @@ and may differ). For each 8-bit conv-like op ``k`` a trial plan makes ``k`` alon
 per-channel 16-bit clip instead of the imported 8-bit one, and every other range stays as it was.
 
 * ``measured``: each trial model runs end to end on the gain samples; ``gain_db`` is the rise of the
-  worst-output SQNR against the float model (the measure L5 uses, ``quant.convert._e2e_nsr``; for a
+  worst-output SQNR against the float model (the measure L5 uses, ``pipeline.measure._e2e_nsr``; for a
   model ending in a float detection post-process, the post-process's inputs stand for its outputs) and
   ``noise_drop`` the share of that output noise removed. :class:`TrialRunner` runs a trial only from
   its first op that differs from the base model. Cost per 8-bit conv: one plan, one model build and
   prepare, and the rest of the graph from that conv on each gain sample
   (face_detection_short_range: 37 convs, 4 samples, about 25 s on this 2-core machine).
-* ``estimated``: ``quant.convert.analytic_gain`` from the statistics of the analysis inputs: the
+* ``estimated``: ``pipeline.sensitivity.analytic_gain`` from the statistics of the analysis inputs: the
   noise-to-signal ratio the 8-bit mode adds at each conv's output (what L4 recommends on). No run.
 
 The suggestion (``suggest``) groups convs by their first input, the name ``[CONV_CONFIG]
@@ -43,9 +43,12 @@ from ..fixed.registry import get_fixed_op
 from ..fixed.writer import build_fixed_model
 from ..interpreter import Interpreter
 from ..model.graph import Model
-from ..quant.convert import analytic_gain, conv_macs, measured_tensors
-from ..quant.planner import PlanInputs, QuantPlan, build_plan
-from ..quant.qparam import QuantParamOverrides, export_quant_param, import_quant_param
+from ..pipeline.export import export_quant_param
+from ..pipeline.measure import measured_tensors
+from ..pipeline.sensitivity import analytic_gain, conv_macs
+from ..plan import PlanInputs, QuantPlan
+from ..quant.planner import build_plan
+from ..quant.qparam import QuantParamOverrides, import_quant_param
 from .mapping import dequantize
 from .report import ConvInfo, Suggestion
 
@@ -111,8 +114,8 @@ class TrialRunner:
     The base model runs once per sample with every tensor kept. A trial model (same writer, some convs
     re-planned) reuses those values for every op before its first op that differs (an op whose
     inputs/outputs, or their types, quantization or constant data, are not the base's), and runs
-    only the rest. ``nsr`` equals ``quant.convert._e2e_nsr`` on the whole trial model: the worst
-    over L5's measured tensors (``quant.convert.measured_tensors``: the model outputs, with a float
+    only the rest. ``nsr`` equals ``pipeline.measure._e2e_nsr`` on the whole trial model: the worst
+    over L5's measured tensors (``pipeline.measure.measured_tensors``: the model outputs, with a float
     detection post-process's outputs replaced by its inputs) of ``sum((fixed - float)**2) /
     sum(float**2)``, pooled over the samples.
     """

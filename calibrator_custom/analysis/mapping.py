@@ -21,6 +21,7 @@ import numpy as np
 from ..config import InputConfig, InputSpec, OutputSpec
 from ..fixed.feeds import channel_params
 from ..model.graph import Model, Tensor
+from ..rounding import round_half_up
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ def quantize(t: Tensor, real: np.ndarray) -> np.ndarray:
         return x.astype(dtype)
     scale, zp = p
     info = np.iinfo(dtype)
-    q = np.floor(x.astype(np.float64) / scale + 0.5) + zp
+    q = round_half_up(x.astype(np.float64) / scale) + zp
     return np.clip(q, info.min, info.max).astype(dtype)
 
 

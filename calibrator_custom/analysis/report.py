@@ -84,7 +84,7 @@ class ConvInfo:
     Measured (``gain_method='measured'``): ``gain_db`` is the rise of the model's worst-output SQNR
     when this conv alone is made 16-bit, ``noise_drop`` the share of the output noise that removes.
     Estimated: ``est_nsr`` is the analytic noise-to-signal ratio its 8-bit mode adds at its output
-    (``quant.convert.analytic_gain``, what L4 uses). None when not computed (or already 16-bit).
+    (``pipeline.convert.analytic_gain``, what L4 uses). None when not computed (or already 16-bit).
     """
 
     op: str

@@ -21,19 +21,11 @@ import numpy as np
 
 from ..interpreter import Interpreter
 from ..model.graph import Model
+from ..ops.conv_layout import weight_channel_axis
 from .histogram import DEFAULT_NUM_BINS
 from .stats import CollectConfig, SampleLog, StatsSet, TensorStats, WeightStats
 
 log = logging.getLogger(__name__)
-
-#: (op, input position) -> output-channel axis of that weight; every other constant uses its last axis.
-#: CONV_2D / TRANSPOSE_CONV filters are OHWI and FULLY_CONNECTED weights [out, in]: axis 0.
-#: DEPTHWISE_CONV_2D filters are [1, kh, kw, C]: the last axis, like biases and PRELU slopes.
-WEIGHT_CHANNEL_AXIS: dict[tuple[str, int], int] = {
-    ("CONV_2D", 1): 0,
-    ("TRANSPOSE_CONV", 1): 0,
-    ("FULLY_CONNECTED", 1): 0,
-}
 
 
 class Collector:
@@ -119,7 +111,7 @@ def weight_stats(model: Model | Interpreter) -> dict[str, WeightStats]:
 
     Uses the interpreter's folded constants, so float16 (DEQUANTIZE) and sparse (DENSIFY) weights are
     seen as the float32 tensors the ops actually use. The channel axis comes from the first op reading
-    the tensor (:data:`WEIGHT_CHANNEL_AXIS`, else the last axis).
+    the tensor (``ops.conv_layout.weight_channel_axis``: the weights' output channels, else the last axis).
     """
     interp = model if isinstance(model, Interpreter) else Interpreter(model)
     tensors = interp.graph.tensors
@@ -133,7 +125,7 @@ def weight_stats(model: Model | Interpreter) -> dict[str, WeightStats]:
             if value.dtype.kind != "f":
                 continue
             seen.add(i)
-            axis = WEIGHT_CHANNEL_AXIS.get((step.op_name, pos), -1) if value.ndim else 0
+            axis = weight_channel_axis(step.op_name, pos) if value.ndim else 0
             name = tensors[i].name
             key = name if name not in out else f"{name}#{i}"
             out[key] = WeightStats.from_array(key, i, value, axis % max(value.ndim, 1))

@@ -4,14 +4,18 @@
     >>> stats = collect_stats_arrays("model_float.sim", [[x0], [x1]])       # in-process, arrays ready
 
 ``collect_stats`` splits the image items into ``num_process`` contiguous shards. Each worker loads
-the model once, preprocesses its own images, feeds them with ``float_simulator.set_input`` rules
+the model once, preprocesses its own images, feeds them to an :class:`~calibrator_custom.interpreter.Interpreter` with ``float_simulator.set_input`` rules
 (shape and dtype must match the model input exactly), and sends back its :class:`StatsSet`; the parent
 merges them in shard order. Merging is exact, so the result is identical to the single-process one.
 A failure in a worker (missing image, preprocess exception, wrong shape or dtype, model error) is
 raised in the parent as :class:`InputError` naming the image and the cause; the other workers are
 stopped. A worker that dies, or is silent past ``sim_workers.SILENCE_S``, is a :class:`CalibratorError`
-naming the worker and the image it was on; workers exit when the parent dies. Workers use the 'fork' start method where available (else 'spawn', which needs picklable,
-module-level preprocess functions) and limit OpenBLAS to ``worker_blas_threads`` threads each.
+naming the worker and the image it was on; workers exit when the parent dies. Workers use the 'fork' start
+method where available (else 'spawn', which needs picklable, module-level preprocess functions) and limit
+OpenBLAS to ``worker_blas_threads`` threads each. The shards, the worker setup and the result loop are
+``sim_workers``'; the processes are started here, not by ``sim_workers.run_sharded``, because that one
+forks only (without 'fork' it runs the shards in-process), has no time limit and always uses one
+OpenBLAS thread.
 """
 from __future__ import annotations
 
@@ -23,11 +27,11 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, naming_the_file
+from ..interpreter import Interpreter, checked_feed
 from ..model import sgs_lower
 from ..model.graph import load_model
-from ..simulators import float_simulator
-from ..sim_workers import gather, item_counters, limit_blas_threads, ticker, worker_setup
+from ..sim_workers import gather, item_counters, limit_blas_threads, shard_bounds, ticker, worker_setup
 from .collector import Collector, weight_stats
 from .histogram import DEFAULT_NUM_BINS
 from .stats import CollectConfig, StatsSet, model_sha256
@@ -64,16 +68,41 @@ def _fail(item: tuple[Any, ...], k: int, what: str, e: BaseException) -> _ItemEr
     return _ItemError(f"collect_stats: {_describe(item)} (item #{k}): {what}: {cause}{hint}")
 
 
-def _feed_and_run(sim: float_simulator, arrays: Sequence[Any]) -> None:
-    for j, a in enumerate(arrays):
-        sim.set_input(j, a)
-    sim.invoke()
+class _FloatRun:
+    """The float model of ``model_path`` on an :class:`Interpreter`, fed with ``float_simulator.set_input``
+    rules (the same checks and messages; model errors name the file, as the simulator's do)."""
+
+    def __init__(self, model_path: str):
+        self.model = model_path
+        model = load_model(model_path)
+        sgs_lower.check_simulatable(model, repr(model_path))
+        self.model_obj = sgs_lower.runnable(model)
+        with naming_the_file(model_path):
+            self.interp = Interpreter(self.model_obj)
+        self.observers: list[Callable[[int, str, np.ndarray], None]] = []
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self.interp.input_indices)
+
+    def add_observer(self, observer: Callable[[int, str, np.ndarray], None]) -> None:
+        self.observers.append(observer)
+
+
+def _feed_and_run(sim: _FloatRun, arrays: Sequence[Any]) -> None:
+    feeds = [checked_feed(j, a, sim.interp.graph) for j, a in enumerate(arrays)]
+    if len(feeds) < sim.num_inputs:
+        g = sim.interp.graph
+        names = ", ".join(f"{k} ({g.tensors[g.inputs[k]].name!r})" for k in range(len(feeds), sim.num_inputs))
+        raise InputError(f"invoke: set_input was not called for input(s) {names}")
+    with naming_the_file(sim.model):
+        sim.interp.run(feeds, sim.observers, ())
 
 
 def _run_shard(model_path: str, shard: _Shard, funcs: tuple[Preprocess, ...], num_bins: int, sha: str,
                on_image: Callable[[], None]) -> StatsSet:
     """Statistics of one shard (activations only); raises _ItemError naming the failing image."""
-    sim = float_simulator(model_path)
+    sim = _FloatRun(model_path)
     collector = Collector(num_bins)
     sim.add_observer(collector.observe)
     for k, item in enumerate(shard.items, start=shard.start):
@@ -114,8 +143,7 @@ def _context() -> mp.context.BaseContext:
 
 
 def _shards(items: list[tuple[Any, ...]], n: int) -> list[_Shard]:
-    bounds = np.linspace(0, len(items), n + 1).round().astype(int)
-    return [_Shard(s, int(a), tuple(items[a:b])) for s, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    return [_Shard(s, a, tuple(items[a:b])) for s, (a, b) in enumerate(shard_bounds(len(items), n))]
 
 
 def _normalise_items(image_items: Iterable[Any], num_inputs: int) -> list[tuple[Any, ...]]:
@@ -235,8 +263,8 @@ def collect_stats_arrays(model_path: str | os.PathLike, samples: Iterable[Any], 
     (or one array for a single-input model), fed with ``set_input`` rules. Memory stays constant for
     a lazy iterable (e.g. a generator)."""
     model_path = os.fspath(model_path)
-    sim = float_simulator(model_path)
-    num_inputs = len(sim.get_input_details())
+    sim = _FloatRun(model_path)
+    num_inputs = sim.num_inputs
     collector = Collector(num_bins)
     sim.add_observer(collector.observe)
     total = len(samples) if hasattr(samples, "__len__") else 0

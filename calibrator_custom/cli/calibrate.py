@@ -36,10 +36,9 @@ from ..calib.minmax_log import write_tensor_min_max
 from ..calib.parallel import collect_stats
 from ..config import InputConfig, load_input_config
 from ..model.graph import Model, load_model
+from ..pipeline.convert import L5_SAMPLES, convert
 from ..progress_display import Reporter
-from ..quant.convert import L5_SAMPLES, convert
-from ..quant.levels import effective_quant_level
-from ..quant.planner import LEVELS
+from ..quant.levels import QUANT_LEVELS, effective_quant_level, get_level
 from ..quant.qparam import float_tensor_name, load_quant_param
 from ._common import UserError, run
 from .inputs import require_file, resolve_images, resolve_preprocess
@@ -104,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-c", "--category", type=str, default="Unknown", choices=CATEGORIES,
                         help="Net category (default: %(default)s). Accepted for compatibility; the calibration "
                         "does not use it.")
-    parser.add_argument("--quant_level", type=str, default=None, choices=LEVELS,
+    parser.add_argument("--quant_level", type=str, default=None, choices=QUANT_LEVELS,
                         help=f"Quantization level (default: {DEFAULT_QUANT_LEVEL}). The higher the level, the slower "
                         "and the more accurate: L1 min/max; L2 per-channel weights; L3 histogram-fitted ranges; "
                         "L4 L3 + estimated 16-bit upgrades of sensitive convolutions; L5 measured ranges and "
@@ -274,7 +273,7 @@ def calibrate(job: CalibrationJob) -> str:
     min_max = os.path.join(LOG_DIR, MIN_MAX_FILE)
     write_tensor_min_max(stats, min_max)
     log.info("wrote %s", min_max)
-    feeds = _calibration_feeds(job) if level == "L5" else None
+    feeds = _calibration_feeds(job) if get_level(level).upgrades_16 == "measured" else None
     log.info("converting at quant level %s", level)
     fixed = convert(job.model, job.config, stats, quant_level=level, quant_param=job.quant_param,
                     sensitivity_threshold=job.sensitivity_threshold, calibration_feeds=feeds,

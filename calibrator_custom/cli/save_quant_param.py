@@ -8,7 +8,7 @@ items of every quantized tensor, written next to the model as ``<model path>.jso
 ``indent=4``) or ``<model path>.pkl`` (``--output_mode Pickle``). Items whose min or max list is
 empty are left out; ``bit`` is 8 for UINT8/INT8 tensors and 16 for wider ones (INT16, INT32 and
 our INT64 biases), as the vendor does. Names are the float model's tensor names
-(:func:`calibrator_custom.quant.qparam.export_quant_param`), so ``--quant_file`` takes the file back.
+(:func:`calibrator_custom.pipeline.export.export_quant_param`), so ``--quant_file`` takes the file back.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import sys
 from typing import Any, Sequence
 
 from ..model.graph import Model, atomic_write, load_model
-from ..quant.qparam import export_quant_param, save_quant_param
+from ..pipeline.export import export_quant_param
+from ..quant.qparam import save_quant_param
 from ._common import UserError, run
 
 PROG = "sgs-save-quant-param"

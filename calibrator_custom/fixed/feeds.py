@@ -2,17 +2,21 @@
 
 An image input of a fixed model takes raw pixels: the float model's normalized input ``x`` maps
 back to ``pixel = clip(round_half_up(x * std + mean), 0, 255)`` in the training format, then to the
-``input_formats`` layout with ``utils.convert_to_input_formats``. RAWDATA_F32 inputs are fed as
-they are; RAWDATA_S16 inputs are quantized with the input tensor's scale. ``channel_params`` gives
+``input_formats`` layout with ``input_formats.convert_to_input_formats``. RAWDATA_F32 inputs are fed as
+they are; RAWDATA_S16 inputs are quantized with the input tensor's scale, rounded half up
+(``floor(x / scale + 1/2)``, ``rounding.round_half_up``). The model's own QUANTIZE rounds half away
+from zero, so the two differ only on a value at an exact negative half step (half up gives the step
+above); this rounding is kept as it is, since the L5 measurements read these feeds. ``channel_params`` gives
 a fixed tensor's (scale, zero point) shaped for its values, per tensor or per channel.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..config import InputSpec
+from ..config import IMAGE_FORMATS, InputSpec
+from ..input_formats import convert_to_input_formats
 from ..model.graph import Tensor
-from ..quant.qtypes import IMAGE_FORMATS
+from ..rounding import round_half_up
 
 
 def pixels_from_normalized(x: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -21,13 +25,11 @@ def pixels_from_normalized(x: np.ndarray, spec: InputSpec) -> np.ndarray:
     std = np.asarray(spec.channel_std(), np.float64)
     if spec.layout == "NCHW" and x.ndim == 4:
         x = np.transpose(x, (0, 2, 3, 1))
-    return np.clip(np.floor(np.asarray(x, np.float64) * std + mean + 0.5), 0, 255).astype(np.uint8)
+    return np.clip(round_half_up(np.asarray(x, np.float64) * std + mean), 0, 255).astype(np.uint8)
 
 
 def raw_from_normalized(x: np.ndarray, spec: InputSpec | None, tensor: Tensor) -> np.ndarray:
     """The fixed model's input ``tensor`` value equivalent to the float input ``x``."""
-    from ..utils import convert_to_input_formats
-
     if spec is not None and spec.input_format in IMAGE_FORMATS:
         pix = pixels_from_normalized(x, spec)
         details = {"name": tensor.name, "shape": tensor.shape, "dtype": np.uint8,
@@ -39,7 +41,7 @@ def raw_from_normalized(x: np.ndarray, spec: InputSpec | None, tensor: Tensor) -
         return convert_to_input_formats(pix, details).astype(np.uint8)
     if tensor.dtype == "INT16":
         q = tensor.quantization
-        return np.clip(np.floor(np.asarray(x, np.float64) / q.scale[0] + 0.5), -32768, 32767).astype(np.int16)
+        return np.clip(round_half_up(np.asarray(x, np.float64) / q.scale[0]), -32768, 32767).astype(np.int16)
     return np.asarray(x, tensor.np_dtype)
 
 

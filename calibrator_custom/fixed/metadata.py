@@ -23,9 +23,8 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..config import ALLOWED_INPUT_FORMATS, INPUT_FORMATS, LAYOUTS, TRAINING_FORMATS
+from ..config import ALLOWED_INPUT_FORMATS, IMAGE_FORMATS, INPUT_FORMATS, LAYOUTS, TRAINING_FORMATS
 from ..errors import ModelError
-from ..quant.qtypes import IMAGE_FORMATS
 
 if TYPE_CHECKING:
     from ..model.graph import Model

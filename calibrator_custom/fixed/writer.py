@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from flatbuffers import flexbuffers
 
+from ..config import IMAGE_FORMATS
 from ..model import schema
 from ..model.graph import Buffer, Model, Operator, OperatorCode, Quantization, Subgraph, Tensor
-from ..quant.planner import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
-from ..quant.qtypes import IMAGE_FORMATS
+from ..plan import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
+from ..rounding import round_half_up_int
 from .metadata import FORMAT_NAME, FORMAT_VERSION, METADATA_NAME, read_fixed_metadata  # noqa: F401 - re-exported
 
 
@@ -105,7 +106,7 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
             mean = np.asarray(spec.channel_mean(), np.float64)
             std = np.asarray(spec.channel_std(), np.float64)
             raw_q = Quantization(scale=tuple(float(np.float32(1 / s)) for s in std),
-                                 zero_point=tuple(int(np.floor(m + 0.5)) for m in mean),
+                                 zero_point=tuple(round_half_up_int(m) for m in mean),
                                  min=tuple(float(np.float32(-m / s)) for m, s in zip(mean, std)),
                                  max=tuple(float(np.float32((255 - m) / s)) for m, s in zip(mean, std)),
                                  quantized_dimension=len(t.shape) - 1)

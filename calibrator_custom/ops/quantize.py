@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..rounding import round_half_away
 from .registry import OpContext, register
 
 
@@ -83,7 +84,7 @@ def quantize(x: np.ndarray, *, opt) -> np.ndarray:
     if src is not None:
         x = ((x.astype(np.int64) - src.zero_point).astype(np.float32) * src.scale).astype(np.float32)
     ratio = (x.astype(np.float32) / out.scale).astype(np.float64)
-    rounded = np.sign(ratio) * np.floor(np.abs(ratio) + 0.5)
+    rounded = round_half_away(ratio)
     q = np.clip(rounded + out.zero_point, out.qmin, out.qmax)
     return q.astype(out.out_dtype)
 

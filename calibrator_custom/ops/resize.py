@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import blas
+from ..rounding import round_half_up
 from .registry import OpContext, register
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def _nearest_axis(in_size: int, out_size: int, align_corners: bool, half_pixel_c
     src = (np.arange(out_size, dtype=np.float32) + offset) * scale
     if align_corners:
         # std::round: half away from zero; src >= 0 and float32 + 0.5 is exact in float64.
-        idx = np.floor(src.astype(np.float64) + 0.5).astype(np.int64)
+        idx = round_half_up(src.astype(np.float64)).astype(np.int64)
     else:
         idx = np.floor(src).astype(np.int64)
     idx = np.minimum(idx, in_size - 1)

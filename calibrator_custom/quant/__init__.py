@@ -1,1 +1,3 @@
-"""Quantization planning: integer types, bit widths, scales (issue 4 builds the planner here)."""
+"""Quantization planning: integer types, bit widths, scales and quantized constants (``planner.build_plan``)
+from statistics; what each quant level does is ``levels.Level``. The pipeline (``calibrator_custom.pipeline``)
+turns plans into fixed models."""

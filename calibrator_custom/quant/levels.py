@@ -1,6 +1,8 @@
-"""The vendor's rules for the quant level a conversion really uses (shared by SIM_Calibrator and the CLI).
+"""The quant levels L1..L5: what each one does (``Level``), read by the planner and the pipeline, and the
+vendor's rules for the level a conversion really uses (shared by SIM_Calibrator and the CLI).
 
-* an unknown level is a ``ValueError`` naming the allowed ones;
+* a level name is validated once, by :func:`get_level`; an unknown one is a ``ConfigError`` (a
+  ``ValueError``) naming the allowed ones;
 * imported ``quant_param`` forces ``L1`` (the imported ranges are used as given);
 * when every model's ``[CONV_CONFIG] input_format`` is ``ALL_INT16`` and the level is not ``L1``, the
   level is forced to ``L2`` (no 8/16-bit choice is left to make).
@@ -8,20 +10,59 @@
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 from ..config import InputConfig
 from ..errors import ConfigError
-from .planner import LEVELS
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Level:
+    """What one quant level does (docs/quant_levels.md)."""
+
+    name: str
+    #: conv weight scales: "per_tensor" (min/max), "per_channel" (a clipping search per output channel)
+    #: or "fitted" (the search weighted by the input channels' energy)
+    weight_scales: str
+    #: activation ranges fitted to the histograms (else min/max)
+    fitted_ranges: bool
+    #: 16-bit upgrades of sensitive convolutions: "none", "estimated" (from the statistics) or
+    #: "measured" (on the fixed model, with calibration inputs; estimated without them)
+    upgrades_16: str
+    #: one line for people
+    does: str
+
+
+LEVEL_BY_NAME: Mapping[str, Level] = {lv.name: lv for lv in (
+    Level("L1", "per_tensor", False, "none", "min/max ranges, per-tensor weight scales"),
+    Level("L2", "per_channel", False, "none", "min/max ranges, per-channel weight scales with a clipping search"),
+    Level("L3", "per_channel", True, "none", "L2 with activation ranges fitted to the histograms"),
+    Level("L4", "fitted", True, "estimated",
+          "L3 with weights fitted by input-channel energy and estimated 16-bit upgrades"),
+    Level("L5", "fitted", True, "measured",
+          "L4 with ranges, 16-bit upgrades and bias corrections measured on the fixed model"),
+)}
+#: the level names, lowest first
+QUANT_LEVELS: tuple[str, ...] = tuple(LEVEL_BY_NAME)
+
+
+def get_level(level: str | Level) -> Level:
+    """The :class:`Level` named ``level`` (a Level passes through); ``ConfigError('Unknown quant_level ...')``
+    naming L1..L5 otherwise."""
+    if isinstance(level, Level):
+        return level
+    found = LEVEL_BY_NAME.get(level) if isinstance(level, str) else None
+    if found is None:
+        raise ConfigError(f"Unknown quant_level {level!r}; use one of {', '.join(QUANT_LEVELS)}")
+    return found
+
+
 def check_quant_level(quant_level: str) -> str:
     """``quant_level`` itself, or ``ValueError('Unknown quant_level ...')`` naming L1..L5."""
-    if quant_level not in LEVELS:
-        raise ConfigError(f"Unknown quant_level {quant_level!r}; use one of {', '.join(LEVELS)}")
-    return quant_level
+    return get_level(quant_level).name
 
 
 def effective_quant_level(quant_level: str, configs: Sequence[InputConfig], quant_param: list | None = None) -> str:

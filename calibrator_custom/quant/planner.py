@@ -1,85 +1,39 @@
 """The quantization planner: float model + statistics + input_config.ini + level -> a QuantPlan.
 
-A plan says, for every tensor of the float model's main graph that survives constant folding, its
-integer type and quantization, and holds the quantized constants. The fixed-model writer
-(``fixed.writer``) turns a plan into a fixed.sim. Every scale and range in a plan is rounded to
+A plan (``calibrator_custom.plan``) says, for every tensor of the float model's main graph that
+survives constant folding, its integer type and quantization, and holds the quantized constants.
+The fixed-model writer (``fixed.writer``) turns a plan into a fixed.sim. Every scale and range in a plan is rounded to
 float32 first (the precision the .sim file stores), so a plan read back from a fixed model
 (``save_quant_param``) reproduces the same integers.
 
-Levels (docs/quant_levels.md): L1 min/max ranges and per-tensor weight scales; L2 per-output-channel
-weights with a clipping search; L3 adds histogram-fitted activation ranges; L4 adds weight fitting
-weighted by input-channel energy and analytic 16-bit recommendations; L5 (``quant.convert``) adds
-measured refinement on the fixed simulator.
+What each level changes here is its ``quant.levels.Level`` (docs/quant_levels.md): the weight
+scales (per tensor, per channel, fitted) and whether activation ranges are fitted; the 16-bit
+recommendations (L4 estimated, L5 measured) come from the pipeline (``pipeline.convert``) as
+``recommended_16`` and overrides.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import numpy as np
 
-from ..calib.stats import StatsSet
-from ..config import InputConfig, InputSpec
-from ..errors import ConfigError
-from ..interpreter import Interpreter
-from ..model.graph import Model
-from .qtypes import IMAGE_FORMATS, ConvLike, conv_bits, conv_like_ops, tensor_qtypes
+from ..config import IMAGE_FORMATS, InputSpec
+from ..ops.conv_layout import ConvLike, conv_weight_axes
+from ..plan import FLOAT_CONSTANT_OPS, PlanInputs, QuantConst, QuantPlan, TensorQuant  # noqa: F401 - re-exported
+from ..rounding import round_half_away
+from .levels import Level, get_level
+from .qtypes import conv_bits, tensor_qtypes
 from .ranges import Range, covering, fitted_range, minmax_range
-from .review import review_stats
-from .weights import dead_channel_clip, quantize_bias, quantize_with_scale, round_half_away, search_clip
+from .weights import dead_channel_clip, quantize_bias, quantize_with_scale, search_clip
 
 log = logging.getLogger(__name__)
-
-LEVELS = ("L1", "L2", "L3", "L4", "L5")
-#: op -> (weights input, output-channel axis, input-channel axis) of conv-like weights (axes of the weight tensor)
-WEIGHT_AXES = {"CONV_2D": (0, 3), "DEPTHWISE_CONV_2D": (3, None), "FULLY_CONNECTED": (0, 1),
-               "TRANSPOSE_CONV": (0, 3)}
-#: ops whose float constant inputs stay float in the fixed model (they run in float)
-FLOAT_CONSTANT_OPS = ("TFLite_Detection_PostProcess", "TFLite_Detection_NMS")
 
 
 def f32(x) -> float:
     """``x`` rounded to float32 (what a .sim file stores), as a Python float."""
     return float(np.float32(x))
-
-
-@dataclass(frozen=True)
-class TensorQuant:
-    """A tensor's integer type and quantization (real = scale * (q - zero_point)).
-
-    ``min``/``max`` are the per-channel ranges reported to users and exported by save_quant_param
-    (clipped to the range used, so they reproduce the scale); ``axis`` is the quantized dimension.
-    """
-
-    qtype: str
-    scale: tuple[float, ...] = ()
-    zero_point: tuple[int, ...] = ()
-    min: tuple[float, ...] = ()
-    max: tuple[float, ...] = ()
-    axis: int = 0
-
-
-@dataclass(frozen=True)
-class QuantConst:
-    """A constant of the fixed model: its stored (integer or float) values and quantization."""
-
-    data: np.ndarray
-    quant: TensorQuant
-
-
-@dataclass(frozen=True)
-class QuantPlan:
-    """Everything the writer needs; indices are tensor / op indices of the float model's main graph."""
-
-    level: str
-    conv_bits: Mapping[int, int]
-    tensors: Mapping[int, TensorQuant]  # runtime tensors (activations, inputs, outputs)
-    u8_views: Mapping[int, TensorQuant]  # INT16 tensors also read by 8-bit convs: their UINT8 copy
-    constants: Mapping[int, QuantConst]
-    input_specs: Mapping[int, InputSpec] = field(default_factory=dict)
-    dequantize_outputs: Mapping[int, bool] = field(default_factory=dict)
 
 
 #: at most this many halvings of a UINT8 channel's scale below its tensor's (the conv kernel's grid)
@@ -137,71 +91,6 @@ def channel_u8_quant(scale: float, cmin, cmax, max_shift: int = MAX_CHANNEL_SHIF
     return tuple(scales), tuple(zps)
 
 
-@dataclass
-class PlanInputs:
-    """What planning reads: the float model (folded), its conv-like ops, statistics and config."""
-
-    model: Model
-    interp: Interpreter
-    convs: list[ConvLike]
-    stats: StatsSet
-    config: InputConfig
-    #: results of the pure searches every plan of these inputs repeats (fitted ranges, weight clips);
-    #: L5 builds tens of plans that differ in a few convs
-    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self._steps = {s.op_index: s for s in self.interp.steps}
-
-    @classmethod
-    def create(cls, model: Model, stats: StatsSet, config: InputConfig) -> "PlanInputs":
-        """Plan inputs; the statistics are reviewed first (``review.review_stats``: outlier warnings, and a
-        StatsError for a tensor whose calibrated range is not finite)."""
-        review_stats(stats)
-        interp = Interpreter(model)
-        return cls(model, interp, conv_like_ops(model, interp.constants), stats, config)
-
-    @property
-    def graph(self):
-        return self.model.main
-
-    def runtime_tensors(self) -> list[int]:
-        """Float-model tensors computed or fed at run time (in first-appearance order)."""
-        seen, out = set(), []
-        for i in list(self.graph.inputs) + [t for s in self.interp.steps for t in (*s.inputs, *s.outputs)]:
-            if i >= 0 and i not in self.interp.constants and i not in seen:
-                seen.add(i)
-                out.append(i)
-        return out
-
-    def used_constants(self) -> list[int]:
-        seen, out = set(), []
-        for s in self.interp.steps:
-            for i in s.inputs:
-                if i >= 0 and i in self.interp.constants and i not in seen:
-                    seen.add(i)
-                    out.append(i)
-        for i in self.graph.outputs:
-            if i in self.interp.constants and i not in seen:
-                seen.add(i)
-                out.append(i)
-        return out
-
-    def step_of(self, op_index: int):
-        """The interpreter step of float op ``op_index`` (None when it was folded into a constant)."""
-        return self._steps.get(op_index)
-
-
-def weight_axes(model: Model, c: ConvLike, w_shape: tuple[int, ...]) -> tuple[int, int | None]:
-    """(output-channel axis, input-channel axis) of conv-like ``c``'s weights."""
-    if c.op_name == "BATCH_MATMUL":
-        op = model.main.operators[c.op_index]
-        adj_y = bool(getattr(op.options, "adj_y", False)) if op.options is not None else False
-        n = len(w_shape)
-        return (n - 2, n - 1) if adj_y else (n - 1, n - 2)
-    return WEIGHT_AXES[c.op_name]
-
-
 def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, object]:
     t = pi.graph.tensors[i]
     ts = pi.stats.tensors.get(t.name)
@@ -241,7 +130,7 @@ def _image_range(spec: InputSpec) -> tuple[Range, tuple, tuple]:
     return Range(lo, hi, "mean/std"), tuple(lo_c), tuple(hi_c)
 
 
-def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int] = frozenset(),
+def build_plan(pi: PlanInputs, level: str | Level = "L2", recommended_16: frozenset[int] = frozenset(),
                range_overrides: Mapping[int, Range] | None = None,
                u8_overrides: Mapping[int, Range] | None = None,
                weight_overrides: Mapping[int, tuple[np.ndarray | None, np.ndarray | None]] | None = None,
@@ -249,7 +138,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
                bias_deltas: Mapping[int, np.ndarray] | None = None,
                const_data: Mapping[int, np.ndarray] | None = None,
                tick: Callable[[], None] | None = None) -> QuantPlan:
-    """The plan for ``level`` (L1..L4 semantics; L5 callers pass measured overrides).
+    """The plan for ``level`` (a name or a ``Level``; L5 callers pass measured overrides).
 
     ``range_overrides``: float tensor index -> activation range (imported quant_param, L5 refinement).
     ``u8_overrides``: the same for the UINT8 copies read by 8-bit convs.
@@ -259,8 +148,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     ``const_data``: constant tensor index -> replacement float values (imported quant_param ``data``).
     ``tick``: called after each of ``pi.runtime_tensors()`` is planned (progress).
     """
-    if level not in LEVELS:
-        raise ConfigError(f"unknown quant_level {level!r}; choose one of {', '.join(LEVELS)}")
+    lv = get_level(level)
     g = pi.graph
     consts = dict(pi.interp.constants)
     biases_at = {c.bias for c in pi.convs if c.bias >= 0}
@@ -274,7 +162,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     bits = conv_bits(pi.model, pi.convs, pi.config.conv, recommended_16)
     bits.update(bits_overrides or {})
     qtypes = tensor_qtypes(pi.model, consts, pi.config, bits, pi.convs)
-    fit = level in ("L3", "L4", "L5")
+    fit = lv.fitted_ranges
     specs = {s.name: s for s in pi.config.inputs}
     input_specs = {i: specs[g.tensors[i].name] for i in g.inputs if g.tensors[i].name in specs}
 
@@ -333,7 +221,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
             continue
         if i in conv_by_weights:
             c = conv_by_weights[i]
-            constants[i] = _quantize_conv_weights(pi, c, value, bits[c.op_index], level, tensors, u8_views,
+            constants[i] = _quantize_conv_weights(pi, c, value, bits[c.op_index], lv, tensors, u8_views,
                                                   weight_overrides.get(i, (None, None)))
             continue
         if i in conv_by_bias:
@@ -353,7 +241,7 @@ def build_plan(pi: PlanInputs, level: str = "L2", recommended_16: frozenset[int]
     for k, name in enumerate(o.name for o in pi.config.outputs):
         deq[name] = pi.config.outputs[k].dequantization
     dequantize_outputs = {i: deq.get(g.tensors[i].name, False) for i in g.outputs}
-    return QuantPlan(level, dict(bits), tensors, u8_views, constants, input_specs, dequantize_outputs)
+    return QuantPlan(lv.name, dict(bits), tensors, u8_views, constants, input_specs, dequantize_outputs)
 
 
 def _bias_at(b, delta, dq: TensorQuant, wq: TensorQuant) -> tuple[np.ndarray, tuple[float, ...]]:
@@ -414,17 +302,18 @@ def _data_quant(tensors, u8_views, c: ConvLike, b: int) -> TensorQuant:
     return tensors[c.data]
 
 
-def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, level: str, tensors, u8_views,
+def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, lv: Level, tensors, u8_views,
                            override) -> QuantConst:
     data, clip = override
     w = np.asarray(value if data is None else data, np.float64)
-    axis, in_axis = weight_axes(pi.model, c, w.shape)
+    axes = conv_weight_axes(pi.model, c, w.shape)
+    axis, in_axis = axes.out_axis, axes.in_axis
     qmax = 127 if b == 8 else 32767
     if clip is not None:
         clip = np.broadcast_to(np.asarray(clip, np.float64), (w.shape[axis],))
         scale = np.array([f32((v if v > 0 else dead_channel_clip(clip)) / qmax) for v in clip])
     else:
-        method = {"L1": "per_tensor", "L2": "per_channel", "L3": "per_channel"}.get(level, "fitted")
+        method = lv.weight_scales
         energy = None
         if method == "fitted" and in_axis is not None:
             ts = pi.stats.tensors.get(pi.graph.tensors[c.data].name)

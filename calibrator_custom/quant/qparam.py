@@ -21,8 +21,8 @@ An inconsistent one (min > max, a min/max length that is neither 1 nor the chann
 of the wrong shape, a bit the tensor cannot take, a range that disagrees with an image input's
 mean/std) is dropped with a warning naming it.
 
-Export (``export_quant_param``) writes exactly what a fixed model used, so importing it again gives a
-byte-identical fixed model.
+Export (``pipeline.export.export_quant_param``, which reads fixed models) writes exactly what a fixed
+model used, so importing it again gives a byte-identical fixed model.
 """
 from __future__ import annotations
 
@@ -38,10 +38,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..config import IMAGE_FORMATS
 from ..errors import ConfigError
-from ..model.graph import Model, load_model
-from ..utils import check_quant_param
-from .qtypes import IMAGE_FORMATS
+from ..ops.conv_layout import conv_weight_axes
 from .ranges import RANGE_LIMIT, Range, covering
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,37 @@ class QuantParamOverrides:
     weights: dict[int, tuple[np.ndarray | None, np.ndarray | None]] = field(default_factory=dict)
     bits: dict[int, int] = field(default_factory=dict)
     const_data: dict[int, np.ndarray] = field(default_factory=dict)
+
+
+def check_quant_param(quant_param) -> None:
+    """Check a quant_param list: items {'name': str, 'min': list, 'max': list, 'bit': int[, 'data': ndarray]}."""
+    if quant_param is None:
+        return
+    if not isinstance(quant_param, list):
+        raise ConfigError(f"quant_param must be a `list`, got {type(quant_param).__name__}")
+    for idx, item in enumerate(quant_param):
+        if not isinstance(item, dict):
+            raise ConfigError(f"quant_param[{idx}] must be a `dict` with name, min, max, bit; got "
+                              f"{type(item).__name__}")
+        missing = [k for k in ("name", "min", "max", "bit") if k not in item]
+        if missing:
+            raise ConfigError(f"quant_param[{idx}]: {item.get('name', '?')} has no {', '.join(missing)}; each item "
+                              "needs name, min, max, bit")
+        name = item["name"]
+        if not isinstance(name, str):
+            raise ConfigError(f"name of each quant_param[{idx}] must be `str`, got {type(name).__name__}")
+        for key in ("min", "max"):
+            if not isinstance(item[key], list):
+                raise ConfigError(f"{key} of quant_param[{idx}]: {name} must be a `list` (got "
+                                  f"{type(item[key]).__name__}; use .tolist() on arrays)")
+        if not isinstance(item["bit"], int):
+            raise ConfigError(f"bit of quant_param[{idx}]: {name} must be `int`, got {item['bit']!r}")
+        if isinstance(item["bit"], bool):  # a bool is an int to the SDK's check too
+            log.warning("bit of quant_param[%d]: %s is the bool %r; accepted as the int %d like the SDK does (give "
+                        "8 or 16)", idx, name, item["bit"], int(item["bit"]))
+        if "data" in item and not isinstance(item["data"], np.ndarray):
+            raise ConfigError(f"data of quant_param[{idx}]: {name} must be `numpy.ndarray`, got "
+                              f"{type(item['data']).__name__}")
 
 
 def _numpy_globals() -> dict[tuple[str, str], Any]:
@@ -180,7 +210,7 @@ def _flat_numbers(k: int, name: str, key: str, values: list) -> np.ndarray:
 
 
 def check_quant_param_values(items) -> None:
-    """``utils.check_quant_param`` plus the values: flat finite min/max lists within ``RANGE_LIMIT``, finite
+    """:func:`check_quant_param` plus the values: flat finite min/max lists within ``RANGE_LIMIT``, finite
     numeric ``data``, and one item per tensor. Raises ConfigError naming the item index and tensor."""
     check_quant_param(items)
     seen: dict[str, int] = {}
@@ -277,8 +307,7 @@ def import_quant_param(pi, items: list) -> QuantParamOverrides:
                 continue
             if i in by_weights:
                 c = by_weights[i]
-                from .planner import weight_axes
-                axis, _ = weight_axes(pi.model, c, np.shape(consts[i]))
+                axis = conv_weight_axes(pi.model, c, np.shape(consts[i])).out_axis
                 n = np.shape(consts[i])[axis]
                 if bit not in (8, 16):
                     _drop(k, name, f"conv weights take bit 8 or 16, not {bit}")
@@ -334,61 +363,6 @@ def import_quant_param(pi, items: list) -> QuantParamOverrides:
         else:
             _drop(k, name, f"activations take bit 8 or 16, not {bit}")
     return ov
-
-
-def export_quant_param(fixed: Model | str | os.PathLike) -> list[dict[str, Any]]:
-    """The quant_param items of a fixed model, by float-model tensor names (see the module docstring)."""
-    from ..fixed.writer import read_fixed_metadata
-
-    model = fixed if isinstance(fixed, Model) else load_model(fixed)
-    meta = read_fixed_metadata(model)
-    if meta is None:
-        raise ConfigError("export_quant_param needs a fixed model written by calibrator_custom")
-    g = model.main
-    inputs = {m["name"] for m in meta.get("inputs", [])}
-    items = []
-    for t in g.tensors:
-        q = t.quantization
-        if t.dtype == "FLOAT32" or q is None or not q.scale:
-            continue
-        name = t.name
-        if name.endswith("_normalized") and name[: -len("_normalized")] in inputs:
-            continue  # determined by mean/std; the raw input's entry says so
-        if name.endswith("_quantized") and name[: -len("_quantized")] in inputs:
-            name = name[: -len("_quantized")]
-        if name.endswith("_int16"):
-            name = name[: -len("_int16")]
-        bit = {"UINT8": 8, "INT8": 8, "INT16": 16, "INT32": 32, "INT64": 64}.get(t.dtype)
-        if bit is None:
-            continue
-        item: dict[str, Any] = {"name": name, "min": [float(v) for v in q.min or ()],
-                                "max": [float(v) for v in q.max or ()], "bit": bit}
-        data = model.tensor_data(t)
-        if data is not None and t.dtype in ("INT32", "INT64"):
-            s = np.asarray(q.scale, np.float64)
-            real = data.astype(np.float64) * s.reshape([-1 if a == q.quantized_dimension else 1
-                                                        for a in range(data.ndim)])
-            item["data"] = real
-            item["min"], item["max"] = [float(real.min())], [float(real.max())]
-        elif data is not None and t.dtype == "INT16" and not item["min"]:
-            continue
-        elif data is not None and _is_weight_clip(q, t.dtype):
-            # conv weights: the stored min/max are float32 roundings of scale * qmax, and the import's
-            # float32(clip / qmax) of those can miss the scale by one ulp; the exact clip gives it back
-            qmax = 127 if t.dtype == "INT8" else 32767
-            clip = [float(np.float64(sc) * qmax) for sc in q.scale]  # exact: a float32 times 127 or 32767
-            item["min"], item["max"] = [-c for c in clip], clip
-        items.append(item)
-    return items
-
-
-def _is_weight_clip(q, dtype: str) -> bool:
-    """True for symmetric INT8/INT16 constants whose min/max are ``-+float32(scale * qmax)`` (conv weights)."""
-    if dtype not in ("INT8", "INT16") or not q.min or not len(q.min) == len(q.max) == len(q.scale):
-        return False
-    qmax = 127 if dtype == "INT8" else 32767
-    return (not any(q.zero_point or ())
-            and all(float(np.float32(np.float64(sc) * qmax)) == hi == -lo for sc, lo, hi in zip(q.scale, q.min, q.max)))
 
 
 def save_quant_param(items: list, path: str | os.PathLike) -> None:

@@ -13,51 +13,30 @@ per channel (planner.channel_u8_quant), which conv-like ops and QUANTIZE can wri
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
-from ..config import ConvConfig, InputConfig
+from ..config import IMAGE_FORMATS, ConvConfig, InputConfig
 from ..model.graph import Model
+from ..ops.conv_layout import CONV_LAYOUTS, ConvLike
+from ..plan import FLOAT_CONSTANT_OPS
 
 log = logging.getLogger(__name__)
 
-IMAGE_FORMATS = frozenset({"RGB", "BGR", "GRAY", "RGBA", "BGRA", "YUV_NV12"})
-
-
-@dataclass(frozen=True)
-class ConvLike:
-    """A conv-like op: where its data, weights and bias are, and its kind for CONV_CONFIG."""
-
-    op_index: int
-    op_name: str
-    data: int
-    weights: int
-    bias: int  # -1 when absent
-
-    @property
-    def is_depthwise(self) -> bool:
-        return self.op_name == "DEPTHWISE_CONV_2D"
-
-
-_LAYOUT = {  # op -> (data input, weights input, bias input)
-    "CONV_2D": (0, 1, 2), "DEPTHWISE_CONV_2D": (0, 1, 2), "FULLY_CONNECTED": (0, 1, 2),
-    "TRANSPOSE_CONV": (2, 1, 3), "BATCH_MATMUL": (0, 1, -1),
+#: the rule of every op not in :data:`QUANT_RULES`
+DEFAULT_QUANT_RULE = "every float tensor INT16 (symmetric, per tensor), its float constants too"
+#: op -> how the planner quantizes its tensors (docs/op_table.md); every other op: DEFAULT_QUANT_RULE.
+#: Model inputs follow input_config.ini whatever reads them (image inputs UINT8 pixels).
+QUANT_RULES: dict[str, str] = {
+    **{op: ("conv-like: 8-bit mode (data UINT8 per channel, weights INT8 per output channel, bias INT32) "
+            "or 16-bit mode (data and weights INT16, bias INT64), by [CONV_CONFIG] and L4/L5")
+       for op in CONV_LAYOUTS},
+    **{op: "runs in float: outputs FLOAT32 unquantized, float constant inputs stay FLOAT32"
+       for op in FLOAT_CONSTANT_OPS},
 }
 
 
-def conv_like_ops(model: Model, constants: dict[int, object]) -> list[ConvLike]:
-    """Every conv-like op of the main subgraph whose weights are constant (after constant folding)."""
-    g = model.main
-    out = []
-    for k, op in enumerate(g.operators):
-        name = model.op_name(op)
-        if name not in _LAYOUT:
-            continue
-        d, w, b = _LAYOUT[name]
-        ins = list(op.inputs) + [-1] * 4
-        if ins[w] < 0 or ins[w] not in constants:
-            continue
-        out.append(ConvLike(k, name, ins[d], ins[w], ins[b] if b >= 0 else -1))
-    return out
+def quant_rule(op_name: str) -> str:
+    """How the planner quantizes the tensors of ``op_name`` (:data:`QUANT_RULES`, else the default)."""
+    return QUANT_RULES.get(op_name, DEFAULT_QUANT_RULE)
 
 
 def conv_bits(model: Model, convs: list[ConvLike], conv_config: ConvConfig | None,

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..calib.histogram import Histogram
+from ..calib.review import RANGE_LIMIT  # noqa: F401 - re-exported
 
-LEVELS = {"UINT8": 255, "INT8": 254, "INT16": 65534}
-#: the largest |value| a range may reach (imported or calibrated): a quantization step of such a range
-#: is at most 2 * 1e20 / 255 < 8e17, so the product of any two scales stays finite in float32 (3.4e38)
-RANGE_LIMIT = 1e20
+#: quantization steps a range spans, per integer type (symmetric types leave out the most negative code)
+RANGE_STEPS = {"UINT8": 255, "INT8": 254, "INT16": 65534}
 PERCENTILES = (99.9, 99.99, 99.999)
 MSE_FRACTIONS = tuple(np.round(np.linspace(0.3, 1.0, 36), 4))
 
@@ -50,8 +49,8 @@ def minmax_range(lo: float, hi: float) -> Range:
 
 def _step(lo: float, hi: float, qtype: str) -> float:
     if qtype == "UINT8":
-        return (hi - lo) / LEVELS[qtype]
-    return 2 * max(-lo, hi) / LEVELS[qtype]
+        return (hi - lo) / RANGE_STEPS[qtype]
+    return 2 * max(-lo, hi) / RANGE_STEPS[qtype]
 
 
 def quantization_error(hist: Histogram, lo: float, hi: float, qtype: str) -> float:

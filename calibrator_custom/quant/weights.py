@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..rounding import round_half_away
+
 log = logging.getLogger(__name__)
 
 QMAX = {8: 127, 16: 32767}
@@ -33,10 +35,6 @@ class QuantizedWeights:
     scale: np.ndarray  # float64 per channel
     axis: int
     clip: np.ndarray  # float64 per channel (real magnitude mapped to qmax)
-
-
-def round_half_away(x: np.ndarray) -> np.ndarray:
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def _channels_last(w: np.ndarray, axis: int) -> np.ndarray:

@@ -89,8 +89,9 @@ import numpy as np
 
 from ...config import ALLOWED_INPUT_FORMATS, IMAGE_CHANNELS, LAYOUTS, InputSpec
 from ...errors import ConfigError, UnsupportedOpError
+from ...input_formats import RGB2YUV_1024
 from ...ops.registry import OpContext, TensorInfo, get_op
-from ...utils import RGB2YUV_1024
+from ...rounding import round_half_away
 from ..fixedpoint import I64, Rescale, qrange, rounding_rshift
 from ..registry import QParams, channel_vector, qparams, register
 
@@ -336,7 +337,7 @@ def normalize_table(mean: np.ndarray, std: np.ndarray, out_scale: np.ndarray, ou
     p = np.arange(256, dtype=np.float64)[None, :]
     ratio = (p - np.asarray(mean, np.float64)[:, None]) / np.asarray(std, np.float64)[:, None]
     ratio = ratio / np.asarray(out_scale, np.float64).reshape(-1, 1)
-    rounded = np.sign(ratio) * np.floor(np.abs(ratio) + 0.5)
+    rounded = round_half_away(ratio)
     lo, hi = qrange(dtype)
     q = rounded + np.asarray(out_zero_point, np.float64).reshape(-1, 1)
     return np.clip(q, lo, hi).astype(dtype)

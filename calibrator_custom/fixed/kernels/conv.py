@@ -90,7 +90,9 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ...ops import conv as float_conv
+from ...ops.conv_layout import CONV_LAYOUTS, weight_axes
 from ...ops.registry import OpContext, OpDef, TensorInfo, get_op
+from ...rounding import round_half_away_int
 from ..fixedpoint import FloorAffine, f64_multiplier, multiplier_bits, qrange, quantize_multiplier, rounding_offset
 from ..registry import QParams, qparams, register
 
@@ -133,29 +135,19 @@ class Layout:
     activation: str
 
 
+def _layout(op_name: str, order: tuple[str, ...], w_rank: int | None, activation: str) -> Layout:
+    """The kernel's view of ``op_name``: operand positions from ``ops.conv_layout``, plus its own fields."""
+    t = CONV_LAYOUTS[op_name]
+    return Layout(t.data, t.weights, t.bias, order, w_rank, activation)
+
+
 LAYOUTS = {
-    "CONV_2D": Layout(0, 1, 2, ("x", "w"), 4, "conv"),
-    "DEPTHWISE_CONV_2D": Layout(0, 1, 2, ("x", "w"), 4, "conv"),
-    "TRANSPOSE_CONV": Layout(2, 1, 3, ("shape", "w", "x"), 4, "conv"),
-    "FULLY_CONNECTED": Layout(0, 1, 2, ("x", "w"), 2, "fc"),
-    "BATCH_MATMUL": Layout(0, 1, None, ("x", "w"), None, "none"),
+    "CONV_2D": _layout("CONV_2D", ("x", "w"), 4, "conv"),
+    "DEPTHWISE_CONV_2D": _layout("DEPTHWISE_CONV_2D", ("x", "w"), 4, "conv"),
+    "TRANSPOSE_CONV": _layout("TRANSPOSE_CONV", ("shape", "w", "x"), 4, "conv"),
+    "FULLY_CONNECTED": _layout("FULLY_CONNECTED", ("x", "w"), 2, "fc"),
+    "BATCH_MATMUL": _layout("BATCH_MATMUL", ("x", "w"), None, "none"),
 }
-
-
-def weight_axes(op_name: str, w_shape: tuple[int, ...], opt: Any) -> tuple[int, tuple[int, ...]]:
-    """(output-channel axis, axes summed into one output) of the weights of ``op_name``.
-
-    Axes neither the channel nor summed (BATCH_MATMUL batch axes) are maxed over for bounds.
-    """
-    nd = len(w_shape)
-    if op_name in ("CONV_2D", "TRANSPOSE_CONV"):
-        return 0, (1, 2, 3)
-    if op_name == "DEPTHWISE_CONV_2D":
-        return 3, (0, 1, 2)
-    if op_name == "FULLY_CONNECTED":
-        return 0, (1,)
-    adj_y = bool(getattr(opt, "adj_y", False))
-    return (nd - 2, (nd - 1,)) if adj_y else (nd - 1, (nd - 2,))
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,21 +283,16 @@ class Requant:
         return out.astype(self.out_dtype).reshape(shape)
 
 
-def round_half_away(v: float) -> int:
-    """TfLiteRound: round to nearest, halves away from zero."""
-    return int(math.copysign(math.floor(abs(v) + 0.5), v))
-
-
 def activation_range(act: str, scale: float, zero_point: int, dtype: np.dtype) -> tuple[int, int]:
     """The integer clamp [lo, hi] of a fused activation on an output quantized (scale, zp, dtype)."""
     lo, hi = qrange(dtype)
     if act in ("RELU", "RELU6"):
         lo = max(lo, zero_point)
     if act == "RELU6":
-        hi = min(hi, zero_point + round_half_away(6.0 / scale))
+        hi = min(hi, zero_point + round_half_away_int(6.0 / scale))
     if act == "RELU_N1_TO_1":
-        lo = max(lo, zero_point + round_half_away(-1.0 / scale))
-        hi = min(hi, zero_point + round_half_away(1.0 / scale))
+        lo = max(lo, zero_point + round_half_away_int(-1.0 / scale))
+        hi = min(hi, zero_point + round_half_away_int(1.0 / scale))
     return lo, hi
 
 
@@ -527,7 +514,7 @@ def _bias(ctx: OpContext, t: TensorInfo | None, acc_scale: np.ndarray) -> tuple[
     else:
         log.debug("op #%d %s: bias %r rescaled from its scale to input_scale * weight_scale",
                   ctx.index, ctx.op_name, t.name)
-        vals = [round_half_away(float(v) * float(s) / float(a)) for v, s, a in zip(q, scale, acc_scale)]
+        vals = [round_half_away_int(float(v) * float(s) / float(a)) for v, s, a in zip(q, scale, acc_scale)]
     return vals, [abs(v) for v in vals], False
 
 
@@ -586,7 +573,8 @@ def _prepare_family(ctx: OpContext) -> ConvFamilyParams:
     xq = _data_qparams(ctx, x_t, "input", channel_axis=in_axis)
     out_t = ctx.outputs[0]
     oq = _data_qparams(ctx, out_t, "output", OUT_DTYPES, channel_axis=len(out_t.shape) - 1)
-    channel_axis, sum_axes = weight_axes(ctx.op_name, tuple(w_t.shape), ctx.options)
+    axes = weight_axes(ctx.op_name, tuple(w_t.shape), ctx.options)
+    channel_axis, sum_axes = axes.out_axis, axes.summed_axes
     w = _weights(ctx, w_t, channel_axis, sum_axes)
     x_scale, x_multiplier, x_absmax = _input_grid(ctx, xq, x_t)
     out_scale = np.broadcast_to(np.asarray(oq.scale, np.float64), w.scale.shape)

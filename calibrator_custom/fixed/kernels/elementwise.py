@@ -69,6 +69,7 @@ import numpy as np
 
 from ...errors import UnsupportedOpError
 from ...ops.registry import Kernel, OpContext, TensorInfo, get_op
+from ...rounding import round_half_up_int
 from ..fixedpoint import (F64_EXACT_LIMIT, I64, FloorAffine, Rescale, multiplier_bits, quantize_multiplier,
                           rounding_offset, rounding_rshift)
 from ..registry import QParams, qparams, register
@@ -242,10 +243,6 @@ def _input(ctx: OpContext, i: int) -> QIn:
     return QIn(float(p.scale), z, max(bound, 1), p)
 
 
-def _round_half_up(x: float) -> int:
-    return math.floor(x + 0.5)
-
-
 def _output(ctx: OpContext, activation: str = "NONE") -> OutParams:
     """Output params with the fused activation's clamp in the output's integer domain."""
     p = _per_tensor(ctx, ctx.outputs[0], "output")
@@ -253,9 +250,9 @@ def _output(ctx: OpContext, activation: str = "NONE") -> OutParams:
     if activation in ("RELU", "RELU6"):
         lo = max(lo, z)
     if activation == "RELU6":
-        hi = min(hi, z + _round_half_up(6.0 / s))
+        hi = min(hi, z + round_half_up_int(6.0 / s))
     if activation == "RELU_N1_TO_1":
-        lo, hi = max(lo, z + _round_half_up(-1.0 / s)), min(hi, z + _round_half_up(1.0 / s))
+        lo, hi = max(lo, z + round_half_up_int(-1.0 / s)), min(hi, z + round_half_up_int(1.0 / s))
     return OutParams(z, lo, max(lo, hi), p.dtype)
 
 

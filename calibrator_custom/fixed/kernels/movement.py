@@ -36,8 +36,8 @@ float op's other index dtypes), constant (read in prepare) or computed at run ti
   (where the float op is undefined). Quantized -> quantized: Rescale. Plain integer/bool ->
   quantized: Rescale from scale 1, zero point 0 (<= 0.5 LSB; int64 inputs are refused).
 
-Pools, reductions, ARG_MAX/ARG_MIN, TOPK_V2 and RESIZE_BILINEAR live in movement_pool.py,
-movement_reduce.py and movement_resize.py (imported below).
+Pools, reductions, ARG_MAX/ARG_MIN, TOPK_V2 and RESIZE_BILINEAR live in pool.py,
+reduce.py and resize.py (imported below).
 """
 from __future__ import annotations
 
@@ -345,4 +345,4 @@ def cast(x: np.ndarray, *, opt: CastParams) -> np.ndarray:
     return r(x)
 
 
-from . import movement_pool, movement_reduce, movement_resize  # noqa: E402,F401  (register their ops)
+from . import pool, reduce, resize  # noqa: E402,F401  (register their ops)

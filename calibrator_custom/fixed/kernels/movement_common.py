@@ -1,17 +1,17 @@
-"""Prepare-time helpers shared by the movement-family integer kernels (movement*.py).
+"""Prepare-time helpers shared by the movement-family integer kernels (movement.py, pool.py, reduce.py, resize.py).
 
 * :func:`data_rescale`: the :class:`~calibrator_custom.fixed.fixedpoint.Rescale` from a data input's
   quantization to an output's (identity when they are equal; plain integer tensors pass unchanged).
 * :func:`activation_bounds`: a fused activation as an integer clamp in the output's domain.
 * :func:`float_view`: the op context with quantized tensors shown as float32, for float prepares that
   insist on float tensors (the pools) but only derive geometry from them.
-* :func:`round_half_up` / :func:`quantize_real`: the one rounding used for values quantized in prepare.
+* :func:`quantize_real`: ``saturate(round_half_up(value / scale) + zero_point)``, the one rounding used for
+  values quantized in prepare (``calibrator_custom.rounding``).
 * :func:`static_resize_size`: a resize's output size known in prepare.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from ...ops.resize import ResizeParams
 from ...errors import UnsupportedOpError
 from ...ops.conv import check_activation
 from ...ops.registry import OpContext, TensorInfo
+from ...rounding import round_half_up_int
 from ..fixedpoint import Rescale
 from ..registry import QParams, qparams
 
@@ -78,14 +79,9 @@ def data_rescale(ctx: OpContext, src: TensorInfo, dst: TensorInfo, src_what: str
     return identity_rescale(src.dtype)
 
 
-def round_half_up(v: float) -> int:
-    """floor(v + 1/2): the rounding of rounding_rshift, for values quantized at prepare time."""
-    return int(math.floor(v + 0.5))
-
-
 def quantize_real(value: float, p: QParams) -> int:
     """``value`` in ``p``'s integer domain: saturate(round_half_up(value / scale) + zero_point)."""
-    q = round_half_up(float(value) / float(p.scale)) + int(p.zero_point)
+    q = round_half_up_int(float(value) / float(p.scale)) + int(p.zero_point)
     return int(min(max(q, p.qmin), p.qmax))
 
 

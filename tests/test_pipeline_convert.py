@@ -12,8 +12,9 @@ import calibrator_custom
 from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.errors import ConfigError, ModelError
 from calibrator_custom.model.builder import ModelBuilder
-from calibrator_custom.quant.convert import convert
-from calibrator_custom.quant.qparam import export_quant_param, load_quant_param, save_quant_param
+from calibrator_custom.pipeline.convert import convert
+from calibrator_custom.pipeline.export import export_quant_param
+from calibrator_custom.quant.qparam import load_quant_param, save_quant_param
 
 MEAN, STD = 127.5, 127.5
 

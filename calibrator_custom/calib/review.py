@@ -18,11 +18,14 @@ import logging
 
 import numpy as np
 
-from ..calib.histogram import StatsError
-from ..calib.stats import SampleLog, StatsSet
-from .ranges import RANGE_LIMIT
+from .histogram import StatsError
+from .stats import SampleLog, StatsSet
 
 log = logging.getLogger(__name__)
+
+#: the largest |value| a range may reach (imported or calibrated): a quantization step of such a range
+#: is at most 2 * 1e20 / 255 < 8e17, so the product of any two scales stays finite in float32 (3.4e38)
+RANGE_LIMIT = 1e20
 
 #: a sample is far outside the others when its largest |value| exceeds this many times the median
 OUTLIER_FACTOR = 100.0

@@ -84,6 +84,7 @@ import numpy as np
 
 from ...errors import InputError, UnsupportedOpError
 from ...ops.registry import OpContext, TensorInfo, get_op
+from ...rounding import round_half_up, round_half_up_int
 from ..fixedpoint import (I64, FloorAffine, f64_multiplier, isqrt, last_axis_vector, multiplier_bits,
                           quantize_multiplier, rounding_divide, rounding_offset, rounding_rshift, saturate)
 from ..registry import QParams, channel_vector, qparams, register
@@ -149,7 +150,7 @@ def quantize_reals(y: np.ndarray, out: QParams) -> np.ndarray:
     """
     v = np.asarray(y, dtype=np.float64) / float(out.scale)
     with np.errstate(invalid="ignore"):
-        v = np.floor(v + 0.5) + float(out.zero_point)
+        v = round_half_up(v) + float(out.zero_point)
     v = np.where(np.isnan(v), float(out.zero_point), v)
     return np.clip(v, out.qmin, out.qmax).astype(out.dtype)
 
@@ -184,7 +185,7 @@ def _activation_bounds(ctx: OpContext, act: str, out: QParams) -> tuple[int, int
     zp, s = int(out.zero_point), float(out.scale)
 
     def code(real: float) -> int:
-        return zp + math.floor(real / s + 0.5)
+        return zp + round_half_up_int(real / s)
 
     if act in ("NONE", "TANH"):
         return lo, hi
@@ -349,8 +350,8 @@ def _prepare_pow_exp_log(ctx: OpContext, base, expo, out: QParams) -> PowExpLogP
     if fa + fb < _POW_U_BITS:
         raise _unsupported(ctx, f"POW exponents up to {bm:g} with |log2(base)| up to {la:g} leave too few "
                                 f"fraction bits for the exp/log kernel")
-    log_table = np.floor(np.ldexp(log2a, fa) + 0.5).astype(I64)
-    exp_table = np.floor(np.ldexp(b, fb) + 0.5).astype(I64)
+    log_table = round_half_up(np.ldexp(log2a, fa)).astype(I64)
+    exp_table = round_half_up(np.ldexp(b, fb)).astype(I64)
     base_class = np.where(a > 0, _BASE_POS, np.where(a < 0, _BASE_NEG, _BASE_ZERO)).astype(np.int8)
     integer = b == np.floor(b)
     odd = integer & (np.abs(np.fmod(b, 2.0)) == 1.0)
@@ -557,7 +558,7 @@ _MAX_EXP_BITS = 50
 def exp_table(inp: QParams, rate: float, bits: int) -> np.ndarray:
     """``round(2**bits * exp(-rate * s_in * i))`` for i in 0 .. qmax - qmin (int64)."""
     i = np.arange(inp.qmax - inp.qmin + 1, dtype=np.float64)
-    return np.floor(np.ldexp(np.exp(-rate * float(inp.scale) * i), bits) + 0.5).astype(I64)
+    return round_half_up(np.ldexp(np.exp(-rate * float(inp.scale) * i), bits)).astype(I64)
 
 
 def softmax_exp_bits(n: int, out: QParams) -> int:
@@ -584,7 +585,7 @@ def _prepare_softmax(ctx: OpContext) -> SoftmaxParams:
     cap = min((1 << p) * n * (out.qmax - int(out.zero_point) + 1), 2 ** 62)
     i = np.arange(e.size, dtype=np.float64)
     tq = np.ldexp(np.exp(-abs(beta) * float(inp.scale) * i), p) / float(out.scale)
-    tq = np.floor(np.minimum(tq, float(cap)) + 0.5).astype(I64)
+    tq = round_half_up(np.minimum(tq, float(cap))).astype(I64)
     return SoftmaxParams(e, np.minimum(tq, cap), p, beta < 0, int(out.zero_point), out.dtype)
 
 

@@ -1,4 +1,4 @@
-"""Tests of calibrator_custom/fixed/kernels/nonlinear.py: every op and option against its float kernel
+"""Tests of calibrator_custom/fixed/kernels/activation.py: every op and option against its float kernel
 (tests/fixedrunner.check_fixed_op) on inputs covering every input code, with the error bounds the
 module docstring states; NaN/inf and saturation values; refusals; hypothesis properties of the
 numeric helpers (table builder, quantizer, bit length, integer log)."""
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from calibrator_custom.errors import InputError, ModelError, UnsupportedOpError
-from calibrator_custom.fixed.kernels import nonlinear as N
+from calibrator_custom.fixed.kernels import activation as N
 from calibrator_custom.fixed.registry import QParams
 from calibrator_custom.model.options import make_options
 from calibrator_custom.ops.registry import OpContext, TensorInfo

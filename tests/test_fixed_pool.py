@@ -1,5 +1,5 @@
-"""Integer AVERAGE_POOL_2D / MAX_POOL_2D (fixed/kernels/movement_pool.py) and RESIZE_BILINEAR
-(movement_resize.py) against their float kernels: every padding mode (SAME, VALID and SigmaStar's
+"""Integer AVERAGE_POOL_2D / MAX_POOL_2D (fixed/kernels/pool.py) and RESIZE_BILINEAR
+(resize.py) against their float kernels: every padding mode (SAME, VALID and SigmaStar's
 CAFFE / ONNXINSIDE / ONNXOUTSIDE explicit pads, including windows with no input cell), strides,
 fused activations, uint8-with-zero-point / int8 / int16 data and differing output quantizations;
 bilinear over align_corners / half_pixel_centers, up- and down-sampling, and its stated bound.
@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from calibrator_custom.errors import ModelError
-from calibrator_custom.fixed.kernels import movement_resize
+from calibrator_custom.fixed.kernels import resize as fixed_resize
 from fixedrunner import QArr, QOut
 from test_fixed_movement import DTYPE_MODES, DTYPES, HALF, check, i32, prepare_fixed, qdata, qout
 
@@ -192,10 +192,10 @@ def test_resize_bilinear_extreme_neighbours_within_bound():
 def test_axis_weights_sum_to_one_and_track_the_float_weights(n_in, n_out, align, half):
     if align and half:
         return
-    wts = movement_resize.axis_weights(n_in, n_out, align, half)
-    one = 1 << movement_resize.WEIGHT_BITS
+    wts = fixed_resize.axis_weights(n_in, n_out, align, half)
+    one = 1 << fixed_resize.WEIGHT_BITS
     assert np.all(wts.w_lo + wts.w_hi == one)
     from calibrator_custom.ops.resize import _bilinear_axis
     _, _, frac = _bilinear_axis(n_in, n_out, align, half)
-    assert np.all(np.abs(wts.w_hi / one - frac.astype(np.float64)) <= 2.0 ** -(movement_resize.WEIGHT_BITS + 1))
+    assert np.all(np.abs(wts.w_hi / one - frac.astype(np.float64)) <= 2.0 ** -(fixed_resize.WEIGHT_BITS + 1))
     assert wts.abs_sum <= 2 * one and math.isfinite(wts.abs_sum)

@@ -1,4 +1,4 @@
-"""Integer reductions (fixed/kernels/movement_reduce.py) against their float kernels: MEAN, SUM,
+"""Integer reductions (fixed/kernels/reduce.py) against their float kernels: MEAN, SUM,
 REDUCE_MAX/MIN/PROD over single, multiple, negative, duplicate, non-contiguous and run-time axes with
 and without keep_dims; ARG_MAX/ARG_MIN (ties, int32/int64 outputs) and TOPK_V2; uint8-with-zero-point
 / int8 / int16 data and differing output quantizations; plus property tests of the REDUCE_PROD
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from calibrator_custom.errors import UnsupportedOpError
-from calibrator_custom.fixed.kernels import movement_reduce as mr
+from calibrator_custom.fixed.kernels import reduce as mr
 from fixedrunner import QArr, QOut, qrandom, run_float, symmetric_out
 from test_fixed_movement import (DTYPE_MODES, DTYPES, HALF, ZERO_POINT, check, float_shapes, i32,
                                  options_of, prepare_fixed, qdata, qout, scalar32)

@@ -1,0 +1,79 @@
+"""The pipeline: float model + statistics -> plan -> fixed model -> measure -> re-plan, at quant levels
+L1..L5, with imported quant_param.
+
+    >>> model = convert(float_path, "input_config.ini", stats, quant_level="L5",
+    ...                 calibration_feeds=feeds, output_path="net_fixed.sim")
+
+L1-L3 are one plan (``quant.planner.build_plan``). L4 adds 16-bit recommendations from an analytic
+estimate of each convolution's 8-bit noise (``pipeline.sensitivity``). L5 measures instead, on the
+fixed model (``pipeline.l5``). What each level does is its ``quant.levels.Level``.
+
+The trials share work and still compute the integers independent runs would: the plans reuse the
+planner's searches (``PlanInputs.memo``), the fixed models share prepared ops and each sensitivity
+trial re-runs only the ops its 16-bit conv changes (``pipeline.measure``). Every phase reports its
+progress to a :class:`~calibrator_custom.progress_display.Reporter`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..calib.stats import StatsSet
+from ..config import InputConfig, load_input_config
+from ..fixed.writer import build_fixed_model
+from ..model import sgs_lower
+from ..model.graph import Model, load_model
+from ..plan import PlanInputs
+from ..progress_display import Reporter, as_reporter
+from ..quant.levels import get_level
+from ..quant.qparam import QuantParamOverrides, import_quant_param
+from .l5 import L5_SAMPLES, L5Options, refine_l5  # noqa: F401 - L5_SAMPLES re-exported
+from .options import PlanOverrides
+from .sensitivity import analytic_gain, conv_macs, pick_upgrades
+
+log = logging.getLogger(__name__)
+
+
+def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathLike | InputConfig,
+            stats: StatsSet, *, quant_level: str = "L5", quant_param: list | None = None,
+            sensitivity_threshold: float = 0.002,
+            calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
+            output_path: str | os.PathLike | None = None,
+            progress: Reporter | Callable[[str], None] | None = None) -> Model:
+    """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
+
+    ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
+    elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
+    (``Reporter.auto()`` draws a bar on a terminal or a display in Jupyter), or a ``message(text)``
+    callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
+    the phases), and INFO log lines for the phases with a callable.
+    """
+    model = sgs_lower.runnable(float_model if isinstance(float_model, Model) else load_model(float_model))
+    config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
+    level = get_level(quant_level)
+    rep = as_reporter(progress)
+    pi = PlanInputs.create(model, stats, config)
+    ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
+    overrides = PlanOverrides.from_quant_param(ov)
+    with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
+        plan = overrides.plan(pi, level, tick=phase.update)
+    if level.upgrades_16 == "measured" and calibration_feeds:
+        plan = refine_l5(pi, plan, calibration_feeds, overrides, L5Options(sensitivity_threshold), rep)
+    elif level.upgrades_16 != "none":
+        if level.upgrades_16 == "measured":
+            log.warning("%s needs calibration inputs to measure; falling back to the L4 estimates", level.name)
+        with rep.phase(f"{level.name} conv sensitivity estimates", len(pi.convs)) as phase:
+            gains = analytic_gain(pi, plan, phase.update)
+        rec = pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
+        rep.message(f"{level.name}: {len(rec)} convolution(s) upgraded to 16 bit")
+        plan = overrides.plan(pi, level, rec)
+    with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
+        fixed = build_fixed_model(pi, plan)
+        phase.update()
+        if output_path is not None:
+            fixed.save(output_path)
+            phase.update()
+    return fixed
