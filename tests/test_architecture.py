@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "calibrator_custom"
 #: lowest first; a module belongs to the first layer with a matching prefix (a prefix ending in "." is a
 #: package); modules matching none are the top layer, "sdk"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("base", ("errors", "fileio", "blas", "rounding", "versions", "progress", "progress_display", "printing",
+    ("base", ("_blas_kernel", "errors", "fileio", "blas", "rounding", "versions", "progress", "progress_display", "printing",
               "sim_workers", "sim_registry", "input_formats")),
     ("model", ("model.graph", "model.flatbuf", "model.schema", "model.options", "model.sgs_dialect",
                "model.sgs_lower", "model.validate", "model", "config")),
