@@ -353,8 +353,6 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         ``model_type`` becomes ``'Cmodel_float'``.
         """
         from . import utils
-        from .cmodel_float import NOT_REPRODUCED, cmodel_float_model
-        from .model.graph import load_model
 
         utils.check_passes(passes, "convert_cmodel_float")
         if not self.model:
@@ -364,13 +362,25 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
             raise InputError("convert_cmodel_float: no statistics yet; invoke the calibrator on calibration inputs "
                              "(or set_minmax / update) first")
         out = os.fspath(saved_path) if saved_path is not None else utils.output_model_path(self.model, phase="CMD_Float")
+        self.write_cmodel_float(ranges, out)
+        self.model_type = "Cmodel_float"
+        return out
+
+    def write_cmodel_float(self, ranges: dict[str, tuple[float, float]], out: str | os.PathLike) -> None:
+        """Write this float model in the cmodel-float form with these (min, max) by tensor name to ``out``
+        (what :meth:`convert_cmodel_float` and ``SIM_Calibrator.convert(cmd_model=...)`` write)."""
+        from .cmodel_float import NOT_REPRODUCED, cmodel_float_model
+        from .model.graph import load_model
+
+        if not self.model:
+            raise InputError("a cmodel-float model needs a calibrator created from a model file path")
+        out = os.fspath(out)
+        if os.path.abspath(out) == os.path.abspath(self.model):
+            raise InputError(f"cmodel-float path {out!r} is the float model itself; give another path")
         source = load_model(self.model)  # the file itself (vendor fields included), not the runnable copy
         ours = self._qtype_by_name()
         planned = {t.name: t.extra.get("sgs_fixed_type") or ours.get(t.name, "") for t in source.main.tensors}
-        cmodel = cmodel_float_model(source, ranges, planned)
-        if os.path.abspath(out) == os.path.abspath(self.model):
-            raise InputError(f"convert_cmodel_float: saved_path {out!r} is the float model itself; give another path")
-        cmodel.save(out)
+        cmodel_float_model(source, ranges, planned).save(out)
         if source.is_vendor:
             log.warning("convert_cmodel_float: %s is a vendor cmodel-float model with the calibrated ranges; not "
                         "reproduced: %s", out, "; ".join(NOT_REPRODUCED))
@@ -378,8 +388,6 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
             log.warning("convert_cmodel_float: the float model is not a vendor float.sim, so %s is the same TFLite "
                         "model with the calibrated ranges as tensor min/max (the vendor's cmodel-float form needs a "
                         "vendor float.sim)", out)
-        self.model_type = "Cmodel_float"
-        return out
 
     def convert_fixed(self, passes=None, saved_path: str | os.PathLike | None = None, model_desc: str = "Fixed",
                       quant_level: str = "L1") -> str:
@@ -390,8 +398,6 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         are checked, not run; ``model_desc`` 'Fixed_without_ipu_ctrl' is
         written as 'Fixed' (there is one fixed dialect here). Returns the written path."""
         from . import utils
-        from .cmodel_float import ranges_in_model
-        from .model.graph import load_model
         from .quant.convert import convert as convert_model
 
         utils.check_passes(passes, "convert_fixed")
@@ -404,29 +410,40 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                 raise InputError("convert_fixed needs saved_path for a calibrator created from an in-memory model")
             saved_path = utils.output_model_path(self.model)
         stats = self.statistics()
-        imported = dict(self._imported)
-        if stats.num_samples == 0 and not imported and self.model:
-            # a cmodel-float file carries its ranges: convert with those, as the vendor's fixed stage does
-            stored = ranges_in_model(load_model(self.model))
-            g = self.model_obj.main
-            for k in g.topological_order():  # RESHAPEs the runnable copy added keep their source's range
-                op = g.operators[k]
-                if self.model_obj.op_name(op) == "RESHAPE" and g.tensors[op.inputs[0]].name in stored:
-                    stored.setdefault(g.tensors[op.outputs[0]].name, stored[g.tensors[op.inputs[0]].name])
-            for name, (lo, hi) in stored.items():
-                if name in self._qtype_by_name():
-                    imported[name] = {"name": name, "min": [lo], "max": [hi], "bit": self._bits_of(name)}
-            if imported:
-                log.info("convert_fixed: no statistics gathered; using the %d ranges stored in %s", len(imported),
-                         self.model)
-        if stats.num_samples == 0 and not imported:
+        if stats.num_samples == 0 and not self._imported and self.model:
+            stats = self._stored_range_stats(stats)
+        if stats.num_samples == 0 and not self._imported:
             raise InputError("convert_fixed: no statistics yet; invoke the calibrator on calibration inputs (or "
                              "set_minmax / update) first")
-        quant_param = list(imported.values()) or None
+        quant_param = list(self._imported.values()) or None
         convert_model(self.model_obj, self.config, stats, quant_level=quant_level, quant_param=quant_param,
                       output_path=saved_path)
         self.model_type = "Fixed"
         return os.fspath(saved_path)
+
+    def _stored_range_stats(self, empty: StatsSet) -> StatsSet:
+        """Statistics holding the ranges stored in the model file (a cmodel-float model), or ``empty``."""
+        from .cmodel_float import ranges_in_model
+        from .model.graph import load_model
+        from .quant.import_stats import stats_from_quant_param
+
+        stored = ranges_in_model(load_model(self.model))
+        g = self.model_obj.main
+        for k in g.topological_order():  # RESHAPEs the runnable copy added keep their source's range
+            op = g.operators[k]
+            if self.model_obj.op_name(op) == "RESHAPE" and g.tensors[op.inputs[0]].name in stored:
+                stored.setdefault(g.tensors[op.outputs[0]].name, stored[g.tensors[op.inputs[0]].name])
+        items = []
+        for t in g.tensors:
+            if t.name in stored:
+                channels = int(t.shape[-1]) if len(t.shape) else 1
+                lo, hi = stored[t.name]
+                items.append({"name": t.name, "min": [lo] * channels, "max": [hi] * channels,
+                              "bit": self._bits_of(t.name)})
+        if not items:
+            return empty
+        log.info("convert_fixed: no statistics gathered; using the %d ranges stored in %s", len(items), self.model)
+        return stats_from_quant_param(self.model_obj, items).with_weights(weight_stats(self._interp))
 
     def get_op_details(self, op_types: Iterable[str] | None = None) -> list[dict]:
         """Conv-like ops (of ``op_types``, default all): ``op_index``, ``op_type``, ``input_tensors`` (data,
