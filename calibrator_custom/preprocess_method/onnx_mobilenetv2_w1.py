@@ -3,7 +3,8 @@
 norm=False: RGB float32 bilinear 256x256, pixels [16:240, 16:240], rounded to uint8 (exactly the SDK's).
 
 The SDK's stock method of the same name; tests/test_preprocess_sdk.py checks this one against it
-where torchvision is installed (its file imports torchvision for both norm values).
+for both norm values; norm=True where Pillow is installed (torchvision, which its file imports, is stood in
+for by its documented transforms on real Pillow).
 """
 from __future__ import annotations
 
