@@ -214,7 +214,8 @@ def test_batch_idx_and_offline_simulator(cal):
 def test_compiler_config_lists_the_sdks_pass_names(tmp_path, monkeypatch):
     cfg = utils.CompilerConfig()
     # pass names of the SDK's cfg/CompilerConfigS.yaml (docs/vendor_mapping.md)
-    assert {"folder_const", "insert_dmacoef_matrix", "check_all_ops_is_supported_or_not"} <= set(cfg.Debug2FloatConfig())
+    debug2float = set(cfg.Debug2FloatConfig())
+    assert {"folder_const", "insert_dmacoef_matrix", "check_all_ops_is_supported_or_not"} <= debug2float
     assert "infect_datatype" not in cfg.Debug2FloatConfig(SkipInfectDtype=True)
     assert cfg.Float2CmodelFloatConfig()[:2] == ["fuse_elementwise_to_preceding_ops", "fuse_activation_functions"]
     assert "append_fix2float_operators" in cfg.CmodelFloat2FixedConfig()
