@@ -179,30 +179,130 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         self._import_ranges(items, "set_chn")
 
     def get_intermediate(self) -> list[dict]:
-        """The vendor's per-op intermediate (accumulator) ranges: none here, the fixed kernels need none."""
-        return []
+        """Per op that has run: ``op_index``, ``in0_name`` (its first input's name) and ``intermediate_range``,
+        one ``{'name', 'min': [float], 'max': [float]}`` per output tensor: the range each op's results took
+        over the invokes so far. What :meth:`set_intermediate` takes back.
+
+        The SDK's intermediate ranges are internal to its kernels and not documented; here an op's
+        intermediate values are its outputs (the package's fixed kernels keep no other intermediates).
+        """
+        g = self.model_obj.main
+        seen = self._collector.tensor_stats()
+        out = []
+        for k, op in enumerate(g.operators):
+            ranges = [{"name": g.tensors[t].name, "min": [float(seen[g.tensors[t].name].min)],
+                       "max": [float(seen[g.tensors[t].name].max)]}
+                      for t in op.outputs if t >= 0 and g.tensors[t].name in seen]
+            if ranges:
+                first = next((g.tensors[t].name for t in op.inputs if t >= 0), "")
+                out.append({"op_index": k, "in0_name": first, "intermediate_range": ranges})
+        return out
 
     def set_intermediate(self, intermediate: Sequence[dict]) -> None:
-        """Accepts :meth:`get_intermediate`'s list; there are no intermediate ranges to set here."""
-        if intermediate:
-            log.warning("set_intermediate: this package's fixed kernels use no intermediate ranges; %d item(s) "
-                        "ignored", len(intermediate))
+        """Use the ranges of :meth:`get_intermediate` items in :meth:`convert_fixed` (as :meth:`set_minmax` does
+        for the named output tensors). Each item's ``op_index`` must be an op of the model, its ``in0_name`` (if
+        given) that op's first input, and every range an output of that op."""
+        if not isinstance(intermediate, (list, tuple)):
+            raise ConfigError(f"set_intermediate: expected the list that get_intermediate() returns, got "
+                              f"{type(intermediate).__name__}")
+        g = self.model_obj.main
+        items = []
+        for k, item in enumerate(intermediate):
+            if not isinstance(item, dict) or not {"op_index", "intermediate_range"} <= set(item):
+                raise ConfigError(f"set_intermediate[{k}]: each item needs op_index and intermediate_range (as "
+                                  "get_intermediate() returns)")
+            i = item["op_index"]
+            if not isinstance(i, (int, np.integer)) or not 0 <= int(i) < len(g.operators):
+                raise ConfigError(f"set_intermediate[{k}]: op_index {i!r} is not an op of the model (0.."
+                                  f"{len(g.operators) - 1})")
+            op = g.operators[int(i)]
+            first = next((g.tensors[t].name for t in op.inputs if t >= 0), "")
+            if "in0_name" in item and item["in0_name"] != first:
+                raise ConfigError(f"set_intermediate[{k}]: op {int(i)}'s first input is {first!r}, not "
+                                  f"{item['in0_name']!r}")
+            outputs = {g.tensors[t].name for t in op.outputs if t >= 0}
+            ranges = item["intermediate_range"]
+            if not isinstance(ranges, (list, tuple)):
+                raise ConfigError(f"set_intermediate[{k}]: intermediate_range must be a list of name/min/max dicts")
+            for r in ranges:
+                name = r.get("name") if isinstance(r, dict) else None
+                if name not in outputs:
+                    raise ConfigError(f"set_intermediate[{k}]: {name!r} is not an output of op {int(i)} "
+                                      f"({', '.join(sorted(outputs))})")
+                items.append(r)
+        self._import_ranges(items, "set_intermediate")
 
     def get_statistics(self) -> list[dict]:
         """Per float tensor: ``name``, ``bin`` (histogram counts), ``min``, ``max`` and ``tensor_stats`` (the
-        full statistics, what :meth:`set_statistics` takes back)."""
+        full statistics, what :meth:`set_statistics` takes back exactly)."""
         return [{"name": s.name, "bin": np.asarray(s.histogram.counts).copy(), "min": float(s.min),
                  "max": float(s.max), "tensor_stats": s} for s in self._collector.tensor_stats().values()]
 
     def set_statistics(self, statistics: Sequence[dict]) -> None:
-        """Replace the gathered statistics of the named tensors by those of :meth:`get_statistics` items."""
+        """Replace the gathered statistics of the named tensors.
+
+        Items of :meth:`get_statistics` (with ``tensor_stats``) are taken back exactly. The SDK's form,
+        ``{'name', 'bin'}`` (counts of equal-width bins spanning the tensor's range), is accepted too: the
+        range is the item's ``min``/``max`` if given, else the one set with :meth:`set_minmax`, else the one
+        gathered; each bin's count is placed at the bin's centre (so percentiles are within half a bin).
+        """
+        if not isinstance(statistics, (list, tuple)):
+            raise ConfigError(f"set_statistics: expected the list that get_statistics() returns, got "
+                              f"{type(statistics).__name__}")
+        g = self.model_obj.main
+        new = {}
         for k, item in enumerate(statistics):
-            ts = item.get("tensor_stats") if isinstance(item, dict) else None
-            if not isinstance(ts, TensorStats):
-                raise ConfigError(f"set_statistics[{k}]: give the items get_statistics() returns (with "
-                                  "'tensor_stats'); bare 'bin' histograms cannot be merged into this package's "
-                                  "adaptive histograms")
-            self._collector._stats[ts.name] = ts
+            if not isinstance(item, dict) or "name" not in item:
+                raise ConfigError(f"set_statistics[{k}]: each item needs 'name' and 'bin' (or 'tensor_stats')")
+            ts = item.get("tensor_stats")
+            if ts is not None:
+                if not isinstance(ts, TensorStats) or ts.name != item["name"]:
+                    raise ConfigError(f"set_statistics[{k}]: 'tensor_stats' must be the TensorStats of "
+                                      f"{item['name']!r} that get_statistics() returned")
+                new[ts.name] = ts
+                continue
+            if "bin" not in item:
+                raise ConfigError(f"set_statistics[{k}] ({item['name']!r}): give 'bin' (histogram counts) or the "
+                                  "items get_statistics() returns")
+            new[item["name"]] = self._stats_from_bins(k, item, g)
+        self._collector._stats.update(new)
+
+    def _stats_from_bins(self, k: int, item: dict, g) -> TensorStats:
+        from .calib.histogram import Histogram, _floor_scaled, bin_indices, exponent_for
+
+        name = item["name"]
+        try:
+            index = g.tensor_index(name)
+        except Exception:
+            raise ConfigError(f"set_statistics[{k}]: the model has no tensor named {name!r}") from None
+        counts = np.asarray(item["bin"], np.float64).ravel()
+        if counts.size == 0 or not np.all(np.isfinite(counts)) or np.any(counts < 0):
+            raise ConfigError(f"set_statistics[{k}] ({name!r}): 'bin' must be a non-empty list of counts >= 0")
+        old = self._collector._stats.get(name)
+        if "min" in item and "max" in item:
+            lo, hi = float(np.min(item["min"])), float(np.max(item["max"]))
+        elif name in self._imported:
+            lo, hi = float(np.min(self._imported[name]["min"])), float(np.max(self._imported[name]["max"]))
+        elif old is not None and old.num_finite:
+            lo, hi = old.min, old.max
+        else:
+            raise ConfigError(f"set_statistics[{k}] ({name!r}): the range of its bins is unknown; give 'min' and "
+                              "'max' in the item, call set_minmax first, or invoke the calibrator")
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= hi):
+            raise ConfigError(f"set_statistics[{k}] ({name!r}): range [{lo}, {hi}] is not a finite interval")
+        num_bins = self._collector.config.num_bins
+        centers = np.clip(lo + (np.arange(counts.size) + 0.5) * ((hi - lo) / counts.size), lo, hi)
+        e = exponent_for(lo, hi, num_bins)
+        i0 = _floor_scaled(lo + 0.0, e)
+        n = _floor_scaled(hi + 0.0, e) - i0 + 1
+        hist_counts = np.rint(np.bincount(bin_indices(centers, e, i0), weights=counts, minlength=n)).astype(np.int64)
+        hist = Histogram(num_bins, e, i0, hist_counts, lo + 0.0, hi + 0.0)
+        shape = tuple(int(d) for d in g.tensors[index].shape)
+        channels = shape[-1] if shape else 1
+        cmin = old.channel_min if old is not None and old.num_finite else np.full(channels, lo)
+        cmax = old.channel_max if old is not None and old.num_finite else np.full(channels, hi)
+        return TensorStats(name, index, shape, max(1, old.num_samples if old is not None else 0), 0, 0,
+                           np.clip(cmin, lo, hi), np.clip(cmax, lo, hi), hist)
 
     def dump_weights(self) -> dict[str, np.ndarray]:
         """Every float constant an op reads, by tensor name (copies)."""
@@ -237,33 +337,71 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         self.update(items)
         return self.model
 
-    def convert_cmodel_float(self, passes=None, saved_path: str | os.PathLike | None = None) -> str:
-        """The vendor's float -> cmodel-float stage. There is none here (float converts straight to fixed):
-        the float model is copied to ``saved_path`` (default ``x_cmodel_float.sim``) so later steps that
-        open that file work, and ``model_type`` becomes ``'Cmodel_float'``. ``passes`` are ignored."""
-        import shutil
+    def _calibrated_ranges(self) -> dict[str, tuple[float, float]]:
+        """(min, max) by tensor name: the statistics gathered, overridden by the imported ranges."""
+        ranges = {n: (float(t.min), float(t.max)) for n, t in self._collector.tensor_stats().items() if t.num_finite}
+        ranges.update({n: (float(np.min(i["min"])), float(np.max(i["max"]))) for n, i in self._imported.items()})
+        return ranges
 
+    def convert_cmodel_float(self, passes=None, saved_path: str | os.PathLike | None = None) -> str:
+        """The vendor's float -> cmodel-float stage: writes the float model with the calibrated ranges (statistics
+        so far, overridden by ``set_minmax`` / ``set_chn`` / ``set_intermediate`` / ``update``) in every tensor
+        (:mod:`calibrator_custom.cmodel_float`) to ``saved_path`` (default ``x_cmodel_float.sim``); returns it.
+
+        A vendor ``*_float.sim`` gives a vendor ``Sigmastar Cmodel Float`` file; a TFLite model a TFLite file with
+        the ranges as tensor min/max. Either one, opened with ``calibrator(path, ini)``, converts to fixed with
+        those ranges (:meth:`convert_fixed`). ``passes``: a list of pass names or a pass file (checked, not run).
+        ``model_type`` becomes ``'Cmodel_float'``.
+        """
         from . import utils
 
+        utils.check_passes(passes, "convert_cmodel_float")
         if not self.model:
             raise InputError("convert_cmodel_float needs a calibrator created from a model file path")
+        ranges = self._calibrated_ranges()
+        if not ranges:
+            raise InputError("convert_cmodel_float: no statistics yet; invoke the calibrator on calibration inputs "
+                             "(or set_minmax / update) first")
         out = os.fspath(saved_path) if saved_path is not None else utils.output_model_path(self.model, phase="CMD_Float")
-        log.warning("convert_cmodel_float: there is no cmodel-float stage here; %s is a copy of the float model",
-                    out)
-        if os.path.abspath(out) != os.path.abspath(self.model):
-            shutil.copyfile(self.model, out)
+        self.write_cmodel_float(ranges, out)
         self.model_type = "Cmodel_float"
         return out
+
+    def write_cmodel_float(self, ranges: dict[str, tuple[float, float]], out: str | os.PathLike) -> None:
+        """Write this float model in the cmodel-float form with these (min, max) by tensor name to ``out``
+        (what :meth:`convert_cmodel_float` and ``SIM_Calibrator.convert(cmd_model=...)`` write)."""
+        from .cmodel_float import NOT_REPRODUCED, cmodel_float_model
+        from .model.graph import load_model
+
+        if not self.model:
+            raise InputError("a cmodel-float model needs a calibrator created from a model file path")
+        out = os.fspath(out)
+        if os.path.abspath(out) == os.path.abspath(self.model):
+            raise InputError(f"cmodel-float path {out!r} is the float model itself; give another path")
+        source = load_model(self.model)  # the file itself (vendor fields included), not the runnable copy
+        ours = self._qtype_by_name()
+        planned = {t.name: t.extra.get("sgs_fixed_type") or ours.get(t.name, "") for t in source.main.tensors}
+        cmodel_float_model(source, ranges, planned).save(out)
+        if source.is_vendor:
+            log.warning("convert_cmodel_float: %s is a vendor cmodel-float model with the calibrated ranges; not "
+                        "reproduced: %s", out, "; ".join(NOT_REPRODUCED))
+        else:
+            log.warning("convert_cmodel_float: the float model is not a vendor float.sim, so %s is the same TFLite "
+                        "model with the calibrated ranges as tensor min/max (the vendor's cmodel-float form needs a "
+                        "vendor float.sim)", out)
 
     def convert_fixed(self, passes=None, saved_path: str | os.PathLike | None = None, model_desc: str = "Fixed",
                       quant_level: str = "L1") -> str:
         """Write the fixed model from the statistics gathered so far and the ranges/items given with
         ``set_minmax``/``set_chn``/``update``/``update_data`` (those win), at ``quant_level`` (default L1, the
-        vendor's min/max conversion). ``passes`` are ignored; ``model_desc`` 'Fixed_without_ipu_ctrl' is
+        vendor's min/max conversion). Without statistics or imported ranges, the ranges stored in the model file
+        (a cmodel-float model from :meth:`convert_cmodel_float`) are used. ``passes`` (pass names or a pass file)
+        are checked, not run; ``model_desc`` 'Fixed_without_ipu_ctrl' is
         written as 'Fixed' (there is one fixed dialect here). Returns the written path."""
         from . import utils
         from .pipeline.convert import convert as convert_model
 
+        utils.check_passes(passes, "convert_fixed")
         if model_desc not in ("Fixed", "Fixed_without_ipu_ctrl"):
             raise ConfigError(f"convert_fixed: model_desc {model_desc!r}; use 'Fixed' or 'Fixed_without_ipu_ctrl'")
         if model_desc != "Fixed":
@@ -273,6 +411,8 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                 raise InputError("convert_fixed needs saved_path for a calibrator created from an in-memory model")
             saved_path = utils.output_model_path(self.model)
         stats = self.statistics()
+        if stats.num_samples == 0 and not self._imported and self.model:
+            stats = self._stored_range_stats(stats)
         if stats.num_samples == 0 and not self._imported:
             raise InputError("convert_fixed: no statistics yet; invoke the calibrator on calibration inputs (or "
                              "set_minmax / update) first")
@@ -281,6 +421,30 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                       output_path=saved_path)
         self.model_type = "Fixed"
         return os.fspath(saved_path)
+
+    def _stored_range_stats(self, empty: StatsSet) -> StatsSet:
+        """Statistics holding the ranges stored in the model file (a cmodel-float model), or ``empty``."""
+        from .cmodel_float import ranges_in_model
+        from .model.graph import load_model
+        from .quant.import_stats import stats_from_quant_param
+
+        stored = ranges_in_model(load_model(self.model))
+        g = self.model_obj.main
+        for k in g.topological_order():  # RESHAPEs the runnable copy added keep their source's range
+            op = g.operators[k]
+            if self.model_obj.op_name(op) == "RESHAPE" and g.tensors[op.inputs[0]].name in stored:
+                stored.setdefault(g.tensors[op.outputs[0]].name, stored[g.tensors[op.inputs[0]].name])
+        items = []
+        for t in g.tensors:
+            if t.name in stored:
+                channels = int(t.shape[-1]) if len(t.shape) else 1
+                lo, hi = stored[t.name]
+                items.append({"name": t.name, "min": [lo] * channels, "max": [hi] * channels,
+                              "bit": self._bits_of(t.name)})
+        if not items:
+            return empty
+        log.info("convert_fixed: no statistics gathered; using the %d ranges stored in %s", len(items), self.model)
+        return stats_from_quant_param(self.model_obj, items).with_weights(weight_stats(self._interp))
 
     def get_op_details(self, op_types: Iterable[str] | None = None) -> list[dict]:
         """Conv-like ops (of ``op_types``, default all): ``op_index``, ``op_type``, ``input_tensors`` (data,

@@ -46,8 +46,8 @@ log = logging.getLogger(__name__)
 STH = 0.002
 #: the fixed dialect written (the SDK's tools set 'Fixed_without_ipu_ctrl' for -p; there is one dialect here)
 TARGET_TYPE = "Fixed"
-#: keyword arguments of the SDK's ``convert`` that are accepted and have no effect here
-_IGNORED_KEYWORDS = ("cmd_model",)
+#: keyword arguments of the SDK's ``convert`` that are accepted and have no effect here (none left)
+_IGNORED_KEYWORDS: tuple[str, ...] = ()
 #: the vendor's default number of worker processes
 DEFAULT_NUM_PROCESS = 10
 #: the only mixed-precision strategy there is
@@ -123,8 +123,9 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                 from the float model as given, and the items' own ranges take priority).
             mixed_precision: only ``'sp'`` (the vendor's default and the only strategy here); another
                 value is used as ``'sp'`` with a warning (the SDK passes it to its closed quantizer).
-            cmd_model: accepted for compatibility (its length is checked) and ignored: there is no
-                cmodel-float stage here.
+            cmd_model: cmodel-float output paths, one per registered calibrator: each gets its float model
+                with the calibrated ranges (``calibrator.convert_cmodel_float``'s file). ``None``: none
+                written (the fixed models do not need them here).
             fix_model: output paths, one per registered calibrator in definition order. ``None``
                 names them after the float models (``x_float.sim`` -> ``x_fixed.sim``,
                 ``x.tflite`` -> ``x_fixed.sim``, next to them).
@@ -161,9 +162,6 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             log.warning("TARGET_TYPE %r: writing a 'Fixed' model (there is one fixed dialect here)", TARGET_TYPE)
         _check_count("cmd_model", cmd_model, len(cals))
         _check_count("fix_model", fix_model, len(cals))
-        if cmd_model is not None:
-            log.warning("cmd_model is ignored: there is no cmodel-float stage; the float models convert directly "
-                        "to fixed models")
         out_paths = self._out_paths(cals, fix_model)
         names = list(self._calibrators)
         if quant_param is not None:
@@ -186,6 +184,10 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
                                   sensitivity_threshold=sensitivity_threshold, calibration_feeds=fd or None,
                                   output_path=path, progress=Reporter.auto(prefix=f"{name}: "))
+            if cmd_model is not None:
+                ranges = {n: (float(t.min), float(t.max)) for n, t in st.tensors.items() if t.num_finite}
+                ranges.update({q["name"]: (float(np.min(q["min"])), float(np.max(q["max"]))) for q in qp or ()})
+                cal.write_cmodel_float(ranges, cmd_model[names.index(name)])
             if self.save_quant_info:
                 save_quant_param(export_quant_param(fixed), f"quant_info_{name}.pkl")
                 log.info("%s: quant info saved in quant_info_%s.pkl", name, name)
@@ -212,16 +214,24 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
 
     def convert_fixed(self, cmd_model: Sequence[str] | None = None, fix_model: Sequence[str] | None = None,
                       **ignored: Any) -> list[str]:
-        """Write every calibrator's fixed model from what it has gathered (``invoke``, ``set_minmax``,
-        ``update``...), as ``calibrator.convert_fixed`` (L1). ``cmd_model`` is checked and ignored (no
-        cmodel stage). Returns the paths (default names next to the float models)."""
+        """Write every calibrator's fixed model (L1). With ``cmd_model`` (one cmodel-float file per calibrator,
+        as :meth:`convert` writes them) each fixed model is converted from its file's stored ranges, as the
+        SDK converts cmodel-float to fixed; without, from what the calibrator gathered (``invoke``,
+        ``set_minmax``, ``update``...), as ``calibrator.convert_fixed``. Returns the paths (default names next
+        to the float models)."""
         cals = self._calibrator_list()
         _check_count("cmd_model", cmd_model, len(cals))
         _check_count("fix_model", fix_model, len(cals))
         for key in sorted(ignored):
             log.warning("convert_fixed: keyword %s has no effect here", key)
         paths = self._out_paths(cals, fix_model)
-        return [c.convert_fixed(saved_path=p) for c, p in zip(cals, paths)]
+        if cmd_model is None:
+            return [c.convert_fixed(saved_path=p) for c, p in zip(cals, paths)]
+        for c, cm in zip(cals, cmd_model):
+            if not os.path.isfile(cm):
+                raise InputError(f"convert_fixed: cmodel-float model {cm!r} does not exist; write it with "
+                                 "convert(..., cmd_model=[...]) or calibrator.convert_cmodel_float")
+        return [calibrator(cm, c.input_config).convert_fixed(saved_path=p) for c, cm, p in zip(cals, cmd_model, paths)]
 
     def convert_optim_model(self, img_gen: Iterator, **kwargs: Any) -> list[dict]:
         """Run ``forward`` on every sample (the calibrators gather statistics) and return the

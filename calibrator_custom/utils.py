@@ -29,6 +29,7 @@ import numpy as np
 
 from . import versions as _versions
 from .errors import ConfigError, InputError
+from .fileio import atomic_write
 from .input_formats import RGB2YUV_1024, convert_to_input_formats, rgb_to_nv12  # noqa: F401 - vendor API
 from .progress import ProgressBar
 from .quant.qparam import check_quant_param  # noqa: F401 - vendor API
@@ -63,11 +64,47 @@ def get_sdk_version() -> str:
     return VERSION.split(".")[0]
 
 
+#: The SDK's compiler pass names per conversion stage (``cfg/CompilerConfigS.yaml`` of the S-series SDK and
+#: the 1.x ``cfg/CompilerConfig.txt``; the CmodelFloat2Fixed lists omit the vendor's unnamed tiling and
+#: scheduling passes). They name the vendor's passes; this package runs none of them.
+COMPILER_PASSES: dict[str, tuple[str, ...]] = {
+    "Debug2FloatConfig": (
+        "resolve_multi_consumer_tensor", "drop fake quant", "drop cast", "space_to_batch_nd", "batch_to_space_nd",
+        "division_to_multiplication", "full_connection_to_convolution_2d", "batchmatmul_to_convolution_2d",
+        "divide_high_dimensional_convolution", "divide_high_dimensional_pooling", "input_extend_dimension",
+        "convert_depthwiseconv_to_conv2d", "expand_dualport_ele_inner_dimension", "replace_addn_to_add",
+        "reorder_weight_online", "align_input_for_convolution", "swap_elementwise_params",
+        "resolve_prelu_leakyrelu", "folder_const", "transpose_conv", "extend_convolution_parameters",
+        "disassemble_activation_func", "fuse_elementwise_to_following_conv", "fuse_trivial_elementwise_ops",
+        "merge_dma_ops", "drop_inputs_domain", "resolve_ops_option", "fuse_pad_into_following_ops",
+        "insert_dmacoef_matrix", "replace_concatenation", "insert_align_operator", "insert_float2fix_operators",
+        "infect_datatype", "preprocess_elementwise_behind_convolution", "check_all_ops_is_supported_or_not",
+        "remove_unused_tensor_and_ops", "reorder_execute_operators_by_depth"),
+    "Float2CmodelFloatConfig": (
+        "fuse_elementwise_to_preceding_ops", "fuse_activation_functions", "preprocess_per_CHN_minmax",
+        "infect_datatype", "infect_quant_domain", "calcu_qab_minmax", "fuse_single_port_multiply_add"),
+    "CmodelFloat2FixedConfig": (
+        "append_fix2float_operators", "insert_format_convert", "resolve_quantization_and_op_params",
+        "convert_depthwiseconv_to_conv2d", "convolution2d_to_convolution3d"),
+    "CmodelFloat2FixedWOConfig": (
+        "append_fix2float_operators", "insert_format_convert", "resolve_quantization_and_op_params",
+        "convert_depthwiseconv_to_conv2d", "convolution2d_to_convolution3d"),
+    # the names of these stages' passes are not published: empty lists
+    "FixedWO2Fixed": (),
+    "Float2CmodelFloatVerifyConfig": (),
+    "MixedOptimConfig": (),
+}
+
+
 class CompilerConfig:
-    """The SDK's compiler pass lists (read there from cfg/CompilerConfig*.yaml). This package runs no
-    passes: every list is empty and the calibrator methods that take passes ignore them. With
-    ``useFile=True`` each method writes its (empty) list to the SDK's file name and returns that path;
-    the files are removed when the object is deleted."""
+    """The SDK's compiler pass lists (read there from ``cfg/CompilerConfig*.yaml``): each method returns its
+    stage's pass names (:data:`COMPILER_PASSES`, a new list per call). With ``useFile=True`` each method
+    instead writes the names, one per line, to the SDK's file name in the current folder and returns that
+    path; the files are removed when the object is deleted.
+
+    This package runs none of these passes (float converts straight to fixed); the calibrator methods that
+    take passes accept a list of pass names or such a file and check it, nothing more.
+    """
 
     _FILES = {"Debug2FloatConfig": "Debug2FloatConfig.txt", "Float2CmodelFloatConfig": "Float2CmodelFloatConfig.txt",
               "CmodelFloat2FixedConfig": "CmodelFloat2FixedConfig.txt",
@@ -79,17 +116,17 @@ class CompilerConfig:
         self.useFile = useFile
         self.FilePath: list[str] = []
 
-    def _passes(self, key: str):
+    def _passes(self, key: str, skip: tuple[str, ...] = ()):
+        names = [p for p in COMPILER_PASSES[key] if p not in skip]
         if not self.useFile:
-            return []
+            return names
         path = self._FILES[key]
-        with open(path, "w", encoding="utf-8"):
-            pass
+        atomic_write(path, "".join(n + "\n" for n in names).encode("utf-8"))
         self.FilePath.append(path)
         return path
 
     def Debug2FloatConfig(self, SkipInfectDtype: bool = False):  # noqa: N802,N803
-        return self._passes("Debug2FloatConfig")
+        return self._passes("Debug2FloatConfig", ("infect_datatype",) if SkipInfectDtype else ())
 
     def Float2CmodelFloatConfig(self):  # noqa: N802
         return self._passes("Float2CmodelFloatConfig")
@@ -115,6 +152,24 @@ class CompilerConfig:
                 os.remove(path)
             except OSError:
                 pass
+
+
+def check_passes(passes, what: str) -> list[str]:
+    """``passes`` as a list of pass names: None (none), a list/tuple of names, or a pass file (one per line)
+    as ``CompilerConfig(useFile=True)`` writes; anything else is a ConfigError naming ``what``."""
+    if passes is None:
+        return []
+    if isinstance(passes, (str, os.PathLike)):
+        path = os.fspath(passes)
+        if not os.path.isfile(path):
+            raise ConfigError(f"{what}: pass file {path!r} does not exist; give CompilerConfig()'s list or "
+                              "the file CompilerConfig(useFile=True) writes")
+        with open(path, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip() and not line.startswith("//")]
+    if isinstance(passes, (list, tuple)) and all(isinstance(p, str) for p in passes):
+        return list(passes)
+    raise ConfigError(f"{what}: passes must be a list of pass names (CompilerConfig()'s methods) or a pass file, "
+                      f"got {type(passes).__name__}")
 
 
 class ShowProcess:

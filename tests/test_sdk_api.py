@@ -48,8 +48,59 @@ def test_get_and_set_statistics_round_trip(cal):
     c.reset_statistics()
     c.set_statistics(items)
     assert {s["name"]: s["min"] for s in c.get_statistics()} == {i["name"]: i["min"] for i in items}
-    with pytest.raises(ConfigError, match="bare 'bin' histograms cannot be merged"):
-        c.set_statistics([{"name": "img", "bin": np.zeros(4)}])
+    assert c.statistics().tensors["img"] == by_name["img"]["tensor_stats"]
+
+
+def test_set_statistics_takes_the_sdks_bin_form(cal):
+    """The SDK's item is {name, bin}: equal-width counts over the tensor's range (given, or set_minmax's)."""
+    c, _ = cal
+    values = np.concatenate([sn.normalized(p).ravel() for p in sn.pixels(4)]).astype(np.float64)
+    lo, hi = float(values.min()), float(values.max())
+    counts, edges = np.histogram(values, bins=2048, range=(lo, hi))
+    c.set_statistics([{"name": "img", "bin": counts.tolist(), "min": lo, "max": hi}])
+    s = c.statistics().tensors["img"]
+    assert s.shape == (1, 8, 8, 3) and (s.min, s.max) == (lo, hi) and s.num_finite == values.size
+    half_bin = (hi - lo) / 2048 / 2
+    for q in (1, 25, 50, 75, 99):  # centre-placed counts: within half an SDK bin (+ our bin width)
+        assert abs(s.percentile(q) - np.percentile(values, q)) <= half_bin + s.histogram.width
+    c2 = calibrator_custom.calibrator(c.model, c.input_config)
+    c2.set_minmax([{"name": "img", "min": lo, "max": hi}])
+    c2.set_statistics([{"name": "img", "bin": counts}])  # range from set_minmax
+    assert (c2.statistics().tensors["img"].min, c2.statistics().tensors["img"].max) == (lo, hi)
+    c3 = calibrator_custom.calibrator(c.model, c.input_config)
+    with pytest.raises(ConfigError, match="the range of its bins is unknown; give 'min' and 'max'"):
+        c3.set_statistics([{"name": "img", "bin": counts}])
+    with pytest.raises(ConfigError, match="no tensor named 'ghost'"):
+        c3.set_statistics([{"name": "ghost", "bin": counts, "min": 0.0, "max": 1.0}])
+    with pytest.raises(ConfigError, match="'bin' must be a non-empty list of counts >= 0"):
+        c3.set_statistics([{"name": "img", "bin": [-1, 2], "min": 0.0, "max": 1.0}])
+
+
+def test_intermediate_ranges_are_each_ops_outputs_and_go_into_convert_fixed(cal):
+    c, d = cal
+    assert c.get_intermediate() == []
+    feed(c, sn.pixels(3))
+    ref = calibrator_custom.float_simulator(c.model)
+    outs = []
+    for p in sn.pixels(3):
+        sn.run(ref, sn.normalized(p))
+        outs.append(ref.get_output(0).copy())
+    (item,) = c.get_intermediate()
+    assert item["op_index"] == 0 and item["in0_name"] == "img"
+    (r,) = item["intermediate_range"]
+    assert r["name"] == "a_out"
+    assert r["min"] == [min(float(o.min()) for o in outs)] and r["max"] == [max(float(o.max()) for o in outs)]
+    c.set_intermediate([{"op_index": 0, "in0_name": "img",
+                         "intermediate_range": [{"name": "a_out", "min": [-2.0], "max": [5.0]}]}])
+    path = c.convert_fixed(saved_path=str(d / "i_fixed.sim"))
+    q = {t["name"]: t for t in calibrator_custom.fixed_simulator(path).get_tensor_details()}["a_out_int16"]
+    assert min(q["min"]) == pytest.approx(-2.0) and max(q["max"]) == pytest.approx(5.0)
+    with pytest.raises(ConfigError, match="op_index 3 is not an op of the model"):
+        c.set_intermediate([{"op_index": 3, "intermediate_range": []}])
+    with pytest.raises(ConfigError, match="op 0's first input is 'img', not 'x'"):
+        c.set_intermediate([{"op_index": 0, "in0_name": "x", "intermediate_range": []}])
+    with pytest.raises(ConfigError, match="'img' is not an output of op 0"):
+        c.set_intermediate([{"op_index": 0, "intermediate_range": [{"name": "img", "min": [0.0], "max": [1.0]}]}])
 
 
 def test_set_minmax_ranges_go_into_convert_fixed(cal):
@@ -101,11 +152,51 @@ def test_update_data_never_rewrites_the_float_model(cal, caplog):
     assert open(c.model, "rb").read() == before
 
 
-def test_convert_cmodel_float_is_a_copy(cal):
+def test_convert_cmodel_float_writes_the_calibrated_ranges(cal, caplog):
+    """A TFLite-layout float model: the cmodel-float file is that model with the ranges as tensor min/max."""
     c, d = cal
-    out = c.convert_cmodel_float(utils.CompilerConfig().Float2CmodelFloatConfig())
+    with pytest.raises(InputError, match="convert_cmodel_float: no statistics yet"):
+        c.convert_cmodel_float()
+    feed(c, sn.pixels(3))
+    xs = [sn.normalized(p) for p in sn.pixels(3)]
+    ref = calibrator_custom.float_simulator(c.model)
+    outs = []
+    for x in xs:
+        sn.run(ref, x)
+        outs.append(ref.get_output(0).copy())
+    with caplog.at_level("WARNING", logger="calibrator_custom"):
+        out = c.convert_cmodel_float(utils.CompilerConfig().Float2CmodelFloatConfig())
+    assert "is not a vendor float.sim" in caplog.text
     assert out == c.model.replace("_float.sim", "_cmodel_float.sim") and c.model_type == "Cmodel_float"
-    assert open(out, "rb").read() == open(c.model, "rb").read()
+    from calibrator_custom.model.graph import load_model
+
+    m = load_model(out)
+    t = {x.name: x for x in m.main.tensors}
+    w = m.tensor_data(t["a_out_w"])
+    assert m.dialect == "tflite"
+    assert t["img"].quantization.min == (min(float(x.min()) for x in xs),)
+    assert t["img"].quantization.max == (max(float(x.max()) for x in xs),)
+    assert t["a_out"].quantization.min == pytest.approx((min(float(o.min()) for o in outs),))
+    assert t["a_out"].quantization.max == pytest.approx((max(float(o.max()) for o in outs),))
+    assert t["a_out_w"].quantization.min == (float(w.min()),) and t["a_out_w"].quantization.max == (float(w.max()),)
+    assert not any(x.quantization.scale for x in m.main.tensors)  # float tensors stay float in TFLite
+    cm = calibrator_custom.float_simulator(out)
+    sn.run(cm, xs[0])
+    sn.run(ref, xs[0])
+    np.testing.assert_array_equal(cm.get_output(0), ref.get_output(0))
+
+
+def test_convert_fixed_of_a_cmodel_float_uses_its_stored_ranges(cal):
+    c, d = cal
+    feed(c, sn.pixels(3))
+    c.set_minmax([{"name": "a_out", "min": -2.0, "max": 5.0}])
+    cmodel = c.convert_cmodel_float(None, str(d / "s_cmodel_float.sim"))
+    fresh = calibrator_custom.calibrator(cmodel, c.input_config)  # no invoke: the file holds the ranges
+    path = fresh.convert_fixed(utils.CompilerConfig().CmodelFloat2FixedConfig(), str(d / "s_fixed.sim"))
+    q = {t["name"]: t for t in calibrator_custom.fixed_simulator(path).get_tensor_details()}["a_out_int16"]
+    assert min(q["min"]) == pytest.approx(-2.0) and max(q["max"]) == pytest.approx(5.0)
+    with pytest.raises(InputError, match="no statistics yet"):  # a plain float model holds no ranges
+        calibrator_custom.calibrator(c.model, c.input_config).convert_fixed(saved_path=str(d / "n_fixed.sim"))
 
 
 def test_batch_idx_and_offline_simulator(cal):
@@ -120,14 +211,27 @@ def test_batch_idx_and_offline_simulator(cal):
         calibrator_custom.offline_simulator(c.model, None, False, 1)
 
 
-def test_compiler_config_files_are_removed(tmp_path, monkeypatch):
+def test_compiler_config_lists_the_sdks_pass_names(tmp_path, monkeypatch):
+    cfg = utils.CompilerConfig()
+    # pass names of the SDK's cfg/CompilerConfigS.yaml (docs/vendor_mapping.md)
+    debug2float = set(cfg.Debug2FloatConfig())
+    assert {"folder_const", "insert_dmacoef_matrix", "check_all_ops_is_supported_or_not"} <= debug2float
+    assert "infect_datatype" not in cfg.Debug2FloatConfig(SkipInfectDtype=True)
+    assert cfg.Float2CmodelFloatConfig()[:2] == ["fuse_elementwise_to_preceding_ops", "fuse_activation_functions"]
+    assert "append_fix2float_operators" in cfg.CmodelFloat2FixedConfig()
+    assert cfg.MixedOptimConfig() == []  # not published
     monkeypatch.chdir(tmp_path)
-    cfg = utils.CompilerConfig(useFile=True)
-    path = cfg.CmodelFloat2FixedConfig()
-    assert path == "CmodelFloat2FixedConfig.txt" and os.path.isfile(path)
-    del cfg
+    files = utils.CompilerConfig(useFile=True)
+    path = files.CmodelFloat2FixedConfig()
+    assert path == "CmodelFloat2FixedConfig.txt"
+    assert open(path, encoding="utf-8").read().split() == cfg.CmodelFloat2FixedConfig()
+    assert utils.check_passes(path, "x") == cfg.CmodelFloat2FixedConfig()
+    del files
     assert not os.path.exists(path)
-    assert utils.CompilerConfig().MixedOptimConfig() == []
+    with pytest.raises(ConfigError, match="convert_fixed: passes must be a list of pass names"):
+        utils.check_passes(3, "convert_fixed")
+    with pytest.raises(ConfigError, match="pass file 'gone.txt' does not exist"):
+        utils.check_passes("gone.txt", "convert_fixed")
 
 
 def test_show_process():

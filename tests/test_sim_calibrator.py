@@ -184,13 +184,28 @@ def test_missing_output_folder_is_reported_before_calibrating(chain, tmp_path):
         chain.convert(_gen(2), fix_model=[str(tmp_path / "nowhere" / "a.sim"), str(tmp_path / "b.sim")])
 
 
-def test_cmd_model_is_accepted_and_ignored(chain, tmp_path, caplog):
+def test_cmd_model_gets_the_cmodel_float_models(chain, tmp_path):
+    from calibrator_custom.model.graph import load_model
+
     paths = _paths(tmp_path, "cmd")
-    with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
-        assert chain.convert(_gen(2), num_process=1, quant_level="L1", cmd_model=["x.sim", "y.sim"],
-                             fix_model=paths) == paths
-    assert "cmd_model is ignored" in caplog.text
-    assert all(os.path.isfile(p) for p in paths) and not os.path.exists("x.sim")
+    cmd = [str(tmp_path / "a_cmodel_float.sim"), str(tmp_path / "b_cmodel_float.sim")]
+    assert chain.convert(_gen(2), num_process=2, quant_level="L1", cmd_model=cmd, fix_model=paths) == paths
+    assert all(os.path.isfile(p) for p in paths + cmd)
+    xs = [sn.normalized(p) for p in sn.pixels(2)]
+    img = {t.name: t for t in load_model(cmd[0]).main.tensors}["img"].quantization
+    assert img.min == (min(float(x.min()) for x in xs),) and img.max == (max(float(x.max()) for x in xs),)
+    b_in = {t.name: t for t in load_model(cmd[1]).main.tensors}["b_in"].quantization
+    a_out = {t.name: t for t in load_model(cmd[0]).main.tensors}["a_out"].quantization
+    assert (b_in.min, b_in.max) == (a_out.min, a_out.max)  # b is fed a's output (ChainNet)
+    # the SDK's second stage: cmodel-float files -> fixed models, with no calibration data
+    again = sn.ChainNet((chain.a.model, chain.a.input_config), (chain.b.model, chain.b.input_config))
+    fixed = again.convert_fixed(cmd_model=cmd, fix_model=_paths(tmp_path, "from_cmd"))
+    for ours, ref in zip(fixed, paths):  # L1 from the stored min/max = L1 from the statistics, per tensor
+        got, want = (calibrator_custom.fixed_simulator(p).get_tensor_details() for p in (ours, ref))
+        assert [(t["name"], t["dtype"], t.get("quantization")) for t in got] == \
+            [(t["name"], t["dtype"], t.get("quantization")) for t in want]
+    with pytest.raises(ValueError, match="cmodel-float model 'gone.sim' does not exist"):
+        again.convert_fixed(cmd_model=["gone.sim", "gone.sim"], fix_model=_paths(tmp_path, "gone"))
 
 
 def test_forward_error_in_a_worker_is_raised_with_its_type(models, tmp_path, monkeypatch):

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 #: ImageNet statistics of torchvision models, in 0..255 pixel units, RGB order
 TORCHVISION_MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
 TORCHVISION_STD_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+#: the same in torchvision's own units (pixels / 255), as its Normalize takes them
+TORCHVISION_MEAN = (0.485, 0.456, 0.406)
+TORCHVISION_STD = (0.229, 0.224, 0.225)
 
 
 def read_image(img_path, color: str = "RGB") -> np.ndarray:
@@ -112,6 +115,70 @@ def resize(img: np.ndarray, height: int, width: int, interpolation: int = cv2.IN
     return cv2.resize(img.astype(np.float32), (width, height), interpolation=interpolation)
 
 
+#: fixed-point fraction bits of Pillow's 8-bit resampling (32 - 8 - 2)
+_PIL_PRECISION_BITS = 22
+
+
+def _pil_bilinear_coeffs(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pillow's antialiased bilinear taps for one axis: (first input index, tap count, int32 weights) per output.
+
+    Triangle filter of support ``max(in/out, 1)``, centred at ``(i + 0.5) * in/out``, weights normalised to sum
+    1 then rounded half away from zero to ``_PIL_PRECISION_BITS`` fraction bits (Pillow's Resample.c).
+    """
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale
+    ksize = int(np.ceil(support)) * 2 + 1
+    first = np.zeros(out_size, np.int64)
+    count = np.zeros(out_size, np.int64)
+    weights = np.zeros((out_size, ksize), np.int64)
+    for i in range(out_size):
+        center = (i + 0.5) * scale
+        lo = max(int(center - support + 0.5), 0)  # C casts truncate toward zero
+        hi = min(int(center + support + 0.5), in_size)
+        x = (np.arange(lo, hi) - center + 0.5) / filterscale
+        w = np.maximum(0.0, 1.0 - np.abs(x))
+        total = w.sum()
+        if total != 0.0:
+            w = w / total
+        scaled = w * (1 << _PIL_PRECISION_BITS)
+        weights[i, :hi - lo] = np.where(scaled < 0, np.trunc(scaled - 0.5), np.trunc(scaled + 0.5)).astype(np.int64)
+        first[i], count[i] = lo, hi - lo
+    return first, count, weights
+
+
+def _pil_pass(img: np.ndarray, out_size: int, axis: int) -> np.ndarray:
+    """One Pillow resampling pass of uint8 ``img`` along ``axis`` (0 rows, 1 columns), rounded and clipped."""
+    first, count, weights = _pil_bilinear_coeffs(img.shape[axis], out_size)
+    src = np.moveaxis(img, axis, 0).astype(np.int64)
+    idx = np.minimum(first[:, None] + np.arange(weights.shape[1])[None, :], img.shape[axis] - 1)
+    w = np.where(np.arange(weights.shape[1])[None, :] < count[:, None], weights, 0)
+    acc = np.full((out_size,) + src.shape[1:], 1 << (_PIL_PRECISION_BITS - 1), np.int64)
+    for k in range(weights.shape[1]):
+        acc += src[idx[:, k]] * w[:, k].reshape((-1,) + (1,) * (src.ndim - 1))
+    out = np.clip(acc >> _PIL_PRECISION_BITS, 0, 255).astype(np.uint8)
+    return np.moveaxis(out, 0, axis)
+
+
+def pil_bilinear_resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 HxWxC image resized as Pillow's ``Image.resize((width, height), BILINEAR)``: antialiased
+    (the filter widens when shrinking), horizontal pass first, each pass rounded to uint8."""
+    out = np.asarray(img, np.uint8)
+    if out.shape[1] != width:
+        out = _pil_pass(out, width, 1)
+    if out.shape[0] != height:
+        out = _pil_pass(out, height, 0)
+    return out
+
+
+def torchvision_resize_shorter_side(img: np.ndarray, size: int) -> np.ndarray:
+    """torchvision ``Resize(size)`` on a PIL image: shorter side ``size``, longer ``int(size * long / short)``,
+    with Pillow's bilinear resampling (uint8 out)."""
+    h, w = img.shape[:2]
+    nh, nw = (size, int(size * w / h)) if h <= w else (int(size * h / w), size)
+    return pil_bilinear_resize(img, nh, nw)
+
+
 def resize_shorter_side(img: np.ndarray, size: int) -> np.ndarray:
     """Resize so the shorter side is ``size``, the longer int(size * long / short), as torchvision Resize(int)."""
     h, w = img.shape[:2]
@@ -132,6 +199,16 @@ def torchvision_style(img_path, norm: bool, size: int = 224, resize_short: int =
     """RGB; shorter side to ``resize_short``; centre crop size x size; (x - 255*mean) / (255*std), ImageNet."""
     img = center_crop(resize_shorter_side(read_image(img_path, "RGB"), resize_short), size, size)
     return finish(img, norm, TORCHVISION_MEAN_RGB, TORCHVISION_STD_RGB)
+
+
+def torchvision_pil_style(img_path, size: int = 224, resize_short: int = 256) -> np.ndarray:
+    """torchvision's ImageNet pipeline on a PIL image, exactly: ``Resize(resize_short)`` (Pillow's antialiased
+    bilinear), ``CenterCrop(size)``, ``ToTensor`` (x / 255) and ``Normalize`` ((x - mean) / std) in float32
+    as torch computes them. NHWC float32 batch of one."""
+    img = center_crop(torchvision_resize_shorter_side(read_image(img_path, "RGB"), resize_short), size, size)
+    x = img.astype(np.float32) / np.float32(255)
+    mean, std = np.asarray(TORCHVISION_MEAN, np.float32), np.asarray(TORCHVISION_STD, np.float32)
+    return ((x - mean) / std).astype(np.float32)[None]
 
 
 def stretch_style(img_path, norm: bool, size: int, mean: float, std: float) -> np.ndarray:
