@@ -17,8 +17,13 @@ from __future__ import annotations
 import struct
 
 from ..errors import ModelError
-from . import schema
+from . import schema, sgs_slots
 from .schema import Field
+
+def flatbuf_scalar(type_name: str) -> bool:
+    """Whether a field type is a scalar or an enum (what a vtable slot holds inline)."""
+    return type_name in schema.SCALARS or (type_name in schema.ENUMS and type_name not in schema.UNIONS)
+
 
 TFLITE = "tflite"
 #: dialect name -> the description string the vendor writes
@@ -48,19 +53,26 @@ _VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
     "SgsQuantExtra": (
         Field(0, "list_0", "[int32]"),
     ),
-    # Operator slot 12: a u8 and four vectors (empty in every converted file)
+    # Operator slot 12: a u8, then four scalars (sgs_slots.SLOTS; their values point into the table,
+    # so they are no offsets)
     "SgsOpInfo": (
         Field(0, "flag", "uint8"),
-        Field(1, "list_1", "[int32]"),
-        Field(2, "list_2", "[int32]"),
-        Field(3, "list_3", "[int32]"),
-        Field(4, "list_4", "[int32]"),
     ),
     # SubGraph slot 10 in fixed.sim (opaque here)
     "SgsSubGraphEntry": (),
 }
 
 _STRUCTURE: dict[str, tuple[Field, ...]] = {
+    # TFLite's slot 1 (bool pot_scale_int16) is a 4-byte uoffset in the vendor's files (sgs_slots.SLOTS)
+    "AddOptions": (Field(0, "fused_activation_function", "ActivationFunctionType"),),
+    "SubOptions": (Field(0, "fused_activation_function", "ActivationFunctionType"),),
+    # the 1.x schema's OperatorCode: TFLite's slot 3 (the int32 builtin_code) is not the vendor's;
+    # a re-encoded fixed.sim with slot 3 written crashes the vendor's fixed simulator
+    "OperatorCode": (
+        Field(0, "deprecated_builtin_code", "int8"),
+        Field(1, "custom_code", "string"),
+        Field(2, "version", "int32", 1),
+    ),
     "Model": (
         Field(0, "version", "uint32"),
         Field(1, "operator_codes", "[OperatorCode]"),
@@ -118,8 +130,6 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(6, "custom_options_format", "CustomOptionsFormat"),
         Field(7, "sgs_list_7", "[int32]"),
         Field(8, "sgs_word_8", "uint32"),
-        Field(9, "sgs_list_9", "[int32]"),
-        Field(10, "sgs_list_10", "[int32]"),
         Field(12, "sgs_op_info", "SgsOpInfo"),
         Field(14, "sgs_word_14", "int32"),
     ),
@@ -144,6 +154,40 @@ _VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int32]"),
 #: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
 TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
                                         **schema.SGS_TABLES}
+
+#: names of vendor slots whose meaning is established (table, slot) -> name; the others found by
+#: ``tools/sgs_slot_survey.py`` are ``sgs_slot_<n>`` (docs/model_format.md, "Vendor slots in options")
+SLOT_NAMES: dict[tuple[str, int], str] = {}
+
+
+def _with_vendor_slots(tables: dict[str, tuple[Field, ...]]) -> dict[str, tuple[Field, ...]]:
+    """``tables`` plus every slot of :data:`sgs_slots.SLOTS` (the vendor's extra options slots, typed)."""
+    out = dict(tables)
+    for table, slots in sgs_slots.SLOTS.items():
+        base = out.get(table, ())
+        taken = {f.slot for f in base}
+        extra = tuple(Field(slot, SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"), t)
+                      for slot, t in slots if slot not in taken)
+        out[table] = tuple(sorted(base + extra, key=lambda f: f.slot))
+    return out
+
+
+#: the tables without the surveyed slots (what ``tools/sgs_slot_survey.py`` starts from)
+BASE_TABLES = TABLES
+TABLES = _with_vendor_slots(TABLES)
+#: the vendor's own fields of each table TFLite also has (what a TFLite model leaves unset)
+VENDOR_FIELDS: dict[str, tuple[Field, ...]] = {
+    t: tuple(f for f in fields if f.name not in {g.name for g in schema.TABLES.get(t, ())} and
+             f.name not in {g.name for g in schema.SGS_TABLES.get(t, ())})
+    for t, fields in TABLES.items()}
+#: key of a decoded vendor table (and of ``extra`` / options) holding the names of the fields its
+#: file holds, in the order they lie in the table. The vendor writes zeros explicitly, and its fixed
+#: simulator tells a written zero from an absent slot (SgsOpInfo, SgsTensorArena) and reads some
+#: tables at fixed positions (SgsActivationOptions), so the writer writes exactly these fields, in
+#: this order, plus any other whose value is not the default (docs/model_format.md, "Re-encoding")
+LAYOUT = "sgs_layout"
+#: (table, field) written even when it holds the default, whatever ``LAYOUT`` says
+ALWAYS_WRITTEN: frozenset[tuple[str, str]] = frozenset()
 #: options tables without fields: the vendor points at them without writing a table there (PAD's
 #: PadOptions offset, and those of ABS, NEG, MAXIMUM, MINIMUM, TRANSPOSE, land on a vtable); read
 #: as empty options, never followed.
