@@ -188,6 +188,42 @@ def test_a_modified_vendor_fixed_model_keeps_its_slots_and_its_vendor_outputs(ve
             np.testing.assert_array_equal(ref[k], got[k], err_msg=f"{case} {k}")
 
 
+def test_input_rescale_is_offset_multiplier_shift(vendor, vendor_files, tmp_path):  # noqa: F811
+    """Operator.sgs_input_rescale of a fixed RELU: y = ((q + offset) * multiplier) >> shift, shown by
+    patching each field through the encoder and running the vendor's fixed simulator."""
+    path = vendor_files["relu_fixed"]
+    x = np.random.RandomState(0).randint(0, 256, SHAPE).astype(np.uint8)
+    ref = vendor.oracle.fixed_sim(str(path), x, dump=True)["_dump"]["y"].astype(np.int64)
+    model = load_model(path)
+    (relu,) = [o for o in model.main.operators if model.op_name(o) == "RELU"]
+    (rescale,) = relu.extra["sgs_input_rescale"]
+    zero_point = model.main.tensors[relu.inputs[0]].quantization.zero_point[0]
+    assert rescale["offset"] == -zero_point and rescale["shift"] > 0
+
+    def patched(**fields):
+        m = load_model(path)
+        (op,) = [o for o in m.main.operators if m.op_name(o) == "RELU"]
+        op.extra["sgs_input_rescale"] = ({**op.extra["sgs_input_rescale"][0], **fields},)
+        out = tmp_path / f"relu_{'_'.join(fields)}.sim"
+        out.write_bytes(m.to_bytes())
+        return vendor.oracle.fixed_sim(str(out), x, dump=True)["_dump"]["y"].astype(np.int64)
+
+    m, sh = rescale["multiplier"], rescale["shift"]
+
+    def rescaled(d, multiplier, shift):  # rounding right shift (half up)
+        return (d * multiplier + (1 << (shift - 1))) >> shift
+
+    positive = ref > 0
+    assert positive.sum() > 20
+    d = np.round(ref[positive] * 2.0 ** sh / m).astype(np.int64)  # q + offset of each positive output
+    np.testing.assert_array_equal(rescaled(d, m, sh), ref[positive])  # the rule reproduces the vendor's output
+    np.testing.assert_array_equal(patched(multiplier=m // 2)[positive], rescaled(d, m // 2, sh))
+    np.testing.assert_array_equal(patched(shift=sh + 1)[positive], rescaled(d, m, sh + 1))
+    # the output saturates at INT16 max
+    np.testing.assert_array_equal(patched(offset=rescale["offset"] + 26)[positive],
+                                  np.minimum(rescaled(d + 26, m, sh), 32767))
+
+
 def test_re_encoded_tables_have_the_vendors_layout(vendor_files):
     """Each table written back has the vendor's vtable (the same field offsets and table size)."""
     import struct

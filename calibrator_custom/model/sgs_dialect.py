@@ -8,9 +8,11 @@ agrees (Model slot 6 is a string, the SDK version, where TFLite holds a vector o
 ``Sigmastar ...`` description that is not one of those, or a vendor description over a TFLite
 layout, is an unknown dialect (:class:`ModelError`). The file name is never consulted.
 
-``TABLES`` is TFLite's schema with the vendor's tables swapped in; ``UNION_MEMBERS`` adds the
-vendor's own builtin-options type ids. The layout and how each slot was established are in
-``docs/model_format.md``.
+``TABLES`` is TFLite's schema with the vendor's tables swapped in and every vendor slot the
+survey found (``sgs_slots.SLOTS``, named by ``SLOT_NAMES`` where the meaning is established);
+``ENUMS`` adds the vendor's own builtin-options type ids. Decoded vendor tables carry ``LAYOUT``
+(the fields their file held, in order) so a re-encoded model is laid out as the vendor's. The
+layout and how each slot was established are in ``docs/model_format.md``.
 """
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ DESCRIPTIONS: dict[str, str] = {
 DIALECT_OF_DESCRIPTION = {v: k for k, v in DESCRIPTIONS.items()}
 VENDOR_DIALECTS = frozenset(DESCRIPTIONS)
 
-#: Vendor tables whose meaning is established only in part: their typed slots are listed, the
-#: other slots are kept byte for byte through ``Model.to_bytes`` of an unmodified model.
+#: The vendor's own tables: the slots typed by hand here; the others (and the vendor's slots in
+#: TFLite's tables) come from ``sgs_slots.SLOTS``, surveyed from vendor files.
 _VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
     # Model slot 7: three (empty in every converted file) vectors
     "SgsModelInfo": (
@@ -142,6 +144,7 @@ _NAMED_OPTION_TYPES = {
     200: "SgsLogisticOptions",
     201: "SgsActivationOptions",
     202: "SgsPreluOptions",
+    208: "SgsTanhOptions",
     214: "SgsDmaCoefMatrixOptions",
 }
 VENDOR_OPTION_TYPES: dict[int, str] = {
@@ -157,7 +160,16 @@ TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, 
 
 #: names of vendor slots whose meaning is established (table, slot) -> name; the others found by
 #: ``tools/sgs_slot_survey.py`` are ``sgs_slot_<n>`` (docs/model_format.md, "Vendor slots in options")
-SLOT_NAMES: dict[tuple[str, int], str] = {}
+SLOT_NAMES: dict[tuple[str, int], str] = {
+    # fixed.sim: one table per op input, the integer rescale of its codes, y = ((q + offset) * multiplier)
+    # >> shift (patching them in a RELU scales / shifts the vendor's fixed output exactly so)
+    ("Operator", 9): "sgs_input_rescale",
+    ("SgsOperatorSlot9", 1): "offset",
+    ("SgsOperatorSlot9", 2): "multiplier",
+    ("SgsOperatorSlot9", 3): "shift",
+    # fixed.sim: one table per op output (its fields' effect not established: no change on RELU)
+    ("Operator", 10): "sgs_output_rescale",
+}
 
 
 def _with_vendor_slots(tables: dict[str, tuple[Field, ...]]) -> dict[str, tuple[Field, ...]]:

@@ -247,19 +247,34 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (3, 'uint32'),  # values [0]
         (4, 'uint32'),  # values [0]
     ),
-    # SgsOptions208: 3 tables seen
-    'SgsOptions208': (
-        (0, 'SgsOptions208Slot0'),  # table
+    # SgsPreluOptions: 231 tables seen
+    'SgsPreluOptions': (
+        (0, '[SgsPreluOptionsSlot0]'),  # vector of tables
     ),
-    # SgsOptions208.0: 3 tables seen
-    'SgsOptions208Slot0': (
+    # SgsPreluOptions.0[]: 462 tables seen
+    'SgsPreluOptionsSlot0': (
+        (1, 'int32'),  # values [-1, 16384, 17447, 17813, 17897, 17966]
+        (2, 'int32'),  # values [-1]
+        (3, 'int32'),  # values [-1]
+        (5, 'uint32'),  # values [14, 15, 16]
+    ),
+    # SgsSubGraphEntry: 42 tables seen
+    'SgsSubGraphEntry': (
+        (0, '[int16]'),  # lengths [12]
+    ),
+    # SgsTanhOptions: 3 tables seen
+    'SgsTanhOptions': (
+        (0, 'SgsTanhOptionsSlot0'),  # table
+    ),
+    # SgsTanhOptions.0: 3 tables seen
+    'SgsTanhOptionsSlot0': (
         (0, '[int16]'),  # lengths [65]
         (1, '[int16]'),  # lengths [257]
-        (2, 'SgsOptions208Slot0Slot2'),  # table
-        (3, 'SgsOptions208Slot0Slot3'),  # table
+        (2, 'SgsTanhOptionsSlot0Slot2'),  # table
+        (3, 'SgsTanhOptionsSlot0Slot3'),  # table
     ),
-    # SgsOptions208.0.2: 3 tables seen
-    'SgsOptions208Slot0Slot2': (
+    # SgsTanhOptions.0.2: 3 tables seen
+    'SgsTanhOptionsSlot0Slot2': (
         (0, 'uint16'),  # values [1]
         (1, 'uint16'),  # values [2403]
         (2, 'uint16'),  # values [2317]
@@ -267,8 +282,8 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (6, 'uint8'),  # values [1]
         (8, 'uint8'),  # values [1]
     ),
-    # SgsOptions208.0.3: 3 tables seen
-    'SgsOptions208Slot0Slot3': (
+    # SgsTanhOptions.0.3: 3 tables seen
+    'SgsTanhOptionsSlot0Slot3': (
         (4, 'uint16'),  # values [24577]
         (5, 'uint32'),  # values [23]
         (7, 'uint32'),  # values [23]
@@ -285,21 +300,6 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (26, 'uint16'),  # values [20739]
         (27, 'uint8'),  # values [14]
         (28, 'uint8'),  # values [14]
-    ),
-    # SgsPreluOptions: 231 tables seen
-    'SgsPreluOptions': (
-        (0, '[SgsPreluOptionsSlot0]'),  # vector of tables
-    ),
-    # SgsPreluOptions.0[]: 462 tables seen
-    'SgsPreluOptionsSlot0': (
-        (1, 'int32'),  # values [-1, 16384, 17447, 17813, 17897, 17966]
-        (2, 'int32'),  # values [-1]
-        (3, 'int32'),  # values [-1]
-        (5, 'uint32'),  # values [14, 15, 16]
-    ),
-    # SgsSubGraphEntry: 42 tables seen
-    'SgsSubGraphEntry': (
-        (0, '[int16]'),  # lengths [12]
     ),
     # SoftmaxOptions: 6 tables seen
     'SoftmaxOptions': (
