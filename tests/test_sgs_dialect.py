@@ -270,3 +270,39 @@ def test_truncated_or_corrupted_vendor_fixed_file_gives_model_error(vendor_files
         except ModelError:
             refused += 1
     assert refused > 0
+
+
+def test_subgraph_input_format_codes(vendor, vendor_files, tmp_path_factory):  # noqa: F811
+    """SubGraph slots 6 and 7 are the input config's input_formats and training_input_formats, as codes;
+    slot 10 the pixel transform (a permutation of the RGB one for BGR input)."""
+    work = tmp_path_factory.mktemp("sgsd_formats")
+    tflite = tmp_path_factory.getbasetemp() / "sgsd_conv_same.tflite"  # made by the vendor_files fixture
+    assert tflite.is_file()
+    photos = work / "images"
+    photos.mkdir()
+    for p in calibration_images()[:2]:
+        (photos / p.name).write_bytes(p.read_bytes())
+    pre = work / "pre.py"
+    pre.write_text("import cv2, numpy as np\n"
+                   "def image_preprocess(img_path, norm=True):\n"
+                   "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], (8, 8)).astype(np.float32)\n"
+                   "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+    codes, transforms = {}, {}
+    for fmt, train in (("RGB", "RGB"), ("BGR", "RGB"), ("BGR", "BGR"), ("RGBA", "RGB"), ("BGRA", "RGB")):
+        ini = INI.replace("input_formats='RGB';\ntraining_input_formats='RGB';",
+                          f"input_formats='{fmt}';\ntraining_input_formats='{train}';")
+        assert ini != INI or fmt == train == "RGB"
+        float_sim = vendor.convert(tflite, ini, f"fmt_{fmt}_{train}")
+        ini_path = work / f"{fmt}_{train}.ini"
+        ini_path.write_text(ini)
+        fixed = load_model(vendor.calibrate_l1(float_sim, photos, pre, ini_path))
+        assert load_model(float_sim).main.extra["sgs_input_formats"] == (0,)
+        codes[fmt, train] = (fixed.main.extra["sgs_input_formats"], fixed.main.extra["sgs_training_input_formats"])
+        (entry,) = fixed.main.extra["sgs_input_transforms"]
+        transforms[fmt, train] = np.array(entry["pixel_transform"]).reshape(4, 3)
+    assert codes == {("RGB", "RGB"): ((1,), (1,)), ("BGR", "RGB"): ((2,), (1,)), ("BGR", "BGR"): ((2,), (2,)),
+                     ("RGBA", "RGB"): ((3,), (1,)), ("BGRA", "RGB"): ((4,), (1,))}
+    rgb, bgr = transforms["RGB", "RGB"], transforms["BGR", "RGB"]
+    np.testing.assert_array_equal(bgr[:3], rgb[:3, ::-1])  # the matrix's columns swap R and B
+    np.testing.assert_array_equal(bgr[3], rgb[3])
+    np.testing.assert_array_equal(transforms["BGR", "BGR"], rgb)  # no swap when training matches input

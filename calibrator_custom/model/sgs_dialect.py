@@ -60,7 +60,7 @@ _VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
     "SgsOpInfo": (
         Field(0, "flag", "uint8"),
     ),
-    # SubGraph slot 10 in fixed.sim (opaque here)
+    # SubGraph slot 10 in fixed.sim: one per input (its slot 0, the pixel transform, in sgs_slots)
     "SgsSubGraphEntry": (),
 }
 
@@ -93,11 +93,11 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(3, "operators", "[Operator]"),
         Field(4, "name", "string"),
         Field(5, "sgs_arena_bytes", "uint32"),
-        Field(6, "sgs_list_6", "[int32]"),
-        Field(7, "sgs_list_7", "[int32]"),
+        Field(6, "sgs_input_formats", "[int32]"),
+        Field(7, "sgs_training_input_formats", "[int32]"),
         Field(8, "sgs_tensor_flags", "[uint8]"),
         Field(9, "sgs_op_flags", "[uint8]"),
-        Field(10, "sgs_entries", "[SgsSubGraphEntry]"),
+        Field(10, "sgs_input_transforms", "[SgsSubGraphEntry]"),
     ),
     "Tensor": (
         Field(0, "shape", "[int32]"),
@@ -169,6 +169,9 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsOperatorSlot9", 3): "shift",
     # fixed.sim: one table per op output (its fields' effect not established: no change on RELU)
     ("Operator", 10): "sgs_output_rescale",
+    # fixed.sim: per input, the 3x3 int16 matrix (Q10) and 3 offsets from pixels to the input's codes
+    # (a permutation for BGR input, YUV->RGB coefficients for YUV_NV12; vendor_fixed/boundary.py)
+    ("SgsSubGraphEntry", 0): "pixel_transform",
 }
 
 
