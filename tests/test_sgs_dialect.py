@@ -306,3 +306,19 @@ def test_subgraph_input_format_codes(vendor, vendor_files, tmp_path_factory):  #
     np.testing.assert_array_equal(bgr[:3], rgb[:3, ::-1])  # the matrix's columns swap R and B
     np.testing.assert_array_equal(bgr[3], rgb[3])
     np.testing.assert_array_equal(transforms["BGR", "BGR"], rgb)  # no swap when training matches input
+
+
+def test_the_runnable_copy_drops_every_vendor_slot(vendor_files, tmp_path):
+    """sgs_lower.runnable makes a plain TFLite model: no vendor slot left, and it round-trips as TFLite."""
+    from calibrator_custom.model.sgs_lower import runnable
+
+    for case in ("conv_same", "softmax", "prelu", "mul_const"):
+        plain = runnable(load_model(vendor_files[f"{case}_float"]))
+        for op in plain.main.operators:
+            if op.options is not None:
+                assert not _vendor_values(op.options) or all(v in (None, 0) for v in _vendor_values(op.options).values())
+                assert getattr(op.options, sgs_dialect.LAYOUT) is None
+        plain.save(tmp_path / f"{case}.tflite")
+        again = load_model(tmp_path / f"{case}.tflite")
+        assert again.dialect == "tflite" and again.subgraphs == plain.subgraphs, case
+        assert [again.op_name(o) for o in again.main.operators] == [plain.op_name(o) for o in plain.main.operators]
