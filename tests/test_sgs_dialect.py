@@ -322,3 +322,22 @@ def test_the_runnable_copy_drops_every_vendor_slot(vendor_files, tmp_path):
         again = load_model(tmp_path / f"{case}.tflite")
         assert again.dialect == "tflite" and again.subgraphs == plain.subgraphs, case
         assert [again.op_name(o) for o in again.main.operators] == [plain.op_name(o) for o in plain.main.operators]
+
+
+def test_a_vendor_slot_the_schema_lacks_is_never_dropped_silently(vendor_files, monkeypatch):
+    """A file holding a slot no table types is written back unmodified; re-encoding it is a ModelError."""
+    from calibrator_custom.model import flatbuf
+
+    path = vendor_files["conv_same_float"]
+    tables = dict(flatbuf._dialect("sgs_float").tables)
+    tables["Conv2DOptions"] = tuple(f for f in tables["Conv2DOptions"] if f.slot != 41)
+    monkeypatch.setattr(flatbuf._dialect("sgs_float"), "tables", tables)
+    model = load_model(path)
+    (listed,) = model.extra[sgs_dialect.UNTYPED]
+    assert "Conv2DOptions" in listed and listed.endswith("slot 41")
+    assert model.to_bytes() == path.read_bytes()
+    model.main.tensors[0].name += "_renamed"
+    with pytest.raises(ModelError, match="slots calibrator_custom has not typed.*slot 41"):
+        model.to_bytes()
+    monkeypatch.undo()
+    assert sgs_dialect.UNTYPED not in load_model(path).extra  # every slot of the real schema is typed

@@ -95,6 +95,8 @@ class _Reader:
         self.size = len(data)
         self.file_identifier = file_identifier
         self.dialect = _dialect(dialect)
+        #: vendor slots the schema does not type (kept only while the model is unmodified)
+        self.untyped: list[str] = []
 
     def check(self, pos: int, length: int, what: str) -> None:
         if pos < 0 or length < 0 or pos + length > self.size:
@@ -168,6 +170,9 @@ class _Reader:
         if self.dialect.force_sgs_layout:
             held = sorted((field_pos(f.slot), f.name) for f in fields if field_pos(f.slot))
             out[sgs_dialect.LAYOUT] = tuple(name for _, name in held)
+            typed = {f.slot for f in fields}
+            self.untyped.extend(f"{what} ({name}) slot {s}" for s in range(n_slots)
+                                if s not in typed and field_pos(s))
         return out
 
     def byte_view(self, pos: int, what: str) -> memoryview:
@@ -265,7 +270,10 @@ def decode(data: bytes, root: str = schema.ROOT_TABLE, dialect: str | None = Non
         )
     reader = _Reader(data, ident, dialect)
     try:
-        return reader.table(reader.uoffset(0, "root offset"), root, root, 0), ident
+        out = reader.table(reader.uoffset(0, "root offset"), root, root, 0)
+        if reader.untyped:
+            out[sgs_dialect.UNTYPED] = tuple(reader.untyped)
+        return out, ident
     except RecursionError:
         raise ModelError("corrupt model: nesting too deep") from None
 

@@ -341,6 +341,13 @@ class Model:
         if not reencode and self.source is not None and ident == self.file_identifier and \
                 Model.from_bytes(self.source) == self:
             return self.source
+        untyped = self.extra.get(sgs_dialect.UNTYPED) if self.is_vendor else None
+        if untyped:
+            raise ModelError(
+                f"cannot re-encode this modified vendor model without losing data: its file holds vendor "
+                f"slots calibrator_custom has not typed ({', '.join(untyped[:5])}"
+                f"{' ...' if len(untyped) > 5 else ''}); the unmodified model is written back as read. To "
+                f"type them, run python tools/sgs_slot_survey.py --write on vendor files holding them")
         size = sum(len(b.data) for b in self.buffers) + 4096
         return flatbuf.encode(self.to_dict(), ident, size_hint=size,
                               dialect=self.dialect if self.is_vendor else None)

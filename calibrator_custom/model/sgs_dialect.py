@@ -138,8 +138,8 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
 }
 
 #: vendor builtin-options type ids (beyond TFLite's BuiltinOptions): id -> table. The ids seen
-#: are named by the op that carries them; every other id above TFLite's last one is an opaque
-#: ``SgsOptions<id>`` table (its slots are kept byte for byte, not typed).
+#: are named by the op that carries them; every other id above TFLite's last one is an
+#: ``SgsOptions<id>`` table no surveyed file uses (any slot it holds is listed in ``UNTYPED``).
 _NAMED_OPTION_TYPES = {
     200: "SgsLogisticOptions",
     201: "SgsActivationOptions",
@@ -201,6 +201,9 @@ VENDOR_FIELDS: dict[str, tuple[Field, ...]] = {
 #: tables at fixed positions (SgsActivationOptions), so the writer writes exactly these fields, in
 #: this order, plus any other whose value is not the default (docs/model_format.md, "Re-encoding")
 LAYOUT = "sgs_layout"
+#: key of the decoded Model (``Model.extra``) listing the vtable slots of a vendor file that no
+#: schema table types (none in the files surveyed): such a model is written back only unmodified
+UNTYPED = "sgs_untyped_slots"
 #: (table, field) written even when it holds the default, whatever ``LAYOUT`` says
 ALWAYS_WRITTEN: frozenset[tuple[str, str]] = frozenset()
 #: options tables without fields: the vendor points at them without writing a table there (PAD's
