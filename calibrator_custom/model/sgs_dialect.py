@@ -196,10 +196,9 @@ VENDOR_FIELDS: dict[str, tuple[Field, ...]] = {
              f.name not in {g.name for g in schema.SGS_TABLES.get(t, ())})
     for t, fields in TABLES.items()}
 #: key of a decoded vendor table (and of ``extra`` / options) holding the names of the fields its
-#: file holds, in the order they lie in the table. The vendor writes zeros explicitly, and its fixed
-#: simulator tells a written zero from an absent slot (SgsOpInfo, SgsTensorArena) and reads some
-#: tables at fixed positions (SgsActivationOptions), so the writer writes exactly these fields, in
-#: this order, plus any other whose value is not the default (docs/model_format.md, "Re-encoding")
+#: file holds, in the order they lie in the table (the vendor writes many zeros explicitly): the
+#: writer writes exactly these fields, in this order, plus any other whose value is not the default,
+#: so a re-encoded table has the vendor's own vtable (docs/model_format.md, "Round trip and re-encoding")
 LAYOUT = "sgs_layout"
 #: key of the decoded Model (``Model.extra``) listing the vtable slots of a vendor file that no
 #: schema table types (none in the files surveyed): such a model is written back only unmodified
