@@ -25,6 +25,7 @@ the schema does not type is classified from its bytes, across every observation 
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import struct
 import sys
@@ -113,7 +114,6 @@ class Survey:
             r.dialect.tables = sgs_dialect.BASE_TABLES  # survey from the schema without the found slots
         r.table(r.uoffset(0, "root"), "Model", "Model", 0)
         starts = sorted(self.starts)
-        import bisect
         for key, q, n in self.pending:
             i = bisect.bisect_right(starts, q)
             nxt = starts[i] if i < len(starts) else len(data)

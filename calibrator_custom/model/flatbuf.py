@@ -357,7 +357,7 @@ class _Writer:
         """A table laid out as the vendor's files hold it: the fields of ``sgs_dialect.LAYOUT`` in that
         order (zeros included), then any other non-default field, largest first, then by slot.
 
-        Every table of the 128 surveyed vendor files comes out with the vendor's vtable (field offsets
+        Every table of the 129 surveyed vendor files comes out with the vendor's vtable (field offsets
         and table size). The vendor's simulators were also seen to accept the flatbuffers library's own
         layout: this is fidelity to the vendor's files (docs/model_format.md, "Round trip and re-encoding").
         """

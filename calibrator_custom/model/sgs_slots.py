@@ -11,11 +11,11 @@ from __future__ import annotations
 
 #: table -> ((slot, type), ...): the slots the typed schema lacks, as seen in the vendor's files
 SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
-    # AddOptions: 192 tables seen
+    # AddOptions: 202 tables seen
     'AddOptions': (
         (1, '[SgsAddOptionsSlot1]'),  # vector of tables
     ),
-    # AddOptions.1[]: 192 tables seen
+    # AddOptions.1[]: 202 tables seen
     'SgsAddOptionsSlot1': (
         (0, 'uint32'),  # values [8, 22]
         (1, 'uint32'),  # values [16398, 16582, 16728, 16975, 17130, 17169]
@@ -30,7 +30,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (3, '[uint8]'),  # lengths [16]
         (4, '[int32]'),  # lengths [160]
     ),
-    # Conv2DOptions: 330 tables seen
+    # Conv2DOptions: 374 tables seen
     'Conv2DOptions': (
         (10, 'uint32'),  # values [0, 3, 24, 32, 64, 128]
         (11, 'uint32'),  # values [0, 3, 24, 28, 32, 36]
@@ -73,7 +73,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (4, 'uint8'),  # values [1]
         (5, 'uint8'),  # values [1]
     ),
-    # DepthwiseConv2DOptions: 186 tables seen
+    # DepthwiseConv2DOptions: 193 tables seen
     'DepthwiseConv2DOptions': (
         (11, 'uint32'),  # values [0, 32, 64]
         (12, 'uint32'),  # values [0, 28, 32, 36, 42, 48]
@@ -96,7 +96,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (31, '[int32]'),  # lengths [0, 1]
         (32, '[int32]'),  # lengths [0, 1, 2, 3]
         (33, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8, 9] ...
-        (34, '[int32]'),  # empty in every file (186 seen)
+        (34, '[int32]'),  # empty in every file (193 seen)
         (35, '[int32]'),  # lengths [0, 1]
         (36, 'uint32'),  # values [1, 2, 3, 4]
         (38, 'uint32'),  # values [18, 19, 20]
@@ -136,7 +136,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (4, 'int32'),  # values [-1]
         (5, 'uint32'),  # values [4, 6, 7, 9, 10]
     ),
-    # Operator: 1554 tables seen
+    # Operator: 1659 tables seen
     'Operator': (
         (9, '[SgsOperatorSlot9]'),  # vector of tables
         (10, '[SgsOperatorSlot10]'),  # vector of tables
@@ -155,7 +155,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (2, 'uint32'),  # values [1, 16448, 19125, 19534, 19861, 20058]
         (3, 'uint32'),  # values [6, 7]
     ),
-    # Pool2DOptions: 54 tables seen
+    # Pool2DOptions: 55 tables seen
     'Pool2DOptions': (
         (10, 'uint32'),  # values [2, 3, 4, 6, 8, 12]
         (11, 'uint32'),  # values [2, 3, 4, 6, 7, 8]
@@ -167,43 +167,43 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (17, '[int32]'),  # lengths [0, 1, 2, 3, 4]
         (18, '[int32]'),  # lengths [0, 1]
     ),
-    # ReducerOptions: 3 tables seen
+    # ReducerOptions: 4 tables seen
     'ReducerOptions': (
         (1, 'SgsReducerOptionsSlot1'),  # table
     ),
-    # ReducerOptions.1: 3 tables seen
+    # ReducerOptions.1: 4 tables seen
     'SgsReducerOptionsSlot1': (
         (1, '[SgsReducerOptionsSlot1Slot1]'),  # vector of tables
     ),
-    # ReducerOptions.1.1[]: 3 tables seen
+    # ReducerOptions.1.1[]: 4 tables seen
     'SgsReducerOptionsSlot1Slot1': (),
-    # ReshapeOptions: 15 tables seen
+    # ReshapeOptions: 23 tables seen
     'ReshapeOptions': (
         (2, '[int32]'),  # lengths [10]
     ),
-    # SgsActivationOptions: 85 tables seen
+    # SgsActivationOptions: 117 tables seen
     'SgsActivationOptions': (
         (1, 'uint16'),  # values [32767]
         (2, '[SgsActivationOptionsSlot2]'),  # vector of tables
     ),
-    # SgsActivationOptions.2[]: 85 tables seen
+    # SgsActivationOptions.2[]: 117 tables seen
     'SgsActivationOptionsSlot2': (
         (1, 'uint32'),  # values [16384, 16887, 16990, 17306, 17839, 18078]
         (5, 'uint32'),  # values [13, 14]
     ),
-    # SgsLogisticOptions: 3 tables seen
+    # SgsLogisticOptions: 5 tables seen
     'SgsLogisticOptions': (
         (0, 'SgsLogisticOptionsSlot0'),  # table
         (1, '[SgsLogisticOptionsSlot1]'),  # vector of tables
     ),
-    # SgsLogisticOptions.0: 3 tables seen
+    # SgsLogisticOptions.0: 5 tables seen
     'SgsLogisticOptionsSlot0': (
         (0, '[int16]'),  # lengths [65]
         (1, '[int16]'),  # lengths [257]
         (2, 'SgsLogisticOptionsSlot0Slot2'),  # table
         (3, 'SgsLogisticOptionsSlot0Slot3'),  # table
     ),
-    # SgsLogisticOptions.0.2: 3 tables seen
+    # SgsLogisticOptions.0.2: 5 tables seen
     'SgsLogisticOptionsSlot0Slot2': (
         (0, 'uint16'),  # values [8]
         (1, 'uint16'),  # values [9035]
@@ -213,7 +213,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (6, 'uint8'),  # values [1]
         (8, 'uint8'),  # values [1]
     ),
-    # SgsLogisticOptions.0.3: 3 tables seen
+    # SgsLogisticOptions.0.3: 5 tables seen
     'SgsLogisticOptionsSlot0Slot3': (
         (4, 'uint16'),  # values [24577]
         (5, 'uint32'),  # values [23]
@@ -232,7 +232,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (27, 'uint8'),  # values [14]
         (28, 'uint8'),  # values [15]
     ),
-    # SgsLogisticOptions.1[]: 3 tables seen
+    # SgsLogisticOptions.1[]: 5 tables seen
     'SgsLogisticOptionsSlot1': (
         (1, 'uint32'),  # values [22411]
         (2, 'int32'),  # values [-1]
@@ -240,7 +240,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (4, 'uint32'),  # values [44821]
         (5, 'uint32'),  # values [1]
     ),
-    # SgsOpInfo: 1554 tables seen
+    # SgsOpInfo: 1659 tables seen
     'SgsOpInfo': (
         (1, 'uint32'),  # values [0]
         (2, 'uint32'),  # values [0]
