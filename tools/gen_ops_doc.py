@@ -46,7 +46,9 @@ def render() -> str:
         doc = inspect.getdoc(d.kernel) or ""
         first = doc.splitlines()[0] if doc else ""
         table = OP_OPTIONS.get(name)
-        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(options_class(table))) if table else \
+        # the vendor's own fields (sgs_*, read from SigmaStar's files only) are in docs/model_format.md
+        fields = ", ".join(f"`{f.name}`" for f in dataclasses.fields(options_class(table))
+                           if not f.name.startswith("sgs_")) if table else \
             ("FlexBuffer custom options" if not name.isupper() else "")
         fields = fields or "none"
         module = d.kernel.__module__.rsplit(".", 1)[-1]

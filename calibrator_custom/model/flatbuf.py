@@ -71,6 +71,7 @@ class _Dialect:
         enums = sgs_dialect.ENUMS if vendor else schema.ENUMS
         self.union_members = {u: {v: k for k, v in enums[u].items() if v} for u in schema.UNIONS}
         self.union_ids = {u: enums[u] for u in schema.UNIONS}
+        self.always_written = sgs_dialect.ALWAYS_WRITTEN if vendor else frozenset()
 
     def fields(self, table: str, padding_value: int, file_identifier: bytes) -> tuple[schema.Field, ...]:
         if table in schema.SGS_TABLES and not self.force_sgs_layout:
@@ -94,6 +95,8 @@ class _Reader:
         self.size = len(data)
         self.file_identifier = file_identifier
         self.dialect = _dialect(dialect)
+        #: vendor slots the schema does not type (kept only while the model is unmodified)
+        self.untyped: list[str] = []
 
     def check(self, pos: int, length: int, what: str) -> None:
         if pos < 0 or length < 0 or pos + length > self.size:
@@ -164,6 +167,12 @@ class _Reader:
                 out[f.name] = self.byte_view(self.uoffset(fpos, fwhat), fwhat)
                 continue
             out[f.name] = self.value(fpos, f, fwhat, depth) if fpos else field_default(f)
+        if self.dialect.force_sgs_layout:
+            held = sorted((field_pos(f.slot), f.name) for f in fields if field_pos(f.slot))
+            out[sgs_dialect.LAYOUT] = tuple(name for _, name in held)
+            typed = {f.slot for f in fields}
+            self.untyped.extend(f"{what} ({name}) slot {s}" for s in range(n_slots)
+                                if s not in typed and field_pos(s))
         return out
 
     def byte_view(self, pos: int, what: str) -> memoryview:
@@ -261,7 +270,10 @@ def decode(data: bytes, root: str = schema.ROOT_TABLE, dialect: str | None = Non
         )
     reader = _Reader(data, ident, dialect)
     try:
-        return reader.table(reader.uoffset(0, "root offset"), root, root, 0), ident
+        out = reader.table(reader.uoffset(0, "root offset"), root, root, 0)
+        if reader.untyped:
+            out[sgs_dialect.UNTYPED] = tuple(reader.untyped)
+        return out, ident
     except RecursionError:
         raise ModelError("corrupt model: nesting too deep") from None
 
@@ -272,6 +284,14 @@ _PREPEND = {
     "int16": "PrependInt16Slot", "uint16": "PrependUint16Slot", "int32": "PrependInt32Slot",
     "uint32": "PrependUint32Slot", "int64": "PrependInt64Slot", "uint64": "PrependUint64Slot",
     "float32": "PrependFloat32Slot", "float64": "PrependFloat64Slot",
+}
+_FLAGS = {
+    "bool": flatbuffers.number_types.BoolFlags, "int8": flatbuffers.number_types.Int8Flags,
+    "uint8": flatbuffers.number_types.Uint8Flags, "int16": flatbuffers.number_types.Int16Flags,
+    "uint16": flatbuffers.number_types.Uint16Flags, "int32": flatbuffers.number_types.Int32Flags,
+    "uint32": flatbuffers.number_types.Uint32Flags, "int64": flatbuffers.number_types.Int64Flags,
+    "uint64": flatbuffers.number_types.Uint64Flags, "float32": flatbuffers.number_types.Float32Flags,
+    "float64": flatbuffers.number_types.Float64Flags,
 }
 #: Byte vectors that TFLite aligns to 16 bytes (``force_align: 16`` in its schema).
 _ALIGNED_BYTE_VECTORS = {("Buffer", "data"): 16}
@@ -310,6 +330,8 @@ class _Writer:
             else:
                 offsets[f.slot] = self.table(f.type, v)
         n_slots = max((f.slot for f in fields), default=-1) + 1
+        if self.dialect.force_sgs_layout:
+            return self.vendor_table(name, obj, fields, by_slot, offsets, union_types, n_slots)
         self.b.StartObject(n_slots)
         for f in fields:
             if f.slot in offsets:
@@ -330,6 +352,64 @@ class _Writer:
                     default = f.default
                 getattr(self.b, _PREPEND[scalar])(f.slot, v, default)
         return self.b.EndObject()
+
+    def vendor_table(self, name, obj, fields, by_slot, offsets, union_types, n_slots) -> int:
+        """A table laid out as the vendor's files hold it: the fields of ``sgs_dialect.LAYOUT`` in that
+        order (zeros included), then any other non-default field, largest first, then by slot.
+
+        Every table of the 129 surveyed vendor files comes out with the vendor's vtable (field offsets
+        and table size). The vendor's simulators were also seen to accept the flatbuffers library's own
+        layout: this is fidelity to the vendor's files (docs/model_format.md, "Round trip and re-encoding").
+        """
+        held = {n: i for i, n in enumerate(obj.get(sgs_dialect.LAYOUT) or ())}
+        entries = []  # (size, slot, flags, value, is_offset)
+        for f in fields:
+            if f.slot in offsets:
+                entries.append((4, f.slot, None, offsets[f.slot], True))
+            elif f.slot in union_types:
+                entries.append((1, f.slot, _FLAGS["uint8"], union_types[f.slot], False))
+            else:
+                scalar = _scalar_of(f.type)
+                if scalar is None or (f.slot + 1 in by_slot and by_slot[f.slot + 1].type.startswith("union:")):
+                    continue
+                v = obj.get(f.name, None)
+                if v is None:
+                    continue
+                if f.type in schema.ENUMS:
+                    v = schema.ENUMS[f.type][v] if isinstance(v, str) else int(v)
+                    default = int(f.default)
+                else:
+                    default = f.default
+                if v == default and f.name not in held and (name, f.name) not in self.dialect.always_written:
+                    continue
+                entries.append((SCALARS[scalar][1], f.slot, _FLAGS[scalar], v, False))
+        # the file's order for the fields it held; others after them, largest first, then by slot
+        entries.sort(key=lambda e: (0, held[by_slot[e[1]].name]) if by_slot[e[1]].name in held else (1, -e[0], e[1]))
+        base = 4 if any(e[0] == 8 for e in entries) else 0  # the table start, modulo 8
+        layout, cur = [], 4
+        for e in entries:
+            while (base + cur) % e[0]:
+                cur += 1
+            layout.append((cur, e))
+            cur += e[0]
+        size = cur
+        b = self.b
+        b.minalign = max(b.minalign, 8 if base else 4)
+        pad = (-size - base - b.Offset()) % 8
+        b.Prep(1, pad + size)
+        b.Pad(pad)
+        b.StartObject(n_slots)
+        cursor = size
+        for off, (width, slot, flags, v, is_offset) in reversed(layout):
+            b.Pad(cursor - off - width)
+            if is_offset:
+                b.PlaceUOffsetT(b.Offset() + 4 - v)
+            else:
+                b.Place(v, flags)
+            b.Slot(slot)
+            cursor = off
+        b.Pad(cursor - 4)
+        return b.EndObject()
 
     def vector(self, table: str, f: schema.Field, v) -> int:
         elem = f.type[1:-1]

@@ -175,6 +175,8 @@ class Buffer:
     data: bytes = b""
     offset: int = 0
     size: int = 0
+    #: the file holds an empty data vector (not an absent one): the vendor's tools tell them apart
+    empty_vector: bool = False
 
 
 @dataclass
@@ -247,7 +249,7 @@ class Model:
         tables = flatbuf._dialect(dialect).tables
         codes = []
         for c in root["operator_codes"] or []:
-            builtin = c["builtin_code"]
+            builtin = c.get("builtin_code", "ADD")  # the vendor's 1.x schema has only the int8 code
             dep = c["deprecated_builtin_code"]
             # TFLite rule: the real code is the larger of the two fields (old files set only the int8 one).
             dep_name = _BUILTIN_NAMES.get(dep)
@@ -255,7 +257,9 @@ class Model:
                 raise ModelError(f"corrupt model: deprecated_builtin_code {dep} is not an operator")
             code = builtin if _BUILTIN_IDS[builtin] >= dep else dep_name
             codes.append(OperatorCode(code, c["custom_code"], c["version"], dep))
-        buffers = [Buffer(b["data"] or b"", b["offset"], b["size"]) for b in root["buffers"] or []]
+        buffers = [Buffer(b["data"] or b"", b["offset"], b["size"],
+                          empty_vector=b["data"] is not None and not len(b["data"]))
+                   for b in root["buffers"] or []]
         subgraphs = [_subgraph_from_dict(sg, tables) for sg in root["subgraphs"] or []]
         known = {"operator_codes", "buffers", "subgraphs", "version", "description", "metadata",
                  "metadata_buffer", "signature_defs"}
@@ -316,7 +320,8 @@ class Model:
             ],
             "subgraphs": [_subgraph_to_dict(sg) for sg in self.subgraphs],
             "description": self.description,
-            "buffers": [{"data": b.data or None, "offset": b.offset, "size": b.size} for b in self.buffers],
+            "buffers": [{"data": b.data or (b"" if b.empty_vector else None), "offset": b.offset, "size": b.size}
+                        for b in self.buffers],
             "metadata_buffer": list(self.metadata_buffer) if self.metadata_buffer is not None else None,
         }
         if not self.is_vendor:
@@ -325,12 +330,24 @@ class Model:
         root.update({k: _thaw(v) for k, v in self.extra.items()})
         return root
 
-    def to_bytes(self, file_identifier: bytes | None = None) -> bytes:
-        """The FlatBuffer bytes (a vendor model read from a file and not modified: those bytes)."""
+    def to_bytes(self, file_identifier: bytes | None = None, *, reencode: bool = False) -> bytes:
+        """The FlatBuffer bytes.
+
+        A vendor model read from a file and not modified gives back those bytes; a modified one (or
+        any with ``reencode=True``) is encoded in its own dialect with every vendor slot
+        (``sgs_dialect.TABLES``), so ``Model.from_bytes(m.to_bytes()) == m``.
+        """
         ident = file_identifier or (self.file_identifier if self.is_vendor else b"TFL3")
-        if self.source is not None and ident == self.file_identifier and \
+        if not reencode and self.source is not None and ident == self.file_identifier and \
                 Model.from_bytes(self.source) == self:
             return self.source
+        untyped = self.extra.get(sgs_dialect.UNTYPED) if self.is_vendor else None
+        if untyped:
+            raise ModelError(
+                f"cannot re-encode this modified vendor model without losing data: its file holds vendor "
+                f"slots calibrator_custom has not typed ({', '.join(untyped[:5])}"
+                f"{' ...' if len(untyped) > 5 else ''}); the unmodified model is written back as read. To "
+                f"type them, run python tools/sgs_slot_survey.py --write on vendor files holding them")
         size = sum(len(b.data) for b in self.buffers) + 4096
         return flatbuf.encode(self.to_dict(), ident, size_hint=size,
                               dialect=self.dialect if self.is_vendor else None)

@@ -71,6 +71,8 @@ def _all_fields(table: str) -> list[schema.Field]:
               not any(g.slot == f.slot + 1 and g.type.startswith("union:") for g in _table(table))]
     names = {f.name for f in fields}
     fields += [f for f in schema.SGS_TABLES.get(table, ()) if f.name not in names]
+    names = {f.name for f in fields}
+    fields += [f for f in sgs_dialect.VENDOR_FIELDS.get(table, ()) if f.name not in names]
     return fields
 
 
@@ -84,6 +86,8 @@ def options_class(table: str) -> type:
         if table not in schema.TABLES and table not in sgs_dialect.TABLES:
             raise ModelError(f"unknown options table {table!r}")
         fields = [(f.name, Any, dataclasses.field(default=field_default(f))) for f in _all_fields(table)]
+        # the fields a vendor file holds, in their order (sgs_dialect.LAYOUT); None for every other model
+        fields.append((sgs_dialect.LAYOUT, Any, dataclasses.field(default=None)))
         cls = dataclasses.make_dataclass(table, fields, frozen=True)
         cls.__module__ = __name__
         cls.table_name = table
@@ -108,15 +112,27 @@ def from_table(table: str, values: dict[str, Any]):
     return cls(**{k: _freeze(v) for k, v in values.items() if k in names})
 
 
+def _thaw(type_name: str, v):
+    """A frozen field value back to what the encoder takes, guided by the field's schema type."""
+    if v is None:
+        return None
+    if type_name.startswith("["):
+        elem = type_name[1:-1]
+        if elem in sgs_dialect.TABLES and elem not in schema.ENUMS:
+            return [_thaw(elem, x) for x in v]
+        return list(v)
+    if type_name in sgs_dialect.TABLES and type_name not in schema.ENUMS:
+        fields = {f.name: f.type for f in sgs_dialect.TABLES[type_name]}
+        return {k: _thaw(fields.get(k, ""), x) for k, x in dict(v).items()}
+    return list(v) if isinstance(v, tuple) else v
+
+
 def to_table(opt) -> tuple[str, dict[str, Any]]:
     """(table name, dict) for encoding an options dataclass."""
+    types = {f.name: f.type for f in _all_fields(opt.table_name)}
     values = {}
     for f in dataclasses.fields(opt):
-        v = getattr(opt, f.name)
-        if isinstance(v, tuple) and v and isinstance(v[0], tuple) and len(v[0]) == 2 and \
-                isinstance(v[0][0], str):
-            v = dict(v)  # a nested table frozen by _freeze
-        values[f.name] = list(v) if isinstance(v, tuple) else v
+        values[f.name] = _thaw(types.get(f.name, ""), getattr(opt, f.name))
     return opt.table_name, values
 
 

@@ -8,17 +8,24 @@ agrees (Model slot 6 is a string, the SDK version, where TFLite holds a vector o
 ``Sigmastar ...`` description that is not one of those, or a vendor description over a TFLite
 layout, is an unknown dialect (:class:`ModelError`). The file name is never consulted.
 
-``TABLES`` is TFLite's schema with the vendor's tables swapped in; ``UNION_MEMBERS`` adds the
-vendor's own builtin-options type ids. The layout and how each slot was established are in
-``docs/model_format.md``.
+``TABLES`` is TFLite's schema with the vendor's tables swapped in and every vendor slot the
+survey found (``sgs_slots.SLOTS``, named by ``SLOT_NAMES`` where the meaning is established);
+``ENUMS`` adds the vendor's own builtin-options type ids. Decoded vendor tables carry ``LAYOUT``
+(the fields their file held, in order) so a re-encoded model is laid out as the vendor's. The
+layout and how each slot was established are in ``docs/model_format.md``.
 """
 from __future__ import annotations
 
 import struct
 
 from ..errors import ModelError
-from . import schema
+from . import schema, sgs_slots
 from .schema import Field
+
+def flatbuf_scalar(type_name: str) -> bool:
+    """Whether a field type is a scalar or an enum (what a vtable slot holds inline)."""
+    return type_name in schema.SCALARS or (type_name in schema.ENUMS and type_name not in schema.UNIONS)
+
 
 TFLITE = "tflite"
 #: dialect name -> the description string the vendor writes
@@ -30,8 +37,8 @@ DESCRIPTIONS: dict[str, str] = {
 DIALECT_OF_DESCRIPTION = {v: k for k, v in DESCRIPTIONS.items()}
 VENDOR_DIALECTS = frozenset(DESCRIPTIONS)
 
-#: Vendor tables whose meaning is established only in part: their typed slots are listed, the
-#: other slots are kept byte for byte through ``Model.to_bytes`` of an unmodified model.
+#: The vendor's own tables: the slots typed by hand here; the others (and the vendor's slots in
+#: TFLite's tables) come from ``sgs_slots.SLOTS``, surveyed from vendor files.
 _VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
     # Model slot 7: three (empty in every converted file) vectors
     "SgsModelInfo": (
@@ -48,19 +55,26 @@ _VENDOR_ONLY_TABLES: dict[str, tuple[Field, ...]] = {
     "SgsQuantExtra": (
         Field(0, "list_0", "[int32]"),
     ),
-    # Operator slot 12: a u8 and four vectors (empty in every converted file)
+    # Operator slot 12: a u8, then four scalars (sgs_slots.SLOTS; their values point into the table,
+    # so they are no offsets)
     "SgsOpInfo": (
         Field(0, "flag", "uint8"),
-        Field(1, "list_1", "[int32]"),
-        Field(2, "list_2", "[int32]"),
-        Field(3, "list_3", "[int32]"),
-        Field(4, "list_4", "[int32]"),
     ),
-    # SubGraph slot 10 in fixed.sim (opaque here)
+    # SubGraph slot 10 in fixed.sim: one per input (its slot 0, the pixel transform, in sgs_slots)
     "SgsSubGraphEntry": (),
 }
 
 _STRUCTURE: dict[str, tuple[Field, ...]] = {
+    # TFLite's slot 1 (bool pot_scale_int16) is a 4-byte uoffset in the vendor's files (sgs_slots.SLOTS)
+    "AddOptions": (Field(0, "fused_activation_function", "ActivationFunctionType"),),
+    "SubOptions": (Field(0, "fused_activation_function", "ActivationFunctionType"),),
+    # the 1.x schema's OperatorCode: TFLite's slot 3 (the int32 builtin_code) is not the vendor's;
+    # a re-encoded fixed.sim with slot 3 written crashes the vendor's fixed simulator
+    "OperatorCode": (
+        Field(0, "deprecated_builtin_code", "int8"),
+        Field(1, "custom_code", "string"),
+        Field(2, "version", "int32", 1),
+    ),
     "Model": (
         Field(0, "version", "uint32"),
         Field(1, "operator_codes", "[OperatorCode]"),
@@ -79,11 +93,11 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(3, "operators", "[Operator]"),
         Field(4, "name", "string"),
         Field(5, "sgs_arena_bytes", "uint32"),
-        Field(6, "sgs_list_6", "[int32]"),
-        Field(7, "sgs_list_7", "[int32]"),
+        Field(6, "sgs_input_formats", "[int32]"),
+        Field(7, "sgs_training_input_formats", "[int32]"),
         Field(8, "sgs_tensor_flags", "[uint8]"),
         Field(9, "sgs_op_flags", "[uint8]"),
-        Field(10, "sgs_entries", "[SgsSubGraphEntry]"),
+        Field(10, "sgs_input_transforms", "[SgsSubGraphEntry]"),
     ),
     "Tensor": (
         Field(0, "shape", "[int32]"),
@@ -118,20 +132,19 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(6, "custom_options_format", "CustomOptionsFormat"),
         Field(7, "sgs_list_7", "[int32]"),
         Field(8, "sgs_word_8", "uint32"),
-        Field(9, "sgs_list_9", "[int32]"),
-        Field(10, "sgs_list_10", "[int32]"),
         Field(12, "sgs_op_info", "SgsOpInfo"),
         Field(14, "sgs_word_14", "int32"),
     ),
 }
 
 #: vendor builtin-options type ids (beyond TFLite's BuiltinOptions): id -> table. The ids seen
-#: are named by the op that carries them; every other id above TFLite's last one is an opaque
-#: ``SgsOptions<id>`` table (its slots are kept byte for byte, not typed).
+#: are named by the op that carries them; every other id above TFLite's last one is an
+#: ``SgsOptions<id>`` table no surveyed file uses (any slot it holds is listed in ``UNTYPED``).
 _NAMED_OPTION_TYPES = {
     200: "SgsLogisticOptions",
     201: "SgsActivationOptions",
     202: "SgsPreluOptions",
+    208: "SgsTanhOptions",
     214: "SgsDmaCoefMatrixOptions",
 }
 VENDOR_OPTION_TYPES: dict[int, str] = {
@@ -144,6 +157,54 @@ _VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int32]"),
 #: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
 TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
                                         **schema.SGS_TABLES}
+
+#: names of vendor slots whose meaning is established (table, slot) -> name; the others found by
+#: ``tools/sgs_slot_survey.py`` are ``sgs_slot_<n>`` (docs/model_format.md, "Vendor slots in options")
+SLOT_NAMES: dict[tuple[str, int], str] = {
+    # fixed.sim: one table per op input, the integer rescale of its codes, y = ((q + offset) * multiplier)
+    # >> shift (patching them in a RELU scales / shifts the vendor's fixed output exactly so)
+    ("Operator", 9): "sgs_input_rescale",
+    ("SgsOperatorSlot9", 1): "offset",
+    ("SgsOperatorSlot9", 2): "multiplier",
+    ("SgsOperatorSlot9", 3): "shift",
+    # fixed.sim: one table per op output (its fields' effect not established: no change on RELU)
+    ("Operator", 10): "sgs_output_rescale",
+    # fixed.sim: per input, the 3x3 int16 matrix (Q10) and 3 offsets from pixels to the input's codes
+    # (a permutation for BGR input, YUV->RGB coefficients for YUV_NV12; vendor_fixed/boundary.py)
+    ("SgsSubGraphEntry", 0): "pixel_transform",
+}
+
+
+def _with_vendor_slots(tables: dict[str, tuple[Field, ...]]) -> dict[str, tuple[Field, ...]]:
+    """``tables`` plus every slot of :data:`sgs_slots.SLOTS` (the vendor's extra options slots, typed)."""
+    out = dict(tables)
+    for table, slots in sgs_slots.SLOTS.items():
+        base = out.get(table, ())
+        taken = {f.slot for f in base}
+        extra = tuple(Field(slot, SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"), t)
+                      for slot, t in slots if slot not in taken)
+        out[table] = tuple(sorted(base + extra, key=lambda f: f.slot))
+    return out
+
+
+#: the tables without the surveyed slots (what ``tools/sgs_slot_survey.py`` starts from)
+BASE_TABLES = TABLES
+TABLES = _with_vendor_slots(TABLES)
+#: the vendor's own fields of each table TFLite also has (what a TFLite model leaves unset)
+VENDOR_FIELDS: dict[str, tuple[Field, ...]] = {
+    t: tuple(f for f in fields if f.name not in {g.name for g in schema.TABLES.get(t, ())} and
+             f.name not in {g.name for g in schema.SGS_TABLES.get(t, ())})
+    for t, fields in TABLES.items()}
+#: key of a decoded vendor table (and of ``extra`` / options) holding the names of the fields its
+#: file holds, in the order they lie in the table (the vendor writes many zeros explicitly): the
+#: writer writes exactly these fields, in this order, plus any other whose value is not the default,
+#: so a re-encoded table has the vendor's own vtable (docs/model_format.md, "Round trip and re-encoding")
+LAYOUT = "sgs_layout"
+#: key of the decoded Model (``Model.extra``) listing the vtable slots of a vendor file that no
+#: schema table types (none in the files surveyed): such a model is written back only unmodified
+UNTYPED = "sgs_untyped_slots"
+#: (table, field) written even when it holds the default, whatever ``LAYOUT`` says
+ALWAYS_WRITTEN: frozenset[tuple[str, str]] = frozenset()
 #: options tables without fields: the vendor points at them without writing a table there (PAD's
 #: PadOptions offset, and those of ABS, NEG, MAXIMUM, MINIMUM, TRANSPOSE, land on a vtable); read
 #: as empty options, never followed.

@@ -95,6 +95,9 @@ def _drop_vendor_fields(m: Model) -> None:
             sg.tensors[i] = dataclasses.replace(t, extra=keep(t.extra), quantization=q)
         for op in sg.operators:
             op.extra = keep(op.extra)
+            if op.options is not None:  # the vendor's options slots (and their layout) back to None / 0
+                op.options = dataclasses.replace(op.options, **{
+                    f.name: f.default for f in dataclasses.fields(op.options) if f.name.startswith("sgs_")})
 
 
 def _fold_bias_factor(m: Model, k: int, name: str, op: Operator) -> None:
