@@ -11,7 +11,10 @@ by diffing the vendor's float.sim against its L1 fixed.sim for chosen ranges; do
   ``scale = max(|min|, |max|) / 32767``, zero point 0; min/max are the range itself;
 - conv/depthwise weights (planned INT8 or INT16): symmetric per tensor over the float weights,
   ``scale = max|w| / 127`` (or ``/ 32767``), zero point 0, min/max of the weights;
-- the ``[2, C]`` bias (planned INT16): only min/max, over both rows (row 1 is 1.0 in float.sim);
+- the ``[2, C]`` bias and PRELU's alpha (planned INT16): only min/max (the bias over both rows; row 1
+  is 1.0 in float.sim); integer constants (PAD's paddings, INT32): scale 1.0, zero point 0, no min/max;
+- a CONCATENATION's inputs and output share the union of their ranges and 0 (other ranges are
+  written as given, also when they exclude 0: face_landmark's conv2d_31); MAX_POOL_2D and PAD outputs take their input's range (:func:`effective_ranges`);
 - every bound goes through the vendor's ``tensor_min_max.txt`` (printed with 6 decimals, read back
   as float32); scales are computed in float64 from those bounds and stored as float32; the UINT8
   zero point is ``floor(-min * 255 / (max - min) + 1/2)``.
@@ -104,6 +107,38 @@ def _float_values(model: Model, t) -> np.ndarray:
     return np.frombuffer(raw, np.float32, count=n).reshape(t.shape)
 
 
+#: ops whose output takes its first input's range (the vendor copies codes through them)
+SAME_RANGE_OPS = frozenset({"MAX_POOL_2D", "PAD"})
+#: conv-like ops: input 1 is the weight tensor (symmetric, with a scale), input 2 the [2, C] bias
+_WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+
+
+def effective_ranges(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """The ranges the vendor writes: CONCATENATION's inputs and output share the union of their ranges
+    and 0; an op of :data:`SAME_RANGE_OPS` gives its output its input's range."""
+    sg = model.main
+    out = {name: (float(lo), float(hi)) for name, (lo, hi) in ranges.items()}
+    order = sg.topological_order()
+    for k in reversed(order):
+        # CONCATENATION: the union of all ranges and 0 (face_detection_short_range's classificators,
+        # [-99.4, -0.96], is written [-99.4, 0]), given to every input and the output
+        op = sg.operators[k]
+        if model.operator_codes[op.opcode_index].name == "CONCATENATION":
+            names = [sg.tensors[i].name for i in (*op.inputs, *op.outputs)]
+            known = [out[n] for n in names if n in out]
+            if known:
+                union = (min(0.0, *(r[0] for r in known)), max(0.0, *(r[1] for r in known)))
+                out.update({n: union for n in names})
+    for k in order:
+        op = sg.operators[k]
+        if model.operator_codes[op.opcode_index].name in SAME_RANGE_OPS:
+            src = sg.tensors[op.inputs[0]].name
+            if src in out:
+                for o in op.outputs:
+                    out[sg.tensors[o].name] = out[src]
+    return out
+
+
 def plan(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[int, TensorQuant]:
     """Tensor index -> its fixed.sim quantization, for a vendor float.sim and activation ranges by name."""
     if model.dialect != "sgs_float":
@@ -111,6 +146,11 @@ def plan(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[int, T
                          f"this model's dialect is {model.dialect!r}")
     check_supported(model)
     sg = model.main
+    ranges = effective_ranges(model, ranges)
+    weights: set[int] = set()
+    for op in sg.operators:
+        if model.operator_codes[op.opcode_index].name in _WEIGHTED_OPS and len(op.inputs) > 1:
+            weights.add(op.inputs[1])
     out: dict[int, TensorQuant] = {}
     for i, t in enumerate(sg.tensors):
         planned = t.extra.get("sgs_fixed_type")
@@ -122,21 +162,17 @@ def plan(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[int, T
                 raise ModelError(f"no range for activation {t.name!r}; give (min, max) for every "
                                  f"activation of the graph")
             out[i] = activation_quant(planned, *ranges[t.name])
-            continue
-        values = _float_values(model, t)
-        if planned in ("INT8",) or (planned == "INT16" and not _is_bias(t)):
-            out[i] = weight_quant(planned, values)
-        elif planned == "INT16":
-            out[i] = TensorQuant("INT16", _f32(_bound(values.min())), _f32(_bound(values.max())))
+        elif planned == "INT32":
+            # integer constants (PAD's paddings): scale 1, zero point 0, no min/max
+            out[i] = TensorQuant("INT32", None, None, 1.0, 0)
+        elif i in weights:
+            out[i] = weight_quant(planned, _float_values(model, t))
         else:
-            out[i] = TensorQuant(planned, _f32(_bound(values.min())) if values.size else None,
-                                 _f32(_bound(values.max())) if values.size else None)
+            # the [2, C] bias, PRELU's alpha: min/max only
+            values = _float_values(model, t)
+            out[i] = TensorQuant(planned, _f32(_bound(values.min())), _f32(_bound(values.max())))
     return out
 
 
 def _holds_data(model: Model, t) -> bool:
     return 0 < t.buffer < len(model.buffers) and bool(model.buffers[t.buffer].data)
-
-
-def _is_bias(t) -> bool:
-    return len(t.shape) == 2 and t.shape[0] == 2
