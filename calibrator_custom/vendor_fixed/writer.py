@@ -1,0 +1,186 @@
+"""Write a vendor fixed.sim (SGS_IPU_SDK 1.1.5 dialect) for our ranges, from a vendor fixed.sim template.
+
+A vendor fixed.sim holds, besides the quantization, a per-op IPU tiling program in its options
+tables (Conv2DOptions has 42 slots) that the vendor's simulator and compiler need
+(``conv_exec_layer_callback_helper: Assertion 'kbpartition_info.di_hw == 3 ...'`` without them), and
+the compiler refuses a file whose size is not the one its own writer gives. Those fields depend on
+the graph's shapes, not on the ranges (two L1 calibrations of one model with different ranges
+differ only in the quantization vectors, the weight/bias buffers, the conv shifts, the input pixel
+transform and the options of ADD/RELU/PRELU). So this writer takes a vendor fixed.sim of the same
+float model as a *template* (made once with the vendor's SDK, which making the board's offline model
+needs anyway) and rewrites, in place and at the same size, everything that depends on the ranges,
+computed by this package:
+
+- every tensor's min/max/scale/zero point (:mod:`.quantize_plan`),
+- conv and depthwise weight codes, [2, C] bias rows, accumulator range, bias and total shifts
+  (:mod:`.pack`),
+- the input pixel transform (SubGraph slot 10): A = round(1024 / (std * s_in)) on the diagonal,
+  B_c = 256 + floor(-mean_c / std / s_in + zp_in + 1/2), channels in reverse order.
+
+For the vendor's own ranges the result equals the vendor's L1 file byte for byte
+(tests/test_vendor_fixed_writer.py). Ops whose options hold range-dependent fields we have not
+established (ADD, RELU, PRELU, ...) are refused up front, naming the op.
+"""
+from __future__ import annotations
+
+import math
+import struct
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ..model.graph import Model
+from . import pack
+from . import quantize_plan as qp
+from .sim_patch import SimLayout
+
+#: ops whose vendor options hold no range-dependent field (two calibrations of the shared models
+#: with different photos differ in no byte of their options) or whose fields we compute
+WRITABLE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "CONCATENATION", "RESHAPE"})
+#: options slots of (bias shift k, total shift N - k)
+_SHIFT_SLOTS = {"CONV_2D": (35, 37), "DEPTHWISE_CONV_2D": (36, 38)}
+
+
+def check_writable(fixed: Model) -> None:
+    """Refuse, naming the op, a template with an op whose range-dependent vendor fields are not established."""
+    sg = fixed.main
+    for i, op in enumerate(sg.operators):
+        name = fixed.operator_codes[op.opcode_index].name
+        if name not in WRITABLE_OPS:
+            out = sg.tensors[op.outputs[0]].name if op.outputs else "?"
+            raise UnsupportedOpError(
+                f"op #{i} {name} (output {out!r}): the range-dependent fields of the vendor's "
+                f"{name} options are not established, so a vendor fixed.sim cannot be written for our "
+                f"ranges; supported: {', '.join(sorted(WRITABLE_OPS))}")
+
+
+def input_transform(scale: float, zero_point: int, mean: Sequence[float], std: float) -> np.ndarray:
+    """The 12 int16 of SubGraph slot 10: diag(A) (3x3) then B, channels reversed (B, G, R)."""
+    a = int(round(1024.0 / (float(std) * float(scale))))
+    b = [256 + math.floor(-float(m) / float(std) / float(scale) + int(zero_point) + 0.5) for m in mean]
+    out = np.zeros(12, np.int64)
+    out[[0, 4, 8]] = a
+    out[9:12] = b[::-1]
+    return out
+
+
+class _Patch:
+    def __init__(self, template: bytes):
+        self.buf = bytearray(template)
+        self.layout = SimLayout(template)
+
+    def vector(self, where: str, vec, fmt: str, values) -> None:
+        values = list(values)
+        if vec is None or vec.count != len(values):
+            raise ModelError(f"{where}: the template holds {0 if vec is None else vec.count} values, "
+                             f"{len(values)} are to be written; re-make the template from this float model")
+        struct.pack_into(f"<{len(values)}{fmt}", self.buf, vec.pos, *values)
+
+    def buffer(self, where: str, index: int, data: bytes) -> None:
+        vec = self.layout.buffer_data(index)
+        if vec is None or vec.count < len(data):
+            raise ModelError(f"{where}: {len(data)} bytes do not fit the template's buffer "
+                             f"({0 if vec is None else vec.count} bytes)")
+        self.buf[vec.pos:vec.pos + vec.count] = data + bytes(vec.count - len(data))
+
+    def option(self, where: str, op: int, slot: int, value: int) -> None:
+        pos = self.layout.option_scalar(op, slot)
+        if pos is None:
+            if value != 0:
+                raise ModelError(f"{where}: options slot {slot} is absent (0) in the template, {value} is "
+                                 f"to be written; re-make the template with ranges closer to these")
+            return
+        if value == 0:
+            raise ModelError(f"{where}: options slot {slot} becomes 0, which the vendor's writer omits; "
+                             f"re-make the template with ranges closer to these")
+        struct.pack_into("<i", self.buf, pos, int(value))
+
+
+def _values(model: Model, t) -> np.ndarray:
+    return np.frombuffer(model.buffers[t.buffer].data, np.float32, count=int(np.prod(t.shape))).reshape(t.shape)
+
+
+def write(template: bytes, float_model: Model, ranges: Mapping[str, tuple[float, float]],
+          channel_ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], mean: Sequence[float],
+          std: float) -> bytes:
+    """The vendor fixed.sim for ``ranges`` (per tensor) and ``channel_ranges`` (per conv output channel).
+
+    ``template``: a vendor L1 fixed.sim of ``float_model`` (the vendor float.sim); ``mean``/``std``:
+    the input normalization (three means, RGB order, and one std) as in the input config.
+    """
+    fixed = Model.from_bytes(template)
+    if fixed.dialect != "sgs_fixed":
+        raise ModelError(f"the template must be a vendor fixed.sim (dialect sgs_fixed), not {fixed.dialect!r}")
+    check_writable(fixed)
+    plan = qp.plan(float_model, ranges)
+    fl, fx = float_model.main, fixed.main
+    by_name = {t.name: plan[i] for i, t in enumerate(fl.tensors)}
+    p = _Patch(template)
+    for i, t in enumerate(fx.tensors):
+        q = by_name.get(t.name)
+        if q is None:
+            raise ModelError(f"tensor {t.name!r} of the template is not in the float model; give the "
+                             f"float.sim the template was calibrated from")
+        if q.dtype != t.dtype:
+            raise ModelError(f"tensor {t.name!r}: type {t.dtype} in the template, {q.dtype} planned")
+        where = f"tensor {t.name!r}"
+        if q.min is not None:
+            p.vector(where + " min", p.layout.quant_vector(i, 0), "f", [q.min])
+            p.vector(where + " max", p.layout.quant_vector(i, 1), "f", [q.max])
+        if q.scale is not None:
+            p.vector(where + " scale", p.layout.quant_vector(i, 2), "f", [q.scale])
+            p.vector(where + " zero point", p.layout.quant_vector(i, 3), "q", [q.zero_point])
+    float_ops = {fl.tensors[op.inputs[1]].name: op for op in fl.operators
+                 if float_model.operator_codes[op.opcode_index].name in _SHIFT_SLOTS}
+    for j, op in enumerate(fx.operators):
+        kind = fixed.operator_codes[op.opcode_index].name
+        if kind in _SHIFT_SLOTS:
+            _write_conv(p, fixed, float_model, j, op, kind, by_name, float_ops, channel_ranges)
+    for k, i in enumerate(fx.inputs):
+        vec = p.layout.input_transform(k)
+        if vec is not None:
+            q = by_name[fx.tensors[i].name]
+            p.vector(f"input {fx.tensors[i].name!r} pixel transform", vec, "h",
+                     input_transform(q.scale, q.zero_point, mean, std))
+    return bytes(p.buf)
+
+
+def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: str, by_name, float_ops,
+                channel_ranges) -> None:
+    fx, fl = fixed.main, float_model.main
+    ti, tw, tb, to = (fx.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
+    where = f"op #{j} {kind} (output {to.name!r})"
+    if tw.dtype != "INT8":
+        raise UnsupportedOpError(f"{where}: {tw.dtype} weights (a conv reading INT16) are not written yet")
+    fop = float_ops.get(tw.name)
+    if fop is None:
+        raise ModelError(f"{where}: its weights {tw.name!r} are not in the float model")
+    w = _values(float_model, fl.tensors[fop.inputs[1]])
+    bias = _values(float_model, fl.tensors[fop.inputs[2]]).reshape(2, -1)[0]
+    qi, qw, qo = by_name[ti.name], by_name[tw.name], by_name[to.name]
+    conv_out = fl.tensors[fop.outputs[0]].name  # before a RELU the vendor fused into the conv
+    if conv_out not in channel_ranges:
+        raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
+    lo, hi = channel_ranges[conv_out]
+    codes = pack.weight_codes(w, qw.scale)
+    depthwise = kind == "DEPTHWISE_CONV_2D"
+    w_sum = pack.weight_sums(codes, depthwise)
+    acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
+    prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
+                               to.dtype == "UINT8", acc_max, acc_min)
+    if depthwise:
+        raw = pack.pack_depthwise_weights(codes)
+    else:
+        ti_pos, to_pos = p.layout.option_scalar(j, 10), p.layout.option_scalar(j, 12)
+        tile_in = struct.unpack_from("<i", p.buf, ti_pos)[0] if ti_pos is not None else 16
+        tile_out = struct.unpack_from("<i", p.buf, to_pos)[0] if to_pos is not None else 16
+        raw = pack.pack_conv_weights(codes, tile_in, tile_out)
+    p.buffer(where + " weights", tw.buffer, raw)
+    p.buffer(where + " bias", tb.buffer, pack.pack_bias(prm["row0"], prm["multipliers"]))
+    out_index = op.outputs[0]
+    p.vector(where + " accumulator max", p.layout.quant_vector(out_index, 4), "q", [acc_max])
+    p.vector(where + " accumulator min", p.layout.quant_vector(out_index, 5), "q", [acc_min])
+    k_slot, nk_slot = _SHIFT_SLOTS[kind]
+    p.option(where, j, k_slot, prm["bias_shift"])
+    p.option(where, j, nk_slot, prm["total_shift"])
