@@ -330,3 +330,139 @@ def test_bias_shift_is_the_smallest_keeping_acc_and_bias_below_8192_steps():
     assert pack.bias_shift(8192, -100, [0.0]) == 1
     assert pack.bias_shift(100, -100, [37429.0]) == 3   # the bias decides (37429 / 8 < 8192)
     assert pack.bias_shift(75685, -44284, [52158.0]) == 4
+
+
+# ---------------------------------------------------------------- the writer (template + our ranges)
+#: the chains the writer is checked on (the vendor's L1 of each, at two range sets, is ~1 s)
+WRITER_CHAINS = ["3x3_same_16to24", "5x5_valid_stride2", "3x3_32to40", "1x1_64to72", "3x3_17to33"]
+
+
+def _scaled(ranges, lo_factor, hi_factor):
+    return {k: (lo * lo_factor, hi * hi_factor) for k, (lo, hi) in ranges.items()}
+
+
+@pytest.mark.parametrize("name", WRITER_CHAINS)
+@pytest.mark.parametrize("factors", [(1.7, 1.3), (0.6, 2.1)])
+def test_writer_gives_the_vendor_l1_file_byte_for_byte_for_its_ranges(name, factors):
+    """Template: the vendor's L1 file for one range set; written for another range set (the vendor's
+    statistics of that run): byte-identical to the vendor's own L1 file for it."""
+    from calibrator_custom.vendor_fixed import writer
+    _skip_without_vendor()
+    b, chosen, _, _ = _conv_chain(*CONV_CHAINS[name])
+    template = vo.make_fixed(b, chosen, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
+    target = vo.make_fixed(b, _scaled(chosen, *factors), vo.ini_text(["x"], ["c3"]), f"writer_{name}_{factors[0]}")
+    log = target.parent / "wd" / "log"
+    got = writer.write(template.read_bytes(), load_model(target.with_name("m_float.sim")), _log_ranges(log),
+                       _log_channel_ranges(log), (127.5, 127.5, 127.5), 127.5)
+    want = target.read_bytes()
+    assert template.read_bytes() != want
+    assert len(got) == len(want)
+    diff = np.nonzero(np.frombuffer(got, np.uint8) != np.frombuffer(want, np.uint8))[0]
+    shifts_t, shifts_w = (_shift_slots(f) for f in (template, target))
+    if shifts_t == shifts_w:
+        assert diff.size == 0, f"{diff.size} bytes differ, first at {diff[:8].tolist()}"
+        return
+    # a shift became 0: the vendor omits the field, we write the 0 (same value, other layout)
+    assert any("absent" in v for v in shifts_w), (shifts_t, shifts_w)
+    path = target.parent / "ours_fixed.sim"
+    path.write_bytes(got)
+    o = vo.oracle()
+    o.compile_offline(str(path), str(target.parent / "ours_offline.sim"))
+    x = np.random.default_rng(0).integers(0, 256, load_model(target).main.tensors[0].shape).astype(np.uint8)
+    a, c = o.fixed_sim(str(path), x), o.fixed_sim(str(target), x)
+    for k in c:
+        if not k.startswith("_"):
+            np.testing.assert_array_equal(a[k], c[k])
+
+
+def _shift_slots(path) -> list:
+    """Per conv: the presence of the options' shift slots (35, 37)."""
+    m = load_model(path)
+    ops = {j for j, o in enumerate(m.main.operators) if m.operator_codes[o.opcode_index].name == "CONV_2D"}
+    return [tuple("present" if s in d else "absent" for s in (35, 37))
+            for _, d in sorted(_options_scalars(path, ops).items())]
+
+
+def _our_statistics(float_sim, photos):
+    """Per-tensor and per-channel (last axis) min/max of every activation, our float interpreter."""
+    from images import load_rgb
+    model = load_model(float_sim)
+    interp = Interpreter(model)
+    _, h, w, _ = model.main.tensors[model.main.inputs[0]].shape
+    ranges, channels = {}, {}
+    for p in photos:
+        x = ((load_rgb(p, h, w).astype(np.float32) - 127.5) / 127.5)[None]
+        for i, v in interp.run([x], keep="all").items():
+            t = model.main.tensors[i]
+            if model.buffers[t.buffer].data:
+                continue
+            flat = v.reshape(-1, v.shape[-1]).astype(np.float64)
+            lo, hi = ranges.get(t.name, (np.inf, -np.inf))
+            ranges[t.name] = (min(lo, float(flat.min())), max(hi, float(flat.max())))
+            clo, chi = channels.get(t.name, (np.full(flat.shape[1], np.inf), np.full(flat.shape[1], -np.inf)))
+            channels[t.name] = (np.minimum(clo, flat.min(0)), np.maximum(chi, flat.max(0)))
+    return ranges, channels
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", WRITER_CHAINS)
+def test_written_model_compiles_and_the_vendor_simulator_computes_what_ours_does(name, tmp_path):
+    """Our statistics (2 photos) -> our vendor fixed.sim: the vendor's compiler makes an offline model
+    of it, and the vendor's fixed simulator gives our fixed_simulator's codes on 10 other photos."""
+    import calibrator_custom
+    from calibrator_custom.vendor_fixed import writer
+    from conftest import require_shared
+    from images import calibration_images, evaluation_images, load_rgb
+    _skip_without_vendor()
+    require_shared()
+    b, chosen, _, _ = _conv_chain(*CONV_CHAINS[name])
+    template = vo.make_fixed(b, chosen, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
+    float_sim = template.with_name("m_float.sim")
+    ranges, channels = _our_statistics(float_sim, calibration_images()[:2])
+    ours = tmp_path / "ours_fixed.sim"
+    ours.write_bytes(writer.write(template.read_bytes(), load_model(float_sim), ranges, channels,
+                                  (127.5, 127.5, 127.5), 127.5))
+    assert load_model(ours).dialect == "sgs_fixed"
+    o = vo.oracle()
+    offline = o.compile_offline(str(ours), str(tmp_path / "ours_offline.sim"))
+    assert open(offline, "rb").read(4) == b"SGSI"
+    sim = calibrator_custom.fixed_simulator(str(ours))
+    d = sim.get_input_details()[0]
+    _, h, w, _ = (int(v) for v in d["shape"])
+    photos = evaluation_images()[:10]
+    assert len(photos) == 10
+    for photo in photos:
+        x = load_rgb(photo, h, w)[None].astype(np.uint8)
+        ref = o.fixed_sim(str(ours), x)
+        sim.set_input(0, x)
+        sim.invoke()
+        od = sim.get_output_details()[0]
+        y = sim.get_output(0)
+        r = ref[od["name"]]
+        assert y.dtype == np.float32
+        y = y[tuple(slice(0, s) for s in r.shape)]
+        assert y.shape == r.shape
+        scale = od["quantization"][0]
+        lsb = np.abs(np.round(y.astype(np.float64) / scale) - np.round(r / scale))
+        assert lsb.max() == 0, f"{photo.name}: {int((lsb > 0).sum())}/{lsb.size} codes differ"
+        off = o.offline_sim(offline, x)[od["name"]]
+        np.testing.assert_array_equal(np.round(off / scale), np.round(r / scale))
+
+
+def test_writer_refuses_an_op_whose_vendor_fields_are_not_established():
+    from calibrator_custom.vendor_fixed import writer
+    b = ModelBuilder()
+    x = b.input("x", (1, 4, 4, 3))
+    b.output(b.op("ADD", [x, x], name="a"))
+    with pytest.raises(UnsupportedOpError, match=r"op #0 ADD \(output 'a'\).*not established"):
+        writer.check_writable(b.build())
+
+
+def test_input_transform_reproduces_the_documented_vendor_cases():
+    """docs/vendor_fixed_point.md: mean 123.68/116.78/103.94, std 58.8, range [-2.2, 2.7] -> B = 278, 267, 261."""
+    from calibrator_custom.vendor_fixed import writer
+    scale = float(np.float32(4.9 / 255))
+    t = writer.input_transform(scale, 114, (123.68, 116.78, 103.94), 58.8)
+    assert t.shape == (12,)
+    assert t[[0, 4, 8]].tolist() == [906] * 3 and t[9:].tolist() == [278, 267, 261]
+    assert writer.input_transform(2 / 255, 128, (127.5,) * 3, 127.5).tolist()[9:] == [257] * 3

@@ -91,9 +91,8 @@ class _Patch:
                 raise ModelError(f"{where}: options slot {slot} is absent (0) in the template, {value} is "
                                  f"to be written; re-make the template with ranges closer to these")
             return
-        if value == 0:
-            raise ModelError(f"{where}: options slot {slot} becomes 0, which the vendor's writer omits; "
-                             f"re-make the template with ranges closer to these")
+        # a 0 is written explicitly where the vendor's writer omits the field (the same value: an
+        # absent field reads as its default 0); the file then differs from the vendor's in layout
         struct.pack_into("<i", self.buf, pos, int(value))
 
 
