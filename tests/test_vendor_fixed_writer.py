@@ -466,3 +466,25 @@ def test_input_transform_reproduces_the_documented_vendor_cases():
     assert t.shape == (12,)
     assert t[[0, 4, 8]].tolist() == [906] * 3 and t[9:].tolist() == [278, 267, 261]
     assert writer.input_transform(2 / 255, 128, (127.5,) * 3, 127.5).tolist()[9:] == [257] * 3
+
+
+def test_write_from_our_calibration_statistics_equals_write_from_their_ranges():
+    """The adapter for our statistics objects (calib.stats.TensorStats) gives the same file."""
+    from calibrator_custom.calib.stats import TensorStats
+    from calibrator_custom.vendor_fixed import writer
+    _skip_without_vendor()
+    b, chosen, _, _ = _conv_chain(*CONV_CHAINS["3x3_same_16to24"])
+    template = vo.make_fixed(b, chosen, vo.ini_text(["x"], ["c3"]), "writer_3x3_same_16to24")
+    float_sim = template.with_name("m_float.sim")
+    model = load_model(float_sim)
+    x = np.random.default_rng(3).uniform(-1, 1, model.main.tensors[0].shape).astype(np.float32)
+    values = Interpreter(model).run([x], keep="all")
+    stats = {model.main.tensors[i].name: TensorStats.from_array(model.main.tensors[i].name, i, v)
+             for i, v in values.items() if not model.buffers[model.main.tensors[i].buffer].data}
+    ranges = {k: (s.min, s.max) for k, s in stats.items()}
+    channels = {k: (s.channel_min, s.channel_max) for k, s in stats.items()}
+    mean, std = (127.5,) * 3, 127.5
+    a = writer.write_from_stats(template.read_bytes(), model, stats, mean, std)
+    assert isinstance(a, bytes) and len(a) == len(template.read_bytes())
+    assert a == writer.write(template.read_bytes(), model, ranges, channels, mean, std)
+    assert a != template.read_bytes()

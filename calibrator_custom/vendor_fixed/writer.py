@@ -183,3 +183,16 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     k_slot, nk_slot = _SHIFT_SLOTS[kind]
     p.option(where, j, k_slot, prm["bias_shift"])
     p.option(where, j, nk_slot, prm["total_shift"])
+
+
+def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, object], mean: Sequence[float],
+                     std: float, ranges: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+    """:func:`write` from calibration statistics (``calib.stats.TensorStats`` by tensor name).
+
+    ``ranges`` overrides the per-tensor min/max (e.g. a level's clipped ranges); the accumulator
+    ranges always come from the statistics' per-channel min/max.
+    """
+    if ranges is None:
+        ranges = {name: (s.min, s.max) for name, s in stats.items()}
+    channels = {name: (np.asarray(s.channel_min), np.asarray(s.channel_max)) for name, s in stats.items()}
+    return write(template, float_model, ranges, channels, mean, std)
