@@ -86,6 +86,26 @@ class SimLayout:
         tf = self._fields(t)
         return t + tf[slot] if slot < len(tf) and tf[slot] else None
 
+    def table_scalar(self, table: int, slot: int) -> int | None:
+        """Position of a 4-byte scalar field of a table (None when absent: the default)."""
+        f = self._fields(table)
+        return table + f[slot] if slot < len(f) and f[slot] else None
+
+    def operator_tables(self, op: int, slot: int) -> list[int]:
+        """The tables of an Operator's [table] slot (9: one per input, 10: one per output)."""
+        f = self._fields(self.operators[op])
+        return self._tables(self.operators[op] + f[slot]) if slot < len(f) and f[slot] else []
+
+    def option_tables(self, op: int, slot: int) -> list[int]:
+        """The tables of a [table] slot of the op's builtin options table."""
+        o = self.operators[op]
+        f = self._fields(o)
+        if len(f) <= 4 or not f[4]:
+            return []
+        t = self._ref(o + f[4])
+        tf = self._fields(t)
+        return self._tables(t + tf[slot]) if slot < len(tf) and tf[slot] else []
+
     def input_transform(self, k: int) -> Vector | None:
         """SubGraph slot 10, entry k: the [int16] pixel transform (3x3 matrix then 3 offsets)."""
         sf = self._sg_fields

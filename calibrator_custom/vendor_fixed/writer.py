@@ -37,7 +37,8 @@ from .sim_patch import SimLayout
 
 #: ops whose vendor options hold no range-dependent field (two calibrations of the shared models
 #: with different photos differ in no byte of their options) or whose fields we compute
-WRITABLE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "CONCATENATION", "RESHAPE"})
+WRITABLE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "CONCATENATION", "RESHAPE",
+                          "ADD", "RELU"})
 #: options slots of (bias shift k, total shift N - k)
 _SHIFT_SLOTS = {"CONV_2D": (35, 37), "DEPTHWISE_CONV_2D": (36, 38)}
 
@@ -85,7 +86,9 @@ class _Patch:
         self.buf[vec.pos:vec.pos + vec.count] = data + bytes(vec.count - len(data))
 
     def option(self, where: str, op: int, slot: int, value: int) -> None:
-        pos = self.layout.option_scalar(op, slot)
+        self.scalar(where, self.layout.option_scalar(op, slot), slot, value)
+
+    def scalar(self, where: str, pos: int | None, slot: int, value: int) -> None:
         if pos is None:
             if value != 0:
                 raise ModelError(f"{where}: options slot {slot} is absent (0) in the template, {value} is "
@@ -136,6 +139,10 @@ def write(template: bytes, float_model: Model, ranges: Mapping[str, tuple[float,
         kind = fixed.operator_codes[op.opcode_index].name
         if kind in _SHIFT_SLOTS:
             _write_conv(p, fixed, float_model, j, op, kind, by_name, float_ops, channel_ranges)
+        elif kind == "ADD":
+            _write_add(p, fx, j, op, by_name)
+        elif kind == "RELU":
+            _write_relu(p, fx, j, op, by_name)
     for k, i in enumerate(fx.inputs):
         vec = p.layout.input_transform(k)
         if vec is not None:
@@ -196,3 +203,68 @@ def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, ob
         ranges = {name: (s.min, s.max) for name, s in stats.items()}
     channels = {name: (np.asarray(s.channel_min), np.asarray(s.channel_max)) for name, s in stats.items()}
     return write(template, float_model, ranges, channels, mean, std)
+
+
+def _multiplier(m: float) -> tuple[int, int]:
+    """(M, N): the 15-bit multiplier M = round(m * 2**N), N = 14 - floor(log2 m)."""
+    n = 14 - math.floor(math.log2(m))
+    return int(round(m * 2.0 ** n)), n
+
+
+def _uint8_view_zero_point(q: qp.TensorQuant) -> int:
+    """The zero point of a tensor's range as UINT8 (the UINT8 zero point itself for UINT8 tensors)."""
+    if q.dtype == "UINT8":
+        return int(q.zero_point)
+    return int(math.floor(-q.min * 255.0 / (q.max - q.min) + 0.5)) if q.max > q.min else 0
+
+
+def _tensor_tables(p: _Patch, where: str, j: int, quants, slot: int, sign: int) -> list[int]:
+    """Write slot 1 (the UINT8-view zero point, negated for inputs) of Operator slot 9/10's tables."""
+    tables = p.layout.operator_tables(j, slot)
+    if len(tables) != len(quants):
+        raise ModelError(f"{where}: {len(tables)} tables in Operator slot {slot}, {len(quants)} tensors")
+    for t, q in zip(tables, quants):
+        p.scalar(where, p.layout.table_scalar(t, 1), 1, sign * _uint8_view_zero_point(q))
+    return tables
+
+
+def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
+    """ADD: per-input/output UINT8-view zero points; options slot 1 table {1: M1, 2: M2, 3: N}."""
+    ins = [by_name[fx.tensors[i].name] for i in op.inputs]
+    out = by_name[fx.tensors[op.outputs[0]].name]
+    where = f"op #{j} ADD (output {fx.tensors[op.outputs[0]].name!r})"
+    if len(ins) != 2 or None in (ins[0].scale, ins[1].scale, out.scale):
+        raise ModelError(f"{where}: needs two inputs and scales on inputs and output")
+    _tensor_tables(p, where, j, ins, 9, -1)
+    _tensor_tables(p, where, j, [out], 10, 1)
+    m = [q.scale / out.scale for q in ins]
+    n = 14 - math.floor(math.log2(max(m)))
+    sub = p.layout.option_tables(j, 1)
+    if len(sub) != 1:
+        raise ModelError(f"{where}: the template's AddOptions hold {len(sub)} parameter tables, not 1")
+    for slot, value in ((1, int(round(m[0] * 2.0 ** n))), (2, int(round(m[1] * 2.0 ** n))), (3, n)):
+        p.scalar(where, p.layout.table_scalar(sub[0], slot), slot, value)
+
+
+def _write_relu(p: _Patch, fx, j: int, op, by_name) -> None:
+    """RELU (INT16 in, UINT8 out): input table {1: -zp8, 2/3: (M, N) of s_uint8_view / s_in}, output
+    table {1: zp, 2/3: (M, N) of (max_in / 32767) / s_out}, options slot 2 table {1: M_F, 5: N_F} of
+    F = max(1, |min_in| / max_in)."""
+    q_in = by_name[fx.tensors[op.inputs[0]].name]
+    q_out = by_name[fx.tensors[op.outputs[0]].name]
+    where = f"op #{j} RELU (output {fx.tensors[op.outputs[0]].name!r})"
+    if q_in.dtype != "INT16" or q_out.dtype != "UINT8" or not q_in.max > 0:
+        raise UnsupportedOpError(f"{where}: only an INT16 -> UINT8 RELU over a range with max > 0 is "
+                                 f"written (here {q_in.dtype} -> {q_out.dtype})")
+    (t_in,) = _tensor_tables(p, where, j, [q_in], 9, -1)
+    (t_out,) = _tensor_tables(p, where, j, [q_out], 10, 1)
+    for t, m in ((t_in, (q_in.max - q_in.min) / 255.0 / q_in.scale), (t_out, q_in.max / 32767.0 / q_out.scale)):
+        mult, n = _multiplier(m)
+        p.scalar(where, p.layout.table_scalar(t, 2), 2, mult)
+        p.scalar(where, p.layout.table_scalar(t, 3), 3, n)
+    sub = p.layout.option_tables(j, 2)
+    if len(sub) != 1:
+        raise ModelError(f"{where}: the template's RELU options hold {len(sub)} parameter tables, not 1")
+    mult, n = _multiplier(max(1.0, abs(q_in.min) / q_in.max))
+    p.scalar(where, p.layout.table_scalar(sub[0], 1), 1, mult)
+    p.scalar(where, p.layout.table_scalar(sub[0], 5), 5, n)
