@@ -12,14 +12,16 @@ needs anyway) and rewrites, in place and at the same size, everything that depen
 computed by this package:
 
 - every tensor's min/max/scale/zero point (:mod:`.quantize_plan`),
-- conv and depthwise weight codes, [2, C] bias rows, accumulator range, bias and total shifts
-  (:mod:`.pack`),
+- conv and depthwise [2, C] bias rows, accumulator range, bias and total shifts (:mod:`.pack`;
+  the weight codes do not depend on the ranges and are kept),
+- ADD's multipliers, RELU's and PRELU's multipliers and PRELU's alpha codes, the UINT8-view zero
+  points in the per-tensor tables of Operator slots 9/10,
 - the input pixel transform (SubGraph slot 10): A = round(1024 / (std * s_in)) on the diagonal,
   B_c = 256 + floor(-mean_c / std / s_in + zp_in + 1/2), channels in reverse order.
 
 For the vendor's own ranges the result equals the vendor's L1 file byte for byte
 (tests/test_vendor_fixed_writer.py). Ops whose options hold range-dependent fields we have not
-established (ADD, RELU, PRELU, ...) are refused up front, naming the op.
+established (LOGISTIC, MUL, SOFTMAX, ...) are refused up front, naming the op.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from .sim_patch import SimLayout
 #: ops whose vendor options hold no range-dependent field (two calibrations of the shared models
 #: with different photos differ in no byte of their options) or whose fields we compute
 WRITABLE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "CONCATENATION", "RESHAPE",
-                          "ADD", "RELU"})
+                          "ADD", "RELU", "PRELU"})
 #: options slots of (bias shift k, total shift N - k)
 _SHIFT_SLOTS = {"CONV_2D": (35, 37), "DEPTHWISE_CONV_2D": (36, 38)}
 
@@ -143,6 +145,8 @@ def write(template: bytes, float_model: Model, ranges: Mapping[str, tuple[float,
             _write_add(p, fx, j, op, by_name)
         elif kind == "RELU":
             _write_relu(p, fx, j, op, by_name)
+        elif kind == "PRELU":
+            _write_prelu(p, fx, float_model, j, op, by_name)
     for k, i in enumerate(fx.inputs):
         vec = p.layout.input_transform(k)
         if vec is not None:
@@ -175,14 +179,9 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
     prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
                                to.dtype == "UINT8", acc_max, acc_min)
-    if depthwise:
-        raw = pack.pack_depthwise_weights(codes)
-    else:
-        ti_pos, to_pos = p.layout.option_scalar(j, 10), p.layout.option_scalar(j, 12)
-        tile_in = struct.unpack_from("<i", p.buf, ti_pos)[0] if ti_pos is not None else 16
-        tile_out = struct.unpack_from("<i", p.buf, to_pos)[0] if to_pos is not None else 16
-        raw = pack.pack_conv_weights(codes, tile_in, tile_out)
-    p.buffer(where + " weights", tw.buffer, raw)
+    # the weight codes round(w / (max|w| / 127)) do not depend on the ranges: the template's buffer
+    # (the vendor's packing of the same float weights; pack.pack_conv_weights gives it for 161 of
+    # the 162 int8 convs of the shared models) is kept
     p.buffer(where + " bias", tb.buffer, pack.pack_bias(prm["row0"], prm["multipliers"]))
     out_index = op.outputs[0]
     p.vector(where + " accumulator max", p.layout.quant_vector(out_index, 4), "q", [acc_max])
@@ -268,3 +267,39 @@ def _write_relu(p: _Patch, fx, j: int, op, by_name) -> None:
     mult, n = _multiplier(max(1.0, abs(q_in.min) / q_in.max))
     p.scalar(where, p.layout.table_scalar(sub[0], 1), 1, mult)
     p.scalar(where, p.layout.table_scalar(sub[0], 5), 5, n)
+
+
+def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None:
+    """PRELU (INT16 in, UINT8 out): the tables of RELU, plus the alpha codes round(alpha * F * 2**s)
+    (half toward zero) with s = 14 - floor(log2(max|alpha| * F)) (options slot 0, table 0, slot 5; table 1 holds F's
+    multiplier like RELU's)."""
+    q_in = by_name[fx.tensors[op.inputs[0]].name]
+    t_alpha = fx.tensors[op.inputs[1]]
+    q_out = by_name[fx.tensors[op.outputs[0]].name]
+    where = f"op #{j} PRELU (output {fx.tensors[op.outputs[0]].name!r})"
+    if q_in.dtype != "INT16" or q_out.dtype != "UINT8" or t_alpha.dtype != "INT16" or not q_in.max > 0:
+        raise UnsupportedOpError(f"{where}: only an INT16 -> UINT8 PRELU with INT16 alpha over a range "
+                                 f"with max > 0 is written")
+    (t_in,) = _tensor_tables(p, where, j, [q_in], 9, -1)
+    (t_out,) = _tensor_tables(p, where, j, [q_out], 10, 1)
+    for t, m in ((t_in, (q_in.max - q_in.min) / 255.0 / q_in.scale), (t_out, q_in.max / 32767.0 / q_out.scale)):
+        mult, n = _multiplier(m)
+        p.scalar(where, p.layout.table_scalar(t, 2), 2, mult)
+        p.scalar(where, p.layout.table_scalar(t, 3), 3, n)
+    sub = p.layout.option_tables(j, 0)
+    if len(sub) != 2:
+        raise ModelError(f"{where}: the template's PRELU options hold {len(sub)} parameter tables, not 2")
+    f = max(1.0, abs(q_in.min) / q_in.max)
+    q_alpha = by_name[t_alpha.name]
+    alpha_max = max(abs(q_alpha.min), abs(q_alpha.max))
+    shift = 14 - math.floor(math.log2(alpha_max * f))
+    fl_alpha = float_model.main.tensors[float_model.main.tensor_index(t_alpha.name)]
+    # the codes use F as s_in * 32767 / max (from the stored scale) and round half toward zero:
+    # 0 of the alphas of iris_landmark and face_landmark differ (|min| / max and half-even: 52)
+    x = _values(float_model, fl_alpha).astype(np.float64) * max(1.0, q_in.scale * 32767.0 / q_in.max) * 2.0 ** shift
+    codes = np.sign(x) * np.ceil(np.abs(x) - 0.5)
+    p.buffer(where + " alpha", t_alpha.buffer, np.clip(codes, -32768, 32767).astype("<i2").tobytes())
+    p.scalar(where, p.layout.table_scalar(sub[0], 5), 5, shift)
+    mult, n = _multiplier(f)
+    p.scalar(where, p.layout.table_scalar(sub[1], 1), 1, mult)
+    p.scalar(where, p.layout.table_scalar(sub[1], 5), 5, n)
