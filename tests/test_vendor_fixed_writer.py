@@ -42,7 +42,8 @@ CONV_CHAINS = {
 }
 SHARED_MODELS = ["iris_landmark", "face_detection_short_range", "face_landmark"]
 #: the one conv whose int8 weight layout is not the tiled one `layout` reads (a 3x3 kernel over a
-#: 3x3 input with 1404 outputs); its bias, accumulator range and shifts are still equal
+#: 3x3 input with 1404 outputs); its bias, accumulator range and shifts are still equal (the writer
+#: keeps a template's weight buffers: they do not depend on the ranges)
 WEIGHT_LAYOUT_NOT_ESTABLISHED = {("face_landmark", "conv2d_21")}
 
 
@@ -127,7 +128,7 @@ def _our_channel_ranges(float_sim, x) -> dict:
     model = load_model(float_sim)
     values = Interpreter(model).run([x], keep="all")
     return {model.main.tensors[i].name: (v.reshape(-1, v.shape[-1]).min(0), v.reshape(-1, v.shape[-1]).max(0))
-            for i, v in values.items() if v.ndim == 4}
+            for i, v in values.items() if v.ndim == 4 and i < len(model.main.tensors)}
 
 
 # ---------------------------------------------------------------- options slots (schema-less)
@@ -393,9 +394,9 @@ def _our_statistics(float_sim, photos):
     for p in photos:
         x = ((load_rgb(p, h, w).astype(np.float32) - 127.5) / 127.5)[None]
         for i, v in interp.run([x], keep="all").items():
+            if i >= len(model.main.tensors) or i in interp.constants:
+                continue  # a tensor the TFLite-semantics lowering added, or a constant
             t = model.main.tensors[i]
-            if model.buffers[t.buffer].data:
-                continue
             flat = v.reshape(-1, v.shape[-1]).astype(np.float64)
             lo, hi = ranges.get(t.name, (np.inf, -np.inf))
             ranges[t.name] = (min(lo, float(flat.min())), max(hi, float(flat.max())))
@@ -453,8 +454,8 @@ def test_writer_refuses_an_op_whose_vendor_fields_are_not_established():
     from calibrator_custom.vendor_fixed import writer
     b = ModelBuilder()
     x = b.input("x", (1, 4, 4, 3))
-    b.output(b.op("ADD", [x, x], name="a"))
-    with pytest.raises(UnsupportedOpError, match=r"op #0 ADD \(output 'a'\).*not established"):
+    b.output(b.op("LOGISTIC", [x], name="a"))
+    with pytest.raises(UnsupportedOpError, match=r"op #0 LOGISTIC \(output 'a'\).*not established"):
         writer.check_writable(b.build())
 
 
@@ -488,3 +489,94 @@ def test_write_from_our_calibration_statistics_equals_write_from_their_ranges():
     assert isinstance(a, bytes) and len(a) == len(template.read_bytes())
     assert a == writer.write(template.read_bytes(), model, ranges, channels, mean, std)
     assert a != template.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def shared_second_runs(tmp_path_factory):
+    """name -> (float.sim, fixed.sim, log) of a second vendor L1 calibration (photos 2 and 3)."""
+    _skip_without_vendor()
+    from conftest import MODELS_DIR, require_shared
+    from images import calibration_images
+    from vendor_oracle import ini_text
+    require_shared()
+    o = vo.oracle()
+    made = {}
+
+    def get(name):
+        if name not in made:
+            d = tmp_path_factory.mktemp(f"writer2_{name}")
+            (d / "imgs").mkdir()
+            for p in calibration_images()[2:4]:
+                (d / "imgs" / p.name).write_bytes(p.read_bytes())
+            tflite = MODELS_DIR / f"{name}.tflite"
+            g = load_model(tflite).main
+            _, h, w, _ = g.tensors[g.inputs[0]].shape
+            (d / "m.ini").write_text(ini_text([g.tensors[i].name for i in g.inputs],
+                                              [g.tensors[i].name for i in g.outputs], 127.5, 127.5))
+            (d / "pre.py").write_text(PRE.format(w=w, h=h))
+            o.convert_tflite(str(tflite), str(d / "m.ini"), str(d / "m_float.sim"))
+            o.calibrate_l1(str(d / "m_float.sim"), str(d / "imgs"), str(d / "pre.py"), str(d / "m.ini"),
+                           str(d / "m_fixed.sim"), workdir=str(d / "wd"))
+            made[name] = (d / "m_float.sim", d / "m_fixed.sim", d / "wd" / "log")
+        return made[name]
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHARED_MODELS)
+def test_writer_gives_the_vendor_l1_file_of_a_shared_model_byte_for_byte(shared_runs, shared_second_runs, name):
+    """Template: the vendor's L1 on photos 0-1; written for the vendor's statistics on photos 2-3:
+    the vendor's own L1 file of photos 2-3, byte for byte."""
+    from calibrator_custom.vendor_fixed import writer
+    _, template, _ = shared_runs(name)
+    float_sim, target, log = shared_second_runs(name)
+    got = writer.write(template.read_bytes(), load_model(float_sim), _log_ranges(log), _log_channel_ranges(log),
+                       (127.5, 127.5, 127.5), 127.5)
+    want = target.read_bytes()
+    assert template.read_bytes() != want
+    assert len(got) == len(want)
+    diff = np.nonzero(np.frombuffer(got, np.uint8) != np.frombuffer(want, np.uint8))[0]
+    assert diff.size == 0, f"{diff.size} bytes differ, first at {diff[:8].tolist()}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", SHARED_MODELS)
+def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ours_does(shared_runs, name, tmp_path):
+    """Our statistics (our float interpreter on 2 photos) -> our vendor fixed.sim: the vendor's compiler
+    makes an offline model, and the vendor's fixed and offline simulators give our fixed_simulator's
+    codes on 10 other photos."""
+    import calibrator_custom
+    from calibrator_custom.vendor_fixed import writer
+    from images import calibration_images, evaluation_images, load_rgb
+    float_sim, template, _ = shared_runs(name)
+    ranges, channels = _our_statistics(float_sim, calibration_images()[4:6])
+    ours = tmp_path / f"{name}_fixed.sim"
+    ours.write_bytes(writer.write(template.read_bytes(), load_model(float_sim), ranges, channels,
+                                  (127.5, 127.5, 127.5), 127.5))
+    assert ours.read_bytes() != template.read_bytes()
+    o = vo.oracle()
+    offline = o.compile_offline(str(ours), str(tmp_path / f"{name}_offline.sim"))
+    assert open(offline, "rb").read(4) == b"SGSI"
+    sim = calibrator_custom.fixed_simulator(str(ours))
+    _, h, w, _ = (int(v) for v in sim.get_input_details()[0]["shape"])
+    photos = evaluation_images()[:10]
+    assert len(photos) == 10
+    compared = 0
+    for photo in photos:
+        x = load_rgb(photo, h, w)[None].astype(np.uint8)
+        ref = o.fixed_sim(str(ours), x)
+        off = o.offline_sim(offline, x)
+        sim.set_input(0, x)
+        sim.invoke()
+        for k, od in enumerate(sim.get_output_details()):
+            r = ref[od["name"]]
+            y = sim.get_output(k)
+            assert y.dtype == np.float32
+            y = y[tuple(slice(0, s) for s in r.shape)]
+            assert y.shape == r.shape
+            scale = od["quantization"][0]
+            lsb = np.abs(np.round(y.astype(np.float64) / scale) - np.round(r / scale))
+            assert lsb.max() == 0, f"{photo.name} {od['name']}: {int((lsb > 0).sum())}/{lsb.size} codes differ"
+            np.testing.assert_array_equal(np.round(off[od["name"]] / scale), np.round(r / scale))
+            compared += r.size
+    assert compared > 0
