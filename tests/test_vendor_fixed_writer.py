@@ -580,3 +580,35 @@ def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ou
             np.testing.assert_array_equal(np.round(off[od["name"]] / scale), np.round(r / scale))
             compared += r.size
     assert compared > 0
+
+
+@pytest.mark.slow
+def test_convert_writes_the_vendor_dialect_with_a_template(shared_runs, tmp_path):
+    """quant.convert(..., vendor_template=) writes the vendor's dialect, equal to the writer's output
+    from the same statistics, and the vendor's compiler takes it."""
+    from calibrator_custom.calib.stats import StatsSet, TensorStats
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.quant.convert import convert
+    from calibrator_custom.vendor_fixed import writer
+    from images import calibration_images, load_rgb
+    float_sim, template, _ = shared_runs("iris_landmark")
+    model = load_model(float_sim)
+    interp = Interpreter(model)
+    _, h, w, _ = model.main.tensors[model.main.inputs[0]].shape
+    tensors = {}
+    for p in calibration_images()[4:6]:
+        x = ((load_rgb(p, h, w).astype(np.float32) - 127.5) / 127.5)[None]
+        for i, v in interp.run([x], keep="all").items():
+            if i >= len(model.main.tensors) or i in interp.constants:
+                continue
+            name = model.main.tensors[i].name
+            s = TensorStats.from_array(name, i, v)
+            tensors[name] = tensors[name].merge(s) if name in tensors else s
+    stats = StatsSet(tensors=tensors)
+    ini = float_sim.parent / "m.ini"
+    config = load_input_config(ini, load_model(float_sim))
+    out = tmp_path / "iris_fixed.sim"
+    convert(float_sim, ini, stats, quant_level="L1", output_path=out, vendor_template=template)
+    assert load_model(out).dialect == "sgs_fixed"
+    assert out.read_bytes() == writer.write_vendor_fixed(float_sim, template, stats, config)
+    vo.oracle().compile_offline(str(out), str(tmp_path / "iris_offline.sim"))

@@ -238,8 +238,14 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             sensitivity_threshold: float = 0.002,
             calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
             output_path: str | os.PathLike | None = None,
-            progress: Reporter | Callable[[str], None] | None = None) -> Model:
+            progress: Reporter | Callable[[str], None] | None = None,
+            vendor_template: str | os.PathLike | None = None) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
+
+    ``vendor_template``: for a vendor float.sim, a vendor fixed.sim of it (made once with the SDK);
+    ``output_path`` then receives the vendor's fixed dialect for our statistics (``vendor_fixed.writer``,
+    loadable by the vendor's compiler) instead of calibrator_custom's own dialect (returned, not loadable
+    by the vendor's compiler).
 
     ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
     elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
@@ -273,10 +279,23 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
         fixed = build_fixed_model(pi, plan)
         phase.update()
-        if output_path is not None:
+        if output_path is not None and vendor_template is not None:
+            _write_vendor_dialect(float_model, vendor_template, stats, config, output_path)
+            phase.update()
+        elif output_path is not None:
             fixed.save(output_path)
             phase.update()
     return fixed
+
+
+def _write_vendor_dialect(float_model, template, stats: StatsSet, config: InputConfig, output_path) -> None:
+    """The vendor's fixed dialect for a vendor float.sim (a clearly separated step: vendor_fixed.writer)."""
+    from ..vendor_fixed.writer import write_vendor_fixed
+
+    vendor_model = float_model if isinstance(float_model, Model) else load_model(float_model)
+    if not vendor_model.is_vendor or vendor_model.dialect != "sgs_float":
+        raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {vendor_model.dialect!r}")
+    write_vendor_fixed(vendor_model, template, stats, config, output_path)
 
 
 def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, rep: Reporter) -> QuantPlan:

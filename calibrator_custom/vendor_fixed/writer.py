@@ -5,7 +5,7 @@ tables (Conv2DOptions has 42 slots) that the vendor's simulator and compiler nee
 (``conv_exec_layer_callback_helper: Assertion 'kbpartition_info.di_hw == 3 ...'`` without them), and
 the compiler refuses a file whose size is not the one its own writer gives. Those fields depend on
 the graph's shapes, not on the ranges (two L1 calibrations of one model with different ranges
-differ only in the quantization vectors, the weight/bias buffers, the conv shifts, the input pixel
+differ only in the quantization vectors, the bias and PRELU alpha buffers, the conv shifts, the input pixel
 transform and the options of ADD/RELU/PRELU). So this writer takes a vendor fixed.sim of the same
 float model as a *template* (made once with the vendor's SDK, which making the board's offline model
 needs anyway) and rewrites, in place and at the same size, everything that depends on the ranges,
@@ -26,7 +26,9 @@ established (LOGISTIC, MUL, SOFTMAX, ...) are refused up front, naming the op.
 from __future__ import annotations
 
 import math
+import os
 import struct
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -303,3 +305,29 @@ def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None
     mult, n = _multiplier(f)
     p.scalar(where, p.layout.table_scalar(sub[1], 1), 1, mult)
     p.scalar(where, p.layout.table_scalar(sub[1], 5), 5, n)
+
+
+def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | os.PathLike, stats,
+                       input_config, output_path: str | os.PathLike | None = None) -> bytes:
+    """The vendor fixed.sim of a vendor float.sim for our statistics (min/max ranges, the vendor's L1).
+
+    ``stats``: a ``calib.stats.StatsSet`` (or its ``tensors`` mapping); ``input_config``: an
+    ``InputConfig`` (mean and std of the one image input); ``template``: a vendor fixed.sim of the
+    same float model (see the module doc). Written atomically to ``output_path`` when given.
+    """
+    from ..fileio import atomic_write
+    from ..model.graph import load_model
+
+    model = float_model if isinstance(float_model, Model) else load_model(float_model)
+    inputs = getattr(input_config, "inputs", None) or []
+    if len(inputs) != 1 or not inputs[0].mean:
+        raise ModelError("the vendor fixed.sim writer takes a model with one image input (mean/std in the input config)")
+    mean, std = tuple(inputs[0].mean), tuple(inputs[0].std)
+    if len(mean) != 3 or len(set(std)) != 1:
+        raise ModelError(f"the vendor's input transform takes three means and one std; the input config "
+                         f"gives mean {mean} and std {std}")
+    tensors = getattr(stats, "tensors", stats)
+    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std[0])
+    if output_path is not None:
+        atomic_write(output_path, data)
+    return data
