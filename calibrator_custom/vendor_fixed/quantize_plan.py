@@ -14,7 +14,8 @@ by diffing the vendor's float.sim against its L1 fixed.sim for chosen ranges; do
 - the ``[2, C]`` bias and PRELU's alpha (planned INT16): only min/max (the bias over both rows; row 1
   is 1.0 in float.sim); integer constants (PAD's paddings, INT32): scale 1.0, zero point 0, no min/max;
 - a CONCATENATION's inputs and output share the union of their ranges and 0 (other ranges are
-  written as given, also when they exclude 0: face_landmark's conv2d_31); MAX_POOL_2D and PAD outputs take their input's range (:func:`effective_ranges`);
+  written as given, also when they exclude 0: face_landmark's conv2d_31); MAX_POOL_2D and PAD
+  outputs take their input's range (:func:`effective_ranges`);
 - every bound goes through the vendor's ``tensor_min_max.txt`` (printed with 6 decimals, read back
   as float32); scales are computed in float64 from those bounds and stored as float32; the UINT8
   zero point is ``floor(-min * 255 / (max - min) + 1/2)``.

@@ -321,7 +321,8 @@ def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | o
     model = float_model if isinstance(float_model, Model) else load_model(float_model)
     inputs = getattr(input_config, "inputs", None) or []
     if len(inputs) != 1 or not inputs[0].mean:
-        raise ModelError("the vendor fixed.sim writer takes a model with one image input (mean/std in the input config)")
+        raise ModelError("the vendor fixed.sim writer takes a model with one image input "
+                         "(mean/std in the input config)")
     mean, std = tuple(inputs[0].mean), tuple(inputs[0].std)
     if len(mean) != 3 or len(set(std)) != 1:
         raise ModelError(f"the vendor's input transform takes three means and one std; the input config "
