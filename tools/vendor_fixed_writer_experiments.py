@@ -220,10 +220,15 @@ def perchannel() -> None:
         sim.set_input(0, x)
         sim.invoke()
         ours = sim.get_output(0)[..., :vend.shape[-1]].reshape(y_float.shape)
+        from calibrator_custom.vendor_fixed import engine
+        step = engine.prepare(load_model(p)).steps[j]
+        print(f"  the middle conv as our engine reads it: k {step.bias_shift} (written {k}), N "
+              f"{step.total_shift} (written {n}), weight codes differing from those written: "
+              f"{int((np.asarray(step.w_code) != codes).sum())} of {codes.size}")
         def sqnr(a):
             return 10 * np.log10((y_float ** 2).sum() / ((a.reshape(y_float.shape) - y_float) ** 2).sum())
         print(f"  vendor simulator on the per-channel file vs our fixed_simulator: max |diff| "
-              f"{np.abs(vend - ours).max():.3g} (ours infers k from the float-bias range)")
+              f"{np.abs(vend - ours).max():.3g} (ours infers the weight tiling from the float-bias range)")
         print(f"  SQNR vs float (vendor simulator): per-tensor {sqnr(vend_t):.2f} dB, "
               f"per-channel {sqnr(vend):.2f} dB")
 
