@@ -584,13 +584,15 @@ def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ou
 
 @pytest.mark.slow
 def test_convert_writes_the_vendor_dialect_with_a_template(shared_runs, tmp_path):
-    """quant.convert(..., vendor_template=) writes the vendor's dialect, equal to the writer's output
-    from the same statistics, and the vendor's compiler takes it."""
+    """quant.convert(..., vendor_template=) writes the vendor's dialect with the level's ranges: at L1
+    the writer's output from the statistics' min/max; at L3 (histogram-fitted ranges) another file;
+    the vendor's compiler takes both and the vendor's simulator agrees with ours on a photo."""
+    import calibrator_custom
     from calibrator_custom.calib.stats import StatsSet, TensorStats
     from calibrator_custom.config import load_input_config
     from calibrator_custom.quant.convert import convert
     from calibrator_custom.vendor_fixed import writer
-    from images import calibration_images, load_rgb
+    from images import calibration_images, evaluation_images, load_rgb
     float_sim, template, _ = shared_runs("iris_landmark")
     model = load_model(float_sim)
     interp = Interpreter(model)
@@ -607,8 +609,21 @@ def test_convert_writes_the_vendor_dialect_with_a_template(shared_runs, tmp_path
     stats = StatsSet(tensors=tensors)
     ini = float_sim.parent / "m.ini"
     config = load_input_config(ini, load_model(float_sim))
-    out = tmp_path / "iris_fixed.sim"
-    convert(float_sim, ini, stats, quant_level="L1", output_path=out, vendor_template=template)
-    assert load_model(out).dialect == "sgs_fixed"
-    assert out.read_bytes() == writer.write_vendor_fixed(float_sim, template, stats, config)
-    vo.oracle().compile_offline(str(out), str(tmp_path / "iris_offline.sim"))
+    files = {}
+    for level in ("L1", "L3"):
+        out = tmp_path / f"iris_{level}_fixed.sim"
+        convert(float_sim, ini, stats, quant_level=level, output_path=out, vendor_template=template)
+        assert load_model(out).dialect == "sgs_fixed"
+        vo.oracle().compile_offline(str(out), str(tmp_path / f"iris_{level}_offline.sim"))
+        files[level] = out.read_bytes()
+        x = load_rgb(evaluation_images()[0], h, w)[None].astype(np.uint8)
+        ref = vo.oracle().fixed_sim(str(out), x)
+        sim = calibrator_custom.fixed_simulator(str(out))
+        sim.set_input(0, x)
+        sim.invoke()
+        for k, od in enumerate(sim.get_output_details()):
+            r = ref[od["name"]]
+            y = sim.get_output(k)[tuple(slice(0, n) for n in r.shape)]
+            np.testing.assert_array_equal(np.round(y / od["quantization"][0]), np.round(r / od["quantization"][0]))
+    assert files["L1"] == writer.write_vendor_fixed(float_sim, template, stats, config)
+    assert files["L3"] != files["L1"]

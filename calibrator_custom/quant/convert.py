@@ -280,7 +280,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         fixed = build_fixed_model(pi, plan)
         phase.update()
         if output_path is not None and vendor_template is not None:
-            _write_vendor_dialect(float_model, vendor_template, stats, config, output_path)
+            _write_vendor_dialect(float_model, vendor_template, stats, config, output_path, pi, plan)
             phase.update()
         elif output_path is not None:
             fixed.save(output_path)
@@ -288,14 +288,20 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     return fixed
 
 
-def _write_vendor_dialect(float_model, template, stats: StatsSet, config: InputConfig, output_path) -> None:
-    """The vendor's fixed dialect for a vendor float.sim (a clearly separated step: vendor_fixed.writer)."""
+def _write_vendor_dialect(float_model, template, stats: StatsSet, config: InputConfig, output_path,
+                          pi: PlanInputs, plan: QuantPlan) -> None:
+    """The vendor's fixed dialect for a vendor float.sim (a clearly separated step: vendor_fixed.writer).
+
+    The level's activation ranges are used (per tensor: the union of a per-channel range); its types
+    and per-channel scales are not (the template fixes the vendor's types and per-tensor scales)."""
     from ..vendor_fixed.writer import write_vendor_fixed
 
     vendor_model = float_model if isinstance(float_model, Model) else load_model(float_model)
     if not vendor_model.is_vendor or vendor_model.dialect != "sgs_float":
         raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {vendor_model.dialect!r}")
-    write_vendor_fixed(vendor_model, template, stats, config, output_path)
+    ranges = {pi.model.main.tensors[i].name: (min(q.min), max(q.max))
+              for i, q in plan.tensors.items() if q.min and q.max}
+    write_vendor_fixed(vendor_model, template, stats, config, output_path, ranges=ranges)
 
 
 def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, rep: Reporter) -> QuantPlan:

@@ -308,12 +308,15 @@ def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None
 
 
 def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | os.PathLike, stats,
-                       input_config, output_path: str | os.PathLike | None = None) -> bytes:
-    """The vendor fixed.sim of a vendor float.sim for our statistics (min/max ranges, the vendor's L1).
+                       input_config, output_path: str | os.PathLike | None = None,
+                       ranges: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+    """The vendor fixed.sim of a vendor float.sim for our statistics.
 
     ``stats``: a ``calib.stats.StatsSet`` (or its ``tensors`` mapping); ``input_config``: an
     ``InputConfig`` (mean and std of the one image input); ``template``: a vendor fixed.sim of the
-    same float model (see the module doc). Written atomically to ``output_path`` when given.
+    same float model (see the module doc); ``ranges``: per-tensor ranges by name (a level's choice;
+    default and for missing names: the statistics' min/max, the vendor's L1). Written atomically to
+    ``output_path`` when given.
     """
     from ..fileio import atomic_write
     from ..model.graph import load_model
@@ -328,7 +331,9 @@ def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | o
         raise ModelError(f"the vendor's input transform takes three means and one std; the input config "
                          f"gives mean {mean} and std {std}")
     tensors = getattr(stats, "tensors", stats)
-    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std[0])
+    chosen = {name: (s.min, s.max) for name, s in tensors.items()}
+    chosen.update(ranges or {})
+    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std[0], chosen)
     if output_path is not None:
         atomic_write(output_path, data)
     return data
