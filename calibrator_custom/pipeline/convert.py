@@ -23,13 +23,15 @@ import numpy as np
 
 from ..calib.stats import StatsSet
 from ..config import InputConfig, load_input_config
+from ..errors import ConfigError
 from ..fixed.writer import build_fixed_model
 from ..model import sgs_lower
 from ..model.graph import Model, load_model
-from ..plan import PlanInputs
+from ..plan import PlanInputs, QuantPlan
 from ..progress_display import Reporter, as_reporter
 from ..quant.levels import get_level
 from ..quant.qparam import QuantParamOverrides, import_quant_param
+from ..vendor_fixed.writer import write_vendor_fixed
 from .l5 import L5_SAMPLES, L5Options, refine_l5  # noqa: F401 - L5_SAMPLES re-exported
 from .options import PlanOverrides
 from .sensitivity import analytic_gain, conv_macs, pick_upgrades
@@ -42,8 +44,14 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             sensitivity_threshold: float = 0.002,
             calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
             output_path: str | os.PathLike | None = None,
-            progress: Reporter | Callable[[str], None] | None = None) -> Model:
+            progress: Reporter | Callable[[str], None] | None = None,
+            vendor_template: str | os.PathLike | None = None) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
+
+    ``vendor_template``: for a vendor float.sim, a vendor fixed.sim of it (made once with the SDK);
+    ``output_path`` then receives the vendor's fixed dialect for our statistics (``vendor_fixed.writer``,
+    loadable by the vendor's compiler) instead of calibrator_custom's own dialect (returned, not loadable
+    by the vendor's compiler).
 
     ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
     elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
@@ -51,7 +59,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
     the phases), and INFO log lines for the phases with a callable.
     """
-    model = sgs_lower.runnable(float_model if isinstance(float_model, Model) else load_model(float_model))
+    raw_model = float_model if isinstance(float_model, Model) else load_model(float_model)
+    model = sgs_lower.runnable(raw_model)
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
     level = get_level(quant_level)
     rep = as_reporter(progress)
@@ -73,7 +82,23 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
         fixed = build_fixed_model(pi, plan)
         phase.update()
-        if output_path is not None:
+        if output_path is not None and vendor_template is not None:
+            _write_vendor_dialect(raw_model, vendor_template, stats, config, output_path, pi, plan)
+            phase.update()
+        elif output_path is not None:
             fixed.save(output_path)
             phase.update()
     return fixed
+
+
+def _write_vendor_dialect(float_model: Model, template, stats: StatsSet, config: InputConfig, output_path,
+                          pi: PlanInputs, plan: QuantPlan) -> None:
+    """The vendor's fixed dialect for a vendor float.sim, from the plan's activation ranges.
+
+    The level's activation ranges are used (per tensor: the union of a per-channel range); its types
+    and per-channel scales are not (the template fixes the vendor's types and per-tensor scales)."""
+    if not float_model.is_vendor or float_model.dialect != "sgs_float":
+        raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
+    ranges = {pi.model.main.tensors[i].name: (min(q.min), max(q.max))
+              for i, q in plan.tensors.items() if q.min and q.max}
+    write_vendor_fixed(float_model, template, stats, config, output_path, ranges=ranges)

@@ -1,0 +1,179 @@
+"""Per-tensor quantization of a vendor fixed.sim, from a vendor float.sim and per-tensor ranges.
+
+The vendor's L1 calibrator (SGS_IPU_SDK 1.1.5) turns a ``*_float.sim`` plus measured min/max into a
+``*_fixed.sim``. This module computes what that file's tensors hold for given ranges (established
+by diffing the vendor's float.sim against its L1 fixed.sim for chosen ranges; docs/model_format.md,
+"Writing the vendor's fixed dialect"):
+
+- every activation (a tensor without constant data: graph input, output or intermediate) gets the type
+  the float.sim plans for it (``sgs_fixed_type``, Tensor slot 10): UINT8 asymmetric,
+  ``scale = (max - min) / 255``, ``zero_point = round(-min / scale)`` (half up); INT16 symmetric,
+  ``scale = max(|min|, |max|) / 32767``, zero point 0; min/max are the range itself;
+- conv/depthwise weights (planned INT8 or INT16): symmetric per tensor over the float weights,
+  ``scale = max|w| / 127`` (or ``/ 32767``), zero point 0, min/max of the weights;
+- the ``[2, C]`` bias and PRELU's alpha (planned INT16): only min/max (the bias over both rows; row 1
+  is 1.0 in float.sim); integer constants (PAD's paddings, INT32): scale 1.0, zero point 0, no min/max;
+- a CONCATENATION's inputs and output share the union of their ranges and 0 (other ranges are
+  written as given, also when they exclude 0: face_landmark's conv2d_31); MAX_POOL_2D and PAD
+  outputs take their input's range (:func:`effective_ranges`);
+- every bound goes through the vendor's ``tensor_min_max.txt`` (printed with 6 decimals, read back
+  as float32); scales are computed in float64 from those bounds and stored as float32; the UINT8
+  zero point is ``floor(-min * 255 / (max - min) + 1/2)``.
+
+``plan`` validates first: an op the vendor's toolchain refuses is an ``UnsupportedOpError`` naming
+the op, an activation without a range a ``ModelError`` naming the tensor.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ..model.graph import Model
+
+#: ops the vendor's convert_tool / float simulator refuse (docs/model_format.md, with the messages)
+VENDOR_REFUSED_OPS: dict[str, str] = {
+    "HARD_SWISH": "convert_tool crashes (`Unsupport operator type: 117`)",
+    "SQUARE": "convert_tool crashes (SIGSEGV)",
+    "RESIZE_NEAREST_NEIGHBOR": "convert_tool crashes (SIGSEGV)",
+    "DEPTH_TO_SPACE": "sgs_simulator_float: `Empty op node`",
+    "DEQUANTIZE": "convert_tool: `Fail to get registration for builtinOpCode(DeQuantize)`",
+    "DENSIFY": "convert_tool: `_SGS_ConvertDepthwiseConvToConv2D: Assertion '0' failed`",
+}
+
+_INT_MAX = {"UINT8": 255, "INT8": 127, "INT16": 32767}
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """What one tensor of the vendor fixed.sim holds in QuantizationParameters slots 0-3."""
+
+    dtype: str                      # the fixed tensor's type (Tensor slot 1)
+    min: float | None
+    max: float | None
+    scale: float | None = None      # None: the slot is absent (the [2, C] bias)
+    zero_point: int | None = None
+
+
+def _f32(v: float) -> float:
+    return float(np.float32(v))
+
+
+def _bound(v: float) -> float:
+    """A range bound as the vendor stores it: printed with 6 decimals, read back as float32."""
+    return float(np.float32(float(f"{float(v):.6f}")))
+
+
+def activation_quant(dtype: str, lo: float, hi: float) -> TensorQuant:
+    """r = scale * (q - zero_point); UINT8 asymmetric over [lo, hi], INT16 symmetric."""
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi:
+        raise ModelError(f"range [{lo}, {hi}] is not a finite interval; give min <= max")
+    lo, hi = _bound(lo), _bound(hi)
+    if dtype == "UINT8":
+        scale = (hi - lo) / 255.0
+        # half up: the range [-1, 1] gets 128 (the float32 scale alone would give 127.49999)
+        zero_point = int(np.clip(np.floor(-lo * 255.0 / (hi - lo) + 0.5), 0, 255)) if hi > lo else 0
+    elif dtype == "INT16":
+        scale = max(abs(lo), abs(hi)) / 32767.0
+        zero_point = 0
+    else:
+        raise ModelError(f"activation type {dtype} is not one the vendor plans (UINT8 or INT16)")
+    return TensorQuant(dtype, _f32(lo), _f32(hi), _f32(scale), zero_point)
+
+
+def weight_quant(dtype: str, values: np.ndarray) -> TensorQuant:
+    """w = scale * q, symmetric per tensor: scale = max|w| / qmax."""
+    lo, hi = _bound(values.min()), _bound(values.max())
+    return TensorQuant(dtype, _f32(lo), _f32(hi), _f32(max(abs(lo), abs(hi)) / _INT_MAX[dtype]), 0)
+
+
+def check_supported(model: Model) -> None:
+    """Refuse, naming the op, a model with an op the vendor's toolchain does not take."""
+    sg = model.main
+    for i, op in enumerate(sg.operators):
+        name = model.operator_codes[op.opcode_index].name
+        why = VENDOR_REFUSED_OPS.get(name)
+        if why is not None:
+            out = sg.tensors[op.outputs[0]].name if op.outputs else "?"
+            raise UnsupportedOpError(
+                f"op #{i} {name} (output {out!r}) is not supported by the vendor's toolchain "
+                f"(SGS_IPU_SDK 1.1.5: {why}); replace it before converting")
+
+
+def _float_values(model: Model, t) -> np.ndarray:
+    raw = model.buffers[t.buffer].data if t.buffer < len(model.buffers) else b""
+    n = int(np.prod(t.shape))
+    return np.frombuffer(raw, np.float32, count=n).reshape(t.shape)
+
+
+#: ops whose output takes its first input's range (the vendor copies codes through them)
+SAME_RANGE_OPS = frozenset({"MAX_POOL_2D", "PAD"})
+#: conv-like ops: input 1 is the weight tensor (symmetric, with a scale), input 2 the [2, C] bias
+_WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
+
+
+def effective_ranges(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    """The ranges the vendor writes: CONCATENATION's inputs and output share the union of their ranges
+    and 0; an op of :data:`SAME_RANGE_OPS` gives its output its input's range."""
+    sg = model.main
+    out = {name: (float(lo), float(hi)) for name, (lo, hi) in ranges.items()}
+    order = sg.topological_order()
+    for k in reversed(order):
+        # CONCATENATION: the union of all ranges and 0 (face_detection_short_range's classificators,
+        # [-99.4, -0.96], is written [-99.4, 0]), given to every input and the output
+        op = sg.operators[k]
+        if model.operator_codes[op.opcode_index].name == "CONCATENATION":
+            names = [sg.tensors[i].name for i in (*op.inputs, *op.outputs)]
+            known = [out[n] for n in names if n in out]
+            if known:
+                union = (min(0.0, *(r[0] for r in known)), max(0.0, *(r[1] for r in known)))
+                out.update({n: union for n in names})
+    for k in order:
+        op = sg.operators[k]
+        if model.operator_codes[op.opcode_index].name in SAME_RANGE_OPS:
+            src = sg.tensors[op.inputs[0]].name
+            if src in out:
+                for o in op.outputs:
+                    out[sg.tensors[o].name] = out[src]
+    return out
+
+
+def plan(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[int, TensorQuant]:
+    """Tensor index -> its fixed.sim quantization, for a vendor float.sim and activation ranges by name."""
+    if model.dialect != "sgs_float":
+        raise ModelError(f"the vendor fixed.sim is written from a vendor float.sim (dialect sgs_float); "
+                         f"this model's dialect is {model.dialect!r}")
+    check_supported(model)
+    sg = model.main
+    ranges = effective_ranges(model, ranges)
+    weights: set[int] = set()
+    for op in sg.operators:
+        if model.operator_codes[op.opcode_index].name in _WEIGHTED_OPS and len(op.inputs) > 1:
+            weights.add(op.inputs[1])
+    out: dict[int, TensorQuant] = {}
+    for i, t in enumerate(sg.tensors):
+        planned = t.extra.get("sgs_fixed_type")
+        if planned is None:
+            raise ModelError(f"tensor #{i} {t.name!r} has no planned fixed type (Tensor slot 10); "
+                             f"is this a vendor float.sim?")
+        if not _holds_data(model, t):
+            if t.name not in ranges:
+                raise ModelError(f"no range for activation {t.name!r}; give (min, max) for every "
+                                 f"activation of the graph")
+            out[i] = activation_quant(planned, *ranges[t.name])
+        elif planned == "INT32":
+            # integer constants (PAD's paddings): scale 1, zero point 0, no min/max
+            out[i] = TensorQuant("INT32", None, None, 1.0, 0)
+        elif i in weights:
+            out[i] = weight_quant(planned, _float_values(model, t))
+        else:
+            # the [2, C] bias, PRELU's alpha: min/max only
+            values = _float_values(model, t)
+            out[i] = TensorQuant(planned, _f32(_bound(values.min())), _f32(_bound(values.max())))
+    return out
+
+
+def _holds_data(model: Model, t) -> bool:
+    return 0 < t.buffer < len(model.buffers) and bool(model.buffers[t.buffer].data)
