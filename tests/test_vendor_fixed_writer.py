@@ -584,13 +584,13 @@ def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ou
 
 @pytest.mark.slow
 def test_convert_writes_the_vendor_dialect_with_a_template(shared_runs, tmp_path):
-    """quant.convert(..., vendor_template=) writes the vendor's dialect with the level's ranges: at L1
+    """pipeline.convert(..., vendor_template=) writes the vendor's dialect with the level's ranges: at L1
     the writer's output from the statistics' min/max; at L3 (histogram-fitted ranges) another file;
     the vendor's compiler takes both and the vendor's simulator agrees with ours on a photo."""
     import calibrator_custom
     from calibrator_custom.calib.stats import StatsSet, TensorStats
     from calibrator_custom.config import load_input_config
-    from calibrator_custom.quant.convert import convert
+    from calibrator_custom.pipeline.convert import convert
     from calibrator_custom.vendor_fixed import writer
     from images import calibration_images, evaluation_images, load_rgb
     float_sim, template, _ = shared_runs("iris_landmark")
