@@ -5,7 +5,8 @@ reads, so neither imports the other.
 ops, the statistics and the input_config.ini); a ``QuantPlan`` says, for every tensor of the float
 model's main graph that survives constant folding, its integer type and quantization
 (``TensorQuant``), and holds the quantized constants (``QuantConst``). Indices are tensor / op
-indices of the float model's main graph.
+indices of the float model's main graph. ``QUANT_RULES`` is the op -> quantization-rule table both
+sides read.
 """
 from __future__ import annotations
 
@@ -19,10 +20,45 @@ from .calib.stats import StatsSet
 from .config import InputConfig, InputSpec
 from .interpreter import Interpreter
 from .model.graph import Model
-from .ops.conv_layout import ConvLike, conv_like_ops
+from .ops.conv_layout import CONV_LAYOUTS, ConvLike, conv_like_ops
 
-#: ops whose float constant inputs stay float in the fixed model (they run in float)
-FLOAT_CONSTANT_OPS = ("TFLite_Detection_PostProcess", "TFLite_Detection_NMS")
+
+@dataclass(frozen=True)
+class QuantRule:
+    """How the planner types an op's tensors and how the fixed-model writer writes them (docs/op_table.md)."""
+
+    name: str
+    #: one line for people (the quantization column of docs/op_table.md)
+    does: str
+    #: conv-like (with constant weights: ``ops.conv_layout.conv_like_ops``): weights INT8 or INT16 and
+    #: bias INT32 or INT64 by the op's bit width (8 or 16), its data input UINT8 per channel when every
+    #: reader of it is an 8-bit conv-like op
+    conv_like: bool = False
+    #: its outputs are FLOAT32 without quantization in the fixed model (the op runs in float)
+    float_outputs: bool = False
+    #: its float constant inputs stay FLOAT32 in the fixed model
+    float_constants: bool = False
+
+
+#: the rule of every op not in :data:`QUANT_RULES`
+DEFAULT_QUANT_RULE = QuantRule("default", "every float tensor INT16 (symmetric, per tensor), its float constants too")
+CONV_LIKE_RULE = QuantRule(
+    "conv-like", "conv-like: 8-bit mode (data UINT8 per channel, weights INT8 per output channel, bias INT32) "
+    "or 16-bit mode (data and weights INT16, bias INT64), by [CONV_CONFIG] and L4/L5", conv_like=True)
+FLOAT_RULE = QuantRule("float", "runs in float: outputs FLOAT32 unquantized, float constant inputs stay FLOAT32",
+                       float_outputs=True, float_constants=True)
+#: op -> its quantization rule, the one source the planner (``quant.qtypes``, ``quant.planner``), the
+#: fixed-model writer and the pipeline read, and docs/op_table.md lists; every other op follows
+#: :data:`DEFAULT_QUANT_RULE`. Model inputs follow input_config.ini whatever reads them.
+QUANT_RULES: Mapping[str, QuantRule] = {
+    **{op: CONV_LIKE_RULE for op in CONV_LAYOUTS},
+    **{op: FLOAT_RULE for op in ("TFLite_Detection_PostProcess", "TFLite_Detection_NMS")},
+}
+
+
+def quant_rule(op_name: str) -> QuantRule:
+    """The quantization rule of ``op_name`` (:data:`QUANT_RULES`, else :data:`DEFAULT_QUANT_RULE`)."""
+    return QUANT_RULES.get(op_name, DEFAULT_QUANT_RULE)
 
 
 @dataclass(frozen=True)

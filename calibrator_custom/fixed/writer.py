@@ -32,7 +32,7 @@ from flatbuffers import flexbuffers
 from ..config import IMAGE_FORMATS
 from ..model import schema
 from ..model.graph import Buffer, Model, Operator, OperatorCode, Quantization, Subgraph, Tensor
-from ..plan import FLOAT_CONSTANT_OPS, PlanInputs, QuantPlan, TensorQuant
+from ..plan import PlanInputs, QuantPlan, TensorQuant, quant_rule
 from ..rounding import round_half_up_int
 from .metadata import FORMAT_NAME, FORMAT_VERSION, METADATA_NAME, read_fixed_metadata  # noqa: F401 - re-exported
 
@@ -87,8 +87,8 @@ def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
     g = pi.graph
     out = _Out()
     index: dict[int, int] = {}  # float tensor -> fixed tensor
-    # the detection post-processes run in float: their outputs stay float32, whatever the plan says
-    float_outs = {o for s in pi.interp.steps if s.op_name in FLOAT_CONSTANT_OPS for o in s.outputs}
+    # ops that run in float (the detection post-processes): their outputs stay float32, whatever the plan says
+    float_outs = {o for s in pi.interp.steps if quant_rule(s.op_name).float_outputs for o in s.outputs}
 
     def runtime(i: int, name: str | None = None) -> int:
         t = g.tensors[i]

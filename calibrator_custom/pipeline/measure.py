@@ -23,7 +23,7 @@ from ..interpreter import Interpreter
 from ..model.graph import Model
 from ..ops.conv_layout import CONV_LAYOUTS
 from ..ops.registry import OpDef
-from ..plan import FLOAT_CONSTANT_OPS, PlanInputs
+from ..plan import PlanInputs, quant_rule
 from ..rounding import round_half_up
 from .sensitivity import _ticking
 
@@ -58,14 +58,15 @@ class _Measure:
 
 def measured_tensors(pi: PlanInputs) -> list[int]:
     """The tensors whose end-to-end error L5 measures: the model outputs, except that the outputs of a
-    float post-process (``FLOAT_CONSTANT_OPS``: detection NMS, whose outputs jump when a detection
-    appears or disappears) are replaced by that op's runtime inputs (boxes, scores...)."""
+    post-process that runs in float (its ``QuantRule`` has ``float_outputs``: detection NMS, whose
+    outputs jump when a detection appears or disappears) are replaced by that op's runtime inputs
+    (boxes, scores...)."""
     g = pi.graph
     producer = {o: s for s in pi.interp.steps for o in s.outputs}
     out: list[int] = []
     for i in g.outputs:
         s = producer.get(i)
-        if s is not None and s.op_name in FLOAT_CONSTANT_OPS:
+        if s is not None and quant_rule(s.op_name).float_outputs:
             cands = [j for j in s.inputs if j >= 0 and j not in pi.interp.constants]
         else:
             cands = [i]

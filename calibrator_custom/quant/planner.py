@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import IMAGE_FORMATS, InputSpec
 from ..ops.conv_layout import ConvLike, conv_weight_axes
-from ..plan import FLOAT_CONSTANT_OPS, PlanInputs, QuantConst, QuantPlan, TensorQuant  # noqa: F401 - re-exported
+from ..plan import PlanInputs, QuantConst, QuantPlan, TensorQuant, quant_rule  # noqa: F401 - re-exported
 from ..rounding import round_half_away
 from .levels import Level, get_level
 from .qtypes import conv_bits, tensor_qtypes
@@ -207,7 +207,7 @@ def build_plan(pi: PlanInputs, level: str | Level = "L2", recommended_16: frozen
     constants: dict[int, QuantConst] = {}
     conv_by_weights = {c.weights: c for c in pi.convs}
     conv_by_bias = {c.bias: c for c in pi.convs if c.bias >= 0}
-    float_const = {i for s in pi.interp.steps if s.op_name in FLOAT_CONSTANT_OPS for i in s.inputs}
+    float_const = {i for s in pi.interp.steps if quant_rule(s.op_name).float_constants for i in s.inputs}
     used = pi.used_constants()
     used_set = set(used)
     for i in used:
@@ -226,7 +226,7 @@ def build_plan(pi: PlanInputs, level: str | Level = "L2", recommended_16: frozen
             continue
         if i in conv_by_bias:
             continue  # after the weights
-        # any other float constant: INT16 symmetric per tensor
+        # any other float constant (the default rule): INT16 symmetric per tensor
         v = np.asarray(value, np.float64)
         rng = minmax_range(v.min() if v.size else 0.0, v.max() if v.size else 0.0)
         tq = activation_quant(rng, "INT16")

@@ -5,10 +5,12 @@ into convolutions: FULLY_CONNECTED, TRANSPOSE_CONV, BATCH_MATMUL with constant w
 mode, input UINT8 and weights INT8, or in 16-bit mode, input and weights INT16; biases are INT32;
 every other float tensor is INT16; image model inputs are UINT8 raw pixels.
 
-An activation is UINT8 only when a conv-like op writes it (or it is a model input), every op reading
-it is an 8-bit conv-like op and it is not a model output; otherwise it is INT16 and the 8-bit convs
-reading it requantize it on the fly (a QUANTIZE to a UINT8 copy). UINT8 data of convs is quantized
-per channel (planner.channel_u8_quant), which conv-like ops and QUANTIZE can write.
+What each op's tensors get is its rule in the op -> quantization-rule table ``plan.QUANT_RULES``
+(docs/op_table.md); :func:`tensor_qtypes` reads it op by op. An activation is UINT8 only when a
+conv-like op writes it (or it is a model input), every op reading it is an 8-bit conv-like op and it
+is not a model output; otherwise it is INT16 and the 8-bit convs reading it requantize it on the fly
+(a QUANTIZE to a UINT8 copy). UINT8 data of convs is quantized per channel
+(planner.channel_u8_quant), which conv-like ops and QUANTIZE can write.
 """
 from __future__ import annotations
 
@@ -16,27 +18,10 @@ import logging
 
 from ..config import IMAGE_FORMATS, ConvConfig, InputConfig
 from ..model.graph import Model
-from ..ops.conv_layout import CONV_LAYOUTS, ConvLike
-from ..plan import FLOAT_CONSTANT_OPS
+from ..ops.conv_layout import ConvLike
+from ..plan import DEFAULT_QUANT_RULE, QUANT_RULES, QuantRule, quant_rule  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
-
-#: the rule of every op not in :data:`QUANT_RULES`
-DEFAULT_QUANT_RULE = "every float tensor INT16 (symmetric, per tensor), its float constants too"
-#: op -> how the planner quantizes its tensors (docs/op_table.md); every other op: DEFAULT_QUANT_RULE.
-#: Model inputs follow input_config.ini whatever reads them (image inputs UINT8 pixels).
-QUANT_RULES: dict[str, str] = {
-    **{op: ("conv-like: 8-bit mode (data UINT8 per channel, weights INT8 per output channel, bias INT32) "
-            "or 16-bit mode (data and weights INT16, bias INT64), by [CONV_CONFIG] and L4/L5")
-       for op in CONV_LAYOUTS},
-    **{op: "runs in float: outputs FLOAT32 unquantized, float constant inputs stay FLOAT32"
-       for op in FLOAT_CONSTANT_OPS},
-}
-
-
-def quant_rule(op_name: str) -> str:
-    """How the planner quantizes the tensors of ``op_name`` (:data:`QUANT_RULES`, else the default)."""
-    return QUANT_RULES.get(op_name, DEFAULT_QUANT_RULE)
 
 
 def conv_bits(model: Model, convs: list[ConvLike], conv_config: ConvConfig | None,
@@ -71,11 +56,18 @@ def conv_bits(model: Model, convs: list[ConvLike], conv_config: ConvConfig | Non
 
 def tensor_qtypes(model: Model, constants: dict[int, object], input_config: InputConfig | None,
                   bits: dict[int, int], convs: list[ConvLike]) -> list[str]:
-    """The fixed-model type name of every tensor of the main subgraph (``'UINT8'``, ``'INT8'``, ...)."""
+    """The fixed-model type name of every tensor of the main subgraph (``'UINT8'``, ``'INT8'``, ...).
+
+    By each op's ``QuantRule``: the default's INT16, the conv-like ops' types by their bit width. The
+    outputs of ops that run in float (``float_outputs``) are INT16 here too: their ranges are planned
+    like any tensor's and the fixed-model writer keeps them FLOAT32.
+    """
     g = model.main
+    # the default rule: every float tensor INT16
     qtypes = [t.dtype if t.dtype != "FLOAT32" else "INT16" for t in g.tensors]
-    conv_by_op = {c.op_index: c for c in convs}
-    for c in convs:
+    # conv-like ops (those with constant weights): weights and bias by the op's bit width
+    conv_by_op = {c.op_index: c for c in convs if quant_rule(c.op_name).conv_like}
+    for c in conv_by_op.values():
         qtypes[c.weights] = "INT8" if bits[c.op_index] == 8 else "INT16"
         if c.bias >= 0:
             qtypes[c.bias] = "INT32"
