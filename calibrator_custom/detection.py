@@ -42,7 +42,7 @@ normalised to the model input (so also to the original image when preprocessing 
 
 In a fixed model (``calibrator`` + ``pipeline.convert.convert``) the decoding ops are ordinary INT16
 ops like the rest of the network, and the NMS (or TFLite_Detection_PostProcess) runs in FLOAT on
-their dequantized values (``fixed/kernels/detection.py``); its outputs stay float32. See
+their dequantized values (``fixed/kernels/detection_nms.py``); its outputs stay float32. See
 docs/detection.md.
 """
 from __future__ import annotations

@@ -126,3 +126,26 @@ def test_the_checker_sees_lazy_and_absolute_imports(tmp_path, monkeypatch, sourc
     monkeypatch.setattr(__import__(__name__), "PACKAGE", copy)
     found = violations()
     assert len(found) == 1 and found[0].endswith(expect), found
+
+
+def test_integer_kernel_files_are_named_like_the_float_ones():
+    """An op's integer kernel (fixed/kernels/<family>.py) is in the file named like its float kernel's
+    (ops/<family>.py), and every integer kernel file has its float namesake (docs/architecture.md)."""
+    from calibrator_custom.fixed.registry import FIXED_KERNELS, supported_fixed_ops
+    from calibrator_custom.ops.registry import KERNELS, supported_ops
+
+    assert len(supported_fixed_ops()) > 80 and len(supported_ops()) > 80  # (loads both registries)
+    assert len(FIXED_KERNELS) > 80 and len(KERNELS) > 80
+    fixed_prefix = "calibrator_custom.fixed.kernels."
+    wrong = []
+    for name, fixed in sorted(FIXED_KERNELS.items()):
+        if name not in KERNELS or not fixed.kernel.__module__.startswith(fixed_prefix):
+            continue  # custom ops without a float kernel; integer kernels that are the float ones (ops/)
+        float_module = KERNELS[name].kernel.__module__.rsplit(".", 1)[-1]
+        fixed_module = fixed.kernel.__module__[len(fixed_prefix):]
+        if fixed_module != float_module:
+            wrong.append(f"{name}: ops/{float_module}.py but fixed/kernels/{fixed_module}.py")
+    assert wrong == []
+    float_files = {p.stem for p in (PACKAGE / "ops").glob("*.py")}
+    fixed_files = {p.stem for p in (PACKAGE / "fixed" / "kernels").glob("*.py") if not p.stem.startswith("_")}
+    assert fixed_files and fixed_files <= float_files, sorted(fixed_files - float_files)

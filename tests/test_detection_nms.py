@@ -1,5 +1,5 @@
 """TFLite_Detection_NMS (the vendor's NMS, calibrator_custom/ops/detection_nms.py) and the detection
-post-processes inside fixed models (fixed/kernels/detection.py, the fixed writer).
+post-processes inside fixed models (fixed/kernels/detection_nms.py, the fixed writer).
 
 TFLite_Detection_NMS exists only in SigmaStar's runtime, so the float kernel is checked against a naive
 reference written with plain loops below and against hand-computed cases. Inside fixed models both

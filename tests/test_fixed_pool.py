@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from calibrator_custom.errors import ModelError
 from calibrator_custom.fixed.kernels import resize as fixed_resize
 from fixedrunner import QArr, QOut
-from test_fixed_movement import DTYPE_MODES, DTYPES, HALF, check, i32, prepare_fixed, qdata, qout
+from test_fixed_shape import DTYPE_MODES, DTYPES, HALF, check, i32, prepare_fixed, qdata, qout
 
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1", "TANH")
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from calibrator_custom.errors import UnsupportedOpError
 from calibrator_custom.fixed.kernels import reduce as mr
 from fixedrunner import QArr, QOut, qrandom, run_float, symmetric_out
-from test_fixed_movement import (DTYPE_MODES, DTYPES, HALF, ZERO_POINT, check, float_shapes, i32,
+from test_fixed_shape import (DTYPE_MODES, DTYPES, HALF, ZERO_POINT, check, float_shapes, i32,
                                  options_of, prepare_fixed, qdata, qout, scalar32)
 
 AXES = {

@@ -62,10 +62,12 @@ def render() -> str:
     parts = [INTRO]
     parts += _section("Integer arithmetic helpers", "calibrator_custom.fixed.fixedpoint")
     parts += _section("The fixed.sim file", "calibrator_custom.fixed.writer")
-    for title, mod in [("Boundary ops: inputs, outputs, detection", "boundary"),
-                       ("The vendor's detection NMS", "detection"),
-                       ("Convolutions", "conv"), ("Elementwise and n-ary ops", "elementwise"),
-                       ("Activations and other nonlinear ops", "activation"), ("Data movement, resize, cast", "movement"),
+    for title, mod in [("Quantize: the boundary ops (inputs and outputs)", "quantize"),
+                       ("The detection post-process", "detection"),
+                       ("The vendor's detection NMS", "detection_nms"),
+                       ("Convolutions", "conv"), ("Elementwise ops, CAST and the unary math ops", "elementwise"),
+                       ("Activations and the lookup tables", "activation"),
+                       ("Shape: data movement, CONCATENATION, PACK", "shape"),
                        ("Pooling", "pool"), ("Reductions, argmax, top-k", "reduce"),
                        ("Resizing", "resize")]:
         parts += _section(title, f"calibrator_custom.fixed.kernels.{mod}")

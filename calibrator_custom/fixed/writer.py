@@ -82,7 +82,7 @@ class _Out:
 
 def build_fixed_model(pi: PlanInputs, plan: QuantPlan) -> Model:
     """The fixed Model for ``plan`` (see the module docstring)."""
-    from .kernels.boundary import fixed_input_shape, input_normalize_options
+    from .kernels.quantize import fixed_input_shape, input_normalize_options
 
     g = pi.graph
     out = _Out()

@@ -1,5 +1,6 @@
-"""Integer kernels of the nonlinear ops: lookup tables for the unary ops and POW, PRELU, SOFTMAX,
-LOG_SOFTMAX and L2_NORMALIZATION.
+"""Integer kernels of the activation family (lookup tables for the unary activations, PRELU, SOFTMAX,
+LOG_SOFTMAX, L2_NORMALIZATION) and the lookup tables the elementwise unary math ops and POW share
+(``elementwise.py`` registers those ops, whose float kernels are in ``ops/elementwise.py``).
 
 Bounds are in output LSBs (``s_out``), for results inside the output's range (outside it the output
 saturates to the range end). Table ops (the unary ops, POW's pair table) are bounded against the
@@ -102,6 +103,10 @@ UNARY_TABLE_OPS = (
     "RELU", "RELU6", "RELU_N1_TO_1", "RELU_0_TO_1", "LEAKY_RELU", "ELU", "LOGISTIC", "TANH",
     "HARD_SWISH", "GELU",
 )
+#: the table ops whose float kernel is in ops/elementwise.py: registered by elementwise.py (the same table)
+ELEMENTWISE_TABLE_OPS = ("ABS", "NEG", "SQUARE", "SQRT", "RSQRT", "EXP", "LOG", "SIN", "COS", "FLOOR", "CEIL", "ROUND")
+#: the table ops whose float kernel is in ops/activation.py: registered here
+ACTIVATION_TABLE_OPS = tuple(op for op in UNARY_TABLE_OPS if op not in ELEMENTWISE_TABLE_OPS)
 #: ops whose float domain is x >= 0: negative inputs are evaluated at 0
 _NONNEGATIVE_DOMAIN = ("SQRT", "RSQRT", "LOG")
 #: ops with a plain integer kernel for unquantized integer inputs
@@ -229,7 +234,7 @@ def build_unary_table(ctx: OpContext, inp: QParams, out: QParams) -> np.ndarray:
     return quantize_reals(eval_float_op(ctx, [x]), out)
 
 
-def _prepare_unary(ctx: OpContext) -> LutParams | PlainUnaryParams:
+def prepare_unary_table(ctx: OpContext) -> LutParams | PlainUnaryParams:
     ctx.require_inputs(1)
     t = ctx.inputs[0]
     if not is_quantized(t) and ctx.op_name in _PLAIN_INTEGER_OPS and np.dtype(t.dtype).kind in "iu":
@@ -241,7 +246,7 @@ def _prepare_unary(ctx: OpContext) -> LutParams | PlainUnaryParams:
     return LutParams(table, -inp.qmin)
 
 
-@register(*UNARY_TABLE_OPS, prepare=_prepare_unary)
+@register(*ACTIVATION_TABLE_OPS, prepare=prepare_unary_table)
 def unary_lut(q: np.ndarray, *, opt: LutParams | PlainUnaryParams) -> np.ndarray:
     """y = table[q - qmin] (ABS/NEG of plain integers: np.abs / np.negative)."""
     if isinstance(opt, PlainUnaryParams):
@@ -282,7 +287,7 @@ def _operand_values(ctx: OpContext, i: int) -> tuple[np.ndarray, np.ndarray | No
     return code_reals(p), None, -p.qmin
 
 
-def _prepare_pow(ctx: OpContext) -> PairLutParams | PowExpLogParams | PlainPowParams:
+def prepare_pow(ctx: OpContext) -> PairLutParams | PowExpLogParams | PlainPowParams:
     ctx.require_inputs(2)
     a, b = ctx.inputs[:2]
     if not is_quantized(a) and not is_quantized(b) and \
@@ -406,8 +411,7 @@ def _pow_exp_log(a: np.ndarray, b: np.ndarray, opt: PowExpLogParams) -> np.ndarr
     return saturate(y + opt.out_zero_point, opt.out_dtype)
 
 
-@register("POW", prepare=_prepare_pow)
-def pow_(a: np.ndarray, b: np.ndarray, *, opt: PairLutParams | PowExpLogParams | PlainPowParams) -> np.ndarray:
+def pow_lut(a: np.ndarray, b: np.ndarray, *, opt: PairLutParams | PowExpLogParams | PlainPowParams) -> np.ndarray:
     """y = table[i_a, i_b] or exp2(b * log2 a) by tables, broadcasting (plain int32: a ** b)."""
     if isinstance(opt, PlainPowParams):
         if np.any(b < 0):
@@ -756,7 +760,8 @@ def l2_normalization(q: np.ndarray, *, opt: L2NormParams) -> np.ndarray:
     return y.astype(opt.out_dtype)
 
 
-__all__ = ["UNARY_TABLE_OPS", "LutParams", "PairLutParams", "PreluParams", "SoftmaxParams", "LogSoftmaxParams",
+__all__ = ["UNARY_TABLE_OPS", "ELEMENTWISE_TABLE_OPS", "ACTIVATION_TABLE_OPS", "prepare_unary_table", "unary_lut",
+           "prepare_pow", "pow_lut", "LutParams", "PairLutParams", "PreluParams", "SoftmaxParams", "LogSoftmaxParams",
            "L2NormParams", "code_reals", "quantize_reals", "build_unary_table", "bit_length", "ln_fixed",
            "exp_table", "softmax_exp_bits", "softmax_error_bound_lsb", "log_softmax_error_bound_lsb",
            "PowExpLogParams", "pow_error_bound_lsb"]

@@ -1,5 +1,7 @@
 """Integer kernels of the elementwise family: binary arithmetic, comparisons, select, logical ops,
-CONCATENATION and PACK.
+CAST, and the unary math ops (ABS, NEG, SQUARE, SQRT, RSQRT, EXP, LOG, SIN, COS, FLOOR, CEIL, ROUND)
+and POW, which are the lookup tables of ``activation.py`` (their semantics and bounds are stated
+there).
 
 Notation: input ``a`` stands for ``s_a * (q_a - z_a)``, the output for ``s_y * (q_y - z_y)``; one
 LSB is ``s_y``; ``|y|`` is the result's magnitude in LSBs; errors are against the exact real result
@@ -52,10 +54,14 @@ arithmetic already: exact.
 * SELECT / SELECT_V2: both branches rescaled to the output, then picked by the bool condition:
   error <= 0.5 + 2**-bits |y| LSB (the Rescale's multiplier), exact for a branch quantized like
   the output.
-* CONCATENATION / PACK: each input rescaled to the output as for SELECT, then concatenated or
-  stacked, then CONCATENATION's activation clamp; exact when the quantizations match. A fused TANH
-  or SIGN_BIT on CONCATENATION is a real nonlinearity in the float op and is refused.
 * LOGICAL_AND / LOGICAL_OR / LOGICAL_NOT: bool in, bool out: the float kernels, exact.
+* CAST: plain integer/bool -> plain integer/bool: the float kernel's numpy cast (C-style
+  wraparound, bool = x != 0), exact. Quantized -> bool: ``q != zp`` (real != 0), exact.
+  Quantized -> plain integer: the float op truncates toward zero, so the kernel computes
+  ``trunc(scale * (q - zp))`` **exactly** from the float64 scale's 53-bit mantissa split in two
+  27/26-bit limbs (inputs of at most 16 bits, scale < 2**26), then saturates to the output dtype
+  (where the float op is undefined). Quantized -> quantized: Rescale. Plain integer/bool ->
+  quantized: Rescale from scale 1, zero point 0 (<= 0.5 LSB; int64 inputs are refused).
 """
 from __future__ import annotations
 
@@ -68,11 +74,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ...errors import UnsupportedOpError
+from ...ops.elementwise import cast as float_cast
 from ...ops.registry import Kernel, OpContext, TensorInfo, get_op
 from ...rounding import round_half_up_int
 from ..fixedpoint import (F64_EXACT_LIMIT, I64, FloorAffine, Rescale, multiplier_bits, quantize_multiplier,
-                          rounding_offset, rounding_rshift)
+                          requantize, rounding_offset, rounding_rshift, saturate)
 from ..registry import QParams, qparams, register
+from . import activation as _tables
+from ._common import data_rescale, is_quantized, per_tensor_qparams, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +178,7 @@ class QIn:
     q: QParams
 
 
-def _unsupported(ctx: OpContext, message: str) -> UnsupportedOpError:
+def unsupported(ctx: OpContext, message: str) -> UnsupportedOpError:
     return UnsupportedOpError(f"op #{ctx.index} {ctx.op_name}: {message}")
 
 
@@ -199,7 +208,7 @@ def _plain(ctx: OpContext) -> PlainParams:
     return PlainParams(opdef.kernel, opdef.prepare(ctx) if opdef.prepare else ctx.options)
 
 
-def _begin(ctx: OpContext, data: Sequence[int], output: bool = True) -> tuple[bool, Any]:
+def begin_params(ctx: OpContext, data: Sequence[int], output: bool = True) -> tuple[bool, Any]:
     """(True, float params) when the data tensors are quantized, (False, PlainParams) when none is.
 
     A missing tensor goes the plain way, where the float prepare reports it.
@@ -224,10 +233,10 @@ def _all_quantized(ctx: OpContext, tensors: Sequence[TensorInfo]) -> bool:
 def _per_tensor(ctx: OpContext, t: TensorInfo, what: str) -> QParams:
     p = qparams(ctx, t, what)
     if p.per_channel:
-        raise _unsupported(ctx, f"{what} {t.name!r} is quantized per channel; elementwise kernels take "
+        raise unsupported(ctx, f"{what} {t.name!r} is quantized per channel; elementwise kernels take "
                                 "per-tensor quantization only")
     if p.dtype not in _QDTYPES:
-        raise _unsupported(ctx, f"{what} {t.name!r} has dtype {p.dtype.name}; quantized tensors must be "
+        raise unsupported(ctx, f"{what} {t.name!r} has dtype {p.dtype.name}; quantized tensors must be "
                                 f"one of {', '.join(d.name for d in _QDTYPES)}")
     return p
 
@@ -243,7 +252,7 @@ def _input(ctx: OpContext, i: int) -> QIn:
     return QIn(float(p.scale), z, max(bound, 1), p)
 
 
-def _output(ctx: OpContext, activation: str = "NONE") -> OutParams:
+def output_params(ctx: OpContext, activation: str = "NONE") -> OutParams:
     """Output params with the fused activation's clamp in the output's integer domain."""
     p = _per_tensor(ctx, ctx.outputs[0], "output")
     s, z, lo, hi = float(p.scale), int(p.zero_point), p.qmin, p.qmax
@@ -263,7 +272,7 @@ def _activation(ctx: OpContext) -> str:
 def _grid_map(ctx: OpContext, x: QIn, ratio: float) -> GridMap:
     """Map ``x`` to a grid of unit ``x.scale / ratio`` (``|t| <= x.bound * ratio``, checked < 2**61)."""
     if x.bound * ratio >= 1 << 61:
-        raise _unsupported(ctx, f"input scale {x.scale:g} is too coarse for the op's common grid")
+        raise unsupported(ctx, f"input scale {x.scale:g} is too coarse for the op's common grid")
     m, s = quantize_multiplier(ratio, multiplier_bits(x.bound))
     return GridMap(x.zero_point, int(m), int(s))
 
@@ -290,7 +299,7 @@ def _rescale(ctx: OpContext, x: QIn, out: QParams) -> Rescale:
     r = Rescale.between(x.q.scale, x.q.zero_point, out.scale, out.zero_point, x.q.dtype, out.dtype)
     left = max(0, -int(r.shift))
     if left and (x.bound * int(r.multiplier)) << left >= _LIMIT:
-        raise _unsupported(ctx, f"input scale {x.scale:g} is too large relative to the output scale "
+        raise unsupported(ctx, f"input scale {x.scale:g} is too large relative to the output scale "
                                 f"{float(out.scale):g}")
     return r
 
@@ -342,15 +351,15 @@ def _fast_add(a: QIn, b: QIn, sy: float, subtract: bool, out: OutParams) -> AddF
 
 
 def _prepare_add_sub(ctx: OpContext) -> AddParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1))
+    quantized, p = begin_params(ctx, (0, 1))
     if not quantized:
         return p
     a, b = _input(ctx, 0), _input(ctx, 1)
-    out = _output(ctx, _activation(ctx))
+    out = output_params(ctx, _activation(ctx))
     sy = float(qparams(ctx, ctx.outputs[0]).scale)
     g = _grid_bits([x.bound * x.scale / sy for x in (a, b)])
     if g < 8:
-        raise _unsupported(ctx, "the inputs' range exceeds the output's by more than 2**51 LSBs")
+        raise unsupported(ctx, "the inputs' range exceeds the output's by more than 2**51 LSBs")
     logger.debug("op #%d %s: fine grid of %d bits", ctx.index, ctx.op_name, g)
     subtract = ctx.op_name == "SUB"
     return AddParams(_grid_map(ctx, a, a.scale / sy * 2.0 ** g), _grid_map(ctx, b, b.scale / sy * 2.0 ** g),
@@ -388,16 +397,16 @@ class MulParams:
 
 
 def _prepare_mul(ctx: OpContext) -> MulParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1))
+    quantized, p = begin_params(ctx, (0, 1))
     if not quantized:
         return p
     a, b = _input(ctx, 0), _input(ctx, 1)
-    out = _output(ctx, _activation(ctx))
+    out = output_params(ctx, _activation(ctx))
     if a.bound * b.bound > _LIMIT:
-        raise _unsupported(ctx, f"the product of the inputs' ranges ({a.bound} x {b.bound}) exceeds 2**62")
+        raise unsupported(ctx, f"the product of the inputs' ranges ({a.bound} x {b.bound}) exceeds 2**62")
     m, s = normalized_multiplier(a.scale * b.scale / float(qparams(ctx, ctx.outputs[0]).scale))
     if s < -31:
-        raise _unsupported(ctx, "input scales are more than 2**61 times the output scale")
+        raise unsupported(ctx, "input scales are more than 2**61 times the output scale")
     return MulParams(a.zero_point, b.zero_point, m, s, out)
 
 
@@ -424,17 +433,17 @@ class DivParams:
 
 
 def _prepare_div(ctx: OpContext) -> DivParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1))
+    quantized, p = begin_params(ctx, (0, 1))
     if not quantized:
         return p
     a, b = _input(ctx, 0), _input(ctx, 1)
-    out = _output(ctx, _activation(ctx))
+    out = output_params(ctx, _activation(ctx))
     ratio = a.scale / (b.scale * float(qparams(ctx, ctx.outputs[0]).scale))
     m, s = quantize_multiplier(ratio, multiplier_bits(a.bound))
     m, s = int(m), int(s)
     left = max(0, 1 - s)
     if left and (a.bound * m) << left >= _LIMIT:
-        raise _unsupported(ctx, f"scale ratio s_a / (s_b s_y) = {ratio:g} is too large")
+        raise unsupported(ctx, f"scale ratio s_a / (s_b s_y) = {ratio:g} is too large")
     return DivParams(a.zero_point, b.zero_point, m, left, max(s, 1), out)
 
 
@@ -469,14 +478,14 @@ class RescaleParams:
     rescales: tuple[Rescale, ...]
 
 
-def _rescales(ctx: OpContext, data: Sequence[int]) -> tuple[Rescale, ...]:
+def rescales_to_output(ctx: OpContext, data: Sequence[int]) -> tuple[Rescale, ...]:
     out = _per_tensor(ctx, ctx.outputs[0], "output")
     return tuple(_rescale(ctx, _input(ctx, i), out) for i in data)
 
 
 def _prepare_min_max(ctx: OpContext) -> RescaleParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1))
-    return RescaleParams(_rescales(ctx, (0, 1))) if quantized else p
+    quantized, p = begin_params(ctx, (0, 1))
+    return RescaleParams(rescales_to_output(ctx, (0, 1))) if quantized else p
 
 
 @register("MAXIMUM", prepare=_prepare_min_max)
@@ -508,16 +517,16 @@ class SquaredDifferenceParams:
 
 
 def _prepare_squared_difference(ctx: OpContext) -> SquaredDifferenceParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1))
+    quantized, p = begin_params(ctx, (0, 1))
     if not quantized:
         return p
     a, b = _input(ctx, 0), _input(ctx, 1)
-    out = _output(ctx)
+    out = output_params(ctx)
     root = math.sqrt(float(qparams(ctx, ctx.outputs[0]).scale))
     top = max(out.hi - out.zero_point, 0) + 1  # a square of `top` LSBs saturates
     h = min(_grid_bits([x.bound * x.scale / root for x in (a, b)]), (60 - top.bit_length()) // 2)
     if h < 8:
-        raise _unsupported(ctx, "the inputs' range is too wide for the output's (fewer than 8 grid bits)")
+        raise unsupported(ctx, "the inputs' range is too wide for the output's (fewer than 8 grid bits)")
     cap = math.isqrt(top << (2 * h)) + 1
     return SquaredDifferenceParams(_grid_map(ctx, a, a.scale / root * 2.0 ** h),
                                    _grid_map(ctx, b, b.scale / root * 2.0 ** h), h, cap, out)
@@ -550,7 +559,7 @@ class CompareParams:
 
 
 def _prepare_compare(ctx: OpContext) -> CompareParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1), output=False)
+    quantized, p = begin_params(ctx, (0, 1), output=False)
     if not quantized:
         return p
     if np.dtype(ctx.outputs[0].dtype) != _BOOL:
@@ -587,14 +596,14 @@ class FloorParams:
 
 
 def _prepare_floor(ctx: OpContext) -> FloorParams | PlainParams:
-    quantized, p = _begin(ctx, (0, 1))
+    quantized, p = begin_params(ctx, (0, 1))
     if not quantized:
         return p
     a, b = _input(ctx, 0), _input(ctx, 1)
-    out = _output(ctx)
+    out = output_params(ctx)
     exact = _exact_grid((a, b))
     if exact is None:
-        raise _unsupported(ctx, f"input scales {a.scale!r} and {b.scale!r} have no exact common grid within "
+        raise unsupported(ctx, f"input scales {a.scale!r} and {b.scale!r} have no exact common grid within "
                                 "int64 (needs float32 scales within a factor of about 2**21 for 16-bit inputs), "
                                 "so the floor cannot be exact")
     (ga, gb), top = exact
@@ -602,7 +611,7 @@ def _prepare_floor(ctx: OpContext) -> FloorParams | PlainParams:
     # FLOOR_DIV's quotient is a plain integer; FLOOR_MOD's remainder is in grid units 2**-top
     m, s = normalized_multiplier(1.0 / sy if ctx.op_name == "FLOOR_DIV" else math.ldexp(1.0 / sy, -top))
     if s < -31:
-        raise _unsupported(ctx, f"output scale {sy:g} is too small")
+        raise unsupported(ctx, f"output scale {sy:g} is too small")
     return FloorParams(ga, gb, m, s, out)
 
 
@@ -643,10 +652,10 @@ class SelectParams:
 
 
 def _prepare_select(ctx: OpContext) -> SelectParams | PlainParams:
-    quantized, p = _begin(ctx, (1, 2))
+    quantized, p = begin_params(ctx, (1, 2))
     if not quantized:
         return p
-    return SelectParams(*_rescales(ctx, (1, 2)), getattr(p, "cond_expand", 0))
+    return SelectParams(*rescales_to_output(ctx, (1, 2)), getattr(p, "cond_expand", 0))
 
 
 @register("SELECT", "SELECT_V2", prepare=_prepare_select)
@@ -659,52 +668,6 @@ def select(cond: np.ndarray, x: np.ndarray, y: np.ndarray, *, opt: SelectParams 
     return np.asarray(np.where(cond, opt.x(x), opt.y(y)))
 
 
-# --------------------------------------------------------------------------- CONCATENATION / PACK
-@dataclass(frozen=True)
-class JoinParams:
-    """Inputs rescaled to the output, joined on ``axis``, clamped to [lo, hi] (the activation)."""
-
-    rescales: tuple[Rescale, ...]
-    axis: int
-    lo: int
-    hi: int
-
-
-def _prepare_join(ctx: OpContext) -> JoinParams | PlainParams:
-    quantized, p = _begin(ctx, range(len(ctx.inputs)))
-    if not quantized:
-        return p
-    act = getattr(p, "activation", "NONE")
-    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
-        raise _unsupported(ctx, f"fused activation {act} is a nonlinearity with no integer kernel here")
-    out = _output(ctx, act)
-    return JoinParams(_rescales(ctx, range(len(ctx.inputs))), p.axis, out.lo, out.hi)
-
-
-def _join(xs: Sequence[np.ndarray], opt: JoinParams, fn: Callable[..., np.ndarray]) -> np.ndarray:
-    y = fn([rs(x) for rs, x in zip(opt.rescales, xs)], axis=opt.axis)
-    info = np.iinfo(y.dtype)
-    if opt.lo > info.min or opt.hi < info.max:
-        y = np.clip(y, opt.lo, opt.hi)
-    return y
-
-
-@register("CONCATENATION", prepare=_prepare_join)
-def concatenation(*xs: np.ndarray, opt: JoinParams | PlainParams) -> np.ndarray:
-    """y = act(concat(rescaled xs, axis))."""
-    if isinstance(opt, PlainParams):
-        return opt(*xs)
-    return _join(xs, opt, np.concatenate)
-
-
-@register("PACK", prepare=_prepare_join)
-def pack(*xs: np.ndarray, opt: JoinParams | PlainParams) -> np.ndarray:
-    """y = stack(rescaled xs, axis)."""
-    if isinstance(opt, PlainParams):
-        return opt(*xs)
-    return _join(xs, opt, np.stack)
-
-
 # -------------------------------------------------------------------------------------- LOGICAL
 def _prepare_logical(ctx: OpContext) -> PlainParams:
     return _plain(ctx)
@@ -714,3 +677,100 @@ def _prepare_logical(ctx: OpContext) -> PlainParams:
 def logical(*xs: np.ndarray, opt: PlainParams) -> np.ndarray:
     """Bool logic: the float kernel."""
     return opt(*xs)
+
+
+# ------------------------------------------------------------------------------------------ cast
+#: the low limb of the scale's 53-bit mantissa has this many bits
+_LIMB_BITS = 27
+
+
+@dataclass(frozen=True)
+class CastParams:
+    """CAST. ``mode``: 'numpy' (plain -> plain), 'nonzero' (quantized -> bool), 'trunc' (quantized
+    -> plain integer: trunc(scale * (q - zp)) with scale = (hi * 2**27 + lo) * 2**-shift), 'rescale'
+    (-> quantized)."""
+
+    mode: str
+    dtype: np.dtype
+    zero_point: int = 0
+    scale_hi: int = 0
+    scale_lo: int = 0
+    shift: int = 0
+    rescale: Rescale | None = None
+
+
+def _cast_trunc(ctx: OpContext, src: TensorInfo, dst: TensorInfo) -> CastParams:
+    p = per_tensor_qparams(ctx, src, "input")
+    if p.dtype.itemsize > 2:
+        raise refuse(ctx, f"casting a quantized {p.dtype.name} input to an integer needs an exact "
+                          f"product wider than int64; only 8- and 16-bit quantized inputs are supported")
+    frac, exp = np.frexp(float(p.scale))  # scale = frac * 2**exp, frac in [0.5, 1)
+    mant = int(np.ldexp(frac, 53))  # exact: float64 has a 53-bit mantissa
+    shift = 53 - int(exp)
+    if shift < _LIMB_BITS:
+        raise refuse(ctx, f"input scale {float(p.scale)} >= 2**26 is too large for the exact "
+                          f"integer cast")
+    hi, lo = mant >> _LIMB_BITS, mant & ((1 << _LIMB_BITS) - 1)
+    return CastParams("trunc", np.dtype(dst.dtype), int(p.zero_point), hi, lo, shift)
+
+
+def _prepare_cast(ctx: OpContext) -> CastParams:
+    ctx.require_inputs(1)
+    src, dst = ctx.inputs[0], ctx.outputs[0]
+    for what, t in (("input", src), ("output", dst)):
+        if np.dtype(t.dtype).kind not in "iub":
+            raise refuse(ctx, f"{what} {t.name!r} is {np.dtype(t.dtype).name}; the integer CAST takes "
+                              f"integer and bool tensors (float casts are boundary ops)")
+    qs, qd = is_quantized(src), is_quantized(dst)
+    out_dtype = np.dtype(dst.dtype)
+    if qd:
+        if qs:
+            return CastParams("rescale", out_dtype, rescale=data_rescale(ctx, src, dst))
+        pd = per_tensor_qparams(ctx, dst, "output")
+        in_dtype = np.dtype(np.uint8) if np.dtype(src.dtype).kind == "b" else np.dtype(src.dtype)
+        if in_dtype.itemsize > 4:
+            raise refuse(ctx, f"a plain {in_dtype.name} input cannot be requantized within int64")
+        r = Rescale.between(1.0, 0, pd.scale, pd.zero_point, in_dtype, out_dtype)
+        return CastParams("rescale", out_dtype, rescale=r)
+    if not qs:
+        return CastParams("numpy", out_dtype)
+    if out_dtype.kind == "b":
+        return CastParams("nonzero", out_dtype, int(per_tensor_qparams(ctx, src, "input").zero_point))
+    return _cast_trunc(ctx, src, dst)
+
+
+def _trunc_scaled(x: np.ndarray, p: CastParams) -> np.ndarray:
+    """trunc((x - zp) * (hi * 2**27 + lo) / 2**shift), exactly, in int64 (|x - zp| < 2**16)."""
+    d = x.astype(I64) - p.zero_point
+    ad = np.abs(d)
+    # floor((H * 2**27 + L) / 2**shift) = (H + (L >> 27)) >> (shift - 27); H < 2**42, L < 2**43
+    v = (ad * p.scale_hi + ((ad * p.scale_lo) >> _LIMB_BITS)) >> min(p.shift - _LIMB_BITS, 62)
+    return saturate(np.where(d < 0, -v, v), p.dtype)
+
+
+@register("CAST", prepare=_prepare_cast)
+def cast(x: np.ndarray, *, opt: CastParams) -> np.ndarray:
+    """CAST between integer/bool tensors, quantized or plain (see the module docstring)."""
+    if opt.mode == "numpy":
+        return float_cast(x, opt=opt)
+    if opt.mode == "nonzero":
+        return x.astype(I64) != opt.zero_point
+    if opt.mode == "trunc":
+        return _trunc_scaled(x, opt)
+    r = opt.rescale
+    if x.dtype.kind == "b":
+        return requantize(x.astype(I64), r.multiplier, r.shift, r.out_zero_point, r.out_dtype)
+    return r(x)
+
+
+# ------------------------------------------------------------------------- unary math ops and POW
+@register(*_tables.ELEMENTWISE_TABLE_OPS, prepare=_tables.prepare_unary_table)
+def unary_lut(q: np.ndarray, *, opt) -> np.ndarray:
+    """y = table[q - qmin] (ABS/NEG of plain integers: np.abs / np.negative): ``activation.unary_lut``."""
+    return _tables.unary_lut(q, opt=opt)
+
+
+@register("POW", prepare=_tables.prepare_pow)
+def pow_(a: np.ndarray, b: np.ndarray, *, opt) -> np.ndarray:
+    """y = table[i_a, i_b] or exp2(b * log2 a) by tables (plain int32: a ** b): ``activation.pow_lut``."""
+    return _tables.pow_lut(a, b, opt=opt)

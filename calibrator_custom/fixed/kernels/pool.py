@@ -29,7 +29,7 @@ from ...ops import pool as fpool
 from ...ops.registry import OpContext
 from ..fixedpoint import Rescale, multiplier_bits, quantize_multiplier, requantize
 from ..registry import register
-from .movement_common import activation_bounds, data_rescale, float_view, per_tensor_qparams, refuse
+from ._common import activation_bounds, data_rescale, float_view, per_tensor_qparams, refuse
 
 I64 = np.int64
 

@@ -39,7 +39,7 @@ from ...ops.registry import OpContext, TensorInfo
 from ..fixedpoint import (Rescale, multiplier_bits, quantize_multiplier, requantize, rounding_rshift,
                           saturate)
 from ..registry import register
-from .movement_common import bit_length, data_rescale, is_quantized, per_tensor_qparams, refuse
+from ._common import bit_length, data_rescale, is_quantized, per_tensor_qparams, refuse
 
 I64 = np.int64
 

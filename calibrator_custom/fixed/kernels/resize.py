@@ -1,5 +1,6 @@
-"""Integer kernel for RESIZE_BILINEAR (NHWC); RESIZE_NEAREST_NEIGHBOR is in movement.py.
+"""Integer kernels of the resize family (NHWC): RESIZE_BILINEAR and RESIZE_NEAREST_NEIGHBOR.
 
+RESIZE_BILINEAR: 
 Prepare takes the float kernel's per-axis source rows/columns ``lo, hi`` and float32 fractions ``f``
 (``ops/resize.py``: align_corners, half_pixel_centers and the border clamps included; the output size
 is the constant size input or the model's static output shape) and rounds the weights to Q21:
@@ -15,6 +16,12 @@ difference of input integers in a 2x2 neighbourhood (<= 65535):
 ``0.5 + r * (3 * 2**-22 * R + 2**-9) + 2**-31 relative`` (weight rounding: each Q21 weight is within
 2**-22 of the float weight, and each axis's weights sum to at most 2 in magnitude). For 16-bit data
 and r <= 1 that is < 0.55 LSB; when ``r`` is large the weight term grows as ``r * R * 2**-20``.
+
+RESIZE_NEAREST_NEIGHBOR: the float kernel's source indices (same coordinate rules, align_corners
+and half_pixel_centers) are computed in prepare for the model's static output size; the kernel
+gathers and Rescales.
+Error: that of the Rescale (as for the data-movement ops of ``shape.py``: exact when the
+quantizations match).
 """
 from __future__ import annotations
 
@@ -24,9 +31,9 @@ import numpy as np
 
 from ...ops import resize as fresize
 from ...ops.registry import OpContext
-from ..fixedpoint import multiplier_bits, quantize_multiplier, requantize, rounding_rshift
+from ..fixedpoint import Rescale, multiplier_bits, quantize_multiplier, requantize, rounding_rshift
 from ..registry import register
-from .movement_common import data_rescale, per_tensor_qparams, static_resize_size
+from ._common import data_rescale, per_tensor_qparams, static_resize_size
 
 I64 = np.int64
 
@@ -103,3 +110,28 @@ def resize_bilinear(x: np.ndarray, size: np.ndarray, *, opt: BilinearParams) -> 
     acc = _interp(_interp(d, 1, opt.rows), 2, opt.cols)
     v = rounding_rshift(acc, 2 * WEIGHT_BITS - KEEP_BITS)
     return requantize(v, opt.multiplier, opt.shift, opt.out_zero_point, opt.out_dtype)
+
+
+# ----------------------------------------------------------------------------- nearest resize
+@dataclass(frozen=True)
+class NearestParams:
+    """Source row/column of every output row/column, and the Rescale."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    rescale: Rescale
+
+
+def _prepare_nearest(ctx: OpContext) -> NearestParams:
+    p = fresize._prepare_resize(ctx)
+    out_h, out_w = static_resize_size(ctx, p)
+    _, h, w, _ = ctx.inputs[0].shape
+    rows = np.array(fresize._nearest_axis(h, out_h, p.align_corners, p.half_pixel_centers), I64)
+    cols = np.array(fresize._nearest_axis(w, out_w, p.align_corners, p.half_pixel_centers), I64)
+    return NearestParams(rows, cols, data_rescale(ctx, ctx.inputs[0], ctx.outputs[0]))
+
+
+@register("RESIZE_NEAREST_NEIGHBOR", prepare=_prepare_nearest)
+def resize_nearest_neighbor(x: np.ndarray, size: np.ndarray, *, opt: NearestParams) -> np.ndarray:
+    """y[n, i, j, c] = Rescale(x[n, rows[i], cols[j], c]) (indices from the float op's rules)."""
+    return opt.rescale(x[:, opt.rows[:, None], opt.cols[None, :]])

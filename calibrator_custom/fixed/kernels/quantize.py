@@ -1,8 +1,10 @@
-"""Boundary ops of the fixed model: where floats or raw pixels enter and leave it.
+"""Integer kernels of the quantize family, the fixed model's boundary: where floats or raw pixels enter
+and leave it (QUANTIZE, DEQUANTIZE, ``Fix2Float``, ``InputNormalize``).
 
-These are the only integer kernels that see floats: a float32 model input (RAWDATA_F32) entering
-QUANTIZE, the float32 outputs of DEQUANTIZE / ``Fix2Float``, and the detection post-process, which
-runs in float inside the fixed model. Their prepare results may hold float scales. ``InputNormalize``
+With the detection post-processes (``detection.py``, ``detection_nms.py``), which run in float inside
+the fixed model, these are the only integer kernels that see floats: a float32 model input
+(RAWDATA_F32) entering QUANTIZE, the float32 outputs of DEQUANTIZE / ``Fix2Float``. Their prepare
+results may hold float scales. ``InputNormalize``
 is pure integer arithmetic (its float work happens in prepare). Real values are
 ``scale * (q - zero_point)``, per tensor or per channel along ``quantized_dimension``.
 
@@ -27,11 +29,6 @@ is pure integer arithmetic (its float work happens in prepare). Real values are
   ``|q - zero_point| < 2**29`` the float64 product is exact, so ``y`` is the correctly rounded
   float32 of ``scale * (q - zero_point)`` (bit-identical to the float DEQUANTIZE kernel for 8- and
   16-bit inputs); otherwise within 1 float32 ulp of it. A float16 input is widened to float32.
-* **TFLite_Detection_PostProcess**: the post-process runs in FLOAT inside the fixed model. Its
-  quantized inputs (box encodings, class scores, and the anchors, which may be a quantized or a
-  float constant) are dequantized exactly as DEQUANTIZE does, then the float kernel
-  (``calibrator_custom/ops/detection.py``) runs; its four outputs are float32 as in the float
-  model. Error: none, it is the float op on the dequantized values.
 * **InputNormalize** (custom op, the first op of every image input of a fixed model): input the
   raw UINT8 pixels in the ``input_formats`` layout exactly as
   ``utils.convert_to_input_formats(image, details)`` packs them (the shape is
@@ -207,48 +204,6 @@ def dequantize(x: np.ndarray, *, opt: DequantizeParams | None) -> np.ndarray:
     if opt is None:
         return np.asarray(x).astype(np.float32)
     return dequantize_values(x, opt)
-
-
-# ---------------------------------------------------------------------------------------- detection
-@dataclass(frozen=True)
-class DetectionParams:
-    """The float kernel's params plus how to dequantize box encodings and scores (None = already float)."""
-
-    float_params: Any
-    boxes: DequantizeParams | None
-    scores: DequantizeParams | None
-
-
-def _float_operand(ctx: OpContext, t: TensorInfo, what: str) -> tuple[TensorInfo, DequantizeParams | None]:
-    """A float32 view of operand ``t`` for the float prepare, and its dequantization (None if float)."""
-    if np.issubdtype(np.dtype(t.dtype), np.floating):
-        data = None if t.data is None else np.asarray(t.data, np.float32)
-        return TensorInfo(t.name, tuple(t.shape), _F32, data), None
-    p = dequantize_params(ctx, t, what)
-    data = None if t.data is None else dequantize_values(t.data, p)
-    return TensorInfo(t.name, tuple(t.shape), _F32, data), p
-
-
-def _prepare_detection(ctx: OpContext) -> DetectionParams:
-    ctx.require_inputs(3)
-    for j, out in enumerate(ctx.outputs):
-        if np.dtype(out.dtype) != _F32:
-            raise ctx.error(f"output {j} {out.name!r} is {np.dtype(out.dtype).name}; the detection post-process "
-                            "runs in float inside the fixed model and writes float32")
-    boxes, box_dq = _float_operand(ctx, ctx.inputs[0], "box_encodings")
-    scores, score_dq = _float_operand(ctx, ctx.inputs[1], "class_predictions")
-    anchors, _ = _float_operand(ctx, ctx.inputs[2], "anchors")
-    float_ctx = OpContext(ctx.index, ctx.op_name, (boxes, scores, anchors), ctx.outputs, ctx.options)
-    return DetectionParams(get_op(ctx.op_name).prepare(float_ctx), box_dq, score_dq)
-
-
-@register("TFLite_Detection_PostProcess", prepare=_prepare_detection)
-def detection_postprocess(box_encodings: np.ndarray, class_predictions: np.ndarray, anchors: np.ndarray, *,
-                          opt: DetectionParams) -> tuple[np.ndarray, ...]:
-    """The float post-process on the dequantized box encodings and scores (anchors: prepared constant)."""
-    boxes = box_encodings if opt.boxes is None else dequantize_values(box_encodings, opt.boxes)
-    scores = class_predictions if opt.scores is None else dequantize_values(class_predictions, opt.scores)
-    return get_op("TFLite_Detection_PostProcess").kernel(boxes, scores, anchors, opt=opt.float_params)
 
 
 # ---------------------------------------------------------------------------------------- InputNormalize

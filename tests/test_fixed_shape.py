@@ -1,4 +1,4 @@
-"""Integer data-movement kernels (fixed/kernels/movement.py): every op against its float kernel via
+"""Integer kernels of the shape family (fixed/kernels/shape.py): every op against its float kernel via
 ``check_fixed_op``, over uint8-with-zero-point / int8 / int16 data and five output quantizations:
 
 * ``same``: output quantization = input's -> bit-exact (tol 0; the scales have few mantissa bits so
@@ -8,10 +8,11 @@
 * ``cross``: int16 data to a uint8 output with a zero point -> <= 0.5 LSB.
 
 Also: run-time index inputs, PAD/PADV2/SPACE_TO_BATCH_ND zero-point padding, CAST in every mode
-(with an exact Fraction reference for the truncating cast) and prepare refusals.
+(fixed/kernels/elementwise.py; with an exact Fraction reference for the truncating cast),
+RESIZE_NEAREST_NEIGHBOR (fixed/kernels/resize.py) and prepare refusals.
 
 The helpers here (``check``, ``qdata``, ``qout``, ...) are imported by the other
-test_fixed_movement_*.py files.
+test_fixed_*.py files of the data-movement-like families (pool, reduce).
 """
 from __future__ import annotations
 
@@ -25,8 +26,8 @@ from hypothesis import strategies as st
 
 import fixedrunner
 from calibrator_custom.errors import ModelError, UnsupportedOpError
-from calibrator_custom.fixed.kernels import movement
-from calibrator_custom.fixed.kernels.movement_common import bit_length
+from calibrator_custom.fixed.kernels import elementwise
+from calibrator_custom.fixed.kernels._common import bit_length
 from calibrator_custom.fixed.registry import get_fixed_op
 from calibrator_custom.model.options import default_options, make_options
 from calibrator_custom.ops.registry import OpContext, TensorInfo, get_op
@@ -370,7 +371,7 @@ def test_trunc_cast_is_exact(q, zp, scale):
     """trunc(scale * (q - zp)) from the two-limb mantissa equals the exact rational result."""
     x = QArr(np.array([q], np.int32).astype(np.int16), scale, zp)
     p = prepare_fixed("CAST", [x], [QOut("INT64")], output_shapes=[(1,)])
-    y = movement.cast(x.q, opt=p)
+    y = elementwise.cast(x.q, opt=p)
     exact = Fraction(scale) * (q - zp)
     want = int(exact) if exact >= 0 else -int(-exact)
     assert int(y[0]) == want

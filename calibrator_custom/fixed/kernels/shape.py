@@ -1,5 +1,5 @@
-"""Integer kernels for data movement: reshapes, transpose, slicing, tiling, gathering, padding, the
-space/depth/batch rearrangements, splits, nearest-neighbour resizing and CAST.
+"""Integer kernels of the shape family (``ops/shape.py``): data movement (reshapes, transpose, slicing,
+tiling, gathering, padding, the space/depth/batch rearrangements, splits) and CONCATENATION / PACK.
 
 Every data-movement op applies its float kernel's index logic (``ops/shape.py``; the float kernels
 are dtype-agnostic numpy and are called on the integer array) and then one
@@ -25,37 +25,28 @@ float op's other index dtypes), constant (read in prepare) or computed at run ti
   cells are within 0.5 LSB of the constant (exact when the constant is representable).
 * SPACE_TO_BATCH_ND: Rescale, then the float movement on ``q - zp_out`` in int64 (its zero padding
   is real 0), plus ``zp_out``.
-* RESIZE_NEAREST_NEIGHBOR: the float kernel's source indices (same coordinate rules, align_corners
-  and half_pixel_centers) are computed in prepare for the model's static output size; the kernel
-  gathers and Rescales.
-* CAST: plain integer/bool -> plain integer/bool: the float kernel's numpy cast (C-style
-  wraparound, bool = x != 0), exact. Quantized -> bool: ``q != zp`` (real != 0), exact.
-  Quantized -> plain integer: the float op truncates toward zero, so the kernel computes
-  ``trunc(scale * (q - zp))`` **exactly** from the float64 scale's 53-bit mantissa split in two
-  27/26-bit limbs (inputs of at most 16 bits, scale < 2**26), then saturates to the output dtype
-  (where the float op is undefined). Quantized -> quantized: Rescale. Plain integer/bool ->
-  quantized: Rescale from scale 1, zero point 0 (<= 0.5 LSB; int64 inputs are refused).
+* CONCATENATION / PACK: each input rescaled to the output as for SELECT (``elementwise.py``), then concatenated or
+  stacked, then CONCATENATION's activation clamp; exact when the quantizations match. A fused TANH
+  or SIGN_BIT on CONCATENATION is a real nonlinearity in the float op and is refused.
 
-Pools, reductions, ARG_MAX/ARG_MIN, TOPK_V2 and RESIZE_BILINEAR live in pool.py,
-reduce.py and resize.py (imported below).
+Pools, reductions, ARG_MAX/ARG_MIN, TOPK_V2 and the resizes live in pool.py, reduce.py and
+resize.py (imported below); CAST is in elementwise.py, with the float CAST.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ...ops import resize as fresize
 from ...ops import shape as fshape
-from ...ops.elementwise import cast as float_cast
 from ...ops.registry import OpContext, TensorInfo, get_op
-from ..fixedpoint import Rescale, requantize, saturate
+from ..fixedpoint import Rescale
 from ..registry import register
-from .movement_common import (data_rescale, is_quantized, per_tensor_qparams, quantize_real, refuse,
-                              static_resize_size)
+from ._common import data_rescale, is_quantized, per_tensor_qparams, quantize_real, refuse
+from .elementwise import PlainParams, begin_params, output_params, rescales_to_output, unsupported
 
 logger = logging.getLogger(__name__)
 
@@ -236,113 +227,50 @@ def space_to_batch_nd(x: np.ndarray, block_shape: np.ndarray, paddings: np.ndarr
     return (z + opt.out_zero_point).astype(y.dtype)
 
 
-# ----------------------------------------------------------------------------- nearest resize
+# --------------------------------------------------------------------------- CONCATENATION / PACK
 @dataclass(frozen=True)
-class NearestParams:
-    """Source row/column of every output row/column, and the Rescale."""
+class JoinParams:
+    """Inputs rescaled to the output, joined on ``axis``, clamped to [lo, hi] (the activation)."""
 
-    rows: np.ndarray
-    cols: np.ndarray
-    rescale: Rescale
-
-
-def _prepare_nearest(ctx: OpContext) -> NearestParams:
-    p = fresize._prepare_resize(ctx)
-    out_h, out_w = static_resize_size(ctx, p)
-    _, h, w, _ = ctx.inputs[0].shape
-    rows = np.array(fresize._nearest_axis(h, out_h, p.align_corners, p.half_pixel_centers), I64)
-    cols = np.array(fresize._nearest_axis(w, out_w, p.align_corners, p.half_pixel_centers), I64)
-    return NearestParams(rows, cols, data_rescale(ctx, ctx.inputs[0], ctx.outputs[0]))
+    rescales: tuple[Rescale, ...]
+    axis: int
+    lo: int
+    hi: int
 
 
-@register("RESIZE_NEAREST_NEIGHBOR", prepare=_prepare_nearest)
-def resize_nearest_neighbor(x: np.ndarray, size: np.ndarray, *, opt: NearestParams) -> np.ndarray:
-    """y[n, i, j, c] = Rescale(x[n, rows[i], cols[j], c]) (indices from the float op's rules)."""
-    return opt.rescale(x[:, opt.rows[:, None], opt.cols[None, :]])
+def _prepare_join(ctx: OpContext) -> JoinParams | PlainParams:
+    quantized, p = begin_params(ctx, range(len(ctx.inputs)))
+    if not quantized:
+        return p
+    act = getattr(p, "activation", "NONE")
+    if act not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        raise unsupported(ctx, f"fused activation {act} is a nonlinearity with no integer kernel here")
+    out = output_params(ctx, act)
+    return JoinParams(rescales_to_output(ctx, range(len(ctx.inputs))), p.axis, out.lo, out.hi)
 
 
-# ------------------------------------------------------------------------------------------ cast
-#: the low limb of the scale's 53-bit mantissa has this many bits
-_LIMB_BITS = 27
+def _join(xs: Sequence[np.ndarray], opt: JoinParams, fn: Callable[..., np.ndarray]) -> np.ndarray:
+    y = fn([rs(x) for rs, x in zip(opt.rescales, xs)], axis=opt.axis)
+    info = np.iinfo(y.dtype)
+    if opt.lo > info.min or opt.hi < info.max:
+        y = np.clip(y, opt.lo, opt.hi)
+    return y
 
 
-@dataclass(frozen=True)
-class CastParams:
-    """CAST. ``mode``: 'numpy' (plain -> plain), 'nonzero' (quantized -> bool), 'trunc' (quantized
-    -> plain integer: trunc(scale * (q - zp)) with scale = (hi * 2**27 + lo) * 2**-shift), 'rescale'
-    (-> quantized)."""
-
-    mode: str
-    dtype: np.dtype
-    zero_point: int = 0
-    scale_hi: int = 0
-    scale_lo: int = 0
-    shift: int = 0
-    rescale: Rescale | None = None
+@register("CONCATENATION", prepare=_prepare_join)
+def concatenation(*xs: np.ndarray, opt: JoinParams | PlainParams) -> np.ndarray:
+    """y = act(concat(rescaled xs, axis))."""
+    if isinstance(opt, PlainParams):
+        return opt(*xs)
+    return _join(xs, opt, np.concatenate)
 
 
-def _cast_trunc(ctx: OpContext, src: TensorInfo, dst: TensorInfo) -> CastParams:
-    p = per_tensor_qparams(ctx, src, "input")
-    if p.dtype.itemsize > 2:
-        raise refuse(ctx, f"casting a quantized {p.dtype.name} input to an integer needs an exact "
-                          f"product wider than int64; only 8- and 16-bit quantized inputs are supported")
-    frac, exp = np.frexp(float(p.scale))  # scale = frac * 2**exp, frac in [0.5, 1)
-    mant = int(np.ldexp(frac, 53))  # exact: float64 has a 53-bit mantissa
-    shift = 53 - int(exp)
-    if shift < _LIMB_BITS:
-        raise refuse(ctx, f"input scale {float(p.scale)} >= 2**26 is too large for the exact "
-                          f"integer cast")
-    hi, lo = mant >> _LIMB_BITS, mant & ((1 << _LIMB_BITS) - 1)
-    return CastParams("trunc", np.dtype(dst.dtype), int(p.zero_point), hi, lo, shift)
-
-
-def _prepare_cast(ctx: OpContext) -> CastParams:
-    ctx.require_inputs(1)
-    src, dst = ctx.inputs[0], ctx.outputs[0]
-    for what, t in (("input", src), ("output", dst)):
-        if np.dtype(t.dtype).kind not in "iub":
-            raise refuse(ctx, f"{what} {t.name!r} is {np.dtype(t.dtype).name}; the integer CAST takes "
-                              f"integer and bool tensors (float casts are boundary ops)")
-    qs, qd = is_quantized(src), is_quantized(dst)
-    out_dtype = np.dtype(dst.dtype)
-    if qd:
-        if qs:
-            return CastParams("rescale", out_dtype, rescale=data_rescale(ctx, src, dst))
-        pd = per_tensor_qparams(ctx, dst, "output")
-        in_dtype = np.dtype(np.uint8) if np.dtype(src.dtype).kind == "b" else np.dtype(src.dtype)
-        if in_dtype.itemsize > 4:
-            raise refuse(ctx, f"a plain {in_dtype.name} input cannot be requantized within int64")
-        r = Rescale.between(1.0, 0, pd.scale, pd.zero_point, in_dtype, out_dtype)
-        return CastParams("rescale", out_dtype, rescale=r)
-    if not qs:
-        return CastParams("numpy", out_dtype)
-    if out_dtype.kind == "b":
-        return CastParams("nonzero", out_dtype, int(per_tensor_qparams(ctx, src, "input").zero_point))
-    return _cast_trunc(ctx, src, dst)
-
-
-def _trunc_scaled(x: np.ndarray, p: CastParams) -> np.ndarray:
-    """trunc((x - zp) * (hi * 2**27 + lo) / 2**shift), exactly, in int64 (|x - zp| < 2**16)."""
-    d = x.astype(I64) - p.zero_point
-    ad = np.abs(d)
-    # floor((H * 2**27 + L) / 2**shift) = (H + (L >> 27)) >> (shift - 27); H < 2**42, L < 2**43
-    v = (ad * p.scale_hi + ((ad * p.scale_lo) >> _LIMB_BITS)) >> min(p.shift - _LIMB_BITS, 62)
-    return saturate(np.where(d < 0, -v, v), p.dtype)
-
-
-@register("CAST", prepare=_prepare_cast)
-def cast(x: np.ndarray, *, opt: CastParams) -> np.ndarray:
-    """CAST between integer/bool tensors, quantized or plain (see the module docstring)."""
-    if opt.mode == "numpy":
-        return float_cast(x, opt=opt)
-    if opt.mode == "nonzero":
-        return x.astype(I64) != opt.zero_point
-    if opt.mode == "trunc":
-        return _trunc_scaled(x, opt)
-    r = opt.rescale
-    if x.dtype.kind == "b":
-        return requantize(x.astype(I64), r.multiplier, r.shift, r.out_zero_point, r.out_dtype)
-    return r(x)
+@register("PACK", prepare=_prepare_join)
+def pack(*xs: np.ndarray, opt: JoinParams | PlainParams) -> np.ndarray:
+    """y = stack(rescaled xs, axis)."""
+    if isinstance(opt, PlainParams):
+        return opt(*xs)
+    return _join(xs, opt, np.stack)
 
 
 from . import pool, reduce, resize  # noqa: E402,F401  (register their ops)

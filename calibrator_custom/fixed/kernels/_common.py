@@ -1,4 +1,5 @@
-"""Prepare-time helpers shared by the movement-family integer kernels (movement.py, pool.py, reduce.py, resize.py).
+"""Prepare-time helpers shared by the integer kernels of the data-movement-like families (shape.py, pool.py,
+reduce.py, resize.py, elementwise.py's CAST).
 
 * :func:`data_rescale`: the :class:`~calibrator_custom.fixed.fixedpoint.Rescale` from a data input's
   quantization to an output's (identity when they are equal; plain integer tensors pass unchanged).

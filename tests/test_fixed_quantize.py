@@ -1,4 +1,5 @@
-"""Tests of the boundary integer kernels (calibrator_custom/fixed/kernels/boundary.py).
+"""Tests of the quantize-family integer kernels, the boundary ops (calibrator_custom/fixed/kernels/quantize.py),
+and of the detection post-process (fixed/kernels/detection.py).
 
 QUANTIZE, DEQUANTIZE and Fix2Float are checked against numpy formulas (the fixedrunner harness
 compares with a float op whose output is integer for QUANTIZE and which rejects float inputs for
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from calibrator_custom import utils
 from calibrator_custom.config import ALLOWED_INPUT_FORMATS, InputSpec
 from calibrator_custom.errors import ConfigError, ModelError, UnsupportedOpError
-from calibrator_custom.fixed.kernels import boundary as bd
+from calibrator_custom.fixed.kernels import quantize as bd
 from calibrator_custom.fixed.registry import get_fixed_op
 from calibrator_custom.ops import detection as det
 from calibrator_custom.ops.registry import OpContext, TensorInfo, get_op
