@@ -4,10 +4,13 @@ Arithmetic ops go through ``check_fixed_op`` (float op on the dequantized inputs
 bound plus the float32 reference's own rounding; hypothesis tests hold the bounds against float64
 (or exact Fraction) references. Comparisons, FLOOR_DIV/FLOOR_MOD and the exactness claims are
 checked against exact rational arithmetic, and through the harness on cases where the float32
-reference is itself exact (power-of-two scales) or the values are well separated.
+reference is itself exact (power-of-two scales) or the values are well separated. CAST goes through
+the data-movement harness of test_fixed_shape.py, with an exact Fraction reference for the
+truncating cast.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from fractions import Fraction
 
@@ -23,6 +26,7 @@ from calibrator_custom.model.options import default_options, make_options
 from calibrator_custom.ops.registry import OpContext, TensorInfo
 from fixedrunner import (NP, QArr, QOut, assert_integer_params, check_fixed_op, prepare_fixed, qrandom, run_fixed,
                          symmetric_out)
+from test_fixed_shape import DTYPES, HALF, ZERO_POINT, check, qdata
 
 # the kernels' bound (0.5 + 2**-16 LSB inside a 16-bit range) plus the float32 reference's rounding
 TOL = 0.51
@@ -623,3 +627,85 @@ def test_prepare_params_are_integer_only():
         sb = QArr(b.q, f32(0.01)) if op.startswith("FLOOR") else b
         sa = QArr(a.q, f32(0.02)) if op.startswith("FLOOR") else a
         assert_integer_params(_prepare(op, [sa, sb], QOut("INT16", 0.1), out_shape=(3,)))
+
+
+# ---------------------------------------------------------------------------------- CAST
+# the shared data-movement harness of test_fixed_shape.py (check: against the float kernel)
+def cast_check(x, out, ref_dtype, tol=0.0):
+    return check("CAST", [x], None, outputs=[out], tol_lsb=tol, output_dtypes=[ref_dtype])
+
+
+@pytest.mark.parametrize("src,dst", [("INT32", "INT16"), ("INT16", "INT32"), ("UINT8", "INT8"),
+                                     ("INT32", "INT64"), ("INT64", "INT32"), ("INT8", "UINT8")])
+def test_cast_plain_integers_wrap_like_numpy(src, dst):
+    x = QArr(np.random.default_rng(3).integers(-70000, 70000, (3, 5)).astype(NP[src]))
+    got, _ = cast_check(x, QOut(dst), dst)
+    np.testing.assert_array_equal(got[0], x.q.astype(NP[dst]))
+
+
+def test_cast_bool_both_ways():
+    b = QArr(np.array([[True, False], [False, True]]))
+    got, _ = cast_check(b, QOut("INT32"), "INT32")
+    np.testing.assert_array_equal(got[0], [[1, 0], [0, 1]])
+    x = QArr(np.array([-3, 0, 7], np.int16))
+    got, _ = cast_check(x, QOut("BOOL"), "BOOL")
+    np.testing.assert_array_equal(got[0], [True, False, True])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cast_quantized_to_bool_is_real_nonzero(dtype):
+    x = qdata((4, 6), dtype, 8)
+    x = dataclasses.replace(x, q=np.where(np.arange(24).reshape(4, 6) % 3 == 0, x.zero_point, x.q)
+                            .astype(x.q.dtype))
+    got, _ = cast_check(x, QOut("BOOL"), "BOOL")
+    np.testing.assert_array_equal(got[0], x.q != x.zero_point)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [3 / 256, 0.25, 5.0, 37 / 64])
+@pytest.mark.parametrize("dst", ["INT32", "INT16", "INT64"])
+def test_cast_quantized_to_int_truncates_like_the_float_op(dtype, scale, dst):
+    """Scales with <= 8 mantissa bits keep the float32 reference exact, so results must match."""
+    x = qrandom((5, 7), dtype, scale, ZERO_POINT[dtype], rng=np.random.default_rng(9))
+    if dst == "INT16" and scale * 65535 >= 32767:
+        x = dataclasses.replace(x, q=(x.q // 8).astype(x.q.dtype) if dtype != "UINT8" else x.q)
+    got, ref = cast_check(x, QOut(dst), dst)
+    assert got[0].dtype == NP[dst]
+
+
+@given(st.integers(-32768, 32767), st.integers(-300, 300),
+       st.floats(1e-9, 2.0 ** 25, allow_nan=False, allow_infinity=False))
+def test_trunc_cast_is_exact(q, zp, scale):
+    """trunc(scale * (q - zp)) from the two-limb mantissa equals the exact rational result."""
+    x = QArr(np.array([q], np.int32).astype(np.int16), scale, zp)
+    p = prepare_fixed("CAST", [x], [QOut("INT64")], output_shapes=[(1,)])
+    y = ew.cast(x.q, opt=p)
+    exact = Fraction(scale) * (q - zp)
+    want = int(exact) if exact >= 0 else -int(-exact)
+    assert int(y[0]) == want
+
+
+def test_cast_quantized_to_quantized_and_plain_to_quantized():
+    x = qdata((3, 4), "INT16", 10)
+    cast_check(x, QOut("UINT8", x.scale * 200, 128), "FLOAT32", HALF)
+    cast_check(x, QOut("INT16", x.scale, 0), "FLOAT32", 0)
+    plain = QArr(np.array([[-70000, -5, 0, 3], [12, 99, 1000, 70000]], np.int32))
+    cast_check(plain, QOut("INT16", 0.37, 0), "FLOAT32", HALF)
+    b = QArr(np.array([True, False, True]))
+    got, _ = cast_check(b, QOut("UINT8", 1 / 200, 20), "FLOAT32", HALF)
+    np.testing.assert_array_equal(got[0], [220, 20, 220])
+
+
+def test_cast_refusals():
+    x32 = QArr(np.array([1, 2], np.int32), 0.5)
+    with pytest.raises(UnsupportedOpError, match="8- and 16-bit"):
+        prepare_fixed("CAST", [x32], [QOut("INT32")], output_shapes=[(2,)])
+    big = QArr(np.array([1, 2], np.int16), 2.0 ** 30)
+    with pytest.raises(UnsupportedOpError, match="too large"):
+        prepare_fixed("CAST", [big], [QOut("INT32")], output_shapes=[(2,)])
+    f = QArr(np.array([1, 2], np.float32))
+    with pytest.raises(UnsupportedOpError, match="boundary"):
+        prepare_fixed("CAST", [f], [QOut("INT32")], output_shapes=[(2,)])
+    i64 = QArr(np.array([1, 2], np.int64))
+    with pytest.raises(UnsupportedOpError, match="int64"):
+        prepare_fixed("CAST", [i64], [QOut("INT16", 0.1)], output_shapes=[(2,)])

@@ -2,7 +2,8 @@
 (resize.py) against their float kernels: every padding mode (SAME, VALID and SigmaStar's
 CAFFE / ONNXINSIDE / ONNXOUTSIDE explicit pads, including windows with no input cell), strides,
 fused activations, uint8-with-zero-point / int8 / int16 data and differing output quantizations;
-bilinear over align_corners / half_pixel_centers, up- and down-sampling, and its stated bound.
+bilinear over align_corners / half_pixel_centers, up- and down-sampling, and its stated bound;
+RESIZE_NEAREST_NEIGHBOR's run-time size input (its cases are in test_fixed_shape.py's table).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calibrator_custom.errors import ModelError
+from calibrator_custom.errors import ModelError, UnsupportedOpError
 from calibrator_custom.fixed.kernels import resize as fixed_resize
 from fixedrunner import QArr, QOut
 from test_fixed_shape import DTYPE_MODES, DTYPES, HALF, check, i32, prepare_fixed, qdata, qout
@@ -199,3 +200,13 @@ def test_axis_weights_sum_to_one_and_track_the_float_weights(n_in, n_out, align,
     _, _, frac = _bilinear_axis(n_in, n_out, align, half)
     assert np.all(np.abs(wts.w_hi / one - frac.astype(np.float64)) <= 2.0 ** -(fixed_resize.WEIGHT_BITS + 1))
     assert wts.abs_sum <= 2 * one and math.isfinite(wts.abs_sum)
+
+
+def test_nearest_runtime_size_uses_static_output_shape():
+    x = qdata((1, 3, 4, 2), "UINT8", 11)
+    size = i32(5, 7, const=False)
+    shapes = [(1, 5, 7, 2)]
+    check("RESIZE_NEAREST_NEIGHBOR", [x, size], {"half_pixel_centers": True},
+          outputs=[QOut("UINT8", x.scale, x.zero_point)], tol_lsb=0, shapes=shapes)
+    with pytest.raises(UnsupportedOpError, match="not static"):
+        prepare_fixed("RESIZE_NEAREST_NEIGHBOR", [x, size], [QOut("UINT8", 0.1)], output_shapes=[()])

@@ -7,9 +7,9 @@
 * ``scaled`` / ``saturate``: a different scale (larger / 3x smaller, saturating) -> <= 0.5 LSB;
 * ``cross``: int16 data to a uint8 output with a zero point -> <= 0.5 LSB.
 
-Also: run-time index inputs, PAD/PADV2/SPACE_TO_BATCH_ND zero-point padding, CAST in every mode
-(fixed/kernels/elementwise.py; with an exact Fraction reference for the truncating cast),
-RESIZE_NEAREST_NEIGHBOR (fixed/kernels/resize.py) and prepare refusals.
+Also: run-time index inputs, PAD/PADV2/SPACE_TO_BATCH_ND zero-point padding and prepare refusals
+(CAST: test_fixed_elementwise.py; RESIZE_NEAREST_NEIGHBOR's run-time size: test_fixed_pool.py, with
+the other resize kernels).
 
 The helpers here (``check``, ``qdata``, ``qout``, ...) are imported by the other
 test_fixed_*.py files of the data-movement-like families (pool, reduce).
@@ -17,7 +17,6 @@ test_fixed_*.py files of the data-movement-like families (pool, reduce).
 from __future__ import annotations
 
 import dataclasses
-from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ from hypothesis import strategies as st
 
 import fixedrunner
 from calibrator_custom.errors import ModelError, UnsupportedOpError
-from calibrator_custom.fixed.kernels import elementwise
 from calibrator_custom.fixed.kernels._common import bit_length
 from calibrator_custom.fixed.registry import get_fixed_op
 from calibrator_custom.model.options import default_options, make_options
@@ -322,87 +320,6 @@ def test_space_to_batch_pads_with_the_output_zero_point(zp):
     assert np.all(got[0][got[0] != min(255, 200 - 37 + zp)] == zp)
 
 
-# ---------------------------------------------------------------------------------- cast
-def cast_check(x, out, ref_dtype, tol=0.0):
-    return check("CAST", [x], None, outputs=[out], tol_lsb=tol, output_dtypes=[ref_dtype])
-
-
-@pytest.mark.parametrize("src,dst", [("INT32", "INT16"), ("INT16", "INT32"), ("UINT8", "INT8"),
-                                     ("INT32", "INT64"), ("INT64", "INT32"), ("INT8", "UINT8")])
-def test_cast_plain_integers_wrap_like_numpy(src, dst):
-    x = QArr(np.random.default_rng(3).integers(-70000, 70000, (3, 5)).astype(NP[src]))
-    got, _ = cast_check(x, QOut(dst), dst)
-    np.testing.assert_array_equal(got[0], x.q.astype(NP[dst]))
-
-
-def test_cast_bool_both_ways():
-    b = QArr(np.array([[True, False], [False, True]]))
-    got, _ = cast_check(b, QOut("INT32"), "INT32")
-    np.testing.assert_array_equal(got[0], [[1, 0], [0, 1]])
-    x = QArr(np.array([-3, 0, 7], np.int16))
-    got, _ = cast_check(x, QOut("BOOL"), "BOOL")
-    np.testing.assert_array_equal(got[0], [True, False, True])
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_cast_quantized_to_bool_is_real_nonzero(dtype):
-    x = qdata((4, 6), dtype, 8)
-    x = dataclasses.replace(x, q=np.where(np.arange(24).reshape(4, 6) % 3 == 0, x.zero_point, x.q)
-                            .astype(x.q.dtype))
-    got, _ = cast_check(x, QOut("BOOL"), "BOOL")
-    np.testing.assert_array_equal(got[0], x.q != x.zero_point)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("scale", [3 / 256, 0.25, 5.0, 37 / 64])
-@pytest.mark.parametrize("dst", ["INT32", "INT16", "INT64"])
-def test_cast_quantized_to_int_truncates_like_the_float_op(dtype, scale, dst):
-    """Scales with <= 8 mantissa bits keep the float32 reference exact, so results must match."""
-    x = qrandom((5, 7), dtype, scale, ZERO_POINT[dtype], rng=np.random.default_rng(9))
-    if dst == "INT16" and scale * 65535 >= 32767:
-        x = dataclasses.replace(x, q=(x.q // 8).astype(x.q.dtype) if dtype != "UINT8" else x.q)
-    got, ref = cast_check(x, QOut(dst), dst)
-    assert got[0].dtype == NP[dst]
-
-
-@given(st.integers(-32768, 32767), st.integers(-300, 300),
-       st.floats(1e-9, 2.0 ** 25, allow_nan=False, allow_infinity=False))
-def test_trunc_cast_is_exact(q, zp, scale):
-    """trunc(scale * (q - zp)) from the two-limb mantissa equals the exact rational result."""
-    x = QArr(np.array([q], np.int32).astype(np.int16), scale, zp)
-    p = prepare_fixed("CAST", [x], [QOut("INT64")], output_shapes=[(1,)])
-    y = elementwise.cast(x.q, opt=p)
-    exact = Fraction(scale) * (q - zp)
-    want = int(exact) if exact >= 0 else -int(-exact)
-    assert int(y[0]) == want
-
-
-def test_cast_quantized_to_quantized_and_plain_to_quantized():
-    x = qdata((3, 4), "INT16", 10)
-    cast_check(x, QOut("UINT8", x.scale * 200, 128), "FLOAT32", HALF)
-    cast_check(x, QOut("INT16", x.scale, 0), "FLOAT32", 0)
-    plain = QArr(np.array([[-70000, -5, 0, 3], [12, 99, 1000, 70000]], np.int32))
-    cast_check(plain, QOut("INT16", 0.37, 0), "FLOAT32", HALF)
-    b = QArr(np.array([True, False, True]))
-    got, _ = cast_check(b, QOut("UINT8", 1 / 200, 20), "FLOAT32", HALF)
-    np.testing.assert_array_equal(got[0], [220, 20, 220])
-
-
-def test_cast_refusals():
-    x32 = QArr(np.array([1, 2], np.int32), 0.5)
-    with pytest.raises(UnsupportedOpError, match="8- and 16-bit"):
-        prepare_fixed("CAST", [x32], [QOut("INT32")], output_shapes=[(2,)])
-    big = QArr(np.array([1, 2], np.int16), 2.0 ** 30)
-    with pytest.raises(UnsupportedOpError, match="too large"):
-        prepare_fixed("CAST", [big], [QOut("INT32")], output_shapes=[(2,)])
-    f = QArr(np.array([1, 2], np.float32))
-    with pytest.raises(UnsupportedOpError, match="boundary"):
-        prepare_fixed("CAST", [f], [QOut("INT32")], output_shapes=[(2,)])
-    i64 = QArr(np.array([1, 2], np.int64))
-    with pytest.raises(UnsupportedOpError, match="int64"):
-        prepare_fixed("CAST", [i64], [QOut("INT16", 0.1)], output_shapes=[(2,)])
-
-
 # ------------------------------------------------------------------------------ refusals
 def test_movement_refuses_mixed_kinds_and_per_channel():
     x = qdata((2, 3), "INT16")
@@ -414,16 +331,6 @@ def test_movement_refuses_mixed_kinds_and_per_channel():
     xi = QArr(np.zeros((2, 3), np.int32))
     with pytest.raises(ModelError, match="dtype"):
         prepare_fixed("TRANSPOSE", [xi, i32(1, 0)], [QOut("INT16")], output_shapes=[(3, 2)])
-
-
-def test_nearest_runtime_size_uses_static_output_shape():
-    x = qdata((1, 3, 4, 2), "UINT8", 11)
-    size = i32(5, 7, const=False)
-    shapes = [(1, 5, 7, 2)]
-    check("RESIZE_NEAREST_NEIGHBOR", [x, size], {"half_pixel_centers": True},
-          outputs=[QOut("UINT8", x.scale, x.zero_point)], tol_lsb=0, shapes=shapes)
-    with pytest.raises(UnsupportedOpError, match="not static"):
-        prepare_fixed("RESIZE_NEAREST_NEIGHBOR", [x, size], [QOut("UINT8", 0.1)], output_shapes=[()])
 
 
 # ------------------------------------------------------------------------ numeric helpers
