@@ -1,5 +1,3 @@
 """Importing this package registers every integer kernel (one module per op family, named as its float
-module in ``ops/``)."""
-from . import quantize, conv, elementwise, shape  # noqa: F401
-from . import activation  # noqa: F401  (after shape, as before: registration order)
-from . import detection, detection_nms  # noqa: F401
+module in ``ops/``; ``_common.py`` holds shared prepare helpers)."""
+from . import activation, conv, detection, detection_nms, elementwise, quantize, shape  # noqa: F401

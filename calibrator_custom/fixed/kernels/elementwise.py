@@ -765,12 +765,13 @@ def cast(x: np.ndarray, *, opt: CastParams) -> np.ndarray:
 
 # ------------------------------------------------------------------------- unary math ops and POW
 @register(*_tables.ELEMENTWISE_TABLE_OPS, prepare=_tables.prepare_unary_table)
-def unary_lut(q: np.ndarray, *, opt) -> np.ndarray:
+def unary_lut(q: np.ndarray, *, opt: _tables.LutParams | _tables.PlainUnaryParams) -> np.ndarray:
     """y = table[q - qmin] (ABS/NEG of plain integers: np.abs / np.negative): ``activation.unary_lut``."""
     return _tables.unary_lut(q, opt=opt)
 
 
 @register("POW", prepare=_tables.prepare_pow)
-def pow_(a: np.ndarray, b: np.ndarray, *, opt) -> np.ndarray:
+def pow_(a: np.ndarray, b: np.ndarray, *,
+         opt: _tables.PairLutParams | _tables.PowExpLogParams | _tables.PlainPowParams) -> np.ndarray:
     """y = table[i_a, i_b] or exp2(b * log2 a) by tables (plain int32: a ** b): ``activation.pow_lut``."""
     return _tables.pow_lut(a, b, opt=opt)

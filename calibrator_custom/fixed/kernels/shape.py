@@ -25,9 +25,10 @@ float op's other index dtypes), constant (read in prepare) or computed at run ti
   cells are within 0.5 LSB of the constant (exact when the constant is representable).
 * SPACE_TO_BATCH_ND: Rescale, then the float movement on ``q - zp_out`` in int64 (its zero padding
   is real 0), plus ``zp_out``.
-* CONCATENATION / PACK: each input rescaled to the output as for SELECT (``elementwise.py``), then concatenated or
-  stacked, then CONCATENATION's activation clamp; exact when the quantizations match. A fused TANH
-  or SIGN_BIT on CONCATENATION is a real nonlinearity in the float op and is refused.
+* CONCATENATION / PACK: each input rescaled to the output as for SELECT (``elementwise.py``), then
+  concatenated or stacked, then CONCATENATION's activation clamp; exact when the quantizations
+  match. A fused TANH or SIGN_BIT on CONCATENATION is a real nonlinearity in the float op and is
+  refused.
 
 Pools, reductions, ARG_MAX/ARG_MIN, TOPK_V2 and the resizes live in pool.py, reduce.py and
 resize.py (imported below); CAST is in elementwise.py, with the float CAST.
