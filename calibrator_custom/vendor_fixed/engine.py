@@ -251,11 +251,6 @@ def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarra
     return np.pad(x, pad, constant_values=zero_point)
 
 
-def _tanh_int16_table(in_scale: float, out_scale: float) -> np.ndarray:
-    c = np.arange(-32768, 32768, dtype=np.float64)
-    return np.clip(np.rint(np.tanh(c * in_scale) / out_scale), -32767, 32767).astype(np.int16)
-
-
 def _step(model: Model, name: str, op, softmax_out: set):
     g = model.main
     to = g.tensors[op.outputs[0]]
@@ -332,7 +327,7 @@ def _step(model: Model, name: str, op, softmax_out: set):
         if name == "LOGISTIC":
             table = tables.logistic_table(s_in, s_out)
         elif to.dtype == "INT16":  # a TANH that ends the graph writes INT16
-            table = _tanh_int16_table(s_in, s_out)
+            table = tables.tanh_int16_table(s_in, s_out)
         else:
             table = tables.tanh_table(s_in, s_out, zp_out)
         return FnStep(name, ins[:1], op.outputs[0], lambda x, t=table: tables.lookup(x, t))
