@@ -263,12 +263,8 @@ def _step(model: Model, name: str, op, softmax_out: set):
         return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s, p=p: pool.max_pool2d(x, f, s, p))
     if name == "AVERAGE_POOL_2D":
         f, s, p = _pool_options(o)
-        if p != "VALID" and (g.tensors[ins[0]].shape[1:3] != to.shape[1:3] or f != (1, 1)):
-            h, w = g.tensors[ins[0]].shape[1:3]
-            if not ((h - f[0]) // s[0] + 1 == to.shape[1] and (w - f[1]) // s[1] + 1 == to.shape[2]):
-                raise ModelError(f"op AVERAGE_POOL_2D writing {to.name!r}: SAME padding is not established "
-                                 "for the vendor's fixed arithmetic")
-        return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s: pool.average_pool2d(x, f, s))
+        p = "SAME" if p == "SAME" else "VALID"
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s, p=p: pool.average_pool2d(x, f, s, p))
     if name in ("ADD", "SUB", "MUL"):
         (s1, z1), (s2, z2), (so, zo) = _q(g.tensors[ins[0]]), _q(g.tensors[ins[1]]), _q(to)
         kern = {"ADD": elementwise.add, "SUB": elementwise.sub, "MUL": elementwise.mul}[name]
@@ -318,9 +314,9 @@ def _step(model: Model, name: str, op, softmax_out: set):
         return FnStep(name, ins[:1], op.outputs[0], lambda x, p=perm: movement.transpose(x, p))
     if name == "RESIZE_BILINEAR":
         size = tuple(int(d) for d in to.shape[1:3])
-        ac, hp = bool(getattr(o, "align_corners", False)), bool(getattr(o, "half_pixel_centers", False))
+        ac = bool(getattr(o, "align_corners", False))  # the vendor ignores half_pixel_centers
         return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, s=size, ac=ac, hp=hp: resize.resize_bilinear(x, s, ac, hp))
+                      lambda x, s=size, ac=ac: resize.resize_bilinear(x, s, ac, False))
     if name in ("LOGISTIC", "TANH"):
         s_in, _ = _q(g.tensors[ins[0]])
         s_out, zp_out = _q(to)

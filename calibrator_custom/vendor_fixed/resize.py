@@ -3,13 +3,19 @@
 Established (docs/vendor_fixed_point.md, "RESIZE_BILINEAR"): same quantization in and out (INT16
 seen); separable: interpolate along W first and round half up to a code, then along H and round
 half up again. Source coordinates as TFLite (align_corners=False, half_pixel_centers=False seen:
-src = dst * in / out); exact on a 2x upscale (fractions 0 and 1/2).
+src = dst * in / out); exact on a 2x upscale (fractions 0 and 1/2). The vendor ignores
+half_pixel_centers (a half-pixel 2x model gives the codes of src = dst * in / out; the engine passes
+False) and honours align_corners. At other factors (12, 20 from 8; 13 x 19; align_corners 16 from 8,
+24 from 9) the vendor's fixed-point fractions are not reproduced: within RESIZE_MAX_ERROR_LSB.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .registry import register
+
+#: measured worst difference from the vendor at factors other than 2 (output LSB); exact at 2x
+RESIZE_MAX_ERROR_LSB = 2
 
 
 def _coords(out_size: int, in_size: int, align_corners: bool, half_pixel_centers: bool):
