@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import calibrator_custom
 import vendor_fixed_oracle as vo
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.vendor_fixed import KERNELS, activation, conv, elementwise, layout, output, resize, tables
@@ -717,3 +718,45 @@ def test_outputs_are_dequantized_codes(seed, c, last):
     assert y.shape == outs[z.name].shape and y.dtype == np.float32
     tol = 5e-7 + np.spacing(np.abs(y)).astype(np.float64)  # the text's 6 decimals + our float32 rounding
     assert np.all(np.abs(y.astype(np.float64) - outs[z.name]) <= tol), "equal up to the text output's 6 decimals"
+
+
+# ---------------------------------------------------------------- int8 weight tiling
+TILING_CASES = [((72, 1, 1, 64), True), ((64, 1, 1, 32), True), ((128, 1, 1, 128), True), ((32, 1, 1, 128), True),
+                ((28, 1, 1, 24), True), ((40, 3, 3, 48), True), ((80, 3, 3, 64), True), ((24, 3, 3, 20), True),
+                ((40, 2, 2, 72), False), ((32, 3, 3, 40), False), ((8, 1, 1, 130), False)]
+
+
+@pytest.mark.parametrize("shape,relu", TILING_CASES)
+def test_int8_weight_tiling_of_a_conv_on_its_own(shape, relu):
+    """x -> c1 [+ RELU: input zero point 0, so no bias fold can tell the tilings apart] -> c2 (the graph
+    output): the likeliest tiling locates every round(w / scale) of the float weights, and our simulator
+    gives the vendor's output codes."""
+    o, kh, kw, i = shape
+    g = np.random.default_rng(o * 1000 + kh * 100 + i)
+    side = 12
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(i, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=i).astype(np.float32))],
+             dict(SAME1, fused_activation_function="RELU" if relu else "NONE"), name="c1")
+    w = g.normal(size=shape).astype(np.float32)
+    b.output(b.op("CONV_2D", [y, b.constant("w2", w), b.constant("b2", g.normal(size=o).astype(np.float32))], SAME1,
+                  name="c2"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (0 if relu else -3, 4), "c2": (-8, 8)}, vo.ini_text(["x"], ["c2"]),
+                          f"tiling_{o}_{kh}_{i}_{int(relu)}")
+    sim = vo.VendorSim(fixed)
+    assert (sim.tensor("c1").zero_point[0] == 0) == relu
+    tw = sim.tensor("w2")
+    to_, ti_ = layout.conv_tilings(tw.shape)[0]
+    got_w = layout.unpack_conv_weights(sim.buffers[tw.buffer], tw.shape, np.int8, ti_, to_)
+    assert np.array_equal(got_w.astype(np.int64), np.round(w.astype(np.float64) / tw.scale[0]))
+    pixels = g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+    _, outs = vo.run_fixed(fixed, pixels)
+    ours = calibrator_custom.fixed_simulator(str(fixed))
+    ours.set_input(0, pixels)
+    ours.invoke()
+    tc2 = sim.tensor("c2")
+    y_ours = output.strip_alignment(ours.get_output(0), tc2.shape)
+    ref = outs["c2"].reshape(y_ours.shape)
+    assert y_ours.shape == ref.shape and y_ours.dtype == np.float32
+    assert np.array_equal(np.round(y_ours.astype(np.float64) / tc2.scale[0]), np.round(ref / tc2.scale[0]))
