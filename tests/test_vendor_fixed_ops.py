@@ -449,7 +449,7 @@ LOGISTIC_SWEEPS = [(6.0, True), (16.0, True), (48.0, True), (8.0, False)]
 @pytest.mark.parametrize("x_range,dense", LOGISTIC_SWEEPS)
 def test_logistic_table_within_measured_bound(x_range, dense):
     """Measured: 17% to 38% of the codes differ from tables.logistic_table by 1 or 2 LSB for |x| < 6; for
-    |x| >= 6 the vendor's line floor(105.75 + 4x) / floor(32662.75 + 4x) fits (rint(sigmoid) is 62 off there)."""
+    |x| >= 6 the vendor's line floor(105.75 + 4x) / floor(32662.75 + 4x) is exact (rint(sigmoid) is 62 off there)."""
     codes, vendor, tin, tout = vendor_table("LOGISTIC", x_range, dense=dense)
     _assert_sweep_coverage(codes, dense)
     assert (tin.type_code, tout.type_code) == (7, 7) and abs(tout.scale[0] * 32767 - 1) < 1e-6
@@ -457,15 +457,71 @@ def test_logistic_table_within_measured_bound(x_range, dense):
     assert ours.shape == codes.shape and ours.dtype == np.int16
     diff = np.abs(ours.astype(np.int64) - vendor)
     assert diff.max() <= tables.LOGISTIC_MAX_ERROR_LSB
-    outer = np.abs(codes * tin.scale[0]) >= tables.LOGISTIC_LINE_FROM
-    # the outer line: exact at x_range 48 (3932 + 3869 codes); at 8 (wide) 2 of 2050 codes sit 1 off, where
-    # 105.75 + 4x is within 3e-4 of an integer (the vendor's internal x is not exactly c * in_scale)
-    assert diff[outer].max(initial=0) <= 1 and int((diff[outer] != 0).sum()) <= 2
+    outer = np.abs(tables.vendor_input_reals(codes, tin.scale[0])) >= tables.LOGISTIC_LINE_FROM
+    assert diff[outer].max(initial=0) == 0, "the outer line on x = c * (15-bit mantissa of in_scale) is exact"
     if x_range >= 48:
-        assert outer.sum() > 7000 and diff[outer].max() == 0
+        assert outer.sum() > 7000
     full = tables.logistic_table(tin.scale[0], tout.scale[0]).astype(np.int64)
     full[codes + 32768] = vendor  # a measured vendor table reproduces the vendor exactly through lookup()
     assert np.array_equal(KERNELS["LOGISTIC"](codes, tin.scale[0], tout.scale[0], table=full), vendor)
+
+
+def _full_domain_model(op, x_range):
+    """c1 (the wide design: codes in steps of at most 8 over the whole INT16 range) + c2 (0.5 * B' codes, B in
+    124..131 across eight 256 x 256 tiles of (R, G)) -> ADD -> CONCATENATION -> op (the graph output): the
+    ADD fills the steps, so every code of [-32767, 32767] reaches the op (-32768: no vendor op writes it)."""
+    s = x_range / 32767
+    b = ModelBuilder()
+    x = b.input("x", (1, 256, 2048, 3))
+    a = s * 255 * 127 / 2 * 0.999
+    w = np.zeros((5, 1, 1, 3), np.float32)
+    w[:, 0, 0, 0], w[:, 0, 0, 1] = a, a / 127
+    centers = np.array([0, 16000, -16000, 32000, -32000], np.float64)
+    c1 = b.op("CONV_2D", [x, b.constant("w1", w), b.constant("b1", (centers * s).astype(np.float32))], SAME1, name="c1")
+    w2 = np.zeros((5, 1, 1, 3), np.float32)
+    w2[:, 0, 0, 2] = s * 255 / 2
+    c2 = b.op("CONV_2D", [x, b.constant("w2", w2), b.constant("b2", np.zeros(5, np.float32))], SAME1, name="c2")
+    w3 = np.zeros((1, 1, 1, 3), np.float32)
+    w3[0, 0, 0, 0] = 1.0
+    c3 = b.op("CONV_2D", [x, b.constant("w3", w3), b.constant("b3", np.zeros(1, np.float32))], SAME1, name="c3")
+    cat = b.op("CONCATENATION", [b.op("ADD", [c1, c2], {}, name="ad"), c3], {"axis": 3}, name="cat")
+    b.output(b.op(op, [cat], {}, name="t"))
+    r = (-x_range, x_range)
+    ranges = {"x": (-1, 1), "c1": r, "c2": r, "ad": r, "c3": r, "cat": r, "t": (-1, 1)}
+    p = np.arange(256, dtype=np.uint8)
+    rr, gg = np.meshgrid(p, p, indexing="ij")
+    tiles = [np.stack([rr, gg, np.full_like(rr, 124 + k)], -1) for k in range(8)]
+    return b, ranges, np.concatenate(tiles, 1)[None].astype(np.uint8)
+
+
+@pytest.mark.slow  # a 256 x 2048 image through the vendor simulator's text files: ~75 s each
+@pytest.mark.parametrize("op,x_range", [("LOGISTIC", 48.0), ("TANH", 8.0)])
+def test_table_over_the_whole_int16_domain(op, x_range):
+    """Every input code of [-32767, 32767] at once: LOGISTIC within 2 LSB (2798 of 65535 codes differ at
+    range 48, 16725 at range 8) with the outer line exact; the INT16 TANH within 2 LSB (13332 at range 8)."""
+    b, ranges, x = _full_domain_model(op, x_range)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["t"]), f"table_full_{op}_{x_range}")
+    sim = vo.VendorSim(fixed)
+    recs, _ = vo.run_fixed(fixed, x)
+    op_index = next(r["op_index"] for r in recs if r["op"] == op)
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    xi = layout.from_dump(vo.record(recs, op_index, "in", 0)["data"], tin.shape).astype(np.int64).ravel()
+    yo = layout.from_dump(vo.record(recs, op_index, "out")["data"], tout.shape).astype(np.int64).ravel()
+    codes, first = np.unique(xi, return_index=True)
+    assert np.array_equal(yo, yo[first][np.searchsorted(codes, xi)]), "a pure function of the input code"
+    assert codes.min() == -32767 and codes.max() == 32767 and codes.size == 65535
+    vendor = yo[first]
+    if op == "LOGISTIC":
+        ours = tables.lookup(codes, tables.logistic_table(tin.scale[0], tout.scale[0]))
+        outer = np.abs(tables.vendor_input_reals(codes, tin.scale[0])) >= tables.LOGISTIC_LINE_FROM
+        bound = tables.LOGISTIC_MAX_ERROR_LSB
+    else:
+        ours = tables.lookup(codes, tables.tanh_int16_table(tin.scale[0], tout.scale[0]))
+        outer = np.zeros(codes.shape, bool)
+        bound = tables.TANH_INT16_MAX_ERROR_LSB
+    assert ours.shape == codes.shape and ours.dtype == np.int16
+    diff = np.abs(ours.astype(np.int64) - vendor)
+    assert diff.max() <= bound and diff[outer].max(initial=0) == 0
 
 
 TANH_SWEEPS = [(6.0, False), (32.0, False), (8.0, True), (32.0, True)]

@@ -33,10 +33,17 @@ def lookup(x_code: np.ndarray, table: np.ndarray, domain_min: int = INT16_MIN) -
     return np.asarray(table)[np.asarray(x_code, np.int64) - int(domain_min)]
 
 
+def vendor_input_reals(x_code: np.ndarray, in_scale: float) -> np.ndarray:
+    """x = c * M * 2**(e - 14): the input scale as a 15-bit mantissa M = floor(s / 2**e * 2**14 + 1/2), e = floor(log2 s)."""
+    e = math.floor(math.log2(float(in_scale)))
+    mantissa = math.floor(float(in_scale) / 2.0 ** e * 2.0 ** 14 + 0.5)
+    return np.asarray(x_code, np.float64) * (mantissa * 2.0 ** (e - 14))
+
+
 def logistic_table(in_scale: float, out_scale: float) -> np.ndarray:
-    """table[c + 32768] = clip(rint(sigmoid(x) / out_scale)) for |x| < 6, clip(floor(105.75 + 4x)) below -6, clip(floor(32662.75 + 4x)) above 6 (x = c * in_scale; int16)."""
+    """table[c + 32768] = clip(rint(sigmoid(x) / out_scale)) for |x| < 6, clip(floor(105.75 + 4x)) below -6, clip(floor(32662.75 + 4x)) above 6 (x = vendor_input_reals(c, in_scale); int16)."""
     c = np.arange(-32768, 32768, dtype=np.float64)
-    x = c * float(in_scale)
+    x = vendor_input_reals(c, in_scale)
     v = np.rint(1.0 / (1.0 + np.exp(-x)) / float(out_scale))
     line = np.floor(np.where(x < 0, _LOGISTIC_LINE_OFFSET[-1], _LOGISTIC_LINE_OFFSET[1]) + _LOGISTIC_LINE_SLOPE * x)
     v = np.where(np.abs(x) >= LOGISTIC_LINE_FROM, line, v)
