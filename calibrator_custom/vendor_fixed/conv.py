@@ -40,43 +40,59 @@ def _pad_amounts(size, k, stride, dilation, padding):
     return out, total // 2, total - total // 2
 
 
+def _exact_dtype(bound: float):
+    """float32 / float64 BLAS sums of integer products are exact while the worst-case sum stays below
+    2**24 / 2**53, whatever the summation order; beyond that, int64."""
+    return np.float32 if bound < 2.0 ** 24 else np.float64 if bound < 2.0 ** 53 else np.int64
+
+
+def _bound(x_code, w_code, pad_value, terms: int) -> float:
+    return float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
+        * float(np.abs(np.asarray(w_code)).max(initial=0)) * terms
+
+
 def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1), dilation=(1, 1),
                padding="SAME") -> np.ndarray:
     """acc[n,y,x,o] = sum_{kh,kw,i} x[n, y*s+kh*d, x*s+kw*d, i] * w[o,kh,kw,i] (int64; padding = pad_value)."""
+    return _accumulate_exact(x_code, w_code, pad_value, stride, dilation, padding).astype(np.int64)
+
+
+def _accumulate_exact(x_code, w_code, pad_value, stride, dilation, padding) -> np.ndarray:
+    """accumulate() in the narrowest dtype that holds it exactly (float32, float64 or int64)."""
     n, h, wd, c = x_code.shape
     o, kh, kw, i = w_code.shape
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    # integer products summed in float64 (BLAS) are exact while the worst-case sum stays below 2**53,
-    # whatever the summation order; beyond that, int64
-    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
-        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw * i
-    dt = np.float64 if bound < 2.0 ** 53 else np.int64
+    dt = _exact_dtype(_bound(x_code, w_code, pad_value, kh * kw * i))
     xp = np.asarray(x_code, dt)
     if pt or pb or pl or pr:
         xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
     w = np.asarray(w_code, dt)
+    if kh == kw == 1:
+        patch = xp[:, :(oh - 1) * stride[0] + 1:stride[0], :(ow - 1) * stride[1] + 1:stride[1], :]
+        return patch @ w[:, 0, 0, :].T
     acc = np.zeros((n, oh, ow, o), dt)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
             patch = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
             acc += patch @ w[:, a, b, :].T
-    return acc.astype(np.int64)
+    return acc
 
 
 def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1),
                          dilation=(1, 1), padding="SAME") -> np.ndarray:
     """acc[n,y,x,c*M+j] = sum_{kh,kw} x[n, y*s+kh*d, x*s+kw*d, c] * w[0,kh,kw,c*M+j] (int64; padding = pad_value)."""
+    return _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, padding).astype(np.int64)
+
+
+def _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, padding) -> np.ndarray:
     n, h, wd, c = x_code.shape
     _, kh, kw, co = w_code.shape
     mult = co // c
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    # exact in float32 / float64 while the worst-case sum stays below 2**24 / 2**53 (any order)
-    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
-        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw
-    dt = np.float32 if bound < 2.0 ** 24 else np.float64 if bound < 2.0 ** 53 else np.int64
+    dt = _exact_dtype(_bound(x_code, w_code, pad_value, kh * kw))
     xp = np.asarray(x_code, dt)
     if pt or pb or pl or pr:
         xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
@@ -89,7 +105,7 @@ def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int,
             y0, x0 = a * dilation[0], b * dilation[1]
             acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
                 * w[0, a, b, :]
-    return acc.astype(np.int64)
+    return acc
 
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
@@ -103,6 +119,39 @@ def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_sh
     if dt == np.dtype(np.int16):
         q = q + int(out_zero_point)
     return np.clip(q, lo, hi).astype(dt)
+
+
+def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
+                      out_zero_point: int, out_dtype, clamp=None) -> np.ndarray:
+    """requantize() (and the clamp) on an exact accumulator; in int32 where every intermediate provably fits
+    (|acc| < 2**24 from a float32 sum, |a * M| <= 2**15 * 2**15, a right shift), else the int64 reference."""
+    k, rest = int(bias_shift), int(total_shift) - int(bias_shift)
+    mult = np.asarray(multiplier)
+    if acc.dtype != np.float32 or rest < 1 or (mult.size and int(mult.max()) > 32768):
+        return _clamp(requantize(acc.astype(np.int64), bias_row0, multiplier, bias_shift, total_shift, out_zero_point,
+                                 out_dtype), clamp)
+    dt = np.dtype(out_dtype)
+    lo, hi = _LIMITS[dt]
+    a = acc.astype(np.int32)
+    if k:
+        sign = a >> 31                                  # 0 or -1
+        np.bitwise_xor(a, sign, out=a)
+        a -= sign                                       # |acc|
+        a += 1 << (k - 1)
+        a >>= k
+        np.bitwise_xor(a, sign, out=a)
+        a -= sign                                       # sign(acc) * ((|acc| + 2**(k-1)) >> k)
+    a += np.asarray(bias_row0, np.int32)
+    np.clip(a, -32768, 32767, out=a)
+    a *= mult.astype(np.int32)
+    a += 1 << (rest - 1)
+    a >>= rest
+    if dt == np.dtype(np.int16):
+        a += int(out_zero_point)
+    if clamp is not None:
+        lo, hi = max(lo, int(clamp[0])), min(hi, int(clamp[1]))
+    np.clip(a, lo, hi, out=a)
+    return a.astype(dt)
 
 
 def activation_clamp(activation: str, out_scale: float, out_zero_point: int, out_dtype) -> tuple[int, int]:
@@ -125,8 +174,8 @@ def _clamp(q: np.ndarray, clamp) -> np.ndarray:
 def conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift, out_zero_point=0,
            out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
     """q = clamp(sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k))); x padded with its zero point."""
-    acc = accumulate(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
+    acc = _accumulate_exact(x_code, w_code, x_zero_point, stride, dilation, padding)
+    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
 
 
 def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool, m: float) -> np.ndarray:
@@ -188,8 +237,8 @@ def bias_shift_exact(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
 def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
                      out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
     """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp)."""
-    acc = accumulate_depthwise(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
+    acc = _accumulate_depthwise_exact(x_code, w_code, x_zero_point, stride, dilation, padding)
+    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
 
 
 @register("FULLY_CONNECTED")
