@@ -50,9 +50,28 @@ def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_po
     """q = sat(((x >= 0 ? x' : (x*alpha_q + 2**(s-1)) >> s) * M + 2**(N-1)) >> N + zp), x' = x (F = 1) or x*F with F a 15-bit multiplier (F*2**(14-floor(log2 F))), (M, N) the 15-bit multiplier of in_scale / F / out_scale."""
     f = float(input_ratio)
     mult, n = _m15(float(in_scale) / f / float(out_scale))
-    x = np.asarray(x_code, np.int64)
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
+    alpha = np.asarray(alpha_code)
+    x_in = np.asarray(x_code)
+    if f == 1.0 and n >= 1 and mult <= 32768 and x_in.dtype in (np.int16, np.uint8, np.int8) \
+            and (not alpha.size or int(np.abs(alpha).max()) <= 32767):
+        # int32 is exact here: |x * alpha_q| and |t * M| stay below 2**30
+        x = x_in.astype(np.int32)
+        if alpha.any():
+            neg = x * alpha.astype(np.int32)
+            neg += 1 << (int(alpha_shift_bits) - 1)
+            neg >>= int(alpha_shift_bits)
+            t = np.where(x >= 0, x, neg)
+        else:  # RELU: alpha 0
+            t = np.maximum(x, 0)
+        t *= mult
+        t += 1 << (n - 1)
+        t >>= n
+        t += int(out_zero_point)
+        np.clip(t, lo, hi, out=t)
+        return t.astype(dt)
+    x = np.asarray(x_code, np.int64)
     alpha = np.asarray(alpha_code, np.int64)
     neg = shift_round_half_up(x * alpha, int(alpha_shift_bits)) if alpha.any() else 0  # RELU: alpha 0
     f_shift = 14 - math.floor(math.log2(f))  # F as a 15-bit multiplier, like M
