@@ -69,7 +69,8 @@ def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_po
         t += 1 << (n - 1)
         t >>= n
         t += int(out_zero_point)
-        np.clip(t, lo, hi, out=t)
+        np.maximum(t, lo, out=t)
+        np.minimum(t, hi, out=t)
         return t.astype(dt)
     x = np.asarray(x_code, np.int64)
     alpha = np.asarray(alpha_code, np.int64)

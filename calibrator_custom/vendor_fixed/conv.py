@@ -144,7 +144,8 @@ def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, t
         np.bitwise_xor(a, sign, out=a)
         a -= sign                                       # sign(acc) * ((|acc| + 2**(k-1)) >> k)
     a += np.asarray(bias_row0, np.int32)
-    np.clip(a, -32768, 32767, out=a)
+    np.maximum(a, -32768, out=a)
+    np.minimum(a, 32767, out=a)
     a *= mult.astype(np.int32)
     a += 1 << (rest - 1)
     a >>= rest
@@ -152,7 +153,8 @@ def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, t
         a += int(out_zero_point)
     if clamp is not None:
         lo, hi = max(lo, int(clamp[0])), min(hi, int(clamp[1]))
-    np.clip(a, lo, hi, out=a)
+    np.maximum(a, lo, out=a)
+    np.minimum(a, hi, out=a)
     return a.astype(dt)
 
 
