@@ -588,6 +588,39 @@ def test_average_pool_floors_the_code_mean(seed, fs, st, side, padding):
     assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("seed,side,c", [(201, 8, 5), (202, 12, 16), (203, 7, 20)])
+def test_mean_floors_the_code_mean(seed, side, c):
+    """MEAN over H and W keeps the input's quantization and floors the code mean, as AVERAGE_POOL_2D."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(c, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", g.normal(size=c).astype(np.float32))], SAME1, name="c1")
+    mn = b.op("MEAN", [y, b.constant("axes", np.array([1, 2], np.int32))], {"keep_dims": True}, name="m")
+    b.output(b.op("CONV_2D", [mn, b.constant("w3", np.eye(c, dtype=np.float32).reshape(c, 1, 1, c)),
+                              b.constant("b3", np.zeros(c, np.float32))], SAME1, name="c3"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-3, 4), "m": (-1, 2), "c3": (-4, 4)}, vo.ini_text(["x"], ["c3"]),
+                          f"mean_{seed}")
+    sim = vo.VendorSim(fixed)
+    pixels = g.integers(0, 256, (1, side, side, 3)).astype(np.uint8)
+    recs, outs = vo.run_fixed(fixed, pixels)
+    op = next(r["op_index"] for r in recs if r["op"] == "MEAN")
+    ti, to = sim.tensor("c1"), sim.tensor("m")
+    assert (ti.scale, ti.zero_point, ti.type_code) == (to.scale, to.zero_point, to.type_code)
+    # the conv output MEAN reads is dumped row-major (blocked would put 7 x 7 x 20 elsewhere)
+    xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], ti.shape, blocked=False)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], to.shape)
+    got = KERNELS["MEAN"](xin, (1, 2), True)
+    assert got.shape == want.shape and got.dtype == want.dtype and np.array_equal(got, want)
+    ours = calibrator_custom.fixed_simulator(str(fixed))
+    ours.set_input(0, pixels)
+    ours.invoke()
+    tc3 = sim.tensor("c3")
+    y_ours = output.strip_alignment(ours.get_output(0), tc3.shape)
+    ref = outs["c3"].reshape(y_ours.shape)
+    assert np.array_equal(np.round(y_ours.astype(np.float64) / tc3.scale[0]), np.round(ref / tc3.scale[0]))
+
+
 # ---------------------------------------------------------------- TRANSPOSE, RESIZE_BILINEAR
 def _unary_model(kind, seed, side=8, c=5):
     g = np.random.default_rng(seed)

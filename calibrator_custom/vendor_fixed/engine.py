@@ -265,6 +265,19 @@ def _step(model: Model, name: str, op, softmax_out: set):
         f, s, p = _pool_options(o)
         p = "SAME" if p == "SAME" else "VALID"
         return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s, p=p: pool.average_pool2d(x, f, s, p))
+    if name == "MEAN":
+        ti = g.tensors[ins[0]]
+        axes = model.tensor_data(g.tensors[ins[1]]) if len(ins) > 1 else None
+        if axes is None:
+            raise ModelError(f"op MEAN writing {to.name!r}: its axes are not a constant")
+        if _q(ti) != _q(to) or ti.dtype != to.dtype:
+            raise ModelError(f"op MEAN writing {to.name!r}: only a MEAN keeping its input's quantization is "
+                             "established for the vendor's fixed arithmetic")
+        keep = bool(getattr(o, "keep_dims", True)) if o is not None else True
+        out_shape = tuple(int(d) for d in to.shape)
+        return FnStep(name, ins[:1], op.outputs[0],
+                      lambda x, a=tuple(int(v) for v in np.ravel(axes)), k=keep, sh=out_shape:
+                      pool.mean(x, a, k).reshape(sh))
     if name in ("ADD", "SUB", "MUL"):
         (s1, z1), (s2, z2), (so, zo) = _q(g.tensors[ins[0]]), _q(g.tensors[ins[1]]), _q(to)
         kern = {"ADD": elementwise.add, "SUB": elementwise.sub, "MUL": elementwise.mul}[name]

@@ -3,7 +3,7 @@
 MAX_POOL_2D keeps the input's quantization (same scale and zero point in and out) and is the plain
 window maximum of the codes (bit-exact, INT16 inputs seen). AVERAGE_POOL_2D (UINT8, same quantization
 in and out) is the floor of the window's code sum divided by the window size (bit-exact; rounding to
-nearest misses 37% to 47% of the codes); with SAME padding the padding cells are left out of both the
+nearest misses 37% to 47% of the codes); MEAN over H and W is the same floor of the code mean; with SAME padding the padding cells are left out of both the
 sum and the count (bit-exact; counting them, with either the zero point or 0, is not).
 """
 from __future__ import annotations
@@ -59,3 +59,13 @@ def average_pool2d(x_code, filter_hw=(2, 2), stride=(2, 2), padding="VALID"):
             total += xp[:, rows, cols, :]
             count += inside[:, rows, cols, :]
     return (total // count).astype(np.asarray(x_code).dtype)
+
+
+@register("MEAN")
+def mean(x_code, axes=(1, 2), keep_dims=True):
+    """q = floor(sum of x over axes / their size) (UINT8, the input's quantization in and out, as AVERAGE_POOL_2D)."""
+    x = np.asarray(x_code)
+    axes = tuple(int(a) % x.ndim for a in axes)
+    count = int(np.prod([x.shape[a] for a in axes]))
+    total = x.astype(np.int64).sum(axis=axes, keepdims=bool(keep_dims))
+    return (total // count).astype(x.dtype)
