@@ -242,7 +242,12 @@ def _input_ratio(t) -> float:
 
 
 def _centered(x: np.ndarray, zero_point: int) -> np.ndarray:
-    return x if zero_point == 0 else x.astype(np.int64) - zero_point
+    """x - zero_point (UINT8 codes become int16, exactly)."""
+    if zero_point == 0:
+        return x
+    if x.dtype == np.uint8:
+        return x.astype(np.int16) - np.int16(zero_point)
+    return x.astype(np.int64) - zero_point
 
 
 def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarray:
