@@ -1,12 +1,14 @@
 """Table ops (LOGISTIC, TANH) as lookups over the int16 input domain, and SOFTMAX.
 
-Established (docs/vendor_fixed_point.md, "LOGISTIC"): the vendor's LOGISTIC maps each INT16 input
-code to one INT16 output code (scale 1/32767); the mapping is a pure function of the code, but it
-is not round(sigmoid(x * in_scale) / out_scale): the vendor's own table (or interpolation) is not
-reproduced. :func:`logistic_table` is within LOGISTIC_MAX_ERROR_LSB of it on every input code
-observed; TANH (INT16 in, UINT8 out) likewise with :func:`tanh_table` within TANH_MAX_ERROR_LSB;
-:func:`lookup` applies any table, e.g. one measured from the vendor exhaustively. SOFTMAX (INT16 in,
-INT16 out) is written with scale 1/32767 whatever the output tensor's calibrated scale in the
+Established (docs/vendor_fixed_point.md, "LOGISTIC", "TANH"): the vendor's LOGISTIC maps each INT16
+input code c to one INT16 output code (scale 1/32767), a single function of x = c * M * 2**(e - 14)
+(the input scale as a 15-bit mantissa, :func:`vendor_input_reals`); for |x| >= 6 it is the line
+floor(105.75 + 4x) / floor(32662.75 + 4x) (exact), inside a piecewise-linear approximation of the
+sigmoid not reproduced: :func:`logistic_table` is within LOGISTIC_MAX_ERROR_LSB there. The INT16 TANH
+is within TANH_INT16_MAX_ERROR_LSB of :func:`tanh_int16_table`; a UINT8 TANH is the INT16 one through
+the 15-bit requantization :func:`requantize_int16` (exact), so :func:`tanh_table` is within
+TANH_MAX_ERROR_LSB. :func:`lookup` applies any table, e.g. one measured from the vendor. SOFTMAX (INT16
+in, INT16 out) is written with scale 1/32767 whatever the output tensor's calibrated scale in the
 fixed.sim; :func:`softmax` is within SOFTMAX_MAX_ERROR_LSB of it.
 """
 from __future__ import annotations
