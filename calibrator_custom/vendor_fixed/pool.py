@@ -3,8 +3,9 @@
 MAX_POOL_2D keeps the input's quantization (same scale and zero point in and out) and is the plain
 window maximum of the codes (bit-exact, INT16 inputs seen). AVERAGE_POOL_2D (UINT8, same quantization
 in and out) is the floor of the window's code sum divided by the window size (bit-exact; rounding to
-nearest misses 37% to 47% of the codes); MEAN over H and W is the same floor of the code mean; with SAME padding the padding cells are left out of both the
-sum and the count (bit-exact; counting them, with either the zero point or 0, is not).
+nearest misses 37% to 47% of the codes); with SAME padding the padding cells are left out of both the
+sum and the count (bit-exact; counting them, with either the zero point or 0, is not). MEAN over H
+and W is the same floor of the code mean (bit-exact).
 """
 from __future__ import annotations
 
