@@ -53,6 +53,17 @@ def _bound(x_code, w_code, pad_value, terms: int) -> float:
     return float(max(x_max, abs(int(pad_value)))) * float(np.abs(np.asarray(w_code)).max(initial=0)) * terms
 
 
+def _padded(x_code, dt, pads, pad_value) -> np.ndarray:
+    """x converted to dt and padded with pad_value ((top, bottom, left, right)) in one copy."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return np.asarray(x_code, dt)
+    n, h, w, c = x_code.shape
+    xp = np.full((n, h + pt + pb, w + pl + pr, c), pad_value, dt)
+    xp[:, pt:pt + h, pl:pl + w, :] = x_code
+    return xp
+
+
 def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1), dilation=(1, 1),
                padding="SAME") -> np.ndarray:
     """acc[n,y,x,o] = sum_{kh,kw,i} x[n, y*s+kh*d, x*s+kw*d, i] * w[o,kh,kw,i] (int64; padding = pad_value)."""
@@ -66,9 +77,7 @@ def _accumulate_exact(x_code, w_code, pad_value, stride, dilation, padding) -> n
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
     dt = _exact_dtype(_bound(x_code, w_code, pad_value, kh * kw * i))
-    xp = np.asarray(x_code, dt)
-    if pt or pb or pl or pr:
-        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    xp = _padded(x_code, dt, (pt, pb, pl, pr), int(pad_value))
     w = np.asarray(w_code, dt)
     if kh == kw == 1:
         patch = xp[:, :(oh - 1) * stride[0] + 1:stride[0], :(ow - 1) * stride[1] + 1:stride[1], :]
@@ -95,18 +104,21 @@ def _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, pad
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
     dt = _exact_dtype(_bound(x_code, w_code, pad_value, kh * kw))
-    xp = np.asarray(x_code, dt)
-    if pt or pb or pl or pr:
-        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    xp = _padded(x_code, dt, (pt, pb, pl, pr), int(pad_value))
     if mult > 1:
         xp = np.repeat(xp, mult, axis=3)
     w = np.asarray(w_code, dt)
-    acc = np.zeros((n, oh, ow, co), dt)
+    acc = np.empty((n, oh, ow, co), dt)
+    tmp = np.empty_like(acc)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
-            acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
-                * w[0, a, b, :]
+            win = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
+            if a == b == 0:
+                np.multiply(win, w[0, 0, 0, :], out=acc)
+            else:
+                np.multiply(win, w[0, a, b, :], out=tmp)
+                acc += tmp
     return acc
 
 
