@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -57,6 +57,7 @@ class ConvStep:
     padding: str
     pads: tuple               # explicit (top, bottom, left, right) or None
     clamp: tuple
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # depthwise plan per input shape
 
     def run(self, env):
         x = env[self.x]
@@ -67,10 +68,19 @@ class ConvStep:
             padding = "VALID"
         if x.ndim != 4:
             x = x.reshape(x.shape[0], 1, 1, -1)
-        kern = conv.depthwise_conv2d if self.op == "DEPTHWISE_CONV_2D" else conv.conv2d
-        env[self.out] = kern(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift,
-                             self.total_shift, self.out_zero_point, self.out_dtype, self.stride, self.dilation,
-                             padding, self.clamp)
+        if self.op == "DEPTHWISE_CONV_2D":
+            key = (x.shape, x.dtype.str, padding)
+            if key not in self.cache:
+                self.cache[key] = conv.depthwise_plan(x.shape, self.w_code, self.stride, self.dilation, padding) \
+                    if x.dtype == np.uint8 else None
+            env[self.out] = conv.depthwise_conv2d(
+                x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift, self.total_shift,
+                self.out_zero_point, self.out_dtype, self.stride, self.dilation, padding, self.clamp,
+                plan=self.cache[key])
+            return
+        env[self.out] = conv.conv2d(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier,
+                                    self.bias_shift, self.total_shift, self.out_zero_point, self.out_dtype,
+                                    self.stride, self.dilation, padding, self.clamp)
 
 
 @dataclass(frozen=True)
