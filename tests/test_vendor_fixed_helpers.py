@@ -108,3 +108,52 @@ def test_from_dump_layouts():
 def test_max_pool_hand_computed():
     x = np.arange(16, dtype=np.int16).reshape(1, 4, 4, 1)
     assert pool.max_pool2d(x)[..., 0].tolist() == [[[5, 7], [13, 15]]]
+
+
+def _naive_depthwise(x, zp, w, stride, dilation, padding):
+    """Python-loop reference: sum over the window of x * w, the input zero point as padding (int64)."""
+    n, h, wd, c = x.shape
+    _, kh, kw, co = w.shape
+    mult = co // c
+    sh, sw = stride
+    dh, dw = dilation
+    if padding == "VALID":
+        oh, ow, pt, pl = (h - (kh - 1) * dh - 1) // sh + 1, (wd - (kw - 1) * dw - 1) // sw + 1, 0, 0
+    else:
+        oh, ow = -(-h // sh), -(-wd // sw)
+        pt = max((oh - 1) * sh + (kh - 1) * dh + 1 - h, 0) // 2
+        pl = max((ow - 1) * sw + (kw - 1) * dw + 1 - wd, 0) // 2
+    acc = np.zeros((n, oh, ow, co), np.int64)
+    for oy in range(oh):
+        for ox in range(ow):
+            for a in range(kh):
+                for b in range(kw):
+                    y, xx = oy * sh + a * dh - pt, ox * sw + b * dw - pl
+                    v = x[:, y, xx, :].astype(np.int64) if 0 <= y < h and 0 <= xx < wd else np.full((n, c), zp)
+                    acc[:, oy, ox, :] += np.repeat(v, mult, axis=-1) * w[0, a, b, :]
+    return acc
+
+
+@given(st.integers(0, 2 ** 31 - 1), st.sampled_from([(1, 1), (2, 2), (1, 2)]), st.sampled_from(["SAME", "VALID"]),
+       st.sampled_from([1, 2]), st.sampled_from([(1, 1), (2, 1)]), st.sampled_from([3, 5]))
+def test_planned_depthwise_matches_the_int64_reference(seed, stride, padding, mult, dilation, k):
+    """The float32 fused-tap depthwise path (depthwise_plan) gives the int64 reference's codes bit for bit."""
+    g = np.random.default_rng(seed)
+    c = int(g.integers(1, 20))
+    eff_h, eff_w = (k - 1) * dilation[0] + 1, (k - 1) * dilation[1] + 1  # VALID needs the whole window
+    x = g.integers(0, 256, (1, eff_h + int(g.integers(0, 7)), eff_w + int(g.integers(0, 7)), c)).astype(np.uint8)
+    w = g.integers(-127, 128, (1, k, k, c * mult)).astype(np.int8)
+    zp = int(g.integers(0, 256))
+    plan = conv.depthwise_plan(x.shape, w, stride, dilation, padding)
+    assert plan is not None
+    acc = conv._accumulate_depthwise_planned(x, zp, plan)
+    want = _naive_depthwise(x, zp, w.astype(np.int64), stride, dilation, padding)
+    assert acc.shape == want.shape and acc.dtype == np.float32
+    assert np.array_equal(acc.astype(np.int64), want)
+    b0 = g.integers(-2000, 2000, c * mult)
+    m = np.full(c * mult, int(g.integers(16384, 32769)))
+    args = (b0, m, 2, 20, 0, np.int16, stride, dilation, padding)
+    got = conv.depthwise_conv2d(x, zp, w, *args, plan=plan)
+    ref = conv.requantize(want, b0, m, 2, 20, 0, np.int16)
+    assert got.dtype == np.int16 and np.array_equal(got, ref)
+    assert np.array_equal(conv.depthwise_conv2d(x, zp, w, *args), ref)

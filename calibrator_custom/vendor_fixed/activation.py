@@ -50,12 +50,42 @@ def prelu(x_code, alpha_code, alpha_shift_bits, in_scale, out_scale, out_zero_po
     """q = sat(((x >= 0 ? x' : (x*alpha_q + 2**(s-1)) >> s) * M + 2**(N-1)) >> N + zp), x' = x (F = 1) or x*F with F a 15-bit multiplier (F*2**(14-floor(log2 F))), (M, N) the 15-bit multiplier of in_scale / F / out_scale."""
     f = float(input_ratio)
     mult, n = _m15(float(in_scale) / f / float(out_scale))
-    x = np.asarray(x_code, np.int64)
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
+    alpha = np.asarray(alpha_code)
+    x_in = np.asarray(x_code)
+    f_shift = 14 - math.floor(math.log2(f))  # F as a 15-bit multiplier, like M
+    f_mult = int(round(f * 2.0 ** f_shift))
+    pos_max = 32768 if f == 1.0 else ((32768 * f_mult) >> f_shift) + 1
+    alpha_max = int(np.abs(alpha).max(initial=0))
+    neg_max = ((32768 * alpha_max) >> int(alpha_shift_bits)) + 1
+    if n >= 1 and mult <= 32768 and f_mult <= 32768 and alpha_max <= 32767 \
+            and max(pos_max, neg_max) * mult + (1 << n) < 2 ** 31 and x_in.dtype in (np.int16, np.uint8, np.int8):
+        # int32 is exact here: |x * alpha_q|, |x * F_q| <= 2**30 and |t * M| < 2**31 (bounded above)
+        x = x_in.astype(np.int32)
+        if f != 1.0:
+            pos = x * f_mult
+            pos += 1 << (f_shift - 1)
+            pos >>= f_shift
+        else:
+            pos = x
+        if alpha.any():
+            neg = x * alpha.astype(np.int32)
+            neg += 1 << (int(alpha_shift_bits) - 1)
+            neg >>= int(alpha_shift_bits)
+            t = np.where(x >= 0, pos, neg)
+        else:  # RELU: alpha 0
+            t = np.maximum(pos, 0)
+        t *= mult
+        t += 1 << (n - 1)
+        t >>= n
+        t += int(out_zero_point)
+        np.maximum(t, lo, out=t)
+        np.minimum(t, hi, out=t)
+        return t.astype(dt)
+    x = np.asarray(x_code, np.int64)
     alpha = np.asarray(alpha_code, np.int64)
     neg = shift_round_half_up(x * alpha, int(alpha_shift_bits)) if alpha.any() else 0  # RELU: alpha 0
-    f_shift = 14 - math.floor(math.log2(f))  # F as a 15-bit multiplier, like M
-    pos = x if f == 1.0 else shift_round_half_up(x * int(round(f * 2.0 ** f_shift)), f_shift)
+    pos = x if f == 1.0 else shift_round_half_up(x * f_mult, f_shift)
     q = shift_round_half_up(np.where(x >= 0, pos, neg) * mult, n)
     return np.clip(q + int(out_zero_point), lo, hi).astype(dt)

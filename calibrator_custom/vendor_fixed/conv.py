@@ -15,6 +15,7 @@ recovers it. A fused RELU/RELU6 clamps the output codes (:func:`activation_clamp
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,56 +41,86 @@ def _pad_amounts(size, k, stride, dilation, padding):
     return out, total // 2, total - total // 2
 
 
+def _exact_dtype(bound: float):
+    """float32 / float64 BLAS sums of integer products are exact while the worst-case sum stays below
+    2**24 / 2**53, whatever the summation order; beyond that, int64."""
+    return np.float32 if bound < 2.0 ** 24 else np.float64 if bound < 2.0 ** 53 else np.int64
+
+
+def _bound(x_code, w_code, pad_value, terms: int) -> float:
+    """An upper bound of |sum of the products| (UINT8 codes: 255 without scanning the input)."""
+    x = np.asarray(x_code)
+    x_max = 255 if x.dtype == np.uint8 else max(abs(int(np.min(x))), abs(int(np.max(x))))
+    return float(max(x_max, abs(int(pad_value)))) * float(np.abs(np.asarray(w_code)).max(initial=0)) * terms
+
+
+def _padded(x_code, dt, pads, pad_value) -> np.ndarray:
+    """x converted to dt and padded with pad_value ((top, bottom, left, right)) in one copy."""
+    pt, pb, pl, pr = pads
+    if not (pt or pb or pl or pr):
+        return np.asarray(x_code, dt)
+    n, h, w, c = x_code.shape
+    xp = np.full((n, h + pt + pb, w + pl + pr, c), pad_value, dt)
+    xp[:, pt:pt + h, pl:pl + w, :] = x_code
+    return xp
+
+
 def accumulate(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1), dilation=(1, 1),
                padding="SAME") -> np.ndarray:
     """acc[n,y,x,o] = sum_{kh,kw,i} x[n, y*s+kh*d, x*s+kw*d, i] * w[o,kh,kw,i] (int64; padding = pad_value)."""
+    return _accumulate_exact(x_code, w_code, pad_value, stride, dilation, padding).astype(np.int64)
+
+
+def _accumulate_exact(x_code, w_code, pad_value, stride, dilation, padding) -> np.ndarray:
+    """accumulate() in the narrowest dtype that holds it exactly (float32, float64 or int64)."""
     n, h, wd, c = x_code.shape
     o, kh, kw, i = w_code.shape
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    # integer products summed in float64 (BLAS) are exact while the worst-case sum stays below 2**53,
-    # whatever the summation order; beyond that, int64
-    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
-        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw * i
-    dt = np.float64 if bound < 2.0 ** 53 else np.int64
-    xp = np.asarray(x_code, dt)
-    if pt or pb or pl or pr:
-        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    dt = _exact_dtype(_bound(x_code, w_code, pad_value, kh * kw * i))
+    xp = _padded(x_code, dt, (pt, pb, pl, pr), int(pad_value))
     w = np.asarray(w_code, dt)
+    if kh == kw == 1:
+        patch = xp[:, :(oh - 1) * stride[0] + 1:stride[0], :(ow - 1) * stride[1] + 1:stride[1], :]
+        return patch @ w[:, 0, 0, :].T
     acc = np.zeros((n, oh, ow, o), dt)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
             patch = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
             acc += patch @ w[:, a, b, :].T
-    return acc.astype(np.int64)
+    return acc
 
 
 def accumulate_depthwise(x_code: np.ndarray, w_code: np.ndarray, pad_value: int, stride=(1, 1),
                          dilation=(1, 1), padding="SAME") -> np.ndarray:
     """acc[n,y,x,c*M+j] = sum_{kh,kw} x[n, y*s+kh*d, x*s+kw*d, c] * w[0,kh,kw,c*M+j] (int64; padding = pad_value)."""
+    return _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, padding).astype(np.int64)
+
+
+def _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, padding) -> np.ndarray:
     n, h, wd, c = x_code.shape
     _, kh, kw, co = w_code.shape
     mult = co // c
     oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
     ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    # exact in float32 / float64 while the worst-case sum stays below 2**24 / 2**53 (any order)
-    bound = float(max(abs(int(np.min(x_code))), abs(int(np.max(x_code))), abs(int(pad_value)))) \
-        * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw
-    dt = np.float32 if bound < 2.0 ** 24 else np.float64 if bound < 2.0 ** 53 else np.int64
-    xp = np.asarray(x_code, dt)
-    if pt or pb or pl or pr:
-        xp = np.pad(xp, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=int(pad_value))
+    dt = _exact_dtype(_bound(x_code, w_code, pad_value, kh * kw))
+    xp = _padded(x_code, dt, (pt, pb, pl, pr), int(pad_value))
     if mult > 1:
         xp = np.repeat(xp, mult, axis=3)
     w = np.asarray(w_code, dt)
-    acc = np.zeros((n, oh, ow, co), dt)
+    acc = np.empty((n, oh, ow, co), dt)
+    tmp = np.empty_like(acc)
     for a in range(kh):
         for b in range(kw):
             y0, x0 = a * dilation[0], b * dilation[1]
-            acc += xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :] \
-                * w[0, a, b, :]
-    return acc.astype(np.int64)
+            win = xp[:, y0:y0 + (oh - 1) * stride[0] + 1:stride[0], x0:x0 + (ow - 1) * stride[1] + 1:stride[1], :]
+            if a == b == 0:
+                np.multiply(win, w[0, 0, 0, :], out=acc)
+            else:
+                np.multiply(win, w[0, a, b, :], out=tmp)
+                acc += tmp
+    return acc
 
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
@@ -103,6 +134,41 @@ def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_sh
     if dt == np.dtype(np.int16):
         q = q + int(out_zero_point)
     return np.clip(q, lo, hi).astype(dt)
+
+
+def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
+                      out_zero_point: int, out_dtype, clamp=None) -> np.ndarray:
+    """requantize() (and the clamp) on an exact accumulator; in int32 where every intermediate provably fits
+    (|acc| < 2**24 from a float32 sum, |a * M| <= 2**15 * 2**15, a right shift), else the int64 reference."""
+    k, rest = int(bias_shift), int(total_shift) - int(bias_shift)
+    mult = np.asarray(multiplier)
+    if acc.dtype != np.float32 or rest < 1 or (mult.size and int(mult.max()) > 32768):
+        return _clamp(requantize(acc.astype(np.int64), bias_row0, multiplier, bias_shift, total_shift, out_zero_point,
+                                 out_dtype), clamp)
+    dt = np.dtype(out_dtype)
+    lo, hi = _LIMITS[dt]
+    a = acc.astype(np.int32)
+    if k:
+        sign = a >> 31                                  # 0 or -1
+        np.bitwise_xor(a, sign, out=a)
+        a -= sign                                       # |acc|
+        a += 1 << (k - 1)
+        a >>= k
+        np.bitwise_xor(a, sign, out=a)
+        a -= sign                                       # sign(acc) * ((|acc| + 2**(k-1)) >> k)
+    a += np.asarray(bias_row0, np.int32)
+    np.maximum(a, -32768, out=a)
+    np.minimum(a, 32767, out=a)
+    a *= mult.astype(np.int32)
+    a += 1 << (rest - 1)
+    a >>= rest
+    if dt == np.dtype(np.int16):
+        a += int(out_zero_point)
+    if clamp is not None:
+        lo, hi = max(lo, int(clamp[0])), min(hi, int(clamp[1]))
+    np.maximum(a, lo, out=a)
+    np.minimum(a, hi, out=a)
+    return a.astype(dt)
 
 
 def activation_clamp(activation: str, out_scale: float, out_zero_point: int, out_dtype) -> tuple[int, int]:
@@ -125,8 +191,8 @@ def _clamp(q: np.ndarray, clamp) -> np.ndarray:
 def conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift, out_zero_point=0,
            out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
     """q = clamp(sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k))); x padded with its zero point."""
-    acc = accumulate(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
+    acc = _accumulate_exact(x_code, w_code, x_zero_point, stride, dilation, padding)
+    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
 
 
 def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool, m: float) -> np.ndarray:
@@ -184,12 +250,53 @@ def bias_shift_exact(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
     return None
 
 
+@dataclass(frozen=True)
+class DepthwisePlan:
+    """The float interpreter's fused-tap depthwise kernel prepared for one input shape (exact in float32 for
+    UINT8 inputs: |x - zp| <= 255, so every partial sum stays below 2**24)."""
+    params: object            # calibrator_custom.ops.conv.DepthwiseParams
+    w: np.ndarray             # float32 weights [1, KH, KW, C*M]
+    w_sum: np.ndarray         # float32 sum of the weights per output channel
+    x_shape: tuple
+
+
+def depthwise_plan(x_shape, w_code, stride=(1, 1), dilation=(1, 1), padding="SAME") -> DepthwisePlan | None:
+    """A DepthwisePlan for UINT8 inputs of x_shape, or None when a float32 sum could round (then int64/float64)."""
+    from ..ops import conv as float_conv  # noqa: PLC0415 - the float interpreter's kernel, reused
+    n, h, wd, c = (int(d) for d in x_shape)
+    _, kh, kw, co = w_code.shape
+    if co % c or 510.0 * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw >= 2.0 ** 24:
+        return None
+    oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
+    ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
+    geo = float_conv.Geometry(kh, kw, int(stride[0]), int(stride[1]), int(dilation[0]), int(dilation[1]),
+                              pt, pb, pl, pr, oh, ow)
+    w32 = np.asarray(w_code, np.float32)
+    params = float_conv._depthwise_params(geo, "NONE", co // c, np.dtype(np.float32), w32, None)
+    return DepthwisePlan(params, w32, w32.reshape(-1, co).sum(0), (n, h, wd, c))
+
+
+def _accumulate_depthwise_planned(x_code, x_zero_point, plan: DepthwisePlan) -> np.ndarray:
+    """sum over the window of x * w with the input zero point as padding: depthwise(x - zp, padded with 0) + zp * sum(w)."""
+    from ..ops import conv as float_conv  # noqa: PLC0415
+    xf = x_code.astype(np.float32)
+    xf -= np.float32(x_zero_point)
+    acc = float_conv.depthwise_conv_2d(xf, plan.w, None, opt=plan.params)
+    acc += np.float32(x_zero_point) * plan.w_sum
+    return acc
+
+
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
-                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
-    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp)."""
-    acc = accumulate_depthwise(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return _clamp(requantize(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype), clamp)
+                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None,
+                     plan: DepthwisePlan | None = None):
+    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp; plan: depthwise_plan, UINT8 inputs)."""
+    x = np.asarray(x_code)
+    if plan is not None and x.dtype == np.uint8 and tuple(x.shape) == plan.x_shape:
+        acc = _accumulate_depthwise_planned(x, x_zero_point, plan)
+    else:
+        acc = _accumulate_depthwise_exact(x, w_code, x_zero_point, stride, dilation, padding)
+    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
 
 
 @register("FULLY_CONNECTED")

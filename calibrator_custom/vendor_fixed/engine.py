@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -57,6 +57,7 @@ class ConvStep:
     padding: str
     pads: tuple               # explicit (top, bottom, left, right) or None
     clamp: tuple
+    cache: dict = field(default_factory=dict, compare=False, repr=False)  # depthwise plan per input shape
 
     def run(self, env):
         x = env[self.x]
@@ -67,10 +68,19 @@ class ConvStep:
             padding = "VALID"
         if x.ndim != 4:
             x = x.reshape(x.shape[0], 1, 1, -1)
-        kern = conv.depthwise_conv2d if self.op == "DEPTHWISE_CONV_2D" else conv.conv2d
-        env[self.out] = kern(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift,
-                             self.total_shift, self.out_zero_point, self.out_dtype, self.stride, self.dilation,
-                             padding, self.clamp)
+        if self.op == "DEPTHWISE_CONV_2D":
+            key = (x.shape, x.dtype.str, padding)
+            if key not in self.cache:
+                self.cache[key] = conv.depthwise_plan(x.shape, self.w_code, self.stride, self.dilation, padding) \
+                    if x.dtype == np.uint8 else None
+            env[self.out] = conv.depthwise_conv2d(
+                x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift, self.total_shift,
+                self.out_zero_point, self.out_dtype, self.stride, self.dilation, padding, self.clamp,
+                plan=self.cache[key])
+            return
+        env[self.out] = conv.conv2d(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier,
+                                    self.bias_shift, self.total_shift, self.out_zero_point, self.out_dtype,
+                                    self.stride, self.dilation, padding, self.clamp)
 
 
 @dataclass(frozen=True)
@@ -242,18 +252,18 @@ def _input_ratio(t) -> float:
 
 
 def _centered(x: np.ndarray, zero_point: int) -> np.ndarray:
-    return x if zero_point == 0 else x.astype(np.int64) - zero_point
+    """x - zero_point (UINT8 codes become int16, exactly)."""
+    if zero_point == 0:
+        return x
+    if x.dtype == np.uint8:
+        return x.astype(np.int16) - np.int16(zero_point)
+    return x.astype(np.int64) - zero_point
 
 
 def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarray:
     """x padded at the end of each dimension up to out_shape with the zero point (real 0)."""
     pad = [(0, int(o) - int(d)) for d, o in zip(x.shape, out_shape)]
     return np.pad(x, pad, constant_values=zero_point)
-
-
-def _tanh_int16_table(in_scale: float, out_scale: float) -> np.ndarray:
-    c = np.arange(-32768, 32768, dtype=np.float64)
-    return np.clip(np.rint(np.tanh(c * in_scale) / out_scale), -32767, 32767).astype(np.int16)
 
 
 def _step(model: Model, name: str, op, softmax_out: set):
@@ -268,12 +278,21 @@ def _step(model: Model, name: str, op, softmax_out: set):
         return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s, p=p: pool.max_pool2d(x, f, s, p))
     if name == "AVERAGE_POOL_2D":
         f, s, p = _pool_options(o)
-        if p != "VALID" and (g.tensors[ins[0]].shape[1:3] != to.shape[1:3] or f != (1, 1)):
-            h, w = g.tensors[ins[0]].shape[1:3]
-            if not ((h - f[0]) // s[0] + 1 == to.shape[1] and (w - f[1]) // s[1] + 1 == to.shape[2]):
-                raise ModelError(f"op AVERAGE_POOL_2D writing {to.name!r}: SAME padding is not established "
-                                 "for the vendor's fixed arithmetic")
-        return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s: pool.average_pool2d(x, f, s))
+        p = "SAME" if p == "SAME" else "VALID"
+        return FnStep(name, ins[:1], op.outputs[0], lambda x, f=f, s=s, p=p: pool.average_pool2d(x, f, s, p))
+    if name == "MEAN":
+        ti = g.tensors[ins[0]]
+        axes = model.tensor_data(g.tensors[ins[1]]) if len(ins) > 1 else None
+        if axes is None:
+            raise ModelError(f"op MEAN writing {to.name!r}: its axes are not a constant")
+        if _q(ti) != _q(to) or ti.dtype != to.dtype:
+            raise ModelError(f"op MEAN writing {to.name!r}: only a MEAN keeping its input's quantization is "
+                             "established for the vendor's fixed arithmetic")
+        keep = bool(getattr(o, "keep_dims", True)) if o is not None else True
+        out_shape = tuple(int(d) for d in to.shape)
+        return FnStep(name, ins[:1], op.outputs[0],
+                      lambda x, a=tuple(int(v) for v in np.ravel(axes)), k=keep, sh=out_shape:
+                      pool.mean(x, a, k).reshape(sh))
     if name in ("ADD", "SUB", "MUL"):
         (s1, z1), (s2, z2), (so, zo) = _q(g.tensors[ins[0]]), _q(g.tensors[ins[1]]), _q(to)
         kern = {"ADD": elementwise.add, "SUB": elementwise.sub, "MUL": elementwise.mul}[name]
@@ -323,16 +342,16 @@ def _step(model: Model, name: str, op, softmax_out: set):
         return FnStep(name, ins[:1], op.outputs[0], lambda x, p=perm: movement.transpose(x, p))
     if name == "RESIZE_BILINEAR":
         size = tuple(int(d) for d in to.shape[1:3])
-        ac, hp = bool(getattr(o, "align_corners", False)), bool(getattr(o, "half_pixel_centers", False))
+        ac = bool(getattr(o, "align_corners", False))  # the vendor ignores half_pixel_centers
         return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, s=size, ac=ac, hp=hp: resize.resize_bilinear(x, s, ac, hp))
+                      lambda x, s=size, ac=ac: resize.resize_bilinear(x, s, ac, False))
     if name in ("LOGISTIC", "TANH"):
         s_in, _ = _q(g.tensors[ins[0]])
         s_out, zp_out = _q(to)
         if name == "LOGISTIC":
             table = tables.logistic_table(s_in, s_out)
         elif to.dtype == "INT16":  # a TANH that ends the graph writes INT16
-            table = _tanh_int16_table(s_in, s_out)
+            table = tables.tanh_int16_table(s_in, s_out)
         else:
             table = tables.tanh_table(s_in, s_out, zp_out)
         return FnStep(name, ins[:1], op.outputs[0], lambda x, t=table: tables.lookup(x, t))

@@ -1,8 +1,8 @@
 """Where the vendor's fixed.sim buffers and tensor dumps put each value (established byte layouts).
 
 - CONV_2D weights (int8, TFLite OHWI): output tiles of To channels, in each input tiles of Ti
-  channels (To x Ti = the whole weights in the single-op models; 16 to 64 in the shared models, not
-  stored and not found as a function of the shapes: ``conv_tilings``); per tile, output channels in
+  channels (not stored: a conv on its own has To = min(64, O), Ti = the largest power of two below I;
+  some convs of the shared models keep all of I: ``conv_tilings``); per tile, output channels in
   groups of 16; per group, input channels in blocks of 16; per block and (kh, kw): the [o][i] codes,
   padded to a multiple of 32 bytes.
 - CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
@@ -63,21 +63,21 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int |
 def conv_tilings(shape_ohwi) -> list[tuple[int, int]]:
     """Candidate (output_tile, input_tile) of an int8 CONV_2D buffer, the likeliest first.
 
-    The tiles are not stored and not a function of the shapes we could find (docs/vendor_fixed_point.md);
-    seen in the shared models: output tiles min(64, O rounded up to 16); input tiles the largest power
-    of two below I (1x1 convs that expand the channels), all of I (other 1x1 convs), min(64, I) (k x k).
+    The tiles are not stored (docs/vendor_fixed_point.md). A conv on its own (single-op models, 1x1
+    and k x k, with or without an input zero point) has output tiles min(64, O rounded up to 16) and
+    input tiles the largest power of two below I (at least 16, at most I rounded up to 16); in the
+    shared models some convs (fused with a residual ADD) keep all of I in one tile instead.
     """
     o, kh, kw, i = (int(d) for d in shape_ohwi)
     o16 = _ceil(o, 16)
     pow2 = 16
     while pow2 * 2 < i:
         pow2 *= 2
+    first = [(min(64, o16), min(pow2, _ceil(i, 16))), (o16, _ceil(i, 16))]
     if kh * kw > 1:
-        first = [(min(64, o16), min(64, _ceil(i, 16)))]
-    else:
-        first = [(min(64, o16), min(pow2, _ceil(i, 16))), (o16, _ceil(i, 16))]
+        first.append((min(64, o16), min(64, _ceil(i, 16))))
     rest = [(a, b) for a in range(16, o16 + 1, 16) for b in range(16, _ceil(i, 16) + 1, 16)]
-    return first + [c for c in rest if c not in first]
+    return list(dict.fromkeys(first)) + [c for c in rest if c not in first]
 
 
 def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
