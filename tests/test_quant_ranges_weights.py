@@ -127,3 +127,55 @@ def test_int64_bias_saturates_without_wrapping(caplog):
     assert q.dtype == np.int64
     assert q[0] > 2**62 and q[1] == -(2**63)
     assert "saturated" in caplog.text
+
+
+def _kl_threshold_reference(hist: Histogram, qtype: str) -> float | None:
+    """TensorRT's entropy threshold as a plain loop over np.array_split buckets (the definition)."""
+    c = hist.centers()
+    n = hist.counts.astype(np.float64)
+    mags = np.abs(c)
+    order = np.argsort(mags, kind="stable")
+    mags, n = mags[order], n[order]
+    top = float(mags.max()) if mags.size else 0.0
+    if top <= 0 or n.sum() == 0:
+        return None
+    hist_m, edges = np.histogram(mags, bins=512, range=(0, top), weights=n)
+    levels = 128 if qtype == "UINT8" else 1024
+    best = None
+    for i in range(levels, 513, 8):
+        ref = hist_m[:i].copy()
+        ref[i - 1] += hist_m[i:].sum()
+        q = np.zeros(i)
+        for ch in np.array_split(np.arange(i), levels):
+            nz = hist_m[ch] > 0
+            if nz.any():
+                q[ch[nz]] = hist_m[ch].sum() / nz.sum()
+        p = ref / ref.sum()
+        mask = p > 0
+        kl = float(np.sum(p[mask] * np.log(p[mask] / np.maximum((q / q.sum())[mask], 1e-12))))
+        if best is None or kl < best[0]:
+            best = (kl, float(edges[i]))
+    return None if best is None else best[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.01, 100.0), tail=st.floats(1.0, 50.0),
+       sparse=st.booleans())
+def test_kl_candidate_matches_the_bucket_loop(seed, scale, tail, sparse):
+    from calibrator_custom.quant.ranges import _kl_candidate
+
+    r = np.random.default_rng(seed)
+    x = r.normal(0, scale, 4000)
+    x[:5] *= tail
+    if sparse:
+        x = np.round(x / scale) * scale  # many empty bins between occupied ones
+    hist = Histogram.from_values(x)
+    want = _kl_threshold_reference(hist, "UINT8")
+    got = _kl_candidate(hist, "UINT8")
+    assert isinstance(got, list)
+    if want is None:
+        assert got == []
+        return
+    lo = -want if hist.min_value < 0 else 0.0
+    expect = covering(max(lo, hist.min_value), min(want, hist.max_value))
+    assert len(got) == 1 and (got[0].lo, got[0].hi) == expect

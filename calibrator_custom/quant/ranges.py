@@ -105,19 +105,22 @@ def _kl_candidate(hist: Histogram, qtype: str) -> list[Range]:
     nb = 512
     hist_m, edges = np.histogram(mags, bins=nb, range=(0, top), weights=n)
     levels = 128 if qtype == "UINT8" else 1024
+    nz_m = hist_m > 0
     best = None
     for i in range(levels, nb + 1, 8):
         ref = hist_m[:i].copy()
         ref[i - 1] += hist_m[i:].sum()
         if ref.sum() == 0:
             continue
-        # quantize ref into `levels` buckets and expand back
-        chunks = np.array_split(np.arange(i), levels)
-        q = np.zeros(i)
-        for ch in chunks:
-            nz = hist_m[ch] > 0
-            if nz.any():
-                q[ch[nz]] = hist_m[ch].sum() / nz.sum()
+        # quantize hist_m[:i] into `levels` buckets (np.array_split's chunks: the first i % levels one
+        # longer) and expand back, each bucket's mass spread evenly over its non-empty bins
+        size, extra = divmod(i, levels)
+        sizes = np.full(levels, size)
+        sizes[:extra] += 1
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
+        mass = np.add.reduceat(hist_m[:i], starts)
+        count = np.add.reduceat(nz_m[:i].astype(np.int64), starts)
+        q = np.where(nz_m[:i], np.repeat(mass / np.maximum(count, 1), sizes), 0.0)
         p = ref / ref.sum()
         qs = q.sum()
         if qs == 0:
