@@ -45,8 +45,10 @@ log = logging.getLogger(__name__)
 MAX_16BIT_MAC_SHARE = 0.25
 #: calibration samples used for L5 measurements (the first ones)
 L5_SAMPLES = 12
-#: of which the per-conv sensitivity runs use the first
-L5_SENSITIVITY_SAMPLES = 6
+#: of which the choice of conv input ranges uses the first
+L5_RANGE_SAMPLES = 6
+#: and the per-conv noise measurements (float runs downstream of each conv) the first
+L5_NOISE_SAMPLES = 3
 
 
 def _ticking(items: Iterable, tick: Callable[[], None] | None) -> Iterator:
@@ -280,94 +282,188 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
 
 
 def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dict, rep: Reporter) -> QuantPlan:
-    """The L5 measurements; each loop is a phase of ``rep`` (samples, convs or fixed-model runs)."""
-    from ..fixed.writer import build_fixed_model
+    """The L5 measurements, all in float on cached float activations (``_FloatSim``); each loop is a
+    phase of ``rep``. One plan is built at the end: no fixed model is built or run here.
+
+    1. float activations of the first ``L5_SAMPLES`` samples (every tensor kept);
+    2. each 8-bit conv's UINT8 input range, fitted or min/max, by the conv's own output error with
+       its 8-bit arithmetic simulated in float (quantized input and weights);
+    3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
+       output replaces the float one and the float model runs downstream of it (the upstream results
+       are the cached ones);
+    4. the 16-bit set: convs whose sensitivity (``l5_search.sensitivity``: the relative drop of the
+       worst-output noise when that conv alone is 16-bit, additive model) exceeds ``threshold``,
+       chosen by a knapsack on the noise removed within 25% of the conv MACs
+       (``l5_search.choose_upgrades``);
+    5. bias correction for the mean shift of weight quantization, kept only if the float model with
+       every remaining 8-bit conv simulated at once (their noise accumulating) agrees better with the
+       float outputs.
+    """
+    from . import l5_search
+    from .planner import activation_quant
 
     say = rep.message
-    memo = _PrepareMemo()  # the many fixed models below share most ops: prepare each distinct op once
     feeds = list(feeds)[:L5_SAMPLES]
-    say(f"L5: measuring {len(pi.convs)} convolutions on {len(feeds)} samples")
-    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
-        meas = _Measure.collect(pi, feeds, phase.update)
     g = pi.graph
-    eight = [c.op_index for c in pi.convs if plan.conv_bits.get(c.op_index) == 8]
-    # 1. UINT8 ranges of conv inputs: fitted vs min/max, by the measured conv output error
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    say(f"L5: measuring {len(eight)} 8-bit convolutions on {len(feeds)} samples")
+    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
+        sim = _FloatSim.collect(pi, plan, feeds, phase.update)
+    # 2. UINT8 input ranges: the plan's (fitted) or the statistics' min/max, per conv by its output error
     u8 = dict(kw.get("u8_overrides") or {})
     ranges = dict(kw.get("range_overrides") or {})
-    alt_u8, alt_rng = dict(u8), dict(ranges)
-    for c in pi.convs:
-        if c.op_index not in eight:
-            continue
-        ts = pi.stats.tensors.get(g.tensors[c.data].name)
-        if ts is None or c.data in ranges or c.data in u8:
-            continue
-        other = minmax_range(ts.min, ts.max)
-        if c.data in plan.u8_views:
-            alt_u8[c.data] = other
-        elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
-            alt_rng[c.data] = other
-    with rep.phase("L5 conv input ranges (convs x 2 candidates)", 2 * len(eight)) as phase:
-        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update, get_op=memo)
-        alt_plan = build_plan(pi, plan.level, **{**kw, "u8_overrides": alt_u8, "range_overrides": alt_rng})
-        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update, get_op=memo)
-    for c in pi.convs:
-        if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
-            if c.data in alt_u8 and c.data not in u8:
-                u8[c.data] = alt_u8[c.data]
-            if c.data in alt_rng and c.data not in ranges:
-                ranges[c.data] = alt_rng[c.data]
+    dquant = {}  # conv op -> the UINT8 quantization of its data input it will have
+    chosen_mm = {}  # data tensor -> its min/max quantization, where that won (the overrides are per tensor)
+    with rep.phase("L5 conv input ranges (convs)", len(eight)) as phase:
+        for c in _ticking(eight, phase.update):
+            dq = plan.u8_views.get(c.data) or plan.tensors[c.data]
+            dquant[c.op_index] = dq
+            ts = pi.stats.tensors.get(g.tensors[c.data].name)
+            if ts is None or c.data in ranges or c.data in u8 or dq.qtype != "UINT8" or c.data in g.inputs:
+                continue
+            axis = len(g.tensors[c.data].shape) - 1 if len(dq.scale) > 1 else None
+            alt = activation_quant(minmax_range(ts.min, ts.max), "UINT8", ts.channel_min, ts.channel_max, axis)
+            if alt == dq:
+                continue
+            e_fit = sum(sim.conv_error(c, n, dq) for n in range(sim.n_range))
+            e_mm = sum(sim.conv_error(c, n, alt) for n in range(sim.n_range))
+            if e_mm < e_fit:
+                (u8 if c.data in plan.u8_views else ranges)[c.data] = minmax_range(ts.min, ts.max)
+                chosen_mm[c.data] = alt
+    for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
+        dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     kw = {**kw, "u8_overrides": u8, "range_overrides": ranges}
-    plan = build_plan(pi, plan.level, **kw)
-    # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
-    #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
-    with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
-        # each trial re-runs only what its 16-bit conv changes (it and everything downstream of it)
-        sens = feeds[:L5_SENSITIVITY_SAMPLES]
-        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), sens, meas, record=True, get_op=memo)
-        phase.update()
-        gain = {}
-        for k in eight:
-            trial = build_plan(pi, plan.level, frozenset([k]), **kw)
-            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), sens, meas, base=run, get_op=memo)
-            gain[k] = (base - nsr) / base if base > 0 else 0.0
-            phase.update()
-        del run
+    # 3. each 8-bit conv's noise at the measured outputs, the rest of the model exact (float)
+    signal = sim.signal()
+    noise = np.zeros((len(eight), len(signal)))
+    with rep.phase("L5 conv noise at the outputs (convs)", len(eight)) as phase:
+        for r, c in enumerate(_ticking(eight, phase.update)):
+            for n in range(sim.n_noise):
+                y8 = sim.conv_8bit(c, n, dquant[c.op_index])
+                noise[r] += sim.output_error(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]: y8}))
+    # 4. the 16-bit set: knapsack on the noise removed under the MAC budget (sensitivity above -sth)
     macs = conv_macs(pi)
-    rec = _pick_upgrades(gain, macs, threshold)
-    # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
-    # samples a measured gain can be noise
-    rec4 = _pick_upgrades(analytic_gain(pi, plan), macs, threshold)
-    measured: dict[frozenset[int], float] = {}  # 16-bit choice -> its error on all the samples
-    if rec4 != rec:
-        with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
-            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec, **kw)), feeds, meas,
-                               get_op=memo)
-            phase.update()
-            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, build_plan(pi, plan.level, rec4, **kw)), feeds, meas,
-                                get_op=memo)
-            phase.update()
-        measured = {rec: nsr_rec, rec4: nsr_rec4}
-        if nsr_rec4 < nsr_rec:
-            say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
-                f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
-            rec = rec4
-    say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit")
-    plan = build_plan(pi, plan.level, rec, **kw)
-    # 3. bias correction: the mean output shift the weight quantization causes, from the measured
-    #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
-    with rep.phase("L5 bias correction (fixed-model runs)", 1 if rec in measured else 2) as phase:
-        deltas = _bias_corrections(pi, plan, meas)
-        corrected = build_plan(pi, plan.level, rec, **kw, bias_deltas=deltas)
-        # keep it only if the fixed model run end to end on the calibration inputs agrees better
-        before = measured.get(rec)  # the same plan was run on the same samples above
-        if before is None:
-            before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
-            phase.update()
-        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas, get_op=memo)
-        phase.update()
-    say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
-        f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
-    return corrected if after < before else plan
+    cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
+    forced = [k for k, b in plan.conv_bits.items() if b == 16]
+    budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
+    sens = l5_search.sensitivity(noise, signal)
+    pick = l5_search.choose_upgrades(noise, signal, cost, budget, eligible=sens > threshold)
+    rec = frozenset(eight[r].op_index for r in pick)
+    left = np.ones(len(eight), bool)
+    left[list(pick)] = False
+    say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
+        f"of the conv MACs; predicted worst-output SQNR on calibration data "
+        f"{_db(float(l5_search.predicted_nsr(noise, signal, np.ones(len(eight), bool)).max())):.2f} -> "
+        f"{_db(float(l5_search.predicted_nsr(noise, signal, left).max())):.2f} dB)")
+    # 5. bias correction, judged with every remaining 8-bit conv simulated at once
+    still8 = [c for c in eight if c.op_index not in rec]
+    deltas = {b: d for b, d in _bias_corrections(pi, plan, sim).items()
+              if any(c.bias == b for c in still8)}
+    with rep.phase("L5 bias correction (float passes)", 2 * sim.n_noise) as phase:
+        before = sim.joint_nsr(still8, dquant, {}, phase.update)
+        after = sim.joint_nsr(still8, dquant, deltas, phase.update)
+    keep = after < before
+    say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
+        f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
+    return build_plan(pi, plan.level, rec, **kw, **({"bias_deltas": deltas} if keep else {}))
+
+
+class _FloatSim:
+    """L5's measurements in float on cached float activations: an 8-bit conv simulated in float (its
+    data rounded to its UINT8 grid, its weights to the plan's integers, both dequantized) and the float
+    model run downstream of a replaced tensor, everything upstream taken from the cache.
+
+    ``values[n]``: every tensor of sample ``n``; ``n_range`` samples serve the range choice,
+    ``n_noise`` the noise measurements and the bias-correction check.
+    """
+
+    def __init__(self, pi: PlanInputs, plan: QuantPlan, values: list[dict[int, np.ndarray]],
+                 n_range: int, n_noise: int) -> None:
+        self.pi, self.plan, self.values = pi, plan, values
+        self.n_range, self.n_noise = n_range, n_noise
+        self.samples = values  # for _bias_corrections: the conv data of every sample
+        self.targets = measured_tensors(pi)
+        self.position = {s.op_index: k for k, s in enumerate(pi.interp.steps)}
+        self._weights: dict[int, np.ndarray] = {}
+
+    @classmethod
+    def collect(cls, pi: PlanInputs, plan: QuantPlan, feeds, tick=None) -> "_FloatSim":
+        values = []
+        for f in _ticking(feeds, tick):
+            values.append(pi.interp.run(list(f), keep="all"))
+        return cls(pi, plan, values, min(len(values), L5_RANGE_SAMPLES), min(len(values), L5_NOISE_SAMPLES))
+
+    def _dequantized_weights(self, c) -> np.ndarray:
+        if c.weights not in self._weights:
+            qc = self.plan.constants[c.weights]
+            w = qc.data.astype(np.float64)
+            shape = [-1 if a == qc.quant.axis else 1 for a in range(w.ndim)]
+            self._weights[c.weights] = (w * np.asarray(qc.quant.scale, np.float64).reshape(shape)).astype(np.float32)
+        return self._weights[c.weights]
+
+    def conv_8bit(self, c, n: int, dq, bias_delta=None, x: np.ndarray | None = None) -> np.ndarray:
+        """Conv ``c``'s output on sample ``n`` (or on data ``x``) in 8-bit arithmetic, simulated in float."""
+        step = self.pi.step_of(c.op_index)
+        vals = self.values[n]
+        x = vals[c.data] if x is None else x
+        scale = np.asarray(dq.scale, np.float64)
+        zp = np.asarray(dq.zero_point, np.float64)
+        q = np.clip(np.floor(x / scale + 0.5) + zp, 0, 255)
+        args = [None if i < 0 else vals[i] for i in step.inputs]
+        for pos, i in enumerate(step.inputs):
+            if i == c.data:
+                args[pos] = ((q - zp) * scale).astype(np.float32)
+            elif i == c.weights:
+                args[pos] = self._dequantized_weights(c)
+            elif i == c.bias and bias_delta is not None:
+                args[pos] = (np.asarray(vals[i], np.float64) + bias_delta).astype(np.float32)
+        it = self.pi.interp
+        return it._call(step.op_index, step.op_name, step.kernel, args, step.params, step.out_dtypes)[0]
+
+    def conv_error(self, c, n: int, dq) -> float:
+        """Squared error of conv ``c``'s simulated 8-bit output on sample ``n``."""
+        y = self.values[n][self.pi.step_of(c.op_index).outputs[0]]
+        return float(np.sum(np.square(self.conv_8bit(c, n, dq).astype(np.float64) - y)))
+
+    def downstream(self, n: int, replaced: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+        """The measured tensors of sample ``n`` with the tensors in ``replaced`` (outputs of one step)
+        replaced, running only the steps downstream of them in float."""
+        base = self.values[n]
+        dirty = dict(replaced)
+        it = self.pi.interp
+        for s in it.steps:
+            if not any(i in dirty for i in s.inputs):
+                continue
+            args = [None if i < 0 else dirty.get(i, base[i]) for i in s.inputs]
+            dirty.update(zip(s.outputs, it._call(s.op_index, s.op_name, s.kernel, args, s.params, s.out_dtypes)))
+        return {i: dirty.get(i, base[i]) for i in self.targets}
+
+    def signal(self) -> np.ndarray:
+        return np.array([sum(float(np.sum(np.square(self.values[n][i].astype(np.float64))))
+                             for n in range(self.n_noise)) for i in self.targets])
+
+    def output_error(self, n: int, got: dict[int, np.ndarray]) -> np.ndarray:
+        base = self.values[n]
+        return np.array([float(np.sum(np.square(got[i].astype(np.float64) - base[i]))) for i in self.targets])
+
+    def joint_nsr(self, convs, dquant: dict, deltas: dict, tick=None) -> float:
+        """Worst-output noise-to-signal ratio of the float model with every conv in ``convs`` simulated
+        at 8 bit at once (``deltas``: bias index -> correction) on the noise samples."""
+        it = self.pi.interp
+        by_op = {c.op_index: c for c in convs}
+        err = np.zeros(len(self.targets))
+        for n in _ticking(range(self.n_noise), tick):
+            vals = dict(self.values[n])
+            for s in it.steps:
+                c = by_op.get(s.op_index)
+                if c is not None:
+                    out = [self.conv_8bit(c, n, dquant[c.op_index], deltas.get(c.bias), x=vals[c.data])]
+                else:
+                    out = it._call(s.op_index, s.op_name, s.kernel, [None if i < 0 else vals[i] for i in s.inputs],
+                                   s.params, s.out_dtypes)
+                vals.update(zip(s.outputs, out))
+            err += self.output_error(n, vals)
+        return float(np.max(err / np.maximum(self.signal(), 1e-30)))
 
 
 def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[int, np.ndarray]:
