@@ -49,6 +49,9 @@ L5_SAMPLES = 12
 L5_RANGE_SAMPLES = 6
 #: and the per-conv noise measurements (float runs downstream of each conv) the first
 L5_NOISE_SAMPLES = 3
+#: and the checks of the 16-bit choice and the bias correction (float passes with every 8-bit conv
+#: simulated) the next ones
+L5_CHECK_SAMPLES = 3
 
 
 def _ticking(items: Iterable, tick: Callable[[], None] | None) -> Iterator:
@@ -333,34 +336,46 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
         dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     kw = {**kw, "u8_overrides": u8, "range_overrides": ranges}
-    # 3. each 8-bit conv's noise at the measured outputs, the rest of the model exact (float)
+    # 3. each 8-bit conv's error at the measured outputs, the rest of the model exact (float)
     signal = sim.signal()
-    noise = np.zeros((len(eight), len(signal)))
-    with rep.phase("L5 conv noise at the outputs (convs)", len(eight)) as phase:
-        for r, c in enumerate(_ticking(eight, phase.update)):
-            for n in range(sim.n_noise):
-                y8 = sim.conv_8bit(c, n, dquant[c.op_index])
-                noise[r] += sim.output_error(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]: y8}))
-    # 4. the 16-bit set: knapsack on the noise removed under the MAC budget (sensitivity above -sth)
+    rows: list[list[np.ndarray]] = [[] for _ in signal]  # per output: per conv its error, samples concatenated
+    with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
+        for c in _ticking(eight, phase.update):
+            errs = [sim.output_delta(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]:
+                                                          sim.conv_8bit(c, n, dquant[c.op_index])}))
+                    for n in range(sim.n_noise)]
+            for o in range(len(signal)):
+                rows[o].append(np.concatenate([e[o] for e in errs]))
+    gram = l5_search.gram([np.array(r).reshape(len(eight), -1) for r in rows])
+    del rows
+    # 4. the 16-bit set: knapsack / greedy on the noise removed under the MAC budget (sensitivity above -sth)
     macs = conv_macs(pi)
     cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
-    sens = l5_search.sensitivity(noise, signal)
-    pick = l5_search.choose_upgrades(noise, signal, cost, budget, eligible=sens > threshold)
+    # two models of how the errors combine: as vectors (coherent build-up and cancellation, from the
+    # measured cross terms) and as powers (independent); each gives a choice, and the float model
+    # with the remaining 8-bit convs simulated at once on other samples than the measured ones decides
+    choices = []
+    for g_model in (gram, l5_search.diagonal(gram)):
+        sens = l5_search.sensitivity(g_model, signal)
+        choices.append(l5_search.choose_upgrades(g_model, signal, cost, budget, eligible=sens > threshold))
+    with rep.phase("L5 16-bit choice check (float passes)", len(set(choices)) * len(sim.check)) as phase:
+        scores = {pk: sim.joint_nsr([c for r, c in enumerate(eight) if r not in pk], dquant, {}, phase.update)
+                  for pk in dict.fromkeys(choices)}
+    pick = min(scores, key=scores.get)
     rec = frozenset(eight[r].op_index for r in pick)
     left = np.ones(len(eight), bool)
     left[list(pick)] = False
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
-        f"of the conv MACs; predicted worst-output SQNR on calibration data "
-        f"{_db(float(l5_search.predicted_nsr(noise, signal, np.ones(len(eight), bool)).max())):.2f} -> "
-        f"{_db(float(l5_search.predicted_nsr(noise, signal, left).max())):.2f} dB)")
+        f"of the conv MACs; worst-output SQNR with the 8-bit convs simulated, on calibration data: "
+        + ", ".join(f"{_db(v):.2f} dB" for v in scores.values()) + f"; kept {_db(scores[pick]):.2f} dB)")
     # 5. bias correction, judged with every remaining 8-bit conv simulated at once
     still8 = [c for c in eight if c.op_index not in rec]
     deltas = {b: d for b, d in _bias_corrections(pi, plan, sim).items()
               if any(c.bias == b for c in still8)}
-    with rep.phase("L5 bias correction (float passes)", 2 * sim.n_noise) as phase:
-        before = sim.joint_nsr(still8, dquant, {}, phase.update)
+    with rep.phase("L5 bias correction (float passes)", len(sim.check)) as phase:
+        before = scores[pick]
         after = sim.joint_nsr(still8, dquant, deltas, phase.update)
     keep = after < before
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
@@ -373,14 +388,14 @@ class _FloatSim:
     data rounded to its UINT8 grid, its weights to the plan's integers, both dequantized) and the float
     model run downstream of a replaced tensor, everything upstream taken from the cache.
 
-    ``values[n]``: every tensor of sample ``n``; ``n_range`` samples serve the range choice,
-    ``n_noise`` the noise measurements and the bias-correction check.
+    ``values[n]``: every tensor of sample ``n``; the first ``n_range`` samples serve the range choice,
+    the first ``n_noise`` the per-conv error measurements, those in ``check`` (the next ones) the checks.
     """
 
     def __init__(self, pi: PlanInputs, plan: QuantPlan, values: list[dict[int, np.ndarray]],
-                 n_range: int, n_noise: int) -> None:
+                 n_range: int, n_noise: int, check: list[int]) -> None:
         self.pi, self.plan, self.values = pi, plan, values
-        self.n_range, self.n_noise = n_range, n_noise
+        self.n_range, self.n_noise, self.check = n_range, n_noise, check
         self.samples = values  # for _bias_corrections: the conv data of every sample
         self.targets = measured_tensors(pi)
         self.position = {s.op_index: k for k, s in enumerate(pi.interp.steps)}
@@ -391,7 +406,10 @@ class _FloatSim:
         values = []
         for f in _ticking(feeds, tick):
             values.append(pi.interp.run(list(f), keep="all"))
-        return cls(pi, plan, values, min(len(values), L5_RANGE_SAMPLES), min(len(values), L5_NOISE_SAMPLES))
+        n_noise = min(len(values), L5_NOISE_SAMPLES)
+        check = list(range(n_noise, min(len(values), n_noise + L5_CHECK_SAMPLES)))
+        # too few samples for separate checks: they reuse the measured ones
+        return cls(pi, plan, values, min(len(values), L5_RANGE_SAMPLES), n_noise, check or list(range(n_noise)))
 
     def _dequantized_weights(self, c) -> np.ndarray:
         if c.weights not in self._weights:
@@ -438,21 +456,29 @@ class _FloatSim:
             dirty.update(zip(s.outputs, it._call(s.op_index, s.op_name, s.kernel, args, s.params, s.out_dtypes)))
         return {i: dirty.get(i, base[i]) for i in self.targets}
 
-    def signal(self) -> np.ndarray:
-        return np.array([sum(float(np.sum(np.square(self.values[n][i].astype(np.float64))))
-                             for n in range(self.n_noise)) for i in self.targets])
+    def signal(self, samples: Iterable[int] | None = None) -> np.ndarray:
+        """Per measured tensor: its float energy over ``samples`` (default: the noise samples)."""
+        samples = list(range(self.n_noise) if samples is None else samples)
+        return np.array([sum(float(np.sum(np.square(self.values[n][i].astype(np.float64)))) for n in samples)
+                         for i in self.targets])
+
+    def output_delta(self, n: int, got: dict[int, np.ndarray]) -> list[np.ndarray]:
+        """Per measured tensor: ``got - float`` on sample ``n``, flattened (float64)."""
+        base = self.values[n]
+        return [(got[i].astype(np.float64) - base[i]).ravel() for i in self.targets]
 
     def output_error(self, n: int, got: dict[int, np.ndarray]) -> np.ndarray:
-        base = self.values[n]
-        return np.array([float(np.sum(np.square(got[i].astype(np.float64) - base[i]))) for i in self.targets])
+        return np.array([float(np.sum(np.square(d))) for d in self.output_delta(n, got)])
 
     def joint_nsr(self, convs, dquant: dict, deltas: dict, tick=None) -> float:
         """Worst-output noise-to-signal ratio of the float model with every conv in ``convs`` simulated
-        at 8 bit at once (``deltas``: bias index -> correction) on the noise samples."""
+        at 8 bit at once (``deltas``: bias index -> correction) on the check samples (not the ones the
+        per-conv errors were measured on)."""
         it = self.pi.interp
         by_op = {c.op_index: c for c in convs}
         err = np.zeros(len(self.targets))
-        for n in _ticking(range(self.n_noise), tick):
+        check = self.check
+        for n in _ticking(check, tick):
             vals = dict(self.values[n])
             for s in it.steps:
                 c = by_op.get(s.op_index)
@@ -463,7 +489,7 @@ class _FloatSim:
                                    s.params, s.out_dtypes)
                 vals.update(zip(s.outputs, out))
             err += self.output_error(n, vals)
-        return float(np.max(err / np.maximum(self.signal(), 1e-30)))
+        return float(np.max(err / np.maximum(self.signal(check), 1e-30)))
 
 
 def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[int, np.ndarray]:
