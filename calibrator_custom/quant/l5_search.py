@@ -119,7 +119,9 @@ def scaled_costs(costs: Sequence[int], budget: float, units: int = KNAPSACK_UNIT
     costs = np.asarray(costs, np.float64)
     if budget <= 0:
         return np.where(costs > 0, units + 1, 0).astype(np.int64), 0
-    return np.ceil(costs * units / budget - 1e-9).astype(np.int64), units
+    with np.errstate(over="ignore"):
+        scaled = np.ceil(np.minimum(costs * (units / budget), units + 1.0))  # > budget: never fits
+    return scaled.astype(np.int64), units
 
 
 def choose_upgrades(g: np.ndarray, signal: np.ndarray, costs: Sequence[float], budget: float,
