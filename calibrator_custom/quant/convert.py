@@ -400,6 +400,7 @@ class _FloatSim:
         self.targets = measured_tensors(pi)
         self.position = {s.op_index: k for k, s in enumerate(pi.interp.steps)}
         self._weights: dict[int, np.ndarray] = {}
+        self._prepared: dict[tuple, tuple] = {}  # (conv op, with bias correction) -> (params, input infos)
 
     @classmethod
     def collect(cls, pi: PlanInputs, plan: QuantPlan, feeds, tick=None) -> "_FloatSim":
@@ -419,6 +420,30 @@ class _FloatSim:
             self._weights[c.weights] = (w * np.asarray(qc.quant.scale, np.float64).reshape(shape)).astype(np.float32)
         return self._weights[c.weights]
 
+    def _params(self, c, bias_delta) -> object:
+        """The float op's prepared parameters with the dequantized 8-bit weights (and ``bias_delta``
+        added to the bias): prepare bakes constant weights and biases into them."""
+        from dataclasses import replace
+
+        from ..ops.registry import get_op
+
+        key = (c.op_index, bias_delta is not None)
+        if key not in self._prepared:
+            it = self.pi.interp
+            step = self.pi.step_of(c.op_index)
+            ctx = it._context(step.op_index, step.op_name, it.graph.operators[step.op_index])
+            ins = list(ctx.inputs)
+            for pos, i in enumerate(step.inputs):
+                if i == c.weights:
+                    ins[pos] = replace(ins[pos], data=self._dequantized_weights(c))
+                elif i == c.bias and bias_delta is not None:
+                    ins[pos] = replace(ins[pos], data=(np.asarray(it.constants[i], np.float64)
+                                                       + bias_delta).astype(np.float32))
+            ctx = replace(ctx, inputs=tuple(ins))
+            opdef = get_op(step.op_name)
+            self._prepared[key] = (opdef.prepare(ctx) if opdef.prepare else ctx.options, ins)
+        return self._prepared[key]
+
     def conv_8bit(self, c, n: int, dq, bias_delta=None, x: np.ndarray | None = None) -> np.ndarray:
         """Conv ``c``'s output on sample ``n`` (or on data ``x``) in 8-bit arithmetic, simulated in float."""
         step = self.pi.step_of(c.op_index)
@@ -427,16 +452,12 @@ class _FloatSim:
         scale = np.asarray(dq.scale, np.float64)
         zp = np.asarray(dq.zero_point, np.float64)
         q = np.clip(np.floor(x / scale + 0.5) + zp, 0, 255)
-        args = [None if i < 0 else vals[i] for i in step.inputs]
-        for pos, i in enumerate(step.inputs):
-            if i == c.data:
-                args[pos] = ((q - zp) * scale).astype(np.float32)
-            elif i == c.weights:
-                args[pos] = self._dequantized_weights(c)
-            elif i == c.bias and bias_delta is not None:
-                args[pos] = (np.asarray(vals[i], np.float64) + bias_delta).astype(np.float32)
+        params, infos = self._params(c, bias_delta)
+        args = [None if i < 0 else (infos[pos].data if i in self.pi.interp.constants else vals[i])
+                for pos, i in enumerate(step.inputs)]
+        args[step.inputs.index(c.data)] = ((q - zp) * scale).astype(np.float32)
         it = self.pi.interp
-        return it._call(step.op_index, step.op_name, step.kernel, args, step.params, step.out_dtypes)[0]
+        return it._call(step.op_index, step.op_name, step.kernel, args, params, step.out_dtypes)[0]
 
     def conv_error(self, c, n: int, dq) -> float:
         """Squared error of conv ``c``'s simulated 8-bit output on sample ``n``."""
