@@ -309,6 +309,9 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     feeds = list(feeds)[:L5_SAMPLES]
     g = pi.graph
     eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    if not eight:
+        say("L5: no 8-bit convolution to measure")
+        return plan
     say(f"L5: measuring {len(eight)} 8-bit convolutions on {len(feeds)} samples")
     with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
         sim = _FloatSim.collect(pi, plan, feeds, phase.update)
