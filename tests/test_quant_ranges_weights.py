@@ -179,3 +179,21 @@ def test_kl_candidate_matches_the_bucket_loop(seed, scale, tail, sparse):
     lo = -want if hist.min_value < 0 else 0.0
     expect = covering(max(lo, hist.min_value), min(want, hist.max_value))
     assert len(got) == 1 and (got[0].lo, got[0].hi) == expect
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.01, 100.0), tail=st.floats(1.0, 50.0),
+       qtype=st.sampled_from(["UINT8", "INT8", "INT16"]), shift=st.floats(-1.0, 1.0))
+def test_mse_candidate_is_the_best_fraction_by_quantization_error(seed, scale, tail, qtype, shift):
+    from calibrator_custom.quant.ranges import MSE_FRACTIONS, _mse_candidates
+
+    r = np.random.default_rng(seed)
+    x = r.normal(shift * scale, scale, 3000)
+    x[:3] *= tail
+    hist = Histogram.from_values(x)
+    lo0, hi0 = covering(hist.min_value, hist.max_value)
+    errs = [quantization_error(hist, lo0 * f, hi0 * f, qtype) for f in MSE_FRACTIONS]
+    k = int(np.argmin(errs))  # the first of equal errors, as a loop keeping strict improvements
+    got = _mse_candidates(hist, qtype)
+    assert len(got) == 1 and got[0].method == "mse"
+    assert (got[0].lo, got[0].hi) == (lo0 * MSE_FRACTIONS[k], hi0 * MSE_FRACTIONS[k])

@@ -43,12 +43,13 @@ from .ranges import minmax_range
 log = logging.getLogger(__name__)
 
 MAX_16BIT_MAC_SHARE = 0.25
-#: calibration samples used for L5 measurements (the first ones)
-L5_SAMPLES = 12
+#: calibration samples used for L5 measurements (the first ones; all of them for the bias correction's
+#: input means)
+L5_SAMPLES = 8
 #: of which the choice of conv input ranges uses the first
-L5_RANGE_SAMPLES = 6
-#: and the per-conv noise measurements (float runs downstream of each conv) the first
-L5_NOISE_SAMPLES = 3
+L5_RANGE_SAMPLES = 3
+#: and the per-conv error measurements (float runs downstream of each conv) the first
+L5_NOISE_SAMPLES = 2
 #: and the checks of the 16-bit choice and the bias correction (float passes with every 8-bit conv
 #: simulated) the next ones
 L5_CHECK_SAMPLES = 3

@@ -81,14 +81,23 @@ def _percentile_candidates(hist: Histogram) -> list[Range]:
 
 
 def _mse_candidates(hist: Histogram, qtype: str) -> list[Range]:
+    """The fraction of the min/max range (``MSE_FRACTIONS``) with the smallest ``quantization_error``
+    (all fractions at once: the same sums, row by row, as one call per fraction)."""
     lo0, hi0 = covering(hist.min_value, hist.max_value)
-    best = None
-    for f in MSE_FRACTIONS:
-        lo, hi = lo0 * f, hi0 * f
-        e = quantization_error(hist, lo, hi, qtype)
-        if best is None or e < best[0]:
-            best = (e, Range(lo, hi, "mse"))
-    return [best[1]]
+    f = np.asarray(MSE_FRACTIONS, np.float64)[:, None]
+    lo, hi = lo0 * f, hi0 * f
+    if qtype != "UINT8":
+        m = np.maximum(-lo, hi)
+        lo, hi = -m, m
+    c = hist.centers()[None, :]
+    n = hist.counts.astype(np.float64)
+    step = (hi - lo) / LEVELS[qtype]  # both formulas of _step for the (symmetric) range used
+    clip_d = np.where(c > hi, c - hi, np.where(c < lo, lo - c, 0.0))
+    inside = clip_d == 0
+    err = (np.where(inside, n, 0.0).sum(axis=1) * step[:, 0] * step[:, 0] / 12
+           + (n * clip_d * clip_d).sum(axis=1)) / max(1.0, n.sum())
+    k = int(np.argmin(err)) if not hist.is_empty else 0
+    return [Range(lo0 * MSE_FRACTIONS[k], hi0 * MSE_FRACTIONS[k], "mse")]
 
 
 def _kl_candidate(hist: Histogram, qtype: str) -> list[Range]:
