@@ -197,3 +197,46 @@ def test_mse_candidate_is_the_best_fraction_by_quantization_error(seed, scale, t
     got = _mse_candidates(hist, qtype)
     assert len(got) == 1 and got[0].method == "mse"
     assert (got[0].lo, got[0].hi) == (lo0 * MSE_FRACTIONS[k], hi0 * MSE_FRACTIONS[k])
+
+
+def _search_clip_reference(w, axis, bits, method, energy=None, in_axis=None):
+    """The clip search on signed values, one fraction at a time (the definition)."""
+    from calibrator_custom.quant.weights import FINE_GRID, GRID, QMAX, dead_channel_clip
+
+    qmax = QMAX[bits]
+    w = np.asarray(w, np.float64)
+    w2 = np.moveaxis(w, axis, -1).reshape(-1, w.shape[axis])
+    absmax = np.max(np.abs(w2), axis=0)
+    absmax = np.where(absmax > 0, absmax, dead_channel_clip(absmax))
+    weight = None
+    if energy is not None:
+        shape = [1] * w.ndim
+        shape[in_axis] = energy.size
+        weight = np.moveaxis(np.broadcast_to(energy.reshape(shape), w.shape), axis, -1).reshape(-1, w.shape[axis])
+    best, clip = np.full(absmax.shape, np.inf), absmax.copy()
+    for f in (GRID if method == "per_channel" else FINE_GRID):
+        c = absmax * f
+        s = c / qmax
+        d = w2 - np.clip(round_half_away(w2 / s), -qmax, qmax) * s
+        err = (d * d if weight is None else d * d * weight).sum(axis=0)
+        better = err < best * (1 - 1e-12)
+        best, clip = np.where(better, err, best), np.where(better, c, clip)
+    return clip
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), bits=st.sampled_from([8, 16]), method=st.sampled_from(["per_channel", "fitted"]),
+       weighted=st.booleans(), grid_values=st.booleans())
+def test_clip_search_matches_the_signed_definition(seed, bits, method, weighted, grid_values):
+    from calibrator_custom.quant.weights import search_clip
+
+    r = np.random.default_rng(seed)
+    w = r.normal(0, 0.2, (6, 3, 3, 5))
+    if grid_values:  # exact ties at half steps
+        w = np.round(w * 64) / 64
+    w[1] = 0.0  # a dead channel
+    energy = r.uniform(0.1, 4.0, 5) if weighted else None
+    got = search_clip(w, 0, bits, method, energy, 3 if weighted else None)
+    want = _search_clip_reference(w, 0, bits, method, energy, 3 if weighted else None)
+    assert got.shape == (6,) and got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
