@@ -208,13 +208,11 @@ def test_l5_conversion_reports_every_phase_to_the_end(tmp_path, caplog):
             output_path=tmp_path / "net_fixed.sim")
     finals = _finals(_lines(caplog))
     # 5 runtime tensors (img, conv1, dw1, flat, out), 5 samples, 3 convs (all 8-bit before the search):
-    # one range choice and one error measurement per conv; the 16-bit choices (one or two distinct
-    # ones) and the bias correction checked on the 2 samples after the 3 measured ones
+    # one range choice and one error measurement per conv; the bias correction checked with and
+    # without on the 2 samples after the 3 measured ones
     expected = {"L5 plan (tensors)": (5, 5), "L5 float activations (samples)": (5, 5),
                 "L5 conv input ranges (convs)": (3, 3), "L5 conv errors at the outputs (convs)": (3, 3),
-                "L5 bias correction (float passes)": (2, 2), "writing the fixed model": (2, 2)}
-    check = finals.pop("L5 16-bit choice check (float passes)")
-    assert check in ((2, 2), (4, 4))
+                "L5 bias correction (float passes)": (4, 4), "writing the fixed model": (2, 2)}
     assert finals == expected
     assert list(finals)[0] == "L5 plan (tensors)" and list(finals)[-1] == "writing the fixed model"
 
@@ -242,8 +240,8 @@ def test_sim_calibrator_convert_in_a_notebook_shows_every_phase(tmp_path, fake_k
         finals[o.text.split(":")[0] if o.text.startswith("SIM") else o.text.split(": ")[1]] = (o.done, o.total)
     assert finals["SIM_Calibrator statistics (samples)"] == (4, 4)
     for phase in ("L5 plan (tensors)", "L5 float activations (samples)", "L5 conv input ranges (convs)",
-                  "L5 conv errors at the outputs (convs)", "L5 16-bit choice check (float passes)",
-                  "L5 bias correction (float passes)", "writing the fixed model"):
+                  "L5 conv errors at the outputs (convs)", "L5 bias correction (float passes)",
+                  "writing the fixed model"):
         assert finals[phase][0] == finals[phase][1] > 0, phase
     assert all(o.text.startswith("net: ") for o in shown if not o.text.startswith("SIM"))
 
@@ -303,13 +301,12 @@ def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp
     lines = [line.removeprefix("INFO: ") for line in stderr_lines(proc) if line.startswith("INFO: ")]
     finals = _finals([line for line in lines if LINE.match(line)])
     # 3 images; 2 runtime tensors (img, out); one conv: its range choice and error measurement; the
-    # checks reuse the 3 measured samples (too few for separate ones), for one or two distinct choices
+    # bias check (with and without) reuses the 3 measured samples (too few for separate ones)
     assert finals["statistics (images)"] == (3, 3)
     for phase, count in (("L5 plan (tensors)", 2), ("L5 float activations (samples)", 3),
                          ("L5 conv input ranges (convs)", 1), ("L5 conv errors at the outputs (convs)", 1),
-                         ("L5 bias correction (float passes)", 3), ("writing the fixed model", 2)):
+                         ("L5 bias correction (float passes)", 6), ("writing the fixed model", 2)):
         assert finals[phase] == (count, count), phase
-    assert finals["L5 16-bit choice check (float passes)"] in ((3, 3), (6, 6))
 
 
 def test_step_by_step_convert_in_a_notebook_shows_its_phases_by_default(tmp_path, fake_kernel):

@@ -132,3 +132,15 @@ def test_choose_upgrades_single_output_independent_errors_is_the_knapsack_optimu
     got = ls.choose_upgrades(g, np.ones(1), costs, 10.0)
     assert got == frozenset({1, 2})  # 8 removed for 10 MACs; the biggest single one removes only 5
     assert ls.choose_upgrades(g, np.ones(1), costs, 0.0) == frozenset()
+
+
+def test_independent_is_the_diagonal_of_the_gram_of_orthogonal_errors():
+    rng = np.random.default_rng(4)
+    rows = _rows(rng, 4, 25)
+    power = np.stack([np.sum(r ** 2, axis=1) for r in rows], axis=1)  # [convs, outputs]
+    g = ls.independent(power)
+    assert g.shape == (2, 4, 4)
+    assert g.dtype == np.float64
+    np.testing.assert_allclose(g, ls.diagonal(ls.gram(rows)), rtol=1e-12)
+    eight = np.array([True, True, False, True])
+    np.testing.assert_allclose(ls.predicted_nsr(g, np.ones(2), eight), power[eight].sum(axis=0), rtol=1e-12)

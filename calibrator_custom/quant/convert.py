@@ -49,9 +49,8 @@ L5_SAMPLES = 8
 #: of which the choice of conv input ranges uses the first
 L5_RANGE_SAMPLES = 3
 #: and the per-conv error measurements (float runs downstream of each conv) the first
-L5_NOISE_SAMPLES = 2
-#: and the checks of the 16-bit choice and the bias correction (float passes with every 8-bit conv
-#: simulated) the next ones
+L5_NOISE_SAMPLES = 3
+#: and the check of the bias correction (float passes with every 8-bit conv simulated) the next ones
 L5_CHECK_SAMPLES = 3
 
 
@@ -295,13 +294,14 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
        are the cached ones);
-    4. the 16-bit set: convs whose sensitivity (``l5_search.sensitivity``: the relative drop of the
-       worst-output noise when that conv alone is 16-bit, additive model) exceeds ``threshold``,
-       chosen by a knapsack on the noise removed within 25% of the conv MACs
-       (``l5_search.choose_upgrades``);
-    5. bias correction for the mean shift of weight quantization, kept only if the float model with
-       every remaining 8-bit conv simulated at once (their noise accumulating) agrees better with the
-       float outputs.
+    4. the 16-bit set: among the convs whose sensitivity (``l5_search.sensitivity``: the relative drop
+       of the worst-output noise when that conv alone is 16-bit, the convs' noise powers adding)
+       exceeds ``threshold``, the one a knapsack (and a greedy, the better kept) on the noise removed
+       per MAC finds within 25% of the conv MACs (``l5_search.choose_upgrades``);
+    5. bias correction for the mean shift of weight quantization (input means measured on the samples
+       other than the check ones), kept only if the float model with every remaining 8-bit conv
+       simulated at once (their noise accumulating) agrees better with the float outputs on the check
+       samples.
     """
     from . import l5_search
     from .planner import activation_quant
@@ -340,51 +340,50 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
         dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     kw = {**kw, "u8_overrides": u8, "range_overrides": ranges}
-    # 3. each 8-bit conv's error at the measured outputs, the rest of the model exact (float)
+    # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
     signal = sim.signal()
-    rows: list[list[np.ndarray]] = [[] for _ in signal]  # per output: per conv its error, samples concatenated
+    power = np.zeros((len(eight), len(signal)))
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
-        for c in _ticking(eight, phase.update):
-            errs = [sim.output_delta(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]:
-                                                          sim.conv_8bit(c, n, dquant[c.op_index])}))
-                    for n in range(sim.n_noise)]
-            for o in range(len(signal)):
-                rows[o].append(np.concatenate([e[o] for e in errs]))
-    gram = l5_search.gram([np.array(r).reshape(len(eight), -1) for r in rows])
-    del rows
-    # 4. the 16-bit set: knapsack / greedy on the noise removed under the MAC budget (sensitivity above -sth)
+        for r, c in enumerate(_ticking(eight, phase.update)):
+            for n in range(sim.n_noise):
+                y8 = sim.conv_8bit(c, n, dquant[c.op_index])
+                power[r] += sim.output_error(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]: y8}))
+    # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
+    #    powers adding at each output (the cross terms of the error vectors, measured on so few
+    #    samples, pick choices that do worse on other images); sensitivity above -sth
+    g = l5_search.independent(power)
     macs = conv_macs(pi)
     cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
-    # two models of how the errors combine: as vectors (coherent build-up and cancellation, from the
-    # measured cross terms) and as powers (independent); each gives a choice, and the float model
-    # with the remaining 8-bit convs simulated at once on other samples than the measured ones decides
-    choices = []
-    for g_model in (gram, l5_search.diagonal(gram)):
-        sens = l5_search.sensitivity(g_model, signal)
-        choices.append(l5_search.choose_upgrades(g_model, signal, cost, budget, eligible=sens > threshold))
-    with rep.phase("L5 16-bit choice check (float passes)", len(set(choices)) * len(sim.check)) as phase:
-        scores = {pk: sim.joint_nsr([c for r, c in enumerate(eight) if r not in pk], dquant, {}, phase.update)
-                  for pk in dict.fromkeys(choices)}
-    pick = min(scores, key=scores.get)
+    sens = l5_search.sensitivity(g, signal)
+    pick = l5_search.choose_upgrades(g, signal, cost, budget, eligible=sens > threshold)
     rec = frozenset(eight[r].op_index for r in pick)
     left = np.ones(len(eight), bool)
     left[list(pick)] = False
+    worst = [_db(float(l5_search.predicted_nsr(g, signal, x).max())) for x in (np.ones(len(eight), bool), left)]
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
-        f"of the conv MACs; worst-output SQNR with the 8-bit convs simulated, on calibration data: "
-        + ", ".join(f"{_db(v):.2f} dB" for v in scores.values()) + f"; kept {_db(scores[pick]):.2f} dB)")
-    # 5. bias correction, judged with every remaining 8-bit conv simulated at once
+        f"of the conv MACs; predicted worst-output SQNR on calibration data {worst[0]:.2f} -> {worst[1]:.2f} dB)")
+    # 5. bias correction (input means from the samples other than the check ones), kept if the float
+    #    model with every remaining 8-bit conv simulated at once agrees better on the check samples
     still8 = [c for c in eight if c.op_index not in rec]
-    deltas = {b: d for b, d in _bias_corrections(pi, plan, sim).items()
+    means_from = _Samples([v for n, v in enumerate(sim.values) if n not in sim.check] or sim.values)
+    deltas = {b: d for b, d in _bias_corrections(pi, plan, means_from).items()
               if any(c.bias == b for c in still8)}
-    with rep.phase("L5 bias correction (float passes)", len(sim.check)) as phase:
-        before = scores[pick]
+    with rep.phase("L5 bias correction (float passes)", 2 * len(sim.check)) as phase:
+        before = sim.joint_nsr(still8, dquant, {}, phase.update)
         after = sim.joint_nsr(still8, dquant, deltas, phase.update)
     keep = after < before
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
         f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
     return build_plan(pi, plan.level, rec, **kw, **({"bias_deltas": deltas} if keep else {}))
+
+
+@dataclass
+class _Samples:
+    """Float tensor values per sample (what ``_bias_corrections`` reads)."""
+
+    samples: list[dict[int, np.ndarray]]
 
 
 class _FloatSim:
@@ -400,7 +399,6 @@ class _FloatSim:
                  n_range: int, n_noise: int, check: list[int]) -> None:
         self.pi, self.plan, self.values = pi, plan, values
         self.n_range, self.n_noise, self.check = n_range, n_noise, check
-        self.samples = values  # for _bias_corrections: the conv data of every sample
         self.targets = measured_tensors(pi)
         self.position = {s.op_index: k for k, s in enumerate(pi.interp.steps)}
         self._weights: dict[int, np.ndarray] = {}

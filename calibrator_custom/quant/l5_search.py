@@ -38,6 +38,17 @@ def gram(errors: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.asarray(e, np.float64) @ np.asarray(e, np.float64).T for e in errors])
 
 
+def independent(power: np.ndarray) -> np.ndarray:
+    """``[n_outputs, n, n]`` diagonal ``G[o]`` from ``power[k, o]`` (conv k's error energy at output o):
+    the convs' errors taken as independent, their powers adding."""
+    power = np.asarray(power, np.float64)
+    n, n_out = power.shape
+    g = np.zeros((n_out, n, n))
+    k = np.arange(n)
+    g[:, k, k] = power.T
+    return g
+
+
 def diagonal(g: np.ndarray) -> np.ndarray:
     """``g`` without its cross terms: the convs' errors taken as independent (their powers add)."""
     g = np.asarray(g, np.float64)
