@@ -4,19 +4,22 @@
     ...                 calibration_feeds=feeds, output_path="net_fixed.sim")
 
 L1-L3 are one plan (planner.build_plan). L4 adds 16-bit recommendations from an analytic estimate
-of each convolution's 8-bit noise. L5 measures instead: every convolution alone, in 8 and in 16
-bit, on the calibration inputs (the float model's own inputs to that conv, quantized), chooses the
-UINT8 ranges of conv inputs among the fitted and min/max candidates by the conv output error they
-cause; measures each conv's sensitivity as the relative drop of the whole fixed model's
-worst-output noise (on the calibration inputs) when that conv alone is 16-bit, and upgrades the
-convs above the sensitivity threshold, cheapest first by multiply-accumulates, up to 25% of all
-conv MACs; finally corrects biases for the mean shift of weight quantization (measured input
-means), kept only if the end-to-end error on the calibration inputs drops.
+of each convolution's 8-bit noise. L5 measures instead, in float on the float model's cached
+activations (``_FloatSim``; no fixed model is run): each 8-bit conv's arithmetic is simulated in
+float (its input rounded to its UINT8 grid, its weights to their integers); it chooses the UINT8
+range of each conv input between the fitted and the min/max one by the conv's output error;
+measures each conv's noise at every measured output with only that conv at 8 bit (the float model
+run downstream of it); picks the 16-bit convs by a knapsack on the noise removed per
+multiply-accumulate within 25% of all conv MACs, among the convs whose sensitivity (the relative
+drop of the worst-output noise when that conv alone is 16-bit, noise powers adding) exceeds the
+threshold (``quant.l5_search``); finally corrects biases for the mean shift of weight quantization
+(measured input means), kept only if the float model with every remaining 8-bit conv simulated at
+once agrees better with the float outputs on other calibration samples.
 
-The trials share work and still compute the integers independent runs would: the plans reuse the
-planner's searches (``PlanInputs.memo``), the fixed models share prepared ops (``_PrepareMemo``) and
-each sensitivity trial re-runs only the ops its 16-bit conv changes (``_BaseRun``). Every phase
-reports its progress to a :class:`~calibrator_custom.progress_display.Reporter`.
+The fixed-model measurements below (``_isolated``: each conv alone; ``_e2e_nsr``: the worst-output
+noise end to end, re-running only what a trial model changes with ``_BaseRun`` and ``_PrepareMemo``)
+are what the analysis tools (``analysis.gains``) are checked against. Every phase reports its
+progress to a :class:`~calibrator_custom.progress_display.Reporter`.
 """
 from __future__ import annotations
 
@@ -48,8 +51,11 @@ MAX_16BIT_MAC_SHARE = 0.25
 L5_SAMPLES = 8
 #: of which the choice of conv input ranges uses the first
 L5_RANGE_SAMPLES = 3
-#: and the per-conv error measurements (float runs downstream of each conv) the first
+#: and the per-conv error measurements (float runs downstream of each conv) at most the first
 L5_NOISE_SAMPLES = 3
+#: ... and no more than the float model's passes (in conv MACs: each conv's run downstream counts
+#: its share of the model's MACs) this allows: the deep models measure on fewer samples
+L5_NOISE_PASSES = 48
 #: and the check of the bias correction (float passes with every 8-bit conv simulated) the next ones
 L5_CHECK_SAMPLES = 3
 
@@ -341,6 +347,8 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
         dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     kw = {**kw, "u8_overrides": u8, "range_overrides": ranges}
     # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
+    macs = conv_macs(pi)
+    sim.n_noise = _noise_samples(pi, eight, macs, sim.n_noise)
     signal = sim.signal()
     power = np.zeros((len(eight), len(signal)))
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
@@ -352,7 +360,6 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     #    powers adding at each output (the cross terms of the error vectors, measured on so few
     #    samples, pick choices that do worse on other images); sensitivity above -sth
     g = l5_search.independent(power)
-    macs = conv_macs(pi)
     cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
@@ -377,6 +384,25 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
         f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
     return build_plan(pi, plan.level, rec, **kw, **({"bias_deltas": deltas} if keep else {}))
+
+
+def _noise_samples(pi: PlanInputs, eight, macs: Mapping[int, int], most: int) -> int:
+    """How many samples the per-conv error runs use: at most ``most``, and within ``L5_NOISE_PASSES``
+    float-model passes counted in conv MACs (the run downstream of conv k costs the MACs of k and
+    of every conv it reaches, over the model's), at least 1."""
+    total = sum(macs.values()) or 1
+    steps = pi.interp.steps
+    position = {s.op_index: k for k, s in enumerate(steps)}
+    passes = 0.0
+    for c in eight:
+        k = position[c.op_index]
+        dirty, cost = set(steps[k].outputs), macs.get(c.op_index, 0)
+        for s in steps[k + 1:]:
+            if any(i in dirty for i in s.inputs):
+                dirty.update(s.outputs)
+                cost += macs.get(s.op_index, 0)
+        passes += cost / total
+    return max(1, min(most, int(L5_NOISE_PASSES // max(passes, 1e-9))))
 
 
 @dataclass
