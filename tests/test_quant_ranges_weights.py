@@ -240,3 +240,36 @@ def test_clip_search_matches_the_signed_definition(seed, bits, method, weighted,
     want = _search_clip_reference(w, 0, bits, method, energy, 3 if weighted else None)
     assert got.shape == (6,) and got.dtype == np.float64
     np.testing.assert_array_equal(got, want)
+
+
+def _channel_u8_reference(scale, cmin, cmax, max_shift=4):
+    """channel_u8_quant one channel at a time (the definition)."""
+    from calibrator_custom.quant.planner import f32
+
+    scales, zps = [], []
+    for lo_c, hi_c in zip(cmin, cmax):
+        lo_c, hi_c = min(float(lo_c), 0.0), max(float(hi_c), 0.0)
+        k = 0
+        while k < max_shift and hi_c - lo_c <= 254 * scale * 2.0 ** -(k + 1):
+            k += 1
+        s = f32(scale * 2.0 ** -k)
+        scales.append(s)
+        zps.append(int(np.clip(round_half_away(np.array(-lo_c / s)), 0, 255)))
+    return tuple(scales), tuple(zps)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranges=st.lists(st.tuples(st.floats(-50, 0), st.floats(0, 50)), min_size=0, max_size=12),
+       shift=st.integers(0, 6), exact_halves=st.booleans())
+def test_channel_u8_quant_matches_the_per_channel_loop(ranges, shift, exact_halves):
+    from calibrator_custom.quant.planner import channel_u8_quant, f32
+
+    cmin = [lo for lo, _ in ranges]
+    cmax = [hi for _, hi in ranges]
+    if exact_halves and ranges:  # spans exactly at a halving boundary
+        cmax[0] = cmin[0] + 254 * 0.1 / 4
+    span = max([h - l for l, h in zip(cmin, cmax)] + [1e-3])
+    scale = f32(max(span, 1e-3) / 255) if not exact_halves else 0.1
+    got = channel_u8_quant(scale, cmin, cmax, shift)
+    assert got == _channel_u8_reference(scale, cmin, cmax, shift)
+    assert all(isinstance(v, float) for v in got[0]) and all(isinstance(v, int) for v in got[1])

@@ -46,9 +46,9 @@ from .ranges import minmax_range
 log = logging.getLogger(__name__)
 
 MAX_16BIT_MAC_SHARE = 0.25
-#: calibration samples used for L5 measurements (the first ones; all of them for the bias correction's
-#: input means)
-L5_SAMPLES = 8
+#: calibration samples used for L5 measurements (the first ones; those before the check ones for the
+#: bias correction's input means)
+L5_SAMPLES = 6
 #: of which the choice of conv input ranges uses the first
 L5_RANGE_SAMPLES = 3
 #: and the per-conv error measurements (float runs downstream of each conv) at most the first
