@@ -359,16 +359,16 @@ def _refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, threshold: float, kw: dic
     # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
     #    powers adding at each output (the cross terms of the error vectors, measured on so few
     #    samples, pick choices that do worse on other images); sensitivity above -sth
-    g = l5_search.independent(power)
+    model = l5_search.independent(power)  # per output: the convs' noise energies (diagonal)
     cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
-    sens = l5_search.sensitivity(g, signal)
-    pick = l5_search.choose_upgrades(g, signal, cost, budget, eligible=sens > threshold)
+    sens = l5_search.sensitivity(model, signal)
+    pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=sens > threshold)
     rec = frozenset(eight[r].op_index for r in pick)
     left = np.ones(len(eight), bool)
     left[list(pick)] = False
-    worst = [_db(float(l5_search.predicted_nsr(g, signal, x).max())) for x in (np.ones(len(eight), bool), left)]
+    worst = [_db(float(l5_search.predicted_nsr(model, signal, x).max())) for x in (np.ones(len(eight), bool), left)]
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
         f"of the conv MACs; predicted worst-output SQNR on calibration data {worst[0]:.2f} -> {worst[1]:.2f} dB)")
     # 5. bias correction (input means from the samples other than the check ones), kept if the float
@@ -426,7 +426,6 @@ class _FloatSim:
         self.pi, self.plan, self.values = pi, plan, values
         self.n_range, self.n_noise, self.check = n_range, n_noise, check
         self.targets = measured_tensors(pi)
-        self.position = {s.op_index: k for k, s in enumerate(pi.interp.steps)}
         self._weights: dict[int, np.ndarray] = {}
         self._prepared: dict[tuple, tuple] = {}  # (conv op, with bias correction) -> (params, input infos)
 
