@@ -46,9 +46,9 @@ from .ranges import minmax_range
 log = logging.getLogger(__name__)
 
 MAX_16BIT_MAC_SHARE = 0.25
-#: calibration samples used for L5 measurements (the first ones; those before the check ones for the
-#: bias correction's input means)
-L5_SAMPLES = 6
+#: calibration samples used for L5 measurements (the first ones; all but the check ones for the bias
+#: correction's input means)
+L5_SAMPLES = 8
 #: of which the choice of conv input ranges uses the first
 L5_RANGE_SAMPLES = 3
 #: and the per-conv error measurements (float runs downstream of each conv) at most the first
@@ -417,8 +417,9 @@ class _FloatSim:
     data rounded to its UINT8 grid, its weights to the plan's integers, both dequantized) and the float
     model run downstream of a replaced tensor, everything upstream taken from the cache.
 
-    ``values[n]``: every tensor of sample ``n``; the first ``n_range`` samples serve the range choice,
-    the first ``n_noise`` the per-conv error measurements, those in ``check`` (the next ones) the checks.
+    ``values[n]``: every tensor of sample ``n`` (after the check samples: the conv data only); the first
+    ``n_range`` samples serve the range choice, the first ``n_noise`` the per-conv error measurements,
+    those in ``check`` (the next ones) the checks.
     """
 
     def __init__(self, pi: PlanInputs, plan: QuantPlan, values: list[dict[int, np.ndarray]],
@@ -431,11 +432,15 @@ class _FloatSim:
 
     @classmethod
     def collect(cls, pi: PlanInputs, plan: QuantPlan, feeds, tick=None) -> "_FloatSim":
+        """Float runs of ``feeds``: every tensor of the measured and check samples, only the conv
+        data of the others (for the bias correction's means)."""
+        full = L5_NOISE_SAMPLES + L5_CHECK_SAMPLES
+        conv_data = {c.data for c in pi.convs}
         values = []
-        for f in _ticking(feeds, tick):
-            values.append(pi.interp.run(list(f), keep="all"))
+        for n, f in enumerate(_ticking(feeds, tick)):
+            values.append(pi.interp.run(list(f), keep="all" if n < full else conv_data))
         n_noise = min(len(values), L5_NOISE_SAMPLES)
-        check = list(range(n_noise, min(len(values), n_noise + L5_CHECK_SAMPLES)))
+        check = list(range(n_noise, min(len(values), full)))
         # too few samples for separate checks: they reuse the measured ones
         return cls(pi, plan, values, min(len(values), L5_RANGE_SAMPLES), n_noise, check or list(range(n_noise)))
 
