@@ -250,3 +250,55 @@ def test_l5_with_a_conv_as_dequantized_model_output(tmp_path):
     got = _fixed_out(out, pixels[0])
     assert got.dtype == np.float32 and got.shape == (1, 4, 4, 4)
     assert _sqnr(_float_out(model, feeds[0][0]), got) > 30
+
+
+def test_l5_float_simulation_of_8bit_convs_is_the_fixed_kernel(small):
+    """L5's float simulation of an 8-bit conv (data rounded to its UINT8 grid, weights to their integers)
+    against the fixed model's integer kernel on the same UINT8 data: within the kernel's output rounding
+    (half an output step) plus the bias's rounding (half a bias step; the simulation keeps the float
+    bias) and float32 sums, wherever the output does not saturate."""
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.fixed.feeds import channel_params
+    from calibrator_custom.fixed.registry import get_fixed_op
+    from calibrator_custom.fixed.writer import build_fixed_model
+    from calibrator_custom.interpreter import Interpreter
+    from calibrator_custom.model import sgs_lower
+    from calibrator_custom.model.graph import load_model
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+    from calibrator_custom.plan import PlanInputs
+    from calibrator_custom.quant.planner import build_plan
+
+    d, model, _, feeds, stats = small
+    m = sgs_lower.runnable(load_model(model))
+    pi = PlanInputs.create(m, stats, load_input_config(_ini(d / "sim.ini"), m))
+    plan = build_plan(pi, "L5")
+    sim = _FloatSim.collect(pi, plan, feeds[:2])
+    fixed = build_fixed_model(pi, plan)
+    it = Interpreter(fixed, get_op=get_fixed_op)
+    fg = fixed.main
+    steps = {fg.tensors[s.outputs[0]].name: s for s in it.steps}
+    checked = set()
+    for c in pi.convs:
+        if plan.conv_bits[c.op_index] != 8:
+            continue
+        yname = pi.graph.tensors[pi.step_of(c.op_index).outputs[0]].name
+        s = steps.get(f"{yname}_int16") or steps[yname]
+        dt, yt, bt = (fg.tensors[i] for i in (s.inputs[0], s.outputs[0], s.inputs[2]))
+        ds, dz = channel_params(dt, len(dt.shape))
+        ys, yz = channel_params(yt, len(yt.shape))
+        x = sim.values[0][c.data]
+        xq = np.clip(np.floor(x / ds + 0.5) + dz, 0, 255).astype(dt.np_dtype)
+        yq = s.kernel(*[xq if j == s.inputs[0] else (None if j < 0 else it.constants[j]) for j in s.inputs],
+                      opt=s.params)
+        yq = yq[0] if isinstance(yq, (list, tuple)) else yq
+        want = (yq.astype(np.float64) - yz) * ys
+        got = sim.conv_8bit(c, 0, plan.u8_views.get(c.data) or plan.tensors[c.data]).astype(np.float64)
+        assert got.shape == want.shape and got.dtype == np.float64
+        info = np.iinfo(yt.np_dtype)
+        inside = (yq > info.min) & (yq < info.max)
+        assert inside.mean() > 0.5, c.op_name
+        bias_step = np.asarray(bt.quantization.scale, np.float64)  # per output channel
+        bound = 0.5 * ys + 0.5 * bias_step + 1e-6 * np.abs(want) + 1e-7
+        assert np.all((np.abs(got - want) <= np.broadcast_to(bound, got.shape))[inside]), c.op_name
+        checked.add(c.op_name)
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= checked

@@ -208,17 +208,12 @@ def test_l5_conversion_reports_every_phase_to_the_end(tmp_path, caplog):
             output_path=tmp_path / "net_fixed.sim")
     finals = _finals(_lines(caplog))
     # 5 runtime tensors (img, conv1, dw1, flat, out), 5 samples, 3 convs (all 8-bit before the search):
-    # 2 range candidates each, a base run + one trial per conv
+    # one range choice and one error measurement per conv; the bias correction checked with and
+    # without on the 2 samples after the 3 measured ones
     expected = {"L5 plan (tensors)": (5, 5), "L5 float activations (samples)": (5, 5),
-                "L5 conv input ranges (convs x 2 candidates)": (6, 6),
-                "L5 conv sensitivity (fixed-model runs)": (4, 4), "writing the fixed model": (2, 2)}
-    optional = {"L5 measured vs estimated 16-bit choice (fixed-model runs)": (2, 2)}
-    # the bias correction runs the model with and without it; "without" is already measured when the
-    # measured and the estimated 16-bit choices were compared
-    bias = (1, 1) if any(k in finals for k in optional) else (2, 2)
-    expected["L5 bias correction (fixed-model runs)"] = bias
-    assert {k: v for k, v in finals.items() if k not in optional} == expected
-    assert all(finals[k] == v for k, v in optional.items() if k in finals)
+                "L5 conv input ranges (convs)": (3, 3), "L5 conv errors at the outputs (convs)": (3, 3),
+                "L5 bias correction (float passes)": (4, 4), "writing the fixed model": (2, 2)}
+    assert finals == expected
     assert list(finals)[0] == "L5 plan (tensors)" and list(finals)[-1] == "writing the fixed model"
 
 
@@ -244,8 +239,8 @@ def test_sim_calibrator_convert_in_a_notebook_shows_every_phase(tmp_path, fake_k
     for o in shown:
         finals[o.text.split(":")[0] if o.text.startswith("SIM") else o.text.split(": ")[1]] = (o.done, o.total)
     assert finals["SIM_Calibrator statistics (samples)"] == (4, 4)
-    for phase in ("L5 plan (tensors)", "L5 float activations (samples)", "L5 conv input ranges (convs x 2 candidates)",
-                  "L5 conv sensitivity (fixed-model runs)", "L5 bias correction (fixed-model runs)",
+    for phase in ("L5 plan (tensors)", "L5 float activations (samples)", "L5 conv input ranges (convs)",
+                  "L5 conv errors at the outputs (convs)", "L5 bias correction (float passes)",
                   "writing the fixed model"):
         assert finals[phase][0] == finals[phase][1] > 0, phase
     assert all(o.text.startswith("net: ") for o in shown if not o.text.startswith("SIM"))
@@ -305,15 +300,13 @@ def test_sgs_calibrator_off_a_terminal_logs_every_phase_with_elapsed_and_eta(tmp
     assert "\r" not in proc.stderr  # no bar off a terminal
     lines = [line.removeprefix("INFO: ") for line in stderr_lines(proc) if line.startswith("INFO: ")]
     finals = _finals([line for line in lines if LINE.match(line)])
-    # 3 images; 2 runtime tensors (img, out); one conv: 2 range candidates, a base run + one trial
+    # 3 images; 2 runtime tensors (img, out); one conv: its range choice and error measurement; the
+    # bias check (with and without) reuses the 3 measured samples (too few for separate ones)
     assert finals["statistics (images)"] == (3, 3)
     for phase, count in (("L5 plan (tensors)", 2), ("L5 float activations (samples)", 3),
-                         ("L5 conv input ranges (convs x 2 candidates)", 2),
-                         ("L5 conv sensitivity (fixed-model runs)", 2),
-                         ("writing the fixed model", 2)):
+                         ("L5 conv input ranges (convs)", 1), ("L5 conv errors at the outputs (convs)", 1),
+                         ("L5 bias correction (float passes)", 6), ("writing the fixed model", 2)):
         assert finals[phase] == (count, count), phase
-    compared = "L5 measured vs estimated 16-bit choice (fixed-model runs)" in finals
-    assert finals["L5 bias correction (fixed-model runs)"] == ((1, 1) if compared else (2, 2))
 
 
 def test_step_by_step_convert_in_a_notebook_shows_its_phases_by_default(tmp_path, fake_kernel):

@@ -127,3 +127,149 @@ def test_int64_bias_saturates_without_wrapping(caplog):
     assert q.dtype == np.int64
     assert q[0] > 2**62 and q[1] == -(2**63)
     assert "saturated" in caplog.text
+
+
+def _kl_threshold_reference(hist: Histogram, qtype: str) -> float | None:
+    """TensorRT's entropy threshold as a plain loop over np.array_split buckets (the definition)."""
+    c = hist.centers()
+    n = hist.counts.astype(np.float64)
+    mags = np.abs(c)
+    order = np.argsort(mags, kind="stable")
+    mags, n = mags[order], n[order]
+    top = float(mags.max()) if mags.size else 0.0
+    if top <= 0 or n.sum() == 0:
+        return None
+    hist_m, edges = np.histogram(mags, bins=512, range=(0, top), weights=n)
+    levels = 128 if qtype == "UINT8" else 1024
+    best = None
+    for i in range(levels, 513, 8):
+        ref = hist_m[:i].copy()
+        ref[i - 1] += hist_m[i:].sum()
+        q = np.zeros(i)
+        for ch in np.array_split(np.arange(i), levels):
+            nz = hist_m[ch] > 0
+            if nz.any():
+                q[ch[nz]] = hist_m[ch].sum() / nz.sum()
+        p = ref / ref.sum()
+        mask = p > 0
+        kl = float(np.sum(p[mask] * np.log(p[mask] / np.maximum((q / q.sum())[mask], 1e-12))))
+        if best is None or kl < best[0]:
+            best = (kl, float(edges[i]))
+    return None if best is None else best[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.01, 100.0), tail=st.floats(1.0, 50.0),
+       sparse=st.booleans())
+def test_kl_candidate_matches_the_bucket_loop(seed, scale, tail, sparse):
+    from calibrator_custom.quant.ranges import _kl_candidate
+
+    r = np.random.default_rng(seed)
+    x = r.normal(0, scale, 4000)
+    x[:5] *= tail
+    if sparse:
+        x = np.round(x / scale) * scale  # many empty bins between occupied ones
+    hist = Histogram.from_values(x)
+    want = _kl_threshold_reference(hist, "UINT8")
+    got = _kl_candidate(hist, "UINT8")
+    assert isinstance(got, list)
+    if want is None:
+        assert got == []
+        return
+    lo = -want if hist.min_value < 0 else 0.0
+    expect = covering(max(lo, hist.min_value), min(want, hist.max_value))
+    assert len(got) == 1 and (got[0].lo, got[0].hi) == expect
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), scale=st.floats(0.01, 100.0), tail=st.floats(1.0, 50.0),
+       qtype=st.sampled_from(["UINT8", "INT8", "INT16"]), shift=st.floats(-1.0, 1.0))
+def test_mse_candidate_is_the_best_fraction_by_quantization_error(seed, scale, tail, qtype, shift):
+    from calibrator_custom.quant.ranges import MSE_FRACTIONS, _mse_candidates
+
+    r = np.random.default_rng(seed)
+    x = r.normal(shift * scale, scale, 3000)
+    x[:3] *= tail
+    hist = Histogram.from_values(x)
+    lo0, hi0 = covering(hist.min_value, hist.max_value)
+    errs = [quantization_error(hist, lo0 * f, hi0 * f, qtype) for f in MSE_FRACTIONS]
+    k = int(np.argmin(errs))  # the first of equal errors, as a loop keeping strict improvements
+    got = _mse_candidates(hist, qtype)
+    assert len(got) == 1 and got[0].method == "mse"
+    assert (got[0].lo, got[0].hi) == (lo0 * MSE_FRACTIONS[k], hi0 * MSE_FRACTIONS[k])
+
+
+def _search_clip_reference(w, axis, bits, method, energy=None, in_axis=None):
+    """The clip search on signed values, one fraction at a time (the definition)."""
+    from calibrator_custom.quant.weights import FINE_GRID, GRID, QMAX, dead_channel_clip
+
+    qmax = QMAX[bits]
+    w = np.asarray(w, np.float64)
+    w2 = np.moveaxis(w, axis, -1).reshape(-1, w.shape[axis])
+    absmax = np.max(np.abs(w2), axis=0)
+    absmax = np.where(absmax > 0, absmax, dead_channel_clip(absmax))
+    weight = None
+    if energy is not None:
+        shape = [1] * w.ndim
+        shape[in_axis] = energy.size
+        weight = np.moveaxis(np.broadcast_to(energy.reshape(shape), w.shape), axis, -1).reshape(-1, w.shape[axis])
+    best, clip = np.full(absmax.shape, np.inf), absmax.copy()
+    for f in (GRID if method == "per_channel" else FINE_GRID):
+        c = absmax * f
+        s = c / qmax
+        d = w2 - np.clip(round_half_away(w2 / s), -qmax, qmax) * s
+        err = (d * d if weight is None else d * d * weight).sum(axis=0)
+        better = err < best * (1 - 1e-12)
+        best, clip = np.where(better, err, best), np.where(better, c, clip)
+    return clip
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), bits=st.sampled_from([8, 16]), method=st.sampled_from(["per_channel", "fitted"]),
+       weighted=st.booleans(), grid_values=st.booleans())
+def test_clip_search_matches_the_signed_definition(seed, bits, method, weighted, grid_values):
+    from calibrator_custom.quant.weights import search_clip
+
+    r = np.random.default_rng(seed)
+    w = r.normal(0, 0.2, (6, 3, 3, 5))
+    if grid_values:  # exact ties at half steps
+        w = np.round(w * 64) / 64
+    w[1] = 0.0  # a dead channel
+    energy = r.uniform(0.1, 4.0, 5) if weighted else None
+    got = search_clip(w, 0, bits, method, energy, 3 if weighted else None)
+    want = _search_clip_reference(w, 0, bits, method, energy, 3 if weighted else None)
+    assert got.shape == (6,) and got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
+
+def _channel_u8_reference(scale, cmin, cmax, max_shift=4):
+    """channel_u8_quant one channel at a time (the definition)."""
+    from calibrator_custom.quant.planner import f32
+
+    scales, zps = [], []
+    for lo_c, hi_c in zip(cmin, cmax):
+        lo_c, hi_c = min(float(lo_c), 0.0), max(float(hi_c), 0.0)
+        k = 0
+        while k < max_shift and hi_c - lo_c <= 254 * scale * 2.0 ** -(k + 1):
+            k += 1
+        s = f32(scale * 2.0 ** -k)
+        scales.append(s)
+        zps.append(int(np.clip(round_half_away(np.array(-lo_c / s)), 0, 255)))
+    return tuple(scales), tuple(zps)
+
+
+@settings(max_examples=100, deadline=None)
+@given(ranges=st.lists(st.tuples(st.floats(-50, 0), st.floats(0, 50)), min_size=0, max_size=12),
+       shift=st.integers(0, 6), exact_halves=st.booleans())
+def test_channel_u8_quant_matches_the_per_channel_loop(ranges, shift, exact_halves):
+    from calibrator_custom.quant.planner import channel_u8_quant, f32
+
+    cmin = [lo for lo, _ in ranges]
+    cmax = [hi for _, hi in ranges]
+    if exact_halves and ranges:  # spans exactly at a halving boundary
+        cmax[0] = cmin[0] + 254 * 0.1 / 4
+    span = max([h - l for l, h in zip(cmin, cmax)] + [1e-3])
+    scale = f32(max(span, 1e-3) / 255) if not exact_halves else 0.1
+    got = channel_u8_quant(scale, cmin, cmax, shift)
+    assert got == _channel_u8_reference(scale, cmin, cmax, shift)
+    assert all(isinstance(v, float) for v in got[0]) and all(isinstance(v, int) for v in got[1])

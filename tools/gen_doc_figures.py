@@ -116,7 +116,7 @@ def render_blocks(res: dict) -> dict[str, str]:
         "quick-start-output": text_block(l5["result"][1:]),
         "quick-start-output-full": text_block(l5["result"]),
         "quick-start-times": _wrap(
-            f"L5, the vendor's default level, runs the fixed model once per convolution to choose the 16-bit ones: "
+            f"L5, the vendor's default level, measures each convolution's noise (in float) to choose the 16-bit ones: "
             f"the command above took {_s(l5['wall_s'])} ({_s(l5['cpu_s'])} of CPU); `--quant_level L4` took "
             f"{_s(l4['wall_s'])} ({_s(l4['cpu_s'])} of CPU), {_measured(res)} (`tools/gen_doc_figures.py`)."),
     }

@@ -8,7 +8,7 @@ and may differ). For each 8-bit conv-like op ``k`` a trial plan makes ``k`` alon
 per-channel 16-bit clip instead of the imported 8-bit one, and every other range stays as it was.
 
 * ``measured``: each trial model runs end to end on the gain samples; ``gain_db`` is the rise of the
-  worst-output SQNR against the float model (the measure L5 uses, ``pipeline.measure._e2e_nsr``; for a
+  worst-output SQNR against the float model (L5's measure, here in the fixed model: ``pipeline.measure._e2e_nsr``; for a
   model ending in a float detection post-process, the post-process's inputs stand for its outputs) and
   ``noise_drop`` the share of that output noise removed. :class:`TrialRunner` runs a trial only from
   its first op that differs from the base model. Cost per 8-bit conv: one plan, one model build and

@@ -5,13 +5,12 @@ L1..L5, with imported quant_param.
     ...                 calibration_feeds=feeds, output_path="net_fixed.sim")
 
 L1-L3 are one plan (``quant.planner.build_plan``). L4 adds 16-bit recommendations from an analytic
-estimate of each convolution's 8-bit noise (``pipeline.sensitivity``). L5 measures instead, on the
-fixed model (``pipeline.l5``). What each level does is its ``quant.levels.Level``.
+estimate of each convolution's 8-bit noise (``pipeline.sensitivity``). L5 measures instead, in float
+on the float model's cached activations with its 8-bit convs simulated (``pipeline.l5``,
+``pipeline.float_sim``). What each level does is its ``quant.levels.Level``.
 
-The trials share work and still compute the integers independent runs would: the plans reuse the
-planner's searches (``PlanInputs.memo``), the fixed models share prepared ops and each sensitivity
-trial re-runs only the ops its 16-bit conv changes (``pipeline.measure``). Every phase reports its
-progress to a :class:`~calibrator_custom.progress_display.Reporter`.
+The plans reuse the planner's searches (``PlanInputs.memo``). Every phase reports its progress to a
+:class:`~calibrator_custom.progress_display.Reporter`.
 """
 from __future__ import annotations
 

@@ -1,33 +1,46 @@
-"""L5: the plan refined by measurements on the fixed model (docs/quant_levels.md).
+"""L5: the plan refined by measurements in float on the float model's cached activations
+(docs/quant_levels.md; ``pipeline.float_sim``: no fixed model is built or run).
 
-Every convolution alone, in 8 and in 16 bit, on the calibration inputs (the float model's own inputs
-to that conv, quantized): the UINT8 ranges of conv inputs are chosen among the fitted and min/max
-candidates by the conv output error they cause; each conv's sensitivity is the relative drop of the
-whole fixed model's worst-output noise (on the calibration inputs) when that conv alone is 16-bit,
-and the convs above the sensitivity threshold are upgraded, cheapest first by multiply-accumulates,
-up to ``MAX_16BIT_MAC_SHARE`` of all conv MACs; finally biases are corrected for the mean shift of
-weight quantization (measured input means), kept only if the end-to-end error on the calibration
-inputs drops.
+Each 8-bit conv's arithmetic is simulated in float (its input rounded to its UINT8 grid, its weights
+to their integers); the UINT8 range of each conv input is chosen between the fitted and the min/max
+one by the conv's output error; each conv's noise is measured at every measured output with only that
+conv at 8 bit (the float model run downstream of it); the 16-bit convs are picked by a knapsack on the
+noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv MACs, among the convs
+whose sensitivity (the relative drop of the worst-output noise when that conv alone is 16-bit, noise
+powers adding) exceeds the threshold (``quant.l5_search``); finally biases are corrected for the mean
+shift of weight quantization (measured input means), kept only if the float model with every remaining
+8-bit conv simulated at once agrees better with the float outputs on other calibration samples.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Mapping
 
 import numpy as np
 
 from .. import blas
-from ..fixed.writer import build_fixed_model
 from ..plan import PlanInputs, QuantPlan
 from ..progress_display import Reporter
+from ..quant import l5_search
+from ..quant.planner import activation_quant
 from ..quant.ranges import minmax_range
-from .measure import _db, _e2e_nsr, _isolated, _Measure, _PrepareMemo
+from .float_sim import _FloatSim, _Samples
+from .measure import _db
 from .options import PlanOverrides
-from .sensitivity import analytic_gain, conv_macs, pick_upgrades
+from .sensitivity import MAX_16BIT_MAC_SHARE, _ticking, conv_macs
 
-#: calibration samples used for L5 measurements (the first ones)
-L5_SAMPLES = 12
-#: of which the per-conv sensitivity runs use the first
-L5_SENSITIVITY_SAMPLES = 6
+#: calibration samples used for L5 measurements (the first ones; all but the check ones for the bias
+#: correction's input means)
+L5_SAMPLES = 8
+#: of which the choice of conv input ranges uses the first
+L5_RANGE_SAMPLES = 3
+#: and the per-conv error measurements (float runs downstream of each conv) at most the first
+L5_NOISE_SAMPLES = 3
+#: ... and no more than the float model's passes (in conv MACs: each conv's run downstream counts
+#: its share of the model's MACs) this allows: the deep models measure on fewer samples
+L5_NOISE_PASSES = 48
+#: and the check of the bias correction (float passes with every 8-bit conv simulated) the next ones
+L5_CHECK_SAMPLES = 3
 
 
 @dataclass(frozen=True)
@@ -37,102 +50,133 @@ class L5Options:
     sensitivity_threshold: float = 0.002
     #: calibration samples used for the measurements (the first ones)
     samples: int = L5_SAMPLES
-    #: of which the per-conv sensitivity runs use the first
-    sensitivity_samples: int = L5_SENSITIVITY_SAMPLES
+    #: of which the choice of conv input ranges uses the first
+    range_samples: int = L5_RANGE_SAMPLES
+    #: the per-conv error measurements at most the first
+    noise_samples: int = L5_NOISE_SAMPLES
+    #: ... within this many float-model passes (counted in conv MACs)
+    noise_passes: float = L5_NOISE_PASSES
+    #: the bias correction's check the next ones
+    check_samples: int = L5_CHECK_SAMPLES
 
 
 def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, options: L5Options,
               rep: Reporter) -> QuantPlan:
-    """The L5 measurements; each loop is a phase of ``rep`` (samples, convs or fixed-model runs)."""
+    """The L5 measurements, all in float on cached float activations (``_FloatSim``); each loop is a
+    phase of ``rep``. One plan is built at the end: no fixed model is built or run here.
+
+    1. float activations of the first ``options.samples`` samples (every tensor kept);
+    2. each 8-bit conv's UINT8 input range, fitted or min/max, by the conv's own output error with
+       its 8-bit arithmetic simulated in float (quantized input and weights);
+    3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
+       output replaces the float one and the float model runs downstream of it (the upstream results
+       are the cached ones);
+    4. the 16-bit set: among the convs whose sensitivity (``l5_search.sensitivity``: the relative drop
+       of the worst-output noise when that conv alone is 16-bit, the convs' noise powers adding)
+       exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
+       per MAC finds within 25% of the conv MACs (``l5_search.choose_upgrades``);
+    5. bias correction for the mean shift of weight quantization (input means measured on the samples
+       other than the check ones), kept only if the float model with every remaining 8-bit conv
+       simulated at once (their noise accumulating) agrees better with the float outputs on the check
+       samples.
+    """
     threshold = options.sensitivity_threshold
     say = rep.message
-    memo = _PrepareMemo()  # the many fixed models below share most ops: prepare each distinct op once
     feeds = list(feeds)[:options.samples]
-    say(f"L5: measuring {len(pi.convs)} convolutions on {len(feeds)} samples")
-    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
-        meas = _Measure.collect(pi, feeds, phase.update)
     g = pi.graph
-    eight = [c.op_index for c in pi.convs if plan.conv_bits.get(c.op_index) == 8]
-    # 1. UINT8 ranges of conv inputs: fitted vs min/max, by the measured conv output error
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    if not eight:
+        say("L5: no 8-bit convolution to measure")
+        return plan
+    say(f"L5: measuring {len(eight)} 8-bit convolutions on {len(feeds)} samples")
+    with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
+        sim = _FloatSim.collect(pi, plan, feeds, phase.update, range_samples=options.range_samples,
+                                noise_samples=options.noise_samples, check_samples=options.check_samples)
+    # 2. UINT8 input ranges: the plan's (fitted) or the statistics' min/max, per conv by its output error
     u8 = dict(overrides.u8_overrides)
     ranges = dict(overrides.range_overrides)
-    alt_u8, alt_rng = dict(u8), dict(ranges)
-    for c in pi.convs:
-        if c.op_index not in eight:
-            continue
-        ts = pi.stats.tensors.get(g.tensors[c.data].name)
-        if ts is None or c.data in ranges or c.data in u8:
-            continue
-        other = minmax_range(ts.min, ts.max)
-        if c.data in plan.u8_views:
-            alt_u8[c.data] = other
-        elif plan.tensors.get(c.data) is not None and plan.tensors[c.data].qtype == "UINT8":
-            alt_rng[c.data] = other
-    with rep.phase("L5 conv input ranges (convs x 2 candidates)", 2 * len(eight)) as phase:
-        nsr_fit, _ = _isolated(pi, build_fixed_model(pi, plan), meas, eight, phase.update, get_op=memo)
-        alt_plan = replace(overrides, u8_overrides=alt_u8, range_overrides=alt_rng).plan(pi, plan.level)
-        nsr_mm, _ = _isolated(pi, build_fixed_model(pi, alt_plan), meas, eight, phase.update, get_op=memo)
-    for c in pi.convs:
-        if c.op_index in nsr_mm and nsr_mm[c.op_index] < nsr_fit.get(c.op_index, np.inf):
-            if c.data in alt_u8 and c.data not in u8:
-                u8[c.data] = alt_u8[c.data]
-            if c.data in alt_rng and c.data not in ranges:
-                ranges[c.data] = alt_rng[c.data]
+    dquant = {}  # conv op -> the UINT8 quantization of its data input it will have
+    chosen_mm = {}  # data tensor -> its min/max quantization, where that won (the overrides are per tensor)
+    with rep.phase("L5 conv input ranges (convs)", len(eight)) as phase:
+        for c in _ticking(eight, phase.update):
+            dq = plan.u8_views.get(c.data) or plan.tensors[c.data]
+            dquant[c.op_index] = dq
+            ts = pi.stats.tensors.get(g.tensors[c.data].name)
+            if ts is None or c.data in ranges or c.data in u8 or dq.qtype != "UINT8" or c.data in g.inputs:
+                continue
+            axis = len(g.tensors[c.data].shape) - 1 if len(dq.scale) > 1 else None
+            alt = activation_quant(minmax_range(ts.min, ts.max), "UINT8", ts.channel_min, ts.channel_max, axis)
+            if alt == dq:
+                continue
+            e_fit = sum(sim.conv_error(c, n, dq) for n in range(sim.n_range))
+            e_mm = sum(sim.conv_error(c, n, alt) for n in range(sim.n_range))
+            if e_mm < e_fit:
+                (u8 if c.data in plan.u8_views else ranges)[c.data] = minmax_range(ts.min, ts.max)
+                chosen_mm[c.data] = alt
+    for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
+        dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     overrides = replace(overrides, u8_overrides=u8, range_overrides=ranges)
-    plan = overrides.plan(pi, plan.level)
-    # 2. 16-bit upgrades by measured sensitivity: the relative drop of the worst-output noise of the
-    #    whole fixed model (on the calibration inputs) when that conv alone is made 16-bit
-    with rep.phase("L5 conv sensitivity (fixed-model runs)", len(eight) + 1) as phase:
-        # each trial re-runs only what its 16-bit conv changes (it and everything downstream of it)
-        sens = feeds[:options.sensitivity_samples]
-        base, run = _e2e_nsr(pi, build_fixed_model(pi, plan), sens, meas, record=True, get_op=memo)
-        phase.update()
-        gain = {}
-        for k in eight:
-            trial = overrides.plan(pi, plan.level, frozenset([k]))
-            nsr = _e2e_nsr(pi, build_fixed_model(pi, trial), sens, meas, base=run, get_op=memo)
-            gain[k] = (base - nsr) / base if base > 0 else 0.0
-            phase.update()
-        del run
+    # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
     macs = conv_macs(pi)
-    rec = pick_upgrades(gain, macs, threshold)
-    # the measured choice must also beat the statistics' estimate (L4's choice) end to end: with few
-    # samples a measured gain can be noise
-    rec4 = pick_upgrades(analytic_gain(pi, plan), macs, threshold)
-    measured: dict[frozenset[int], float] = {}  # 16-bit choice -> its error on all the samples
-    if rec4 != rec:
-        with rep.phase("L5 measured vs estimated 16-bit choice (fixed-model runs)", 2) as phase:
-            nsr_rec = _e2e_nsr(pi, build_fixed_model(pi, overrides.plan(pi, plan.level, rec)), feeds, meas,
-                               get_op=memo)
-            phase.update()
-            nsr_rec4 = _e2e_nsr(pi, build_fixed_model(pi, overrides.plan(pi, plan.level, rec4)), feeds, meas,
-                                get_op=memo)
-            phase.update()
-        measured = {rec: nsr_rec, rec4: nsr_rec4}
-        if nsr_rec4 < nsr_rec:
-            say(f"L5: the estimated 16-bit choice beats the measured one on the calibration data "
-                f"({_db(nsr_rec4):.2f} vs {_db(nsr_rec):.2f} dB); keeping it")
-            rec = rec4
-    say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit")
-    plan = overrides.plan(pi, plan.level, rec)
-    # 3. bias correction: the mean output shift the weight quantization causes, from the measured
-    #    per-channel means of each conv's input (Nagel et al.'s empirical bias correction)
-    with rep.phase("L5 bias correction (fixed-model runs)", 1 if rec in measured else 2) as phase:
-        deltas = _bias_corrections(pi, plan, meas)
-        corrected = overrides.plan(pi, plan.level, rec, bias_deltas=deltas)
-        # keep it only if the fixed model run end to end on the calibration inputs agrees better
-        before = measured.get(rec)  # the same plan was run on the same samples above
-        if before is None:
-            before = _e2e_nsr(pi, build_fixed_model(pi, plan), feeds, meas, get_op=memo)
-            phase.update()
-        after = _e2e_nsr(pi, build_fixed_model(pi, corrected), feeds, meas, get_op=memo)
-        phase.update()
-    say(f"L5: bias correction {'kept' if after < before else 'dropped'} "
-        f"(worst-output SQNR on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
-    return corrected if after < before else plan
+    sim.n_noise = _noise_samples(pi, eight, macs, sim.n_noise, options.noise_passes)
+    signal = sim.signal()
+    power = np.zeros((len(eight), len(signal)))
+    with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
+        for r, c in enumerate(_ticking(eight, phase.update)):
+            for n in range(sim.n_noise):
+                y8 = sim.conv_8bit(c, n, dquant[c.op_index])
+                power[r] += sim.output_error(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]: y8}))
+    # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
+    #    powers adding at each output (the cross terms of the error vectors, measured on so few
+    #    samples, pick choices that do worse on other images); sensitivity above the threshold
+    model = l5_search.independent(power)  # per output: the convs' noise energies (diagonal)
+    cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
+    forced = [k for k, b in plan.conv_bits.items() if b == 16]
+    budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
+    sens = l5_search.sensitivity(model, signal)
+    pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=sens > threshold)
+    rec = frozenset(eight[r].op_index for r in pick)
+    left = np.ones(len(eight), bool)
+    left[list(pick)] = False
+    worst = [_db(float(l5_search.predicted_nsr(model, signal, x).max())) for x in (np.ones(len(eight), bool), left)]
+    say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
+        f"of the conv MACs; predicted worst-output SQNR on calibration data {worst[0]:.2f} -> {worst[1]:.2f} dB)")
+    # 5. bias correction (input means from the samples other than the check ones), kept if the float
+    #    model with every remaining 8-bit conv simulated at once agrees better on the check samples
+    still8 = [c for c in eight if c.op_index not in rec]
+    means_from = _Samples([v for n, v in enumerate(sim.values) if n not in sim.check] or sim.values)
+    deltas = {b: d for b, d in _bias_corrections(pi, plan, means_from).items()
+              if any(c.bias == b for c in still8)}
+    with rep.phase("L5 bias correction (float passes)", 2 * len(sim.check)) as phase:
+        before = sim.joint_nsr(still8, dquant, {}, phase.update)
+        after = sim.joint_nsr(still8, dquant, deltas, phase.update)
+    keep = after < before
+    say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
+        f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
+    return overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
 
 
-def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Measure) -> dict[int, np.ndarray]:
+def _noise_samples(pi: PlanInputs, eight, macs: Mapping[int, int], most: int,
+                   passes_allowed: float = L5_NOISE_PASSES) -> int:
+    """How many samples the per-conv error runs use: at most ``most``, and within ``passes_allowed``
+    float-model passes counted in conv MACs (the run downstream of conv k costs the MACs of k and
+    of every conv it reaches, over the model's), at least 1."""
+    total = sum(macs.values()) or 1
+    steps = pi.interp.steps
+    position = {s.op_index: k for k, s in enumerate(steps)}
+    passes = 0.0
+    for c in eight:
+        k = position[c.op_index]
+        dirty, cost = set(steps[k].outputs), macs.get(c.op_index, 0)
+        for s in steps[k + 1:]:
+            if any(i in dirty for i in s.inputs):
+                dirty.update(s.outputs)
+                cost += macs.get(s.op_index, 0)
+        passes += cost / total
+    return max(1, min(most, int(passes_allowed // max(passes, 1e-9))))
+
+
+def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Samples) -> dict[int, np.ndarray]:
     """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for CONV_2D, DEPTHWISE_CONV_2D
     and FULLY_CONNECTED (border positions, which see padding, are not modelled)."""
     out = {}

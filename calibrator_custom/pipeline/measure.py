@@ -1,4 +1,5 @@
-"""Measuring fixed models against their float model on calibration inputs (what L5 decides by).
+"""Measuring fixed models against their float model on calibration inputs (what ``analysis.gains`` and
+its tests measure; L5 itself measures in float, ``pipeline.float_sim``).
 
 * ``_Measure``: the float model's values of every conv's data and output, and of the measured
   tensors (``measured_tensors``), per calibration sample;

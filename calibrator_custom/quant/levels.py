@@ -43,7 +43,7 @@ LEVEL_BY_NAME: Mapping[str, Level] = {lv.name: lv for lv in (
     Level("L4", "fitted", True, "estimated",
           "L3 with weights fitted by input-channel energy and estimated 16-bit upgrades"),
     Level("L5", "fitted", True, "measured",
-          "L4 with ranges, 16-bit upgrades and bias corrections measured on the fixed model"),
+          "L4 with ranges, 16-bit upgrades and bias corrections measured (8-bit convs simulated in float)"),
 )}
 #: the level names, lowest first
 QUANT_LEVELS: tuple[str, ...] = tuple(LEVEL_BY_NAME)

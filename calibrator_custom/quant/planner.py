@@ -79,16 +79,16 @@ def channel_u8_quant(scale: float, cmin, cmax, max_shift: int = MAX_CHANNEL_SHIF
     ``k[c]`` is the largest ``k <= max_shift`` with ``hi_c - lo_c <= 254 * scale * 2**-k``
     (range of channel c widened to contain 0); the tensor's widest channel keeps ``scale``.
     """
-    scales, zps = [], []
-    for lo_c, hi_c in zip(cmin, cmax):
-        lo_c, hi_c = min(float(lo_c), 0.0), max(float(hi_c), 0.0)
-        k = 0
-        while k < max_shift and hi_c - lo_c <= 254 * scale * 2.0 ** -(k + 1):
-            k += 1
-        s = f32(scale * 2.0 ** -k)
-        scales.append(s)
-        zps.append(int(np.clip(round_half_away(np.array(-lo_c / s)), 0, 255)))
-    return tuple(scales), tuple(zps)
+    # every channel at once: the same float64 operations, in the same order, as one channel at a time
+    lo_c = np.minimum(np.asarray(cmin, np.float64), 0.0)
+    hi_c = np.maximum(np.asarray(cmax, np.float64), 0.0)
+    span = hi_c - lo_c
+    k = np.zeros(span.shape, np.int64)
+    for step in range(max_shift):
+        k = np.where((k == step) & (span <= 254 * scale * 2.0 ** -(step + 1)), step + 1, k)
+    s = (scale * 2.0 ** -k.astype(np.float64)).astype(np.float32).astype(np.float64)
+    zps = np.clip(round_half_away(-lo_c / s), 0, 255).astype(np.int64)
+    return tuple(float(v) for v in s), tuple(int(v) for v in zps)
 
 
 def _stats_range(pi: PlanInputs, i: int, qtype: str, fit: bool) -> tuple[Range, object]:
