@@ -72,6 +72,16 @@ class _Dialect:
         self.union_members = {u: {v: k for k, v in enums[u].items() if v} for u in schema.UNIONS}
         self.union_ids = {u: enums[u] for u in schema.UNIONS}
         self.always_written = sgs_dialect.ALWAYS_WRITTEN if vendor else frozenset()
+        self.vector_alignment = sgs_dialect.VECTOR_ALIGNMENT if vendor else {}
+        self.late_tables = sgs_dialect.LATE_TABLES if vendor else frozenset()
+
+    def child_order(self, table: str, fields: tuple[schema.Field, ...]) -> tuple[schema.Field, ...]:
+        """The order a table's children are written in (back to front): by slot, or the vendor's order."""
+        order = sgs_dialect.CHILD_ORDER.get(table) if self.force_sgs_layout else None
+        if order is None:
+            return fields
+        rank = {slot: i for i, slot in enumerate(order)}
+        return tuple(sorted(fields, key=lambda f: (rank.get(f.slot, len(order)), f.slot)))
 
     def fields(self, table: str, padding_value: int, file_identifier: bytes) -> tuple[schema.Field, ...]:
         if table in schema.SGS_TABLES and not self.force_sgs_layout:
@@ -97,6 +107,11 @@ class _Reader:
         self.dialect = _dialect(dialect)
         #: vendor slots the schema does not type (kept only while the model is unmodified)
         self.untyped: list[str] = []
+        #: (where, member, target) of the vendor's offsets to options without fields, and the
+        #: first vtable seen: such an offset is the vendor's null reference (to the first vtable)
+        #: unless the vendor wrote a table there, which the schema does not type
+        self.unfollowed_targets: list[tuple[str, str, int]] = []
+        self.first_vtable = self.size
 
     def check(self, pos: int, length: int, what: str) -> None:
         if pos < 0 or length < 0 or pos + length > self.size:
@@ -117,6 +132,7 @@ class _Reader:
         if depth > _MAX_DEPTH:
             raise ModelError(f"corrupt model: tables nested deeper than {_MAX_DEPTH} at {what}")
         vtable = pos - self.scalar(pos, "int32", f"{what} ({name})")
+        self.first_vtable = min(self.first_vtable, vtable)
         vt_size = self.scalar(vtable, "uint16", f"vtable of {what}")
         obj_size = self.scalar(vtable + 2, "uint16", f"vtable of {what}")
         if vt_size < 4 or vt_size % 2:
@@ -157,6 +173,7 @@ class _Reader:
                     raise ModelError(f"corrupt model: {fwhat} has unknown {union} type {type_id}")
                 if member in self.dialect.unfollowed:
                     out[f.name] = (member, {})
+                    self.unfollowed_targets.append((fwhat, member, self.uoffset(fpos, fwhat)))
                     continue
                 out[f.name] = (member, self.table(self.uoffset(fpos, fwhat), member, fwhat, depth + 1))
                 continue
@@ -271,6 +288,10 @@ def decode(data: bytes, root: str = schema.ROOT_TABLE, dialect: str | None = Non
     reader = _Reader(data, ident, dialect)
     try:
         out = reader.table(reader.uoffset(0, "root offset"), root, root, 0)
+        if reader.dialect.force_sgs_layout:
+            reader.untyped.extend(f"{what} ({member}): a table the schema does not type"
+                                  for what, member, target in reader.unfollowed_targets
+                                  if target < reader.first_vtable)
         if reader.untyped:
             out[sgs_dialect.UNTYPED] = tuple(reader.untyped)
         return out, ident
@@ -297,13 +318,54 @@ _FLAGS = {
 _ALIGNED_BYTE_VECTORS = {("Buffer", "data"): 16}
 
 
+class _ClusterBuilder(flatbuffers.Builder):
+    """A builder that writes the vtables after every object, deduplicated, in the order first made.
+
+    The vendor's files hold their vtables so (``flatbuffer_writer.c``); the vendor's compiler
+    re-serializes a model and refuses a file whose size differs from its own writer's.
+    A table's soffset to its vtable does not depend on where the objects end: with the table
+    ``t`` bytes before the end of the objects and the vtable ``v`` bytes into the cluster,
+    ``table - vtable = -(t + v)``.
+    """
+
+    def __init__(self, initial_size: int):
+        super().__init__(initial_size)
+        self.cluster = bytearray()
+        self.cluster_index: dict[tuple, int] = {}
+
+    def WriteVtable(self):  # noqa: N802 (flatbuffers' name)
+        self.PrependSOffsetTRelative(0)
+        object_offset = self.Offset()
+        vt = [0 if e == 0 else object_offset - e for e in self.current_vtable]
+        while vt and vt[-1] == 0:
+            vt.pop()
+        object_size = object_offset - self.objectEnd
+        key = (object_size, tuple(vt))
+        v = self.cluster_index.get(key)
+        if v is None:
+            v = self.cluster_index[key] = len(self.cluster)
+            self.cluster += struct.pack(f"<{2 + len(vt)}H", 4 + 2 * len(vt), object_size, *vt)
+        struct.pack_into("<i", self.Bytes, len(self.Bytes) - object_offset, -object_offset - v)
+        self.current_vtable = None
+        return object_offset
+
+    def Output(self):  # noqa: N802
+        return bytes(self.Bytes[self.Head():]) + bytes(self.cluster)
+
+
 class _Writer:
     def __init__(self, size_hint: int, file_identifier: bytes, dialect: str | None = None):
-        self.b = flatbuffers.Builder(max(1024, size_hint))
-        self.file_identifier = file_identifier
         self.dialect = _dialect(dialect)
+        builder = _ClusterBuilder if self.dialect.force_sgs_layout else flatbuffers.Builder
+        self.b = builder(max(1024, size_hint))
+        self.file_identifier = file_identifier
+        #: the buffers in the order the tensors name them (the vendor writes their data so)
+        self.buffer_order: list[int] = []
 
-    def table(self, name: str, obj: dict[str, Any]) -> int:
+    def table(self, name: str, obj: dict[str, Any], made: dict[int, int] | None = None,
+              children_only: bool = False):
+        """Encode one table; ``made``: child offsets already written (slot -> offset);
+        ``children_only``: write its children only and return their offsets (``made`` of a later call)."""
         pv = 0
         if name in schema.SGS_TABLES:
             padding = obj.get("padding", "SAME")
@@ -311,24 +373,40 @@ class _Writer:
         fields = self.dialect.fields(name, pv, self.file_identifier)
         by_slot = {f.slot: f for f in fields}
         # Children first: FlatBuffers objects cannot nest while a table is open.
-        offsets: dict[int, int] = {}
+        if name == "Model":
+            self.buffer_order = [t.get("buffer", 0) for g in obj.get("subgraphs") or () for t in g.get("tensors") or ()]
+        offsets: dict[int, int] = dict(made or {})
         union_types: dict[int, int] = {}
-        for f in fields:
-            if _scalar_of(f.type) is not None:
-                continue
+        late = []
+        for f in self.dialect.child_order(name, fields):
             v = obj.get(f.name)
-            if v is None:
+            if _scalar_of(f.type) is not None or v is None:
                 continue
             if f.type.startswith("union:"):
                 member, body = v
                 union_types[f.slot - 1] = self.dialect.union_ids[f.type[6:]][member]
-                offsets[f.slot] = self.table(member, body)
+            if f.slot in offsets:
+                continue
+            if (name, f.slot) in self.dialect.late_tables:
+                # the vendor writes this child's own children first and its table after the others
+                late.append((f, self.table(f.type, v, children_only=True)))
+            elif f.type.startswith("union:"):
+                if member in self.dialect.unfollowed and not any(x is not None for x in body.values()):
+                    # the vendor writes no table for options without fields: its offset is the
+                    # builder's null reference, the end of the objects (the first vtable)
+                    offsets[f.slot] = 0
+                else:
+                    offsets[f.slot] = self.table(member, body)
             elif f.type == "string":
                 offsets[f.slot] = self.b.CreateString(v)
             elif f.type.startswith("["):
                 offsets[f.slot] = self.vector(name, f, v)
             else:
                 offsets[f.slot] = self.table(f.type, v)
+        for f, pre in late:
+            offsets[f.slot] = self.table(f.type, obj[f.name], made=pre)
+        if children_only:
+            return offsets
         n_slots = max((f.slot for f in fields), default=-1) + 1
         if self.dialect.force_sgs_layout:
             return self.vendor_table(name, obj, fields, by_slot, offsets, union_types, n_slots)
@@ -395,7 +473,8 @@ class _Writer:
         size = cur
         b = self.b
         b.minalign = max(b.minalign, 8 if base else 4)
-        pad = (-size - base - b.Offset()) % 8
+        # the table start is 8-aligned + base when it holds an 8-byte field, else 4-aligned
+        pad = (-size - base - b.Offset()) % (8 if base else 4)
         b.Prep(1, pad + size)
         b.Pad(pad)
         b.StartObject(n_slots)
@@ -420,9 +499,21 @@ class _Writer:
             if scalar == "uint8" and isinstance(v, (bytes, bytearray, memoryview)):
                 return self.byte_vector(bytes(v), _ALIGNED_BYTE_VECTORS.get((table, f.name), 4))
             arr = np.ascontiguousarray(np.asarray(v, dtype=_NP_DTYPES[scalar]))
-            return self.byte_vector(arr.tobytes(), max(4, arr.dtype.itemsize), arr.dtype.itemsize, len(arr))
+            alignment = self.dialect.vector_alignment.get((table, f.name), max(4, arr.dtype.itemsize))
+            return self.byte_vector(arr.tobytes(), alignment, arr.dtype.itemsize, len(arr))
         if elem == "string":
             offs = [self.b.CreateString(s) for s in v]
+        elif elem == "Buffer" and self.dialect.force_sgs_layout:
+            # the vendor writes every buffer's data first (buffer 0 first), then the Buffer tables
+            # in the order the tensors first name them (then any other, by index)
+            field = next(f for f in self.dialect.tables["Buffer"] if f.name == "data")
+            order = [i for i in dict.fromkeys(self.buffer_order) if 0 <= i < len(v)]
+            order += [i for i in range(len(v)) if i not in set(order)]
+            made = [{} for _ in v]
+            for i in order:
+                if v[i].get("data") is not None:
+                    made[i] = {field.slot: self.vector("Buffer", field, v[i]["data"])}
+            offs = [self.table(elem, item, m) for item, m in zip(v, made)]
         else:
             offs = [self.table(elem, item) for item in v]
         self.b.StartVector(4, len(offs), 4)
@@ -443,5 +534,9 @@ def encode(root_obj: dict[str, Any], file_identifier: bytes = b"TFL3", root: str
     """Encode a root table dict (as ``decode`` returns) into FlatBuffer bytes."""
     w = _Writer(size_hint, file_identifier, dialect)
     off = w.table(root, root_obj)
+    if w.dialect.force_sgs_layout:
+        # the vendor aligns its objects to the end of the front region (where the vtables start),
+        # not its header: the header is padded to 8 bytes at most, not to the 16 of a buffer's data
+        w.b.minalign = min(w.b.minalign, 8)
     w.b.Finish(off, file_identifier=file_identifier)
     return bytes(w.b.Output())

@@ -152,7 +152,7 @@ VENDOR_OPTION_TYPES: dict[int, str] = {
     for i in range(max(schema.ENUMS["BuiltinOptions"].values()) + 1, 256)
 }
 _VENDOR_ONLY_TABLES.update({name: () for name in VENDOR_OPTION_TYPES.values()})
-_VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int32]"),)
+_VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int16]"),)
 #: TFLite's tables with the vendor's swapped in (the four pad-extended option tables always in
 #: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
 TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
@@ -203,6 +203,22 @@ LAYOUT = "sgs_layout"
 #: key of the decoded Model (``Model.extra``) listing the vtable slots of a vendor file that no
 #: schema table types (none in the files surveyed): such a model is written back only unmodified
 UNTYPED = "sgs_untyped_slots"
+#: the order the vendor's writer makes a table's children in (back to front, so the last made lies
+#: first after the table), where it is not by slot: established by mapping every object of the
+#: vendor's files (docs/model_format.md, "The compiler's size check")
+CHILD_ORDER: dict[str, tuple[int, ...]] = {
+    "Model": (1, 2, 6, 4, 7, 3, 5, 8),
+    "SubGraph": (3, 0, 1, 2, 4, 6, 7, 10, 8, 9),
+}
+#: (table, slot) of child tables the vendor writes in two steps: the child's own children before
+#: the parent's other children, the child table itself after them (LOGISTIC's options)
+LATE_TABLES: frozenset[tuple[str, int]] = frozenset({("SgsLogisticOptions", 0)})
+#: vectors the vendor aligns to 16 bytes (their data; empty in every file seen, 2,253 of them
+#: across 199 fixed files, every one at a multiple of 16); other vectors align to their element size
+VECTOR_ALIGNMENT: dict[tuple[str, str], int] = {
+    ("SgsModelInfo", "list_0"): 16, ("SgsModelInfo", "list_2"): 16, ("SgsModelInfo", "list_3"): 16,
+    ("SgsQuantExtra", "list_0"): 16,
+}
 #: (table, field) written even when it holds the default, whatever ``LAYOUT`` says
 ALWAYS_WRITTEN: frozenset[tuple[str, str]] = frozenset()
 #: options tables without fields: the vendor points at them without writing a table there (PAD's
