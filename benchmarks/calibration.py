@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import cv2
+import calibrator_custom  # noqa: F401  (before numpy: it pins OpenBLAS's kernel, docs/calibration.md)
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent

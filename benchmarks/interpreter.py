@@ -16,6 +16,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import calibrator_custom  # noqa: F401  (before numpy: it pins OpenBLAS's kernel, docs/calibration.md)
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,9 +24,9 @@ import logging
 import sys
 from pathlib import Path
 
+import calibrator_custom  # noqa: F401  (before numpy: it pins OpenBLAS's kernel, docs/calibration.md)
 import numpy as np
 
-import calibrator_custom
 from calibrator_custom import examples as bundled
 from calibrator_custom import utils
 from calibrator_custom.analysis import pooled_sqnr_db
