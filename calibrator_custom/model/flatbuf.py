@@ -38,6 +38,20 @@ _MAX_DEPTH = 64
 _ZERO_COPY = {("Buffer", "data")}
 
 
+def _scalar_value(f, obj, by_slot):
+    """(scalar type, value, default) of a scalar field to write, or None (not a scalar, a union's type
+    slot, or absent); enum names become their numbers."""
+    scalar = _scalar_of(f.type)
+    if scalar is None or (f.slot + 1 in by_slot and by_slot[f.slot + 1].type.startswith("union:")):
+        return None
+    v = obj.get(f.name, None)
+    if v is None:
+        return None
+    if f.type in schema.ENUMS:
+        return scalar, (schema.ENUMS[f.type][v] if isinstance(v, str) else int(v)), int(f.default)
+    return scalar, v, f.default
+
+
 def _scalar_of(type_name: str) -> str | None:
     """The scalar type behind a scalar or enum type string, else None."""
     if type_name in SCALARS:
@@ -417,18 +431,10 @@ class _Writer:
             elif f.slot in union_types:
                 self.b.PrependUint8Slot(f.slot, union_types[f.slot], 0)
             else:
-                scalar = _scalar_of(f.type)
-                if scalar is None or (f.slot + 1 in by_slot and by_slot[f.slot + 1].type.startswith("union:")):
-                    continue
-                v = obj.get(f.name, None)
-                if v is None:
-                    continue
-                if f.type in schema.ENUMS:
-                    v = schema.ENUMS[f.type][v] if isinstance(v, str) else int(v)
-                    default = int(f.default)
-                else:
-                    default = f.default
-                getattr(self.b, _PREPEND[scalar])(f.slot, v, default)
+                found = _scalar_value(f, obj, by_slot)
+                if found is not None:
+                    scalar, v, default = found
+                    getattr(self.b, _PREPEND[scalar])(f.slot, v, default)
         return self.b.EndObject()
 
     def vendor_table(self, name, obj, fields, by_slot, offsets, union_types, n_slots) -> int:
@@ -447,17 +453,10 @@ class _Writer:
             elif f.slot in union_types:
                 entries.append((1, f.slot, _FLAGS["uint8"], union_types[f.slot], False))
             else:
-                scalar = _scalar_of(f.type)
-                if scalar is None or (f.slot + 1 in by_slot and by_slot[f.slot + 1].type.startswith("union:")):
+                found = _scalar_value(f, obj, by_slot)
+                if found is None:
                     continue
-                v = obj.get(f.name, None)
-                if v is None:
-                    continue
-                if f.type in schema.ENUMS:
-                    v = schema.ENUMS[f.type][v] if isinstance(v, str) else int(v)
-                    default = int(f.default)
-                else:
-                    default = f.default
+                scalar, v, default = found
                 if v == default and f.name not in held and (name, f.name) not in self.dialect.always_written:
                     continue
                 entries.append((SCALARS[scalar][1], f.slot, _FLAGS[scalar], v, False))

@@ -19,6 +19,8 @@
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 from ..errors import ModelError
@@ -26,6 +28,22 @@ from ..errors import ModelError
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b) * b
+
+
+def int8_conv_blocks(shape_ohwi, input_tile: int, output_tile: int) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(o0, o_count, kh, kw, i0, i_count) of each [o][i] block of an int8 conv weight buffer, in file order
+    (output tiles, input tiles, 16-channel output groups, 16-channel input blocks, (kh, kw)); each
+    block is padded to a multiple of 32 bytes."""
+    o, kh, kw, i = shape_ohwi
+    for o0 in range(0, o, output_tile):
+        o1 = min(o, o0 + output_tile)
+        for t0 in range(0, i, input_tile):
+            t1 = min(i, t0 + input_tile)
+            for g0 in range(o0, o1, 16):
+                for i0 in range(t0, t1, 16):
+                    for a in range(kh):
+                        for b in range(kw):
+                            yield g0, min(16, o1 - g0), a, b, i0, min(16, t1 - i0)
 
 
 def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int | None = None,
@@ -42,21 +60,12 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int |
     ti = i if input_tile is None else int(input_tile)
     to = o if output_tile is None else int(output_tile)
     pos = 0
-    for o0 in range(0, o, to):
-        o1 = min(o, o0 + to)
-        for t0 in range(0, i, ti):
-            t1 = min(i, t0 + ti)
-            for g0 in range(o0, o1, 16):
-                go = min(16, o1 - g0)
-                for i0 in range(t0, t1, 16):
-                    gi = min(16, t1 - i0)
-                    for a in range(kh):
-                        for b in range(kw):
-                            if pos + go * gi > flat.size:
-                                raise ModelError(f"conv weight buffer of {flat.size} values is too short for "
-                                                 f"shape {tuple(shape_ohwi)}")
-                            out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
-                            pos = _ceil((pos + go * gi) * item, 32) // item
+    for g0, go, a, b, i0, gi in int8_conv_blocks((o, kh, kw, i), ti, to):
+        if pos + go * gi > flat.size:
+            raise ModelError(f"conv weight buffer of {flat.size} values is too short for "
+                             f"shape {tuple(shape_ohwi)}")
+        out[g0:g0 + go, a, b, i0:i0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+        pos = _ceil((pos + go * gi) * item, 32) // item
     return out
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .conv import bias_fold, requant_params
+from .layout import int8_conv_blocks
 
 
 def _ceil(a: int, b: int) -> int:
@@ -35,23 +36,10 @@ def weight_codes(w: np.ndarray, w_scale: float, qmax: int = 127) -> np.ndarray:
 
 def pack_conv_weights(codes_ohwi: np.ndarray, input_tile: int, output_tile: int) -> bytes:
     """int8 OHWI codes in the vendor's tiled layout (``layout.unpack_conv_weights`` reads it back)."""
-    o, kh, kw, i = codes_ohwi.shape
     chunks: list[bytes] = []
-    pos = 0
-    for o0 in range(0, o, output_tile):
-        o1 = min(o, o0 + output_tile)
-        for t0 in range(0, i, input_tile):
-            t1 = min(i, t0 + input_tile)
-            for g0 in range(o0, o1, 16):
-                go = min(16, o1 - g0)
-                for i0 in range(t0, t1, 16):
-                    gi = min(16, t1 - i0)
-                    for a in range(kh):
-                        for b in range(kw):
-                            block = codes_ohwi[g0:g0 + go, a, b, i0:i0 + gi].astype(np.int8).tobytes()
-                            end = _ceil(pos + len(block), 32)
-                            chunks.append(block + bytes(end - pos - len(block)))
-                            pos = end
+    for g0, go, a, b, i0, gi in int8_conv_blocks(codes_ohwi.shape, input_tile, output_tile):
+        block = codes_ohwi[g0:g0 + go, a, b, i0:i0 + gi].astype(np.int8).tobytes()
+        chunks.append(block + bytes(_ceil(len(block), 32) - len(block)))
     return b"".join(chunks)
 
 

@@ -247,6 +247,17 @@ def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
         p.scalar(where, p.layout.table_scalar(sub[0], slot), slot, value)
 
 
+def _write_relu_tables(p: _Patch, where: str, j: int, q_in, q_out) -> None:
+    """RELU's and PRELU's input table {1: -zp8, 2/3: (M, N) of s_uint8_view / s_in} and output table
+    {1: zp, 2/3: (M, N) of (max_in / 32767) / s_out}."""
+    (t_in,) = _tensor_tables(p, where, j, [q_in], 9, -1)
+    (t_out,) = _tensor_tables(p, where, j, [q_out], 10, 1)
+    for t, m in ((t_in, (q_in.max - q_in.min) / 255.0 / q_in.scale), (t_out, q_in.max / 32767.0 / q_out.scale)):
+        mult, n = _multiplier(m)
+        p.scalar(where, p.layout.table_scalar(t, 2), 2, mult)
+        p.scalar(where, p.layout.table_scalar(t, 3), 3, n)
+
+
 def _write_relu(p: _Patch, fx, j: int, op, by_name) -> None:
     """RELU (INT16 in, UINT8 out): input table {1: -zp8, 2/3: (M, N) of s_uint8_view / s_in}, output
     table {1: zp, 2/3: (M, N) of (max_in / 32767) / s_out}, options slot 2 table {1: M_F, 5: N_F} of
@@ -257,12 +268,7 @@ def _write_relu(p: _Patch, fx, j: int, op, by_name) -> None:
     if q_in.dtype != "INT16" or q_out.dtype != "UINT8" or not q_in.max > 0:
         raise UnsupportedOpError(f"{where}: only an INT16 -> UINT8 RELU over a range with max > 0 is "
                                  f"written (here {q_in.dtype} -> {q_out.dtype})")
-    (t_in,) = _tensor_tables(p, where, j, [q_in], 9, -1)
-    (t_out,) = _tensor_tables(p, where, j, [q_out], 10, 1)
-    for t, m in ((t_in, (q_in.max - q_in.min) / 255.0 / q_in.scale), (t_out, q_in.max / 32767.0 / q_out.scale)):
-        mult, n = _multiplier(m)
-        p.scalar(where, p.layout.table_scalar(t, 2), 2, mult)
-        p.scalar(where, p.layout.table_scalar(t, 3), 3, n)
+    _write_relu_tables(p, where, j, q_in, q_out)
     sub = p.layout.option_tables(j, 2)
     if len(sub) != 1:
         raise ModelError(f"{where}: the template's RELU options hold {len(sub)} parameter tables, not 1")
@@ -282,12 +288,7 @@ def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None
     if q_in.dtype != "INT16" or q_out.dtype != "UINT8" or t_alpha.dtype != "INT16" or not q_in.max > 0:
         raise UnsupportedOpError(f"{where}: only an INT16 -> UINT8 PRELU with INT16 alpha over a range "
                                  f"with max > 0 is written")
-    (t_in,) = _tensor_tables(p, where, j, [q_in], 9, -1)
-    (t_out,) = _tensor_tables(p, where, j, [q_out], 10, 1)
-    for t, m in ((t_in, (q_in.max - q_in.min) / 255.0 / q_in.scale), (t_out, q_in.max / 32767.0 / q_out.scale)):
-        mult, n = _multiplier(m)
-        p.scalar(where, p.layout.table_scalar(t, 2), 2, mult)
-        p.scalar(where, p.layout.table_scalar(t, 3), 3, n)
+    _write_relu_tables(p, where, j, q_in, q_out)
     sub = p.layout.option_tables(j, 0)
     if len(sub) != 2:
         raise ModelError(f"{where}: the template's PRELU options hold {len(sub)} parameter tables, not 2")
