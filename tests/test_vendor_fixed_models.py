@@ -13,6 +13,7 @@ import pytest
 import calibrator_custom
 from conftest import MODELS_DIR, require_shared
 from images import calibration_images, evaluation_images
+import vendor_fixed_oracle as vo
 from vendor_oracle import vendor  # noqa: F401 - the session fixture
 
 #: the models convert_tool accepts (docs/model_format.md lists the refused ones)
@@ -76,15 +77,5 @@ def test_shared_model_at_vendor_l1_matches_vendor_fixed_simulator(vendor, vendor
         ref = vendor.oracle.fixed_sim(str(fixed), x)
         sim.set_input(0, x)
         sim.invoke()
-        for k, od in enumerate(sim.get_output_details()):
-            r = ref[od["name"]]
-            y = sim.get_output(k)
-            assert y.dtype == np.float32
-            y = y[tuple(slice(0, s) for s in r.shape)]
-            assert y.shape == r.shape
-            scale = od["quantization"][0]
-            lsb = np.abs(np.round(y.astype(np.float64) / scale) - np.round(r / scale))
-            assert lsb.max() == 0, f"{name} on {photo.name}, output {od['name']}: {int((lsb > 0).sum())}/{lsb.size} " \
-                                   f"codes differ, worst {lsb.max():.0f} LSB"
-            compared += r.size
+        compared += vo.assert_outputs_code_for_code(sim, ref, f"{name} on {photo.name}")
     assert compared > 0

@@ -234,3 +234,21 @@ class VendorSim:
         raw = self.buffers[t.buffer]
         n = int(np.prod(t.shape))
         return np.frombuffer(raw, dtype=dtype)[:n].reshape(t.shape)
+
+
+def assert_outputs_code_for_code(sim, ref: dict, label: str) -> int:
+    """Every output of ``sim`` (after invoke) equals the vendor's ``ref`` ({name: dequantized array}) code
+    for code, trimmed to the vendor's shape; returns the number of values compared."""
+    compared = 0
+    for k, od in enumerate(sim.get_output_details()):
+        r = ref[od["name"]]
+        y = sim.get_output(k)
+        assert y.dtype == np.float32
+        y = y[tuple(slice(0, s) for s in r.shape)]
+        assert y.shape == r.shape
+        scale = od["quantization"][0]
+        lsb = np.abs(np.round(y.astype(np.float64) / scale) - np.round(r / scale))
+        assert lsb.max() == 0, f"{label}, output {od['name']}: {int((lsb > 0).sum())}/{lsb.size} codes differ, " \
+                               f"worst {lsb.max():.0f} LSB"
+        compared += r.size
+    return compared
