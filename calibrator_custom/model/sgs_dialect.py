@@ -159,7 +159,10 @@ TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, 
                                         **schema.SGS_TABLES}
 
 #: names of vendor slots whose meaning is established (table, slot) -> name; every other slot found by
-#: ``tools/sgs_slot_survey.py`` is ``sgs_slot_<n>`` (its type known, its meaning not). The evidence of
+#: ``tools/sgs_slot_survey.py`` is ``sgs_slot_<n>`` (its type known, its meaning not). A field of a
+#: TFLite table or of an options table is ``sgs_<meaning>`` (every vendor field there starts with
+#: ``sgs_``, which is how ``sgs_lower`` drops them); a field of the vendor's nested tables is the
+#: plain meaning (``multiplier``). The evidence of
 #: each is in docs/model_format.md ("Slot names"); ``tools/sgs_slot_meanings.py`` re-checks the
 #: formulas on vendor files and ``tests/test_sgs_slot_names.py`` checks them against the graph.
 SLOT_NAMES: dict[tuple[str, int], str] = {
@@ -179,71 +182,72 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     # (a permutation for BGR input, YUV->RGB coefficients for YUV_NV12; vendor_fixed/boundary.py)
     ("SgsSubGraphEntry", 0): "pixel_transform",
     # CONV_2D's IPU program (fixed.sim; empty in float.sim)
-    ("Conv2DOptions", 10): "in_channels_per_tile",    # the int8 weight buffer's input tile (0: 16)
-    ("Conv2DOptions", 11): "in_channels",             # the input's channels (0: 16)
-    ("Conv2DOptions", 12): "out_channels_per_tile",   # the int8 weight buffer's output tile
-    ("Conv2DOptions", 13): "out_channels",            # the output's channels (0: 16)
-    ("Conv2DOptions", 16): "tiling_mode",             # 1 exactly when one tile holds the whole output
-    ("Conv2DOptions", 18): "in_tile_width",           # W, or (out_tile_width - 1) * stride + kernel
-    ("Conv2DOptions", 19): "in_tile_height",          # H, or (out_tile_height - 1) * stride + kernel
-    ("Conv2DOptions", 22): "out_tile_width",
-    ("Conv2DOptions", 23): "out_tile_height",
-    ("Conv2DOptions", 35): "bias_shift",              # k: the bias codes are the bias >> k
-    ("Conv2DOptions", 37): "total_shift",             # N - k: M (bias row 1) ~ m * 2**N
-    ("Conv2DOptions", 39): "mac_count",               # kh*kw*OHv*OWv*ceil16(Cin)*ceil16(Cout)
-    ("Conv2DOptions", 40): "weight_dma_chunks",
+    ("Conv2DOptions", 10): "sgs_in_channels_per_tile",    # the int8 weight buffer's input tile (0: 16)
+    ("Conv2DOptions", 11): "sgs_in_channels",             # the input's channels (0: 16)
+    ("Conv2DOptions", 12): "sgs_out_channels_per_tile",   # the int8 weight buffer's output tile
+    ("Conv2DOptions", 13): "sgs_out_channels",            # the output's channels (0: 16)
+    ("Conv2DOptions", 16): "sgs_tiling_mode",             # 1 exactly when one tile holds the whole output
+    ("Conv2DOptions", 18): "sgs_in_tile_width",           # W, or (out_tile_width - 1) * stride + kernel
+    ("Conv2DOptions", 19): "sgs_in_tile_height",          # H, or (out_tile_height - 1) * stride + kernel
+    ("Conv2DOptions", 22): "sgs_out_tile_width",
+    ("Conv2DOptions", 23): "sgs_out_tile_height",
+    ("Conv2DOptions", 35): "sgs_bias_shift",              # k: the bias codes are the bias >> k
+    ("Conv2DOptions", 37): "sgs_total_shift",             # N - k: M (bias row 1) ~ m * 2**N
+    ("Conv2DOptions", 39): "sgs_mac_count",               # kh*kw*OHv*OWv*ceil16(Cin)*ceil16(Cout)
+    ("Conv2DOptions", 40): "sgs_weight_dma_chunks",
     ("SgsConv2DOptionsSlot40", 0): "byte_offset",     # into the weight buffer
     ("SgsConv2DOptionsSlot40", 1): "byte_count",      # the chunks' byte counts add up to the buffer
     ("SgsConv2DOptionsSlot40", 2): "blocks_32_bytes",  # byte_count / 32
     # DEPTHWISE_CONV_2D's (the conv's slots one further on)
-    ("DepthwiseConv2DOptions", 12): "in_channels",    # (0: 16)
-    ("DepthwiseConv2DOptions", 14): "out_channels",   # = in_channels
-    ("DepthwiseConv2DOptions", 19): "in_tile_width",
-    ("DepthwiseConv2DOptions", 20): "in_tile_height",
-    ("DepthwiseConv2DOptions", 23): "out_tile_width",
-    ("DepthwiseConv2DOptions", 24): "out_tile_height",
-    ("DepthwiseConv2DOptions", 36): "bias_shift",
-    ("DepthwiseConv2DOptions", 38): "total_shift",
-    ("DepthwiseConv2DOptions", 41): "weight_dma_chunks",
+    ("DepthwiseConv2DOptions", 12): "sgs_in_channels",    # (0: 16)
+    ("DepthwiseConv2DOptions", 14): "sgs_out_channels",   # = in_channels
+    ("DepthwiseConv2DOptions", 19): "sgs_in_tile_width",
+    ("DepthwiseConv2DOptions", 20): "sgs_in_tile_height",
+    ("DepthwiseConv2DOptions", 23): "sgs_out_tile_width",
+    ("DepthwiseConv2DOptions", 24): "sgs_out_tile_height",
+    ("DepthwiseConv2DOptions", 36): "sgs_bias_shift",
+    ("DepthwiseConv2DOptions", 38): "sgs_total_shift",
+    ("DepthwiseConv2DOptions", 41): "sgs_weight_dma_chunks",
     ("SgsDepthwiseConv2DOptionsSlot41", 0): "byte_offset",
     ("SgsDepthwiseConv2DOptionsSlot41", 1): "byte_count",
     ("SgsDepthwiseConv2DOptionsSlot41", 2): "blocks_32_bytes",
-    # ADD / SUB (fixed.sim): one table, y = (M0 * a + M1 * b) >> shift with M_i = round(s_i / s_out *
-    # 2**shift) (SUB: M1 negative); -1 for a constant operand
-    ("AddOptions", 1): "rescale",
+    # ADD / SUB (fixed.sim): one table; with slot 0 = 22 (two operands rescaled) M_i = round(s_i / s_out *
+    # 2**shift) (SUB: M1 negative); with slot 0 = 8 (a folded constant) M0 = round(2 s_0 / s_out * 2**shift)
+    # and M1 = -1
+    ("AddOptions", 1): "sgs_rescale",
     ("SgsAddOptionsSlot1", 1): "multiplier_0",
     ("SgsAddOptionsSlot1", 2): "multiplier_1",
     ("SgsAddOptionsSlot1", 3): "shift",
-    ("SubOptions", 1): "rescale",
+    ("SubOptions", 1): "sgs_rescale",
     ("SgsSubOptionsSlot1", 1): "multiplier_0",
     ("SgsSubOptionsSlot1", 2): "multiplier_1",
     ("SgsSubOptionsSlot1", 3): "shift",
     # LEAKY_RELU: two tables {multiplier, shift}: alpha (round(alpha * 2**shift)) and F = 1
-    ("LeakyReluOptions", 1): "rescale",
+    ("LeakyReluOptions", 1): "sgs_rescale",
     ("SgsLeakyReluOptionsSlot1", 1): "multiplier",
     ("SgsLeakyReluOptionsSlot1", 5): "shift",
     # RELU / RELU6 (type 201): the multiplier / shift of F = max(1, |min_in| / max_in)
-    ("SgsActivationOptions", 2): "input_ratio",
+    ("SgsActivationOptions", 2): "sgs_input_ratio",
     ("SgsActivationOptionsSlot2", 1): "multiplier",
     ("SgsActivationOptionsSlot2", 5): "shift",
     # PRELU (type 202): table 0 the alpha shift, table 1 F's multiplier / shift (as RELU's)
-    ("SgsPreluOptions", 0): "rescale",
+    ("SgsPreluOptions", 0): "sgs_rescale",
     ("SgsPreluOptionsSlot0", 1): "multiplier",
     ("SgsPreluOptionsSlot0", 5): "shift",
     # LOGISTIC / TANH / SOFTMAX lookup tables (int16, Q15): the 65-entry ones exactly
     # round(32767 f(x0 + i * step)) (docs/model_format.md, "Slot names")
-    ("SgsLogisticOptions", 0): "lut",
+    ("SgsLogisticOptions", 0): "sgs_lut",
     ("SgsLogisticOptionsSlot0", 0): "tanh_lut_65",    # tanh(1 + i / 32), x in [1, 3]
-    ("SgsTanhOptions", 0): "lut",
+    ("SgsTanhOptions", 0): "sgs_lut",
     ("SgsTanhOptionsSlot0", 0): "tanh_lut_65",        # tanh(2 + i / 16), x in [2, 6]
-    ("SoftmaxOptions", 1): "lut",
+    ("SoftmaxOptions", 1): "sgs_lut",
     ("SgsSoftmaxOptionsSlot1", 0): "exp_lut_65",      # exp(-2 + i / 32), x in [-2, 0]
     ("SgsSoftmaxOptionsSlot1", 1): "exp_lut_257",     # exp(-8 + i / 32), x in [-8, 0]
 }
 
 
 def slot_of(table: str, name: str) -> int:
-    """The vtable slot of a named vendor field (``slot_of("Conv2DOptions", "bias_shift")`` -> 35)."""
+    """The vtable slot of a named vendor field (``slot_of("Conv2DOptions", "sgs_bias_shift")`` -> 35)."""
     for (t, slot), n in SLOT_NAMES.items():
         if t == table and n == name:
             return slot

@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
 from ..model.graph import Model
+from ..model.sgs_dialect import slot_of
 from . import pack
 from . import quantize_plan as qp
 from .sim_patch import SimLayout
@@ -43,8 +44,9 @@ from .sim_patch import SimLayout
 #: with different photos differ in no byte of their options) or whose fields we compute
 WRITABLE_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "PAD", "CONCATENATION", "RESHAPE",
                           "ADD", "RELU", "PRELU"})
-#: options slots of (bias shift k, total shift N - k)
-_SHIFT_SLOTS = {"CONV_2D": (35, 37), "DEPTHWISE_CONV_2D": (36, 38)}
+#: options slots of (bias shift k, total shift N - k): Conv2DOptions 35/37, DepthwiseConv2DOptions 36/38
+_SHIFT_SLOTS = {op: (slot_of(table, "sgs_bias_shift"), slot_of(table, "sgs_total_shift"))
+                for op, table in (("CONV_2D", "Conv2DOptions"), ("DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions"))}
 
 
 def check_writable(fixed: Model) -> None:
