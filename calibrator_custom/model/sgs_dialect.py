@@ -183,9 +183,7 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsSubGraphEntry", 0): "pixel_transform",
     # CONV_2D's IPU program (fixed.sim; empty in float.sim)
     ("Conv2DOptions", 10): "sgs_in_channels_per_tile",    # the int8 weight buffer's input tile (0: 16)
-    ("Conv2DOptions", 11): "sgs_in_channels",             # the input's channels (0: 16)
     ("Conv2DOptions", 12): "sgs_out_channels_per_tile",   # the int8 weight buffer's output tile
-    ("Conv2DOptions", 13): "sgs_out_channels",            # the output's channels (0: 16)
     ("Conv2DOptions", 16): "sgs_tiling_mode",             # 1 exactly when one tile holds the whole output
     ("Conv2DOptions", 18): "sgs_in_tile_width",           # W, or (out_tile_width - 1) * stride + kernel
     ("Conv2DOptions", 19): "sgs_in_tile_height",          # H, or (out_tile_height - 1) * stride + kernel
@@ -198,9 +196,8 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsConv2DOptionsSlot40", 0): "byte_offset",     # into the weight buffer
     ("SgsConv2DOptionsSlot40", 1): "byte_count",      # the chunks' byte counts add up to the buffer
     ("SgsConv2DOptionsSlot40", 2): "blocks_32_bytes",  # byte_count / 32
+    # (slots 11 / 13 equal Cin / Cout, 0 for 16, in the small convs but not in large tiled ones: unnamed)
     # DEPTHWISE_CONV_2D's (the conv's slots one further on)
-    ("DepthwiseConv2DOptions", 12): "sgs_in_channels",    # (0: 16)
-    ("DepthwiseConv2DOptions", 14): "sgs_out_channels",   # = in_channels
     ("DepthwiseConv2DOptions", 19): "sgs_in_tile_width",
     ("DepthwiseConv2DOptions", 20): "sgs_in_tile_height",
     ("DepthwiseConv2DOptions", 23): "sgs_out_tile_width",

@@ -1,0 +1,259 @@
+"""The named vendor slots hold what their names say: each is compared with a quantity computed here from
+the graph (shapes, options, scales, ranges, the float weights of the vendor's own float.sim), never with
+our stored output. Vendor files are made in the session (convert_tool + L1 calibrator; none is
+committed); docs/model_format.md, "Slot names", has the evidence table."""
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibrator_custom.model import sgs_dialect, sgs_slots
+from calibrator_custom.model.graph import load_model
+from conftest import require_shared
+from images import calibration_images
+from vendor_fixed_oracle import vendor_missing_reason
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import sgs_slot_corpus as corpus  # noqa: E402
+
+#: chains (x -> 1x1 conv -> op -> 1x1 conv): input tiles below Cin, output tiles below Cout, several
+#: spatial tiles (96 x 96), non-square inputs, strides, VALID / SAME
+CHAINS = {
+    "conv_tiles": dict(seed=1, kind="conv", side=96, width=96, k=3, cin=32, cout=64, stride=1, padding="SAME"),
+    "conv_wide_out": dict(seed=2, kind="conv", side=12, width=12, k=3, cin=24, cout=80, stride=1, padding="VALID"),
+    "conv_rect_s2": dict(seed=3, kind="conv", side=33, width=14, k=5, cin=40, cout=48, stride=2, padding="SAME"),
+    "dw_tiles": dict(seed=4, kind="depthwise", side=96, width=96, k=3, cin=64, cout=4, stride=1, padding="SAME"),
+    "dw_rect_s2": dict(seed=5, kind="depthwise", side=20, width=12, k=3, cin=40, cout=8, stride=2, padding="VALID"),
+}
+SINGLE_OPS = ("conv_dilated", "add", "sub", "relu", "prelu", "leaky_relu", "logistic", "tanh", "softmax")
+
+
+@pytest.fixture(scope="module")
+def fixed_files(tmp_path_factory):
+    """{name: (fixed.sim, float.sim)} made by the vendor's tools in this session."""
+    require_shared()
+    reason = vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    from vendor_singleops import CASES
+
+    out = tmp_path_factory.mktemp("slot_names")
+    images = calibration_images()[:2]
+    jobs = {name: corpus.chain(**spec) for name, spec in CHAINS.items()}
+    jobs.update({f"op_{c}": CASES[c]() for c in SINGLE_OPS})
+    files = {}
+    for name, builder in jobs.items():
+        assert corpus.make(out, name, builder, images), f"{name}: refused by the vendor's tools"
+        files[name] = (out / f"{name}_fixed.sim", out / f"{name}_float.sim")
+    return files
+
+
+def _ops(files, *names):
+    for fixed, fl in files.values():
+        model = load_model(fixed)
+        for op in model.main.operators:
+            if model.op_name(op) in names:
+                yield model, op, load_model(fl)
+
+
+def _ceil16(x: int) -> int:
+    return -(-x // 16) * 16
+
+
+def _window(model, op):
+    g = model.main
+    _, h, w, cin = (int(d) for d in g.tensors[op.inputs[0]].shape)
+    _, oh, ow, cout = (int(d) for d in g.tensors[op.outputs[0]].shape)
+    _, kh, kw, _ = (int(d) for d in g.tensors[op.inputs[1]].shape)
+    o = op.options
+    khe = (kh - 1) * (o.dilation_h_factor or 1) + 1
+    kwe = (kw - 1) * (o.dilation_w_factor or 1) + 1
+    return dict(H=h, W=w, Cin=cin, OH=oh, OW=ow, Cout=cout, kh=kh, kw=kw, khe=khe, kwe=kwe,
+                sh=int(o.stride_h), sw=int(o.stride_w))
+
+
+def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
+    """Each name sits on a slot the survey typed, once per table; 226 slots, the named ones counted."""
+    all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
+    assert len(all_slots) == 226
+    named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
+    assert len(named) == 57
+    for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
+        names = [f.name for f in sgs_dialect.TABLES[table]]
+        assert len(names) == len(set(names)), table
+    for (table, slot), name in sgs_dialect.SLOT_NAMES.items():
+        assert sgs_dialect.slot_of(table, name) == slot
+
+
+def test_conv_program_slots_follow_the_graph(fixed_files):
+    """CONV_2D: MAC count, channel counts, tile sizes and the single-tile mode against shapes and options."""
+    n = multi = 0
+    for model, op, _ in _ops(fixed_files, "CONV_2D"):
+        o, p = op.options, _window(model, op)
+        for f in ("sgs_mac_count", "sgs_in_tile_width",
+                  "sgs_in_tile_height", "sgs_out_tile_width", "sgs_out_tile_height", "sgs_tiling_mode"):
+            assert isinstance(getattr(o, f), int), f
+        ohv = (p["H"] - p["khe"]) // p["sh"] + 1
+        owv = (p["W"] - p["kwe"]) // p["sw"] + 1
+        assert o.sgs_mac_count == p["kh"] * p["kw"] * ohv * owv * _ceil16(p["Cin"]) * _ceil16(p["Cout"])
+        assert 0 < o.sgs_out_tile_width <= p["OW"] and 0 < o.sgs_out_tile_height <= p["OH"]
+        whole = (o.sgs_out_tile_width, o.sgs_out_tile_height) == (p["OW"], p["OH"])
+        assert (o.sgs_tiling_mode == 1) == whole
+        assert o.sgs_in_tile_width == (p["W"] if o.sgs_out_tile_width == p["OW"]
+                                       else (o.sgs_out_tile_width - 1) * p["sw"] + p["kwe"])
+        assert o.sgs_in_tile_height == (p["H"] if o.sgs_out_tile_height == p["OH"]
+                                        else (o.sgs_out_tile_height - 1) * p["sh"] + p["khe"])
+        n += 1
+        multi += not whole
+    assert n == 14 and multi >= 2, (n, multi)  # 3 conv chains x 3, 2 depthwise chains x 2, conv_dilated
+
+
+def test_depthwise_program_slots_follow_the_graph(fixed_files):
+    n = multi = 0
+    for model, op, _ in _ops(fixed_files, "DEPTHWISE_CONV_2D"):
+        o, p = op.options, _window(model, op)
+        assert 0 < o.sgs_out_tile_width <= p["OW"] and 0 < o.sgs_out_tile_height <= p["OH"]
+        assert o.sgs_in_tile_width == (p["W"] if o.sgs_out_tile_width == p["OW"]
+                                       else (o.sgs_out_tile_width - 1) * p["sw"] + p["kwe"])
+        assert o.sgs_in_tile_height == (p["H"] if o.sgs_out_tile_height == p["OH"]
+                                        else (o.sgs_out_tile_height - 1) * p["sh"] + p["khe"])
+        n += 1
+        multi += (o.sgs_out_tile_width, o.sgs_out_tile_height) != (p["OW"], p["OH"])
+    assert n == 2 and multi >= 1
+
+
+def test_channel_tiles_decode_the_int8_weights_of_the_float_model(fixed_files):
+    """in/out_channels_per_tile (0: 16) are the int8 weight buffer's tiles: decoded with them, the buffer
+    is round(w / scale) of the vendor float.sim's weights (the whole-tensor layout is not, somewhere)."""
+    from calibrator_custom.vendor_fixed import layout
+
+    n = needs_tiles = 0
+    for model, op, fl in _ops(fixed_files, "CONV_2D"):
+        tw = model.main.tensors[op.inputs[1]]
+        if tw.dtype != "INT8":
+            continue
+        w = fl.tensor_data(next(t for t in fl.main.tensors if t.name == tw.name))
+        assert w is not None and tuple(w.shape) == tuple(tw.shape)
+        ratio = np.asarray(w, np.float64) / float(tw.quantization.scale[0])
+        codes = np.clip(np.rint(ratio), -127, 127)
+        raw = model.buffers[tw.buffer].data
+        o = op.options
+        got = layout.unpack_conv_weights(raw, tw.shape, np.int8, o.sgs_in_channels_per_tile or 16,
+                                         o.sgs_out_channels_per_tile or 16)
+        assert got.shape == codes.shape and got.dtype == np.int8
+        off = got != codes
+        # only exact ties may round the other way (half away from zero vs half to even)
+        assert np.all(np.abs(np.abs(ratio[off] - np.trunc(ratio[off])) - 0.5) < 1e-3), int(off.sum())
+        whole = layout.unpack_conv_weights(raw, tw.shape, np.int8)
+        needs_tiles += int(np.sum(whole != codes) > np.sum(off))
+        n += 1
+    assert n == 14 and needs_tiles >= 2, (n, needs_tiles)
+
+
+def test_the_two_shifts_add_up_to_the_bias_multipliers_exponent(fixed_files):
+    """bias_shift + total_shift = N with the bias row 1 M ~ s_in * s_w / s_out * 2**N (conv and depthwise)."""
+    n = 0
+    for model, op, _ in _ops(fixed_files, "CONV_2D", "DEPTHWISE_CONV_2D"):
+        g = model.main
+        ti, tw, tb, to = (g.tensors[i] for i in (op.inputs[0], op.inputs[1], op.inputs[2], op.outputs[0]))
+        c = int(to.shape[-1])
+        flat = np.frombuffer(model.buffers[tb.buffer].data, "<i2")
+        row1 = flat[-(-c // 8) * 8:][:c].astype(np.int64)
+        assert row1.shape == (c,) and row1.max() > 0
+        m = float(ti.quantization.scale[0]) * float(tw.quantization.scale[0]) / float(to.quantization.scale[0])
+        exponent = round(math.log2(float(row1.max()) / m))
+        o = op.options
+        assert 0 <= o.sgs_bias_shift <= exponent
+        assert o.sgs_bias_shift + o.sgs_total_shift == exponent
+        n += 1
+    assert n == 16
+
+
+def test_weight_dma_chunks_cover_the_weight_buffer(fixed_files):
+    n = 0
+    for model, op, _ in _ops(fixed_files, "CONV_2D", "DEPTHWISE_CONV_2D"):
+        chunks = [dict(c) for c in op.options.sgs_weight_dma_chunks]
+        tw = model.main.tensors[op.inputs[1]]
+        size = len(model.buffers[tw.buffer].data)
+        assert chunks
+        offset = 0
+        for c in chunks:
+            assert c["byte_offset"] == offset and c["byte_count"] == 32 * c["blocks_32_bytes"]
+            offset += c["byte_count"]
+        assert offset == size
+        n += len(chunks)
+    assert n >= 20
+
+
+def _range_ratio(t) -> float:
+    q = t.quantization
+    return max(1.0, abs(float(q.min[0])) / float(q.max[0]))
+
+
+def _fixed(x: float, shift: int) -> int:
+    return int(math.copysign(math.floor(abs(x) * 2.0 ** shift + 0.5), x))
+
+
+def test_rescale_tables_hold_the_scale_ratios(fixed_files):
+    """ADD/SUB multipliers = s_i / s_out * 2**shift; RELU, PRELU, LEAKY_RELU: F = max(1, |min| / max)
+    and alpha as multiplier / shift pairs."""
+    seen = set()
+    for model, op, _ in _ops(fixed_files, "ADD", "SUB", "RELU", "PRELU", "LEAKY_RELU"):
+        g, name, o = model.main, model.op_name(op), op.options
+        ins = [g.tensors[i] for i in op.inputs]
+        out = g.tensors[op.outputs[0]]
+        if name in ("ADD", "SUB"):
+            (tab,) = [dict(t) for t in o.sgs_rescale]
+            assert tab["sgs_slot_0"] == 22  # the two-activation form (the builder's op(x, relu(x)))
+            s_out = float(out.quantization.scale[0])
+            sign = -1 if name == "SUB" else 1
+            assert tab["multiplier_0"] == _fixed(float(ins[0].quantization.scale[0]) / s_out, tab["shift"])
+            assert tab["multiplier_1"] == _fixed(sign * float(ins[1].quantization.scale[0]) / s_out, tab["shift"])
+        elif name == "RELU":
+            (tab,) = [dict(t) for t in o.sgs_input_ratio]
+            f = _range_ratio(ins[0])
+            assert tab["shift"] == 14 - math.floor(math.log2(f)) and tab["multiplier"] == _fixed(f, tab["shift"])
+        elif name == "PRELU":
+            alpha_shift, ratio = [dict(t) for t in o.sgs_rescale]
+            f = _range_ratio(ins[0])
+            assert ratio["multiplier"] == _fixed(f, ratio["shift"])
+            aq = ins[1].quantization
+            amax = max(abs(float(aq.min[0])), abs(float(aq.max[0])))
+            assert alpha_shift["shift"] == 14 - math.floor(math.log2(amax * f))
+        else:
+            alpha, ratio = [dict(t) for t in o.sgs_rescale]
+            assert alpha["multiplier"] == _fixed(float(o.alpha), alpha["shift"])
+            assert ratio["multiplier"] == _fixed(_range_ratio(ins[0]), ratio["shift"])
+        seen.add(name)
+    assert seen == {"ADD", "SUB", "RELU", "PRELU", "LEAKY_RELU"}
+
+
+def test_output_rescale_zero_point_is_the_uint8_view_of_the_range(fixed_files):
+    """Operator.sgs_output_rescale zero_point = floor(-min * 255 / (max - min) + 1/2) of the output."""
+    n = 0
+    for model, op, _ in _ops(fixed_files, "ADD", "SUB", "RELU", "PRELU", "LEAKY_RELU", "TANH", "SOFTMAX"):
+        g = model.main
+        for tab, i in zip(op.extra.get("sgs_output_rescale") or (), op.outputs):
+            q = g.tensors[i].quantization
+            lo, hi = float(q.min[0]), float(q.max[0])
+            assert tab["zero_point"] == math.floor(-lo * 255 / (hi - lo) + 0.5)
+            n += 1
+    assert n >= 5
+
+
+@pytest.mark.parametrize("op_name, field, sub, fn, x0, step, n", [
+    ("LOGISTIC", "sgs_lut", "tanh_lut_65", np.tanh, 1.0, 1 / 32, 65),
+    ("TANH", "sgs_lut", "tanh_lut_65", np.tanh, 2.0, 1 / 16, 65),
+    ("SOFTMAX", "sgs_lut", "exp_lut_65", np.exp, -2.0, 1 / 32, 65),
+    ("SOFTMAX", "sgs_lut", "exp_lut_257", np.exp, -8.0, 1 / 32, 257),
+])
+def test_lookup_tables_are_the_named_function(fixed_files, op_name, field, sub, fn, x0, step, n):
+    (model, op, _), *_ = list(_ops(fixed_files, op_name))
+    lut = np.asarray(dict(getattr(op.options, field))[sub])
+    assert lut.shape == (n,) and lut.dtype.kind == "i"
+    expected = np.rint(32767 * fn(x0 + step * np.arange(n)))
+    assert np.array_equal(lut, expected)
