@@ -28,6 +28,8 @@ CHAINS = {
     "conv_rect_s2": dict(seed=3, kind="conv", side=33, width=14, k=5, cin=40, cout=48, stride=2, padding="SAME"),
     "dw_tiles": dict(seed=4, kind="depthwise", side=96, width=96, k=3, cin=64, cout=4, stride=1, padding="SAME"),
     "dw_rect_s2": dict(seed=5, kind="depthwise", side=20, width=12, k=3, cin=40, cout=8, stride=2, padding="VALID"),
+    "conv_then_pool": dict(seed=6, kind="MAX_POOL_2D", side=12, width=20, k=2, cin=8, cout=8, stride=2,
+                           padding="VALID"),
 }
 SINGLE_OPS = ("conv_dilated", "add", "sub", "relu", "prelu", "leaky_relu", "logistic", "tanh", "softmax")
 
@@ -79,9 +81,9 @@ def _window(model, op):
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     """Each name sits on a slot the survey typed, once per table; 226 slots, the named ones counted."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
-    assert len(all_slots) == 226
+    assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 57
+    assert len(named) == 58
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -109,7 +111,7 @@ def test_conv_program_slots_follow_the_graph(fixed_files):
                                         else (o.sgs_out_tile_height - 1) * p["sh"] + p["khe"])
         n += 1
         multi += not whole
-    assert n == 14 and multi >= 2, (n, multi)  # 3 conv chains x 3, 2 depthwise chains x 2, conv_dilated
+    assert n == 16 and multi >= 2, (n, multi)  # 3 conv chains x 3, 2 x 2 depthwise, 2 pool, conv_dilated
 
 
 def test_depthwise_program_slots_follow_the_graph(fixed_files):
@@ -151,7 +153,7 @@ def test_channel_tiles_decode_the_int8_weights_of_the_float_model(fixed_files):
         whole = layout.unpack_conv_weights(raw, tw.shape, np.int8)
         needs_tiles += int(np.sum(whole != codes) > np.sum(off))
         n += 1
-    assert n == 14 and needs_tiles >= 2, (n, needs_tiles)
+    assert n == 16 and needs_tiles >= 2, (n, needs_tiles)
 
 
 def test_the_two_shifts_add_up_to_the_bias_multipliers_exponent(fixed_files):
@@ -170,7 +172,24 @@ def test_the_two_shifts_add_up_to_the_bias_multipliers_exponent(fixed_files):
         assert 0 <= o.sgs_bias_shift <= exponent
         assert o.sgs_bias_shift + o.sgs_total_shift == exponent
         n += 1
-    assert n == 16
+    assert n == 18
+
+
+def test_feeds_pool_marks_the_convs_a_pool_reads(fixed_files):
+    """Operator.sgs_feeds_pool: 1 on each CONV_2D whose output a MAX/AVERAGE_POOL_2D reads, absent elsewhere."""
+    marked = 0
+    for fixed, _ in fixed_files.values():
+        model = load_model(fixed)
+        readers: dict[int, set] = {}
+        for op in model.main.operators:
+            for i in op.inputs:
+                readers.setdefault(i, set()).add(model.op_name(op))
+        for op in model.main.operators:
+            feeds = any(n.endswith("POOL_2D") for i in op.outputs for n in readers.get(i, ()))
+            want = 1 if feeds and model.op_name(op) == "CONV_2D" else None
+            assert op.extra.get("sgs_feeds_pool") == want, (fixed.name, model.op_name(op))
+            marked += want is not None
+    assert marked == 1
 
 
 def test_weight_dma_chunks_cover_the_weight_buffer(fixed_files):

@@ -401,6 +401,17 @@ def option_report(files) -> list[str]:
             model = load_model(f)
         except ModelError:
             continue
+        if model.dialect == "sgs_fixed":
+            readers = collections.defaultdict(set)
+            for op in model.main.operators:
+                for i in op.inputs:
+                    readers[i].add(model.op_name(op))
+            for op in model.main.operators:
+                feeds = any(n.endswith("POOL_2D") for i in op.outputs for n in readers[i])
+                want = 1 if feeds and model.op_name(op) == "CONV_2D" else None
+                key = ("Operator.13", "1 on a CONV_2D whose output a pool reads, else absent")
+                counts[key][0] += by_slot("Operator", op.extra).get(13) == want
+                counts[key][1] += 1
         for op in model.main.operators:
             for key, text, ok in rescale_option_checks(model, op, model.op_name(op)):
                 counts[(key, text)][0] += bool(ok)
@@ -445,11 +456,58 @@ def sgs_dialect_name(table: str, slot: int) -> str:
     return next((f.name for f in sgs_dialect.TABLES.get(table, ()) if f.slot == slot), "?")
 
 
+def patch_report(fixed: Path, op_index: int, seed: int = 0) -> list[str]:
+    """Each integer vendor scalar of one op's options set to value + 1 (and 0 when not 0), re-encoded,
+    run in the vendor's fixed simulator on one random image: refused, same outputs, or how far off."""
+    import dataclasses  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    sys.path.insert(0, str(ROOT.parent / "shared" / "vendor_sdk" / "harness"))
+    import oracle  # noqa: PLC0415
+    model = load_model(fixed)
+    g = model.main
+    shape = tuple(int(d) for d in g.tensors[g.inputs[0]].shape)
+    x = np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+    base = {k: v for k, v in oracle.fixed_sim(str(fixed), x).items() if not k.startswith("_")}
+    op = g.operators[op_index]
+    kind = type(op.options).__name__
+    vendor = {f.name for f in sgs_dialect.VENDOR_FIELDS.get(kind, ())}
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="slotpatch_") as d:
+        for name in sorted(vendor):
+            v = getattr(op.options, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                continue
+            for new in sorted({v + 1, 0} - {v}):
+                m = load_model(fixed)
+                o = m.main.operators[op_index]
+                o.options = dataclasses.replace(o.options, **{name: new})
+                path = Path(d) / "patched_fixed.sim"
+                path.write_bytes(m.to_bytes(reencode=True))
+                try:
+                    out = {k: v2 for k, v2 in oracle.fixed_sim(str(path), x).items() if not k.startswith("_")}
+                    diff = max(float(np.max(np.abs(np.asarray(out[k], np.float64) - np.asarray(base[k], np.float64))))
+                               for k in base)
+                    res = "same outputs" if diff == 0 else f"outputs differ (max |diff| {diff:.4g})"
+                except oracle.OracleError as e:
+                    asserts = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
+                    res = "refused: " + (asserts[0] if asserts else str(e).splitlines()[-1])[:120]
+                lines.append(f"{kind}.{name} {v} -> {new}: {res}")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="+")
+    ap.add_argument("--patch", type=int, metavar="OP", help="patch every vendor scalar of op OP of the "
+                    "(one) fixed.sim given and run the vendor's fixed simulator (needs the SDK)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.patch is not None:
+        for line in patch_report(Path(args.files[0]), args.patch):
+            log.info("%s", line)
+        return 0
     obs = survey(args.files)
     for key in sorted(obs):
         log.info("%s", describe(key, obs[key]))

@@ -178,6 +178,8 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsOperatorSlot10", 1): "zero_point",
     ("SgsOperatorSlot10", 2): "multiplier",
     ("SgsOperatorSlot10", 3): "shift",
+    # fixed.sim: 1 on a CONV_2D whose output a MAX_POOL_2D / AVERAGE_POOL_2D reads, absent elsewhere
+    ("Operator", 13): "sgs_feeds_pool",
     # fixed.sim: per input, the 3x3 int16 matrix (Q10) and 3 offsets from pixels to the input's codes
     # (a permutation for BGR input, YUV->RGB coefficients for YUV_NV12; vendor_fixed/boundary.py)
     ("SgsSubGraphEntry", 0): "pixel_transform",

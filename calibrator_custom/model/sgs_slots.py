@@ -11,16 +11,16 @@ from __future__ import annotations
 
 #: table -> ((slot, type), ...): the slots the typed schema lacks, as seen in the vendor's files
 SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
-    # AddOptions: 202 tables seen
+    # AddOptions: 192 tables seen
     'AddOptions': (
         (1, '[SgsAddOptionsSlot1]'),  # vector of tables
     ),
-    # AddOptions.1[]: 202 tables seen
+    # AddOptions.1[]: 192 tables seen
     'SgsAddOptionsSlot1': (
         (0, 'uint32'),  # values [8, 22]
-        (1, 'uint32'),  # values [16398, 16582, 16728, 16975, 17130, 17169]
-        (2, 'int32'),  # values [-1, 31, 39, 42, 44, 47]
-        (3, 'uint32'),  # values [7, 8, 9]
+        (1, 'uint32'),  # values [16582, 16882, 16890, 17130, 17305, 17314]
+        (2, 'int32'),  # values [-1, 29, 34, 37, 38, 41]
+        (3, 'uint32'),  # values [6, 7, 8, 9]
         (4, 'int32'),  # values [-1]
         (5, 'int32'),  # values [-1, 1]
     ),
@@ -30,65 +30,65 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (3, '[uint8]'),  # lengths [16]
         (4, '[int32]'),  # lengths [160]
     ),
-    # Conv2DOptions: 374 tables seen
+    # Conv2DOptions: 915 tables seen
     'Conv2DOptions': (
-        (10, 'uint32'),  # values [0, 3, 24, 32, 64, 128]
-        (11, 'uint32'),  # values [0, 3, 24, 28, 32, 36]
+        (10, 'uint32'),  # values [0, 3, 4, 8, 24, 32]
+        (11, 'uint32'),  # values [0, 3, 4, 8, 24, 28]
         (12, 'uint32'),  # values [0, 1, 2, 3, 4, 6]
         (13, 'uint32'),  # values [0, 1, 2, 3, 4, 6]
         (14, 'uint32'),  # values [4]
         (15, 'uint32'),  # values [1, 2]
         (16, 'uint32'),  # values [1, 2, 3]
         (17, 'uint32'),  # values [0]
-        (18, 'uint32'),  # values [1, 2, 3, 4, 6, 8]
-        (19, 'uint32'),  # values [1, 2, 3, 4, 6, 8]
+        (18, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
+        (19, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (20, 'uint32'),  # values [1, 2, 3]
         (21, 'uint32'),  # values [0, 1]
-        (22, 'uint32'),  # values [1, 2, 3, 4, 6, 8]
-        (23, 'uint32'),  # values [1, 2, 3, 4, 6, 8]
+        (22, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
+        (23, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (24, 'uint32'),  # values [0]
-        (25, 'uint32'),  # values [2, 4, 16, 24]
-        (26, 'uint32'),  # values [1, 2, 3, 4, 5, 8]
-        (27, 'uint32'),  # values [2, 4, 6, 8, 10, 12]
+        (25, 'uint32'),  # values [2, 4, 6, 8, 10, 16]
+        (26, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
+        (27, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (28, 'uint32'),  # values [4, 8, 12, 16]
         (29, 'uint32'),  # values [8]
-        (30, '[int32]'),  # lengths [0, 1, 2, 8, 12]
-        (31, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8]
-        (32, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 8]
+        (30, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8, 12] ...
+        (31, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 7] ...
+        (32, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 7] ...
         (33, '[int32]'),  # lengths [0, 1, 2, 3, 4]
         (34, '[int32]'),  # lengths [0, 1]
         (35, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
-        (37, 'uint32'),  # values [7, 9, 10, 11, 12, 13]
+        (37, 'uint32'),  # values [7, 8, 9, 10, 11, 12]
         (38, 'uint16'),  # values [2]
-        (39, 'uint64'),  # values [3072, 4096, 4608, 8192, 9216, 16384]
+        (39, 'uint64'),  # values [1024, 2304, 3072, 4096, 4608, 5120]
         (40, '[SgsConv2DOptionsSlot40]'),  # vector of tables
         (41, '[int32]'),  # lengths [16]
     ),
-    # Conv2DOptions.40[]: 708 tables seen
+    # Conv2DOptions.40[]: 1029 tables seen
     'SgsConv2DOptionsSlot40': (
-        (0, 'uint32'),  # values [128, 288, 384, 448, 512, 576]
-        (1, 'uint32'),  # values [32, 64, 128, 192, 224, 256]
-        (2, 'uint16'),  # values [1, 2, 4, 6, 7, 8]
+        (0, 'uint32'),  # values [64, 128, 256, 288, 384, 448]
+        (1, 'uint32'),  # values [32, 64, 96, 128, 160, 192]
+        (2, 'uint16'),  # values [1, 2, 3, 4, 5, 6]
         (3, 'uint8'),  # values [1]
         (4, 'uint8'),  # values [1]
         (5, 'uint8'),  # values [1]
     ),
-    # DepthwiseConv2DOptions: 193 tables seen
+    # DepthwiseConv2DOptions: 213 tables seen
     'DepthwiseConv2DOptions': (
-        (11, 'uint32'),  # values [0, 32, 64]
-        (12, 'uint32'),  # values [0, 28, 32, 36, 42, 48]
-        (13, 'uint32'),  # values [0, 32, 64]
-        (14, 'uint32'),  # values [0, 28, 32, 36, 42, 48]
+        (11, 'uint32'),  # values [0, 8, 32, 64]
+        (12, 'uint32'),  # values [0, 8, 24, 28, 32, 36]
+        (13, 'uint32'),  # values [0, 8, 32, 64]
+        (14, 'uint32'),  # values [0, 8, 24, 28, 32, 36]
         (15, 'uint32'),  # values [2]
         (16, 'uint32'),  # values [2]
         (17, 'uint32'),  # values [1]
         (18, 'uint32'),  # values [0]
-        (19, 'uint32'),  # values [2, 3, 4, 6, 8, 12]
-        (20, 'uint32'),  # values [2, 3, 4, 6, 8, 12]
+        (19, 'uint32'),  # values [2, 3, 4, 6, 8, 10]
+        (20, 'uint32'),  # values [2, 3, 4, 6, 8, 9]
         (21, 'uint32'),  # values [1]
         (22, 'uint32'),  # values [0, 1]
-        (23, 'uint32'),  # values [2, 3, 4, 6, 8, 12]
-        (24, 'uint32'),  # values [2, 3, 4, 6, 8, 12]
+        (23, 'uint32'),  # values [2, 3, 4, 5, 6, 8]
+        (24, 'uint32'),  # values [2, 3, 4, 5, 6, 8]
         (25, 'uint32'),  # values [0]
         (26, 'uint32'),  # values [2]
         (27, 'uint32'),  # values [6, 12, 18]
@@ -96,15 +96,15 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (31, '[int32]'),  # lengths [0, 1]
         (32, '[int32]'),  # lengths [0, 1, 2, 3]
         (33, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8, 9] ...
-        (34, '[int32]'),  # empty in every file (193 seen)
+        (34, '[int32]'),  # empty in every file (213 seen)
         (35, '[int32]'),  # lengths [0, 1]
         (36, 'uint32'),  # values [1, 2, 3, 4]
-        (38, 'uint32'),  # values [18, 19, 20]
-        (39, 'uint64'),  # values [4608, 5184, 13824, 20736, 46080, 48384]
+        (38, 'uint32'),  # values [17, 18, 19, 20]
+        (39, 'uint64'),  # values [4608, 5184, 12096, 13824, 17280, 18720]
         (41, '[SgsDepthwiseConv2DOptionsSlot41]'),  # vector of tables
         (42, '[int32]'),  # lengths [16]
     ),
-    # DepthwiseConv2DOptions.41[]: 121 tables seen
+    # DepthwiseConv2DOptions.41[]: 138 tables seen
     'SgsDepthwiseConv2DOptionsSlot41': (
         (0, 'uint32'),  # values [160, 320, 640]
         (1, 'uint32'),  # values [64, 96, 128, 160, 256, 320]
@@ -136,30 +136,31 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (4, 'int32'),  # values [-1]
         (5, 'uint32'),  # values [4, 6, 7, 9, 10]
     ),
-    # Operator: 1659 tables seen
+    # Operator: 2220 tables seen
     'Operator': (
         (9, '[SgsOperatorSlot9]'),  # vector of tables
         (10, '[SgsOperatorSlot10]'),  # vector of tables
+        (13, 'uint8'),  # values [1]
     ),
     # Operator.10[]: 194 tables seen
     'SgsOperatorSlot10': (
         (0, 'uint32'),  # values [1]
-        (1, 'uint32'),  # values [2, 12, 14, 16, 17, 18]
-        (2, 'uint32'),  # values [1, 16429, 16515, 17680, 19097, 20444]
+        (1, 'uint32'),  # values [6, 15, 22, 23, 25, 26]
+        (2, 'uint32'),  # values [1, 16429, 16515, 16701, 18342, 19479]
         (3, 'uint32'),  # values [22, 23]
     ),
     # Operator.9[]: 278 tables seen
     'SgsOperatorSlot9': (
         (0, 'uint32'),  # values [2]
-        (1, 'int32'),  # values [-189, -185, -181, -180, -176, -175]
-        (2, 'uint32'),  # values [1, 16448, 19125, 19534, 19861, 20058]
+        (1, 'int32'),  # values [-215, -208, -189, -186, -185, -182]
+        (2, 'uint32'),  # values [1, 16423, 16448, 19125, 19528, 20033]
         (3, 'uint32'),  # values [6, 7]
     ),
-    # Pool2DOptions: 55 tables seen
+    # Pool2DOptions: 108 tables seen
     'Pool2DOptions': (
-        (10, 'uint32'),  # values [2, 3, 4, 6, 8, 12]
-        (11, 'uint32'),  # values [2, 3, 4, 6, 7, 8]
-        (12, 'uint32'),  # values [3, 16, 28, 32, 42, 48]
+        (10, 'uint32'),  # values [2, 3, 4, 5, 6, 8]
+        (11, 'uint32'),  # values [2, 3, 4, 5, 6, 7]
+        (12, 'uint32'),  # values [3, 8, 16, 24, 28, 32]
         (13, 'uint32'),  # values [1, 2, 3, 4]
         (14, 'uint32'),  # values [0, 1]
         (15, 'uint32'),  # values [1]
@@ -167,43 +168,43 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (17, '[int32]'),  # lengths [0, 1, 2, 3, 4]
         (18, '[int32]'),  # lengths [0, 1]
     ),
-    # ReducerOptions: 4 tables seen
+    # ReducerOptions: 3 tables seen
     'ReducerOptions': (
         (1, 'SgsReducerOptionsSlot1'),  # table
     ),
-    # ReducerOptions.1: 4 tables seen
+    # ReducerOptions.1: 3 tables seen
     'SgsReducerOptionsSlot1': (
         (1, '[SgsReducerOptionsSlot1Slot1]'),  # vector of tables
     ),
-    # ReducerOptions.1.1[]: 4 tables seen
+    # ReducerOptions.1.1[]: 3 tables seen
     'SgsReducerOptionsSlot1Slot1': (),
-    # ReshapeOptions: 23 tables seen
+    # ReshapeOptions: 15 tables seen
     'ReshapeOptions': (
         (2, '[int32]'),  # lengths [10]
     ),
-    # SgsActivationOptions: 117 tables seen
+    # SgsActivationOptions: 85 tables seen
     'SgsActivationOptions': (
         (1, 'uint16'),  # values [32767]
         (2, '[SgsActivationOptionsSlot2]'),  # vector of tables
     ),
-    # SgsActivationOptions.2[]: 117 tables seen
+    # SgsActivationOptions.2[]: 85 tables seen
     'SgsActivationOptionsSlot2': (
         (1, 'uint32'),  # values [16384, 16887, 16990, 17306, 17839, 18078]
         (5, 'uint32'),  # values [13, 14]
     ),
-    # SgsLogisticOptions: 5 tables seen
+    # SgsLogisticOptions: 3 tables seen
     'SgsLogisticOptions': (
         (0, 'SgsLogisticOptionsSlot0'),  # table
         (1, '[SgsLogisticOptionsSlot1]'),  # vector of tables
     ),
-    # SgsLogisticOptions.0: 5 tables seen
+    # SgsLogisticOptions.0: 3 tables seen
     'SgsLogisticOptionsSlot0': (
         (0, '[int16]'),  # lengths [65]
         (1, '[int16]'),  # lengths [257]
         (2, 'SgsLogisticOptionsSlot0Slot2'),  # table
         (3, 'SgsLogisticOptionsSlot0Slot3'),  # table
     ),
-    # SgsLogisticOptions.0.2: 5 tables seen
+    # SgsLogisticOptions.0.2: 3 tables seen
     'SgsLogisticOptionsSlot0Slot2': (
         (0, 'uint16'),  # values [8]
         (1, 'uint16'),  # values [9035]
@@ -213,7 +214,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (6, 'uint8'),  # values [1]
         (8, 'uint8'),  # values [1]
     ),
-    # SgsLogisticOptions.0.3: 5 tables seen
+    # SgsLogisticOptions.0.3: 3 tables seen
     'SgsLogisticOptionsSlot0Slot3': (
         (4, 'uint16'),  # values [24577]
         (5, 'uint32'),  # values [23]
@@ -232,7 +233,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (27, 'uint8'),  # values [14]
         (28, 'uint8'),  # values [15]
     ),
-    # SgsLogisticOptions.1[]: 5 tables seen
+    # SgsLogisticOptions.1[]: 3 tables seen
     'SgsLogisticOptionsSlot1': (
         (1, 'uint32'),  # values [22411]
         (2, 'int32'),  # values [-1]
@@ -240,7 +241,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (4, 'uint32'),  # values [44821]
         (5, 'uint32'),  # values [1]
     ),
-    # SgsOpInfo: 1659 tables seen
+    # SgsOpInfo: 2220 tables seen
     'SgsOpInfo': (
         (1, 'uint32'),  # values [0]
         (2, 'uint32'),  # values [0]
@@ -253,12 +254,12 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
     ),
     # SgsPreluOptions.0[]: 462 tables seen
     'SgsPreluOptionsSlot0': (
-        (1, 'int32'),  # values [-1, 16384, 17447, 17813, 17897, 17966]
+        (1, 'int32'),  # values [-1, 16384, 16433, 16653, 17411, 17817]
         (2, 'int32'),  # values [-1]
         (3, 'int32'),  # values [-1]
-        (5, 'uint32'),  # values [14, 15, 16]
+        (5, 'uint32'),  # values [13, 14, 15, 16]
     ),
-    # SgsSubGraphEntry: 42 tables seen
+    # SgsSubGraphEntry: 116 tables seen
     'SgsSubGraphEntry': (
         (0, '[int16]'),  # lengths [12]
     ),
