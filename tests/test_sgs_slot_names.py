@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 58
+    assert len(named) == 61
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -126,6 +126,20 @@ def test_depthwise_program_slots_follow_the_graph(fixed_files):
         n += 1
         multi += (o.sgs_out_tile_width, o.sgs_out_tile_height) != (p["OW"], p["OH"])
     assert n == 2 and multi >= 1
+
+
+def test_pool_tile_slots_fit_the_output(fixed_files):
+    """Pool2DOptions: the output tile (width = OW in every file seen, height <= OH; both the whole output
+    for a small pool) and its channels (<= C)."""
+    n = 0
+    for model, op, _ in _ops(fixed_files, "MAX_POOL_2D", "AVERAGE_POOL_2D"):
+        o = op.options
+        _, oh, ow, c = (int(d) for d in model.main.tensors[op.outputs[0]].shape)
+        assert o.sgs_out_tile_width == ow and 0 < o.sgs_out_tile_height <= oh and 0 < o.sgs_tile_channels <= c
+        if oh * ow * c <= 6 * 10 * 8:  # the chain's pool: one tile
+            assert (o.sgs_out_tile_height, o.sgs_tile_channels) == (oh, c)
+        n += 1
+    assert n == 1
 
 
 def test_channel_tiles_decode_the_int8_weights_of_the_float_model(fixed_files):

@@ -210,6 +210,11 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsDepthwiseConv2DOptionsSlot41", 0): "byte_offset",
     ("SgsDepthwiseConv2DOptionsSlot41", 1): "byte_count",
     ("SgsDepthwiseConv2DOptionsSlot41", 2): "blocks_32_bytes",
+    # MAX_POOL_2D / AVERAGE_POOL_2D's tile (0 in either: the vendor's simulator asserts on the output
+    # tile's width / height, ``w1_dag_br`` / ``h1_dag_br``, and the tile depth, ``tile_do_aligned``)
+    ("Pool2DOptions", 10): "sgs_out_tile_width",
+    ("Pool2DOptions", 11): "sgs_out_tile_height",
+    ("Pool2DOptions", 12): "sgs_tile_channels",
     # ADD / SUB (fixed.sim): one table; with slot 0 = 22 (two operands rescaled) M_i = round(s_i / s_out *
     # 2**shift) (SUB: M1 negative); with slot 0 = 8 (a folded constant) M0 = round(2 s_0 / s_out * 2**shift)
     # and M1 = -1
