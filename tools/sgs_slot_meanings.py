@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Test hypotheses on what the vendor's surveyed slots mean, over vendor files (black box).
 
-    PYTHONPATH=. python tools/sgs_slot_meanings.py FILE.sim ...   # e.g. tools/sgs_slot_corpus.py's files
+    PYTHONPATH=. python tools/sgs_slot_meanings.py FILE_fixed.sim ...   # e.g. tools/sgs_slot_corpus.py's
+    PYTHONPATH=. python tools/sgs_slot_meanings.py FILE_fixed.sim --patch OP   # needs the vendor SDK
 
 For every slot of ``sgs_slots.SLOTS`` seen in the files' options tables (Conv2D, DepthwiseConv2D,
 Pool2D, their nested tables) and in the per-tensor rescale tables, prints the candidate formulas over
@@ -11,6 +12,16 @@ one value was seen. A formula is a hypothesis the files do not refute; its evide
 observations and how many distinct values it explained (a formula fitted on one value is reported as
 ``constant``, not as a meaning). Slots are addressed by number (the field names come from
 ``sgs_dialect.TABLES``), so the check does not depend on the names it is used to choose.
+
+Then: the weight DMA chunk hypotheses (Conv2DOptions 40, DepthwiseConv2DOptions 41), the rescale
+tables of ADD / SUB / LEAKY_RELU / RELU / PRELU against the scales and ranges, Operator slot 13
+against the graph, the LUTs against ``round(32767 f(x0 + i * step))`` for tanh / exp / sigmoid / ...,
+and Conv2DOptions 10 / 12 as the int8 weight tiles (against the float weights of the ``*_float.sim``
+next to each fixed file), each with its count of observations that hold.
+
+``--patch OP`` sets each integer vendor scalar of op OP's options to value + 1 and to 0, re-encodes the
+file through our encoder and runs the vendor's fixed simulator on one random image: refused (the
+vendor's assertion), same outputs, or the largest output difference.
 """
 from __future__ import annotations
 
@@ -431,6 +442,49 @@ def option_report(files) -> list[str]:
     return lines
 
 
+def tile_report(files) -> list[str]:
+    """Conv2DOptions 10 / 12 as the int8 weight tiles: decoded with them (0 = 16), a fixed.sim's weight
+    buffer against round(w / scale) of the float weights of the ``*_float.sim`` next to it."""
+    import numpy as np  # noqa: PLC0415
+
+    from calibrator_custom.vendor_fixed import layout  # noqa: PLC0415
+    ok = n = whole_wrong = 0
+    misses = []
+    for f in files:
+        fl = Path(str(f).replace("_fixed.sim", "_float.sim"))
+        try:
+            model, flm = load_model(f), load_model(fl)
+        except (ModelError, OSError):
+            continue
+        by_name = {t.name: t for t in flm.main.tensors}
+        for op in model.main.operators:
+            if model.op_name(op) != "CONV_2D":
+                continue
+            tw = model.main.tensors[op.inputs[1]]
+            w = flm.tensor_data(by_name[tw.name]) if tw.name in by_name else None
+            if tw.dtype != "INT8" or w is None:
+                continue
+            codes = np.clip(np.rint(np.asarray(w, np.float64) / float(tw.quantization.scale[0])), -127, 127)
+            o = by_slot("Conv2DOptions", op.options)
+            raw = model.buffers[tw.buffer].data
+            try:
+                got = layout.unpack_conv_weights(raw, tw.shape, np.int8, o.get(10) or 16, o.get(12) or 16)
+                good = bool(np.array_equal(got, codes))
+                bad_codes = int(np.sum(got != codes))
+            except ModelError:
+                good, bad_codes = False, -1
+            try:
+                whole_wrong += not np.array_equal(layout.unpack_conv_weights(raw, tw.shape, np.int8), codes)
+            except ModelError:
+                whole_wrong += 1
+            n += 1
+            ok += good
+            if not good:
+                misses.append(f"{Path(f).name} {tuple(tw.shape)}: {bad_codes} codes off")
+    return [f"Conv2DOptions.10 / .12 as the weight tiles: {ok} of {n} int8 convs decode to the float weights' "
+            f"codes (the whole-tensor layout: {n - whole_wrong}); misses: {'; '.join(misses) or 'none'}"]
+
+
 def describe(key, values) -> str:
     kind, slot = key
     ints = [(v, p) for v, p in values if isinstance(v, int)]
@@ -511,7 +565,7 @@ def main(argv=None) -> int:
     obs = survey(args.files)
     for key in sorted(obs):
         log.info("%s", describe(key, obs[key]))
-    for line in chunk_report(args.files) + option_report(args.files):
+    for line in chunk_report(args.files) + option_report(args.files) + tile_report(args.files):
         log.info("%s", line)
     return 0
 
