@@ -250,6 +250,12 @@ def test_rescale_tables_hold_the_scale_ratios(fixed_files):
             (tab,) = [dict(t) for t in o.sgs_input_ratio]
             f = _range_ratio(ins[0])
             assert tab["shift"] == 14 - math.floor(math.log2(f)) and tab["multiplier"] == _fixed(f, tab["shift"])
+            if (ins[0].dtype, out.dtype) == ("UINT8", "INT16"):  # the input rescale: s_in / s_out
+                (rin,) = op.extra["sgs_input_rescale"]
+                ratio = float(ins[0].quantization.scale[0]) / float(out.quantization.scale[0])
+                assert rin["multiplier"] == _fixed(ratio, rin["shift"])
+                assert rin["offset"] == -int(ins[0].quantization.zero_point[0])
+                seen.add("RELU input rescale")
         elif name == "PRELU":
             alpha_shift, ratio = [dict(t) for t in o.sgs_rescale]
             f = _range_ratio(ins[0])
@@ -262,7 +268,7 @@ def test_rescale_tables_hold_the_scale_ratios(fixed_files):
             assert alpha["multiplier"] == _fixed(float(o.alpha), alpha["shift"])
             assert ratio["multiplier"] == _fixed(_range_ratio(ins[0]), ratio["shift"])
         seen.add(name)
-    assert seen == {"ADD", "SUB", "RELU", "PRELU", "LEAKY_RELU"}
+    assert seen == {"ADD", "SUB", "RELU", "PRELU", "LEAKY_RELU", "RELU input rescale"}
 
 
 def test_output_rescale_zero_point_is_the_uint8_view_of_the_range(fixed_files):

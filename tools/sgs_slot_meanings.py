@@ -360,6 +360,19 @@ def rescale_option_checks(model, op, name: str):
                    a.get(1) == _fixed_point(float(o.alpha), a.get(5)))
             yield ("SgsLeakyReluOptionsSlot1.1", "table 1: round(F * 2**slot5), F = max(1, |min_in| / max_in)",
                    _ratio_f(t[0]) is not None and tabs[1].get(1) == _fixed_point(_ratio_f(t[0]), tabs[1].get(5)))
+    if name in ("RELU", "RELU6", "PRELU") and model.dialect == "sgs_fixed":
+        ext = by_slot("Operator", op.extra)
+        q_in, q_out = t[0].quantization, out.quantization
+        ins, outs = ext.get(9) or [], ext.get(10) or []
+        types = f"{t[0].dtype} -> {out.dtype}"
+        if ins and outs and q_in and q_in.min and q_in.max and _scale(t[0]) and _scale(out):
+            view = (float(q_in.max[0]) - float(q_in.min[0])) / 255
+            yield ("SgsOperatorSlot9.2", f"{name} {types}: round(s_uint8_view / s_in * 2**shift)",
+                   ins[0].get(2) == _fixed_point(view / _scale(t[0]), ins[0].get(3)))
+            yield ("SgsOperatorSlot9.2", f"{name} {types}: round(s_in / s_out * 2**shift)",
+                   ins[0].get(2) == _fixed_point(_scale(t[0]) / _scale(out), ins[0].get(3)))
+            yield ("SgsOperatorSlot10.2", f"{name} {types}: round((max_in / 32767) / s_out * 2**shift)",
+                   outs[0].get(2) == _fixed_point(float(q_in.max[0]) / 32767 / _scale(out), outs[0].get(3)))
     if kind == "SgsActivationOptions":
         for tab in by_slot(kind, o).get(2) or []:
             f = _ratio_f(t[0])
