@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 61
+    assert len(named) == 62
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -103,6 +103,7 @@ def test_conv_program_slots_follow_the_graph(fixed_files):
         owv = (p["W"] - p["kwe"]) // p["sw"] + 1
         assert o.sgs_mac_count == p["kh"] * p["kw"] * ohv * owv * _ceil16(p["Cin"]) * _ceil16(p["Cout"])
         assert 0 < o.sgs_out_tile_width <= p["OW"] and 0 < o.sgs_out_tile_height <= p["OH"]
+        assert o.sgs_ipu_conv_mode == (4 if op.inputs[0] in model.main.inputs else 0)
         whole = (o.sgs_out_tile_width, o.sgs_out_tile_height) == (p["OW"], p["OH"])
         assert (o.sgs_tiling_mode == 1) == whole
         assert o.sgs_in_tile_width == (p["W"] if o.sgs_out_tile_width == p["OW"]

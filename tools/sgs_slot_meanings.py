@@ -89,6 +89,7 @@ def window_props(model, op, kind: str, o: dict) -> dict:
     dh = int(getattr(opts, "dilation_h_factor", 1) or 1)
     dw = int(getattr(opts, "dilation_w_factor", 1) or 1)
     p["kh_eff"], p["kw_eff"] = (kh - 1) * dh + 1, (kw - 1) * dw + 1
+    p["reads_graph_input"] = int(op.inputs[0] in g.inputs)
     p["OHv"] = (h - p["kh_eff"]) // sh + 1
     p["OWv"] = (w - p["kw_eff"]) // sw + 1
     for k in ("Cin", "Cout"):
@@ -152,6 +153,7 @@ def _window_candidates(kind: str):
            lambda p: p["N_bias"] - p[f"s{shift_slots[0]}"]),
           ("k_acc: the smallest k with max|acc| < 8192 * 2**k (acc: the output's slots 4/5)", lambda p: p["k_acc"]),
           ("the smallest k with max|acc| and max|bias| / (s_in * s_w) < 8192 * 2**k", lambda p: p["k_acc_bias"])]
+    c += [("4 if the op reads the graph input else 0", lambda p: 4 * p["reads_graph_input"])]
     # a channel count written 0 when it is 16 (one block of 16: the vendor's default)
     c += [(f"{k} (0 when {k} = 16)", lambda p, k=k: 0 if p[k] == 16 else p[k]) for k in ("Cin", "Cout")]
     # the input tile a tile of output rows / columns reads: the whole input for one tile, else
@@ -559,7 +561,7 @@ def patch_report(fixed: Path, op_index: int, seed: int = 0) -> list[str]:
                     res = "same outputs" if diff == 0 else f"outputs differ (max |diff| {diff:.4g})"
                 except oracle.OracleError as e:
                     asserts = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
-                    res = "refused: " + (asserts[0] if asserts else str(e).splitlines()[-1])[:120]
+                    res = "refused: " + (asserts[0] if asserts else str(e).splitlines()[-1])[:220]
                 lines.append(f"{kind}.{name} {v} -> {new}: {res}")
     return lines
 

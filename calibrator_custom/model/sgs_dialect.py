@@ -186,6 +186,9 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     # CONV_2D's IPU program (fixed.sim; empty in float.sim)
     ("Conv2DOptions", 10): "sgs_in_channels_per_tile",    # the int8 weight buffer's input tile (0: 16)
     ("Conv2DOptions", 12): "sgs_out_channels_per_tile",   # the int8 weight buffer's output tile
+    # the IPU conv mode: 4 (pixel mode) on a conv reading the graph's image input, else 0 (patched, the
+    # vendor's simulator asserts ``s32PartitionConvIpuMode == EN_IPU_CONV_MODE_PIXELMODE``)
+    ("Conv2DOptions", 14): "sgs_ipu_conv_mode",
     ("Conv2DOptions", 16): "sgs_tiling_mode",             # 1 exactly when one tile holds the whole output
     ("Conv2DOptions", 18): "sgs_in_tile_width",           # W, or (out_tile_width - 1) * stride + kernel
     ("Conv2DOptions", 19): "sgs_in_tile_height",          # H, or (out_tile_height - 1) * stride + kernel
