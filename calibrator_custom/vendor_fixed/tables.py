@@ -59,11 +59,11 @@ def _round_shift(a: np.ndarray, k: int) -> np.ndarray:
 
 
 def interpolate(table: np.ndarray, offset: np.ndarray, segment_shift: int, multiplier: int,
-                multiplier_shift: int) -> np.ndarray:
+                multiplier_shift: int, fraction_bits: int = FRACTION_BITS) -> np.ndarray:
     """The vendor's table interpolation at offsets >= 0 from the table's start (fixed point, int64).
 
-    i = offset >> k, f = the low k bits truncated to FRACTION_BITS (k = segment_shift),
-    t = (table[i] * 2**b + (table[i+1] - table[i]) * f + 2**(b-1)) >> b (b = min(k, FRACTION_BITS)),
+    i = offset >> k, f = the low k bits truncated to fraction_bits (k = segment_shift),
+    t = (table[i] * 2**b + (table[i+1] - table[i]) * f + 2**(b-1)) >> b (b = min(k, fraction_bits)),
     result = (t * multiplier + 2**(multiplier_shift-1)) >> multiplier_shift.
     """
     if segment_shift < 0:
@@ -72,7 +72,7 @@ def interpolate(table: np.ndarray, offset: np.ndarray, segment_shift: int, multi
     tab = np.asarray(table, np.int64)
     idx = offset >> segment_shift
     frac = offset & ((1 << segment_shift) - 1)
-    b = min(segment_shift, FRACTION_BITS)
+    b = min(segment_shift, int(fraction_bits))
     if segment_shift > b:
         frac >>= segment_shift - b
     lo = tab[idx]
@@ -113,8 +113,9 @@ SOFTMAX_OUTER = np.rint(32767 * np.exp(-8 + np.arange(257) / 32)).astype(np.int6
 SOFTMAX_OUTER_MULTIPLIER = (int(round(2 ** 17 * math.exp(-2))), 17)
 
 
-def _odd_table_codes(x_code, in_scale, spec: TableSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(sign(x), T(|x|)) of LOGISTIC/TANH on int64 codes."""
+def odd_table_codes(x_code, in_scale, spec: TableSpec, fraction_bits: int = FRACTION_BITS
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(sign(x), T(|x|)) of LOGISTIC/TANH (spec LOGISTIC_SPEC / TANH_SPEC) on int64 codes."""
     m, q = input_fixed_point(in_scale)
     v = np.asarray(x_code, np.int64) * m
     a = np.abs(v)
@@ -123,8 +124,9 @@ def _odd_table_codes(x_code, in_scale, spec: TableSpec) -> tuple[np.ndarray, np.
     inner = a < b2
     outer = ~inner & (a < b6)
     line = a >= b6
-    t[inner] = interpolate(spec.inner, a[inner], q - spec.inner_segment_bits, *spec.inner_multiplier)
-    t[outer] = interpolate(spec.outer, a[outer] - b2, q - spec.outer_segment_bits, *spec.outer_multiplier)
+    t[inner] = interpolate(spec.inner, a[inner], q - spec.inner_segment_bits, *spec.inner_multiplier, fraction_bits)
+    t[outer] = interpolate(spec.outer, a[outer] - b2, q - spec.outer_segment_bits, *spec.outer_multiplier,
+                           fraction_bits)
     t[line] = int(spec.outer[-1]) + _round_shift((a[line] - b6) * spec.line_slope, q)
     return np.sign(v), np.minimum(t, 32767)
 
@@ -146,7 +148,7 @@ def _all_codes() -> np.ndarray:
 
 def logistic_codes(x_code, in_scale: float) -> np.ndarray:
     """q = (32767 + sign(x) T + 1) >> 1, T = 32767 tanh(|x|/2) by the vendor's tables (int16, scale 1/32767)."""
-    sign, t = _odd_table_codes(x_code, in_scale, LOGISTIC_SPEC)
+    sign, t = odd_table_codes(x_code, in_scale, LOGISTIC_SPEC)
     return ((32768 + sign * t) >> 1).astype(np.int16)
 
 
@@ -164,7 +166,7 @@ def logistic(x_code, in_scale, out_scale=UNIT_SCALE, table=None):
 
 def tanh_int16_codes(x_code, in_scale: float) -> np.ndarray:
     """q = sign(x) T, T = 32767 tanh(|x|) by the vendor's tables (int16, scale 1/32767)."""
-    sign, t = _odd_table_codes(x_code, in_scale, TANH_SPEC)
+    sign, t = odd_table_codes(x_code, in_scale, TANH_SPEC)
     return (sign * t).astype(np.int16)
 
 
