@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from calibrator_custom.vendor_fixed import conv, layout, pool
+from calibrator_custom.vendor_fixed import conv, elementwise, layout, pool, tables
 from calibrator_custom.vendor_fixed.rounding import shift_round_half_away, shift_round_half_up
 
 ints = st.integers(-(2 ** 40), 2 ** 40)
@@ -157,3 +157,62 @@ def test_planned_depthwise_matches_the_int64_reference(seed, stride, padding, mu
     ref = conv.requantize(want, b0, m, 2, 20, 0, np.int16)
     assert got.dtype == np.int16 and np.array_equal(got, ref)
     assert np.array_equal(conv.depthwise_conv2d(x, zp, w, *args), ref)
+
+
+# ---------------------------------------------------------------- table ops, MUL (tables.py, elementwise.py)
+@given(st.lists(st.integers(1, 2 ** 52), min_size=1, max_size=30))
+def test_bit_length_matches_python(values):
+    got = tables._bit_length(np.array(values, np.int64))
+    assert got.dtype == np.int64 and got.tolist() == [v.bit_length() for v in values]
+
+
+@given(st.lists(st.integers(0, 32767), min_size=3, max_size=40), st.integers(0, 24), st.integers(1, 2 ** 15),
+       st.integers(0, 17), st.data())
+def test_interpolate_matches_fraction_reference(table, shift, multiplier, mshift, data):
+    """The vendor table interpolation against Python integers: fraction truncated to 15 bits, two half-up roundings."""
+    n = len(table) - 1
+    offsets = data.draw(st.lists(st.integers(0, (n << shift) - 1), min_size=1, max_size=20))
+    got = tables.interpolate(np.array(table), np.array(offsets, np.int64), shift, multiplier, mshift)
+    assert got.dtype == np.int64 and got.shape == (len(offsets),)
+    b = min(shift, 15)
+    want = []
+    for o in offsets:
+        i, f = o >> shift, (o & ((1 << shift) - 1)) >> (shift - b)
+        t = (Fraction(table[i] * 2 ** b + (table[i + 1] - table[i]) * f, 2 ** b) + Fraction(1, 2)).__floor__()
+        want.append((Fraction(t * multiplier, 2 ** mshift) + Fraction(1, 2)).__floor__())
+    assert got.tolist() == want
+
+
+@given(st.floats(6.0, 200.0), st.lists(st.integers(-32767, 32767), min_size=1, max_size=50))
+def test_logistic_and_tanh_codes_are_symmetric(x_range, codes):
+    """sigmoid(-x) = 1 - sigmoid(x) up to the final halving; tanh odd; both monotone in the code."""
+    s = x_range / 32767
+    c = np.array(sorted(set(codes)), np.int64)
+    lg, lgm = tables.logistic_codes(c, s).astype(np.int64), tables.logistic_codes(-c, s).astype(np.int64)
+    th, thm = tables.tanh_int16_codes(c, s).astype(np.int64), tables.tanh_int16_codes(-c, s).astype(np.int64)
+    assert set((lg + lgm).tolist()) <= {32767, 32768} and np.array_equal(th, -thm)
+    assert np.all(np.diff(lg) >= 0) and np.all(np.diff(th) >= 0)
+    assert lg.min() >= 0 and lg.max() <= 32767 and np.abs(th).max() <= 32767
+
+
+@given(st.floats(10.0, 40.0), st.lists(st.lists(st.integers(-16000, 16000), min_size=2, max_size=6), min_size=1,
+                                          max_size=10), st.integers(-16000, 16000))
+def test_softmax_is_shift_invariant_and_monotone(x_range, rows, shift):
+    c = min(len(r) for r in rows)
+    x = np.array([r[:c] for r in rows], np.int64)
+    s = x_range / 32767
+    q = tables.softmax(x, s)
+    assert q.dtype == np.int16 and q.shape == x.shape
+    y = np.clip(x + shift, -32767, 32767)
+    if np.array_equal(y - y.max(-1, keepdims=True), x - x.max(-1, keepdims=True)):
+        assert np.array_equal(tables.softmax(y, s), q), "only the differences to the row maximum count"
+    order = np.argsort(x, -1, kind="stable")
+    assert np.all(np.diff(np.take_along_axis(q.astype(np.int64), order, -1), axis=-1) >= 0)
+    assert np.all(np.abs(q.astype(np.int64).sum(-1) - 32768) <= c)
+
+
+@given(st.floats(1e-5, 1e-3), st.floats(1e-5, 1e-3), st.floats(1e-7, 0.1))
+def test_mul_params_split_the_15_bit_multiplier_shift(s1, s2, s_out):
+    k1, m, k2 = elementwise.mul_params(s1, s2, s_out)
+    n = 14 - int(np.floor(np.log2(s1 * s2 / s_out)))
+    assert k1 + k2 == n and k2 in (20, 21) and 16384 <= m <= 32768

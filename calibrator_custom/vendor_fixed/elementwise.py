@@ -6,9 +6,11 @@ and M_i = round(m_i * 2**N) (15-bit multipliers on a common shift),
 
     q = sat(((x1 * M1 +/- x2 * M2) + 2**(N-1)) >> N + out_zero_point)       (bit-exact)
 
-MUL: m = s1 * s2 / s_out, N = 14 - floor(log2 m), M = round(m * 2**N),
-q = sat(((x1 * x2 * M) + 2**(N-1)) >> N + out_zero_point); within MUL_MAX_ERROR_LSB of the vendor
-(its product multiplier is not reproduced exactly; about 1% of the codes near a rounding tie differ).
+MUL (bit-exact): m = s1 * s2 / s_out, N = 14 - floor(log2 m), M = round(m * 2**N), the shift split
+N = k1 + k2 (stored in MulOptions; see :func:`mul_params`):
+
+    p = (x1 * x2 + 2**(k1-1)) >> k1
+    q = sat(((p * M) + 2**(k2-1)) >> k2 + out_zero_point)
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ import numpy as np
 from .registry import register
 from .rounding import shift_round_half_up
 
-#: measured worst difference of :func:`mul` from the vendor's output codes (output LSB)
-MUL_MAX_ERROR_LSB = 1
+#: measured worst difference of :func:`mul` from the vendor's output codes (output LSB): exact
+MUL_MAX_ERROR_LSB = 0
 
 _LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
 
@@ -86,9 +88,34 @@ def sub(x1, x2, s1, s2, s_out, out_zero_point=0, out_dtype=np.uint8):
     return _addsub(x1, x2, s1, s2, s_out, out_zero_point, out_dtype, -1)
 
 
-@register("MUL")
-def mul(x1, x2, s1, s2, s_out, out_zero_point=0, out_dtype=np.uint8):
-    """q = sat(((x1*x2*M) + 2**(N-1)) >> N + zp_out), M = round(m*2**N), m = s1*s2/s_out (within MUL_MAX_ERROR_LSB)."""
+def mul_params(s1: float, s2: float, s_out: float, stored: tuple | None = None) -> tuple[int, int, int]:
+    """(k1, M, k2): the product's pre-shift, the 15-bit multiplier of s1*s2/s_out and the final shift.
+
+    ``stored`` = the (k1, M, k2) of the fixed.sim (:func:`stored_mul_params`) is used as is. Without it:
+    M = round(m * 2**N), N = 14 - floor(log2 m), k2 = 21 if N >= 36 else 20, k1 = N - k2 (the split of all
+    six vendor files seen, N = 34 .. 39; not established beyond).
+    """
+    if stored is not None:
+        return tuple(int(v) for v in stored)
     m, n = _m15(float(s1) * float(s2) / float(s_out))
-    return _finish(shift_round_half_up(np.asarray(x1, np.int64) * np.asarray(x2, np.int64) * m, n),
-                   out_zero_point, out_dtype)
+    k2 = 21 if n >= 36 else 20
+    return n - k2, m, k2
+
+
+def stored_mul_params(options) -> tuple[int, int, int] | None:
+    """(k1, M, k2) from a vendor MulOptions (slot 1: two tables; k1 = the first's slot 5, M and k2 = the
+    second's slots 1 and 3), None when the options do not hold them."""
+    entries = getattr(options, "sgs_slot_1", None)
+    try:
+        first, second = (dict(e) for e in entries[:2])
+        return int(first["sgs_slot_5"]), int(second["sgs_slot_1"]), int(second["sgs_slot_3"])
+    except (TypeError, ValueError, KeyError):
+        return None
+
+
+@register("MUL")
+def mul(x1, x2, s1, s2, s_out, out_zero_point=0, out_dtype=np.uint8, params=None):
+    """q = sat((((x1*x2 + 2**(k1-1)) >> k1) * M + 2**(k2-1)) >> k2 + zp_out), (k1, M, k2) = params or mul_params(s1, s2, s_out)."""
+    k1, m, k2 = mul_params(s1, s2, s_out, params)
+    p = shift_round_half_up(np.asarray(x1, np.int64) * np.asarray(x2, np.int64), k1)
+    return _finish(shift_round_half_up(p * m, k2), out_zero_point, out_dtype)

@@ -14,6 +14,7 @@ B (``B - 256`` = the code of pixel 0, channels in reverse order). The codes are
 """
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from dataclasses import dataclass, field
@@ -301,9 +302,11 @@ def _step(model: Model, name: str, op, softmax_out: set):
             raise ModelError(f"op {name} writing {to.name!r}: a constant operand is not established for the "
                              "vendor's fixed arithmetic")
         dt = _dtype(to)
+        if name == "MUL":  # the stored split of the product's shift (MulOptions slot 1)
+            kern = functools.partial(kern, params=elementwise.stored_mul_params(o))
         # a UINT8 operand enters with its zero point removed (the kernels take zero-point-free codes)
         return FnStep(name, ins[:2], op.outputs[0],
-                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2:
+                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2, kern=kern:
                       kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
     if name == "PAD":
         out_shape = tuple(int(d) for d in to.shape)
