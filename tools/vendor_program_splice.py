@@ -184,6 +184,60 @@ def splice(fixed_path: Path, float_path: Path, only=None):
     return fx, rows, programs
 
 
+def _quant_positions(data: bytes) -> list[int]:
+    """File position of each tensor's QuantizationParameters table."""
+    import struct
+    from calibrator_custom.vendor_fixed.sim_patch import SimLayout
+    lay = SimLayout(data)
+    out = []
+    for pos in lay.tensors:
+        q = pos + lay._fields(pos)[4]
+        out.append(q + struct.unpack_from("<I", data, q)[0])
+    return out
+
+
+def tag_constant(data: bytes, model) -> int:
+    """K of ``sgs_tag = (K - (file size - position of the tensor's quantization table)) mod 256``,
+    one value for every tagged tensor of a vendor file (a tag of 0 is written as an absent field)."""
+    n = len(data)
+    ks = {(t.extra["sgs_tag"] + n - r) % 256 for t, r in zip(model.main.tensors, _quant_positions(data))
+          if t.extra.get("sgs_tag") is not None}
+    if len(ks) != 1:
+        raise ValueError(f"the tensors' sgs_tag do not follow one constant: {sorted(ks)}")
+    return ks.pop()
+
+
+def encode_with_tags(model, k: int, rounds: int = 8) -> bytes:
+    """Re-encode ``model`` with every Tensor.5 ``sgs_tag`` recomputed for the new positions (the
+    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check)."""
+    for _ in range(rounds):
+        data = model.to_bytes(reencode=True)
+        n, changed = len(data), 0
+        for t, r in zip(model.main.tensors, _quant_positions(data)):
+            tag = (k - (n - r)) % 256
+            lay = list(t.extra.get("sgs_layout", ()))
+            if tag == 0:
+                new = tuple(f for f in lay if f != "sgs_tag")
+                if t.extra.get("sgs_tag") not in (None, 0) or tuple(lay) != new:
+                    t.extra = {**t.extra, "sgs_tag": 0, "sgs_layout": new}
+                    changed += 1
+            elif t.extra.get("sgs_tag") != tag:
+                if "sgs_tag" not in lay:
+                    lay.insert(lay.index("sgs_fixed_flag") if "sgs_fixed_flag" in lay else len(lay), "sgs_tag")
+                t.extra = {**t.extra, "sgs_tag": tag, "sgs_layout": tuple(lay)}
+                changed += 1
+        if not changed:
+            return data
+    raise ValueError("sgs_tag did not converge")
+
+
+def _encode(model, fixed_path: Path, fix_tags: bool) -> bytes:
+    if not fix_tags:
+        return model.to_bytes(reencode=True)
+    src = fixed_path.read_bytes()
+    return encode_with_tags(model, tag_constant(src, load_model(fixed_path)))
+
+
 def _assert_line(e: Exception) -> str:
     lines = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
     return lines[0][:160] if lines else str(e).strip().splitlines()[-1][:160]
@@ -209,7 +263,7 @@ def each(args, out: Path) -> int:
             continue
         model, _, _ = splice(args.fixed_sim, args.float_sim, only={r["op"]})
         path = out / f"op{r['op']}_fixed.sim"
-        path.write_bytes(model.to_bytes(reencode=True))
+        path.write_bytes(_encode(model, args.fixed_sim, args.fix_tags))
         try:
             y = o.fixed_sim(str(path), x)
             diff = max(int(np.abs(np.round(y[k] / 1e-9) - np.round(ref[k] / 1e-9)).max() > 0) for k in ref if not k.startswith("_"))
@@ -234,6 +288,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--photos", type=int, default=3)
     ap.add_argument("--only", type=str, default=None, help="comma-separated op indices to splice (default: all)")
+    ap.add_argument("--fix-tags", action="store_true", help="recompute every tensor's sgs_tag for the new layout")
     ap.add_argument("--each", action="store_true", help="splice one conv at a time (which programs are refused)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -250,7 +305,7 @@ def main(argv=None) -> int:
                  r["changed_slots"], r.get("tiling"), r.get("new_tiling"))
     log.info("%d of %d convs got another program", n_changed, len(rows))
     spliced = out / "spliced_fixed.sim"
-    spliced.write_bytes(model.to_bytes(reencode=True))
+    spliced.write_bytes(_encode(model, args.fixed_sim, args.fix_tags))
     o = vo.oracle()
     try:
         offline = o.compile_offline(str(spliced), str(out / "spliced_offline.sim"))
