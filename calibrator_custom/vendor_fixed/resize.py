@@ -1,15 +1,18 @@
 """RESIZE_BILINEAR as the vendor fixed simulator computes it.
 
 Established (docs/vendor_fixed_point.md, "RESIZE_BILINEAR"): same quantization in and out (INT16
-seen); separable: interpolate along W first and round half up to a code, then along H and round
-half up again. Source coordinates as TFLite (align_corners=False, half_pixel_centers=False seen:
-src = dst * in / out); exact on a 2x upscale (fractions 0 and 1/2). The vendor ignores
-half_pixel_centers (a half-pixel 2x model gives the codes of src = dst * in / out; the engine passes
-False) and honours align_corners. At other factors (12, 20 from 8; 13 x 19; align_corners 16 from 8,
-24 from 9) the rows and columns whose source coordinate is an integer are exact with fractions
-rounded per position to 15 bits and a floored result; the 2D combination is not established: the
-one floored 2D interpolation with those fractions is within RESIZE_MAX_ERROR_LSB (5% to 14% of the
-codes off by 1, a few by 2).
+seen). The vendor ignores half_pixel_centers (the engine passes False) and honours align_corners;
+source coordinates are src = dst * step with step = in / out (align_corners: (in - 1) / (out - 1)).
+
+- **Integer step** (both axes: out a multiple of in, or with align_corners out - 1 a multiple of
+  in - 1; 2x, 3x, 4x, 5x, mixed 2x/3x; integer downscales): exact. Separable, W first: the fraction
+  rounded per position to 15 bits, f = round(frac(src) * 2**15); t = (a * (2**15 - f) + b * f +
+  2**14) >> 15 along W, then the same along H on t.
+- **Other steps** (1.5x, 2.5x, 0.75x, 13 x 19 from 8, align_corners 8 -> 16, ...): not established.
+  The kernel floors one 2D interpolation (2**-16 units) whose corner weights are the 15-bit 1D
+  weights on rows or columns with an integer source coordinate (exact there) and the float32
+  products rounded to 16 bits elsewhere; within RESIZE_MAX_ERROR_LSB of the vendor (0% to 25% of
+  the codes off, see the docs).
 """
 from __future__ import annotations
 
@@ -17,63 +20,83 @@ import numpy as np
 
 from .registry import register
 
-#: measured worst difference from the vendor at factors other than 2 (output LSB); exact at 2x
+#: measured worst difference from the vendor at non-integer steps (output LSB); exact at integer steps
 RESIZE_MAX_ERROR_LSB = 2
 
 
-def _coords(out_size: int, in_size: int, align_corners: bool, half_pixel_centers: bool):
+def _step(out_size: int, in_size: int, align_corners: bool) -> tuple[int, int]:
+    """The source step as a fraction (num, den): in / out, or (in - 1) / (out - 1) with align_corners."""
     if align_corners and out_size > 1:
-        src = np.arange(out_size) * ((in_size - 1) / (out_size - 1))
-    elif half_pixel_centers:
-        src = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
-    else:
-        src = np.arange(out_size) * (in_size / out_size)
-    lo = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+        return in_size - 1, out_size - 1
+    return in_size, out_size
+
+
+def integer_step(out_size: int, in_size: int, align_corners: bool) -> bool:
+    """True when every source coordinate is j / k for one integer k (upscale by k) or an integer."""
+    num, den = _step(out_size, in_size, align_corners)
+    return num == 0 or den % num == 0 or num % den == 0
+
+
+def _taps_q15(out_size: int, in_size: int, align_corners: bool):
+    """(lo, hi, f): source taps and the fraction rounded per position to 15 bits (0 where hi == lo)."""
+    num, den = _step(out_size, in_size, align_corners)
+    pos = np.arange(out_size, dtype=np.int64) * num
+    lo = np.minimum(pos // den, in_size - 1)
     hi = np.minimum(lo + 1, in_size - 1)
-    return lo, hi, src - lo
+    f = ((pos - lo * den) * (1 << 16) + den) // (2 * den)  # round(frac * 2**15), half up, exact
+    return lo, hi, np.where(hi == lo, 0, f)
 
 
-def _along(a: np.ndarray, axis: int, out_size: int, align_corners: bool, half_pixel_centers: bool) -> np.ndarray:
-    lo, hi, frac = _coords(out_size, a.shape[axis], align_corners, half_pixel_centers)
-    shape = [1] * a.ndim
-    shape[axis] = out_size
-    f = frac.reshape(shape)
-    v = np.take(a, lo, axis=axis) * (1.0 - f) + np.take(a, hi, axis=axis) * f
-    return np.floor(v + 0.5)
+def _frac_f32(out_size: int, in_size: int, align_corners: bool) -> np.ndarray:
+    """frac(dst * step) with the step and the product in float32 (the residual-path model)."""
+    num, den = _step(out_size, in_size, align_corners)
+    src = (np.arange(out_size, dtype=np.float32) * (np.float32(num) / np.float32(den))).astype(np.float32)
+    return (src - np.floor(src)).astype(np.float64)
 
 
-def _fractions_q15(out_size: int, in_size: int, align_corners: bool):
-    """(lo, hi, f): source taps and the fraction rounded per position to 15 bits (f in [0, 2**15))."""
-    r = (in_size - 1) / (out_size - 1) if align_corners and out_size > 1 else in_size / out_size
-    pos = np.floor(np.arange(out_size) * r * 2.0 ** 15 + 0.5).astype(np.int64)
-    lo = np.minimum(pos >> 15, in_size - 1)
-    hi = np.minimum(lo + 1, in_size - 1)
-    return lo, hi, np.where((pos >> 15) >= in_size - 1, 0, pos - (lo << 15))
+def _separable_half_up(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> np.ndarray:
+    ly, hy, fy = _taps_q15(out_h, x.shape[1], align_corners)
+    lx, hx, fx = _taps_q15(out_w, x.shape[2], align_corners)
+    fx = fx[None, None, :, None]
+    fy = fy[None, :, None, None]
+    t = (x[:, :, lx] * ((1 << 15) - fx) + x[:, :, hx] * fx + (1 << 14)) >> 15
+    return (t[:, ly] * ((1 << 15) - fy) + t[:, hy] * fy + (1 << 14)) >> 15
 
 
-def _halves_only(out_size: int, in_size: int, align_corners: bool, half_pixel_centers: bool) -> bool:
-    _, _, frac = _coords(out_size, in_size, align_corners, half_pixel_centers)
-    return bool(np.all((frac == 0) | (frac == 0.5)))
+def _weights_q16(out_size: int, in_size: int, align_corners: bool):
+    """(lo, hi, 15-bit fraction, float fraction) along one axis for the residual path."""
+    lo, hi, q = _taps_q15(out_size, in_size, align_corners)
+    fr = np.where(hi == lo, 0.0, _frac_f32(out_size, in_size, align_corners))
+    return lo, hi, q, fr
+
+
+def _residual_2d(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> np.ndarray:
+    ly, hy, qy, ry = _weights_q16(out_h, x.shape[1], align_corners)
+    lx, hx, qx, rx = _weights_q16(out_w, x.shape[2], align_corners)
+    qy, ry = qy[None, :, None, None], ry[None, :, None, None]
+    qx, rx = qx[None, None, :, None], rx[None, None, :, None]
+    one_d = (qy == 0) | (qx == 0)
+    acc = 0
+    for rows, vy, wy in ((ly, (1 << 15) - qy, 1.0 - ry), (hy, qy, ry)):
+        for cols, vx, wx in ((lx, (1 << 15) - qx, 1.0 - rx), (hx, qx, rx)):
+            w = np.where(one_d, (vy * vx) >> 14, np.floor(wy * wx * 65536.0 + 0.5).astype(np.int64))
+            acc = acc + x[:, rows][:, :, cols] * w
+    return acc >> 16
 
 
 @register("RESIZE_BILINEAR")
 def resize_bilinear(x_code, size_hw, align_corners=False, half_pixel_centers=False):
-    """Fractions 0 and 1/2 only (2x): q = round_half_up_H(interp_H(round_half_up_W(interp_W(x)))) (exact); else the
-    2D interpolation with per-position 15-bit fractions, floored once (within RESIZE_MAX_ERROR_LSB)."""
+    """Integer steps: the exact separable W-then-H interpolation with 15-bit fractions, each pass
+    rounded half up; other steps: the floored 2D model (within RESIZE_MAX_ERROR_LSB).
+    ``half_pixel_centers`` is accepted and ignored, as by the vendor."""
     x = np.asarray(x_code)
+    if x.ndim != 4:
+        raise ValueError(f"RESIZE_BILINEAR input must be NHWC (4-D), got shape {x.shape}")
     out_h, out_w = int(size_hw[0]), int(size_hw[1])
     info = np.iinfo(x.dtype)
-    if _halves_only(out_h, x.shape[1], align_corners, half_pixel_centers) and \
-            _halves_only(out_w, x.shape[2], align_corners, half_pixel_centers):
-        t = _along(x.astype(np.float64), 2, out_w, align_corners, half_pixel_centers)
-        t = _along(t, 1, out_h, align_corners, half_pixel_centers)
-        return np.clip(t, info.min, info.max).astype(x.dtype)
     xi = x.astype(np.int64)
-    ly, hy, fy = _fractions_q15(out_h, x.shape[1], align_corners)
-    lx, hx, fx = _fractions_q15(out_w, x.shape[2], align_corners)
-    fx = fx[None, None, :, None]
-    fy = fy[None, :, None, None]
-    top = xi[:, ly][:, :, lx] * ((1 << 15) - fx) + xi[:, ly][:, :, hx] * fx
-    bottom = xi[:, hy][:, :, lx] * ((1 << 15) - fx) + xi[:, hy][:, :, hx] * fx
-    q = (top * ((1 << 15) - fy) + bottom * fy) >> 30
+    if integer_step(out_h, x.shape[1], align_corners) and integer_step(out_w, x.shape[2], align_corners):
+        q = _separable_half_up(xi, out_h, out_w, align_corners)
+    else:
+        q = _residual_2d(xi, out_h, out_w, align_corners)
     return np.clip(q, info.min, info.max).astype(x.dtype)
