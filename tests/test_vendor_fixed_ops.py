@@ -666,9 +666,9 @@ RESIZE_CASES = [(8, (16, 16), False, True, 0)] + [(side, size, ac, hp, resize.RE
 @pytest.mark.parametrize("side,size,align_corners,half_pixel,bound", RESIZE_CASES)
 def test_resize_bilinear_other_sizes_within_measured_bound(side, size, align_corners, half_pixel, bound):
     """The vendor ignores half_pixel_centers (a half-pixel 2x resize is exact with src = dst * in / out) and
-    honours align_corners; beyond 2x the rows and columns with an integer source coordinate are exact (15-bit
-    fractions per position, floored), the 2D combination is not (measured: 34/720, 183/2000, 118/1280,
-    85/1235 and 274/2880 codes differ, by up to 1, 1, 1, 1, 2 LSB)."""
+    honours align_corners; at these non-integer steps the rows and columns with an integer source coordinate
+    are exact (15-bit fractions per position, floored), the 2D combination is not (measured with the current
+    model: 13/720, 123/2000, 123/1280, 151/1235 and 279/2880 codes differ, by 1 LSB each)."""
     g = np.random.default_rng(side * 100 + size[0] + size[1])
     c = 5
     b = ModelBuilder()
