@@ -2,8 +2,8 @@
 
 Single-op models x -> c1 (identity 1x1) -> RESIZE_BILINEAR -> c3 (identity 1x1) from our ModelBuilder,
 converted and calibrated at vendor L1 with chosen ranges; the resize's INT16 input and output codes come
-from the vendor simulator's dump. Integer steps must match code for code; other steps are held to the
-measured bound. The 15-bit fraction helper is checked against exact rational arithmetic.
+from the vendor simulator's dump. Every step must match code for code except align_corners 8 -> 16,
+held to its measured residual. The 15-bit fraction helper is checked against exact rational arithmetic.
 """
 from __future__ import annotations
 
@@ -80,23 +80,30 @@ def test_resize_bilinear_integer_steps_match_vendor(in_hw, size, align_corners, 
     assert np.abs(d).max() == 0, f"{int((d != 0).sum())}/{d.size} codes differ, worst {np.abs(d).max()} LSB"
 
 
-# measured fraction of codes off (random + saturating + ramp inputs, c1 range [-1, 1]) and worst LSB
-OTHER_STEPS = [  # (in_hw, size, align_corners, measured max fraction of codes off)
-    ((8, 8), (12, 12), False, 0.05), ((8, 8), (20, 20), False, 0.15), ((8, 8), (6, 6), False, 0.02),
-    ((9, 9), (5, 5), False, 0.10), ((7, 5), (11, 13), False, 0.25), ((8, 8), (24, 12), False, 0.05),
-    ((8, 8), (16, 16), True, 0.18), ((6, 6), (12, 12), True, 0.18)]
+OTHER_STEPS = [  # (in_hw, size, align_corners, half_pixel_centers): one non-integer axis at least
+    ((8, 8), (12, 12), False, False), ((8, 8), (20, 20), False, False), ((8, 8), (6, 6), False, False),
+    ((9, 9), (5, 5), False, False), ((7, 5), (11, 13), False, False), ((8, 8), (24, 12), False, False),
+    ((8, 8), (13, 19), False, True), ((6, 6), (12, 12), True, False), ((9, 9), (24, 24), True, False),
+    ((6, 10), (9, 15), True, False), ((5, 7), (17, 10), False, False)]
 
 
 @needs_vendor
-@pytest.mark.parametrize("in_hw,size,align_corners,bound", OTHER_STEPS)
-def test_resize_bilinear_other_steps_within_measured_bound(in_hw, size, align_corners, bound):
-    d = _compare(in_hw, size, align_corners, False, (-1.0, 1.0), seed=7)
+@pytest.mark.parametrize("c1_range", [(-1.0, 1.0), (-3.0, 4.0)])
+@pytest.mark.parametrize("in_hw,size,align_corners,half_pixel", OTHER_STEPS)
+def test_resize_bilinear_other_steps_match_vendor(in_hw, size, align_corners, half_pixel, c1_range):
+    assert not (resize.integer_step(size[0], in_hw[0], align_corners)
+                and resize.integer_step(size[1], in_hw[1], align_corners))
+    d = _compare(in_hw, size, align_corners, half_pixel, c1_range, seed=sum(in_hw) + sum(size))
+    assert np.abs(d).max() == 0, f"{int((d != 0).sum())}/{d.size} codes differ, worst {np.abs(d).max()} LSB"
+
+
+@needs_vendor
+def test_resize_bilinear_align_corners_8_to_16_within_measured_bound():
+    """The one residual seen: align_corners 8 -> 16 misses 2 of 3072 codes by 1 LSB (a corner weight of
+    6990.4995 / 2**16 that the vendor rounds up; see the docs)."""
+    d = _compare((8, 8), (16, 16), True, False, (-1.0, 1.0), seed=7)
     assert np.abs(d).max() <= resize.RESIZE_MAX_ERROR_LSB, f"worst {np.abs(d).max()} LSB"
-    assert (d != 0).mean() <= bound, f"{int((d != 0).sum())}/{d.size} codes differ"
-    for axis, n, side in ((2, size[0], in_hw[0]), (3, size[1], in_hw[1])):
-        num, den = (side - 1, n - 1) if align_corners else (side, n)
-        exact = np.flatnonzero(np.arange(n) * num % den == 0)  # integer source rows / columns
-        assert np.abs(np.take(d, exact, axis=axis)).max() == 0, "integer-source rows and columns are exact"
+    assert (d != 0).sum() <= 4, f"{int((d != 0).sum())}/{d.size} codes differ (measured 2)"
 
 
 @settings(max_examples=200, deadline=None)

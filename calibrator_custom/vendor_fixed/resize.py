@@ -3,16 +3,16 @@
 Established (docs/vendor_fixed_point.md, "RESIZE_BILINEAR"): same quantization in and out (INT16
 seen). The vendor ignores half_pixel_centers (the engine passes False) and honours align_corners;
 source coordinates are src = dst * step with step = in / out (align_corners: (in - 1) / (out - 1)).
+Two arithmetics, chosen by the step:
 
-- **Integer step** (both axes: out a multiple of in, or with align_corners out - 1 a multiple of
-  in - 1; 2x, 3x, 4x, 5x, mixed 2x/3x; integer downscales): exact. Separable, W first: the fraction
-  rounded per position to 15 bits, f = round(frac(src) * 2**15); t = (a * (2**15 - f) + b * f +
-  2**14) >> 15 along W, then the same along H on t.
-- **Other steps** (1.5x, 2.5x, 0.75x, 13 x 19 from 8, align_corners 8 -> 16, ...): not established.
-  The kernel floors one 2D interpolation (2**-16 units) whose corner weights are the 15-bit 1D
-  weights on rows or columns with an integer source coordinate (exact there) and the float32
-  products rounded to 16 bits elsewhere; within RESIZE_MAX_ERROR_LSB of the vendor (0% to 25% of
-  the codes off, see the docs).
+- **Integer step** on both axes (out a multiple of in, or with align_corners out - 1 a multiple of
+  in - 1; integer downscales): separable, W first, the fraction rounded per position to 15 bits,
+  f = round(frac(src) * 2**15); t = (a * (2**15 - f) + b * f + 2**14) >> 15 along W, then the same
+  along H on t. Exact.
+- **Other steps**: one 2D interpolation. src = float32(dst) * float32(step), f = frac(src) in float32;
+  the four corner weights w_y * w_x are rounded to 16 fractional bits, or to 15 at a position where
+  one of them would not fit int16 (round(w * 2**16) > 32767); q = floor(sum(code * W) / 2**shift).
+  Exact on every case measured but align_corners 8 -> 16 (2 of 3072 codes 1 LSB off).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import numpy as np
 
 from .registry import register
 
-#: measured worst difference from the vendor at non-integer steps (output LSB); exact at integer steps
-RESIZE_MAX_ERROR_LSB = 2
+#: measured worst difference from the vendor (align_corners 8 -> 16, 2 of 3072 codes); 0 elsewhere
+RESIZE_MAX_ERROR_LSB = 1
 
 
 def _step(out_size: int, in_size: int, align_corners: bool) -> tuple[int, int]:
@@ -47,13 +47,6 @@ def _taps_q15(out_size: int, in_size: int, align_corners: bool):
     return lo, hi, np.where(hi == lo, 0, f)
 
 
-def _frac_f32(out_size: int, in_size: int, align_corners: bool) -> np.ndarray:
-    """frac(dst * step) with the step and the product in float32 (the residual-path model)."""
-    num, den = _step(out_size, in_size, align_corners)
-    src = (np.arange(out_size, dtype=np.float32) * (np.float32(num) / np.float32(den))).astype(np.float32)
-    return (src - np.floor(src)).astype(np.float64)
-
-
 def _separable_half_up(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> np.ndarray:
     ly, hy, fy = _taps_q15(out_h, x.shape[1], align_corners)
     lx, hx, fx = _taps_q15(out_w, x.shape[2], align_corners)
@@ -63,31 +56,37 @@ def _separable_half_up(x: np.ndarray, out_h: int, out_w: int, align_corners: boo
     return (t[:, ly] * ((1 << 15) - fy) + t[:, hy] * fy + (1 << 14)) >> 15
 
 
-def _weights_q16(out_size: int, in_size: int, align_corners: bool):
-    """(lo, hi, 15-bit fraction, float fraction) along one axis for the residual path."""
-    lo, hi, q = _taps_q15(out_size, in_size, align_corners)
-    fr = np.where(hi == lo, 0.0, _frac_f32(out_size, in_size, align_corners))
-    return lo, hi, q, fr
+def _taps_f32(out_size: int, in_size: int, align_corners: bool):
+    """(lo, hi, 1 - f, f) with src = float32(dst) * float32(step) and f = frac(src) in float32 (not zeroed
+    at the clamped edge: there both taps are the same pixel and their weights add)."""
+    num, den = _step(out_size, in_size, align_corners)
+    src = (np.arange(out_size, dtype=np.float32) * (np.float32(num) / np.float32(den))).astype(np.float32)
+    base = np.floor(src)
+    lo = np.minimum(base.astype(np.int64), in_size - 1)
+    frac = (src - base).astype(np.float32)
+    return lo, np.minimum(lo + 1, in_size - 1), (np.float32(1) - frac).astype(np.float64), frac.astype(np.float64)
 
 
-def _residual_2d(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> np.ndarray:
-    ly, hy, qy, ry = _weights_q16(out_h, x.shape[1], align_corners)
-    lx, hx, qx, rx = _weights_q16(out_w, x.shape[2], align_corners)
-    qy, ry = qy[None, :, None, None], ry[None, :, None, None]
-    qx, rx = qx[None, None, :, None], rx[None, None, :, None]
-    one_d = (qy == 0) | (qx == 0)
+def _bilinear_2d(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> np.ndarray:
+    """One 2D interpolation: corner weights w_y * w_x rounded to 16 fractional bits, or to 15 where one
+    of the four would not fit int16 (>= 32768 / 2**16); the weighted code sum floored at that shift."""
+    ly, hy, gy, fy = _taps_f32(out_h, x.shape[1], align_corners)
+    lx, hx, gx, fx = _taps_f32(out_w, x.shape[2], align_corners)
+    corners = [(rows, cols, wy[None, :, None, None] * wx[None, None, :, None])
+               for rows, wy in ((ly, gy), (hy, fy)) for cols, wx in ((lx, gx), (hx, fx))]
+    widest = np.maximum.reduce([np.floor(w * 65536.0 + 0.5) for _, _, w in corners])
+    shift = np.where(widest <= 32767, 16, 15).astype(np.int64)
     acc = 0
-    for rows, vy, wy in ((ly, (1 << 15) - qy, 1.0 - ry), (hy, qy, ry)):
-        for cols, vx, wx in ((lx, (1 << 15) - qx, 1.0 - rx), (hx, qx, rx)):
-            w = np.where(one_d, (vy * vx) >> 14, np.floor(wy * wx * 65536.0 + 0.5).astype(np.int64))
-            acc = acc + x[:, rows][:, :, cols] * w
-    return acc >> 16
+    for rows, cols, w in corners:
+        acc = acc + x[:, rows][:, :, cols] * np.floor(w * np.exp2(shift) + 0.5).astype(np.int64)
+    return acc >> shift
 
 
 @register("RESIZE_BILINEAR")
 def resize_bilinear(x_code, size_hw, align_corners=False, half_pixel_centers=False):
-    """Integer steps: the exact separable W-then-H interpolation with 15-bit fractions, each pass
-    rounded half up; other steps: the floored 2D model (within RESIZE_MAX_ERROR_LSB).
+    """Integer steps: the separable W-then-H interpolation with 15-bit fractions, each pass rounded half
+    up; other steps: the floored 2D interpolation with 16- or 15-bit corner weights from float32
+    coordinates (within RESIZE_MAX_ERROR_LSB, exact on all but 2 of the codes measured).
     ``half_pixel_centers`` is accepted and ignored, as by the vendor."""
     x = np.asarray(x_code)
     if x.ndim != 4:
@@ -98,5 +97,5 @@ def resize_bilinear(x_code, size_hw, align_corners=False, half_pixel_centers=Fal
     if integer_step(out_h, x.shape[1], align_corners) and integer_step(out_w, x.shape[2], align_corners):
         q = _separable_half_up(xi, out_h, out_w, align_corners)
     else:
-        q = _residual_2d(xi, out_h, out_w, align_corners)
+        q = _bilinear_2d(xi, out_h, out_w, align_corners)
     return np.clip(q, info.min, info.max).astype(x.dtype)
