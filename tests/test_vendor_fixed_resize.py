@@ -98,6 +98,27 @@ def test_resize_bilinear_other_steps_match_vendor(in_hw, size, align_corners, ha
 
 
 @needs_vendor
+def test_resize_bilinear_impulses_match_vendor():
+    """Impulses read the 2D corner weights directly: one nonzero code per 3 x 3 block (so every output sees
+    at most one), 24 x 24 -> 60 x 60 (fractions 0.2 .. 0.8 with float32 position effects), 9 offsets."""
+    in_hw, size = (24, 24), (60, 60)
+    fixed = _fixed(in_hw, size, False, False, (-1.0, 1.0))
+    sim = vo.VendorSim(fixed)
+    g = np.random.default_rng(5)
+    for r in range(9):
+        x = np.full((1, *in_hw, 3), 128, np.uint8)  # pixel 128 is code 0 with mean 128
+        x[0, r % 3::3, r // 3::3] = g.integers(0, 256, (8, 8, 3))
+        recs, _ = vo.run_fixed(fixed, x)
+        op = next(q["op_index"] for q in recs if q["op"] == "RESIZE_BILINEAR")
+        xin = layout.from_dump(vo.record(recs, op, "in", 0)["data"], sim.tensor("c1").shape)
+        want = layout.from_dump(vo.record(recs, op, "out")["data"], sim.tensor("p").shape)
+        assert (xin[0, np.arange(24) % 3 != r % 3] == 0).all(), "background codes are 0"
+        got = KERNELS["RESIZE_BILINEAR"](xin, size)
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert np.array_equal(got, want), f"offset {r}: {int((got != want).sum())}/{want.size} codes differ"
+
+
+@needs_vendor
 def test_resize_bilinear_align_corners_8_to_16_within_measured_bound():
     """The one residual seen: align_corners 8 -> 16 misses 2 of 3072 codes by 1 LSB (a corner weight of
     6990.4995 / 2**16 that the vendor rounds up; see the docs)."""
