@@ -2,8 +2,8 @@
 
 Single-op models x -> c1 (identity 1x1) -> RESIZE_BILINEAR -> c3 (identity 1x1) from our ModelBuilder,
 converted and calibrated at vendor L1 with chosen ranges; the resize's INT16 input and output codes come
-from the vendor simulator's dump. Every step must match code for code except align_corners 8 -> 16,
-held to its measured residual. The 15-bit fraction helper is checked against exact rational arithmetic.
+from the vendor simulator's dump. Every step must match code for code except two align_corners steps with a
+near-tie corner weight, held to their measured residual. The 15-bit fraction helper is checked against exact rational arithmetic.
 """
 from __future__ import annotations
 
@@ -119,12 +119,14 @@ def test_resize_bilinear_impulses_match_vendor():
 
 
 @needs_vendor
-def test_resize_bilinear_align_corners_8_to_16_within_measured_bound():
-    """The one residual seen: align_corners 8 -> 16 misses 2 of 3072 codes by 1 LSB (a corner weight of
-    6990.4995 / 2**16 that the vendor rounds up; see the docs)."""
-    d = _compare((8, 8), (16, 16), True, False, (-1.0, 1.0), seed=7)
+@pytest.mark.parametrize("in_hw,size,measured", [((8, 8), (16, 16), 2), ((16, 16), (30, 30), 5)])
+def test_resize_bilinear_align_corners_near_ties_within_measured_bound(in_hw, size, measured):
+    """The one residual seen: align_corners steps 7/15 and 15/29 have a corner weight within 0.0005 of a
+    rounding tie (6990.4996 and 31170.4995 in 2**-16 units) that the vendor rounds up; measured on these
+    inputs 2/3072 and 5/8100 codes off by 1 LSB (9/6144 and 5/21600 on 8 other inputs, see the docs)."""
+    d = _compare(in_hw, size, True, False, (-1.0, 1.0), seed=7)
     assert np.abs(d).max() <= resize.RESIZE_MAX_ERROR_LSB, f"worst {np.abs(d).max()} LSB"
-    assert (d != 0).sum() <= 4, f"{int((d != 0).sum())}/{d.size} codes differ (measured 2)"
+    assert (d != 0).sum() <= measured + 2, f"{int((d != 0).sum())}/{d.size} codes differ (measured {measured})"
 
 
 @settings(max_examples=200, deadline=None)
