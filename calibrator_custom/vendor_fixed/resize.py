@@ -10,10 +10,10 @@ Two arithmetics, chosen by the step:
   f = round(frac(src) * 2**15); t = (a * (2**15 - f) + b * f + 2**14) >> 15 along W, then the same
   along H on t. Exact.
 - **Other steps**: one 2D interpolation. src = float32(dst) * float32(step), f = frac(src) in float32;
-  the four corner weights w_y * w_x are rounded to 16 fractional bits, or to 15 at a position where
-  one of them would not fit int16 (round(w * 2**16) > 32767); q = floor(sum(code * W) / 2**shift).
-  Exact on every case measured but align_corners 8 -> 16 and 16 -> 30, where one corner weight lies
-  within 0.0005 of a rounding tie (the vendor rounds it up; 0.1% of the codes 1 LSB off).
+  the four corner weights in float32 in the expanded form (w11 = f_y f_x, w10 = f_y - w11,
+  w01 = f_x - w11, w00 = 1 - f_x - f_y + w11) are rounded half up to 16 fractional bits, or to 15 at a
+  position where one of them would not fit int16 (round(w * 2**16) > 32767);
+  q = floor(sum(code * W) / 2**shift). Exact.
 """
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ import numpy as np
 
 from .registry import register
 
-#: measured worst difference from the vendor (near-tie weights at align_corners 8 -> 16, 16 -> 30); 0 elsewhere
-RESIZE_MAX_ERROR_LSB = 1
+#: measured worst difference from the vendor over every step tried (output LSB)
+RESIZE_MAX_ERROR_LSB = 0
 
 
 def _step(out_size: int, in_size: int, align_corners: bool) -> tuple[int, int]:
@@ -58,27 +58,37 @@ def _separable_half_up(x: np.ndarray, out_h: int, out_w: int, align_corners: boo
 
 
 def _taps_f32(out_size: int, in_size: int, align_corners: bool):
-    """(lo, hi, 1 - f, f) with src = float32(dst) * float32(step) and f = frac(src) in float32 (not zeroed
-    at the clamped edge: there both taps are the same pixel and their weights add)."""
+    """(lo, hi, f) with src = float32(dst) * float32(step) and f = frac(src) in float32 (not zeroed at the
+    clamped edge: there both taps are the same pixel and their weights add)."""
     num, den = _step(out_size, in_size, align_corners)
     src = (np.arange(out_size, dtype=np.float32) * (np.float32(num) / np.float32(den))).astype(np.float32)
     base = np.floor(src)
     lo = np.minimum(base.astype(np.int64), in_size - 1)
-    frac = (src - base).astype(np.float32)
-    return lo, np.minimum(lo + 1, in_size - 1), (np.float32(1) - frac).astype(np.float64), frac.astype(np.float64)
+    return lo, np.minimum(lo + 1, in_size - 1), (src - base).astype(np.float32)
+
+
+def _corner_weights_f32(fy: np.ndarray, fx: np.ndarray) -> list[np.ndarray]:
+    """The four corner weights in float32, in the expanded form: w11 = fy fx, w10 = fy - w11,
+    w01 = fx - w11, w00 = ((1 - fx) - fy) + w11 (each operation rounded to float32)."""
+    one = np.float32(1)
+    w11 = (fy * fx).astype(np.float32)
+    w10 = (fy - w11).astype(np.float32)
+    w01 = (fx - w11).astype(np.float32)
+    w00 = (((one - fx).astype(np.float32) - fy).astype(np.float32) + w11).astype(np.float32)
+    return [w00, w01, w10, w11]
 
 
 def _bilinear_2d(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> np.ndarray:
-    """One 2D interpolation: corner weights w_y * w_x rounded to 16 fractional bits, or to 15 where one
-    of the four would not fit int16 (>= 32768 / 2**16); the weighted code sum floored at that shift."""
-    ly, hy, gy, fy = _taps_f32(out_h, x.shape[1], align_corners)
-    lx, hx, gx, fx = _taps_f32(out_w, x.shape[2], align_corners)
-    corners = [(rows, cols, wy[None, :, None, None] * wx[None, None, :, None])
-               for rows, wy in ((ly, gy), (hy, fy)) for cols, wx in ((lx, gx), (hx, fx))]
-    widest = np.maximum.reduce([np.floor(w * 65536.0 + 0.5) for _, _, w in corners])
+    """One 2D interpolation: the float32 corner weights rounded half up to 16 fractional bits, or to 15
+    where one of the four would not fit int16 (round(w * 2**16) > 32767); the weighted code sum floored."""
+    ly, hy, fy = _taps_f32(out_h, x.shape[1], align_corners)
+    lx, hx, fx = _taps_f32(out_w, x.shape[2], align_corners)
+    weights = [w.astype(np.float64) for w in _corner_weights_f32(fy[None, :, None, None], fx[None, None, :, None])]
+    taps = [(ly, lx), (ly, hx), (hy, lx), (hy, hx)]
+    widest = np.maximum.reduce([np.floor(w * 65536.0 + 0.5) for w in weights])
     shift = np.where(widest <= 32767, 16, 15).astype(np.int64)
     acc = 0
-    for rows, cols, w in corners:
+    for (rows, cols), w in zip(taps, weights):
         acc = acc + x[:, rows][:, :, cols] * np.floor(w * np.exp2(shift) + 0.5).astype(np.int64)
     return acc >> shift
 
@@ -87,7 +97,7 @@ def _bilinear_2d(x: np.ndarray, out_h: int, out_w: int, align_corners: bool) -> 
 def resize_bilinear(x_code, size_hw, align_corners=False, half_pixel_centers=False):
     """Integer steps: the separable W-then-H interpolation with 15-bit fractions, each pass rounded half
     up; other steps: the floored 2D interpolation with 16- or 15-bit corner weights from float32
-    coordinates (within RESIZE_MAX_ERROR_LSB; exact but near-tie corner weights).
+    coordinates, in float32 (exact on every step measured).
     ``half_pixel_centers`` is accepted and ignored, as by the vendor."""
     x = np.asarray(x_code)
     if x.ndim != 4:
