@@ -152,3 +152,31 @@ def test_integer_step_path_equals_loop_reference(in_h, in_w, k_h, k_w, align_cor
                     return (xi[0, row, lx[ox], c] * (32768 - fx[ox]) + xi[0, row, hx[ox], c] * fx[ox] + 16384) >> 15
                 v = (along_w(ly[oy]) * (32768 - fy[oy]) + along_w(hy[oy]) * fy[oy] + 16384) >> 15
                 assert got[0, oy, ox, c] == np.clip(v, -32768, 32767)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 12), st.integers(1, 12), st.booleans(), st.integers(0, 2 ** 31))
+def test_other_step_path_equals_loop_reference(in_h, in_w, out_h, out_w, align_corners, seed):
+    """The vectorized 2D path against a per-output loop of the documented formula in float32 scalars."""
+    x = np.random.default_rng(seed).integers(-32768, 32768, (1, in_h, in_w, 2)).astype(np.int16)
+    got = resize._bilinear_2d(x.astype(np.int64), out_h, out_w, align_corners)
+    assert got.shape == (1, out_h, out_w, 2)
+    f32 = np.float32
+
+    def tap(d, n_out, n_in):
+        num, den = (n_in - 1, n_out - 1) if align_corners and n_out > 1 else (n_in, n_out)
+        src = f32(d) * (f32(num) / f32(den))
+        lo = int(np.floor(src))
+        return min(lo, n_in - 1), min(lo + 1, n_in - 1), f32(src - f32(lo))
+
+    for oy in range(out_h):
+        ly, hy, fy = tap(oy, out_h, in_h)
+        for ox in range(out_w):
+            lx, hx, fx = tap(ox, out_w, in_w)
+            w11 = f32(fy * fx)
+            ws = [f32(f32(f32(1) - fx) - fy) + w11, f32(fx - w11), f32(fy - w11), w11]
+            shift = 16 if max(int(np.floor(float(w) * 65536 + 0.5)) for w in ws) <= 32767 else 15
+            ints = [int(np.floor(float(w) * 2 ** shift + 0.5)) for w in ws]
+            for c in range(2):
+                codes = [int(x[0, ly, lx, c]), int(x[0, ly, hx, c]), int(x[0, hy, lx, c]), int(x[0, hy, hx, c])]
+                assert got[0, oy, ox, c] == sum(a * b for a, b in zip(codes, ints)) >> shift
