@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model.graph import Model
-from . import activation, boundary, conv, elementwise, layout, movement, output, pool, resize, tables
+from . import activation, boundary, conv, conv_plan, elementwise, layout, movement, output, pool, resize, tables
 
 _DTYPES = {"UINT8": np.uint8, "INT16": np.int16, "INT8": np.int8, "INT32": np.int32}
 
@@ -57,30 +57,28 @@ class ConvStep:
     padding: str
     pads: tuple               # explicit (top, bottom, left, right) or None
     clamp: tuple
-    cache: dict = field(default_factory=dict, compare=False, repr=False)  # depthwise plan per input shape
+    plan: object = None       # conv_plan.ConvPlan (the prepared exact fast path) or None
 
     def run(self, env):
         x = env[self.x]
+        if x.ndim != 4:
+            x = x.reshape(x.shape[0], 1, 1, -1)
+        if self.plan is not None and self.plan.matches(x):
+            env[self.out] = self.plan.run(x)
+            return
+        env[self.out] = self.reference(x)
+
+    def reference(self, x):
+        """The int64 reference kernels of .conv (any input shape and dtype)."""
         padding = self.padding
         if self.pads is not None:
             t, b, l, r = self.pads
             x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.x_zero_point)
             padding = "VALID"
-        if x.ndim != 4:
-            x = x.reshape(x.shape[0], 1, 1, -1)
-        if self.op == "DEPTHWISE_CONV_2D":
-            key = (x.shape, x.dtype.str, padding)
-            if key not in self.cache:
-                self.cache[key] = conv.depthwise_plan(x.shape, self.w_code, self.stride, self.dilation, padding) \
-                    if x.dtype == np.uint8 else None
-            env[self.out] = conv.depthwise_conv2d(
-                x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift, self.total_shift,
-                self.out_zero_point, self.out_dtype, self.stride, self.dilation, padding, self.clamp,
-                plan=self.cache[key])
-            return
-        env[self.out] = conv.conv2d(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier,
-                                    self.bias_shift, self.total_shift, self.out_zero_point, self.out_dtype,
-                                    self.stride, self.dilation, padding, self.clamp)
+        kern = conv.depthwise_conv2d if self.op == "DEPTHWISE_CONV_2D" else conv.conv2d
+        return kern(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift,
+                    self.total_shift, self.out_zero_point, self.out_dtype, self.stride, self.dilation, padding,
+                    self.clamp)
 
 
 @dataclass(frozen=True)
@@ -234,9 +232,17 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     except ValueError as e:
         raise ModelError(f"op {name} writing {to.name!r}: {e}") from None
     pads = tuple(int(getattr(o, f"padding_{s}", 0) or 0) for s in ("top", "bottom", "left", "right"))
+    pads = pads if any(pads) else None
+    stride = (o.stride_h, o.stride_w)
+    dilation = (getattr(o, "dilation_h_factor", 1) or 1, getattr(o, "dilation_w_factor", 1) or 1)
+    padding = o.padding if o.padding in ("SAME", "VALID") else "VALID"
+    x_shape = tuple(int(d) for d in ti.shape)
+    if len(x_shape) != 4:
+        x_shape = (x_shape[0], 1, 1, int(np.prod(x_shape[1:])))
+    plan = conv_plan.prepare(name, x_shape, _dtype(ti), w, zp_in, b0, mult, k, n_shift, zp_out, out_dt, stride,
+                             dilation, padding, pads, clamp)
     return ConvStep(name, op.inputs[0], op.outputs[0], w, zp_in, b0, mult, k, n_shift, zp_out, out_dt,
-                    (o.stride_h, o.stride_w), (getattr(o, "dilation_h_factor", 1) or 1, getattr(o, "dilation_w_factor", 1) or 1),
-                    o.padding if o.padding in ("SAME", "VALID") else "VALID", pads if any(pads) else None, clamp)
+                    stride, dilation, padding, pads, clamp, plan)
 
 
 def _pool_options(o):

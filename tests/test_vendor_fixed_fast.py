@@ -1,0 +1,87 @@
+"""The prepared fast paths of the vendor fixed engine against its int64 reference kernels, code for code
+(no vendor SDK needed; the shared models against the vendor's own simulator are in test_vendor_fixed_models)."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calibrator_custom.vendor_fixed import conv, conv_plan
+
+
+def _reference(op, x, zp, w, b0, m, k, n, out_zp, out_dt, stride, dilation, padding, pads, clamp):
+    if pads is not None:
+        t, b, l, r = pads
+        x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=zp)
+        padding = "VALID"
+    kern = conv.depthwise_conv2d if op == "DEPTHWISE_CONV_2D" else conv.conv2d
+    return kern(x, zp, w, b0, m, k, n, out_zp, out_dt, stride, dilation, padding, clamp)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.sampled_from(["CONV_2D", "DEPTHWISE_CONV_2D"]), st.sampled_from([1, 2, 3, 5]),
+       st.sampled_from([(1, 1), (2, 2), (1, 2)]), st.sampled_from([(1, 1), (2, 1)]),
+       st.sampled_from(["SAME", "VALID", "explicit"]), st.integers(0, 4), st.sampled_from(["uint8", "int16"]),
+       st.booleans(), st.sampled_from([1, 2]))
+def test_conv_plan_matches_the_int64_reference(seed, op, ksize, stride, dilation, padding, k, out_name, saturate, mult):
+    g = np.random.default_rng(seed)
+    c = int(g.integers(1, 40))
+    eff_h, eff_w = (ksize - 1) * dilation[0] + 1, (ksize - 1) * dilation[1] + 1
+    x = g.integers(0, 256, (1, eff_h + int(g.integers(0, 9)), eff_w + int(g.integers(0, 9)), c)).astype(np.uint8)
+    if op == "DEPTHWISE_CONV_2D":
+        co = c * mult
+        w = g.integers(-128, 128, (1, ksize, ksize, co)).astype(np.int8)
+    else:
+        co = int(g.integers(1, 40))
+        w = g.integers(-128, 128, (co, ksize, ksize, c)).astype(np.int8)
+    zp = int(g.integers(0, 256))
+    out_dt = np.dtype(out_name)
+    by_channel = np.abs(w.astype(np.int64)).reshape(-1, co) if op == "DEPTHWISE_CONV_2D" else \
+        np.abs(w.astype(np.int64)).reshape(co, -1).T
+    bound = 255 * int(by_channel.sum(0).max())
+    k += max(0, bound.bit_length() - 15)  # as the vendor's converter: acc >> k about 16 bits
+    n = k + int(g.integers(1, 18))
+    # saturate: b0 large enough that the 16-bit saturation of R + b0 acts (the plan must keep it)
+    b0 = g.integers(-32768, 32768, co) if saturate else g.integers(-3000, 3000, co)
+    m = g.integers(0, 32768, co)
+    out_zp = int(g.integers(-100, 100)) if out_dt == np.int16 else 0
+    clamp = None if g.integers(0, 2) else (int(g.integers(0, 30)), int(g.integers(100, 256)))
+    pads = tuple(int(v) for v in g.integers(0, 3, 4)) if padding == "explicit" else None
+    pad_mode = "VALID" if padding == "explicit" else padding
+    args = (x.shape, x.dtype, w, zp, b0, m, k, n, out_zp, out_dt, stride, dilation, pad_mode, pads, clamp)
+    plan = conv_plan.prepare(op, *args)
+    ref = _reference(op, x, zp, w, b0, m, k, n, out_zp, out_dt, stride, dilation, pad_mode, pads, clamp)
+    # the plan is refused only where a float32 sum could round (bound of the module doc)
+    assert (plan is None) == (bound + (1 << max(k - 1, 0)) >= 2 ** 24)
+    if plan is None:
+        return
+    assert plan.matches(x)
+    got = plan.run(x)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert np.array_equal(got, ref)
+    assert np.array_equal(plan.run(x), ref)  # a second run on the reused buffers
+
+
+def test_conv_plan_refuses_unprovable_bounds():
+    """INT16 inputs with -128 weights over 3x3x32 taps can sum past 2**24: no float32 plan (UINT8: 9.4e6, one)."""
+    w = np.full((4, 3, 3, 32), -128, np.int8)
+    args = ((1, 8, 8, 32), np.int16, w, 0, np.zeros(4, np.int64), np.full(4, 16384), 8, 22, 0, np.int16,
+            (1, 1), (1, 1), "SAME", None, None)
+    assert conv_plan.prepare("CONV_2D", *args) is None
+    args = ((1, 8, 8, 32), np.uint8) + args[2:]
+    assert conv_plan.prepare("CONV_2D", *args) is not None
+
+
+def test_conv_plan_round_half_away_ties():
+    """acc = +-2**(k-1) (ties) and 0 through a 1x1 conv: the reference's half-away rounding, not half-up."""
+    x = np.array([0, 1, 2, 3, 255], np.uint8).reshape(1, 1, 5, 1)
+    w = np.array([[[[2]]], [[[-2]]]], np.int8)  # acc = +-2 * x: ties of k = 2 at x = 1, 3
+    args = (x.shape, x.dtype, w, 0, np.zeros(2, np.int64), np.full(2, 16384), 2, 16, 0, np.int16,
+            (1, 1), (1, 1), "VALID", None, None)
+    plan = conv_plan.prepare("CONV_2D", *args)
+    ref = _reference("CONV_2D", x, 0, w, *args[4:])
+    got = plan.run(x)
+    assert got.dtype == np.int16 and got.shape == (1, 1, 5, 2)
+    assert np.array_equal(got, ref)
+    # hand-computed: R = half_away(+-2x / 4) = +-[0, 1, 1, 2, 128]; q = (R * 16384 + 2**13) >> 14 = R
+    assert got[0, 0, :, 0].tolist() == [0, 1, 1, 2, 128] and got[0, 0, :, 1].tolist() == [0, -1, -1, -2, -128]
