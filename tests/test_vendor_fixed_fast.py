@@ -85,3 +85,86 @@ def test_conv_plan_round_half_away_ties():
     assert np.array_equal(got, ref)
     # hand-computed: R = half_away(+-2x / 4) = +-[0, 1, 1, 2, 128]; q = (R * 16384 + 2**13) >> 14 = R
     assert got[0, 0, :, 0].tolist() == [0, 1, 1, 2, 128] and got[0, 0, :, 1].tolist() == [0, -1, -1, -2, -128]
+
+
+# ---------------------------------------------------------------- elementwise
+from calibrator_custom.vendor_fixed import activation, elementwise, fastops  # noqa: E402
+
+_RANGE = {"uint8": (0, 255), "int16": (-32768, 32767)}
+
+
+def _codes(g, dtype, shape):
+    """Random codes of dtype with both extremes, 0 and -1 (where they exist) planted."""
+    lo, hi = _RANGE[dtype]
+    x = g.integers(lo, hi + 1, shape)
+    flat = x.reshape(-1)
+    for i, v in enumerate(sorted({lo, hi, 0, max(lo, -1)})):
+        flat[i % flat.size] = v
+    return x.astype(dtype)
+
+
+def _centered(x, zp):
+    return x.astype(np.int64) - zp
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.sampled_from(["ADD", "SUB"]), st.sampled_from(["uint8", "int16"]),
+       st.sampled_from(["uint8", "int16"]), st.sampled_from(["uint8", "int16"]))
+def test_addsub_kernel_matches_the_reference(seed, name, d1, d2, d_out):
+    g = np.random.default_rng(seed)
+    shape = (1, int(g.integers(1, 6)), int(g.integers(1, 6)), int(g.integers(1, 20)))
+    x1, x2 = _codes(g, d1, shape), _codes(g, d2, shape)
+    z1 = int(g.integers(0, 256)) if d1 == "uint8" else 0
+    z2 = int(g.integers(0, 256)) if d2 == "uint8" else 0
+    s1, s2, so = (float(np.float32(10.0 ** g.uniform(-5, 0))) for _ in range(3))
+    zo = int(g.integers(0, 256)) if d_out == "uint8" else 0
+    kern = elementwise.add if name == "ADD" else elementwise.sub
+    ref = kern(_centered(x1, z1), _centered(x2, z2), s1, s2, so, zo, np.dtype(d_out))
+    fn = fastops.prepare_addsub(1 if name == "ADD" else -1, np.dtype(d1), np.dtype(d2), shape, shape, z1, z2,
+                                s1, s2, so, zo, np.dtype(d_out))
+    if fn is None:  # refused only when an int32 bound fails or N < 1
+        m1, m2, n = elementwise.add_params(s1, s2, so)
+        assert n < 1 or 32768 * (m1 + m2) + (1 << n) * 257 + 256 * (m1 + m2) >= 2 ** 31
+        return
+    got = fn(x1, x2)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert np.array_equal(got, ref)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.booleans(), st.sampled_from([1.0, 1.2751091, 3.5]), st.booleans())
+def test_prelu_kernel_matches_the_reference(seed, relu, ratio, clamp6):
+    g = np.random.default_rng(seed)
+    c = int(g.integers(1, 40))
+    shape = (1, int(g.integers(1, 6)), int(g.integers(1, 6)), c)
+    x = _codes(g, "int16", shape)
+    alpha = np.zeros(1, np.int64) if relu else g.integers(-32767, 32768, (1, 1, c))
+    shift = 15 if relu else activation.alpha_shift(float(g.uniform(0.05, 1.5)) * ratio)
+    s_in, s_out = float(np.float32(10.0 ** g.uniform(-5, -2))), float(np.float32(10.0 ** g.uniform(-3, -1)))
+    zp = int(g.integers(0, 256))
+    clamp = (zp, min(255, zp + int(g.integers(0, 200)))) if clamp6 else None
+    ref = activation.prelu(x, alpha, shift, s_in, s_out, zp, np.uint8, ratio)
+    if clamp is not None:
+        ref = np.clip(ref, *clamp).astype(np.uint8)
+    fn = fastops.prepare_prelu(np.dtype(np.int16), shape, alpha, shift, s_in, s_out, zp, np.uint8, ratio, clamp)
+    if fn is None:
+        mult, n, _, _ = fastops.prelu_params(shift, s_in, s_out, ratio)
+        assert n < 1 or 32768 * max(ratio, 1) * 2 * mult >= 2 ** 30 or not relu
+        return
+    got = fn(x)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert np.array_equal(got, ref)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1))
+def test_pad_trailing_matches_np_pad(seed):
+    g = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in g.integers(1, 5, 4))
+    x = _codes(g, "uint8", shape)
+    out_shape = tuple(d + int(g.integers(0, 3)) for d in shape)
+    zp = int(g.integers(0, 256))
+    got = fastops.pad_trailing(x, out_shape, zp)
+    ref = np.pad(x, [(0, o - d) for d, o in zip(shape, out_shape)], constant_values=zp)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert np.array_equal(got, ref)

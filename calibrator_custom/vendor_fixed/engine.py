@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model.graph import Model
-from . import activation, boundary, conv, conv_plan, elementwise, layout, movement, output, pool, resize, tables
+from . import activation, boundary, conv, conv_plan, elementwise, fastops, layout, movement, output, pool, resize, tables
 
 _DTYPES = {"UINT8": np.uint8, "INT16": np.int16, "INT8": np.int8, "INT32": np.int32}
 
@@ -272,6 +272,17 @@ def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarra
     return np.pad(x, pad, constant_values=zero_point)
 
 
+def _fast_or(fast, reference):
+    """fn(*xs): the prepared fast kernel's codes, or the reference kernel's where it declines (None)."""
+    if fast is None:
+        return reference
+
+    def fn(*xs):
+        y = fast(*xs)
+        return reference(*xs) if y is None else y
+    return fn
+
+
 def _step(model: Model, name: str, op, softmax_out: set):
     g = model.main
     to = g.tensors[op.outputs[0]]
@@ -308,12 +319,19 @@ def _step(model: Model, name: str, op, softmax_out: set):
                              "vendor's fixed arithmetic")
         dt = _dtype(to)
         # a UINT8 operand enters with its zero point removed (the kernels take zero-point-free codes)
-        return FnStep(name, ins[:2], op.outputs[0],
-                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2:
-                      kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
+        ref = (lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2:
+               kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
+        t1, t2 = g.tensors[ins[0]], g.tensors[ins[1]]
+        fast = None if name == "MUL" else fastops.prepare_addsub(
+            1 if name == "ADD" else -1, _dtype(t1), _dtype(t2), t1.shape, t2.shape, z1, z2, s1, s2, so, zo, dt)
+        return FnStep(name, ins[:2], op.outputs[0], _fast_or(fast, ref))
     if name == "PAD":
         out_shape = tuple(int(d) for d in to.shape)
         _, zp = _q(to)
+        ti = g.tensors[ins[0]]
+        in_shape = tuple(int(d) for d in ti.shape)
+        if len(in_shape) == len(out_shape) and all(a <= b for a, b in zip(in_shape, out_shape)):
+            return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: fastops.pad_trailing(x, s, z))
         return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: _pad_trailing(x, s, z))
     if name in ("RELU", "RELU6"):
         (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
@@ -321,9 +339,11 @@ def _step(model: Model, name: str, op, softmax_out: set):
         dt = _dtype(to)
         zero = np.zeros(1, np.int64)  # RELU = PRELU with alpha 0: t = max(x, 0), then the 15-bit requantization
         lo, hi = conv.activation_clamp(name, s_out, zp_out, dt)
-        return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi, f=ratio:
-                      np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
+        ref = (lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi, f=ratio:
+               np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
+        ti = g.tensors[ins[0]]
+        fast = fastops.prepare_prelu(_dtype(ti), ti.shape, zero, 15, s_in, s_out, zp_out, dt, ratio, (lo, hi))
+        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref))
     if name == "CONCATENATION":
         axis = int(o.axis) if o is not None else -1
         out_shape = tuple(int(d) for d in to.shape)
@@ -375,9 +395,10 @@ def _step(model: Model, name: str, op, softmax_out: set):
         shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))) * ratio)
         (s_in, _), (s_out, zp_out) = _q(ti), _q(to)
         dt = _dtype(to)
-        return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
-                      activation.prelu(x, a, sh, si, so, z, dt, f))
+        ref = (lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
+               activation.prelu(x, a, sh, si, so, z, dt, f))
+        fast = fastops.prepare_prelu(_dtype(ti), ti.shape, alpha, shift, s_in, s_out, zp_out, dt, ratio)
+        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref))
     raise ModelError(f"op {name} writing {to.name!r}: the vendor fixed-point arithmetic of {name} is not "
                      "established, so calibrator_custom cannot simulate this vendor fixed model "
                      "(supported ops: docs/vendor_fixed_point.md)")
