@@ -34,6 +34,7 @@ import numpy as np
 
 from .. import blas
 from . import conv
+from .fastops import clip
 
 _I32 = 2 ** 31
 
@@ -116,11 +117,11 @@ def requantize(acc: np.ndarray, rq: Requant, scratch: dict) -> np.ndarray:
     rows = a.reshape(-1, rq.mult_row.size)
     if rq.bias_row is not None:
         np.add(rows, rq.bias_row, out=rows)
-        np.clip(a, -32768, 32767, out=a)
+        clip(a, -32768, 32767)
     np.multiply(rows, rq.mult_row, out=rows)
     np.add(rows, rq.add_row, out=rows)
     np.right_shift(a, rq.rest, out=a)
-    np.clip(a, rq.lo, rq.hi, out=a)
+    clip(a, rq.lo, rq.hi)
     return a.astype(rq.out_dtype)
 
 

@@ -25,9 +25,20 @@ import numpy as np
 
 from .elementwise import add_params
 
+try:  # the clip ufunc itself: np.clip's Python wrapper costs more than the pass on small tensors
+    from numpy._core.umath import clip as _clip_ufunc
+except ImportError:  # numpy < 2
+    from numpy.core.umath import clip as _clip_ufunc
+
 _LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127), np.dtype(np.int16): (-32768, 32767)}
 _I32 = 2 ** 31
+
+
+def clip(a: np.ndarray, lo: int, hi: int, out: np.ndarray | None = None) -> np.ndarray:
+    """np.clip(a, lo, hi, out=out) (minimum(maximum(a, lo), hi)) with the bounds in a's dtype; in place by default."""
+    t = a.dtype.type
+    return _clip_ufunc(a, t(lo), t(hi), out=a if out is None else out)
 
 
 def _max_abs(dtype) -> int | None:
@@ -60,7 +71,7 @@ def prepare_addsub(sign: int, x1_dtype, x2_dtype, shape1, shape2, z1: int, z2: i
         ufunc(a, b, out=a)
         a += c_
         a >>= n
-        np.clip(a, lo, hi, out=a)
+        clip(a, lo, hi)
         return a.astype(dt)
     return fn
 
@@ -126,25 +137,25 @@ def prepare_prelu(x_dtype, shape, alpha_code, alpha_shift_bits: int, in_scale: f
     def fn(x):
         if x.shape != shape or x.dtype != np.dtype(x_dtype):
             return None
-        zero = x.dtype.type(0)
-        pos = np.maximum(x, zero)
+        pos = clip(x, 0, x_hi, out=np.empty_like(x))
         if f1:
-            t = pos.astype(np.int32)
+            t = np.multiply(pos, m_, dtype=np.int32) if not has_alpha else pos.astype(np.int32)
         else:
             t = np.multiply(pos, np.int32(f_mult), dtype=np.int32)
             t += np.int32(1 << (f_shift - 1))
             t >>= f_shift
         if has_alpha:
-            neg = np.multiply(np.minimum(x, zero).reshape(-1, width), a_row, dtype=np.int32)
+            neg = np.multiply(clip(x, x_lo, 0, out=np.empty_like(x)).reshape(-1, width), a_row, dtype=np.int32)
             neg += half
             neg >>= s
             t += neg.reshape(shape)
-        t *= m_
+        if has_alpha or not f1:
+            t *= m_
         t += c_
         t >>= n
         if not zp_in_const:
             t += zp_
-        np.clip(t, lo, hi, out=t)
+        clip(t, lo, hi)
         return t.astype(dt)
     return fn
 
