@@ -168,3 +168,29 @@ def test_pad_trailing_matches_np_pad(seed):
     ref = np.pad(x, [(0, o - d) for d, o in zip(shape, out_shape)], constant_values=zp)
     assert got.dtype == ref.dtype and got.shape == ref.shape
     assert np.array_equal(got, ref)
+
+
+# ---------------------------------------------------------------- input boundary
+from calibrator_custom.vendor_fixed import boundary  # noqa: E402
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.booleans())
+def test_input_transform_table_matches_the_stored_transform(seed, same_channels):
+    g = np.random.default_rng(seed)
+    diag = np.full(3, int(g.integers(1, 4096))) if same_channels else g.integers(1, 4096, 3)
+    a = np.diag(diag).astype(np.int64)
+    offset = np.full(3, int(g.integers(-300, 300))) if same_channels else g.integers(-300, 300, 3)
+    px = g.integers(0, 256, (1, int(g.integers(1, 9)), int(g.integers(1, 9)), 3)).astype(np.uint8)
+    px.reshape(-1)[:2] = (0, 255)
+    table = boundary.stored_transform_table(a, offset)
+    assert table is not None and table.shape == (3, 256) and table.dtype == np.uint8
+    got = boundary.apply_transform_table(px, table)
+    ref = boundary.stored_transform_codes(px, a, offset)
+    assert got.dtype == ref.dtype and got.shape == ref.shape
+    assert np.array_equal(got, ref)
+
+
+def test_input_transform_table_refuses_a_channel_mixing_matrix():
+    a = np.array([[1024, 1, 0], [0, 1024, 0], [0, 0, 1024]])
+    assert boundary.stored_transform_table(a, np.zeros(3, np.int64)) is None

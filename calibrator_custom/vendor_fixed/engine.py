@@ -35,8 +35,12 @@ class InputStep:
     matrix: np.ndarray        # [3, 3] int64, applied to the pixel channels
     offset_code: np.ndarray   # [3] int64: the code of pixel 0 per channel
 
+    table: np.ndarray | None = None   # [3, 256] codes per channel and pixel value (diagonal matrix)
+
     def run(self, env, pixels):
-        env[self.tensor] = boundary.stored_transform_codes(pixels, self.matrix, self.offset_code)
+        codes = None if self.table is None else boundary.apply_transform_table(pixels, self.table)
+        env[self.tensor] = boundary.stored_transform_codes(pixels, self.matrix, self.offset_code) \
+            if codes is None else codes
 
 
 @dataclass(frozen=True)
@@ -419,7 +423,8 @@ def prepare(model: Model, where: str = "the model") -> Program:
             raise ModelError(f"{where}: input {t.name!r} has no pixel transform (SubGraph slot 10) in the file")
         v = transforms[k]
         a = v[:9].reshape(3, 3)[::-1, ::-1].copy()
-        inputs.append(InputStep(i, a, v[9:12][::-1] - 256))
+        offset = v[9:12][::-1] - 256
+        inputs.append(InputStep(i, a, offset, boundary.stored_transform_table(a, offset)))
     softmax_out: set = set()
     steps = []
     for k in g.topological_order():
