@@ -14,9 +14,10 @@ Why it is exact (checked in :func:`prepare`, per output channel c):
    magnitude at most ``B_c = max(|x_lo|, |x_hi|) * sum|w_c|``. With ``B_c + 2**(k-1) < 2**24`` every
    float32 partial sum is exact (24-bit significand) and scaling the weights by ``2**-k`` only moves
    exponents: the product gives ``acc / 2**k`` exactly, whatever BLAS's blocking or thread count.
-2. Round half away from zero: ``trunc(acc / 2**k + copysign(1/2, acc))``; the sum is
-   ``(acc +- 2**(k-1)) / 2**k``, exact by 1., and the float -> int32 conversion truncates toward
-   zero (the C cast numpy uses), done inside the add.
+2. Round half away from zero of y = acc / 2**k: ``R = trunc(2y) - trunc(y)`` (with y = n + f,
+   n = trunc(y): ``trunc(2y) = 2n + trunc(2f)`` and ``trunc(2f)`` is sign(y) exactly when
+   |f| >= 1/2). 2y is exact by 1. (a power of two), and the float -> int32 conversion truncates
+   toward zero (the C cast numpy uses), done inside the multiply and the copy.
 3. ``R + b0`` saturates to 16 bits in the reference. From the acc range [acc_lo_c, acc_hi_c]
    (``x_lo``/``x_hi`` against the signs of w) and the monotone rounding, R lies in
    [R(acc_lo_c), R(acc_hi_c)]; when ``R + b0`` provably stays in [-32768, 32767] the saturation is
@@ -109,9 +110,10 @@ def requantize(acc: np.ndarray, rq: Requant, scratch: dict) -> np.ndarray:
     shape = acc.shape
     a = _buffer(scratch, "a", shape, np.int32)
     if rq.k:
-        half = _buffer(scratch, "half", shape, np.float32)
-        np.copysign(np.float32(0.5), acc, out=half)
-        np.add(acc, half, out=a, casting="unsafe")          # trunc toward zero: round half away
+        t = _buffer(scratch, "t", shape, np.int32)
+        np.multiply(acc, np.float32(2), out=a, casting="unsafe")   # trunc(2y)
+        np.copyto(t, acc, casting="unsafe")                         # trunc(y)
+        np.subtract(a, t, out=a)                                    # round half away from zero
     else:
         np.copyto(a, acc, casting="unsafe")
     rows = a.reshape(-1, rq.mult_row.size)
