@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import blas
+from ..ops import conv as float_conv  # the float interpreter's kernels, reused
 from . import conv
 from .fastops import clip
 
@@ -166,9 +167,9 @@ class ConvPlan:
             blas.matmul(xf, self.weights, out=acc.reshape(-1, co))
         elif self.kind == "im2col":
             acc = _buffer(s, "acc", (n, oh, ow, co), np.float32)
-            _float_conv()._conv_core(self._padded(x, s), self.weights, self.geometry, acc)
+            float_conv._conv_core(self._padded(x, s), self.weights, self.geometry, acc)
         else:
-            acc = _float_conv().depthwise_conv_2d(self._padded(x, s), None, None, opt=self.weights)
+            acc = float_conv.depthwise_conv_2d(self._padded(x, s), None, None, opt=self.weights)
         return requantize(acc, self.requant, s)
 
     def _scratch(self) -> dict:
@@ -186,11 +187,6 @@ class ConvPlan:
             xp = s["xp"] = np.full((n, h + t + b, w + l + r, c), self.pad_value, np.float32)
         np.copyto(xp[:, t:t + h, l:l + w, :], x, casting="unsafe")
         return xp
-
-
-def _float_conv():
-    from ..ops import conv as float_conv  # noqa: PLC0415 - the float interpreter's kernels, reused
-    return float_conv
 
 
 _X_RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127), np.dtype(np.int16): (-32768, 32767)}
@@ -219,7 +215,7 @@ def prepare(op: str, x_shape, x_dtype, w_code, x_zero_point: int, bias_row0, mul
         ow, pl, pr = conv._pad_amounts(wd, kw, sw, dw, padding)
     if oh <= 0 or ow <= 0 or min(pt, pb, pl, pr) < 0:
         return None
-    fc = _float_conv()
+    fc = float_conv
     geo = fc.Geometry(kh, kw, sh, sw, dh, dw, 0, 0, 0, 0, oh, ow)
     k = int(bias_shift)
     scale = np.float32(2.0 ** -k)
