@@ -235,7 +235,8 @@ def prepare(op: str, x_shape, x_dtype, w_code, x_zero_point: int, bias_row0, mul
             kind, weights = "matmul", np.ascontiguousarray((w.reshape(co, c).astype(np.float32) * scale).T)
         else:
             kind = "im2col"
-            weights = np.ascontiguousarray(fc._conv_weight_rows(w.astype(np.float32) * scale, 1, np.dtype(np.float32))[0])
+            rows = fc._conv_weight_rows(w.astype(np.float32) * scale, 1, np.dtype(np.float32))
+            weights = np.ascontiguousarray(rows[0])
     rq = prepare_requant(by_channel, x_range, bias_row0, multiplier, k, total_shift, out_zero_point, out_dtype,
                          clamp, ow)
     if rq is None:

@@ -4,7 +4,9 @@
 (weights decoded with :mod:`.layout`, requantization parameters from the stored bias rows, bias
 shift inferred with :func:`.conv.infer_bias_shift`) and validates it: an op whose vendor arithmetic
 is not established is a :class:`ModelError` naming the op. :meth:`Program.run` then only calls the
-kernels. The graph is followed as the vendor's converter wrote it (fusions, Align2_Alias, the
+kernels: the prepared fast paths (:mod:`.conv_plan` for convs, :mod:`.fastops` for ADD/SUB,
+RELU/PRELU, PAD; the same codes, their bounds proven at prepare) where the input has the declared
+dtype and shape, the reference kernels otherwise. The graph is followed as the vendor's converter wrote it (fusions, Align2_Alias, the
 FULLY_CONNECTED -> 1x1 CONV_2D rewrite are all visible in the file's op list).
 
 Input boundary: the fixed.sim stores, per input, a SubGraph slot-10 table whose first vector holds
@@ -23,7 +25,8 @@ import numpy as np
 
 from ..errors import ModelError
 from ..model.graph import Model
-from . import activation, boundary, conv, conv_plan, elementwise, fastops, layout, movement, output, pool, resize, tables
+from . import (activation, boundary, conv, conv_plan, elementwise, fastops, layout, movement, output, pool, resize,
+               tables)
 
 _DTYPES = {"UINT8": np.uint8, "INT16": np.int16, "INT8": np.int8, "INT32": np.int32}
 
