@@ -6,8 +6,9 @@ shift inferred with :func:`.conv.infer_bias_shift`) and validates it: an op whos
 is not established is a :class:`ModelError` naming the op. :meth:`Program.run` then only calls the
 kernels: the prepared fast paths (:mod:`.conv_plan` for convs, :mod:`.fastops` for ADD/SUB,
 RELU/PRELU, PAD; the same codes, their bounds proven at prepare) where the input has the declared
-dtype and shape, the reference kernels otherwise. The graph is followed as the vendor's converter wrote it (fusions, Align2_Alias, the
-FULLY_CONNECTED -> 1x1 CONV_2D rewrite are all visible in the file's op list).
+dtype and shape, the reference kernels otherwise. The graph is followed as the vendor's converter
+wrote it (fusions, Align2_Alias, the FULLY_CONNECTED -> 1x1 CONV_2D rewrite are all visible in the
+file's op list).
 
 Input boundary: the fixed.sim stores, per input, a SubGraph slot-10 table whose first vector holds
 12 int16 values: a 3x3 matrix A (``round(1024 / (std * in_scale))`` on the diagonal) and 3 offsets
