@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibrator_custom.vendor_fixed import activation, boundary, conv, conv_plan, elementwise, fastops
+from calibrator_custom.vendor_fixed import activation, boundary, conv, conv_plan, elementwise, fastops, pool
 
 _RANGE = {"uint8": (0, 255), "int16": (-32768, 32767)}
 
@@ -193,3 +193,31 @@ def test_input_transform_table_matches_the_stored_transform(seed, same_channels)
 def test_input_transform_table_refuses_a_channel_mixing_matrix():
     a = np.array([[1024, 1, 0], [0, 1024, 0], [0, 0, 1024]])
     assert boundary.stored_transform_table(a, np.zeros(3, np.int64)) is None
+
+
+# ---------------------------------------------------------------- pooling
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.sampled_from([(1, 1), (2, 2), (3, 3), (2, 3)]), st.sampled_from([1, 2]),
+       st.sampled_from(["SAME", "VALID"]), st.sampled_from(["uint8", "int16"]))
+def test_max_pool_matches_naive_loops(seed, f, s, padding, dtype):
+    g = np.random.default_rng(seed)
+    x = _codes(g, dtype, (1, f[0] + int(g.integers(0, 6)), f[1] + int(g.integers(0, 6)), int(g.integers(1, 5))))
+    got = pool.max_pool2d(x, f, (s, s), padding)
+    n, h, w, c = x.shape
+    if padding == "VALID":
+        oh, ow, pt, pl = (h - f[0]) // s + 1, (w - f[1]) // s + 1, 0, 0
+    else:
+        oh, ow = -(-h // s), -(-w // s)
+        pt, pl = max((oh - 1) * s + f[0] - h, 0) // 2, max((ow - 1) * s + f[1] - w, 0) // 2
+    want = np.full((n, oh, ow, c), np.iinfo(x.dtype).min, np.int64)
+    for y in range(oh):
+        for xx in range(ow):
+            for a in range(f[0]):
+                for b in range(f[1]):
+                    yy, x2 = y * s + a - pt, xx * s + b - pl
+                    if 0 <= yy < h and 0 <= x2 < w:
+                        want[:, y, xx] = np.maximum(want[:, y, xx], x[:, yy, x2])
+    assert got.dtype == x.dtype and got.shape == want.shape
+    assert np.array_equal(got.astype(np.int64), want)
