@@ -221,3 +221,30 @@ def test_max_pool_matches_naive_loops(seed, f, s, padding, dtype):
                         want[:, y, xx] = np.maximum(want[:, y, xx], x[:, yy, x2])
     assert got.dtype == x.dtype and got.shape == want.shape
     assert np.array_equal(got.astype(np.int64), want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2 ** 31 - 1), st.booleans(), st.sampled_from(["uint8", "int16"]))
+def test_fused_add_activation_matches_the_two_kernels(seed, relu, d1):
+    """ADD's int32 codes straight into RELU/PRELU (the engine's fused pair) = the two kernels one by one."""
+    g = np.random.default_rng(seed)
+    c = int(g.integers(1, 30))
+    shape = (1, int(g.integers(1, 6)), int(g.integers(1, 6)), c)
+    x1, x2 = _codes(g, d1, shape), _codes(g, "int16", shape)
+    z1 = int(g.integers(0, 256)) if d1 == "uint8" else 0
+    s1, s2, so = (float(np.float32(10.0 ** g.uniform(-4, -1))) for _ in range(3))
+    add = fastops.prepare_addsub(1, np.dtype(d1), np.dtype(np.int16), shape, shape, z1, 0, s1, s2, so, 0, np.int16)
+    alpha = np.zeros(1, np.int64) if relu else g.integers(-32767, 32768, (1, 1, c))
+    shift = 15 if relu else activation.alpha_shift(float(g.uniform(0.05, 1.5)))
+    s_act, zp = float(np.float32(10.0 ** g.uniform(-3, -1))), int(g.integers(0, 256))
+    act = fastops.prepare_prelu(np.dtype(np.int16), shape, alpha, shift, so, s_act, zp, np.uint8)
+    if add is None or act is None:
+        return
+    ref = act(add(x1, x2))
+    a = add.int32(x1, x2)
+    assert a.dtype == np.int32
+    got = act.from_int32(a)
+    assert got.dtype == ref.dtype == np.uint8 and got.shape == ref.shape
+    assert np.array_equal(got, ref)
+    assert np.array_equal(ref, activation.prelu(elementwise.add(_centered(x1, z1), x2.astype(np.int64), s1, s2, so, 0,
+                                                                np.int16), alpha, shift, so, s_act, zp, np.uint8))

@@ -96,9 +96,29 @@ class FnStep:
     ins: tuple
     out: int
     fn: Callable
+    fast: Callable | None = None   # the prepared fast kernel inside fn (fastops), for fusing
 
     def run(self, env):
         env[self.out] = self.fn(*(env[i] for i in self.ins))
+
+
+@dataclass(frozen=True)
+class FusedAddActivationStep:
+    """ADD/SUB then the RELU/PRELU that alone reads it, the ADD's codes kept in int32 between the two
+    (fastops kernels; the same codes as the two steps, which run instead where a kernel declines)."""
+    add: FnStep
+    act: FnStep
+    clip_range: tuple          # the ADD's output type range (its saturation)
+    op: str = "ADD+ACT"
+
+    def run(self, env):
+        a = self.add.fast.int32(*(env[i] for i in self.add.ins), self.clip_range)
+        y = None if a is None else self.act.fast.from_int32(a)
+        if y is None:
+            self.add.run(env)
+            self.act.run(env)
+            return
+        env[self.act.out] = y
 
 
 # ---------------------------------------------------------------- reading
@@ -165,13 +185,14 @@ class Program:
     outputs: tuple          # graph output tensor indices
     output_scales: tuple    # (scale, zero_point) per output used to dequantize
     output_shapes: tuple
+    run_steps: tuple = ()   # steps with ADD + RELU/PRELU pairs fused (run); codes() runs ``steps``
 
     def run(self, pixels: list[np.ndarray]) -> list[np.ndarray]:
         """Codes through every step; -> dequantized float32 graph outputs (original shapes)."""
         env: dict[int, np.ndarray] = {}
         for step, x in zip(self.inputs, pixels):
             step.run(env, x)
-        for step in self.steps:
+        for step in self.run_steps or self.steps:
             step.run(env)
         return [output.dequantize(env[i].reshape(shape), s, z)
                 for i, (s, z), shape in zip(self.outputs, self.output_scales, self.output_shapes)]
@@ -332,7 +353,7 @@ def _step(model: Model, name: str, op, softmax_out: set):
         t1, t2 = g.tensors[ins[0]], g.tensors[ins[1]]
         fast = None if name == "MUL" else fastops.prepare_addsub(
             1 if name == "ADD" else -1, _dtype(t1), _dtype(t2), t1.shape, t2.shape, z1, z2, s1, s2, so, zo, dt)
-        return FnStep(name, ins[:2], op.outputs[0], _fast_or(fast, ref))
+        return FnStep(name, ins[:2], op.outputs[0], _fast_or(fast, ref), fast)
     if name == "PAD":
         out_shape = tuple(int(d) for d in to.shape)
         _, zp = _q(to)
@@ -351,7 +372,7 @@ def _step(model: Model, name: str, op, softmax_out: set):
                np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
         ti = g.tensors[ins[0]]
         fast = fastops.prepare_prelu(_dtype(ti), ti.shape, zero, 15, s_in, s_out, zp_out, dt, ratio, (lo, hi))
-        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref))
+        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref), fast)
     if name == "CONCATENATION":
         axis = int(o.axis) if o is not None else -1
         out_shape = tuple(int(d) for d in to.shape)
@@ -406,7 +427,7 @@ def _step(model: Model, name: str, op, softmax_out: set):
         ref = (lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
                activation.prelu(x, a, sh, si, so, z, dt, f))
         fast = fastops.prepare_prelu(_dtype(ti), ti.shape, alpha, shift, s_in, s_out, zp_out, dt, ratio)
-        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref))
+        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref), fast)
     raise ModelError(f"op {name} writing {to.name!r}: the vendor fixed-point arithmetic of {name} is not "
                      "established, so calibrator_custom cannot simulate this vendor fixed model "
                      "(supported ops: docs/vendor_fixed_point.md)")
@@ -443,7 +464,33 @@ def prepare(model: Model, where: str = "the model") -> Program:
             raise ModelError(f"{where}: output {g.tensors[i].name!r} has no scale")
         scales.append((s, z))
     return Program(tuple(inputs), tuple(steps), tuple(g.outputs), tuple(scales),
-                   tuple(tuple(int(d) for d in g.tensors[i].shape) for i in g.outputs))
+                   tuple(tuple(int(d) for d in g.tensors[i].shape) for i in g.outputs),
+                   _fused(steps, set(g.outputs)))
+
+
+def _fused(steps: list, graph_outputs: set) -> tuple:
+    """steps with each ADD/SUB whose only reader is a RELU/RELU6/PRELU (and not a graph output) fused
+    with it at the ADD's place (its inputs are ready there; the activation's readers all come later)."""
+    readers: dict[int, list[int]] = {}
+    for k, st in enumerate(steps):
+        for i in (st.ins if isinstance(st, FnStep) else (st.x,)):
+            readers.setdefault(i, []).append(k)
+    fused, skip = [], set()
+    for k, st in enumerate(steps):
+        if k in skip:
+            continue
+        r = readers.get(st.out, [])
+        act = steps[r[0]] if len(r) == 1 else None
+        if (isinstance(st, FnStep) and st.op in ("ADD", "SUB") and getattr(st.fast, "int32", None) is not None
+                and st.out not in graph_outputs and isinstance(act, FnStep) and act.op in ("RELU", "RELU6", "PRELU")
+                and getattr(act.fast, "from_int32", None) is not None and act.ins[0] == st.out
+                and np.dtype(act.fast.in_dtype) == np.dtype(st.fast.out_dtype)):
+            lo, hi = fastops._LIMITS[np.dtype(st.fast.out_dtype)]
+            fused.append(FusedAddActivationStep(st, act, (lo, hi)))
+            skip.add(r[0])
+        else:
+            fused.append(st)
+    return tuple(fused)
 
 
 def aligned_shape(shape) -> tuple:

@@ -63,7 +63,8 @@ def prepare_addsub(sign: int, x1_dtype, x2_dtype, shape1, shape2, z1: int, z2: i
 
     d1, d2 = np.dtype(x1_dtype), np.dtype(x2_dtype)
 
-    def fn(x1, x2):
+    def int32(x1, x2, clip_range=(lo, hi)):
+        """The output codes as a new int32 array (clipped to clip_range, by default the output type's)."""
         if x1.shape != shape or x2.shape != shape or x1.dtype != d1 or x2.dtype != d2:
             return None
         a = np.multiply(x1, m1_, dtype=np.int32)
@@ -71,8 +72,12 @@ def prepare_addsub(sign: int, x1_dtype, x2_dtype, shape1, shape2, z1: int, z2: i
         ufunc(a, b, out=a)
         a += c_
         a >>= n
-        clip(a, lo, hi)
-        return a.astype(dt)
+        return clip(a, *clip_range)
+
+    def fn(x1, x2):
+        a = int32(x1, x2)
+        return None if a is None else a.astype(dt)
+    fn.int32, fn.out_dtype = int32, dt
     return fn
 
 
@@ -134,18 +139,24 @@ def prepare_prelu(x_dtype, shape, alpha_code, alpha_shift_bits: int, in_scale: f
     a_row = np.tile(alpha.reshape(-1), shape[-2]).astype(np.int32) if has_alpha else None
     half = np.int32(1 << (s - 1)) if has_alpha else None
 
-    def fn(x):
-        if x.shape != shape or x.dtype != np.dtype(x_dtype):
-            return None
-        pos = clip(x, 0, x_hi, out=np.empty_like(x))
+    def core(x, owned: bool):
+        """x: codes of x_dtype's range (x itself may be overwritten when owned) -> output codes."""
+        pos = clip(x, 0, x_hi, out=x if owned and not has_alpha else np.empty_like(x))
         if f1:
-            t = np.multiply(pos, m_, dtype=np.int32) if not has_alpha else pos.astype(np.int32)
+            if has_alpha:
+                t = pos.astype(np.int32)
+            elif pos.dtype == np.int32:
+                t = pos
+                t *= m_
+            else:
+                t = np.multiply(pos, m_, dtype=np.int32)
         else:
             t = np.multiply(pos, np.int32(f_mult), dtype=np.int32)
             t += np.int32(1 << (f_shift - 1))
             t >>= f_shift
         if has_alpha:
-            neg = np.multiply(clip(x, x_lo, 0, out=np.empty_like(x)).reshape(-1, width), a_row, dtype=np.int32)
+            neg = np.multiply(clip(x, x_lo, 0, out=x if owned else np.empty_like(x)).reshape(-1, width), a_row,
+                              dtype=np.int32)
             neg += half
             neg >>= s
             t += neg.reshape(shape)
@@ -157,6 +168,18 @@ def prepare_prelu(x_dtype, shape, alpha_code, alpha_shift_bits: int, in_scale: f
             t += zp_
         clip(t, lo, hi)
         return t.astype(dt)
+
+    def fn(x):
+        if x.shape != shape or x.dtype != np.dtype(x_dtype):
+            return None
+        return core(x, False)
+
+    def from_int32(a):
+        """The output codes of an int32 array holding codes of x_dtype's range (a is overwritten)."""
+        if a.shape != shape or a.dtype != np.int32:
+            return None
+        return core(a, True)
+    fn.from_int32, fn.in_dtype = from_int32, np.dtype(x_dtype)
     return fn
 
 
