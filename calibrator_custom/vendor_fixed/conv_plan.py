@@ -128,10 +128,23 @@ def requantize(acc: np.ndarray, rq: Requant, scratch: dict) -> np.ndarray:
     return a.astype(rq.out_dtype)
 
 
+_shared = threading.local()
+
+
+def shared_scratch() -> dict:
+    """This thread's transient buffers, shared by every plan (each use overwrites all of a buffer)."""
+    d = getattr(_shared, "d", None)
+    if d is None:
+        d = _shared.d = {}
+    return d
+
+
 def _buffer(scratch: dict, name: str, shape, dtype) -> np.ndarray:
-    buf = scratch.get(name)
-    if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-        buf = scratch[name] = np.empty(shape, dtype)
+    """scratch's buffer for (name, shape, dtype), made on first use."""
+    key = (name, tuple(shape), np.dtype(dtype).str)
+    buf = scratch.get(key)
+    if buf is None:
+        buf = scratch[key] = np.empty(shape, dtype)
     return buf
 
 
@@ -156,7 +169,7 @@ class ConvPlan:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The conv's output codes for input codes x (of x_shape / x_dtype): a new array."""
-        s = self._scratch()
+        s = shared_scratch()
         n, oh, ow, co = self.out_shape
         if self.kind == "matmul":
             sh, sw = self.stride
@@ -167,24 +180,18 @@ class ConvPlan:
             blas.matmul(xf, self.weights, out=acc.reshape(-1, co))
         elif self.kind == "im2col":
             acc = _buffer(s, "acc", (n, oh, ow, co), np.float32)
-            float_conv._conv_core(self._padded(x, s), self.weights, self.geometry, acc)
+            float_conv._conv_core(self._padded(x), self.weights, self.geometry, acc)
         else:
-            acc = float_conv.depthwise_conv_2d(self._padded(x, s), None, None, opt=self.weights)
+            acc = float_conv.depthwise_conv_2d(self._padded(x), None, None, opt=self.weights)
         return requantize(acc, self.requant, s)
 
-    def _scratch(self) -> dict:
-        """This thread's reusable buffers (the padded input keeps its border between runs)."""
-        d = getattr(self._local, "d", None)
-        if d is None:
-            d = self._local.d = {}
-        return d
-
-    def _padded(self, x: np.ndarray, s: dict) -> np.ndarray:
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """x in this plan's float32 buffer (one per thread) whose border, written once, is the zero point."""
         t, b, l, r = self.pads
         n, h, w, c = x.shape
-        xp = s.get("xp")
+        xp = getattr(self._local, "xp", None)
         if xp is None:
-            xp = s["xp"] = np.full((n, h + t + b, w + l + r, c), self.pad_value, np.float32)
+            xp = self._local.xp = np.full((n, h + t + b, w + l + r, c), self.pad_value, np.float32)
         np.copyto(xp[:, t:t + h, l:l + w, :], x, casting="unsafe")
         return xp
 
