@@ -15,6 +15,7 @@ recovers it. A fused RELU/RELU6 clamps the output codes (:func:`activation_clamp
 from __future__ import annotations
 
 import math
+
 import numpy as np
 
 from .registry import register
