@@ -36,3 +36,28 @@ def stored_transform_codes(pixels: np.ndarray, matrix: np.ndarray, offset_code: 
     a = np.asarray(matrix, np.int64)
     v = p * a[0, 0] if p.shape[-1] != a.shape[1] else p @ a.T
     return np.clip(np.asarray(offset_code, np.int64) + ((v + 512) >> 10), 0, 255).astype(np.uint8)
+
+
+def stored_transform_table(matrix: np.ndarray, offset_code: np.ndarray) -> np.ndarray | None:
+    """[C, 256] uint8: the codes :func:`stored_transform_codes` gives each pixel value per channel, or None
+    when the matrix mixes channels (off-diagonal entries). With a diagonal matrix channel c's code is a
+    function of p_c alone, so the table (made by that function itself over 0..255) is exact."""
+    a = np.asarray(matrix, np.int64)
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or np.count_nonzero(a - np.diag(np.diag(a))):
+        return None
+    c = a.shape[0]
+    values = np.repeat(np.arange(256, dtype=np.uint8)[:, None], c, axis=1)
+    return np.ascontiguousarray(stored_transform_codes(values, a, offset_code).T)
+
+
+def apply_transform_table(pixels: np.ndarray, table: np.ndarray) -> np.ndarray | None:
+    """The codes of uint8 ``pixels`` [..., C] through a :func:`stored_transform_table` (None for other inputs)."""
+    p = np.asarray(pixels)
+    if p.dtype != np.uint8 or p.ndim < 1 or p.shape[-1] != table.shape[0]:
+        return None
+    if (table == table[:1]).all():  # one table for every channel
+        return np.take(table[0], p)
+    out = np.empty(p.shape, np.uint8)
+    for ch in range(table.shape[0]):
+        np.take(table[ch], p[..., ch], out=out[..., ch])
+    return out

@@ -15,7 +15,6 @@ recovers it. A fused RELU/RELU6 clamps the output codes (:func:`activation_clamp
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -250,52 +249,11 @@ def bias_shift_exact(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
     return None
 
 
-@dataclass(frozen=True)
-class DepthwisePlan:
-    """The float interpreter's fused-tap depthwise kernel prepared for one input shape (exact in float32 for
-    UINT8 inputs: |x - zp| <= 255, so every partial sum stays below 2**24)."""
-    params: object            # calibrator_custom.ops.conv.DepthwiseParams
-    w: np.ndarray             # float32 weights [1, KH, KW, C*M]
-    w_sum: np.ndarray         # float32 sum of the weights per output channel
-    x_shape: tuple
-
-
-def depthwise_plan(x_shape, w_code, stride=(1, 1), dilation=(1, 1), padding="SAME") -> DepthwisePlan | None:
-    """A DepthwisePlan for UINT8 inputs of x_shape, or None when a float32 sum could round (then int64/float64)."""
-    from ..ops import conv as float_conv  # noqa: PLC0415 - the float interpreter's kernel, reused
-    n, h, wd, c = (int(d) for d in x_shape)
-    _, kh, kw, co = w_code.shape
-    if co % c or 510.0 * float(np.abs(np.asarray(w_code, np.int64)).max(initial=0)) * kh * kw >= 2.0 ** 24:
-        return None
-    oh, pt, pb = _pad_amounts(h, kh, stride[0], dilation[0], padding)
-    ow, pl, pr = _pad_amounts(wd, kw, stride[1], dilation[1], padding)
-    geo = float_conv.Geometry(kh, kw, int(stride[0]), int(stride[1]), int(dilation[0]), int(dilation[1]),
-                              pt, pb, pl, pr, oh, ow)
-    w32 = np.asarray(w_code, np.float32)
-    params = float_conv._depthwise_params(geo, "NONE", co // c, np.dtype(np.float32), w32, None)
-    return DepthwisePlan(params, w32, w32.reshape(-1, co).sum(0), (n, h, wd, c))
-
-
-def _accumulate_depthwise_planned(x_code, x_zero_point, plan: DepthwisePlan) -> np.ndarray:
-    """sum over the window of x * w with the input zero point as padding: depthwise(x - zp, padded with 0) + zp * sum(w)."""
-    from ..ops import conv as float_conv  # noqa: PLC0415
-    xf = x_code.astype(np.float32)
-    xf -= np.float32(x_zero_point)
-    acc = float_conv.depthwise_conv_2d(xf, plan.w, None, opt=plan.params)
-    acc += np.float32(x_zero_point) * plan.w_sum
-    return acc
-
-
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
-                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None,
-                     plan: DepthwisePlan | None = None):
-    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp; plan: depthwise_plan, UINT8 inputs)."""
-    x = np.asarray(x_code)
-    if plan is not None and x.dtype == np.uint8 and tuple(x.shape) == plan.x_shape:
-        acc = _accumulate_depthwise_planned(x, x_zero_point, plan)
-    else:
-        acc = _accumulate_depthwise_exact(x, w_code, x_zero_point, stride, dilation, padding)
+                     out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
+    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp)."""
+    acc = _accumulate_depthwise_exact(np.asarray(x_code), w_code, x_zero_point, stride, dilation, padding)
     return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
 
 

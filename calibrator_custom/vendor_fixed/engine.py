@@ -4,8 +4,11 @@
 (weights decoded with :mod:`.layout`, requantization parameters from the stored bias rows, bias
 shift inferred with :func:`.conv.infer_bias_shift`) and validates it: an op whose vendor arithmetic
 is not established is a :class:`ModelError` naming the op. :meth:`Program.run` then only calls the
-kernels. The graph is followed as the vendor's converter wrote it (fusions, Align2_Alias, the
-FULLY_CONNECTED -> 1x1 CONV_2D rewrite are all visible in the file's op list).
+kernels: the prepared fast paths (:mod:`.conv_plan` for convs, :mod:`.fastops` for ADD/SUB,
+RELU/PRELU, PAD; the same codes, their bounds proven at prepare) where the input has the declared
+dtype and shape, the reference kernels otherwise. The graph is followed as the vendor's converter
+wrote it (fusions, Align2_Alias, the FULLY_CONNECTED -> 1x1 CONV_2D rewrite are all visible in the
+file's op list).
 
 Input boundary: the fixed.sim stores, per input, a SubGraph slot-10 table whose first vector holds
 12 int16 values: a 3x3 matrix A (``round(1024 / (std * in_scale))`` on the diagonal) and 3 offsets
@@ -17,14 +20,15 @@ from __future__ import annotations
 import functools
 import math
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from ..errors import ModelError
 from ..model.graph import Model
-from . import activation, boundary, conv, elementwise, layout, movement, output, pool, resize, tables
+from . import (activation, boundary, conv, conv_plan, elementwise, fastops, layout, movement, output, pool, resize,
+               tables)
 
 _DTYPES = {"UINT8": np.uint8, "INT16": np.int16, "INT8": np.int8, "INT32": np.int32}
 
@@ -36,8 +40,12 @@ class InputStep:
     matrix: np.ndarray        # [3, 3] int64, applied to the pixel channels
     offset_code: np.ndarray   # [3] int64: the code of pixel 0 per channel
 
+    table: np.ndarray | None = None   # [3, 256] codes per channel and pixel value (diagonal matrix)
+
     def run(self, env, pixels):
-        env[self.tensor] = boundary.stored_transform_codes(pixels, self.matrix, self.offset_code)
+        codes = None if self.table is None else boundary.apply_transform_table(pixels, self.table)
+        env[self.tensor] = boundary.stored_transform_codes(pixels, self.matrix, self.offset_code) \
+            if codes is None else codes
 
 
 @dataclass(frozen=True)
@@ -58,30 +66,28 @@ class ConvStep:
     padding: str
     pads: tuple               # explicit (top, bottom, left, right) or None
     clamp: tuple
-    cache: dict = field(default_factory=dict, compare=False, repr=False)  # depthwise plan per input shape
+    plan: object = None       # conv_plan.ConvPlan (the prepared exact fast path) or None
 
     def run(self, env):
         x = env[self.x]
+        if x.ndim != 4:
+            x = x.reshape(x.shape[0], 1, 1, -1)
+        if self.plan is not None and self.plan.matches(x):
+            env[self.out] = self.plan.run(x)
+            return
+        env[self.out] = self.reference(x)
+
+    def reference(self, x):
+        """The int64 reference kernels of .conv (any input shape and dtype)."""
         padding = self.padding
         if self.pads is not None:
             t, b, l, r = self.pads
             x = np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)), constant_values=self.x_zero_point)
             padding = "VALID"
-        if x.ndim != 4:
-            x = x.reshape(x.shape[0], 1, 1, -1)
-        if self.op == "DEPTHWISE_CONV_2D":
-            key = (x.shape, x.dtype.str, padding)
-            if key not in self.cache:
-                self.cache[key] = conv.depthwise_plan(x.shape, self.w_code, self.stride, self.dilation, padding) \
-                    if x.dtype == np.uint8 else None
-            env[self.out] = conv.depthwise_conv2d(
-                x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift, self.total_shift,
-                self.out_zero_point, self.out_dtype, self.stride, self.dilation, padding, self.clamp,
-                plan=self.cache[key])
-            return
-        env[self.out] = conv.conv2d(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier,
-                                    self.bias_shift, self.total_shift, self.out_zero_point, self.out_dtype,
-                                    self.stride, self.dilation, padding, self.clamp)
+        kern = conv.depthwise_conv2d if self.op == "DEPTHWISE_CONV_2D" else conv.conv2d
+        return kern(x, self.x_zero_point, self.w_code, self.bias_row0, self.multiplier, self.bias_shift,
+                    self.total_shift, self.out_zero_point, self.out_dtype, self.stride, self.dilation, padding,
+                    self.clamp)
 
 
 @dataclass(frozen=True)
@@ -91,9 +97,29 @@ class FnStep:
     ins: tuple
     out: int
     fn: Callable
+    fast: Callable | None = None   # the prepared fast kernel inside fn (fastops), for fusing
 
     def run(self, env):
         env[self.out] = self.fn(*(env[i] for i in self.ins))
+
+
+@dataclass(frozen=True)
+class FusedAddActivationStep:
+    """ADD/SUB then the RELU/PRELU that alone reads it, the ADD's codes kept in int32 between the two
+    (fastops kernels; the same codes as the two steps, which run instead where a kernel declines)."""
+    add: FnStep
+    act: FnStep
+    clip_range: tuple          # the ADD's output type range (its saturation)
+    op: str = "ADD+ACT"
+
+    def run(self, env):
+        a = self.add.fast.int32(*(env[i] for i in self.add.ins), self.clip_range)
+        y = None if a is None else self.act.fast.from_int32(a)
+        if y is None:
+            self.add.run(env)
+            self.act.run(env)
+            return
+        env[self.act.out] = y
 
 
 # ---------------------------------------------------------------- reading
@@ -160,13 +186,14 @@ class Program:
     outputs: tuple          # graph output tensor indices
     output_scales: tuple    # (scale, zero_point) per output used to dequantize
     output_shapes: tuple
+    run_steps: tuple = ()   # steps with ADD + RELU/PRELU pairs fused (run); codes() runs ``steps``
 
     def run(self, pixels: list[np.ndarray]) -> list[np.ndarray]:
         """Codes through every step; -> dequantized float32 graph outputs (original shapes)."""
         env: dict[int, np.ndarray] = {}
         for step, x in zip(self.inputs, pixels):
             step.run(env, x)
-        for step in self.steps:
+        for step in self.run_steps or self.steps:
             step.run(env)
         return [output.dequantize(env[i].reshape(shape), s, z)
                 for i, (s, z), shape in zip(self.outputs, self.output_scales, self.output_shapes)]
@@ -235,9 +262,17 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     except ValueError as e:
         raise ModelError(f"op {name} writing {to.name!r}: {e}") from None
     pads = tuple(int(getattr(o, f"padding_{s}", 0) or 0) for s in ("top", "bottom", "left", "right"))
+    pads = pads if any(pads) else None
+    stride = (o.stride_h, o.stride_w)
+    dilation = (getattr(o, "dilation_h_factor", 1) or 1, getattr(o, "dilation_w_factor", 1) or 1)
+    padding = o.padding if o.padding in ("SAME", "VALID") else "VALID"
+    x_shape = tuple(int(d) for d in ti.shape)
+    if len(x_shape) != 4:
+        x_shape = (x_shape[0], 1, 1, int(np.prod(x_shape[1:])))
+    plan = conv_plan.prepare(name, x_shape, _dtype(ti), w, zp_in, b0, mult, k, n_shift, zp_out, out_dt, stride,
+                             dilation, padding, pads, clamp)
     return ConvStep(name, op.inputs[0], op.outputs[0], w, zp_in, b0, mult, k, n_shift, zp_out, out_dt,
-                    (o.stride_h, o.stride_w), (getattr(o, "dilation_h_factor", 1) or 1, getattr(o, "dilation_w_factor", 1) or 1),
-                    o.padding if o.padding in ("SAME", "VALID") else "VALID", pads if any(pads) else None, clamp)
+                    stride, dilation, padding, pads, clamp, plan)
 
 
 def _pool_options(o):
@@ -265,6 +300,17 @@ def _pad_trailing(x: np.ndarray, out_shape: tuple, zero_point: int) -> np.ndarra
     """x padded at the end of each dimension up to out_shape with the zero point (real 0)."""
     pad = [(0, int(o) - int(d)) for d, o in zip(x.shape, out_shape)]
     return np.pad(x, pad, constant_values=zero_point)
+
+
+def _fast_or(fast, reference):
+    """fn(*xs): the prepared fast kernel's codes, or the reference kernel's where it declines (None)."""
+    if fast is None:
+        return reference
+
+    def fn(*xs):
+        y = fast(*xs)
+        return reference(*xs) if y is None else y
+    return fn
 
 
 def _step(model: Model, name: str, op, softmax_out: set):
@@ -305,12 +351,19 @@ def _step(model: Model, name: str, op, softmax_out: set):
         if name == "MUL":  # the stored split of the product's shift (MulOptions slot 1)
             kern = functools.partial(kern, params=elementwise.stored_mul_params(o))
         # a UINT8 operand enters with its zero point removed (the kernels take zero-point-free codes)
-        return FnStep(name, ins[:2], op.outputs[0],
-                      lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2, kern=kern:
-                      kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
+        ref = (lambda a, b, s1=s1, s2=s2, so=so, zo=zo, dt=dt, z1=z1, z2=z2, kern=kern:
+               kern(_centered(a, z1), _centered(b, z2), s1, s2, so, zo, dt))
+        t1, t2 = g.tensors[ins[0]], g.tensors[ins[1]]
+        fast = None if name == "MUL" else fastops.prepare_addsub(
+            1 if name == "ADD" else -1, _dtype(t1), _dtype(t2), t1.shape, t2.shape, z1, z2, s1, s2, so, zo, dt)
+        return FnStep(name, ins[:2], op.outputs[0], _fast_or(fast, ref), fast)
     if name == "PAD":
         out_shape = tuple(int(d) for d in to.shape)
         _, zp = _q(to)
+        ti = g.tensors[ins[0]]
+        in_shape = tuple(int(d) for d in ti.shape)
+        if len(in_shape) == len(out_shape) and all(a <= b for a, b in zip(in_shape, out_shape)):
+            return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: fastops.pad_trailing(x, s, z))
         return FnStep(name, ins[:1], op.outputs[0], lambda x, s=out_shape, z=zp: _pad_trailing(x, s, z))
     if name in ("RELU", "RELU6"):
         (s_in, _), (s_out, zp_out) = _q(g.tensors[ins[0]]), _q(to)
@@ -318,9 +371,11 @@ def _step(model: Model, name: str, op, softmax_out: set):
         dt = _dtype(to)
         zero = np.zeros(1, np.int64)  # RELU = PRELU with alpha 0: t = max(x, 0), then the 15-bit requantization
         lo, hi = conv.activation_clamp(name, s_out, zp_out, dt)
-        return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi, f=ratio:
-                      np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
+        ref = (lambda x, si=s_in, so=s_out, z=zp_out, dt=dt, lo=lo, hi=hi, f=ratio:
+               np.clip(activation.prelu(x, zero, 15, si, so, z, dt, f), lo, hi).astype(dt))
+        ti = g.tensors[ins[0]]
+        fast = fastops.prepare_prelu(_dtype(ti), ti.shape, zero, 15, s_in, s_out, zp_out, dt, ratio, (lo, hi))
+        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref), fast)
     if name == "CONCATENATION":
         axis = int(o.axis) if o is not None else -1
         out_shape = tuple(int(d) for d in to.shape)
@@ -372,9 +427,10 @@ def _step(model: Model, name: str, op, softmax_out: set):
         shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))) * ratio)
         (s_in, _), (s_out, zp_out) = _q(ti), _q(to)
         dt = _dtype(to)
-        return FnStep(name, ins[:1], op.outputs[0],
-                      lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
-                      activation.prelu(x, a, sh, si, so, z, dt, f))
+        ref = (lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
+               activation.prelu(x, a, sh, si, so, z, dt, f))
+        fast = fastops.prepare_prelu(_dtype(ti), ti.shape, alpha, shift, s_in, s_out, zp_out, dt, ratio)
+        return FnStep(name, ins[:1], op.outputs[0], _fast_or(fast, ref), fast)
     raise ModelError(f"op {name} writing {to.name!r}: the vendor fixed-point arithmetic of {name} is not "
                      "established, so calibrator_custom cannot simulate this vendor fixed model "
                      "(supported ops: docs/vendor_fixed_point.md)")
@@ -395,7 +451,8 @@ def prepare(model: Model, where: str = "the model") -> Program:
             raise ModelError(f"{where}: input {t.name!r} has no pixel transform (SubGraph slot 10) in the file")
         v = transforms[k]
         a = v[:9].reshape(3, 3)[::-1, ::-1].copy()
-        inputs.append(InputStep(i, a, v[9:12][::-1] - 256))
+        offset = v[9:12][::-1] - 256
+        inputs.append(InputStep(i, a, offset, boundary.stored_transform_table(a, offset)))
     softmax_out: set = set()
     steps = []
     for k in g.topological_order():
@@ -410,7 +467,33 @@ def prepare(model: Model, where: str = "the model") -> Program:
             raise ModelError(f"{where}: output {g.tensors[i].name!r} has no scale")
         scales.append((s, z))
     return Program(tuple(inputs), tuple(steps), tuple(g.outputs), tuple(scales),
-                   tuple(tuple(int(d) for d in g.tensors[i].shape) for i in g.outputs))
+                   tuple(tuple(int(d) for d in g.tensors[i].shape) for i in g.outputs),
+                   _fused(steps, set(g.outputs)))
+
+
+def _fused(steps: list, graph_outputs: set) -> tuple:
+    """steps with each ADD/SUB whose only reader is a RELU/RELU6/PRELU (and not a graph output) fused
+    with it at the ADD's place (its inputs are ready there; the activation's readers all come later)."""
+    readers: dict[int, list[int]] = {}
+    for k, st in enumerate(steps):
+        for i in (st.ins if isinstance(st, FnStep) else (st.x,)):
+            readers.setdefault(i, []).append(k)
+    fused, skip = [], set()
+    for k, st in enumerate(steps):
+        if k in skip:
+            continue
+        r = readers.get(st.out, [])
+        act = steps[r[0]] if len(r) == 1 else None
+        if (isinstance(st, FnStep) and st.op in ("ADD", "SUB") and getattr(st.fast, "int32", None) is not None
+                and st.out not in graph_outputs and isinstance(act, FnStep) and act.op in ("RELU", "RELU6", "PRELU")
+                and getattr(act.fast, "from_int32", None) is not None and act.ins[0] == st.out
+                and np.dtype(act.fast.in_dtype) == np.dtype(st.fast.out_dtype)):
+            lo, hi = fastops._LIMITS[np.dtype(st.fast.out_dtype)]
+            fused.append(FusedAddActivationStep(st, act, (lo, hi)))
+            skip.add(r[0])
+        else:
+            fused.append(st)
+    return tuple(fused)
 
 
 def aligned_shape(shape) -> tuple:

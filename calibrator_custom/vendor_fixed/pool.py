@@ -28,12 +28,15 @@ def max_pool2d(x_code, filter_hw=(2, 2), stride=(2, 2), padding="VALID"):
         pt = max((oh - 1) * stride[0] + fh - h, 0) // 2
         pl = max((ow - 1) * stride[1] + fw - w, 0) // 2
         ph, pw = max((oh - 1) * stride[0] + fh - h, 0) - pt, max((ow - 1) * stride[1] + fw - w, 0) - pl
-        x = np.pad(x, ((0, 0), (pt, ph), (pl, pw), (0, 0)), constant_values=np.iinfo(x.dtype).min)
-    out = None
-    for a in range(fh):
-        for b in range(fw):
-            win = x[:, a:a + (oh - 1) * stride[0] + 1:stride[0], b:b + (ow - 1) * stride[1] + 1:stride[1], :]
-            out = win.copy() if out is None else np.maximum(out, win)
+        if pt or ph or pl or pw:
+            x = np.pad(x, ((0, 0), (pt, ph), (pl, pw), (0, 0)), constant_values=np.iinfo(x.dtype).min)
+    wins = [x[:, a:a + (oh - 1) * stride[0] + 1:stride[0], b:b + (ow - 1) * stride[1] + 1:stride[1], :]
+            for a in range(fh) for b in range(fw)]
+    if len(wins) == 1:
+        return wins[0].copy()
+    out = np.maximum(wins[0], wins[1])
+    for win in wins[2:]:
+        np.maximum(out, win, out=out)
     return out
 
 
