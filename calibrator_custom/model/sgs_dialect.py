@@ -196,6 +196,9 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("Conv2DOptions", 23): "sgs_out_tile_height",
     ("Conv2DOptions", 35): "sgs_bias_shift",              # k: the bias codes are the bias >> k
     ("Conv2DOptions", 37): "sgs_total_shift",             # N - k: M (bias row 1) ~ m * 2**N
+    # 2 on a CONV_2D that is a depthwise conv the vendor runs as a conv (weights zero off the diagonal; with
+    # C > 16 the int8 buffer holds only the diagonal 16-channel blocks: model/sgs_weights.py), else absent
+    ("Conv2DOptions", 38): "sgs_depthwise_mode",
     ("Conv2DOptions", 39): "sgs_mac_count",               # kh*kw*OHv*OWv*ceil16(Cin)*ceil16(Cout)
     ("Conv2DOptions", 40): "sgs_weight_dma_chunks",
     ("SgsConv2DOptionsSlot40", 0): "byte_offset",     # into the weight buffer
