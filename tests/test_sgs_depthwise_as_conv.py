@@ -169,3 +169,33 @@ def test_fixed_simulator_on_the_dense_repacked_weights_matches_the_vendor(files,
             sim.invoke()
             compared += vo.assert_outputs_code_for_code(sim, ref, f"{name}, input {trial}")
     assert compared > 0
+
+
+def test_truncated_or_corrupted_depthwise_as_conv_files_raise_only_model_errors(files):
+    """Byte-level damage to a fixed.sim with a compact buffer (cut short, bytes overwritten, the
+    compact buffer resized) gives ModelError or a model that loads, never another exception."""
+    fixed, _ = files["dw40_k5_s2"]
+    data = fixed.read_bytes()
+    rng = np.random.default_rng(20261202)
+    outcomes = {"ok": 0, "error": 0}
+
+    def attempt(blob: bytes) -> None:
+        try:
+            Model.from_bytes(blob)
+            outcomes["ok"] += 1
+        except ModelError:
+            outcomes["error"] += 1
+
+    for cut in rng.integers(1, len(data), 40):
+        attempt(data[:int(cut)])
+    for _ in range(120):
+        blob = bytearray(data)
+        for pos in rng.integers(0, len(data), int(rng.integers(1, 8))):
+            blob[int(pos)] = int(rng.integers(0, 256))
+        attempt(bytes(blob))
+    for size in rng.integers(0, 20000, 20):
+        model = load_model(fixed)
+        _, t = _dw_conv(model)
+        model.buffers[t.buffer].data = bytes(int(size))
+        attempt(model.to_bytes(reencode=True))
+    assert outcomes["error"] >= 40 and sum(outcomes.values()) == 180, outcomes
