@@ -402,19 +402,31 @@ LUT_FUNCTIONS = {"tanh": math.tanh, "exp": math.exp, "sigmoid": lambda x: 1 / (1
 
 
 def lut_fit(values) -> str:
-    """``round(32767 f(x0 + i * step))`` matching every entry, or the closest such (max error)."""
+    """``round(32767 f(x0 + i * step))`` matching every entry, or ``round(32767 f(x) / f(x_last))`` (the
+    table scaled so its last entry is 32767), or the closest such (max error)."""
     best = (math.inf, "")
     n = len(values)
-    for name, fn in LUT_FUNCTIONS.items():
-        for x0 in [k / 4 for k in range(-32, 33)]:
-            for step in [2.0 ** -e for e in range(2, 11)]:
-                try:
-                    ys = [round(32767 * fn(x0 + i * step)) for i in range(n)]
-                except (OverflowError, ValueError):
-                    continue
-                err = max(abs(y - v) for y, v in zip(ys, values))
-                if err < best[0]:
-                    best = (err, f"round(32767 {name}({x0:g} + i * 2**{int(math.log2(step))})), i = 0..{n - 1}")
+    for scaled in (False, True):  # the plain form first: a scaled fit only where no plain one holds
+        if best[0] == 0:
+            break
+        for name, fn in LUT_FUNCTIONS.items():
+            for x0 in [k / 4 for k in range(-32, 33)]:
+                for step in [2.0 ** -e for e in range(2, 11)]:
+                    try:
+                        fx = [fn(x0 + i * step) for i in range(n)]
+                    except (OverflowError, ValueError):
+                        continue
+                    if scaled and not (fx[-1] and math.isfinite(fx[-1])):
+                        continue
+                    try:
+                        ys = [round(32767 * (f / fx[-1] if scaled else f)) for f in fx]
+                    except (OverflowError, ValueError):
+                        continue
+                    err = max(abs(y - v) for y, v in zip(ys, values))
+                    if err < best[0]:
+                        x = f"{name}({x0:g} + i * 2**{int(math.log2(step))})"
+                        last = f" / {name}({x0 + (n - 1) * step:g})" if scaled else ""
+                        best = (err, f"round(32767 {x}{last}), i = 0..{n - 1}")
     return best[1] if best[0] == 0 else f"none (closest: {best[1]}, max error {best[0]})"
 
 
