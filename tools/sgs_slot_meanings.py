@@ -471,11 +471,13 @@ def option_report(files) -> list[str]:
 
 def tile_report(files) -> list[str]:
     """Conv2DOptions 10 / 12 as the int8 weight tiles: decoded with them (0 = 16), a fixed.sim's weight
-    buffer against round(w / scale) of the float weights of the ``*_float.sim`` next to it."""
+    buffer against round(w / scale) of the float weights of the ``*_float.sim`` next to it (a conv with
+    slot 38 = 2, a depthwise run as a conv, decoded as its diagonal blocks: ``model.sgs_weights``)."""
     import numpy as np  # noqa: PLC0415
 
+    from calibrator_custom.model.sgs_weights import unpack_diagonal_blocks  # noqa: PLC0415
     from calibrator_custom.vendor_fixed import layout  # noqa: PLC0415
-    ok = n = whole_wrong = 0
+    ok = n = whole_wrong = diagonal = 0
     misses = []
     for f in files:
         fl = Path(str(f).replace("_fixed.sim", "_float.sim"))
@@ -495,7 +497,11 @@ def tile_report(files) -> list[str]:
             o = by_slot("Conv2DOptions", op.options)
             raw = model.buffers[tw.buffer].data
             try:
-                got = layout.unpack_conv_weights(raw, tw.shape, np.int8, o.get(10) or 16, o.get(12) or 16)
+                if o.get(38) == 2:  # a depthwise run as a conv: the diagonal 16-channel blocks only
+                    got = unpack_diagonal_blocks(raw, tw.shape)
+                    diagonal += 1
+                else:
+                    got = layout.unpack_conv_weights(raw, tw.shape, np.int8, o.get(10) or 16, o.get(12) or 16)
                 good = bool(np.array_equal(got, codes))
                 bad_codes = int(np.sum(got != codes))
             except ModelError:
@@ -509,7 +515,8 @@ def tile_report(files) -> list[str]:
             if not good:
                 misses.append(f"{Path(f).name} {tuple(tw.shape)}: {bad_codes} codes off")
     return [f"Conv2DOptions.10 / .12 as the weight tiles: {ok} of {n} int8 convs decode to the float weights' "
-            f"codes (the whole-tensor layout: {n - whole_wrong}); misses: {'; '.join(misses) or 'none'}"]
+            f"codes ({diagonal} of them slot 38 = 2, decoded as diagonal blocks; the whole-tensor layout: "
+            f"{n - whole_wrong}); misses: {'; '.join(misses) or 'none'}"]
 
 
 def describe(key, values) -> str:
