@@ -110,6 +110,11 @@ def test_conv_program_slots_follow_the_graph(fixed_files):
                                        else (o.sgs_out_tile_width - 1) * p["sw"] + p["kwe"])
         assert o.sgs_in_tile_height == (p["H"] if o.sgs_out_tile_height == p["OH"]
                                         else (o.sgs_out_tile_height - 1) * p["sh"] + p["khe"])
+        # the unnamed vector slots' relations the docs state ("Not established")
+        s30, s31, s33 = (tuple(getattr(o, f"sgs_slot_{k}") or ()) for k in (30, 31, 33))
+        assert s33 == tuple(range(0, o.sgs_slot_28, 4))
+        assert len(s31) == o.sgs_slot_26 and s31 == tuple(range(s31[0], s31[0] + len(s31)))
+        assert o.sgs_slot_25 == 2 * len(s30)
         n += 1
         multi += not whole
     assert n == 16 and multi >= 2, (n, multi)  # 3 conv chains x 3, 2 x 2 depthwise, 2 pool, conv_dilated
