@@ -1,11 +1,12 @@
 """The vendor's compact weight buffer of a depthwise conv it runs as a CONV_2D (fixed.sim).
 
-The vendor's converter turns some DEPTHWISE_CONV_2D (1x1, 2x2 and 5x5 kernels; 3x3 of 3 channels) into a CONV_2D of
-shape [C, KH, KW, C] whose weights are zero off the diagonal, and marks it ``sgs_depthwise_mode == 2``
-(Conv2DOptions slot 38). Its int8 buffer then holds only the diagonal blocks: per 16-channel group g
-(n = min(16, C - 16 g) channels), per (kh, kw), the [o][i] codes of output and input channels of g,
-each such block padded to a multiple of 32 bytes (as every block of the ordinary conv layout). With C <= 16 that is the whole tensor in the ordinary
-conv layout. Established by locating round(w / scale) of the vendor's float.sim weights in the buffer
+The vendor's converter turns some DEPTHWISE_CONV_2D (1x1, 2x2 and 5x5 kernels; 3x3 of 3 channels) into
+a CONV_2D of shape [C, KH, KW, C] whose weights are zero off the diagonal, and marks it
+``sgs_depthwise_mode == 2`` (Conv2DOptions slot 38). Its int8 buffer then holds only the diagonal
+blocks: per 16-channel group g (n = min(16, C - 16 g) channels), per (kh, kw), the [o][i] codes of
+output and input channels of g, each such block padded to a multiple of 32 bytes (as every block of
+the ordinary conv layout). With C <= 16 that is the whole tensor in the ordinary conv layout.
+Established by locating round(w / scale) of the vendor's float.sim weights in the buffer
 (docs/model_format.md, "Depthwise convs run as CONV_2D").
 """
 from __future__ import annotations
