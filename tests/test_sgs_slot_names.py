@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 62
+    assert len(named) == 65
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -110,6 +110,11 @@ def test_conv_program_slots_follow_the_graph(fixed_files):
                                        else (o.sgs_out_tile_width - 1) * p["sw"] + p["kwe"])
         assert o.sgs_in_tile_height == (p["H"] if o.sgs_out_tile_height == p["OH"]
                                         else (o.sgs_out_tile_height - 1) * p["sh"] + p["khe"])
+        # the unnamed vector slots' relations the docs state ("Not established")
+        s30, s31, s33 = (tuple(getattr(o, f"sgs_slot_{k}") or ()) for k in (30, 31, 33))
+        assert s33 == tuple(range(0, o.sgs_slot_28, 4))
+        assert len(s31) == o.sgs_slot_26 and s31 == tuple(range(s31[0], s31[0] + len(s31)))
+        assert o.sgs_slot_25 == 2 * len(s30)
         n += 1
         multi += not whole
     assert n == 16 and multi >= 2, (n, multi)  # 3 conv chains x 3, 2 x 2 depthwise, 2 pool, conv_dilated
@@ -290,6 +295,8 @@ def test_output_rescale_zero_point_is_the_uint8_view_of_the_range(fixed_files):
     ("TANH", "sgs_lut", "tanh_lut_65", np.tanh, 2.0, 1 / 16, 65),
     ("SOFTMAX", "sgs_lut", "exp_lut_65", np.exp, -2.0, 1 / 32, 65),
     ("SOFTMAX", "sgs_lut", "exp_lut_257", np.exp, -8.0, 1 / 32, 257),
+    ("LOGISTIC", "sgs_lut", "scaled_tanh_lut_257", lambda x: np.tanh(x) / np.tanh(1.0), 0.0, 1 / 256, 257),
+    ("TANH", "sgs_lut", "scaled_tanh_lut_257", lambda x: np.tanh(x) / np.tanh(2.0), 0.0, 1 / 128, 257),
 ])
 def test_lookup_tables_are_the_named_function(fixed_files, op_name, field, sub, fn, x0, step, n):
     (model, op, _), *_ = list(_ops(fixed_files, op_name))

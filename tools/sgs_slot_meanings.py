@@ -402,19 +402,31 @@ LUT_FUNCTIONS = {"tanh": math.tanh, "exp": math.exp, "sigmoid": lambda x: 1 / (1
 
 
 def lut_fit(values) -> str:
-    """``round(32767 f(x0 + i * step))`` matching every entry, or the closest such (max error)."""
+    """``round(32767 f(x0 + i * step))`` matching every entry, or ``round(32767 f(x) / f(x_last))`` (the
+    table scaled so its last entry is 32767), or the closest such (max error)."""
     best = (math.inf, "")
     n = len(values)
-    for name, fn in LUT_FUNCTIONS.items():
-        for x0 in [k / 4 for k in range(-32, 33)]:
-            for step in [2.0 ** -e for e in range(2, 11)]:
-                try:
-                    ys = [round(32767 * fn(x0 + i * step)) for i in range(n)]
-                except (OverflowError, ValueError):
-                    continue
-                err = max(abs(y - v) for y, v in zip(ys, values))
-                if err < best[0]:
-                    best = (err, f"round(32767 {name}({x0:g} + i * 2**{int(math.log2(step))})), i = 0..{n - 1}")
+    for scaled in (False, True):  # the plain form first: a scaled fit only where no plain one holds
+        if best[0] == 0:
+            break
+        for name, fn in LUT_FUNCTIONS.items():
+            for x0 in [k / 4 for k in range(-32, 33)]:
+                for step in [2.0 ** -e for e in range(2, 11)]:
+                    try:
+                        fx = [fn(x0 + i * step) for i in range(n)]
+                    except (OverflowError, ValueError):
+                        continue
+                    if scaled and not (fx[-1] and math.isfinite(fx[-1])):
+                        continue
+                    try:
+                        ys = [round(32767 * (f / fx[-1] if scaled else f)) for f in fx]
+                    except (OverflowError, ValueError):
+                        continue
+                    err = max(abs(y - v) for y, v in zip(ys, values))
+                    if err < best[0]:
+                        x = f"{name}({x0:g} + i * 2**{int(math.log2(step))})"
+                        last = f" / {name}({x0 + (n - 1) * step:g})" if scaled else ""
+                        best = (err, f"round(32767 {x}{last}), i = 0..{n - 1}")
     return best[1] if best[0] == 0 else f"none (closest: {best[1]}, max error {best[0]})"
 
 
@@ -459,11 +471,13 @@ def option_report(files) -> list[str]:
 
 def tile_report(files) -> list[str]:
     """Conv2DOptions 10 / 12 as the int8 weight tiles: decoded with them (0 = 16), a fixed.sim's weight
-    buffer against round(w / scale) of the float weights of the ``*_float.sim`` next to it."""
+    buffer against round(w / scale) of the float weights of the ``*_float.sim`` next to it (a conv with
+    slot 38 = 2, a depthwise run as a conv, decoded as its diagonal blocks: ``model.sgs_weights``)."""
     import numpy as np  # noqa: PLC0415
 
+    from calibrator_custom.model.sgs_weights import unpack_diagonal_blocks  # noqa: PLC0415
     from calibrator_custom.vendor_fixed import layout  # noqa: PLC0415
-    ok = n = whole_wrong = 0
+    ok = n = whole_wrong = diagonal = 0
     misses = []
     for f in files:
         fl = Path(str(f).replace("_fixed.sim", "_float.sim"))
@@ -483,7 +497,11 @@ def tile_report(files) -> list[str]:
             o = by_slot("Conv2DOptions", op.options)
             raw = model.buffers[tw.buffer].data
             try:
-                got = layout.unpack_conv_weights(raw, tw.shape, np.int8, o.get(10) or 16, o.get(12) or 16)
+                if o.get(38) == 2:  # a depthwise run as a conv: the diagonal 16-channel blocks only
+                    got = unpack_diagonal_blocks(raw, tw.shape)
+                    diagonal += 1
+                else:
+                    got = layout.unpack_conv_weights(raw, tw.shape, np.int8, o.get(10) or 16, o.get(12) or 16)
                 good = bool(np.array_equal(got, codes))
                 bad_codes = int(np.sum(got != codes))
             except ModelError:
@@ -497,7 +515,8 @@ def tile_report(files) -> list[str]:
             if not good:
                 misses.append(f"{Path(f).name} {tuple(tw.shape)}: {bad_codes} codes off")
     return [f"Conv2DOptions.10 / .12 as the weight tiles: {ok} of {n} int8 convs decode to the float weights' "
-            f"codes (the whole-tensor layout: {n - whole_wrong}); misses: {'; '.join(misses) or 'none'}"]
+            f"codes ({diagonal} of them slot 38 = 2, decoded as diagonal blocks; the whole-tensor layout: "
+            f"{n - whole_wrong}); misses: {'; '.join(misses) or 'none'}"]
 
 
 def describe(key, values) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from ..errors import ModelError
 from ..fileio import atomic_write  # noqa: F401 - the package's one atomic writer, re-exported here
 from . import flatbuf, options as opts, sgs_dialect
+from .sgs_weights import diagonal_block_bytes
 from .validate import check_dataflow
 
 #: TFLite TensorType name -> numpy dtype (types a numpy array can hold)
@@ -218,12 +219,36 @@ class Model:
         if tensor.sparsity is not None:
             return np.frombuffer(raw, dtype=dtype)  # compressed values; DENSIFY expands them
         count = int(np.prod(tensor.shape, dtype=np.int64))
+        if self.is_vendor and len(raw) < count * dtype.itemsize:
+            compact = self._diagonal_block_bytes(tensor)
+            if compact is not None and len(raw) >= compact:
+                # a depthwise conv the vendor runs as a CONV_2D: only its diagonal 16-channel blocks are stored
+                return np.frombuffer(raw[:compact], dtype=dtype)
         if self.is_vendor and len(raw) > count * dtype.itemsize:
             raw = raw[:count * dtype.itemsize]  # the vendor's fixed.sim pads buffers (to 32 bytes and more)
         if len(raw) != count * dtype.itemsize:
             raise ModelError(f"tensor {tensor.name!r} of shape {list(tensor.shape)} and type {tensor.dtype} "
                              f"needs {count * dtype.itemsize} bytes but buffer {tensor.buffer} holds {len(raw)}")
         return np.frombuffer(raw, dtype=dtype).reshape(tensor.shape)
+
+    def _diagonal_block_bytes(self, tensor: Tensor) -> int | None:
+        """The byte size of ``tensor``'s diagonal-block buffer when it is the int8 weight of a vendor
+        CONV_2D marked ``sgs_depthwise_mode == 2`` (a depthwise conv run as a conv), else None.
+
+        Such a buffer holds, per 16-channel group g, only the [o][i] block of input block g (the
+        others are zero): per (kh, kw) the [n][n] codes padded to 32 bytes (``sgs_weights``)."""
+        if tensor.np_dtype != np.int8 or len(tensor.shape) != 4:
+            return None
+        o, kh, kw, i = (int(d) for d in tensor.shape)
+        if o != i:
+            return None
+        for sg in self.subgraphs:
+            for op in sg.operators:
+                if (self.operator_codes[op.opcode_index].name == "CONV_2D" and len(op.inputs) > 1
+                        and 0 <= op.inputs[1] < len(sg.tensors) and sg.tensors[op.inputs[1]] is tensor
+                        and getattr(op.options, "sgs_depthwise_mode", None) == 2):
+                    return diagonal_block_bytes(o, kh, kw)
+        return None
 
     # ------------------------------------------------------------------ decoding
     @classmethod

@@ -196,6 +196,9 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("Conv2DOptions", 23): "sgs_out_tile_height",
     ("Conv2DOptions", 35): "sgs_bias_shift",              # k: the bias codes are the bias >> k
     ("Conv2DOptions", 37): "sgs_total_shift",             # N - k: M (bias row 1) ~ m * 2**N
+    # 2 on a CONV_2D that is a depthwise conv the vendor runs as a conv (weights zero off the diagonal; with
+    # C > 16 the int8 buffer holds only the diagonal 16-channel blocks: model/sgs_weights.py), else absent
+    ("Conv2DOptions", 38): "sgs_depthwise_mode",
     ("Conv2DOptions", 39): "sgs_mac_count",               # kh*kw*OHv*OWv*ceil16(Cin)*ceil16(Cout)
     ("Conv2DOptions", 40): "sgs_weight_dma_chunks",
     ("SgsConv2DOptionsSlot40", 0): "byte_offset",     # into the weight buffer
@@ -241,12 +244,14 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsPreluOptions", 0): "sgs_rescale",
     ("SgsPreluOptionsSlot0", 1): "multiplier",
     ("SgsPreluOptionsSlot0", 5): "shift",
-    # LOGISTIC / TANH / SOFTMAX lookup tables (int16, Q15): the 65-entry ones exactly
-    # round(32767 f(x0 + i * step)) (docs/model_format.md, "Slot names")
+    # LOGISTIC / TANH / SOFTMAX lookup tables (int16, Q15): exactly round(32767 f(x0 + i * step)), the
+    # "scaled" ones divided by f at their last point (docs/model_format.md, "Slot names")
     ("SgsLogisticOptions", 0): "sgs_lut",
     ("SgsLogisticOptionsSlot0", 0): "tanh_lut_65",    # tanh(1 + i / 32), x in [1, 3]
+    ("SgsLogisticOptionsSlot0", 1): "scaled_tanh_lut_257",  # tanh(i / 256) / tanh(1), x in [0, 1]
     ("SgsTanhOptions", 0): "sgs_lut",
     ("SgsTanhOptionsSlot0", 0): "tanh_lut_65",        # tanh(2 + i / 16), x in [2, 6]
+    ("SgsTanhOptionsSlot0", 1): "scaled_tanh_lut_257",  # tanh(i / 128) / tanh(2), x in [0, 2]
     ("SoftmaxOptions", 1): "sgs_lut",
     ("SgsSoftmaxOptionsSlot1", 0): "exp_lut_65",      # exp(-2 + i / 32), x in [-2, 0]
     ("SgsSoftmaxOptionsSlot1", 1): "exp_lut_257",     # exp(-8 + i / 32), x in [-8, 0]
