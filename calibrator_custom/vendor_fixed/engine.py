@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelError
+from ..model import sgs_weights
 from ..model.graph import Model
 from . import (activation, boundary, conv, conv_plan, elementwise, fastops, layout, movement, output, pool, resize,
                tables)
@@ -230,7 +231,11 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     acc_max = int(q.extra["sgs_list_4"][0]) if q.extra.get("sgs_list_4") else 0
     acc_min = int(q.extra["sgs_list_5"][0]) if q.extra.get("sgs_list_5") else 0
     bq = tb.quantization
-    if name != "DEPTHWISE_CONV_2D":
+    if name == "CONV_2D" and getattr(op.options, "sgs_depthwise_mode", None) == 2 and wdt is np.int8:
+        # a depthwise the vendor runs as a [C, k, k, C] conv: only the diagonal 16-channel blocks stored
+        w = sgs_weights.unpack_diagonal_blocks(_raw(model, tw), tw.shape)
+        w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
+    elif name != "DEPTHWISE_CONV_2D":
         # int8 weights come in tiles of sizes the file does not state: with a non-zero input zero
         # point the bias codes hold -zp * sum(w) per channel, and only the right tiling gives a float
         # bias with exactly the stored min/max
