@@ -22,6 +22,7 @@ def test_l5_options_are_frozen_with_the_documented_defaults():
     assert (o.sensitivity_threshold, o.samples, o.range_samples, o.noise_samples, o.noise_passes,
             o.check_samples) == (0.002, 8, 3, 3, 48, 3)
     assert (L5_SAMPLES, L5_RANGE_SAMPLES, L5_NOISE_SAMPLES, L5_NOISE_PASSES, L5_CHECK_SAMPLES) == (8, 3, 3, 48, 3)
+    assert o.int16_headroom == l5.L5_INT16_HEADROOM == 1.25
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.samples = 3  # type: ignore[misc]
 
@@ -96,3 +97,68 @@ def test_noise_samples_fit_the_float_pass_budget():
     assert l5._noise_samples(pi, convs, macs, 3, passes_allowed=2) == 1
     assert l5._noise_samples(pi, convs, macs, 2, passes_allowed=100) == 2
     assert l5._noise_samples(pi, convs[3:], macs, 9, passes_allowed=2.1) == 5  # 0.4 passes
+
+
+def _pi_plan(tmp_path, n=4):
+    from calibrator_custom.calib import collect_stats_arrays
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.model.graph import load_model
+    from calibrator_custom.plan import PlanInputs
+    from test_pipeline_convert import MEAN, STD, _ini, _small_net
+
+    model_path = _small_net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(5)
+    feeds = [[rng.uniform(-1.0, 1.0, (1, 12, 12, 3)).astype(np.float32)] for _ in range(n)]
+    model = load_model(model_path)
+    pi = PlanInputs.create(model, collect_stats_arrays(model_path, feeds), load_input_config(_ini(tmp_path / "c.ini"), model))
+    return pi, PlanOverrides().plan(pi, "L5"), feeds, MEAN, STD
+
+
+def test_on_pixel_grid_rounds_image_inputs_to_the_chips_pixels(tmp_path):
+    """L5 measures on what the chip gets: an RGB input (mean 127.5, std 127.5) is rounded half up to uint8
+    pixels, clipped to [0, 255] and normalized again; hand-computed per element."""
+    pi, plan, feeds, mean, std = _pi_plan(tmp_path, 2)
+    feeds = [[np.concatenate([f[0][..., :1] * 3.0, f[0][..., 1:]], axis=-1)] for f in feeds]  # some beyond [0, 255]
+    got = l5.on_pixel_grid(pi, plan, feeds)
+    assert len(got) == len(feeds) and all(len(g) == 1 for g in got)
+    for g, f in zip(got, feeds):
+        assert g[0].shape == f[0].shape and g[0].dtype == np.float32
+        x = f[0].astype(np.float64).ravel()
+        want = []
+        for v in x:
+            p = np.floor(v * std + mean + 0.5)
+            want.append((min(255.0, max(0.0, p)) - mean) / std)
+        np.testing.assert_allclose(g[0].ravel(), np.array(want), rtol=0, atol=1e-6)
+        assert np.abs(g[0] - f[0]).max() > 1e-4  # the feeds were not on the grid
+
+
+def test_on_pixel_grid_leaves_non_image_inputs():
+    from types import SimpleNamespace as NS
+
+    pi = NS(graph=NS(inputs=[0]))
+    plan = NS(input_specs={})
+    x = np.array([[0.123456]], np.float32)
+    assert l5.on_pixel_grid(pi, plan, [[x]])[0][0] is x
+
+
+def test_int16_headroom_widens_only_int16_activations():
+    """Every INT16 activation's range times the factor; UINT8 tensors, model inputs and the ranges given
+    in the overrides (an imported quant_param's) keep theirs; factor 1: nothing."""
+    from types import SimpleNamespace as NS
+
+    from calibrator_custom.plan import TensorQuant
+
+    tensors = {0: TensorQuant("INT16", (1.0,), (0,), (-2.0,), (2.0,)),
+               1: TensorQuant("INT16", (1.0,), (0,), (-0.5,), (3.0,)),
+               2: TensorQuant("UINT8", (1.0,), (0,), (0.0,), (6.0,)),
+               3: TensorQuant("INT16", (1.0,), (0,), (-1.0,), (1.0,)),
+               4: TensorQuant("INT16", (1.0,), (0,), (-4.0, -1.0), (1.0, 2.0))}
+    pi = NS(graph=NS(inputs=[0]))
+    plan = NS(tensors=tensors)
+    po = PlanOverrides(range_overrides={3: Range(-1.0, 1.0)})
+    got = l5.int16_headroom(pi, plan, po, 1.5)
+    assert set(got) == {1, 4}
+    assert (got[1].lo, got[1].hi) == (-0.75, 4.5)
+    assert (got[4].lo, got[4].hi) == (-6.0, 3.0)
+    assert l5.int16_headroom(pi, plan, po, 1.0) == {}
+
