@@ -110,7 +110,8 @@ def _pi_plan(tmp_path, n=4):
     rng = np.random.default_rng(5)
     feeds = [[rng.uniform(-1.0, 1.0, (1, 12, 12, 3)).astype(np.float32)] for _ in range(n)]
     model = load_model(model_path)
-    pi = PlanInputs.create(model, collect_stats_arrays(model_path, feeds), load_input_config(_ini(tmp_path / "c.ini"), model))
+    config = load_input_config(_ini(tmp_path / "c.ini"), model)
+    pi = PlanInputs.create(model, collect_stats_arrays(model_path, feeds), config)
     return pi, PlanOverrides().plan(pi, "L5"), feeds, MEAN, STD
 
 
