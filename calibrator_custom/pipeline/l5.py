@@ -26,6 +26,7 @@ from ..progress_display import Reporter
 from ..quant import l5_search
 from ..quant.planner import activation_quant
 from ..quant.ranges import Range, minmax_range
+from ..sim_workers import run_sharded
 from .float_sim import _FloatSim, _Samples
 from .measure import _db
 from .options import PlanOverrides
@@ -65,6 +66,9 @@ class L5Options:
     check_samples: int = L5_CHECK_SAMPLES
     #: INT16 activations' ranges widened this many times (1: as calibrated)
     int16_headroom: float = L5_INT16_HEADROOM
+    #: processes for the per-conv error measurements and the bias correction's two checks (forked
+    #: workers, ``sim_workers.run_sharded``); the plan is the same for every count
+    num_process: int = 1
 
 
 def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, options: L5Options,
@@ -128,12 +132,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     macs = conv_macs(pi)
     sim.n_noise = _noise_samples(pi, eight, macs, sim.n_noise, options.noise_passes)
     signal = sim.signal()
-    power = np.zeros((len(eight), len(signal)))
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
-        for r, c in enumerate(_ticking(eight, phase.update)):
-            for n in range(sim.n_noise):
-                y8 = sim.conv_8bit(c, n, dquant[c.op_index])
-                power[r] += sim.output_error(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]: y8}))
+        power = conv_noise_powers(sim, eight, dquant, options.num_process, phase.update)
     # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
     #    powers adding at each output (the cross terms of the error vectors, measured on so few
     #    samples, pick choices that do worse on other images); sensitivity above the threshold
@@ -156,8 +156,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     deltas = {b: d for b, d in _bias_corrections(pi, plan, means_from).items()
               if any(c.bias == b for c in still8)}
     with rep.phase("L5 bias correction (float passes)", 2 * len(sim.check)) as phase:
-        before = sim.joint_nsr(still8, dquant, {}, phase.update)
-        after = sim.joint_nsr(still8, dquant, deltas, phase.update)
+        before, after = _joint_nsrs(sim, still8, dquant, ({}, deltas), options.num_process, phase.update)
     keep = after < before
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
         f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
@@ -167,6 +166,51 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
         return final
     ranges = {**overrides.range_overrides, **room}
     return replace(overrides, range_overrides=ranges).plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+
+
+def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_process: int = 1,
+                      tick=None) -> np.ndarray:
+    """``power[r, t]``: the squared error at measured tensor ``t``, summed over the noise samples, with
+    only conv ``eight[r]`` at 8 bit (its simulated output, the float model downstream of it).
+
+    The convs are measured in ``num_process`` forked workers (``sim_workers.run_sharded``; each worker
+    inherits the cached activations); a row is computed by the same code in any process and the rows
+    are put back in order, so the result is bit-identical for every ``num_process``. The convs are
+    dealt out round-robin (the early convs, with the longest runs downstream, spread over the workers)."""
+    count = len(eight)
+    n = max(1, min(int(num_process), count))
+    order = [r for k in range(n) for r in range(k, count, n)]
+    width = len(sim.targets)
+
+    def run_shard(start: int, stop: int, tick_one) -> np.ndarray:
+        out = np.zeros((stop - start, width))
+        for j in range(start, stop):
+            c = eight[order[j]]
+            for s in range(sim.n_noise):
+                y8 = sim.conv_8bit(c, s, dquant[c.op_index])
+                out[j - start] += sim.output_error(s, sim.downstream(s, {sim.pi.step_of(c.op_index).outputs[0]: y8}))
+            tick_one()
+        return out
+
+    if not count:
+        return np.zeros((0, width))
+    rows = np.concatenate(run_sharded(run_shard, count, n, tick, "L5 conv errors",
+                                      lambda j: f"conv op #{eight[order[j]].op_index}"))
+    power = np.empty_like(rows)
+    power[order] = rows
+    return power
+
+
+def _joint_nsrs(sim: _FloatSim, convs, dquant, delta_sets, num_process: int = 1, tick=None) -> list[float]:
+    """``[sim.joint_nsr(convs, dquant, d) for d in delta_sets]``, one per worker (up to ``num_process``)."""
+    sets = list(delta_sets)
+
+    def run_shard(start: int, stop: int, tick_one) -> list[float]:
+        return [sim.joint_nsr(convs, dquant, sets[k], tick_one) for k in range(start, stop)]
+
+    parts = run_sharded(run_shard, len(sets), num_process, tick, "L5 bias correction check",
+                        lambda k: f"check #{k} (0: without the bias correction, 1: with it)")
+    return [x for part in parts for x in part]
 
 
 def _is_image_input(plan: QuantPlan, i: int) -> bool:
@@ -194,17 +238,44 @@ def on_pixel_grid(pi: PlanInputs, plan: QuantPlan, feeds) -> list[list[np.ndarra
     return out
 
 
+#: the values an op's output cannot leave (a bounded function), by op and by fused activation
+_OP_BOUNDS = {"LOGISTIC": (0.0, 1.0), "TANH": (-1.0, 1.0), "SOFTMAX": (0.0, 1.0), "RELU6": (0.0, 6.0),
+              "RELU_N1_TO_1": (-1.0, 1.0), "RELU_0_TO_1": (0.0, 1.0), "HARD_SIGMOID": (0.0, 1.0)}
+_ACT_BOUNDS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0), "RELU": (0.0, np.inf)}
+
+
+def value_bounds(pi: PlanInputs) -> dict[int, tuple[float, float]]:
+    """Per tensor made by a bounded op (LOGISTIC, TANH, SOFTMAX, RELU6, ...) or an op with a bounded
+    fused activation: the interval its values cannot leave."""
+    out = {}
+    for s in pi.interp.steps:
+        b = _OP_BOUNDS.get(s.op_name)
+        if b is None:
+            act = getattr(pi.graph.operators[s.op_index].options, "fused_activation_function", "NONE")
+            b = _ACT_BOUNDS.get(act)
+        if b is not None:
+            out.update({o: b for o in s.outputs})
+    return out
+
+
 def int16_headroom(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, factor: float) -> dict[int, Range]:
     """Range overrides widening every INT16 activation of ``plan`` (not model inputs, not ranges given in
-    ``overrides``) ``factor`` times around 0: values beyond the calibration data's range then do not
-    saturate, for 20*log10(factor) dB of an INT16 resolution far finer than the 8-bit convs' noise."""
+    ``overrides``) ``factor`` times around 0, but not beyond what the op making it can output
+    (``value_bounds``: a sigmoid's [0, 1]): values beyond the calibration data's range then do not
+    saturate, for at most 20*log10(factor) dB of the INT16 resolution. A bounded output gains nothing
+    from room it cannot use and loses resolution where it matters (a sigmoid score near 0)."""
     if factor <= 1:
         return {}
+    bounds = value_bounds(pi)
     out = {}
     for i, q in plan.tensors.items():
         if q.qtype != "INT16" or i in pi.graph.inputs or i in overrides.range_overrides or not q.min or not q.max:
             continue
-        out[i] = Range(min(q.min) * factor, max(q.max) * factor, "int16 headroom")
+        lo, hi = min(q.min), max(q.max)
+        blo, bhi = bounds.get(i, (-np.inf, np.inf))
+        wide_lo, wide_hi = min(lo, max(lo * factor, blo)), max(hi, min(hi * factor, bhi))
+        if (wide_lo, wide_hi) != (lo, hi):
+            out[i] = Range(wide_lo, wide_hi, "int16 headroom")
     return out
 
 
