@@ -141,7 +141,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
-    sens = l5_search.sensitivity(model, signal)
+    sens = l5_search.output_sensitivity(model, signal)
     pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=sens > threshold)
     rec = frozenset(eight[r].op_index for r in pick)
     left = np.ones(len(eight), bool)
