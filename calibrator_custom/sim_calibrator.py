@@ -131,7 +131,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                 names them after the float models (``x_float.sim`` -> ``x_fixed.sim``,
                 ``x.tflite`` -> ``x_fixed.sim``, next to them).
             sensitivity_threshold: L4/L5 threshold for upgrading a convolution to 16 bit: a
-                convolution is upgraded when making it alone 16-bit lowers the model's output noise by
+                convolution is upgraded when making it alone 16-bit lowers the noise of a model output by
                 more than this fraction (L5 measures it, L4 estimates it), within a budget of 25 % of
                 the conv multiply-accumulates. Default: the module's ``STH`` at call time (0.002).
             **ignored: other keyword arguments are accepted, as the SDK does, and logged as ignored.

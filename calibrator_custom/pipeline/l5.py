@@ -6,7 +6,7 @@ to their integers); the UINT8 range of each conv input is chosen between the fit
 one by the conv's output error; each conv's noise is measured at every measured output with only that
 conv at 8 bit (the float model run downstream of it); the 16-bit convs are picked by a knapsack on the
 noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv MACs, among the convs
-whose sensitivity (the relative drop of the worst-output noise when that conv alone is 16-bit, noise
+whose sensitivity (the largest relative drop of any output's noise when that conv alone is 16-bit, noise
 powers adding) exceeds the threshold (``quant.l5_search``); finally biases are corrected for the mean
 shift of weight quantization (measured input means), kept only if the float model with every remaining
 8-bit conv simulated at once agrees better with the float outputs on other calibration samples.
@@ -82,8 +82,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
        are the cached ones);
-    4. the 16-bit set: among the convs whose sensitivity (``l5_search.sensitivity``: the relative drop
-       of the worst-output noise when that conv alone is 16-bit, the convs' noise powers adding)
+    4. the 16-bit set: among the convs whose sensitivity (``l5_search.output_sensitivity``: the largest
+       relative drop of any output's noise when that conv alone is 16-bit, the convs' noise powers adding)
        exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
        per MAC finds within 25% of the conv MACs (``l5_search.choose_upgrades``);
     5. bias correction for the mean shift of weight quantization (input means measured on the samples
