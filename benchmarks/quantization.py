@@ -95,7 +95,8 @@ def _run(sim, feeds_list) -> tuple[list[list[np.ndarray]], float]:
     return outs, 1000 * (time.perf_counter() - t0) / max(1, len(feeds_list))
 
 
-def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite: bool) -> tuple[list[Row], dict]:
+def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite: bool,
+                    num_process: int = 1) -> tuple[list[Row], dict]:
     name = path.name[: -len(".tflite")]
     base = name.replace(".fp16", "")
     pre = image_preprocess_func(base)
@@ -121,7 +122,8 @@ def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite:
         ini = write_ini(tmp / f"{cfg}.ini", fsim, mean, std, conv)
         out = tmp / f"{name}_{cfg}_fixed.sim"
         t0 = time.perf_counter()
-        fixed = convert(path, ini, stats, quant_level=level, calibration_feeds=calib, output_path=out)
+        fixed = convert(path, ini, stats, quant_level=level, calibration_feeds=calib, output_path=out,
+                        num_process=num_process)
         convert_s = time.perf_counter() - t0
         pi = PlanInputs.create(fsim.model_obj, stats, load_input_config(ini, fsim.model_obj))
         macs = conv_macs(pi)
@@ -161,6 +163,7 @@ def main(argv=None) -> int:
     ap.add_argument("--calib", type=int, default=30)
     ap.add_argument("--eval", type=int, default=30)
     ap.add_argument("--no-tflite", action="store_true")
+    ap.add_argument("--num-process", type=int, default=1, help="convert(num_process=...): L5's measurement workers")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not MODELS_DIR.is_dir():
@@ -170,7 +173,7 @@ def main(argv=None) -> int:
              else sorted(MODELS_DIR.glob("*.tflite")))
     all_rows, refs = [], {}
     for p in paths:
-        rows, extra = benchmark_model(p, args.configs, args.calib, args.eval, not args.no_tflite)
+        rows, extra = benchmark_model(p, args.configs, args.calib, args.eval, not args.no_tflite, args.num_process)
         all_rows += rows
         refs[rows[0].model] = extra
     print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB")

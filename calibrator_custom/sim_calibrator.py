@@ -111,8 +111,9 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                 ranges alone (no calibration data).
             num_process: worker processes (vendor default 10), capped at ``os.cpu_count()`` and
                 at the number of samples. Workers are forked: ``forward`` runs in them on
-                contiguous shards of the samples; the statistics are merged exactly, so the fixed
-                models are identical for every ``num_process``.
+                contiguous shards of the samples; the statistics are merged exactly. L5's
+                per-conv measurements run in as many workers. The fixed models are identical for
+                every ``num_process``.
             quant_level: ``'L1'`` .. ``'L5'``. If every model's ``[CONV_CONFIG] input_format`` is
                 ``ALL_INT16`` and the level is not L1, L2 is used; with ``quant_param``, L1.
             quant_param: vendor quant_param list (checked with ``utils.check_quant_param``); with
@@ -130,7 +131,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                 names them after the float models (``x_float.sim`` -> ``x_fixed.sim``,
                 ``x.tflite`` -> ``x_fixed.sim``, next to them).
             sensitivity_threshold: L4/L5 threshold for upgrading a convolution to 16 bit: a
-                convolution is upgraded when making it alone 16-bit lowers the model's output noise by
+                convolution is upgraded when making it alone 16-bit lowers the noise of a model output by
                 more than this fraction (L5 measures it, L4 estimates it), within a budget of 25 % of
                 the conv multiply-accumulates. Default: the module's ``STH`` at call time (0.002).
             **ignored: other keyword arguments are accepted, as the SDK does, and logged as ignored.
@@ -183,7 +184,8 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             log.info("%s: converting %s at %s -> %s", name, cal.model or "(in-memory model)", level, path)
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
                                   sensitivity_threshold=sensitivity_threshold, calibration_feeds=fd or None,
-                                  output_path=path, progress=Reporter.auto(prefix=f"{name}: "))
+                                  output_path=path, progress=Reporter.auto(prefix=f"{name}: "),
+                                  num_process=int(num_process))
             if cmd_model is not None:
                 ranges = {n: (float(t.min), float(t.max)) for n, t in st.tensors.items() if t.num_finite}
                 ranges.update({q["name"]: (float(np.min(q["min"])), float(np.max(q["max"]))) for q in qp or ()})

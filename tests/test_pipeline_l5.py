@@ -22,6 +22,7 @@ def test_l5_options_are_frozen_with_the_documented_defaults():
     assert (o.sensitivity_threshold, o.samples, o.range_samples, o.noise_samples, o.noise_passes,
             o.check_samples) == (0.002, 8, 3, 3, 48, 3)
     assert (L5_SAMPLES, L5_RANGE_SAMPLES, L5_NOISE_SAMPLES, L5_NOISE_PASSES, L5_CHECK_SAMPLES) == (8, 3, 3, 48, 3)
+    assert o.int16_headroom == l5.L5_INT16_HEADROOM == 1.25
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.samples = 3  # type: ignore[misc]
 
@@ -96,3 +97,180 @@ def test_noise_samples_fit_the_float_pass_budget():
     assert l5._noise_samples(pi, convs, macs, 3, passes_allowed=2) == 1
     assert l5._noise_samples(pi, convs, macs, 2, passes_allowed=100) == 2
     assert l5._noise_samples(pi, convs[3:], macs, 9, passes_allowed=2.1) == 5  # 0.4 passes
+
+
+def _pi_plan(tmp_path, n=4):
+    from calibrator_custom.calib import collect_stats_arrays
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.model.graph import load_model
+    from calibrator_custom.plan import PlanInputs
+    from test_pipeline_convert import MEAN, STD, _ini, _small_net
+
+    model_path = _small_net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(5)
+    feeds = [[rng.uniform(-1.0, 1.0, (1, 12, 12, 3)).astype(np.float32)] for _ in range(n)]
+    model = load_model(model_path)
+    config = load_input_config(_ini(tmp_path / "c.ini"), model)
+    pi = PlanInputs.create(model, collect_stats_arrays(model_path, feeds), config)
+    return pi, PlanOverrides().plan(pi, "L5"), feeds, MEAN, STD
+
+
+def test_on_pixel_grid_rounds_image_inputs_to_the_chips_pixels(tmp_path):
+    """L5 measures on what the chip gets: an RGB input (mean 127.5, std 127.5) is rounded half up to uint8
+    pixels, clipped to [0, 255] and normalized again; hand-computed per element."""
+    pi, plan, feeds, mean, std = _pi_plan(tmp_path, 2)
+    feeds = [[np.concatenate([f[0][..., :1] * 3.0, f[0][..., 1:]], axis=-1)] for f in feeds]  # some beyond [0, 255]
+    got = l5.on_pixel_grid(pi, plan, feeds)
+    assert len(got) == len(feeds) and all(len(g) == 1 for g in got)
+    for g, f in zip(got, feeds):
+        assert g[0].shape == f[0].shape and g[0].dtype == np.float32
+        x = f[0].astype(np.float64).ravel()
+        want = []
+        for v in x:
+            p = np.floor(v * std + mean + 0.5)
+            want.append((min(255.0, max(0.0, p)) - mean) / std)
+        np.testing.assert_allclose(g[0].ravel(), np.array(want), rtol=0, atol=1e-6)
+        assert np.abs(g[0] - f[0]).max() > 1e-4  # the feeds were not on the grid
+
+
+def test_on_pixel_grid_leaves_non_image_inputs():
+    from types import SimpleNamespace as NS
+
+    pi = NS(graph=NS(inputs=[0]))
+    plan = NS(input_specs={})
+    x = np.array([[0.123456]], np.float32)
+    assert l5.on_pixel_grid(pi, plan, [[x]])[0][0] is x
+
+
+def test_int16_headroom_widens_only_int16_activations():
+    """Every INT16 activation's range times the factor; UINT8 tensors, model inputs and the ranges given
+    in the overrides (an imported quant_param's) keep theirs; factor 1: nothing."""
+    from types import SimpleNamespace as NS
+
+    from calibrator_custom.plan import TensorQuant
+
+    tensors = {0: TensorQuant("INT16", (1.0,), (0,), (-2.0,), (2.0,)),
+               1: TensorQuant("INT16", (1.0,), (0,), (-0.5,), (3.0,)),
+               2: TensorQuant("UINT8", (1.0,), (0,), (0.0,), (6.0,)),
+               3: TensorQuant("INT16", (1.0,), (0,), (-1.0,), (1.0,)),
+               4: TensorQuant("INT16", (1.0,), (0,), (-4.0, -1.0), (1.0, 2.0))}
+    pi = NS(graph=NS(inputs=[0], operators=[]), interp=NS(steps=[]))
+    plan = NS(tensors=tensors)
+    po = PlanOverrides(range_overrides={3: Range(-1.0, 1.0)})
+    got = l5.int16_headroom(pi, plan, po, 1.5)
+    assert set(got) == {1, 4}
+    assert (got[1].lo, got[1].hi) == (-0.75, 4.5)
+    assert (got[4].lo, got[4].hi) == (-6.0, 3.0)
+    assert l5.int16_headroom(pi, plan, po, 1.0) == {}
+
+
+
+def _serial_noise_powers(sim, eight, dquant):
+    """The per-conv measurement as a plain loop in this process (the reference)."""
+    power = np.zeros((len(eight), len(sim.targets)))
+    for r, c in enumerate(eight):
+        for n in range(sim.n_noise):
+            y8 = sim.conv_8bit(c, n, dquant[c.op_index])
+            power[r] += sim.output_error(n, sim.downstream(n, {sim.pi.step_of(c.op_index).outputs[0]: y8}))
+    return power
+
+
+def test_conv_noise_powers_are_bit_identical_in_1_2_3_processes(tmp_path):
+    """conv_noise_powers in forked workers (round-robin convs) gives the plain loop's array bit for bit,
+    with one tick per conv."""
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+
+    pi, plan, feeds, _, _ = _pi_plan(tmp_path, 4)
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    assert len(eight) >= 2
+    dquant = {c.op_index: plan.u8_views.get(c.data) or plan.tensors[c.data] for c in eight}
+    sim = _FloatSim.collect(pi, plan, feeds, noise_samples=2, check_samples=1)
+    want = _serial_noise_powers(sim, eight, dquant)
+    assert want.shape == (len(eight), len(sim.targets)) and want.dtype == np.float64 and (want > 0).all()
+    for n in (1, 2, 3):
+        ticks = []
+        got = l5.conv_noise_powers(sim, eight, dquant, n, lambda: ticks.append(1))
+        assert got.shape == want.shape and got.dtype == want.dtype
+        assert got.tobytes() == want.tobytes(), n
+        assert len(ticks) == len(eight)
+
+
+def test_l5_conversion_writes_the_same_bytes_for_1_2_3_processes(tmp_path, monkeypatch):
+    """convert(num_process=n) runs L5's measurements in n forked workers; the file is byte-identical to
+    the single-process one (the CPU count is pretended 4 so that 3 means 3 workers)."""
+    import os
+
+    from calibrator_custom.calib import collect_stats_arrays
+    from calibrator_custom.errors import InputError
+    from calibrator_custom.pipeline.convert import convert
+    from test_pipeline_convert import MEAN, STD, _ini, _small_net
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    model_path = _small_net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(11)
+    feeds = [[(rng.integers(0, 256, (1, 12, 12, 3)).astype(np.float32) - MEAN) / STD] for _ in range(8)]
+    stats = collect_stats_arrays(model_path, feeds)
+    ini = _ini(tmp_path / "c.ini")
+    out = {}
+    for n in (1, 2, 3):
+        path = tmp_path / f"fixed{n}.sim"
+        convert(model_path, ini, stats, quant_level="L5", calibration_feeds=feeds, output_path=path, num_process=n)
+        out[n] = path.read_bytes()
+    assert len(out[1]) > 1000
+    assert out[2] == out[1] and out[3] == out[1]
+    for bad in (0, 1.5, True):
+        with pytest.raises(InputError, match="num_process"):
+            convert(model_path, ini, stats, quant_level="L5", calibration_feeds=feeds, num_process=bad)
+
+
+def test_l5_measurements_run_in_the_workers_not_here(tmp_path, monkeypatch):
+    """With num_process=2 no conv is measured in this process (a spy on the per-output error sees
+    only the workers' calls, which do not come back), and the result is still the plain loop's."""
+    import os
+
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+
+    pi, plan, feeds, _, _ = _pi_plan(tmp_path, 3)
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    dquant = {c.op_index: plan.u8_views.get(c.data) or plan.tensors[c.data] for c in eight}
+    sim = _FloatSim.collect(pi, plan, feeds, noise_samples=1, check_samples=1)
+    want = _serial_noise_powers(sim, eight, dquant)
+    pids = []
+    real = _FloatSim.output_error
+
+    def spy(self, n, got):
+        pids.append(os.getpid())
+        return real(self, n, got)
+
+    monkeypatch.setattr(_FloatSim, "output_error", spy)
+    got = l5.conv_noise_powers(sim, eight, dquant, 2)
+    assert got.tobytes() == want.tobytes()
+    assert pids == []
+    l5.conv_noise_powers(sim, eight, dquant, 1)
+    assert pids == [os.getpid()] * len(eight)  # the spy does see calls made here
+
+
+def test_int16_headroom_stops_at_what_the_op_can_output():
+    """A sigmoid's INT16 output is widened up to [0, 1] only, a fused RELU6's up to 6, a TANH's within
+    [-1, 1]; a range already at its bounds gets no override; an unbounded op's is widened in full."""
+    from types import SimpleNamespace as NS
+
+    from calibrator_custom.plan import TensorQuant
+
+    def q(lo, hi):
+        return TensorQuant("INT16", (1.0,), (0,), (lo,), (hi,))
+
+    steps = [NS(op_index=0, op_name="LOGISTIC", outputs=[1]), NS(op_index=1, op_name="CONV_2D", outputs=[2]),
+             NS(op_index=2, op_name="TANH", outputs=[3]), NS(op_index=3, op_name="LOGISTIC", outputs=[4]),
+             NS(op_index=4, op_name="ADD", outputs=[5])]
+    ops = [NS(options=None), NS(options=NS(fused_activation_function="RELU6")), NS(options=None),
+           NS(options=None), NS(options=NS(fused_activation_function="NONE"))]
+    pi = NS(graph=NS(inputs=[0], operators=ops), interp=NS(steps=steps))
+    plan = NS(tensors={1: q(0.0, 0.9), 2: q(0.0, 5.0), 3: q(-0.5, 0.9), 4: q(0.0, 1.0), 5: q(-2.0, 4.0)})
+    assert l5.value_bounds(pi) == {1: (0.0, 1.0), 2: (0.0, 6.0), 3: (-1.0, 1.0), 4: (0.0, 1.0)}
+    got = l5.int16_headroom(pi, plan, PlanOverrides(), 1.25)
+    assert set(got) == {1, 2, 3, 5}
+    assert (got[1].lo, got[1].hi) == (0.0, 1.0)
+    assert (got[2].lo, got[2].hi) == (0.0, 6.0)
+    assert (got[3].lo, got[3].hi) == (-0.625, 1.0)
+    assert (got[5].lo, got[5].hi) == (-2.5, 5.0)

@@ -144,3 +144,32 @@ def test_independent_is_the_diagonal_of_the_gram_of_orthogonal_errors():
     np.testing.assert_allclose(g, ls.diagonal(ls.gram(rows)), rtol=1e-12)
     eight = np.array([True, True, False, True])
     np.testing.assert_allclose(ls.predicted_nsr(g, np.ones(2), eight), power[eight].sum(axis=0), rtol=1e-12)
+
+
+def test_output_sensitivity_is_the_largest_relative_drop_of_any_output():
+    """Per conv, the brute-force maximum over outputs of (nsr_all - nsr_without_k) / nsr_all; an output
+    with no noise is skipped; a conv that only the quieter output depends on still counts."""
+    rng = np.random.default_rng(4)
+    rows = _rows(rng, 4, 30)
+    signal = np.array([10.0, 20.0])
+    g = ls.gram(rows)
+    got = ls.output_sensitivity(g, signal)
+    assert got.shape == (4,) and got.dtype == np.float64
+    full = ls.predicted_nsr(g, signal, np.ones(4, bool))
+    for k in range(4):
+        x = np.ones(4, bool)
+        x[k] = False
+        after = ls.predicted_nsr(g, signal, x)
+        want = max((full[o] - after[o]) / full[o] for o in range(2))
+        assert got[k] == pytest.approx(want, rel=1e-9, abs=1e-15)
+    # independent noises: conv 0 feeds only output 0 (the noisiest), conv 1 only output 1
+    g2 = np.zeros((2, 2, 2))
+    g2[0, 0, 0], g2[1, 1, 1] = 9.0, 1.0
+    sig = np.array([1.0, 1.0])
+    np.testing.assert_allclose(ls.output_sensitivity(g2, sig), [1.0, 1.0])
+    np.testing.assert_allclose(ls.sensitivity(g2, sig), [1.0 - 1.0 / 9.0, 0.0])
+    g3 = np.zeros((2, 2, 2))
+    g3[0, 0, 0] = 4.0  # output 1 has no noise
+    np.testing.assert_allclose(ls.output_sensitivity(g3, sig), [1.0, 0.0])
+    assert np.all(ls.output_sensitivity(np.zeros((1, 3, 3)), np.ones(1)) == 0)
+    assert ls.output_sensitivity(np.zeros((2, 0, 0)), np.ones(2)).shape == (0,)

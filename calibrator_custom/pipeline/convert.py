@@ -22,7 +22,7 @@ import numpy as np
 
 from ..calib.stats import StatsSet
 from ..config import InputConfig, load_input_config
-from ..errors import ConfigError
+from ..errors import ConfigError, InputError
 from ..fixed.writer import build_fixed_model
 from ..model import sgs_lower
 from ..model.graph import Model, load_model
@@ -44,7 +44,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
             output_path: str | os.PathLike | None = None,
             progress: Reporter | Callable[[str], None] | None = None,
-            vendor_template: str | os.PathLike | None = None) -> Model:
+            vendor_template: str | os.PathLike | None = None, num_process: int = 1) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
 
     ``vendor_template``: for a vendor float.sim, a vendor fixed.sim of it (made once with the SDK);
@@ -57,6 +57,9 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     (``Reporter.auto()`` draws a bar on a terminal or a display in Jupyter), or a ``message(text)``
     callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
     the phases), and INFO log lines for the phases with a callable.
+
+    ``num_process``: forked worker processes for L5's measurements (capped at ``os.cpu_count()``); the
+    fixed model is the same for every count.
     """
     raw_model = float_model if isinstance(float_model, Model) else load_model(float_model)
     model = sgs_lower.runnable(raw_model)
@@ -69,7 +72,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
         plan = overrides.plan(pi, level, tick=phase.update)
     if level.upgrades_16 == "measured" and calibration_feeds:
-        plan = refine_l5(pi, plan, calibration_feeds, overrides, L5Options(sensitivity_threshold), rep)
+        options = L5Options(sensitivity_threshold, num_process=_workers(num_process))
+        plan = refine_l5(pi, plan, calibration_feeds, overrides, options, rep)
     elif level.upgrades_16 != "none":
         if level.upgrades_16 == "measured":
             log.warning("%s needs calibration inputs to measure; falling back to the L4 estimates", level.name)
@@ -88,6 +92,12 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             fixed.save(output_path)
             phase.update()
     return fixed
+
+
+def _workers(num_process: int) -> int:
+    if isinstance(num_process, bool) or not isinstance(num_process, (int, np.integer)) or num_process < 1:
+        raise InputError(f"num_process must be an integer >= 1, got {num_process!r}")
+    return min(int(num_process), os.cpu_count() or 1)
 
 
 def _write_vendor_dialect(float_model: Model, template, stats: StatsSet, config: InputConfig, output_path,

@@ -6,7 +6,7 @@ to their integers); the UINT8 range of each conv input is chosen between the fit
 one by the conv's output error; each conv's noise is measured at every measured output with only that
 conv at 8 bit (the float model run downstream of it); the 16-bit convs are picked by a knapsack on the
 noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv MACs, among the convs
-whose sensitivity (the relative drop of the worst-output noise when that conv alone is 16-bit, noise
+whose sensitivity (the largest relative drop of any output's noise when that conv alone is 16-bit, noise
 powers adding) exceeds the threshold (``quant.l5_search``); finally biases are corrected for the mean
 shift of weight quantization (measured input means), kept only if the float model with every remaining
 8-bit conv simulated at once agrees better with the float outputs on other calibration samples.
@@ -19,11 +19,14 @@ from typing import Mapping
 import numpy as np
 
 from .. import blas
+from ..config import IMAGE_FORMATS
+from ..fixed.feeds import pixels_from_normalized
 from ..plan import PlanInputs, QuantPlan
 from ..progress_display import Reporter
 from ..quant import l5_search
 from ..quant.planner import activation_quant
-from ..quant.ranges import minmax_range
+from ..quant.ranges import Range, minmax_range
+from ..sim_workers import run_sharded
 from .float_sim import _FloatSim, _Samples
 from .measure import _db
 from .options import PlanOverrides
@@ -41,6 +44,9 @@ L5_NOISE_SAMPLES = 3
 L5_NOISE_PASSES = 48
 #: and the check of the bias correction (float passes with every 8-bit conv simulated) the next ones
 L5_CHECK_SAMPLES = 3
+#: INT16 activations get this much room around their calibrated range (other images exceed it; an
+#: INT16 step 1.25 times coarser costs 1.9 dB of a resolution about 90 dB above the signal)
+L5_INT16_HEADROOM = 1.25
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,11 @@ class L5Options:
     noise_passes: float = L5_NOISE_PASSES
     #: the bias correction's check the next ones
     check_samples: int = L5_CHECK_SAMPLES
+    #: INT16 activations' ranges widened this many times (1: as calibrated)
+    int16_headroom: float = L5_INT16_HEADROOM
+    #: processes for the per-conv error measurements and the bias correction's two checks (forked
+    #: workers, ``sim_workers.run_sharded``); the plan is the same for every count
+    num_process: int = 1
 
 
 def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, options: L5Options,
@@ -71,8 +82,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
        are the cached ones);
-    4. the 16-bit set: among the convs whose sensitivity (``l5_search.sensitivity``: the relative drop
-       of the worst-output noise when that conv alone is 16-bit, the convs' noise powers adding)
+    4. the 16-bit set: among the convs whose sensitivity (``l5_search.output_sensitivity``: the largest
+       relative drop of any output's noise when that conv alone is 16-bit, the convs' noise powers adding)
        exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
        per MAC finds within 25% of the conv MACs (``l5_search.choose_upgrades``);
     5. bias correction for the mean shift of weight quantization (input means measured on the samples
@@ -82,7 +93,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     """
     threshold = options.sensitivity_threshold
     say = rep.message
-    feeds = list(feeds)[:options.samples]
+    feeds = on_pixel_grid(pi, plan, list(feeds)[:options.samples])
     g = pi.graph
     eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
     if not eight:
@@ -102,7 +113,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
             dq = plan.u8_views.get(c.data) or plan.tensors[c.data]
             dquant[c.op_index] = dq
             ts = pi.stats.tensors.get(g.tensors[c.data].name)
-            if ts is None or c.data in ranges or c.data in u8 or dq.qtype != "UINT8" or c.data in g.inputs:
+            imported = c.data in (u8 if c.data in plan.u8_views else ranges)
+            if ts is None or imported or dq.qtype != "UINT8" or c.data in g.inputs:
                 continue
             axis = len(g.tensors[c.data].shape) - 1 if len(dq.scale) > 1 else None
             alt = activation_quant(minmax_range(ts.min, ts.max), "UINT8", ts.channel_min, ts.channel_max, axis)
@@ -120,12 +132,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     macs = conv_macs(pi)
     sim.n_noise = _noise_samples(pi, eight, macs, sim.n_noise, options.noise_passes)
     signal = sim.signal()
-    power = np.zeros((len(eight), len(signal)))
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
-        for r, c in enumerate(_ticking(eight, phase.update)):
-            for n in range(sim.n_noise):
-                y8 = sim.conv_8bit(c, n, dquant[c.op_index])
-                power[r] += sim.output_error(n, sim.downstream(n, {pi.step_of(c.op_index).outputs[0]: y8}))
+        power = conv_noise_powers(sim, eight, dquant, options.num_process, phase.update)
     # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
     #    powers adding at each output (the cross terms of the error vectors, measured on so few
     #    samples, pick choices that do worse on other images); sensitivity above the threshold
@@ -133,7 +141,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
-    sens = l5_search.sensitivity(model, signal)
+    sens = l5_search.output_sensitivity(model, signal)
     pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=sens > threshold)
     rec = frozenset(eight[r].op_index for r in pick)
     left = np.ones(len(eight), bool)
@@ -148,12 +156,127 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     deltas = {b: d for b, d in _bias_corrections(pi, plan, means_from).items()
               if any(c.bias == b for c in still8)}
     with rep.phase("L5 bias correction (float passes)", 2 * len(sim.check)) as phase:
-        before = sim.joint_nsr(still8, dquant, {}, phase.update)
-        after = sim.joint_nsr(still8, dquant, deltas, phase.update)
+        before, after = _joint_nsrs(sim, still8, dquant, ({}, deltas), options.num_process, phase.update)
     keep = after < before
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
         f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
-    return overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+    final = overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+    room = int16_headroom(pi, final, overrides, options.int16_headroom)
+    if not room:
+        return final
+    ranges = {**overrides.range_overrides, **room}
+    return replace(overrides, range_overrides=ranges).plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+
+
+def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_process: int = 1,
+                      tick=None) -> np.ndarray:
+    """``power[r, t]``: the squared error at measured tensor ``t``, summed over the noise samples, with
+    only conv ``eight[r]`` at 8 bit (its simulated output, the float model downstream of it).
+
+    The convs are measured in ``num_process`` forked workers (``sim_workers.run_sharded``; each worker
+    inherits the cached activations); a row is computed by the same code in any process and the rows
+    are put back in order, so the result is bit-identical for every ``num_process``. The convs are
+    dealt out round-robin (the early convs, with the longest runs downstream, spread over the workers)."""
+    count = len(eight)
+    n = max(1, min(int(num_process), count))
+    order = [r for k in range(n) for r in range(k, count, n)]
+    width = len(sim.targets)
+
+    def run_shard(start: int, stop: int, tick_one) -> np.ndarray:
+        out = np.zeros((stop - start, width))
+        for j in range(start, stop):
+            c = eight[order[j]]
+            for s in range(sim.n_noise):
+                y8 = sim.conv_8bit(c, s, dquant[c.op_index])
+                out[j - start] += sim.output_error(s, sim.downstream(s, {sim.pi.step_of(c.op_index).outputs[0]: y8}))
+            tick_one()
+        return out
+
+    if not count:
+        return np.zeros((0, width))
+    rows = np.concatenate(run_sharded(run_shard, count, n, tick, "L5 conv errors",
+                                      lambda j: f"conv op #{eight[order[j]].op_index}"))
+    power = np.empty_like(rows)
+    power[order] = rows
+    return power
+
+
+def _joint_nsrs(sim: _FloatSim, convs, dquant, delta_sets, num_process: int = 1, tick=None) -> list[float]:
+    """``[sim.joint_nsr(convs, dquant, d) for d in delta_sets]``, one per worker (up to ``num_process``)."""
+    sets = list(delta_sets)
+
+    def run_shard(start: int, stop: int, tick_one) -> list[float]:
+        return [sim.joint_nsr(convs, dquant, sets[k], tick_one) for k in range(start, stop)]
+
+    parts = run_sharded(run_shard, len(sets), num_process, tick, "L5 bias correction check",
+                        lambda k: f"check #{k} (0: without the bias correction, 1: with it)")
+    return [x for part in parts for x in part]
+
+
+def _is_image_input(plan: QuantPlan, i: int) -> bool:
+    spec = plan.input_specs.get(i)
+    return spec is not None and spec.input_format in IMAGE_FORMATS
+
+
+def on_pixel_grid(pi: PlanInputs, plan: QuantPlan, feeds) -> list[list[np.ndarray]]:
+    """``feeds`` as the chip sees them: each image input rounded to its uint8 pixels and normalized
+    again (``fixed.feeds.pixels_from_normalized``; the fixed model takes raw pixels), other inputs as
+    they are. The L5 measurements then see only the noise the plan can change: an image input's own
+    UINT8 grid (offset from the pixels' when the mean is not an integer) is simulated as any conv data."""
+    out = []
+    for f in feeds:
+        row = []
+        for x, i in zip(f, pi.graph.inputs):
+            if _is_image_input(plan, i):
+                spec = plan.input_specs[i]
+                x = np.asarray(x)
+                pix = pixels_from_normalized(x, spec).astype(np.float32)
+                v = (pix - np.asarray(spec.channel_mean(), np.float32)) / np.asarray(spec.channel_std(), np.float32)
+                x = (np.transpose(v, (0, 3, 1, 2)) if spec.layout == "NCHW" and x.ndim == 4 else v).astype(x.dtype)
+            row.append(x)
+        out.append(row)
+    return out
+
+
+#: the values an op's output cannot leave (a bounded function), by op and by fused activation
+_OP_BOUNDS = {"LOGISTIC": (0.0, 1.0), "TANH": (-1.0, 1.0), "SOFTMAX": (0.0, 1.0), "RELU6": (0.0, 6.0),
+              "RELU_N1_TO_1": (-1.0, 1.0), "RELU_0_TO_1": (0.0, 1.0), "HARD_SIGMOID": (0.0, 1.0)}
+_ACT_BOUNDS = {"RELU6": (0.0, 6.0), "RELU_N1_TO_1": (-1.0, 1.0), "RELU": (0.0, np.inf)}
+
+
+def value_bounds(pi: PlanInputs) -> dict[int, tuple[float, float]]:
+    """Per tensor made by a bounded op (LOGISTIC, TANH, SOFTMAX, RELU6, ...) or an op with a bounded
+    fused activation: the interval its values cannot leave."""
+    out = {}
+    for s in pi.interp.steps:
+        b = _OP_BOUNDS.get(s.op_name)
+        if b is None:
+            act = getattr(pi.graph.operators[s.op_index].options, "fused_activation_function", "NONE")
+            b = _ACT_BOUNDS.get(act)
+        if b is not None:
+            out.update({o: b for o in s.outputs})
+    return out
+
+
+def int16_headroom(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, factor: float) -> dict[int, Range]:
+    """Range overrides widening every INT16 activation of ``plan`` (not model inputs, not ranges given in
+    ``overrides``) ``factor`` times around 0, but not beyond what the op making it can output
+    (``value_bounds``: a sigmoid's [0, 1]): values beyond the calibration data's range then do not
+    saturate, for at most 20*log10(factor) dB of the INT16 resolution. A bounded output gains nothing
+    from room it cannot use and loses resolution where it matters (a sigmoid score near 0)."""
+    if factor <= 1:
+        return {}
+    bounds = value_bounds(pi)
+    out = {}
+    for i, q in plan.tensors.items():
+        if q.qtype != "INT16" or i in pi.graph.inputs or i in overrides.range_overrides or not q.min or not q.max:
+            continue
+        lo, hi = min(q.min), max(q.max)
+        blo, bhi = bounds.get(i, (-np.inf, np.inf))
+        wide_lo, wide_hi = min(lo, max(lo * factor, blo)), max(hi, min(hi * factor, bhi))
+        if (wide_lo, wide_hi) != (lo, hi):
+            out[i] = Range(wide_lo, wide_hi, "int16 headroom")
+    return out
 
 
 def _noise_samples(pi: PlanInputs, eight, macs: Mapping[int, int], most: int,

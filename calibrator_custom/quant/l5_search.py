@@ -91,6 +91,28 @@ def sensitivity(g: np.ndarray, signal: np.ndarray) -> np.ndarray:
     return (worst - _flip(g, signal, x).max(axis=1)) / worst
 
 
+def output_sensitivity(g: np.ndarray, signal: np.ndarray) -> np.ndarray:
+    """Per conv: ``max_o (nsr_all[o] - nsr_without_k[o]) / nsr_all[o]``, all convs 8-bit (outputs
+    without noise skipped).
+
+    The largest relative drop of any one output's noise-to-signal ratio when conv ``k`` alone is 16-bit:
+    a conv that matters to an output other than the noisiest one (which the first upgrades may change)
+    counts too.
+    """
+    g = np.asarray(g, np.float64)
+    signal = np.asarray(signal, np.float64)
+    n = g.shape[1]
+    if n == 0:
+        return np.zeros(0)
+    x = np.ones(n)
+    nsr = predicted_nsr(g, signal, x.astype(bool))
+    noisy = nsr > 0
+    if not noisy.any():
+        return np.zeros(n)
+    drop = (nsr[None, noisy] - _flip(g, signal, x)[:, noisy]) / nsr[None, noisy]
+    return drop.max(axis=1)
+
+
 def knapsack(values: Sequence[float], costs: Sequence[int], capacity: int) -> frozenset[int]:
     """The indices maximising ``sum(values)`` with ``sum(costs) <= capacity`` (0/1, exact).
 
