@@ -277,7 +277,7 @@ def calibrate(job: CalibrationJob) -> str:
     log.info("converting at quant level %s", level)
     fixed = convert(job.model, job.config, stats, quant_level=level, quant_param=job.quant_param,
                     sensitivity_threshold=job.sensitivity_threshold, calibration_feeds=feeds,
-                    output_path=job.out_model, progress=report)
+                    output_path=job.out_model, progress=report, num_process=n)
     if job.save_quant_info:
         stem = os.path.basename(job.out_model)
         stem = stem[:-4] if stem.lower().endswith(".sim") else stem
