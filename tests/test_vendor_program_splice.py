@@ -62,4 +62,4 @@ def test_standalone_conv_program_has_the_first_candidate_tiling():
     key = vs.ConvKey("CONV_2D", (1, 8, 8, 64), (128, 1, 1, 64), 1, "VALID", "UINT8", "INT16", False)
     prog = vs.standalone_program(key)
     assert prog["tiling"] == layout.conv_tilings(key.w_shape)[0] == (64, 32)
-    assert prog["fields"]["sgs_slot_10"] == 32 and prog["fields"]["sgs_slot_12"] == 64
+    assert prog["fields"]["sgs_in_channels_per_tile"] == 32 and prog["fields"]["sgs_out_channels_per_tile"] == 64

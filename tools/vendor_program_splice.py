@@ -32,11 +32,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 import calibrator_custom  # noqa: E402,F401  (before numpy-heavy work: pins the BLAS kernel)
 import vendor_fixed_oracle as vo  # noqa: E402
 from calibrator_custom.model.builder import ModelBuilder  # noqa: E402
+from calibrator_custom.model import sgs_dialect  # noqa: E402
 from calibrator_custom.model.graph import Buffer, load_model  # noqa: E402
 from calibrator_custom.vendor_fixed import layout, pack  # noqa: E402
 
 log = logging.getLogger("vendor_program_splice")
-SHIFT_SLOTS = {"CONV_2D": ("sgs_slot_35", "sgs_slot_37"), "DEPTHWISE_CONV_2D": ("sgs_slot_36", "sgs_slot_38")}
+SHIFT_SLOTS = {"CONV_2D": ("sgs_bias_shift", "sgs_total_shift"), "DEPTHWISE_CONV_2D": ("sgs_bias_shift", "sgs_total_shift")}
+OPTIONS_TABLE = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions"}
 ONE = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
 
 
@@ -108,9 +110,17 @@ def make_standalone(key: ConvKey) -> Path:
 
 
 def program_fields(options, kind: str) -> dict:
-    """The vendor options slots of a conv's IPU program: every ``sgs_slot_*`` but the two shifts."""
+    """The vendor options slots of a conv's IPU program: every vendor field (``sgs_*``, named or
+    numbered) but the two shifts and the field layout."""
     return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
-            if f.name.startswith("sgs_slot_") and f.name not in SHIFT_SLOTS[kind]}
+            if f.name.startswith("sgs_") and f.name != "sgs_layout" and f.name not in SHIFT_SLOTS[kind]}
+
+
+def slot_number(kind: str, name: str) -> int:
+    """The vtable slot of a conv options field, named (``sgs_out_channels_per_tile``) or numbered."""
+    if name.startswith("sgs_slot_"):
+        return int(name.split("_")[-1])
+    return sgs_dialect.slot_of(OPTIONS_TABLE[kind], name)
 
 
 def conv_op(model, name: str = "c2"):
@@ -163,7 +173,7 @@ def splice(fixed_path: Path, float_path: Path, only=None):
         prog = programs[key]
         op = fx.main.operators[j]
         old = program_fields(op.options, key.kind)
-        changed = sorted(int(k.split("_")[-1]) for k in old if old[k] != prog["fields"][k])
+        changed = sorted(slot_number(key.kind, k) for k in old if old[k] != prog["fields"][k])
         row = {"op": j, "kind": key.kind, "in": key.in_shape, "w": key.w_shape, "changed_slots": changed}
         if key.kind == "CONV_2D":
             tw = fx.main.tensors[op.inputs[1]]
