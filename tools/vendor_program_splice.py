@@ -123,6 +123,19 @@ def slot_number(kind: str, name: str) -> int:
     return sgs_dialect.slot_of(OPTIONS_TABLE[kind], name)
 
 
+def merged_layout(own: tuple, standalone: tuple, program: set) -> tuple:
+    """The options' field layout after a splice: the program fields the standalone writes, the other
+    fields the model's own op writes (its padding, activation and shifts), in the standalone's order
+    (a field only the model's op writes keeps its place after the field it followed)."""
+    keep = [f for f in standalone if f in program] + [f for f in own if f not in program]
+    order = {f: i for i, f in enumerate(standalone)}
+    for i, f in enumerate(own):
+        if f not in order:
+            prev = [order[g] for g in own[:i] if g in order]
+            order[f] = (max(prev) if prev else -1) + 0.5
+    return tuple(sorted(dict.fromkeys(keep), key=lambda f: order[f]))
+
+
 def conv_op(model, name: str = "c2"):
     sg = model.main
     for op in sg.operators:
@@ -189,7 +202,11 @@ def splice(fixed_path: Path, float_path: Path, only=None):
             data += bytes(max(0, prog["buffer_bytes"] - len(data)))
             fx.buffers[tw.buffer] = dataclasses.replace(fx.buffers[tw.buffer], data=data)
             row["new_tiling"] = prog["tiling"]
-        op.options = dataclasses.replace(op.options, **prog["fields"], sgs_layout=prog["layout"])
+        if not changed:  # the same program: keep the op as it is (its layout holds its own non-program fields)
+            rows.append(row)
+            continue
+        op.options = dataclasses.replace(op.options, **prog["fields"],
+                                         sgs_layout=merged_layout(op.options.sgs_layout, prog["layout"], set(old)))
         rows.append(row)
     return fx, rows, programs
 
@@ -217,14 +234,27 @@ def tag_constant(data: bytes, model) -> int:
     return ks.pop()
 
 
-def encode_with_tags(model, k: int, rounds: int = 8) -> bytes:
+def vtable_cluster_start(data: bytes) -> int:
+    """File position of the vendor file's vtable cluster (the first vtable; the objects end there)."""
+    from calibrator_custom.model import flatbuf, schema
+    r = flatbuf._Reader(data, flatbuf.file_identifier_of(data), sgs_dialect.detect(data))
+    r.table(r.uoffset(0, "root offset"), schema.ROOT_TABLE, schema.ROOT_TABLE, 0)
+    return r.first_vtable
+
+
+def encode_with_tags(model, k: int | None = None, rounds: int = 8) -> bytes:
     """Re-encode ``model`` with every Tensor.5 ``sgs_tag`` recomputed for the new positions (the
-    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check)."""
+    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check).
+
+    ``sgs_tag = (position of the quantization table - start of the vtable cluster) mod 256``: with
+    ``k`` None the cluster is the encoding's own (the compiler's rule); a fixed ``k`` is the older
+    ``(k - (size - position)) mod 256`` with one constant (right only while the cluster keeps its size)."""
     for _ in range(rounds):
         data = model.to_bytes(reencode=True)
         n, changed = len(data), 0
+        kk = (n - vtable_cluster_start(data)) % 256 if k is None else k
         for t, r in zip(model.main.tensors, _quant_positions(data)):
-            tag = (k - (n - r)) % 256
+            tag = (kk - (n - r)) % 256
             lay = list(t.extra.get("sgs_layout", ()))
             if tag == 0:
                 new = tuple(f for f in lay if f != "sgs_tag")
@@ -244,8 +274,7 @@ def encode_with_tags(model, k: int, rounds: int = 8) -> bytes:
 def _encode(model, fixed_path: Path, fix_tags: bool) -> bytes:
     if not fix_tags:
         return model.to_bytes(reencode=True)
-    src = fixed_path.read_bytes()
-    return encode_with_tags(model, tag_constant(src, load_model(fixed_path)))
+    return encode_with_tags(model)
 
 
 def _assert_line(e: Exception) -> str:
