@@ -56,10 +56,32 @@ def test_tags_recomputed_for_an_unmodified_vendor_file_are_its_bytes(key):
     assert vs.encode_with_tags(model, k) == data
 
 
+@pytest.mark.parametrize("key", [
+    vs.ConvKey("CONV_2D", (1, 16, 16, 64), (128, 1, 1, 64), 1, "VALID", "UINT8", "INT16", False),
+    vs.ConvKey("DEPTHWISE_CONV_2D", (1, 8, 8, 64), (1, 3, 3, 64), 1, "SAME", "UINT8", "UINT8", False),
+    vs.ConvKey("CONV_2D", (1, 8, 8, 96), (96, 1, 1, 96), 1, "VALID", "UINT8", "INT16", False),
+])
+def test_tag_constant_is_the_vtable_cluster_size(key):
+    """The file's K is the byte length of its vtable cluster mod 256, i.e. sgs_tag = (position of the
+    quantization table - start of the vtable cluster) mod 256; recomputing the tags from the
+    encoding's own cluster (no K given) gives the vendor's bytes."""
+    _skip_without_vendor()
+    from calibrator_custom.model.graph import load_model
+    path = vs.make_standalone(key)
+    data = path.read_bytes()
+    model = load_model(path)
+    start = vs.vtable_cluster_start(data)
+    assert 0 < start < len(data)
+    assert vs.tag_constant(data, model) == (len(data) - start) % 256
+    for t in model.main.tensors:
+        t.extra = {**t.extra, "sgs_tag": (t.extra.get("sgs_tag") or 0) ^ 0x55}
+    assert vs.encode_with_tags(model) == data
+
+
 def test_standalone_conv_program_has_the_first_candidate_tiling():
     """The vendor's standalone 1x1 conv 64 -> 128 is tiled (64, 32) (layout.conv_tilings' first)."""
     _skip_without_vendor()
     key = vs.ConvKey("CONV_2D", (1, 8, 8, 64), (128, 1, 1, 64), 1, "VALID", "UINT8", "INT16", False)
     prog = vs.standalone_program(key)
     assert prog["tiling"] == layout.conv_tilings(key.w_shape)[0] == (64, 32)
-    assert prog["fields"]["sgs_slot_10"] == 32 and prog["fields"]["sgs_slot_12"] == 64
+    assert prog["fields"]["sgs_in_channels_per_tile"] == 32 and prog["fields"]["sgs_out_channels_per_tile"] == 64

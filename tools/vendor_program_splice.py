@@ -32,11 +32,13 @@ sys.path.insert(0, str(ROOT / "tests"))
 import calibrator_custom  # noqa: E402,F401  (before numpy-heavy work: pins the BLAS kernel)
 import vendor_fixed_oracle as vo  # noqa: E402
 from calibrator_custom.model.builder import ModelBuilder  # noqa: E402
+from calibrator_custom.model import sgs_dialect  # noqa: E402
 from calibrator_custom.model.graph import Buffer, load_model  # noqa: E402
 from calibrator_custom.vendor_fixed import layout, pack  # noqa: E402
 
 log = logging.getLogger("vendor_program_splice")
-SHIFT_SLOTS = {"CONV_2D": ("sgs_slot_35", "sgs_slot_37"), "DEPTHWISE_CONV_2D": ("sgs_slot_36", "sgs_slot_38")}
+SHIFT_SLOTS = {"CONV_2D": ("sgs_bias_shift", "sgs_total_shift"), "DEPTHWISE_CONV_2D": ("sgs_bias_shift", "sgs_total_shift")}
+OPTIONS_TABLE = {"CONV_2D": "Conv2DOptions", "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions"}
 ONE = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
 
 
@@ -108,9 +110,30 @@ def make_standalone(key: ConvKey) -> Path:
 
 
 def program_fields(options, kind: str) -> dict:
-    """The vendor options slots of a conv's IPU program: every ``sgs_slot_*`` but the two shifts."""
+    """The vendor options slots of a conv's IPU program: every vendor field (``sgs_*``, named or
+    numbered) but the two shifts and the field layout."""
     return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
-            if f.name.startswith("sgs_slot_") and f.name not in SHIFT_SLOTS[kind]}
+            if f.name.startswith("sgs_") and f.name != "sgs_layout" and f.name not in SHIFT_SLOTS[kind]}
+
+
+def slot_number(kind: str, name: str) -> int:
+    """The vtable slot of a conv options field, named (``sgs_out_channels_per_tile``) or numbered."""
+    if name.startswith("sgs_slot_"):
+        return int(name.split("_")[-1])
+    return sgs_dialect.slot_of(OPTIONS_TABLE[kind], name)
+
+
+def merged_layout(own: tuple, standalone: tuple, program: set) -> tuple:
+    """The options' field layout after a splice: the program fields the standalone writes, the other
+    fields the model's own op writes (its padding, activation and shifts), in the standalone's order
+    (a field only the model's op writes keeps its place after the field it followed)."""
+    keep = [f for f in standalone if f in program] + [f for f in own if f not in program]
+    order = {f: i for i, f in enumerate(standalone)}
+    for i, f in enumerate(own):
+        if f not in order:
+            prev = [order[g] for g in own[:i] if g in order]
+            order[f] = (max(prev) if prev else -1) + 0.5
+    return tuple(sorted(dict.fromkeys(keep), key=lambda f: order[f]))
 
 
 def conv_op(model, name: str = "c2"):
@@ -163,7 +186,7 @@ def splice(fixed_path: Path, float_path: Path, only=None):
         prog = programs[key]
         op = fx.main.operators[j]
         old = program_fields(op.options, key.kind)
-        changed = sorted(int(k.split("_")[-1]) for k in old if old[k] != prog["fields"][k])
+        changed = sorted(slot_number(key.kind, k) for k in old if old[k] != prog["fields"][k])
         row = {"op": j, "kind": key.kind, "in": key.in_shape, "w": key.w_shape, "changed_slots": changed}
         if key.kind == "CONV_2D":
             tw = fx.main.tensors[op.inputs[1]]
@@ -179,7 +202,11 @@ def splice(fixed_path: Path, float_path: Path, only=None):
             data += bytes(max(0, prog["buffer_bytes"] - len(data)))
             fx.buffers[tw.buffer] = dataclasses.replace(fx.buffers[tw.buffer], data=data)
             row["new_tiling"] = prog["tiling"]
-        op.options = dataclasses.replace(op.options, **prog["fields"], sgs_layout=prog["layout"])
+        if not changed:  # the same program: keep the op as it is (its layout holds its own non-program fields)
+            rows.append(row)
+            continue
+        op.options = dataclasses.replace(op.options, **prog["fields"],
+                                         sgs_layout=merged_layout(op.options.sgs_layout, prog["layout"], set(old)))
         rows.append(row)
     return fx, rows, programs
 
@@ -207,14 +234,27 @@ def tag_constant(data: bytes, model) -> int:
     return ks.pop()
 
 
-def encode_with_tags(model, k: int, rounds: int = 8) -> bytes:
+def vtable_cluster_start(data: bytes) -> int:
+    """File position of the vendor file's vtable cluster (the first vtable; the objects end there)."""
+    from calibrator_custom.model import flatbuf, schema
+    r = flatbuf._Reader(data, flatbuf.file_identifier_of(data), sgs_dialect.detect(data))
+    r.table(r.uoffset(0, "root offset"), schema.ROOT_TABLE, schema.ROOT_TABLE, 0)
+    return r.first_vtable
+
+
+def encode_with_tags(model, k: int | None = None, rounds: int = 8) -> bytes:
     """Re-encode ``model`` with every Tensor.5 ``sgs_tag`` recomputed for the new positions (the
-    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check)."""
+    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check).
+
+    ``sgs_tag = (position of the quantization table - start of the vtable cluster) mod 256``: with
+    ``k`` None the cluster is the encoding's own (the compiler's rule); a fixed ``k`` is the older
+    ``(k - (size - position)) mod 256`` with one constant (right only while the cluster keeps its size)."""
     for _ in range(rounds):
         data = model.to_bytes(reencode=True)
         n, changed = len(data), 0
+        kk = (n - vtable_cluster_start(data)) % 256 if k is None else k
         for t, r in zip(model.main.tensors, _quant_positions(data)):
-            tag = (k - (n - r)) % 256
+            tag = (kk - (n - r)) % 256
             lay = list(t.extra.get("sgs_layout", ()))
             if tag == 0:
                 new = tuple(f for f in lay if f != "sgs_tag")
@@ -234,8 +274,7 @@ def encode_with_tags(model, k: int, rounds: int = 8) -> bytes:
 def _encode(model, fixed_path: Path, fix_tags: bool) -> bytes:
     if not fix_tags:
         return model.to_bytes(reencode=True)
-    src = fixed_path.read_bytes()
-    return encode_with_tags(model, tag_constant(src, load_model(fixed_path)))
+    return encode_with_tags(model)
 
 
 def _assert_line(e: Exception) -> str:
