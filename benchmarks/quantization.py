@@ -372,6 +372,8 @@ def main(argv=None) -> int:
             checks.append(f"L2>vendor L1 {'MET' if rows['L2'].worst_db > e['vendor_L1'] else 'MISSED'}")
         if "vendor_L2" in e and "vendor_L1" in e:
             checks.append(f"L2 vendor>vendor L1 {'MET' if e['vendor_L2'] > e['vendor_L1'] else 'MISSED'}")
+        if "vendor_L2" in e and "int8" in e:
+            checks.append(f"L2 vendor>int8 {'MET' if e['vendor_L2'] > e['int8'] else 'MISSED'}")
         if "L5" in rows and "16x8" in e:
             ok = rows["L5"].worst_db >= e["16x8"] and rows["L5"].mac16_share <= 0.25
             checks.append(f"L5>=16x8&<=25% {'MET' if ok else 'MISSED'} ({rows['L5'].worst_db - e['16x8']:+.2f} dB)")
