@@ -1,6 +1,6 @@
 """Quantization benchmark: our fixed models at every quant level against TFLite's own PTQ.
 
-    .venv/bin/python benchmarks/quantization.py [--models face_landmark ...] [--levels L2 L5 ...]
+    .venv/bin/python benchmarks/quantization.py [--models face_landmark ...] [--configs L2 L5 ...] [--vendor]
 
 For every model in ../shared/models: collect statistics on the first 30 COCO photos, convert at
 L1..L5 and with ``[CONV_CONFIG] input_format=ALL_INT16``, run the fixed simulator on the other 30
@@ -12,6 +12,15 @@ is shared by all levels and printed once). Next to them: TFLite's post-training 
 the same 30 photos, and the fixed simulator's time per image against our float interpreter's.
 
 Also printed: the time of one float-model pass over the calibration photos (our float interpreter).
+
+``--vendor`` (needs ../shared/vendor_sdk, set up; skipped with the reason otherwise): per model the
+vendor's converter accepts, the vendor's own L1 (its convert_tool + sgs_calibrator, calibrated on the
+same photos) as the column "vendor L1", and our L2 ranges written in the vendor's fixed dialect
+(``vendor_fixed.writer``, the vendor L1 file as template: its weight codes are kept, so L2's
+per-channel weights are not carried) as "L2 vendor"; both are simulated by our
+``fixed_simulator`` on the evaluation photos, after checking on 2 of them that the vendor's
+sgs_simulator_fixed gives the same output codes. Models the vendor's tools refuse (or take too long
+on) are printed with the reason and not run.
 
 Targets: L2 > TFLite int8 on every model; L5 >= TFLite 16x8 with <= 25% of conv MACs at 16 bit;
 L5 conversion <= 5x L2's + 3 float-model passes over the calibration set; ALL_INT16 > TFLite 16x8;
@@ -46,6 +55,50 @@ from calibrator_custom.pipeline.sensitivity import conv_macs  # noqa: E402
 from calibrator_custom.quant.planner import PlanInputs  # noqa: E402
 
 CONFIGS = ("L1", "L2", "L3", "L4", "L5", "ALL_INT16")
+VENDOR_DIR = SHARED / "vendor_sdk"
+#: shared models the vendor's SDK 1.1.5 does not take here (docs/model_format.md, tests/test_vendor_fixed_models.py)
+VENDOR_NOT_RUN = {
+    "palm_detection_lite": "refused: the vendor's convert_tool crashes (SIGSEGV in SGS_ReplaceMatchingOpTypes)",
+    "pose_detection": "refused: the vendor's convert_tool crashes (SIGSEGV after the graph dump)",
+    "pose_detection.fp16": "refused: the vendor's convert_tool fails (DENSIFY: 'weight is variable tensor')",
+    "face_detection_short_range.fp16": "refused: the vendor's convert_tool has no DEQUANTIZE",
+    "hand_landmark_lite": "too slow: the vendor's L1 calibration of its 195 MB float.sim did not finish in "
+                          "27 CPU minutes on 1 photo",
+}
+VENDOR_PRE = ("import cv2, numpy as np\n"
+              "def image_preprocess(img_path, norm=True):\n"
+              "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], ({w}, {h})).astype(np.float32)\n"
+              "    return ((img - {mean}) / {std})[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+N_VENDOR_CHECK = 2
+
+
+def vendor_oracle():
+    """(the SDK's harness/oracle module, None), or (None, why the vendor columns are skipped)."""
+    import os
+    if not (VENDOR_DIR / "harness" / "oracle.py").is_file():
+        return None, f"the vendor SDK is not here ({VENDOR_DIR} is absent)"
+    venv = Path(os.environ.get("SGS_ORACLE_VENV") or Path.home() / ".cache/sgs_oracle/venv")
+    if not (venv / "bin" / "python").exists():
+        return None, f"the vendor SDK is not set up (no venv at {venv}); run: bash {VENDOR_DIR}/setup.sh"
+    sys.path.insert(0, str(VENDOR_DIR / "harness"))
+    try:
+        import oracle
+    except Exception as e:  # noqa: BLE001 - any import failure means no oracle
+        return None, f"cannot import the vendor oracle from {VENDOR_DIR / 'harness'}: {e}"
+    return oracle, None
+
+
+def vendor_ini_text(sim, mean: float, std: float) -> str:
+    """An input_config.ini in the SDK 1.1.5 style (mean_red/mean_green/mean_blue)."""
+    ins = [d["name"] for d in sim.get_input_details()]
+    outs = [d["name"] for d in sim.get_output_details()]
+    return ("[INPUT_CONFIG]\n"
+            f"inputs='{','.join(ins)}';\n"
+            "input_formats='RGB';\ntraining_input_formats='RGB';\nquantizations='TRUE';\n"
+            f"mean_red={mean};\nmean_green={mean};\nmean_blue={mean};\nstd_value={std};\n"
+            "[OUTPUT_CONFIG]\n"
+            f"outputs='{','.join(outs)}';\n"
+            f"dequantizations='{','.join(['TRUE'] * len(outs))}';\n")
 
 
 def write_ini(path: Path, sim, mean: float, std: float, conv: str | None = None) -> Path:
@@ -96,7 +149,8 @@ def _run(sim, feeds_list) -> tuple[list[list[np.ndarray]], float]:
 
 
 def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite: bool,
-                    num_process: int = 1) -> tuple[list[Row], dict]:
+                    num_process: int = 1, vendor=None) -> tuple[list[Row], dict]:
+    """``vendor``: None (no vendor columns), or (oracle module or None, reason it is None)."""
     name = path.name[: -len(".tflite")]
     base = name.replace(".fp16", "")
     pre = image_preprocess_func(base)
@@ -141,7 +195,107 @@ def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite:
             q = tp.quantize_tflite(data, calib, mode)
             got = tp.run_tflite_many(q, evals_f)
             tfl[mode] = worst_sqnr(ref, got)
+    if vendor is not None:
+        oracle, why = vendor
+        if oracle is None:
+            tfl["vendor_note"] = why
+        elif name in VENDOR_NOT_RUN:
+            tfl["vendor_note"] = VENDOR_NOT_RUN[name]
+        else:
+            tfl.update(benchmark_vendor(oracle, path, name, fsim, mean, std, calib_paths, calib, evals_raw, ref,
+                                        tmp, with_l2=True))
     return rows, {"stats_s": stats_s, "float_pass_s": float_pass_s, **tfl}
+
+
+def _aligned(sim, runs, ref_sim, ref_runs) -> list[list[np.ndarray]]:
+    """``runs`` of ``sim`` in ``ref_sim``'s output order (by name), trimmed to the reference shapes
+    (the vendor's fixed outputs are padded on the last dimension)."""
+    names = [d["name"] for d in sim.get_output_details()]
+    order = [names.index(d["name"]) if d["name"] in names else k for k, d in enumerate(ref_sim.get_output_details())]
+    out = []
+    for run, ref in zip(runs, ref_runs):
+        row = []
+        for k, r in zip(order, ref):
+            y = run[k]
+            y = y[tuple(slice(0, n) for n in r.shape)] if y.ndim == r.ndim else y.reshape(-1)[: r.size].reshape(r.shape)
+            row.append(y)
+        out.append(row)
+    return out
+
+
+def _check_vendor_codes(oracle, fixed_path: Path, sim, evals_raw, label: str) -> str:
+    """The vendor's sgs_simulator_fixed on the first photos must give our fixed_simulator's codes."""
+    compared = 0
+    for feeds in evals_raw[:N_VENDOR_CHECK]:
+        ref = oracle.fixed_sim(str(fixed_path), feeds[0])
+        for k, x in enumerate(feeds):
+            sim.set_input(k, x)
+        sim.invoke()
+        for k, od in enumerate(sim.get_output_details()):
+            r = ref[od["name"]]
+            y = sim.get_output(k)[tuple(slice(0, n) for n in r.shape)]
+            assert y.shape == r.shape, f"{label}, output {od['name']}: shape {y.shape} vs the vendor's {r.shape}"
+            scale = od["quantization"][0]
+            lsb = np.abs(np.round(y.astype(np.float64) / scale) - np.round(r / scale))
+            assert lsb.max() == 0, (f"{label}, output {od['name']}: {int((lsb > 0).sum())}/{lsb.size} codes differ "
+                                    "from the vendor's sgs_simulator_fixed")
+            compared += r.size
+    msg = (f"  {label}: vendor sgs_simulator_fixed == our fixed_simulator, code for code, on "
+           f"{min(N_VENDOR_CHECK, len(evals_raw))} photos ({compared} values)")
+    print(msg, file=sys.stderr)
+    return msg
+
+
+def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: float, calib_paths, calib,
+                     evals_raw, ref, tmp: Path, with_l2: bool) -> dict:
+    """The vendor's own L1 and our L2 in the vendor's dialect, simulated by our fixed_simulator."""
+    from calibrator_custom.errors import CalibratorError
+    folder = tmp / "vendor"
+    folder.mkdir()
+    ini = folder / "input_config.ini"
+    ini.write_text(vendor_ini_text(fsim, mean, std))
+    t0 = time.perf_counter()
+    try:
+        float_sim = Path(oracle.convert_tflite(str(path), str(ini), str(folder / f"{name}_float.sim")))
+    except oracle.OracleError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if "Error" in ln or "Assert" in ln]
+        return {"vendor_note": f"refused by the vendor's convert_tool: {lines[-1] if lines else str(e)[:200]}"}
+    images = folder / "images"
+    images.mkdir()
+    for p in calib_paths:
+        (images / p.name).write_bytes(p.read_bytes())
+    _, h, w, _ = (int(v) for v in fsim.get_input_details()[0]["shape"])
+    pre = folder / "pre.py"
+    pre.write_text(VENDOR_PRE.format(w=w, h=h, mean=mean, std=std))
+    fixed_path = Path(oracle.calibrate_l1(str(float_sim), str(images), str(pre), str(ini),
+                                          str(folder / f"{name}_fixed.sim")))
+    vendor_s = time.perf_counter() - t0
+    checks = []
+    xsim = calibrator_custom.fixed_simulator(fixed_path)
+    checks.append(_check_vendor_codes(oracle, fixed_path, xsim, evals_raw, f"{name} vendor L1"))
+    got, _ = _run(xsim, evals_raw)
+    res = {"vendor_L1": worst_sqnr(ref, _aligned(xsim, got, fsim, ref)), "vendor_s": vendor_s, "checks": checks}
+    print(f"  {name} vendor L1: {res['vendor_L1']:.2f} dB (vendor convert + calibration {vendor_s:.1f} s)",
+          file=sys.stderr)
+    if not with_l2:
+        return res
+    vsim = calibrator_custom.float_simulator(float_sim)
+    stats = collect_stats_arrays(float_sim, calib)
+    our_ini = write_ini(folder / "ours.ini", vsim, mean, std)
+    out = folder / f"{name}_L2_vendor_fixed.sim"
+    try:
+        convert(float_sim, our_ini, stats, quant_level="L2", calibration_feeds=calib, output_path=out,
+                vendor_template=fixed_path)
+    except CalibratorError as e:
+        res["vendor_L2_note"] = f"our vendor-dialect writer refused L2: {e}"
+        print(f"  {name} L2 vendor dialect: {res['vendor_L2_note']}", file=sys.stderr)
+        return res
+    lsim = calibrator_custom.fixed_simulator(out)
+    checks.append(_check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L2 vendor dialect"))
+    got, _ = _run(lsim, evals_raw)
+    res["vendor_L2"] = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))
+    print(f"  {name} L2 vendor dialect: {res['vendor_L2']:.2f} dB", file=sys.stderr)
+    return res
 
 
 def _mac16_share(fixed, pi, macs) -> float:
@@ -164,6 +318,8 @@ def main(argv=None) -> int:
     ap.add_argument("--eval", type=int, default=30)
     ap.add_argument("--no-tflite", action="store_true")
     ap.add_argument("--num-process", type=int, default=1, help="convert(num_process=...): L5's measurement workers")
+    ap.add_argument("--vendor", action="store_true",
+                    help="add the vendor's own L1 and our L2 in the vendor's dialect (needs ../shared/vendor_sdk)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not MODELS_DIR.is_dir():
@@ -171,25 +327,53 @@ def main(argv=None) -> int:
         return 1
     paths = ([MODELS_DIR / f"{m}.tflite" for m in args.models] if args.models
              else sorted(MODELS_DIR.glob("*.tflite")))
+    vendor = None
+    if args.vendor:
+        vendor = vendor_oracle()
+        if vendor[0] is None:
+            print(f"vendor columns skipped: {vendor[1]}", file=sys.stderr)
     all_rows, refs = [], {}
     for p in paths:
-        rows, extra = benchmark_model(p, args.configs, args.calib, args.eval, not args.no_tflite, args.num_process)
+        rows, extra = benchmark_model(p, args.configs, args.calib, args.eval, not args.no_tflite, args.num_process,
+                                      vendor)
         all_rows += rows
         refs[rows[0].model] = extra
     print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB")
     print(f"{'model':<36} {'config':<9} {'SQNR dB':>8} {'TFL int8':>8} {'TFL 16x8':>8} {'16b MACs':>8} "
-          f"{'conv s':>7} {'fixed/float time':>16}")
+          + (f"{'vendor L1':>9} {'L2 vendor':>9} " if args.vendor else "")
+          + f"{'conv s':>7} {'fixed/float time':>16}")
+    nan = float("nan")
     for r in all_rows:
         e = refs[r.model]
+        vcols = f"{e.get('vendor_L1', nan):9.2f} {e.get('vendor_L2', nan):9.2f} " if args.vendor else ""
         print(f"{r.model:<36} {r.config:<9} {r.worst_db:8.2f} {e.get('int8', float('nan')):8.2f} "
-              f"{e.get('16x8', float('nan')):8.2f} {r.mac16_share:8.1%} {r.convert_s:7.1f} "
+              f"{e.get('16x8', float('nan')):8.2f} {r.mac16_share:8.1%} {vcols}{r.convert_s:7.1f} "
               f"{r.fixed_ms / r.float_ms:8.2f} ({r.fixed_ms:.0f}/{r.float_ms:.0f} ms)")
+    if args.vendor:
+        print("\nvendor columns (vendor L1: the vendor's convert_tool + sgs_calibrator L1 on the same calibration "
+              "photos; L2 vendor: our L2 activation ranges written in the vendor's fixed dialect, with the vendor "
+              "L1 file as template, whose weight codes the writer keeps; both simulated by our fixed_simulator):")
+        for m, e in refs.items():
+            for c in e.get("checks", []):
+                print(c)
+            if "vendor_note" in e:
+                print(f"  {m}: {e['vendor_note']}")
+            if "vendor_L2_note" in e:
+                print(f"  {m}: {e['vendor_L2_note']}")
+            if "vendor_s" in e:
+                print(f"  {m}: vendor convert + L1 calibration {e['vendor_s']:.1f} s")
     print("\ntargets:")
     for m, e in refs.items():
         rows = {r.config: r for r in all_rows if r.model == m}
         checks = []
         if "L2" in rows and "int8" in e:
             checks.append(f"L2>int8 {'MET' if rows['L2'].worst_db > e['int8'] else 'MISSED'}")
+        if "L2" in rows and "vendor_L1" in e:
+            checks.append(f"L2>vendor L1 {'MET' if rows['L2'].worst_db > e['vendor_L1'] else 'MISSED'}")
+        if "vendor_L2" in e and "vendor_L1" in e:
+            checks.append(f"L2 vendor>vendor L1 {'MET' if e['vendor_L2'] > e['vendor_L1'] else 'MISSED'}")
+        if "vendor_L2" in e and "int8" in e:
+            checks.append(f"L2 vendor>int8 {'MET' if e['vendor_L2'] > e['int8'] else 'MISSED'}")
         if "L5" in rows and "16x8" in e:
             ok = rows["L5"].worst_db >= e["16x8"] and rows["L5"].mac16_share <= 0.25
             checks.append(f"L5>=16x8&<=25% {'MET' if ok else 'MISSED'} ({rows['L5'].worst_db - e['16x8']:+.2f} dB)")
