@@ -577,11 +577,11 @@ def test_table_op_options_hold_our_tables_and_fixed_point_parameters(op, x_range
     one, slot 2.0 the line's slope, slot 3: 4 = M, 17..20 = Q, 8 / 5 = the segment shifts Q-7 / Q-4,
     12 / 11 = 2 and 6 in Q (15 = -2), 26/28 and 25/27 the tables' multipliers; all as our kernels compute them."""
     fixed, _ = vendor_table_model(op, x_range, graph_output, dense)
-    slot0 = _fields(_options(fixed, op).sgs_slot_0)
+    slot0 = _fields(_options(fixed, op).sgs_lut)
     s3 = _fields(slot0["sgs_slot_3"])
     spec = tables.LOGISTIC_SPEC if op == "LOGISTIC" else tables.TANH_SPEC
     m, q = tables.input_fixed_point(vo.VendorSim(fixed).tensor("cat").scale[0])
-    assert tuple(slot0["sgs_slot_1"]) == tuple(spec.inner) and tuple(slot0["sgs_slot_0"]) == tuple(spec.outer)
+    assert tuple(slot0["scaled_tanh_lut_257"]) == tuple(spec.inner) and tuple(slot0["tanh_lut_65"]) == tuple(spec.outer)
     assert _fields(slot0["sgs_slot_2"])["sgs_slot_0"] == spec.line_slope
     assert (s3["sgs_slot_4"], s3["sgs_slot_17"], s3["sgs_slot_8"], s3["sgs_slot_5"]) == (m, q, q - 7, q - 4)
     assert (s3["sgs_slot_12"], s3["sgs_slot_11"], s3["sgs_slot_15"]) == (2 << q, 6 << q, -(2 << q))
@@ -825,11 +825,11 @@ def test_softmax_sweep_matches_vendor_dump(name):
         assert e.max() >= 2 ** 18, "sums with n = 3 are covered"
     if name == "pair_10":  # the table slots of SoftmaxOptions (what the kernel computes itself)
         opt = _options(fixed, "SOFTMAX")
-        slot1 = _fields(opt.sgs_slot_1)
+        slot1 = _fields(opt.sgs_lut)
         s3 = _fields(slot1["sgs_slot_3"])
         m, q = tables.input_fixed_point(ti.scale[0])
-        assert tuple(slot1["sgs_slot_0"]) == tuple(tables.SOFTMAX_INNER)
-        assert tuple(slot1["sgs_slot_1"]) == tuple(tables.SOFTMAX_OUTER)
+        assert tuple(slot1["exp_lut_65"]) == tuple(tables.SOFTMAX_INNER)
+        assert tuple(slot1["exp_lut_257"]) == tuple(tables.SOFTMAX_OUTER)
         assert (s3["sgs_slot_4"], s3["sgs_slot_17"], s3["sgs_slot_5"], s3["sgs_slot_7"]) == (m, q, q - 5, q - 5)
         assert (s3["sgs_slot_13"], s3["sgs_slot_14"]) == (-(2 << q), -(10 << q))
         assert (s3["sgs_slot_26"], s3["sgs_slot_28"]) == tables.SOFTMAX_OUTER_MULTIPLIER
