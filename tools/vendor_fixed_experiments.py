@@ -67,21 +67,27 @@ def conv_experiment():
                   + "; ".join(row))
 
 
+def _binary_run(op, seed, a_range):
+    """A vendor L1 fixed model of the binary-op case and its dump: (fixed.sim, tensors p1, p2, a, the
+    op's two input codes, its output codes)."""
+    b, x = cases._binary_model(op, seed)
+    ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-2.0, 1.0), "p1": (-3.0, 4.0), "p2": (-2.0, 1.0),
+              "a": a_range, "c3": (-5.0, 5.0)}
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"bin_{op}_{seed}")
+    recs, _ = vo.run_fixed(fixed, x)
+    sim = vo.VendorSim(fixed)
+    outs = {r["name"]: r["data"] for r in recs if r["dir"] == "out"}
+    t1, t2, ta = sim.tensor("p1"), sim.tensor("p2"), sim.tensor("a")
+    x1 = layout.from_dump(outs["p1"], t1.shape).astype(np.int64)
+    x2 = cases._pool(sim, outs, "p2", "c2").astype(np.int64)
+    return fixed, t1, t2, ta, x1, x2, layout.from_dump(outs["a"], ta.shape)
+
+
 def add_experiment():
     """ADD/SUB/MUL: multiplier precision (significant bits) against the vendor codes."""
     print("ADD/SUB/MUL: mismatching codes per multiplier precision (bits) and final rounding")
     for op, seed, a_range in cases.BINARY_CASES:
-        b, x = cases._binary_model(op, seed)
-        ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-2.0, 1.0), "p1": (-3.0, 4.0), "p2": (-2.0, 1.0),
-                  "a": a_range, "c3": (-5.0, 5.0)}
-        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"bin_{op}_{seed}")
-        recs, _ = vo.run_fixed(fixed, x)
-        sim = vo.VendorSim(fixed)
-        outs = {r["name"]: r["data"] for r in recs if r["dir"] == "out"}
-        t1, t2, ta = sim.tensor("p1"), sim.tensor("p2"), sim.tensor("a")
-        x1 = layout.from_dump(outs["p1"], t1.shape).astype(np.int64)
-        x2 = cases._pool(sim, outs, "p2", "c2").astype(np.int64)
-        want = layout.from_dump(outs["a"], ta.shape)
+        fixed, t1, t2, ta, x1, x2, want = _binary_run(op, seed, a_range)
         s1, s2, so, zo = t1.scale[0], t2.scale[0], ta.scale[0], ta.zero_point[0]
         row = []
         for bits in (12, 15, 16, 24):
@@ -118,17 +124,7 @@ def mul_experiment():
     for op, seed, a_range in cases.BINARY_CASES:
         if op != "MUL":
             continue
-        b, x = cases._binary_model(op, seed)
-        ranges = {"x": (-1.0, 1.0), "c1": (-3.0, 4.0), "c2": (-2.0, 1.0), "p1": (-3.0, 4.0), "p2": (-2.0, 1.0),
-                  "a": a_range, "c3": (-5.0, 5.0)}
-        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"bin_{op}_{seed}")
-        recs, _ = vo.run_fixed(fixed, x)
-        sim = vo.VendorSim(fixed)
-        outs = {r["name"]: r["data"] for r in recs if r["dir"] == "out"}
-        t1, t2, ta = sim.tensor("p1"), sim.tensor("p2"), sim.tensor("a")
-        x1 = layout.from_dump(outs["p1"], t1.shape).astype(np.int64)
-        x2 = cases._pool(sim, outs, "p2", "c2").astype(np.int64)
-        want = layout.from_dump(outs["a"], ta.shape)
+        fixed, t1, t2, ta, x1, x2, want = _binary_run(op, seed, a_range)
         zo = ta.zero_point[0]
         model = load_model(fixed)
         k1, m, k2 = elementwise.stored_mul_params(next(o for o in model.main.operators
