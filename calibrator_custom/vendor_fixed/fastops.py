@@ -28,7 +28,10 @@ from .elementwise import add_params
 try:  # the clip ufunc itself: np.clip's Python wrapper costs more than the pass on small tensors
     from numpy._core.umath import clip as _clip_ufunc
 except ImportError:  # numpy < 2
-    from numpy.core.umath import clip as _clip_ufunc
+    try:
+        from numpy.core.umath import clip as _clip_ufunc
+    except ImportError:  # a numpy without the private module: the public wrapper, same results
+        _clip_ufunc = np.clip
 
 _LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
 _RANGES = {np.dtype(np.uint8): (0, 255), np.dtype(np.int8): (-128, 127), np.dtype(np.int16): (-32768, 32767)}
