@@ -43,7 +43,7 @@ def _skip_without_vendor():
 ])
 def test_tags_recomputed_for_an_unmodified_vendor_file_are_its_bytes(key):
     """sgs_tag = (K - (size - quantization table position)) mod 256 with one K per vendor file: the
-    vendor's standalone conv file, decoded and re-encoded with recomputed tags, is its own bytes."""
+    vendor's standalone conv file, decoded, its tags spoilt and re-encoded (tags recomputed), is its own bytes."""
     _skip_without_vendor()
     from calibrator_custom.model.graph import load_model
     path = vs.make_standalone(key)
@@ -53,7 +53,7 @@ def test_tags_recomputed_for_an_unmodified_vendor_file_are_its_bytes(key):
     assert 0 <= k < 256
     for t in model.main.tensors:
         t.extra = {**t.extra, "sgs_tag": (t.extra.get("sgs_tag") or 0) ^ 0x55}  # spoil every tag
-    assert vs.encode_with_tags(model, k) == data
+    assert vs.encode_with_tags(model) == data
 
 
 @pytest.mark.parametrize("key", [

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import calibrator_custom  # noqa: E402,F401  (before numpy-heavy work: pins the BLAS kernel)
 import vendor_fixed_oracle as vo  # noqa: E402
 from calibrator_custom.model.builder import ModelBuilder  # noqa: E402
-from calibrator_custom.model import sgs_dialect  # noqa: E402
+from calibrator_custom.model import sgs_dialect, sgs_tags  # noqa: E402
 from calibrator_custom.model.graph import Buffer, load_model  # noqa: E402
 from calibrator_custom.vendor_fixed import layout, pack  # noqa: E402
 
@@ -213,14 +213,7 @@ def splice(fixed_path: Path, float_path: Path, only=None):
 
 def _quant_positions(data: bytes) -> list[int]:
     """File position of each tensor's QuantizationParameters table."""
-    import struct
-    from calibrator_custom.vendor_fixed.sim_patch import SimLayout
-    lay = SimLayout(data)
-    out = []
-    for pos in lay.tensors:
-        q = pos + lay._fields(pos)[4]
-        out.append(q + struct.unpack_from("<I", data, q)[0])
-    return out
+    return sgs_tags.quantization_positions(data)[0]
 
 
 def tag_constant(data: bytes, model) -> int:
@@ -234,46 +227,20 @@ def tag_constant(data: bytes, model) -> int:
     return ks.pop()
 
 
-def vtable_cluster_start(data: bytes) -> int:
-    """File position of the vendor file's vtable cluster (the first vtable; the objects end there)."""
-    from calibrator_custom.model import flatbuf, schema
-    r = flatbuf._Reader(data, flatbuf.file_identifier_of(data), sgs_dialect.detect(data))
-    r.table(r.uoffset(0, "root offset"), schema.ROOT_TABLE, schema.ROOT_TABLE, 0)
-    return r.first_vtable
+vtable_cluster_start = sgs_tags.vtable_cluster_start
 
 
-def encode_with_tags(model, k: int | None = None, rounds: int = 8) -> bytes:
+def encode_with_tags(model) -> bytes:
     """Re-encode ``model`` with every Tensor.5 ``sgs_tag`` recomputed for the new positions (the
-    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check).
-
-    ``sgs_tag = (position of the quantization table - start of the vtable cluster) mod 256``: with
-    ``k`` None the cluster is the encoding's own (the compiler's rule); a fixed ``k`` is the older
-    ``(k - (size - position)) mod 256`` with one constant (right only while the cluster keeps its size)."""
-    for _ in range(rounds):
-        data = model.to_bytes(reencode=True)
-        n, changed = len(data), 0
-        kk = (n - vtable_cluster_start(data)) % 256 if k is None else k
-        for t, r in zip(model.main.tensors, _quant_positions(data)):
-            tag = (kk - (n - r)) % 256
-            lay = list(t.extra.get("sgs_layout", ()))
-            if tag == 0:
-                new = tuple(f for f in lay if f != "sgs_tag")
-                if t.extra.get("sgs_tag") not in (None, 0) or tuple(lay) != new:
-                    t.extra = {**t.extra, "sgs_tag": 0, "sgs_layout": new}
-                    changed += 1
-            elif t.extra.get("sgs_tag") != tag:
-                if "sgs_tag" not in lay:
-                    lay.insert(lay.index("sgs_fixed_flag") if "sgs_fixed_flag" in lay else len(lay), "sgs_tag")
-                t.extra = {**t.extra, "sgs_tag": tag, "sgs_layout": tuple(lay)}
-                changed += 1
-        if not changed:
-            return data
-    raise ValueError("sgs_tag did not converge")
+    vendor's compiler recomputes them and drops a 0 tag, so stale tags break its size check): the
+    package's own rule, ``Model.to_bytes`` with ``calibrator_custom.model.sgs_tags``."""
+    return model.to_bytes(reencode=True)
 
 
 def _encode(model, fixed_path: Path, fix_tags: bool) -> bytes:
-    if not fix_tags:
-        return model.to_bytes(reencode=True)
+    if not fix_tags:  # the tags as they were read (the experiment before the tag rule)
+        from calibrator_custom.model import flatbuf
+        return flatbuf.encode(model.to_dict(), model.file_identifier, dialect=model.dialect)
     return encode_with_tags(model)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..fileio import atomic_write  # noqa: F401 - the package's one atomic writer, re-exported here
-from . import flatbuf, options as opts, sgs_dialect
+from . import flatbuf, options as opts, sgs_dialect, sgs_tags
 from .sgs_weights import diagonal_block_bytes
 from .validate import check_dataflow
 
@@ -360,7 +360,8 @@ class Model:
 
         A vendor model read from a file and not modified gives back those bytes; a modified one (or
         any with ``reencode=True``) is encoded in its own dialect with every vendor slot
-        (``sgs_dialect.TABLES``), so ``Model.from_bytes(m.to_bytes()) == m``.
+        (``sgs_dialect.TABLES``), so ``Model.from_bytes(m.to_bytes()) == m``. A vendor model's tensor tags
+        (``sgs_tags``) are recomputed for the new layout, as the vendor's compiler does, and set on it.
         """
         ident = file_identifier or (self.file_identifier if self.is_vendor else b"TFL3")
         if not reencode and self.source is not None and ident == self.file_identifier and \
@@ -374,8 +375,12 @@ class Model:
                 f"{' ...' if len(untyped) > 5 else ''}); the unmodified model is written back as read. To "
                 f"type them, run python tools/sgs_slot_survey.py --write on vendor files holding them")
         size = sum(len(b.data) for b in self.buffers) + 4096
-        return flatbuf.encode(self.to_dict(), ident, size_hint=size,
-                              dialect=self.dialect if self.is_vendor else None)
+
+        def encode(m: "Model") -> bytes:
+            return flatbuf.encode(m.to_dict(), ident, size_hint=size, dialect=m.dialect if m.is_vendor else None)
+        if self.is_vendor:  # the tensors' tag bytes follow the layout (set on this model too)
+            return sgs_tags.encode_with_tags(self, encode)
+        return encode(self)
 
     def save(self, path: str | os.PathLike, file_identifier: bytes | None = None) -> None:
         """Write the model atomically (temporary file in the same folder, then rename)."""
