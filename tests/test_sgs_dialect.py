@@ -14,8 +14,7 @@ from calibrator_custom.errors import ModelError
 from calibrator_custom.model import sgs_dialect, sgs_slots
 from calibrator_custom.model.graph import Model, load_model
 from conftest import require_shared
-from images import calibration_images
-from vendor_oracle import ini_text, vendor  # noqa: F401 - the fixture
+from vendor_oracle import calibration_inputs, ini_text, vendor  # noqa: F401 - the fixture
 from vendor_singleops import CASES, SHAPE
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
@@ -41,15 +40,7 @@ def vendor_files(vendor, tmp_path_factory):  # noqa: F811
     require_shared()
     files = {f"{c}_float": _float(vendor, tmp_path_factory, c) for c in sorted(CASES)}
     work = tmp_path_factory.mktemp("sgsd_calib")
-    images = work / "images"
-    images.mkdir()
-    for p in calibration_images()[:2]:
-        (images / p.name).write_bytes(p.read_bytes())
-    pre = work / "pre.py"
-    pre.write_text("import cv2, numpy as np\n"
-                   "def image_preprocess(img_path, norm=True):\n"
-                   "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], (8, 8)).astype(np.float32)\n"
-                   "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+    images, pre = calibration_inputs(work, 8, 8)
     ini = work / "input_config.ini"
     ini.write_text(INI)
     for c in FIXED_CASES:
@@ -332,15 +323,7 @@ def test_subgraph_input_format_codes(vendor, vendor_files, tmp_path_factory):  #
     work = tmp_path_factory.mktemp("sgsd_formats")
     tflite = tmp_path_factory.getbasetemp() / "sgsd_conv_same.tflite"  # made by the vendor_files fixture
     assert tflite.is_file()
-    photos = work / "images"
-    photos.mkdir()
-    for p in calibration_images()[:2]:
-        (photos / p.name).write_bytes(p.read_bytes())
-    pre = work / "pre.py"
-    pre.write_text("import cv2, numpy as np\n"
-                   "def image_preprocess(img_path, norm=True):\n"
-                   "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], (8, 8)).astype(np.float32)\n"
-                   "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+    photos, pre = calibration_inputs(work, 8, 8)
     codes, transforms = {}, {}
     for fmt, train in (("RGB", "RGB"), ("BGR", "RGB"), ("BGR", "BGR"), ("RGBA", "RGB"), ("BGRA", "RGB")):
         ini = INI.replace("input_formats='RGB';\ntraining_input_formats='RGB';",

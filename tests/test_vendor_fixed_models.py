@@ -12,7 +12,7 @@ import pytest
 
 import calibrator_custom
 from conftest import MODELS_DIR, require_shared
-from images import calibration_images, evaluation_images
+from images import evaluation_images
 import vendor_fixed_oracle as vo
 from vendor_oracle import vendor  # noqa: F401 - the session fixture
 
@@ -26,12 +26,6 @@ TOO_SLOW = {"hand_landmark_lite": "the vendor's L1 calibration of hand_landmark_
                                   "vendor fixed model to compare with"}
 N_PHOTOS = 10
 
-PRE = ("import cv2, numpy as np\n"
-       "def image_preprocess(img_path, norm=True):\n"
-       "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], ({w}, {h})).astype(np.float32)\n"
-       "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
-
-
 def _pixels(path, h, w) -> np.ndarray:
     return cv2.resize(cv2.imread(str(path))[:, :, ::-1], (w, h))[None].astype(np.uint8)
 
@@ -40,11 +34,9 @@ def _pixels(path, h, w) -> np.ndarray:
 def vendor_fixed_models(vendor, tmp_path_factory):  # noqa: F811
     """name -> vendor *_fixed.sim (made once per session)."""
     from calibrator_custom.model.graph import load_model
-    from vendor_oracle import ini_text
+    from vendor_oracle import calibration_inputs, ini_text
     made = {}
-    images = tmp_path_factory.mktemp("vendor_fixed_calib")
-    for p in calibration_images()[:2]:
-        (images / p.name).write_bytes(p.read_bytes())
+    work = tmp_path_factory.mktemp("vendor_fixed_calib")
 
     def get(name):
         if name not in made:
@@ -54,9 +46,8 @@ def vendor_fixed_models(vendor, tmp_path_factory):  # noqa: F811
             _, h, w, _ = g.tensors[g.inputs[0]].shape
             ini = ini_text(ins, outs, 127.5, 127.5)
             float_sim = vendor.convert(tflite, ini, name)
-            folder = float_sim.parent
-            (folder / "pre.py").write_text(PRE.format(w=w, h=h))
-            made[name] = vendor.calibrate_l1(float_sim, images, folder / "pre.py", folder / "input_config.ini")
+            images, pre = calibration_inputs(work / name, h, w)
+            made[name] = vendor.calibrate_l1(float_sim, images, pre, float_sim.parent / "input_config.ini")
         return made[name]
     return get
 

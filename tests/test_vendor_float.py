@@ -14,7 +14,7 @@ from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.model.graph import Model, load_model
 from conftest import MODELS_DIR, require_shared, shared_models
 from images import calibration_images, model_input, norm_for
-from vendor_oracle import compare_dump, ini_text, refusal_line, vendor  # noqa: F401 - the fixture
+from vendor_oracle import calibration_inputs, compare_dump, ini_text, refusal_line, vendor  # noqa: F401 - the fixture
 from vendor_singleops import CASES, SHAPE
 
 SINGLE_OP_INI = ini_text(["x"], ["y"], 127.5, 127.5)
@@ -123,15 +123,7 @@ def test_vendor_cmodel_float_and_fixed_files_are_read(vendor, tmp_path_factory, 
     """The vendor's L1 calibrator output: cmodel_float.sim and fixed.sim, read and written back."""
     require_shared()
     float_sim = _single_op(vendor, tmp_path_factory, "conv_relu6_fused")
-    images = tmp_path / "images"
-    images.mkdir()
-    for p in calibration_images()[:2]:
-        (images / p.name).write_bytes(p.read_bytes())
-    pre = tmp_path / "pre.py"
-    pre.write_text("import cv2, numpy as np\n"
-                   "def image_preprocess(img_path, norm=True):\n"
-                   "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], (8, 8)).astype(np.float32)\n"
-                   "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+    images, pre = calibration_inputs(tmp_path, 8, 8)
     ini = tmp_path / "input_config.ini"
     ini.write_text(SINGLE_OP_INI)
     fixed = vendor.calibrate_l1(float_sim, images, pre, ini)

@@ -31,6 +31,28 @@ def ini_text(inputs, outputs, mean: float, std: float) -> str:
             f"dequantizations='{','.join(['TRUE'] * len(outputs))}';\n")
 
 
+#: the calibration preprocess the vendor tests give the vendor's calibrator: RGB, resized to (w, h),
+#: (x - 127.5) / 127.5 (``norm=False``: the rounded pixels)
+PREPROCESS = ("import cv2, numpy as np\n"
+              "def image_preprocess(img_path, norm=True):\n"
+              "    img = cv2.resize(cv2.imread(img_path)[:, :, ::-1], ({w}, {h})).astype(np.float32)\n"
+              "    return ((img - 127.5) / 127.5)[None] if norm else np.round(img).astype(np.uint8)[None]\n")
+
+
+def calibration_inputs(folder: Path, h: int, w: int, photos=None) -> tuple[Path, Path]:
+    """(images folder, preprocess script) in ``folder`` for the vendor's calibrator: ``photos`` (default the
+    first 2 calibration photos) copied, and :data:`PREPROCESS` at ``h`` x ``w``."""
+    from images import calibration_images
+    images = folder / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    for p in (calibration_images()[:2] if photos is None else photos):
+        p = Path(p)
+        (images / p.name).write_bytes(p.read_bytes())
+    pre = folder / "pre.py"
+    pre.write_text(PREPROCESS.format(w=w, h=h))
+    return images, pre
+
+
 class VendorOracle:
     """Session-cached calls of the vendor's tools."""
 

@@ -17,7 +17,6 @@ difference.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -30,9 +29,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 import calibrator_custom  # noqa: E402
 import vendor_fixed_oracle as vo  # noqa: E402
 from calibrator_custom.model.graph import load_model  # noqa: E402
-from images import calibration_images, evaluation_images  # noqa: E402
-from test_vendor_fixed_models import PRE, _pixels  # noqa: E402
-from vendor_oracle import ini_text  # noqa: E402
+from images import evaluation_images  # noqa: E402
+from test_vendor_fixed_models import _pixels  # noqa: E402
+from vendor_oracle import calibration_inputs, ini_text  # noqa: E402
 
 #: no limit on the vendor's tools (the oracle's own default is 15 minutes per call)
 NO_LIMIT_S = 7 * 24 * 3600
@@ -53,12 +52,9 @@ def make_fixed(name: str, work: Path) -> Path:
     g = load_model(tflite).main
     ins, outs = [g.tensors[i].name for i in g.inputs], [g.tensors[i].name for i in g.outputs]
     _, h, w, _ = g.tensors[g.inputs[0]].shape
-    ini, pre, calib = work / "input_config.ini", work / "pre.py", work / "calib"
+    ini = work / "input_config.ini"
     ini.write_text(ini_text(ins, outs, 127.5, 127.5))
-    pre.write_text(PRE.format(w=w, h=h))
-    calib.mkdir(exist_ok=True)
-    for p in calibration_images()[:2]:
-        shutil.copy(p, calib / p.name)
+    calib, pre = calibration_inputs(work, h, w)
     float_sim, fixed = work / f"{name}_float.sim", work / f"{name}_fixed.sim"
     t = time.time()
     if not float_sim.exists():
@@ -113,7 +109,7 @@ def main(argv=None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     fixed = make_fixed(args.model, args.workdir)
     bad = compare(fixed, args.photos)
-    print(f"{args.model}: {'every code equal' if not bad else f'{bad} codes differ'} on {args.photos} photos")
+    print(f"{args.model}: {'every code equal' if not bad else f'{bad} codes differ'} on {args.photos} photo{'s' if args.photos != 1 else ''}")
     return 1 if bad else 0
 
 
