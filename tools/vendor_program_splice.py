@@ -9,7 +9,8 @@ For every CONV_2D / DEPTHWISE_CONV_2D of a vendor L1 fixed.sim (e.g. iris_landma
 that conv *on its own* (same input/weight shapes, stride, padding and types; random weights) is made
 with the vendor's SDK (builder -> convert_tflite -> calibrate_l1): for a conv reading UINT8 and
 writing INT16, ``x -> 1x1 conv 3->Cin -> conv``; for a depthwise writing UINT8,
-``x -> 1x1 conv -> depthwise -> 1x1 conv``; for the conv reading the graph input, ``x -> conv``.
+``x -> 1x1 conv -> depthwise -> 1x1 conv``; for the conv reading the graph input, ``x -> conv``;
+for a conv reading INT16, a LOGISTIC before it.
 The conv's program (every vendor options slot but the two shifts, and the int8 weight buffer packed
 in the tiling the standalone's buffer shows) replaces the model's, all convs at once; the spliced
 file is then compiled and run by the vendor's fixed and offline simulators and by our
