@@ -4,11 +4,11 @@
 
 Needs ../shared/vendor_sdk (set up). Vendor-made files go to the oracle cache in /tmp (never committed).
 
-    PYTHONPATH=. python tools/vendor_program_survey.py train|heldout [--n N] [--out FILE.jsonl]
+    PYTHONPATH=. python tools/vendor_program_survey.py train|heldout|heldout_depthwise [--n N] [--out FILE.jsonl]
 
 Draws conv configurations (kind, H, W, Cin, Cout, kernel, stride, padding, input / output type, graph
 input) with a fixed seed per set (``train`` and ``heldout`` draw from the same distribution with
-different seeds), makes each conv on its own with the vendor's SDK
+different seeds; ``heldout_depthwise`` draws depthwise convs only), makes each conv on its own with the vendor's SDK
 (``vendor_program_splice.make_standalone``) and writes one JSON line per conv: the configuration,
 the op kind the converter made (a depthwise may become a CONV_2D), the tensors' types, every program
 slot (slot number -> value; vectors of tables as lists of dicts) and the slots the file writes.
@@ -32,14 +32,14 @@ import vendor_program_splice as vps  # noqa: E402
 from calibrator_custom.model.graph import load_model  # noqa: E402
 
 log = logging.getLogger("vendor_program_survey")
-SEEDS = {"train": 1, "heldout": 2}
+SEEDS = {"train": 1, "heldout": 2, "heldout_depthwise": 3}
 CHANNELS = (3, 4, 8, 13, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 160)
 SIZES = (3, 4, 5, 7, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128)
 
 
-def draw(rng: np.random.Generator) -> vps.ConvKey:
+def draw(rng: np.random.Generator, depthwise_share: float = 0.25) -> vps.ConvKey:
     """One configuration (a conv the vendor's converter takes)."""
-    kind = "DEPTHWISE_CONV_2D" if rng.random() < 0.25 else "CONV_2D"
+    kind = "DEPTHWISE_CONV_2D" if rng.random() < depthwise_share else "CONV_2D"
     k = int(rng.choice((1, 3, 5), p=(0.35, 0.45, 0.2)))
     stride = int(rng.choice((1, 2), p=(0.65, 0.35)))
     padding = str(rng.choice(("SAME", "VALID")))
@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     if out.exists():
         done = {json.dumps(json.loads(line)["key"], sort_keys=True) for line in out.read_text().splitlines()}
     rng = np.random.default_rng(SEEDS[args.set])
-    keys = list(dict.fromkeys(draw(rng) for _ in range(args.n)))
+    share = 1.0 if args.set == "heldout_depthwise" else 0.25
+    keys = list(dict.fromkeys(draw(rng, share) for _ in range(args.n)))
     with out.open("a") as f:
         for key in keys:
             if json.dumps(dataclasses.asdict(key), sort_keys=True) in done:

@@ -236,15 +236,15 @@ def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
             oc = min(alloc.out_tile, cout - o0)
             for j in range(per_pass):
                 t0 = p0 + j * alloc.in_tile
-                if spec.depthwise_as_conv:  # diagonal 16-channel blocks only
+                if t0 >= cin:  # the last pass is padded with empty tiles
+                    out.append(_chunk(pos, 0, 1, 1, 0))
+                elif spec.depthwise_as_conv:  # diagonal 16-channel blocks only
                     if t0 == o0:
                         count = _tile_bytes(oc, oc, kk, int16)
                         out.append(_chunk(pos, count, 0, 1, 0))
                         pos += count
                     else:
                         out.append(_chunk(pos, 0, 1, 0, int(t0 > o0)))
-                elif t0 >= cin:  # the last pass is padded with empty tiles
-                    out.append(_chunk(pos, 0, 1, 1, 0))
                 else:
                     count = _tile_bytes(oc, min(alloc.in_tile, cin - t0, p0 + alloc.in_pass - t0), kk, int16)
                     out.append(_chunk(pos, count, 0, int(t0 + alloc.in_tile >= cin), int(t0 > 0)))
