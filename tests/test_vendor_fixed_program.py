@@ -56,6 +56,16 @@ def test_depthwise_as_conv_chunks_hold_only_the_diagonal():
     assert [c["sgs_slot_5"] for c in chunks] == [0, 1, 1, 0, 0, 1, 0, 0, 0]
 
 
+def test_depthwise_as_conv_pads_its_last_pass_like_a_conv():
+    # 40 channels in passes of 32 (tiles of 16): the last pass holds tile 32-39 and one padding tile
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 40, 40, 1)
+    a = P.Allocation(16, 32, 16, 40, 8, 8, 2, 1, 1, 4)
+    chunks = P.weight_chunks(spec, a)
+    flags = [(c["byte_count"], c["sgs_slot_3"], c["sgs_slot_4"], c["sgs_slot_5"]) for c in chunks]
+    assert flags == [(256, 0, 1, 0), (0, 1, 0, 1), (0, 1, 0, 0), (256, 0, 1, 0), (0, 1, 0, 0), (0, 1, 0, 0),
+                     (0, 1, 0, 1), (0, 1, 1, 0), (0, 1, 0, 1), (0, 1, 1, 0), (64, 0, 1, 0), (0, 1, 1, 0)]
+
+
 def test_buffer_regions_follow_the_slot_counts():
     # UINT8 output: 33, weights, input, output; INT16 output: the output before the input
     spec = P.ConvSpec("CONV_2D", 16, 16, 64, 128, 1)
