@@ -79,12 +79,19 @@ def test_buffer_regions_follow_the_slot_counts():
 
 
 def test_tiled_output_gives_the_input_tile_and_tiling_mode():
+    small = P.standalone_program(P.ConvSpec("CONV_2D", 20, 24, 48, 48, 3, 1, "SAME"))
+    assert (small[16], small[18], small[19], small[22], small[23]) == (1, 24, 20, 24, 20)
     spec = P.ConvSpec("CONV_2D", 40, 48, 48, 48, 3, 1, "SAME")
-    whole = P.standalone_program(spec)
-    assert (whole[16], whole[18], whole[19], whole[22], whole[23]) == (1, 48, 40, 48, 40)
     a = P.Allocation(32, 48, 48, 48, 48, 10, 2, 3, 6, 12)
     tiled = P.standalone_program(spec, a)
     assert (tiled[16], tiled[18], tiled[19]) == (3, 48, (10 - 1) + 3)
+
+
+def test_row_tile_is_the_first_even_split_that_fits():
+    # 40 x 48 = 1920 pixels > 1536: two tiles of 20 rows (960 pixels, 3 groups of 16 channels: 6 slots)
+    assert P.row_tile(P.ConvSpec("CONV_2D", 40, 48, 48, 48, 3, 1, "SAME"), 48) == 20
+    # INT16 output of 64 channels (8 groups of 16 bytes) on 12 x 48: 576 x 8 rows = 9 entries = 18 slots > 16
+    assert P.row_tile(P.ConvSpec("CONV_2D", 12, 48, 4, 64, 1, out_dtype="INT16"), 64) == 6
 
 
 def test_input_slots_count_512_rows_of_16_bytes():
