@@ -34,7 +34,7 @@ choices (``Allocation``) every other slot follows exactly (``standalone_program`
 
 The allocation itself (``default_allocation``) is the vendor's choice where everything fits: input
 tile 10 = the largest power of two below Cin (at least 16; Cin itself up to 16), 11 = Cin, 12 =
-min(64, Cout), 13 = Cout, 25 = 2, 28 = 4, 27 = out bytes * ceil(OW * OH * ceil(Cout * out bytes /
+min(64, Cout), 13 = Cout, 25 = 2, 28 = ``region_28_slots``, 27 = out bytes * ceil(OW * OH * ceil(Cout * out bytes /
 16) / 512) for the tile; the output tile of an ordinary conv is whole rows, ceil(OH / n) of them for
 the smallest n with at most 1536 pixels and 16 output slots (``row_tile``), of a strided 1 x 1 conv
 4 x 4, of a depthwise (or its rewrite) the whole plane. The vendor deviates from it when the weights,
@@ -163,6 +163,13 @@ def output_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_he
     return ob * math.ceil(out_tile_width * out_tile_height * math.ceil(out_pass * ob / 16) / SLOT_ROWS)
 
 
+def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int) -> int:
+    """Slot 28 (fitted on the train convs given the tile, 135 of 137): 4 slots per 512 output pixels,
+    per 16 output channels of the pass for the depthwise rewrite."""
+    groups = math.ceil(out_pass / 16) if spec.depthwise_as_conv else 1
+    return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
+
+
 def default_allocation(spec: ConvSpec) -> Allocation:
     """The allocation the vendor chooses for a conv whose weights, input and output all fit."""
     cin, cout = spec.in_channels, spec.out_channels
@@ -182,7 +189,7 @@ def default_allocation(spec: ConvSpec) -> Allocation:
     in_w = in_tile_size(spec.width, ow, tw, spec.kernel, spec.stride)
     in_h = in_tile_size(spec.height, oh, th, spec.kernel, spec.stride)
     return Allocation(ti, cin, to, cout, tw, th, 2, input_slots(spec, cin, in_w, in_h),
-                      output_slots(spec, cout, tw, th), 4)
+                      output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th))
 
 
 def row_tile(spec: ConvSpec, out_pass: int) -> int:
