@@ -48,6 +48,17 @@ def test_weight_chunks_pad_the_last_input_pass():
     assert [c["sgs_slot_5"] for c in chunks] == [0] + [1] * 9 + [0, 0]
 
 
+def test_weight_slots_hold_every_output_tile_of_a_pass():
+    # 96 x 3 x 3 x 96, tiles 64: an output tile's pass is 64 x 128 (two input tiles) x 9 = 73728 bytes,
+    # two output tiles: 147456 bytes = 9 entries of 16 KB = 18 slots
+    spec = P.ConvSpec("CONV_2D", 4, 8, 96, 96, 3)
+    assert P.weight_slots(spec, 64, 96, 64, 96) == 18
+    assert P.default_allocation(spec).weight_slots == 18
+    # INT16 weights, 16-channel passes of 160: 16 x 16 x 25 x 2 bytes x 10 output tiles = 128000 -> 8 entries
+    spec16 = P.ConvSpec("CONV_2D", 6, 6, 160, 160, 5, 1, "VALID", in_dtype="INT16", out_dtype="INT16")
+    assert P.weight_slots(spec16, 16, 16, 16, 160) == 16
+
+
 def test_depthwise_as_conv_chunks_hold_only_the_diagonal():
     spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 48, 48, 1)
     assert spec.op_kind == "CONV_2D" and spec.depthwise_as_conv
@@ -146,3 +157,4 @@ def test_rule_gives_the_vendors_standalone_program(cfg):
         assert chk.norm(v) == chk.norm(vendor[n]), f"slot {n}: rule {v}, vendor {vendor[n]}"
     if rec["op_kind"] == "CONV_2D":
         assert P.input_slots(spec, alloc.in_pass, vendor[18], vendor[19]) == vendor[26]
+        assert P.weight_slots(spec, alloc.in_tile, alloc.in_pass, alloc.out_tile, alloc.out_pass) == vendor[25]

@@ -34,7 +34,7 @@ choices (``Allocation``) every other slot follows exactly (``standalone_program`
 
 The allocation itself (``default_allocation``) is the vendor's choice where everything fits: input
 tile 10 = the largest power of two below Cin (at least 16; Cin itself up to 16), 11 = Cin, 12 =
-min(64, Cout), 13 = Cout, 25 = 2, 28 = ``region_28_slots``, 27 = out bytes * ceil(OW * OH * ceil(Cout * out bytes /
+min(64, Cout), 13 = Cout, 25 = ``weight_slots``, 28 = ``region_28_slots``, 27 = out bytes * ceil(OW * OH * ceil(Cout * out bytes /
 16) / 512) for the tile; the output tile of an ordinary conv is whole rows, ceil(OH / n) of them for
 the smallest n with at most 1536 pixels and 16 output slots (``row_tile``), of a strided 1 x 1 conv
 4 x 4, of a depthwise (or its rewrite) the whole plane. The vendor deviates from it when the weights,
@@ -59,6 +59,7 @@ DEPTHWISE = "DEPTHWISE_CONV_2D"
 SLOT_ROWS = 512  # rows of one on-chip buffer slot (16 bytes a row)
 MAX_TILE_PIXELS = 1536  # the largest output tile seen (and the row-tile rule's bound)
 MAX_OUTPUT_SLOTS = 16
+WEIGHT_ENTRY_BYTES = 16384  # one weight entry: two slots
 
 
 def _ceil(a: int, b: int) -> int:
@@ -95,6 +96,8 @@ class ConvSpec:
             raise ValueError(f"kind must be {CONV} or {DEPTHWISE}, not {self.kind!r}")
         if self.kind == DEPTHWISE and self.out_channels != self.in_channels:
             raise ValueError("a depthwise conv (depth multiplier 1) has out_channels == in_channels")
+        if not isinstance(self.stride, int) or self.stride < 1 or not isinstance(self.kernel, int) or self.kernel < 1:
+            raise ValueError(f"kernel and stride must be positive ints, not {self.kernel!r}, {self.stride!r}")
         if self.padding not in ("SAME", "VALID"):
             raise ValueError(f"padding must be SAME or VALID, not {self.padding!r}")
 
@@ -163,6 +166,19 @@ def output_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_he
     return ob * math.ceil(out_tile_width * out_tile_height * math.ceil(out_pass * ob / 16) / SLOT_ROWS)
 
 
+def weight_slots(spec: ConvSpec, in_tile: int, in_pass: int, out_tile: int, out_pass: int) -> int:
+    """Slot 25 (fitted on the train convs given slots 10-13, 136 of 137): two slots per 16 KB of the
+    weights of every output tile of a pass for one input pass, the pass rounded up to whole input
+    tiles (the rewrite: its diagonal block), ``layout``'s 32-byte padded blocks."""
+    kk = spec.kernel * spec.kernel
+    int16 = spec.in_dtype == "INT16"
+    if spec.depthwise_as_conv:
+        load = _tile_bytes(out_tile, out_tile, kk, int16)
+    else:
+        load = _tile_bytes(out_tile, -(-in_pass // in_tile) * in_tile, kk, int16)
+    return 2 * math.ceil(-(-out_pass // out_tile) * load / WEIGHT_ENTRY_BYTES)
+
+
 def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int) -> int:
     """Slot 28 (fitted on the train convs given the tile, 135 of 137): 4 slots per 512 output pixels,
     per 16 output channels of the pass for the depthwise rewrite."""
@@ -188,7 +204,7 @@ def default_allocation(spec: ConvSpec) -> Allocation:
             th = row_tile(spec, cout)
     in_w = in_tile_size(spec.width, ow, tw, spec.kernel, spec.stride)
     in_h = in_tile_size(spec.height, oh, th, spec.kernel, spec.stride)
-    return Allocation(ti, cin, to, cout, tw, th, 2, input_slots(spec, cin, in_w, in_h),
+    return Allocation(ti, cin, to, cout, tw, th, weight_slots(spec, ti, cin, to, cout), input_slots(spec, cin, in_w, in_h),
                       output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th))
 
 
