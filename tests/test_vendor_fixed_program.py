@@ -59,6 +59,15 @@ def test_weight_slots_hold_every_output_tile_of_a_pass():
     assert P.weight_slots(spec16, 16, 16, 16, 160) == 16
 
 
+def test_large_weights_shrink_the_output_tile_then_the_input_pass():
+    # 128 x 5 x 5 x 80: a 64 x 64 x 25 chunk is 102400 bytes > 64 KB, 48: 76800, 32: 51200 fits;
+    # 4 output tiles x 32 x 128 (80 in two 64-channel tiles) x 25 = 409600 bytes = 50 slots: the pass
+    # drops to one tile (64): 204800 bytes = 26 slots, + 4 + 1 + 1 = the 32 slots
+    a = P.default_allocation(P.ConvSpec("CONV_2D", 5, 5, 80, 128, 5, 1, "VALID"))
+    assert (a.in_tile, a.in_pass, a.out_tile, a.out_pass) == (64, 64, 32, 128)
+    assert (a.weight_slots, a.input_slots, a.output_slots, a.region_28) == (26, 1, 1, 4)
+
+
 def test_depthwise_as_conv_chunks_hold_only_the_diagonal():
     spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 48, 48, 1)
     assert spec.op_kind == "CONV_2D" and spec.depthwise_as_conv

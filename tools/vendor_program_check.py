@@ -80,6 +80,7 @@ def main(argv=None) -> int:
             d = P.standalone_program(spec)
             for n in ALLOC_SLOTS[kind]:
                 checks[(kind, f"{n} default")] = (d[n], s[n])
+            checks[(kind, "all default")] = ([d[n] for n in sorted(d)], [s[n] for n in sorted(d)])
         written = set(r["written"])
         scalars = [n for n, v in got.items() if not isinstance(v, tuple) and n not in ALLOC_SLOTS[kind]]
         checks[(kind, "written = nonzero")] = (sorted(n for n in scalars if got[n] != 0),
