@@ -5,7 +5,8 @@ A conv's program taken from a *standalone* model of it (``x -> 1x1 conv 3->Cin -
 ``tools/vendor_program_splice.py``) can replace the in-graph one (the vendor's simulator and
 compiler accept it), so a rule for the standalone program is what writing a fixed.sim without a
 template needs. The rule was fitted on 158 vendor standalone convs of ``tools/vendor_program_survey.py
-train`` and checked on the 58 of ``heldout`` (docs/model_format.md, "The standalone conv program").
+train`` and checked on the 58 of ``heldout`` and the 28 of ``heldout_depthwise`` (docs/model_format.md,
+"The standalone conv program"; the exceptions seen are listed there).
 
 Model of the program. The IPU has 32 on-chip buffer *slots* of 512 rows x 16 bytes. A conv's program
 reserves four regions of them, in this order: slot 33's region (slot 28 slots, entries of 4; what it
