@@ -9,7 +9,8 @@ For every CONV_2D / DEPTHWISE_CONV_2D of a vendor L1 fixed.sim (e.g. iris_landma
 that conv *on its own* (same input/weight shapes, stride, padding and types; random weights) is made
 with the vendor's SDK (builder -> convert_tflite -> calibrate_l1): for a conv reading UINT8 and
 writing INT16, ``x -> 1x1 conv 3->Cin -> conv``; for a depthwise writing UINT8,
-``x -> 1x1 conv -> depthwise -> 1x1 conv``; for the conv reading the graph input, ``x -> conv``.
+``x -> 1x1 conv -> depthwise -> 1x1 conv``; for the conv reading the graph input, ``x -> conv``;
+for a conv reading INT16, a LOGISTIC before it.
 The conv's program (every vendor options slot but the two shifts, and the int8 weight buffer packed
 in the tiling the standalone's buffer shows) replaces the model's, all convs at once; the spliced
 file is then compiled and run by the vendor's fixed and offline simulators and by our
@@ -70,7 +71,10 @@ def conv_keys(fixed_model):
 
 
 def standalone_builder(key: ConvKey, seed: int = 0):
-    """The builder model of a conv on its own, with the types ``key`` asks for; -> (builder, ranges, name)."""
+    """The builder model of a conv on its own, with the types ``key`` asks for; -> (builder, ranges, name).
+
+    ``x -> 1x1 conv 3->Cin`` feeds the conv (not with ``graph_input``), then a LOGISTIC for an INT16
+    input; a 1x1 conv 4 channels follows for a UINT8 output (an INT16 one is the graph output)."""
     g = np.random.default_rng(seed)
     b = ModelBuilder()
     _, h, w, cin = key.in_shape
@@ -81,6 +85,9 @@ def standalone_builder(key: ConvKey, seed: int = 0):
         y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(cin, 1, 1, 3)).astype(np.float32)),
                              b.constant("b1", (g.normal(size=cin) * 0.3).astype(np.float32))], ONE, name="c1")
         ranges["c1"] = (-1.5, 2.5)
+        if key.in_dtype == "INT16":  # the vendor's plan gives a LOGISTIC an INT16 output
+            y = b.op("LOGISTIC", [y], name="s1")
+            ranges["s1"] = (0.0, 1.0)
     opts = {"padding": key.padding, "stride_w": key.stride, "stride_h": key.stride}
     if key.kind == "CONV_2D":
         cout = key.w_shape[0]

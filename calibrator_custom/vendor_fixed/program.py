@@ -1,0 +1,350 @@
+"""The IPU program the vendor's SDK writes for a conv on its own (Conv2DOptions / DepthwiseConv2DOptions
+slots 10-42 of a fixed.sim), as a function of the conv's configuration.
+
+A conv's program taken from a *standalone* model of it (``x -> 1x1 conv 3->Cin -> conv``, see
+``tools/vendor_program_splice.py``) can replace the in-graph one (the vendor's simulator and
+compiler accept it), so a rule for the standalone program is what writing a fixed.sim without a
+template needs. The rule was fitted on 158 vendor standalone convs of ``tools/vendor_program_survey.py
+train`` and checked on the 58 of ``heldout`` and the 28 of ``heldout_depthwise`` (docs/model_format.md,
+"The standalone conv program"; the exceptions seen are listed there).
+
+Model of the program. The IPU has 32 on-chip buffer *slots* of 512 rows x 16 bytes. A conv's program
+reserves four regions of them, in this order: slot 33's region (slot 28 slots, entries of 4; what it
+holds is not established), the weights (slot 30: slot 25 slots, entries of 2), and the input and
+output tiles (slot 31: slot 26 entries of 1 slot; slot 32: slot 27 slots, entries of the output's
+bytes per code; the INT16 output's region comes before the input's). Input channels run in passes of
+slot 11 channels, each pass in tiles of slot 10; output channels in tiles of slot 12 (slot 13 the
+channels of an output pass); the output plane in tiles of slot 22 x 23. Given those allocation
+choices (``Allocation``) every other slot follows exactly (``standalone_program``):
+
+- 15 = 2, 17 = 0, 21 = 1, 24 = 0, 29 = 0, 34 = (32,), 41 = 16 zeros; 20 = 1; 14 = 4 (pixel mode) on
+  the graph-input conv, else 0; 38 = 2 on the converter's depthwise-as-conv rewrite, else 0;
+- 16 = 1 when one tile is the whole output (22 = OW, 23 = OH), else 3;
+- 18 / 19 = W / H for one tile column / row, else (22 - 1) * stride + kernel (23 likewise);
+- 39 = kh * kw * OHv * OWv * ceil16(Cin) * ceil16(Cout), OHv = floor((H - kh) / stride) + 1;
+- 33 = (0, 4, .., 28 - 4); 30 = (28, 28 + 2, ..) (25 / 2 entries); then, UINT8 output: 31 = 26
+  consecutive slots, 32 = 27 slots after them; INT16 output: 32 first (27 / 2 entries of 2), 31 after;
+- 40 = one weight DMA chunk per (input pass, output tile, input tile of the pass), in that order:
+  offset the running sum, bytes the tile's padded blocks in the weight layout (``layout``),
+  blocks = bytes / 32, slot 4 = 1 on the input's last tile, slot 5 = 1 on every tile but the first
+  (the accumulation goes on); the last pass is padded to whole passes with empty chunks (no bytes,
+  slots 3 and 4 = 1); for the depthwise-as-conv rewrite the diagonal chunks hold the bytes (slot 4 =
+  1), the others none (slot 3 = 1, slot 5 = 1 where the input tile is after the output tile);
+- 26 = ceil(in tile width * in tile height * ceil(11 * in bytes / 16) / 512) (the input tile's
+  rows; the pixel-mode input counts 4 bytes a pixel).
+
+The allocation itself (``default_allocation``): input tile 10 = the largest power of two below Cin
+(at least 16; Cin itself up to 16); 12 = min(64, Cout), down to the next lower multiple of 16 while
+one weight chunk exceeds 64 KB; 13 = Cout; 11 = Cin, less one input tile while the four regions
+exceed the 32 slots; 25 = ``weight_slots``, 26 = ``input_slots``, 27 = ``output_slots``, 28 =
+``region_28_slots``; the output tile of an ordinary conv is whole rows, ceil(OH / n) of them for
+the smallest n with at most 1536 pixels and 16 output slots (``row_tile``), of a strided 1 x 1 conv
+4 x 4, of a depthwise (or its rewrite) the whole plane. It gives the vendor's whole program for 32
+of 52 held-out convs (each slot alone for 40-52 of them); slot 27, which the vendor often makes
+larger than the output needs, is the main miss (docs/model_format.md has the counts).
+
+DepthwiseConv2DOptions (a 3 x 3 depthwise of more than 3 channels stays depthwise; every other
+depthwise becomes the rewrite above): 11 = 13 = the channel tile (as slot 10 above), 12 = 14 = C,
+15 = 16 = 2, 17 = 21 = 22 = 1, 18 = 25 = 0, 26 = 2, 31 = (6,), 34 = (), 35 = (32,), 42 = 16 zeros,
+19 / 20 from 23 / 24 as above, 41 one DMA chunk per channel tile.
+
+Values are as the vendor writes them: a channel count of 16 is stored as 0 (``_z``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+CONV = "CONV_2D"
+DEPTHWISE = "DEPTHWISE_CONV_2D"
+SLOT_ROWS = 512  # rows of one on-chip buffer slot (16 bytes a row)
+MAX_TILE_PIXELS = 1536  # the largest output tile seen (and the row-tile rule's bound)
+MAX_OUTPUT_SLOTS = 16
+WEIGHT_ENTRY_BYTES = 16384  # one weight entry: two slots
+MAX_CHUNK_BYTES = 65536
+SLOTS = 32
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b) * b
+
+
+def _z(c: int) -> int:
+    """A channel count as the vendor stores it: 16 is 0."""
+    return 0 if c == 16 else c
+
+
+def _bytes(dtype: str) -> int:
+    return 2 if dtype == "INT16" else 1
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvSpec:
+    """A CONV_2D or DEPTHWISE_CONV_2D as the vendor converts it on its own."""
+    kind: str
+    height: int
+    width: int
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int = 1
+    padding: str = "SAME"
+    in_dtype: str = "UINT8"
+    out_dtype: str = "UINT8"
+    graph_input: bool = False
+    as_conv: Optional[bool] = None  # a depthwise the converter writes as CONV_2D (None: ``op_kind``'s rule)
+
+    def __post_init__(self):
+        if self.kind not in (CONV, DEPTHWISE):
+            raise ValueError(f"kind must be {CONV} or {DEPTHWISE}, not {self.kind!r}")
+        if self.kind == DEPTHWISE and self.out_channels != self.in_channels:
+            raise ValueError("a depthwise conv (depth multiplier 1) has out_channels == in_channels")
+        if not isinstance(self.stride, int) or self.stride < 1 or not isinstance(self.kernel, int) or self.kernel < 1:
+            raise ValueError(f"kernel and stride must be positive ints, not {self.kernel!r}, {self.stride!r}")
+        if self.padding not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be SAME or VALID, not {self.padding!r}")
+
+    @property
+    def op_kind(self) -> str:
+        """The op the vendor's converter writes: a depthwise of kernel other than 3, or of 3 channels,
+        becomes a CONV_2D with diagonal weights (``Conv2DOptions`` slot 38 = 2)."""
+        if self.kind == DEPTHWISE and self.as_conv is not None:
+            return CONV if self.as_conv else DEPTHWISE
+        if self.kind == DEPTHWISE and (self.kernel != 3 or self.in_channels == 3):
+            return CONV
+        return self.kind
+
+    @property
+    def depthwise_as_conv(self) -> bool:
+        return self.kind == DEPTHWISE and self.op_kind == CONV
+
+    @property
+    def out_height(self) -> int:
+        return _out(self.height, self.kernel, self.stride, self.padding)
+
+    @property
+    def out_width(self) -> int:
+        return _out(self.width, self.kernel, self.stride, self.padding)
+
+
+def _out(n: int, k: int, s: int, padding: str) -> int:
+    return -(-n // s) if padding == "SAME" else (n - k) // s + 1
+
+
+def channel_tile(c: int) -> int:
+    """The largest power of two below ``c``, at least 16 (``c`` itself up to 16): the vendor's input
+    channel tile of a conv on its own (``layout.conv_tilings``' first candidate)."""
+    if c <= 16:
+        return c
+    t = 16
+    while t * 2 < c:
+        t *= 2
+    return t
+
+
+@dataclasses.dataclass(frozen=True)
+class Allocation:
+    """The vendor allocator's choices for a conv (actual channel counts, 16 not stored as 0)."""
+    in_tile: int        # slot 10
+    in_pass: int        # slot 11
+    out_tile: int       # slot 12
+    out_pass: int       # slot 13
+    out_tile_width: int   # slot 22
+    out_tile_height: int  # slot 23
+    weight_slots: int   # slot 25
+    input_slots: int    # slot 26
+    output_slots: int   # slot 27
+    region_28: int      # slot 28
+
+
+def input_slots(spec: ConvSpec, in_pass: int, in_tile_width: int, in_tile_height: int) -> int:
+    """Slot 26: the buffer slots the input tile takes (512 rows of 16 bytes each)."""
+    row_groups = 0.25 if spec.graph_input else math.ceil(in_pass * _bytes(spec.in_dtype) / 16)
+    return math.ceil(in_tile_width * in_tile_height * row_groups / SLOT_ROWS)
+
+
+def output_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int) -> int:
+    """Slot 27 where the output fits (the vendor sometimes reserves more: not fitted)."""
+    ob = _bytes(spec.out_dtype)
+    return ob * math.ceil(out_tile_width * out_tile_height * math.ceil(out_pass * ob / 16) / SLOT_ROWS)
+
+
+def weight_slots(spec: ConvSpec, in_tile: int, in_pass: int, out_tile: int, out_pass: int) -> int:
+    """Slot 25 (fitted on the train convs given slots 10-13, 136 of 137): two slots per 16 KB of the
+    weights of every output tile of a pass for one input pass, the pass rounded up to whole input
+    tiles (the rewrite: its diagonal block), ``layout``'s 32-byte padded blocks."""
+    kk = spec.kernel * spec.kernel
+    int16 = spec.in_dtype == "INT16"
+    if spec.depthwise_as_conv:
+        load = _tile_bytes(out_tile, out_tile, kk, int16)
+    else:
+        load = _tile_bytes(out_tile, -(-in_pass // in_tile) * in_tile, kk, int16)
+    return 2 * math.ceil(-(-out_pass // out_tile) * load / WEIGHT_ENTRY_BYTES)
+
+
+def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int) -> int:
+    """Slot 28 (fitted on the train convs given the tile, 135 of 137): 4 slots per 512 output pixels,
+    per 16 output channels of the pass for the depthwise rewrite."""
+    groups = math.ceil(out_pass / 16) if spec.depthwise_as_conv else 1
+    return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
+
+
+def default_allocation(spec: ConvSpec) -> Allocation:
+    """The allocation the vendor chooses (the rule of the module doc; where it misses: docs)."""
+    cin, cout = spec.in_channels, spec.out_channels
+    ordinary = spec.op_kind == CONV and not spec.depthwise_as_conv
+    if spec.op_kind == DEPTHWISE:
+        ti, to = channel_tile(cin), cin
+    elif spec.depthwise_as_conv:
+        ti, to = min(16, cin), min(16, cout)
+    else:
+        ti, to = channel_tile(cin), min(64, cout)
+    kk, int16 = spec.kernel * spec.kernel, spec.in_dtype == "INT16"
+    if ordinary:  # one weight chunk is at most 64 KB: output tiles shrink by 16 channels
+        while to > 16 and _tile_bytes(to, ti, kk, int16) > MAX_CHUNK_BYTES:
+            to = _ceil(to, 16) - 16
+    ow, oh = spec.out_width, spec.out_height
+    tw, th = ow, oh
+    if ordinary:
+        if spec.kernel == 1 and spec.stride == 2:
+            tw, th = min(4, ow), min(4, oh)  # a strided 1 x 1 conv runs in 4 x 4 output tiles (mostly)
+        else:
+            th = row_tile(spec, cout)
+    in_w = in_tile_size(spec.width, ow, tw, spec.kernel, spec.stride)
+    in_h = in_tile_size(spec.height, oh, th, spec.kernel, spec.stride)
+    p = cin
+    while True:
+        a = Allocation(ti, p, to, cout, tw, th, weight_slots(spec, ti, p, to, cout), input_slots(spec, p, in_w, in_h),
+                       output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th))
+        if not ordinary or p <= ti or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= SLOTS:
+            return a
+        p = (-(-p // ti) - 1) * ti  # the input pass loses a tile until the program fits the 32 slots
+
+
+def row_tile(spec: ConvSpec, out_pass: int) -> int:
+    """Slot 23 of an ordinary CONV_2D (whole rows): ceil(OH / n) for the smallest n whose tile holds at
+    most 1536 pixels and whose output takes at most 16 slots (fitted on 108 convs: 106 right; the
+    held-out 41: 40)."""
+    oh, ow = spec.out_height, spec.out_width
+    for n in range(1, oh + 1):
+        th = -(-oh // n)
+        if th * ow <= MAX_TILE_PIXELS and output_slots(spec, out_pass, ow, th) <= MAX_OUTPUT_SLOTS:
+            return th
+    return 1
+
+
+def in_tile_size(full: int, out_full: int, out_tile: int, kernel: int, stride: int) -> int:
+    """Slot 18 / 19: the input tile width / height for an output tile."""
+    return full if out_tile == out_full else (out_tile - 1) * stride + kernel
+
+
+def mac_count(spec: ConvSpec) -> int:
+    """Slot 39 of a CONV_2D: multiply-accumulates of the unpadded conv, channels rounded up to 16."""
+    k, s = spec.kernel, spec.stride
+    ohv, owv = (spec.height - k) // s + 1, (spec.width - k) // s + 1
+    return k * k * ohv * owv * _ceil(spec.in_channels, 16) * _ceil(spec.out_channels, 16)
+
+
+def _tile_bytes(o_count: int, i_count: int, kk: int, int16: bool) -> int:
+    """Bytes of one (output tile, input tile) of the conv weight layout (``layout``'s blocks, 32-byte padded)."""
+    n = 0
+    if not int16:
+        for g in range(0, o_count, 16):
+            for b in range(0, i_count, 16):
+                n += kk * _ceil(min(16, o_count - g) * min(16, i_count - b), 32)
+        return n
+    for b0 in range(0, i_count, 16):
+        bi = min(16, i_count - b0)
+        for g in range(0, o_count, 8):
+            for r in range(0, bi, 8):
+                n += kk * _ceil(min(8, o_count - g) * min(8, bi - r) * 2, 32)
+    return n
+
+
+def _chunk(offset: int, count: int, s3: int, s4: int, s5: int) -> dict:
+    return {"byte_offset": offset, "byte_count": count, "blocks_32_bytes": count // 32,
+            "sgs_slot_3": s3, "sgs_slot_4": s4, "sgs_slot_5": s5}
+
+
+def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
+    """Conv2DOptions slot 40 (DepthwiseConv2DOptions 41, without slot 3): the weight DMA chunks."""
+    kk = spec.kernel * spec.kernel
+    int16 = spec.in_dtype == "INT16"
+    out = []
+    pos = 0
+    if spec.op_kind == DEPTHWISE:
+        wb = _bytes(spec.in_dtype)
+        tiles = list(range(0, spec.in_channels, alloc.in_tile))
+        for j, t0 in enumerate(tiles):
+            nbytes = min(alloc.in_tile, spec.in_channels - t0) * wb
+            count = sum(_ceil(min(16, nbytes - b) * kk, 32) for b in range(0, nbytes, 16))
+            last = j == len(tiles) - 1
+            c = _chunk(pos, count, 0, int(last), int(last and len(tiles) > 1))
+            del c["sgs_slot_3"]
+            out.append(c)
+            pos += count
+        return tuple(out)
+    cin, cout = spec.in_channels, spec.out_channels
+    per_pass = -(-alloc.in_pass // alloc.in_tile)
+    for p0 in range(0, cin, alloc.in_pass):
+        for o0 in range(0, cout, alloc.out_tile):
+            oc = min(alloc.out_tile, cout - o0)
+            for j in range(per_pass):
+                t0 = p0 + j * alloc.in_tile
+                if t0 >= cin:  # the last pass is padded with empty tiles
+                    out.append(_chunk(pos, 0, 1, 1, 0))
+                elif spec.depthwise_as_conv:  # diagonal 16-channel blocks only
+                    if t0 == o0:
+                        count = _tile_bytes(oc, oc, kk, int16)
+                        out.append(_chunk(pos, count, 0, 1, 0))
+                        pos += count
+                    else:
+                        out.append(_chunk(pos, 0, 1, 0, int(t0 > o0)))
+                else:
+                    count = _tile_bytes(oc, min(alloc.in_tile, cin - t0, p0 + alloc.in_pass - t0), kk, int16)
+                    out.append(_chunk(pos, count, 0, int(t0 + alloc.in_tile >= cin), int(t0 > 0)))
+                    pos += count
+    return tuple(out)
+
+
+def _regions(spec: ConvSpec, a: Allocation) -> dict:
+    ob = _bytes(spec.out_dtype)
+    r = {33: tuple(range(0, a.region_28, 4)), 30: tuple(range(a.region_28, a.region_28 + a.weight_slots, 2))}
+    p = a.region_28 + a.weight_slots
+    inp = tuple(range(p, p + a.input_slots))
+    if ob == 2:
+        r[32] = tuple(range(p, p + a.output_slots, 2))
+        r[31] = tuple(range(p + a.output_slots, p + a.output_slots + a.input_slots))
+    else:
+        r[31] = inp
+        r[32] = tuple(range(p + a.input_slots, p + a.input_slots + a.output_slots))
+    return r
+
+
+def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None) -> dict:
+    """{slot: value} of the program the vendor writes for ``spec`` on its own.
+
+    ``allocation`` (default ``default_allocation(spec)``) gives the allocator's choices (slots 10-13,
+    22, 23, 25-28); the other slots follow from it and the configuration (module doc). Vectors are
+    tuples, slot 40 / 41 a tuple of dicts (``byte_offset``, ``byte_count``, ``blocks_32_bytes``,
+    ``sgs_slot_3`` (conv only), ``sgs_slot_4``, ``sgs_slot_5``). For the op the vendor writes see
+    ``spec.op_kind`` (its options table holds these slots)."""
+    a = allocation or default_allocation(spec)
+    ow, oh, k, s = spec.out_width, spec.out_height, spec.kernel, spec.stride
+    in_w = in_tile_size(spec.width, ow, a.out_tile_width, k, s)
+    in_h = in_tile_size(spec.height, oh, a.out_tile_height, k, s)
+    if spec.op_kind == DEPTHWISE:
+        return {11: _z(a.in_tile), 12: _z(a.out_tile), 13: _z(a.in_tile), 14: _z(a.out_tile),
+                15: 2, 16: 2, 17: 1, 18: 0, 19: in_w, 20: in_h, 21: 1, 22: 1,
+                23: a.out_tile_width, 24: a.out_tile_height, 25: 0, 26: 2, 31: (6,), 34: (), 35: (32,),
+                41: weight_chunks(spec, a), 42: (0,) * 16}
+    prog = {10: _z(a.in_tile), 11: _z(a.in_pass), 12: _z(a.out_tile), 13: _z(a.out_pass),
+            14: 4 if spec.graph_input else 0, 15: 2,
+            16: 1 if (a.out_tile_width, a.out_tile_height) == (ow, oh) else 3, 17: 0,
+            18: in_w, 19: in_h, 20: 1, 21: 1, 22: a.out_tile_width, 23: a.out_tile_height, 24: 0,
+            25: a.weight_slots, 26: a.input_slots, 27: a.output_slots, 28: a.region_28, 29: 0,
+            34: (32,), 38: 2 if spec.depthwise_as_conv else 0, 39: mac_count(spec),
+            40: weight_chunks(spec, a), 41: (0,) * 16}
+    prog.update(_regions(spec, a))
+    return prog

@@ -1,0 +1,169 @@
+"""The standalone conv program rule (calibrator_custom.vendor_fixed.program): hand-computed cases, and
+the vendor's own standalone convs made in the session (skipped without the vendor SDK)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from calibrator_custom.vendor_fixed import program as P  # noqa: E402
+
+
+def test_channel_tile_is_the_largest_power_of_two_below_the_channels():
+    assert [P.channel_tile(c) for c in (3, 13, 16, 20, 32, 33, 64, 80, 128, 160)] == \
+        [3, 13, 16, 16, 16, 32, 32, 64, 64, 128]
+
+
+def test_mac_count_of_an_unpadded_strided_conv():
+    # 3x3 stride 2 on 9x7: valid output 4 x 3; channels 20 -> 32, 40 -> 48
+    spec = P.ConvSpec("CONV_2D", 9, 7, 20, 40, 3, 2, "SAME")
+    assert P.mac_count(spec) == 9 * 4 * 3 * 32 * 48
+
+
+def test_weight_chunks_of_two_output_and_two_input_tiles():
+    # w 96x3x3x96 int8, tiles 64: (o 0-63, i 0-63), (o 0-63, i 64-95), (o 64-95, i 0-63), (o 64-95, i 64-95)
+    spec = P.ConvSpec("CONV_2D", 4, 8, 96, 96, 3)
+    a = P.default_allocation(spec)
+    assert (a.in_tile, a.out_tile) == (64, 64)
+    chunks = P.weight_chunks(spec, a)
+    assert [c["byte_count"] for c in chunks] == [64 * 64 * 9, 64 * 32 * 9, 32 * 64 * 9, 32 * 32 * 9]
+    assert [c["byte_offset"] for c in chunks] == [0, 36864, 55296, 73728]
+    assert [c["blocks_32_bytes"] for c in chunks] == [1152, 576, 576, 288]
+    assert [(c["sgs_slot_4"], c["sgs_slot_5"]) for c in chunks] == [(0, 0), (1, 1), (0, 0), (1, 1)]
+
+
+def test_weight_chunks_pad_the_last_input_pass():
+    # 160 input channels in passes of 48, tiles of 16 (INT16 weights: 16 x 16 x 25 x 2 bytes a tile)
+    spec = P.ConvSpec("CONV_2D", 5, 5, 160, 16, 5, in_dtype="INT16", out_dtype="INT16")
+    a = P.Allocation(16, 48, 16, 16, 5, 5, 20, 1, 2, 4)
+    chunks = P.weight_chunks(spec, a)
+    assert len(chunks) == 4 * 3
+    assert [c["byte_count"] for c in chunks] == [12800] * 10 + [0, 0]
+    assert [c["sgs_slot_3"] for c in chunks] == [0] * 10 + [1, 1]
+    assert [c["sgs_slot_4"] for c in chunks] == [0] * 9 + [1, 1, 1]
+    assert [c["sgs_slot_5"] for c in chunks] == [0] + [1] * 9 + [0, 0]
+
+
+def test_weight_slots_hold_every_output_tile_of_a_pass():
+    # 96 x 3 x 3 x 96, tiles 64: an output tile's pass is 64 x 128 (two input tiles) x 9 = 73728 bytes,
+    # two output tiles: 147456 bytes = 9 entries of 16 KB = 18 slots
+    spec = P.ConvSpec("CONV_2D", 4, 8, 96, 96, 3)
+    assert P.weight_slots(spec, 64, 96, 64, 96) == 18
+    assert P.default_allocation(spec).weight_slots == 18
+    # INT16 weights, 16-channel passes of 160: 16 x 16 x 25 x 2 bytes x 10 output tiles = 128000 -> 8 entries
+    spec16 = P.ConvSpec("CONV_2D", 6, 6, 160, 160, 5, 1, "VALID", in_dtype="INT16", out_dtype="INT16")
+    assert P.weight_slots(spec16, 16, 16, 16, 160) == 16
+
+
+def test_large_weights_shrink_the_output_tile_then_the_input_pass():
+    # 128 x 5 x 5 x 80: a 64 x 64 x 25 chunk is 102400 bytes > 64 KB, 48: 76800, 32: 51200 fits;
+    # 4 output tiles x 32 x 128 (80 in two 64-channel tiles) x 25 = 409600 bytes = 50 slots: the pass
+    # drops to one tile (64): 204800 bytes = 26 slots, + 4 + 1 + 1 = the 32 slots
+    a = P.default_allocation(P.ConvSpec("CONV_2D", 5, 5, 80, 128, 5, 1, "VALID"))
+    assert (a.in_tile, a.in_pass, a.out_tile, a.out_pass) == (64, 64, 32, 128)
+    assert (a.weight_slots, a.input_slots, a.output_slots, a.region_28) == (26, 1, 1, 4)
+
+
+def test_depthwise_as_conv_chunks_hold_only_the_diagonal():
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 48, 48, 1)
+    assert spec.op_kind == "CONV_2D" and spec.depthwise_as_conv
+    chunks = P.weight_chunks(spec, P.default_allocation(spec))
+    assert [c["byte_count"] for c in chunks] == [256, 0, 0, 0, 256, 0, 0, 0, 256]
+    assert [c["sgs_slot_5"] for c in chunks] == [0, 1, 1, 0, 0, 1, 0, 0, 0]
+
+
+def test_depthwise_as_conv_pads_its_last_pass_like_a_conv():
+    # 40 channels in passes of 32 (tiles of 16): the last pass holds tile 32-39 and one padding tile
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 40, 40, 1)
+    a = P.Allocation(16, 32, 16, 40, 8, 8, 2, 1, 1, 4)
+    chunks = P.weight_chunks(spec, a)
+    flags = [(c["byte_count"], c["sgs_slot_3"], c["sgs_slot_4"], c["sgs_slot_5"]) for c in chunks]
+    assert flags == [(256, 0, 1, 0), (0, 1, 0, 1), (0, 1, 0, 0), (256, 0, 1, 0), (0, 1, 0, 0), (0, 1, 0, 0),
+                     (0, 1, 0, 1), (0, 1, 1, 0), (0, 1, 0, 1), (0, 1, 1, 0), (64, 0, 1, 0), (0, 1, 1, 0)]
+
+
+def test_buffer_regions_follow_the_slot_counts():
+    # UINT8 output: 33, weights, input, output; INT16 output: the output before the input
+    spec = P.ConvSpec("CONV_2D", 16, 16, 64, 128, 1)
+    a = P.Allocation(32, 64, 64, 128, 16, 8, 2, 1, 8, 8)
+    prog = P.standalone_program(spec, a)
+    assert (prog[33], prog[30], prog[31], prog[32]) == ((0, 4), (8,), (10,), tuple(range(11, 19)))
+    spec16 = P.ConvSpec("CONV_2D", 5, 128, 8, 64, 1, in_dtype="INT16", out_dtype="INT16")
+    a16 = P.Allocation(8, 8, 64, 64, 64, 5, 2, 1, 10, 4)
+    prog16 = P.standalone_program(spec16, a16)
+    assert (prog16[33], prog16[30], prog16[32], prog16[31]) == ((0,), (4,), (6, 8, 10, 12, 14), (16,))
+
+
+def test_tiled_output_gives_the_input_tile_and_tiling_mode():
+    small = P.standalone_program(P.ConvSpec("CONV_2D", 20, 24, 48, 48, 3, 1, "SAME"))
+    assert (small[16], small[18], small[19], small[22], small[23]) == (1, 24, 20, 24, 20)
+    spec = P.ConvSpec("CONV_2D", 40, 48, 48, 48, 3, 1, "SAME")
+    a = P.Allocation(32, 48, 48, 48, 48, 10, 2, 3, 6, 12)
+    tiled = P.standalone_program(spec, a)
+    assert (tiled[16], tiled[18], tiled[19]) == (3, 48, (10 - 1) + 3)
+
+
+def test_row_tile_is_the_first_even_split_that_fits():
+    # 40 x 48 = 1920 pixels > 1536: two tiles of 20 rows (960 pixels, 3 groups of 16 channels: 6 slots)
+    assert P.row_tile(P.ConvSpec("CONV_2D", 40, 48, 48, 48, 3, 1, "SAME"), 48) == 20
+    # INT16 output of 64 channels (8 groups of 16 bytes) on 12 x 48: 576 x 8 rows = 9 entries = 18 slots > 16
+    assert P.row_tile(P.ConvSpec("CONV_2D", 12, 48, 4, 64, 1, out_dtype="INT16"), 64) == 6
+
+
+def test_input_slots_count_512_rows_of_16_bytes():
+    spec = P.ConvSpec("CONV_2D", 40, 20, 96, 16, 1)  # 800 pixels x 6 groups of 16 bytes = 4800 rows
+    assert P.input_slots(spec, 96, 20, 40) == 10
+    spec16 = P.ConvSpec("CONV_2D", 5, 128, 8, 64, 1, in_dtype="INT16")  # 8 INT16 channels = 16 bytes a pixel
+    assert P.input_slots(spec16, 8, 64, 5) == 1
+    pixel = P.ConvSpec("CONV_2D", 32, 24, 3, 20, 3, graph_input=True)  # pixel mode: 4 bytes a pixel
+    assert P.input_slots(pixel, 3, 24, 32) == 1
+
+
+def test_zero_stands_for_sixteen_channels():
+    prog = P.standalone_program(P.ConvSpec("CONV_2D", 12, 32, 16, 16, 3, 2, "VALID"))
+    assert (prog[10], prog[11], prog[12], prog[13]) == (0, 0, 0, 0)
+
+
+# ---------------------------------------------------------------- the vendor's standalone convs
+HELD_OUT = [  # configurations of tools/vendor_program_survey.py heldout (not looked at while fitting)
+    ("CONV_2D", (1, 6, 5, 160), (24, 5, 5, 160), 2, "SAME", "UINT8", "INT16", False),    # input pass 128
+    ("CONV_2D", (1, 16, 8, 40), (160, 1, 1, 40), 1, "VALID", "INT16", "INT16", False),   # row tiles, INT16
+    ("CONV_2D", (1, 128, 24, 3), (16, 1, 1, 3), 2, "VALID", "UINT8", "INT16", True),     # graph input, tiled
+    ("CONV_2D", (1, 10, 5, 80), (13, 5, 5, 80), 1, "VALID", "UINT8", "UINT8", False),
+    ("DEPTHWISE_CONV_2D", (1, 20, 7, 128), (1, 3, 3, 128), 1, "SAME", "UINT8", "INT16", False),
+    ("DEPTHWISE_CONV_2D", (1, 80, 10, 80), (1, 1, 1, 80), 1, "VALID", "UINT8", "INT16", False),  # as CONV_2D
+]
+
+
+def _skip_without_vendor():
+    import vendor_fixed_oracle as vo
+    reason = vo.vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+@pytest.mark.parametrize("cfg", HELD_OUT, ids=lambda c: f"{c[0][:4]}_{'x'.join(map(str, c[1][1:]))}_k{c[2][1]}")
+def test_rule_gives_the_vendors_standalone_program(cfg):
+    """Every slot the rule derives equals the vendor's, given the vendor's allocation (slots 10-13,
+    22, 23, 25-28 read from its file); slot 26 follows from the tile too."""
+    _skip_without_vendor()
+    import vendor_program_check as chk
+    import vendor_program_splice as vps
+    import vendor_program_survey as survey
+    rec = survey.record(vps.ConvKey(*cfg))
+    spec = chk.vendor_spec(rec)
+    assert spec.op_kind == rec["op_kind"]
+    alloc = chk.vendor_allocation(rec)
+    got = P.standalone_program(spec, alloc)
+    vendor = {int(k): v for k, v in rec["slots"].items()}
+    for n, v in got.items():
+        if n in chk.ALLOC_SLOTS[rec["op_kind"]]:
+            continue
+        assert chk.norm(v) == chk.norm(vendor[n]), f"slot {n}: rule {v}, vendor {vendor[n]}"
+    if rec["op_kind"] == "CONV_2D":
+        assert P.input_slots(spec, alloc.in_pass, vendor[18], vendor[19]) == vendor[26]
+        assert P.weight_slots(spec, alloc.in_tile, alloc.in_pass, alloc.out_tile, alloc.out_pass) == vendor[25]
