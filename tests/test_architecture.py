@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("_blas_kernel", "errors", "fileio", "blas", "rounding", "versions", "progress", "progress_display", "printing",
               "sim_workers", "sim_registry", "input_formats")),
     ("model", ("model.graph", "model.flatbuf", "model.schema", "model.options", "model.sgs_dialect", "model.sgs_slots",
-               "model.sgs_weights", "model.sgs_lower", "model.validate", "model", "config")),
+               "model.sgs_weights", "model.sgs_lower", "model.sgs_tags", "model.validate", "model", "config")),
     ("engine", ("ops.", "ops", "interpreter", "model.builder")),
     ("calib", ("calib.", "calib")),
     ("plan", ("plan",)),
