@@ -109,3 +109,54 @@ def conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.ndarray, w_sc
         raise ModelError(f"bias codes {int(np.abs(row0).max())} do not fit INT16 at shift {k}")
     return {"row0": row0, "multipliers": np.full(len(bias), multiplier, np.int64), "bias_shift": k,
             "total_shift": n - k}
+
+
+def per_channel_weight_codes(w: np.ndarray, scales, axis: int, qmax: int = 127) -> np.ndarray:
+    """q = clip(round_half_away(w / s_c)) with one scale per channel along ``axis`` (our planner's
+    rounding, ``quant.weights.quantize_with_scale``), as int64."""
+    from ..rounding import round_half_away
+    w2 = np.moveaxis(np.asarray(w, np.float64), axis, -1)
+    q = np.clip(round_half_away(w2 / np.asarray(scales, np.float64)), -qmax, qmax)
+    return np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int64)
+
+
+def per_channel_multipliers(m_c) -> tuple[np.ndarray, int]:
+    """(M_c, N) with one shared shift: N = 14 - floor(log2 max m_c) (the per-tensor rule on the largest
+    ratio), one less where the largest M rounds up to 2**15, and M_c = round(m_c * 2**N) (at least 1)."""
+    m = np.asarray(m_c, np.float64)
+    n = 14 - math.floor(math.log2(float(m.max())))
+    mult = np.round(m * 2.0 ** n)
+    if mult.max() > 32767:
+        n -= 1
+        mult = np.round(m * 2.0 ** n)
+    return np.maximum(mult, 1).astype(np.int64), n
+
+
+def per_channel_conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.ndarray, w_scales, bias: np.ndarray,
+                                out_scale: float, out_zero_point: int, out_is_uint8: bool,
+                                out_min_per_channel, out_max_per_channel) -> dict:
+    """Bias rows, accumulator range, k and the total shift of one conv with a weight scale per output
+    channel: the accumulator of channel c is in units of s_in * s_c, M_c = round(s_in * s_c / s_out * 2**N)
+    with one N (:func:`per_channel_multipliers`); the rest as :func:`conv_parameters` per channel."""
+    s_c = np.asarray(w_scales, np.float64)
+    if in_scale <= 0 or out_scale <= 0 or np.any(s_c <= 0):
+        raise ModelError(f"conv scales must be positive (input {in_scale}, weights {s_c.min()}, output {out_scale})")
+    unit = float(in_scale) * s_c
+    m_c = unit / float(out_scale)
+    mult, n = per_channel_multipliers(m_c)
+    bias = np.asarray(bias, np.float64)
+    w_sum = np.asarray(w_sum, np.float64)
+    fold = -int(in_zero_point) * w_sum + (int(out_zero_point) / m_c if out_is_uint8 else 0.0)
+    bias_acc = bias / unit + fold
+    offset = int(in_zero_point) * w_sum - bias / unit
+    hi = np.asarray(out_max_per_channel, np.float64) / unit + offset
+    lo = np.asarray(out_min_per_channel, np.float64) / unit + offset
+    acc_max, acc_min = max(0, int(math.trunc(hi.max()))), min(0, int(math.trunc(lo.min())))
+    k = bias_shift(acc_max, acc_min, bias_acc)
+    row0 = np.floor(bias_acc / 2 ** k + 0.5).astype(np.int64)
+    if np.abs(row0).max(initial=0) > 32767:
+        raise ModelError(f"bias codes {int(np.abs(row0).max())} do not fit INT16 at shift {k}")
+    if n - k < 0:
+        raise ModelError(f"total shift N - k = {n - k} is negative (N {n}, k {k})")
+    return {"row0": row0, "multipliers": mult, "bias_shift": k, "total_shift": n - k, "acc_max": acc_max,
+            "acc_min": acc_min}
