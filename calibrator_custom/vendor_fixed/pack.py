@@ -16,6 +16,7 @@ conv chains and the shared models; docs/vendor_fixed_point.md, "Writing the conv
 """
 from __future__ import annotations
 
+import logging
 import math
 
 import numpy as np
@@ -23,6 +24,8 @@ import numpy as np
 from ..errors import ModelError
 from .conv import bias_fold, requant_params
 from .layout import int8_conv_blocks
+
+log = logging.getLogger(__name__)
 
 
 def _ceil(a: int, b: int) -> int:
@@ -160,3 +163,55 @@ def per_channel_conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.n
         raise ModelError(f"total shift N - k = {n - k} is negative (N {n}, k {k})")
     return {"row0": row0, "multipliers": mult, "bias_shift": k, "total_shift": n - k, "acc_max": acc_max,
             "acc_min": acc_min}
+
+
+def _fit_to_shift(need, s_c, s_max, limit, margin=0.97) -> np.ndarray:
+    """The per-channel scales raised (never above s_max) until every channel's need() fits ``limit``."""
+    s = s_c.copy()
+    for _ in range(12):  # need() is about proportional to 1 / s (code rounding and clipping aside)
+        over = need(s) / (limit * margin)
+        if over.max() <= 1.0:
+            break
+        s = np.minimum(np.where(over > 1.0, s * over, s), s_max)
+    return s
+
+
+#: how far above the per-tensor codes' bias shift the per-channel scales may take it (measured:
+#: docs/model_format.md, "Per-channel weight scales")
+EXTRA_BIAS_SHIFT = 1
+
+
+def fit_per_channel_scales(w: np.ndarray, axis: int, scales, in_scale: float, in_zero_point: int, bias,
+                           out_scale: float, out_zero_point: int, out_is_uint8: bool, out_min_per_channel,
+                           out_max_per_channel, extra_shift: int | None = None) -> np.ndarray:
+    """Per-channel scales raised where the vendor's format would lose more than they gain.
+
+    One bias shift k serves every channel: round(acc / 2**k) + b0 is a 16-bit value, so k is set by the
+    channel whose accumulator or bias code is largest in its own units (s_in * s_c). A channel with a
+    small weight scale and a large bias or output range raises k for all (iris_landmark: 4 -> 10, every
+    channel's accumulator then rounded to 2**10) and its multiplier M_c, under the one shift N of the
+    largest ratio, keeps few bits (M_c = 2). So k is allowed at most ``extra_shift`` (default
+    :data:`EXTRA_BIAS_SHIFT`) above the k of all channels at the largest scale (per-tensor codes), and
+    the scales of the channels that would exceed it are raised, never above the largest, until they fit."""
+    s_c = np.asarray(scales, np.float64)
+    s_max = float(s_c.max())
+    w = np.asarray(w, np.float64)
+    b = np.asarray(bias, np.float64)
+    out_lo = np.asarray(out_min_per_channel, np.float64)
+    out_hi = np.asarray(out_max_per_channel, np.float64)
+    extra = EXTRA_BIAS_SHIFT if extra_shift is None else int(extra_shift)
+
+    def need(s):
+        """Per channel: max(|acc range|, |bias code|) in accumulator units (before the shift)."""
+        codes = per_channel_weight_codes(w, s, axis)
+        w_sum = codes.reshape(-1, codes.shape[-1]).sum(0) if axis == 3 else codes.reshape(codes.shape[0], -1).sum(1)
+        unit = float(in_scale) * s
+        fold = -int(in_zero_point) * w_sum + (int(out_zero_point) * float(out_scale) / unit if out_is_uint8 else 0.0)
+        offset = int(in_zero_point) * w_sum - b / unit
+        return np.maximum(np.abs(b / unit + fold),
+                          np.maximum(np.abs(out_hi / unit + offset), np.abs(out_lo / unit + offset)))
+
+    k_lo = _shift_for(float(need(np.full_like(s_c, s_max)).max()))
+    if _shift_for(float(need(s_c).max())) <= k_lo + extra:
+        return s_c
+    return _fit_to_shift(need, s_c, s_max, 8192.0 * 2 ** (k_lo + extra))

@@ -187,6 +187,8 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     depthwise = kind == "DEPTHWISE_CONV_2D"
     packed = None
     if w_scales is not None:
+        w_scales = pack.fit_per_channel_scales(w, 3 if depthwise else 0, w_scales, qi.scale, qi.zero_point, bias,
+                                               qo.scale, qo.zero_point, to.dtype == "UINT8", lo, hi)
         packed = _per_channel_weights(p, fixed, op, where, w, tw, depthwise, w_scales)
     if packed is not None:
         codes, raw = packed
