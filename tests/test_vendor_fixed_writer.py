@@ -669,11 +669,13 @@ def test_slot_tiling_reads_the_program():
     """Slot 10 / 12 (absent: 16); an output tile below 16 channels' multiple is O itself: rounded up."""
     from types import SimpleNamespace
     from calibrator_custom.vendor_fixed.engine import slot_tiling
-    prog = dict(sgs_in_tile_width=8)
-    assert slot_tiling(SimpleNamespace(sgs_in_channels_per_tile=None, sgs_out_channels_per_tile=None, **prog)) == (16, 16)
-    assert slot_tiling(SimpleNamespace(sgs_in_channels_per_tile=32, sgs_out_channels_per_tile=42, **prog)) == (48, 32)
-    assert slot_tiling(SimpleNamespace(sgs_in_channels_per_tile=64, sgs_out_channels_per_tile=64, **prog)) == (64, 64)
-    assert slot_tiling(SimpleNamespace(sgs_in_channels_per_tile=None, sgs_out_channels_per_tile=None)) is None
+    def opts(ti, to, program=True):
+        return SimpleNamespace(sgs_in_channels_per_tile=ti, sgs_out_channels_per_tile=to,
+                               sgs_in_tile_width=8 if program else 0)
+    assert slot_tiling(opts(None, None)) == (16, 16)
+    assert slot_tiling(opts(32, 42)) == (48, 32)
+    assert slot_tiling(opts(64, 64)) == (64, 64)
+    assert slot_tiling(opts(None, None, program=False)) is None
 
 
 @pytest.mark.parametrize("name", WRITER_CHAINS)
