@@ -16,7 +16,6 @@ conv chains and the shared models; docs/vendor_fixed_point.md, "Writing the conv
 """
 from __future__ import annotations
 
-import logging
 import math
 
 import numpy as np
@@ -24,8 +23,6 @@ import numpy as np
 from ..errors import ModelError
 from .conv import bias_fold, requant_params
 from .layout import int8_conv_blocks
-
-log = logging.getLogger(__name__)
 
 
 def _ceil(a: int, b: int) -> int:
