@@ -13,6 +13,10 @@ conv chains and the shared models; docs/vendor_fixed_point.md, "Writing the conv
   below ``8192 * 2**k``; the total shift N - k (slot 37);
 - bias row 0 ``floor(bias_acc / 2**k + 1/2)``, row 1 the 15-bit multiplier M; each row padded to a
   multiple of 8 values.
+
+Per-channel weight scales (not the vendor's L1, but what its format and simulators take):
+:func:`per_channel_weight_codes`, :func:`per_channel_conv_parameters` (M_c under one shift N) and
+:func:`fit_per_channel_scales` (the one bias shift k kept at most one above the per-tensor codes').
 """
 from __future__ import annotations
 
