@@ -16,8 +16,9 @@ Also printed: the time of one float-model pass over the calibration photos (our 
 ``--vendor`` (needs ../shared/vendor_sdk, set up; skipped with the reason otherwise): per model the
 vendor's converter accepts, the vendor's own L1 (its convert_tool + sgs_calibrator, calibrated on the
 same photos) as the column "vendor L1", and our L2 ranges written in the vendor's fixed dialect
-(``vendor_fixed.writer``, the vendor L1 file as template: its weight codes are kept, so L2's
-per-channel weights are not carried) as "L2 vendor"; both are simulated by our
+(``vendor_fixed.writer``, the vendor L1 file as template; L2's per-channel weight scales as
+per-channel weight codes and bias multipliers, raised where the format's one bias shift would grow
+by more than one) as "L2 vendor"; both are simulated by our
 ``fixed_simulator`` on the evaluation photos, after checking on 2 of them that the vendor's
 sgs_simulator_fixed gives the same output codes. Models the vendor's tools refuse (or take too long
 on) are printed with the reason and not run.
@@ -352,7 +353,7 @@ def main(argv=None) -> int:
     if args.vendor:
         print("\nvendor columns (vendor L1: the vendor's convert_tool + sgs_calibrator L1 on the same calibration "
               "photos; L2 vendor: our L2 activation ranges written in the vendor's fixed dialect, with the vendor "
-              "L1 file as template, whose weight codes the writer keeps; both simulated by our fixed_simulator):")
+              "L1 file as template, with L2's per-channel weight scales; both simulated by our fixed_simulator):")
         for m, e in refs.items():
             for c in e.get("checks", []):
                 print(c)

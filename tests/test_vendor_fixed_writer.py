@@ -515,9 +515,12 @@ def test_writer_gives_the_vendor_l1_file_of_a_shared_model_byte_for_byte(shared_
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("weights", ["per_tensor", "per_channel"])
 @pytest.mark.parametrize("name", SHARED_MODELS)
-def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ours_does(shared_runs, name, tmp_path):
-    """Our statistics (our float interpreter on 2 photos) -> our vendor fixed.sim: the vendor's compiler
+def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ours_does(shared_runs, name, weights,
+                                                                                        tmp_path):
+    """Our statistics (our float interpreter on 2 photos) -> our vendor fixed.sim (the vendor's per-tensor
+    weight codes, or per-channel codes and multipliers for our L2 weight scales): the vendor's compiler
     makes an offline model, and the vendor's fixed and offline simulators give our fixed_simulator's
     codes on 10 other photos."""
     import calibrator_custom
@@ -526,9 +529,12 @@ def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ou
     float_sim, template, _ = shared_runs(name)
     ranges, channels = _our_statistics(float_sim, calibration_images()[4:6])
     ours = tmp_path / f"{name}_fixed.sim"
+    scales = _l2_weight_scales(float_sim) if weights == "per_channel" else None
     ours.write_bytes(writer.write(template.read_bytes(), load_model(float_sim), ranges, channels,
-                                  (127.5, 127.5, 127.5), 127.5))
+                                  (127.5, 127.5, 127.5), 127.5, scales))
     assert ours.read_bytes() != template.read_bytes()
+    if scales:
+        assert _per_channel_convs(ours) > 20
     o = vo.oracle()
     offline = o.compile_offline(str(ours), str(tmp_path / f"{name}_offline.sim"))
     assert open(offline, "rb").read(4) == b"SGSI"
@@ -595,3 +601,117 @@ def test_convert_writes_the_vendor_dialect_with_a_template(shared_runs, tmp_path
             np.testing.assert_array_equal(np.round(y / od["quantization"][0]), np.round(r / od["quantization"][0]))
     assert files["L1"] == writer.write_vendor_fixed(float_sim, template, stats, config)
     assert files["L3"] != files["L1"]
+
+
+# ---------------------------------------------------------------- per-channel weight scales
+def _l2_weight_scales(float_sim) -> dict:
+    """Our L2 weight scales (per output channel, the clipping search, float32 as our plan stores them)
+    of every conv and depthwise conv of a vendor float.sim."""
+    from calibrator_custom.quant.weights import search_clip
+    model = load_model(float_sim)
+    out = {}
+    for op in model.main.operators:
+        kind = model.op_name(op)
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            t = model.main.tensors[op.inputs[1]]
+            clip = search_clip(model.tensor_data(t), 3 if kind == "DEPTHWISE_CONV_2D" else 0, 8, "per_channel")
+            out[t.name] = tuple(float(np.float32(v / 127)) for v in clip)
+    return out
+
+
+def _per_channel_convs(path) -> int:
+    """How many convs of a fixed.sim hold more than one distinct multiplier in their bias row 1."""
+    model = load_model(path)
+    n = 0
+    for op in model.main.operators:
+        if model.op_name(op) in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            tb, to = model.main.tensors[op.inputs[2]], model.main.tensors[op.outputs[0]]
+            _, mult = layout.unpack_bias(model.buffers[tb.buffer].data, int(to.shape[-1]))
+            n += len(set(mult.tolist())) > 1
+    return n
+
+
+def test_per_channel_multipliers_share_the_largest_ratios_shift():
+    """N = 14 - floor(log2 max m_c), M_c = round(m_c 2**N); one shift less where max M would be 2**15."""
+    mult, n = pack.per_channel_multipliers([0.5, 0.25, 0.001])
+    assert n == 15 and mult.tolist() == [16384, 8192, 33]   # 0.001 * 2**15 = 32.77
+    mult, n = pack.per_channel_multipliers([0.4999995, 0.1])
+    assert n == 15 and mult.tolist() == [16384, 3277]       # at N = 16: round(32767.97) = 32768
+    mult, _ = pack.per_channel_multipliers([1.0, 1e-9])
+    assert mult.tolist() == [16384, 1]                      # never 0
+
+
+def test_per_channel_scales_are_raised_only_where_the_bias_shift_would_grow_too_far():
+    """Hand-computed: channel 1's bias 50 at scale 1e-4 is 500000 accumulator steps (k 6); at the largest
+    scale 0.01 all channels fit k 0; allowed k 0 + 1, channel 1's scale rises to 50 / (16384 * 0.97)."""
+    w = np.array([1.27, 0.0127]).reshape(2, 1, 1, 1)
+    args = (1.0, 0, np.array([0.0, 50.0]), 1.0, 0, False, np.zeros(2), np.ones(2))
+    s = pack.fit_per_channel_scales(w, 0, [0.01, 0.0001], *args, extra_shift=1)
+    assert s[0] == 0.01
+    assert s[1] == pytest.approx(50 / (16384 * 0.97), rel=1e-6)
+    codes = pack.per_channel_weight_codes(w, s, 0)
+    prm = pack.per_channel_conv_parameters(1.0, 0, codes.reshape(2, -1).sum(1), s, [0.0, 50.0], 1.0, 0, False,
+                                           np.zeros(2), np.ones(2))
+    assert prm["bias_shift"] == 1
+    np.testing.assert_array_equal(pack.fit_per_channel_scales(w, 0, [0.01, 0.0001], *args, extra_shift=6),
+                                  [0.01, 0.0001])
+
+
+def test_per_channel_weight_codes_round_half_away_per_channel():
+    w = np.array([[0.5, -0.25], [3.0, -1.5]]).reshape(2, 1, 1, 2)
+    codes = pack.per_channel_weight_codes(w, [0.5 / 127, 1.0], 0)
+    assert codes.reshape(2, 2).tolist() == [[127, -64], [3, -2]]   # -63.5 -> -64, -1.5 -> -2
+    assert pack.per_channel_weight_codes(w.reshape(1, 1, 2, 2), [1.0, 0.25], 3).reshape(2, 2).tolist() == \
+        [[1, -1], [3, -6]]  # 0.5 -> 1
+
+
+def test_slot_tiling_reads_the_program():
+    """Slot 10 / 12 (absent: 16); an output tile below 16 channels' multiple is O itself: rounded up."""
+    from types import SimpleNamespace
+    from calibrator_custom.vendor_fixed.engine import slot_tiling
+    def opts(ti, to, program=True):
+        return SimpleNamespace(sgs_in_channels_per_tile=ti, sgs_out_channels_per_tile=to,
+                               sgs_in_tile_width=8 if program else 0)
+    assert slot_tiling(opts(None, None)) == (16, 16)
+    assert slot_tiling(opts(32, 42)) == (48, 32)
+    assert slot_tiling(opts(64, 64)) == (64, 64)
+    assert slot_tiling(opts(None, None, program=False)) is None
+
+
+@pytest.mark.parametrize("name", WRITER_CHAINS)
+def test_per_channel_written_chain_compiles_and_the_vendor_simulators_compute_what_ours_does(name, tmp_path):
+    """Our statistics and our L2 weight scales -> per-channel weight codes and multipliers in the vendor's
+    dialect: every conv holds per-channel multipliers, the vendor's compiler takes the file, and the
+    vendor's fixed simulator gives our fixed_simulator's codes (the offline simulator the fixed
+    simulator's) on random inputs."""
+    import calibrator_custom
+    from calibrator_custom.vendor_fixed import writer
+    _skip_without_vendor()
+    b, chosen, _, _ = _conv_chain(*CONV_CHAINS[name])
+    template = vo.make_fixed(b, chosen, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
+    float_sim = template.with_name("m_float.sim")
+    model = load_model(float_sim)
+    rng = np.random.default_rng(5)
+    shape = model.main.tensors[model.main.inputs[0]].shape
+    x_cal = rng.uniform(-1, 1, (2, *shape[1:])).astype(np.float32)
+    channels = {}
+    for xi in x_cal:
+        for k, (lo, hi) in _our_channel_ranges(float_sim, xi[None]).items():
+            plo, phi = channels.get(k, (lo, hi))
+            channels[k] = (np.minimum(plo, lo), np.maximum(phi, hi))
+    ranges = {k: (float(lo.min()), float(hi.max())) for k, (lo, hi) in channels.items()}
+    ours = tmp_path / "per_channel_fixed.sim"
+    ours.write_bytes(writer.write(template.read_bytes(), model, ranges, channels, (127.5,) * 3, 127.5,
+                                  _l2_weight_scales(float_sim)))
+    assert _per_channel_convs(ours) == 3 and _per_channel_convs(template) == 0
+    o = vo.oracle()
+    offline = o.compile_offline(str(ours), str(tmp_path / "per_channel_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(ours))
+    for trial in range(3):
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        ref = o.fixed_sim(str(ours), x)
+        sim.set_input(0, x)
+        sim.invoke()
+        assert vo.assert_outputs_code_for_code(sim, ref, f"{name}, input {trial}") > 0
+        scale = sim.get_output_details()[0]["quantization"][0]
+        np.testing.assert_array_equal(np.round(o.offline_sim(offline, x)["c3"] / scale), np.round(ref["c3"] / scale))

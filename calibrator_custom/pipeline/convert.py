@@ -102,12 +102,21 @@ def _workers(num_process: int) -> int:
 
 def _write_vendor_dialect(float_model: Model, template, stats: StatsSet, config: InputConfig, output_path,
                           pi: PlanInputs, plan: QuantPlan) -> None:
-    """The vendor's fixed dialect for a vendor float.sim, from the plan's activation ranges.
+    """The vendor's fixed dialect for a vendor float.sim, from the plan's activation ranges and, where the
+    level's conv weights are per channel (L2 and up), its 8-bit convs' per-channel weight scales.
 
     The level's activation ranges are used (per tensor: the union of a per-channel range); its types
-    and per-channel scales are not (the template fixes the vendor's types and per-tensor scales)."""
+    are not (the template fixes the vendor's types: UINT8 / INT16 activations, 8-bit convs)."""
     if not float_model.is_vendor or float_model.dialect != "sgs_float":
         raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
     ranges = {pi.model.main.tensors[i].name: (min(q.min), max(q.max))
               for i, q in plan.tensors.items() if q.min and q.max}
-    write_vendor_fixed(float_model, template, stats, config, output_path, ranges=ranges)
+    weight_scales = None
+    if get_level(plan.level).weight_scales != "per_tensor":
+        weight_scales = {}
+        for c in pi.convs:
+            const = plan.constants.get(c.weights)
+            if const is not None and plan.conv_bits.get(c.op_index, 8) == 8 and len(const.quant.scale) > 1:
+                weight_scales[pi.model.main.tensors[c.weights].name] = const.quant.scale
+    write_vendor_fixed(float_model, template, stats, config, output_path, ranges=ranges,
+                       weight_scales=weight_scales)

@@ -209,6 +209,68 @@ class Program:
         return env
 
 
+def _has_program(options) -> bool:
+    """Whether a conv's options hold the vendor's IPU program (fixed.sim; its input tile is never 0)."""
+    return bool(getattr(options, "sgs_in_tile_width", 0))
+
+
+def slot_tiling(options) -> tuple[int, int] | None:
+    """(output_tile, input_tile) of an int8 CONV_2D weight buffer as its program states it: Conv2DOptions
+    slot 10 (input channels per tile, absent = 16) and slot 12 (output channels per tile, absent = 16;
+    where it holds O itself, O below the tile, the tile is O rounded up to 16). None without a program."""
+    if not _has_program(options):
+        return None
+    ti = getattr(options, "sgs_in_channels_per_tile", None)
+    to = getattr(options, "sgs_out_channels_per_tile", None)
+    return -(-int(to or 16) // 16) * 16, int(ti or 16)
+
+
+def _int8_or_int16_conv_weights(model, op, tw, wdt, b0, acc_min, acc_max, zp_in, zp_out, out_dt, s_in, s_w, s_out,
+                                bq) -> np.ndarray:
+    """A CONV_2D's weight codes, decoded in the tiling the program states (:func:`slot_tiling`).
+
+    The check: with a non-zero input zero point the bias codes hold -zp * sum(w) per channel, and with
+    per-tensor weight codes only the right tiling gives a float bias with exactly the stored min/max.
+    Where the stated tiling fails that check and another candidate passes it (face_landmark's
+    (1404, 3, 3, 32) conv: slot 12 says 64, the buffer holds output tiles of 1344), that one is taken;
+    where none passes (per-channel weight codes, whose multipliers differ per channel), the stated one.
+    """
+    raw = _raw(model, tw)
+    if wdt != np.int8:
+        return layout.unpack_conv_weights(raw, tw.shape, wdt)
+    stated = slot_tiling(op.options)
+    tilings = ([stated] if stated else []) + [t for t in layout.conv_tilings(tw.shape) if t != stated]
+    if zp_in == 0:
+        tilings = tilings[:1]  # no zero-point fold in the bias to tell them apart: the stated (or likeliest)
+    first = None
+    for to_, ti_ in tilings:
+        w = layout.unpack_conv_weights(raw, tw.shape, wdt, ti_, to_)
+        first = w if first is None else first
+        w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
+        fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, s_in * s_w / s_out)
+        if len(tilings) == 1 or conv.bias_shift_exact(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]),
+                                                      float(bq.max[0])) is not None:
+            return w
+    return first
+
+
+def _shifts(options, b0, mult, acc_min, acc_max, zp_in, w_sum, zp_out, out_dt, s_in, s_w, s_out, bq) -> tuple[int, int]:
+    """(k, N) of a conv: the program's bias shift and total shift N - k (Conv2DOptions 35 / 37,
+    DepthwiseConv2DOptions 36 / 38; absent = 0) where the file has a program, else inferred (k from the
+    bias range, :func:`.conv.infer_bias_shift`; N from the stored multipliers)."""
+    if _has_program(options):
+        k = int(options.sgs_bias_shift or 0)
+        return k, k + int(options.sgs_total_shift or 0)
+    _, n_shift = conv.requant_params(s_in, s_w, s_out)
+    m = s_in * s_w / s_out
+    if mult.size and mult.max() > 0:
+        # N such that M (the stored row 1) ~ m * 2**N: at a power-of-two tie the float32 scales put
+        # floor(log2 m) one off, the stored M does not
+        n_shift = int(round(math.log2(float(mult.max()) / m)))
+    fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, m)
+    return conv.infer_bias_shift(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]), float(bq.max[0])), n_shift
+
+
 def _conv_step(model: Model, name: str, op) -> ConvStep:
     g = model.main
     ti, tw, to = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
@@ -236,30 +298,10 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
         w = sgs_weights.unpack_diagonal_blocks(_raw(model, tw), tw.shape)
         w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
     elif name != "DEPTHWISE_CONV_2D":
-        # int8 weights come in tiles of sizes the file does not state: with a non-zero input zero
-        # point the bias codes hold -zp * sum(w) per channel, and only the right tiling gives a float
-        # bias with exactly the stored min/max
-        tilings = layout.conv_tilings(tw.shape) if wdt == np.int8 else [(None, None)]
-        if zp_in == 0:
-            tilings = tilings[:1]  # no zero-point fold in the bias to tell them apart: the likeliest
-        for to_, ti_ in tilings:
-            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt, ti_, to_)
-            w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
-            fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, s_in * s_w / s_out)
-            if conv.bias_shift_exact(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]),
-                                     float(bq.max[0])) is not None:
-                break
-        else:
-            w = layout.unpack_conv_weights(_raw(model, tw), tw.shape, wdt)
-            w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
-    _, n_shift = conv.requant_params(s_in, s_w, s_out)
-    m = s_in * s_w / s_out
-    if mult.size and mult.max() > 0:
-        # N such that M (the stored row 1) ~ m * 2**N: at a power-of-two tie the float32 scales put
-        # floor(log2 m) one off, the stored M does not
-        n_shift = int(round(math.log2(float(mult.max()) / m)))
-    fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, m)
-    k = conv.infer_bias_shift(b0, acc_min, acc_max, fold, s_in * s_w, float(bq.min[0]), float(bq.max[0]))
+        w = _int8_or_int16_conv_weights(model, op, tw, wdt, b0, acc_min, acc_max, zp_in, zp_out, out_dt,
+                                        s_in, s_w, s_out, bq)
+        w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
+    k, n_shift = _shifts(op.options, b0, mult, acc_min, acc_max, zp_in, w_sum, zp_out, out_dt, s_in, s_w, s_out, bq)
     o = op.options
     act = getattr(o, "fused_activation_function", "NONE") or "NONE"
     try:

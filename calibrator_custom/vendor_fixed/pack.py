@@ -13,6 +13,10 @@ conv chains and the shared models; docs/vendor_fixed_point.md, "Writing the conv
   below ``8192 * 2**k``; the total shift N - k (slot 37);
 - bias row 0 ``floor(bias_acc / 2**k + 1/2)``, row 1 the 15-bit multiplier M; each row padded to a
   multiple of 8 values.
+
+Per-channel weight scales (not the vendor's L1, but what its format and simulators take):
+:func:`per_channel_weight_codes`, :func:`per_channel_conv_parameters` (M_c under one shift N) and
+:func:`fit_per_channel_scales` (the one bias shift k kept at most one above the per-tensor codes').
 """
 from __future__ import annotations
 
@@ -109,3 +113,106 @@ def conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.ndarray, w_sc
         raise ModelError(f"bias codes {int(np.abs(row0).max())} do not fit INT16 at shift {k}")
     return {"row0": row0, "multipliers": np.full(len(bias), multiplier, np.int64), "bias_shift": k,
             "total_shift": n - k}
+
+
+def per_channel_weight_codes(w: np.ndarray, scales, axis: int, qmax: int = 127) -> np.ndarray:
+    """q = clip(round_half_away(w / s_c)) with one scale per channel along ``axis`` (our planner's
+    rounding, ``quant.weights.quantize_with_scale``), as int64."""
+    from ..rounding import round_half_away
+    w2 = np.moveaxis(np.asarray(w, np.float64), axis, -1)
+    q = np.clip(round_half_away(w2 / np.asarray(scales, np.float64)), -qmax, qmax)
+    return np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int64)
+
+
+def per_channel_multipliers(m_c) -> tuple[np.ndarray, int]:
+    """(M_c, N) with one shared shift: N = 14 - floor(log2 max m_c) (the per-tensor rule on the largest
+    ratio), one less where the largest M rounds up to 2**15, and M_c = round(m_c * 2**N) (at least 1)."""
+    m = np.asarray(m_c, np.float64)
+    n = 14 - math.floor(math.log2(float(m.max())))
+    mult = np.round(m * 2.0 ** n)
+    if mult.max() > 32767:
+        n -= 1
+        mult = np.round(m * 2.0 ** n)
+    return np.maximum(mult, 1).astype(np.int64), n
+
+
+def per_channel_conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.ndarray, w_scales, bias: np.ndarray,
+                                out_scale: float, out_zero_point: int, out_is_uint8: bool,
+                                out_min_per_channel, out_max_per_channel) -> dict:
+    """Bias rows, accumulator range, k and the total shift of one conv with a weight scale per output
+    channel: the accumulator of channel c is in units of s_in * s_c, M_c = round(s_in * s_c / s_out * 2**N)
+    with one N (:func:`per_channel_multipliers`); the rest as :func:`conv_parameters` per channel."""
+    s_c = np.asarray(w_scales, np.float64)
+    if in_scale <= 0 or out_scale <= 0 or np.any(s_c <= 0):
+        raise ModelError(f"conv scales must be positive (input {in_scale}, weights {s_c.min()}, output {out_scale})")
+    unit = float(in_scale) * s_c
+    m_c = unit / float(out_scale)
+    mult, n = per_channel_multipliers(m_c)
+    bias = np.asarray(bias, np.float64)
+    w_sum = np.asarray(w_sum, np.float64)
+    fold = -int(in_zero_point) * w_sum + (int(out_zero_point) / m_c if out_is_uint8 else 0.0)
+    bias_acc = bias / unit + fold
+    offset = int(in_zero_point) * w_sum - bias / unit
+    hi = np.asarray(out_max_per_channel, np.float64) / unit + offset
+    lo = np.asarray(out_min_per_channel, np.float64) / unit + offset
+    acc_max, acc_min = max(0, int(math.trunc(hi.max()))), min(0, int(math.trunc(lo.min())))
+    k = bias_shift(acc_max, acc_min, bias_acc)
+    row0 = np.floor(bias_acc / 2 ** k + 0.5).astype(np.int64)
+    if np.abs(row0).max(initial=0) > 32767:
+        raise ModelError(f"bias codes {int(np.abs(row0).max())} do not fit INT16 at shift {k}")
+    if n - k < 0:
+        raise ModelError(f"total shift N - k = {n - k} is negative (N {n}, k {k})")
+    return {"row0": row0, "multipliers": mult, "bias_shift": k, "total_shift": n - k, "acc_max": acc_max,
+            "acc_min": acc_min}
+
+
+def _fit_to_shift(need, s_c, s_max, limit, margin=0.97) -> np.ndarray:
+    """The per-channel scales raised (never above s_max) until every channel's need() fits ``limit``."""
+    s = s_c.copy()
+    for _ in range(12):  # need() is about proportional to 1 / s (code rounding and clipping aside)
+        over = need(s) / (limit * margin)
+        if over.max() <= 1.0:
+            break
+        s = np.minimum(np.where(over > 1.0, s * over, s), s_max)
+    return s
+
+
+#: how far above the per-tensor codes' bias shift the per-channel scales may take it (measured:
+#: docs/model_format.md, "Per-channel weight scales")
+EXTRA_BIAS_SHIFT = 1
+
+
+def fit_per_channel_scales(w: np.ndarray, axis: int, scales, in_scale: float, in_zero_point: int, bias,
+                           out_scale: float, out_zero_point: int, out_is_uint8: bool, out_min_per_channel,
+                           out_max_per_channel, extra_shift: int | None = None) -> np.ndarray:
+    """Per-channel scales raised where the vendor's format would lose more than they gain.
+
+    One bias shift k serves every channel: round(acc / 2**k) + b0 is a 16-bit value, so k is set by the
+    channel whose accumulator or bias code is largest in its own units (s_in * s_c). A channel with a
+    small weight scale and a large bias or output range raises k for all (iris_landmark: 4 -> 10, every
+    channel's accumulator then rounded to 2**10) and its multiplier M_c, under the one shift N of the
+    largest ratio, keeps few bits (M_c = 2). So k is allowed at most ``extra_shift`` (default
+    :data:`EXTRA_BIAS_SHIFT`) above the k of all channels at the largest scale (per-tensor codes), and
+    the scales of the channels that would exceed it are raised, never above the largest, until they fit."""
+    s_c = np.asarray(scales, np.float64)
+    s_max = float(s_c.max())
+    w = np.asarray(w, np.float64)
+    b = np.asarray(bias, np.float64)
+    out_lo = np.asarray(out_min_per_channel, np.float64)
+    out_hi = np.asarray(out_max_per_channel, np.float64)
+    extra = EXTRA_BIAS_SHIFT if extra_shift is None else int(extra_shift)
+
+    def need(s):
+        """Per channel: max(|acc range|, |bias code|) in accumulator units (before the shift)."""
+        codes = per_channel_weight_codes(w, s, axis)
+        w_sum = codes.reshape(-1, codes.shape[-1]).sum(0) if axis == 3 else codes.reshape(codes.shape[0], -1).sum(1)
+        unit = float(in_scale) * s
+        fold = -int(in_zero_point) * w_sum + (int(out_zero_point) * float(out_scale) / unit if out_is_uint8 else 0.0)
+        offset = int(in_zero_point) * w_sum - b / unit
+        return np.maximum(np.abs(b / unit + fold),
+                          np.maximum(np.abs(out_hi / unit + offset), np.abs(out_lo / unit + offset)))
+
+    k_lo = _shift_for(float(need(np.full_like(s_c, s_max)).max()))
+    if _shift_for(float(need(s_c).max())) <= k_lo + extra:
+        return s_c
+    return _fit_to_shift(need, s_c, s_max, 8192.0 * 2 ** (k_lo + extra))

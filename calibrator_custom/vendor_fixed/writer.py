@@ -25,6 +25,7 @@ established (LOGISTIC, MUL, SOFTMAX, ...) are refused up front, naming the op.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import struct
@@ -39,6 +40,8 @@ from ..model.sgs_dialect import slot_of
 from . import pack
 from . import quantize_plan as qp
 from .sim_patch import SimLayout
+
+log = logging.getLogger(__name__)
 
 #: ops whose vendor options hold no range-dependent field (two calibrations of the shared models
 #: with different photos differ in no byte of their options) or whose fields we compute
@@ -111,11 +114,14 @@ def _values(model: Model, t) -> np.ndarray:
 
 def write(template: bytes, float_model: Model, ranges: Mapping[str, tuple[float, float]],
           channel_ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], mean: Sequence[float],
-          std: float) -> bytes:
+          std: float, weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
     """The vendor fixed.sim for ``ranges`` (per tensor) and ``channel_ranges`` (per conv output channel).
 
     ``template``: a vendor L1 fixed.sim of ``float_model`` (the vendor float.sim); ``mean``/``std``:
-    the input normalization (three means, RGB order, and one std) as in the input config.
+    the input normalization (three means, RGB order, and one std) as in the input config;
+    ``weight_scales``: per conv weight tensor name, one scale per output channel (e.g. our L2 plan's):
+    those convs get per-channel weight codes and multipliers (:func:`_write_conv`); others, and all
+    without it, the vendor's per-tensor codes.
     """
     fixed = Model.from_bytes(template)
     if fixed.dialect != "sgs_fixed":
@@ -144,7 +150,8 @@ def write(template: bytes, float_model: Model, ranges: Mapping[str, tuple[float,
     for j, op in enumerate(fx.operators):
         kind = fixed.operator_codes[op.opcode_index].name
         if kind in _SHIFT_SLOTS:
-            _write_conv(p, fixed, float_model, j, op, kind, by_name, float_ops, channel_ranges)
+            _write_conv(p, fixed, float_model, j, op, kind, by_name, float_ops, channel_ranges,
+                        (weight_scales or {}).get(fx.tensors[op.inputs[1]].name))
         elif kind == "ADD":
             _write_add(p, fx, j, op, by_name)
         elif kind == "RELU":
@@ -161,7 +168,7 @@ def write(template: bytes, float_model: Model, ranges: Mapping[str, tuple[float,
 
 
 def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: str, by_name, float_ops,
-                channel_ranges) -> None:
+                channel_ranges, w_scales=None) -> None:
     fx, fl = fixed.main, float_model.main
     ti, tw, tb, to = (fx.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
     where = f"op #{j} {kind} (output {to.name!r})"
@@ -177,15 +184,28 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     if conv_out not in channel_ranges:
         raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
     lo, hi = channel_ranges[conv_out]
-    codes = pack.weight_codes(w, qw.scale)
     depthwise = kind == "DEPTHWISE_CONV_2D"
-    w_sum = pack.weight_sums(codes, depthwise)
-    acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
-    prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
-                               to.dtype == "UINT8", acc_max, acc_min)
-    # the weight codes round(w / (max|w| / 127)) do not depend on the ranges: the template's buffer
-    # (the vendor's packing of the same float weights; pack.pack_conv_weights gives it for 161 of
-    # the 162 int8 convs of the shared models) is kept
+    packed = None
+    if w_scales is not None:
+        w_scales = pack.fit_per_channel_scales(w, 3 if depthwise else 0, w_scales, qi.scale, qi.zero_point, bias,
+                                               qo.scale, qo.zero_point, to.dtype == "UINT8", lo, hi)
+        packed = _per_channel_weights(p, fixed, op, where, w, tw, depthwise, w_scales)
+    if packed is not None:
+        codes, raw = packed
+        w_sum = pack.weight_sums(codes, depthwise)
+        prm = pack.per_channel_conv_parameters(qi.scale, qi.zero_point, w_sum, w_scales, bias, qo.scale,
+                                               qo.zero_point, to.dtype == "UINT8", lo, hi)
+        acc_max, acc_min = prm["acc_max"], prm["acc_min"]
+        p.buffer(where + " weights", tw.buffer, raw)
+    else:
+        codes = pack.weight_codes(w, qw.scale)
+        w_sum = pack.weight_sums(codes, depthwise)
+        acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
+        prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
+                                   to.dtype == "UINT8", acc_max, acc_min)
+        # the weight codes round(w / (max|w| / 127)) do not depend on the ranges: the template's buffer
+        # (the vendor's packing of the same float weights; pack.pack_conv_weights gives it for 161 of
+        # the 162 int8 convs of the shared models) is kept
     p.buffer(where + " bias", tb.buffer, pack.pack_bias(prm["row0"], prm["multipliers"]))
     out_index = op.outputs[0]
     p.vector(where + " accumulator max", p.layout.quant_vector(out_index, 4), "q", [acc_max])
@@ -195,8 +215,42 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     p.option(where, j, nk_slot, prm["total_shift"])
 
 
+def _per_channel_weights(p: _Patch, fixed: Model, op, where: str, w: np.ndarray, tw, depthwise: bool,
+                         w_scales) -> tuple[np.ndarray, bytes] | None:
+    """(codes, packed buffer) of per-channel weight codes in the template's layout, or None (logged)
+    where that layout is not established for this conv: the template's buffer must decode, in the
+    tiling its program states (``engine.slot_tiling``), to a rounding of the float weights at the
+    template's per-tensor scale (face_landmark's (1404, 3, 3, 32) conv does not; a depthwise the
+    vendor runs as a CONV_2D holds only the diagonal blocks: both keep the per-tensor codes)."""
+    from .engine import slot_tiling
+    from .layout import unpack_conv_weights, unpack_depthwise_weights
+    scales = np.asarray(w_scales, np.float64)
+    axis = 3 if depthwise else 0
+    if scales.shape != (w.shape[axis],):
+        raise ModelError(f"{where}: {scales.size} weight scales for {w.shape[axis]} output channels")
+    tiling = None if depthwise else slot_tiling(op.options)
+    if not depthwise and (tiling is None or getattr(op.options, "sgs_depthwise_mode", 0) == 2):
+        log.info("%s: the template's weight layout is not the tiled one; per-tensor weight codes kept", where)
+        return None
+    raw = fixed.buffers[tw.buffer].data
+    s_t = float(tw.quantization.scale[0])
+    stored = unpack_depthwise_weights(raw, tw.shape) if depthwise else \
+        unpack_conv_weights(raw, tw.shape, np.int8, tiling[1], tiling[0])
+    ratio = np.asarray(w, np.float64) / s_t
+    if stored.shape != w.shape or np.any(np.abs(stored - np.clip(ratio, -127, 127)) > 0.5 + 1e-3):
+        log.info("%s: the template's weight buffer does not decode in the tiling its program states; "
+                 "per-tensor weight codes kept", where)
+        return None
+    codes = pack.per_channel_weight_codes(w, scales, axis)
+    packed = pack.pack_depthwise_weights(codes) if depthwise else pack.pack_conv_weights(codes, tiling[1], tiling[0])
+    if len(packed) > len(raw):
+        return None
+    return codes, packed
+
+
 def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, object], mean: Sequence[float],
-                     std: float, ranges: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+                     std: float, ranges: Mapping[str, tuple[float, float]] | None = None,
+                     weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
     """:func:`write` from calibration statistics (``calib.stats.TensorStats`` by tensor name).
 
     ``ranges`` overrides the per-tensor min/max (e.g. a level's clipped ranges); the accumulator
@@ -205,7 +259,7 @@ def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, ob
     if ranges is None:
         ranges = {name: (s.min, s.max) for name, s in stats.items()}
     channels = {name: (np.asarray(s.channel_min), np.asarray(s.channel_max)) for name, s in stats.items()}
-    return write(template, float_model, ranges, channels, mean, std)
+    return write(template, float_model, ranges, channels, mean, std, weight_scales)
 
 
 def _multiplier(m: float) -> tuple[int, int]:
@@ -312,13 +366,15 @@ def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None
 
 def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | os.PathLike, stats,
                        input_config, output_path: str | os.PathLike | None = None,
-                       ranges: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+                       ranges: Mapping[str, tuple[float, float]] | None = None,
+                       weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
     """The vendor fixed.sim of a vendor float.sim for our statistics.
 
     ``stats``: a ``calib.stats.StatsSet`` (or its ``tensors`` mapping); ``input_config``: an
     ``InputConfig`` (mean and std of the one image input); ``template``: a vendor fixed.sim of the
     same float model (see the module doc); ``ranges``: per-tensor ranges by name (a level's choice;
-    default and for missing names: the statistics' min/max, the vendor's L1). Written atomically to
+    default and for missing names: the statistics' min/max, the vendor's L1); ``weight_scales``: per conv
+    weight name, one scale per output channel (default: the vendor's per-tensor codes). Written atomically to
     ``output_path`` when given.
     """
     from ..fileio import atomic_write
@@ -336,7 +392,7 @@ def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | o
     tensors = getattr(stats, "tensors", stats)
     chosen = {name: (s.min, s.max) for name, s in tensors.items()}
     chosen.update(ranges or {})
-    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std[0], chosen)
+    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std[0], chosen, weight_scales)
     if output_path is not None:
         atomic_write(output_path, data)
     return data
