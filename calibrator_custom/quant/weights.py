@@ -97,16 +97,16 @@ def search_clip(w: np.ndarray, axis: int, bits: int, method: str = "per_channel"
         # a channel's error at a fraction is at least its largest magnitudes' clipping error there; where
         # that exceeds twice its error at 1.0 the fraction cannot win, and it is not computed (exact:
         # the choice is the same as computing every fraction, see _clip_bound)
-        bound = _clip_bound(mag, weight, absmax)
         last = err_at(absmax * grid[-1], None)
+        live_at = _clip_bound(mag, weight, absmax, grid[:-1]) <= 2 * last[None, :]
         best_err = np.full(absmax.shape, np.inf)
         clip = absmax.copy()
-        for f in grid:
+        for k, f in enumerate(grid):
             c = absmax * f
-            if f == grid[-1]:
+            if k == len(grid) - 1:
                 err = last
             else:
-                live = bound(c) <= 2 * last
+                live = live_at[k]
                 if not live.any():
                     continue
                 err = err_at(c, None if live.all() else np.flatnonzero(live))
@@ -155,10 +155,10 @@ class _ErrorAt:
 BOUND_ELEMENTS = 8
 
 
-def _clip_bound(mag: np.ndarray, weight: np.ndarray | None, absmax: np.ndarray):
-    """``bound(c)``: per channel, a lower bound of the clip search's error at clip ``c``: each of the
-    channel's ``BOUND_ELEMENTS`` largest magnitudes above ``c`` rounds to ``qmax`` and costs at least
-    ``weight * (mag - c)**2``.
+def _clip_bound(mag: np.ndarray, weight: np.ndarray | None, absmax: np.ndarray, fractions) -> np.ndarray:
+    """``[fraction, channel]``: a lower bound of the clip search's error at clip ``absmax * fraction``:
+    each of the channel's ``BOUND_ELEMENTS`` largest magnitudes above the clip rounds to ``qmax`` and
+    costs at least ``weight * (mag - clip)**2``.
 
     Skipping a fraction whose bound exceeds twice the channel's error at 1.0 (the last fraction, never
     skipped) leaves the choice as it was. The error the search ends on is at most the one at 1.0 (times
@@ -168,22 +168,18 @@ def _clip_bound(mag: np.ndarray, weight: np.ndarray | None, absmax: np.ndarray):
     there on both searches keep the same best error and make the same choices.
     """
     n = mag.shape[0]
+    fractions = np.asarray(fractions, np.float64)
     k = min(BOUND_ELEMENTS, n)
-    if k == 0:
-        return lambda c: np.zeros_like(absmax)
+    if k == 0 or fractions.size == 0:
+        return np.zeros((fractions.size, mag.shape[1]))
     top = np.argpartition(mag, n - k, axis=0)[n - k:]
     cols = np.arange(mag.shape[1])[None, :]
-    top_mag = mag[top, cols]
-    top_w = None if weight is None else weight[top, cols]
-
-    def bound(c: np.ndarray) -> np.ndarray:
-        over = np.maximum(top_mag - c[None, :], 0.0)
-        over *= over
-        if top_w is not None:
-            over *= top_w
-        return over.sum(axis=0) * (1 - 1e-9)
-
-    return bound
+    top_mag = mag[top, cols]  # [k, channels]
+    over = np.maximum(top_mag[None, :, :] - (absmax[None, :] * fractions[:, None])[:, None, :], 0.0)
+    over *= over
+    if weight is not None:
+        over *= weight[top, cols][None, :, :]
+    return over.sum(axis=1) * (1 - 1e-9)
 
 
 def quantize_bias(b: np.ndarray, data_scale: float, weight_scale: np.ndarray, bits: int, name: str) -> np.ndarray:
