@@ -60,16 +60,31 @@ def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None,
         qmax = {"INT16": 32767, "INT8": 127}[qtype]
         scale = f32(max(-lo, hi) / qmax)
         zp = 0
-    cmin = (lo,) if channel_min is None else tuple(f32(max(lo, v)) for v in channel_min)
-    cmax = (hi,) if channel_max is None else tuple(f32(min(hi, v)) for v in channel_max)
+    # per channel f32(max(lo, v)) and f32(min(hi, v)), all channels at once (max(a, b) is b only where b > a)
+    cmin = (lo,) if channel_min is None else _f32_tuple(_keep_unless(lo, channel_min, np.greater))
+    cmax = (hi,) if channel_max is None else _f32_tuple(_keep_unless(hi, channel_max, np.less))
     if cmin and min(cmin) > lo:
-        cmin = tuple(lo if v == min(cmin) else v for v in cmin)
+        low = min(cmin)
+        cmin = tuple(lo if v == low else v for v in cmin)
     if cmax and max(cmax) < hi:
-        cmax = tuple(hi if v == max(cmax) else v for v in cmax)
+        high = max(cmax)
+        cmax = tuple(hi if v == high else v for v in cmax)
     if qtype == "UINT8" and axis is not None and len(cmin) > 1 and len(cmin) == len(cmax):
         scales, zps = channel_u8_quant(scale, cmin, cmax, max_shift)
         return TensorQuant(qtype, scales, zps, cmin, cmax, axis)
     return TensorQuant(qtype, (scale,), (zp,), cmin, cmax, 0)
+
+
+def _keep_unless(a: float, values, beyond) -> np.ndarray:
+    """Per value ``v``: ``v`` where ``beyond(v, a)``, else ``a`` (Python's ``max(a, v)`` with ``np.greater``,
+    ``min(a, v)`` with ``np.less``; a NaN gives ``a``)."""
+    v = np.asarray(values, np.float64).ravel()
+    return np.where(beyond(v, a), v, a)
+
+
+def _f32_tuple(values: np.ndarray) -> tuple[float, ...]:
+    """``tuple(f32(v) for v in values)``."""
+    return tuple(np.asarray(values, np.float64).astype(np.float32).astype(np.float64).tolist())
 
 
 def channel_u8_quant(scale: float, cmin, cmax, max_shift: int = MAX_CHANNEL_SHIFT
