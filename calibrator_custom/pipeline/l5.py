@@ -21,7 +21,7 @@ import numpy as np
 from .. import blas
 from ..config import IMAGE_FORMATS
 from ..fixed.feeds import pixels_from_normalized
-from ..plan import PlanInputs, QuantPlan
+from ..plan import PlanInputs, QuantPlan, TensorQuant
 from ..progress_display import Reporter
 from ..quant import l5_search
 from ..quant.planner import activation_quant
@@ -164,12 +164,11 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     keep = after < before
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
         f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
-    final = overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
-    room = int16_headroom(pi, final, overrides, options.int16_headroom)
-    if not room:
-        return final
-    ranges = {**overrides.range_overrides, **room}
-    return replace(overrides, range_overrides=ranges).plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+    # the INT16 activations of the plan with these upgrades get their headroom, then the one plan is built
+    room = int16_headroom(pi, overrides.activations(pi, plan.level, rec), overrides, options.int16_headroom)
+    if room:
+        overrides = replace(overrides, range_overrides={**overrides.range_overrides, **room})
+    return overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
 
 
 def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_process: int = 1,
@@ -262,8 +261,10 @@ def value_bounds(pi: PlanInputs) -> dict[int, tuple[float, float]]:
     return out
 
 
-def int16_headroom(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, factor: float) -> dict[int, Range]:
-    """Range overrides widening every INT16 activation of ``plan`` (not model inputs, not ranges given in
+def int16_headroom(pi: PlanInputs, plan: QuantPlan | Mapping[int, TensorQuant], overrides: PlanOverrides,
+                   factor: float) -> dict[int, Range]:
+    """Range overrides widening every INT16 activation of ``plan`` (or of its ``tensors``, a mapping
+    tensor -> quantization: ``PlanOverrides.activations``) (not model inputs, not ranges given in
     ``overrides``) ``factor`` times around 0, but not beyond what the op making it can output
     (``value_bounds``: a sigmoid's [0, 1]): values beyond the calibration data's range then do not
     saturate, for at most 20*log10(factor) dB of the INT16 resolution. A bounded output gains nothing
@@ -272,7 +273,8 @@ def int16_headroom(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, fa
         return {}
     bounds = value_bounds(pi)
     out = {}
-    for i, q in plan.tensors.items():
+    tensors = plan if isinstance(plan, Mapping) else plan.tensors
+    for i, q in tensors.items():
         if q.qtype != "INT16" or i in pi.graph.inputs or i in overrides.range_overrides or not q.min or not q.max:
             continue
         lo, hi = min(q.min), max(q.max)
