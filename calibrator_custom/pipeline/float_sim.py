@@ -13,7 +13,6 @@ import numpy as np
 
 from ..ops.registry import get_op
 from ..plan import PlanInputs, QuantPlan
-from ..rounding import round_half_up
 from .measure import measured_tensors
 from .sensitivity import _ticking
 
@@ -23,6 +22,22 @@ class _Samples:
     """Float tensor values per sample (what ``_bias_corrections`` reads)."""
 
     samples: list[dict[int, np.ndarray]]
+
+
+def _on_u8_grid(x: np.ndarray, dq) -> np.ndarray:
+    """``((clip(round_half_up(x / s) + zp, 0, 255) - zp) * s).astype(float32)`` (float64 in between; the
+    same operations in place, on one buffer)."""
+    scale = np.asarray(dq.scale, np.float64)
+    zp = np.asarray(dq.zero_point, np.float64)
+    t = np.divide(x, scale, dtype=np.float64)
+    t += 0.5
+    np.floor(t, out=t)  # round_half_up
+    t += zp
+    np.maximum(t, 0, out=t)  # np.clip(t, 0, 255)
+    np.minimum(t, 255, out=t)
+    t -= zp
+    t *= scale
+    return t.astype(np.float32)
 
 
 class _FloatSim:
@@ -95,13 +110,10 @@ class _FloatSim:
         step = self.pi.step_of(c.op_index)
         vals = self.values[n]
         x = vals[c.data] if x is None else x
-        scale = np.asarray(dq.scale, np.float64)
-        zp = np.asarray(dq.zero_point, np.float64)
-        q = np.clip(round_half_up(x / scale) + zp, 0, 255)
         params, infos = self._params(c, bias_delta)
         args = [None if i < 0 else (infos[pos].data if i in self.pi.interp.constants else vals[i])
                 for pos, i in enumerate(step.inputs)]
-        args[step.inputs.index(c.data)] = ((q - zp) * scale).astype(np.float32)
+        args[step.inputs.index(c.data)] = _on_u8_grid(x, dq)
         it = self.pi.interp
         return it._call(step.op_index, step.op_name, step.kernel, args, params, step.out_dtypes)[0]
 
