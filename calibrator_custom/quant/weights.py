@@ -8,6 +8,9 @@
   channel weighted by the energy of that input channel of the data (``max|x_c|**2``), so weights
   that meet large activations are kept more precise.
 
+Both searches skip the fractions a lower bound of their error (the largest magnitudes' clipping)
+rules out; the choice is the one computing every fraction gives (``_clip_bound``).
+
 Biases: ``round(b / (data_scale * weight_scale[c]))`` in INT32 (8-bit) or INT64 (16-bit),
 round half away from zero; a bias that does not fit saturates with a warning.
 """
