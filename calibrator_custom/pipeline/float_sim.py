@@ -13,7 +13,6 @@ import numpy as np
 
 from ..ops.registry import get_op
 from ..plan import PlanInputs, QuantPlan
-from ..rounding import round_half_up
 from .measure import measured_tensors
 from .sensitivity import _ticking
 
@@ -23,6 +22,22 @@ class _Samples:
     """Float tensor values per sample (what ``_bias_corrections`` reads)."""
 
     samples: list[dict[int, np.ndarray]]
+
+
+def _on_u8_grid(x: np.ndarray, dq) -> np.ndarray:
+    """``((clip(round_half_up(x / s) + zp, 0, 255) - zp) * s).astype(float32)`` (float64 in between; the
+    same operations in place, on one buffer)."""
+    scale = np.asarray(dq.scale, np.float64)
+    zp = np.asarray(dq.zero_point, np.float64)
+    t = np.divide(x, scale, dtype=np.float64)
+    t += 0.5
+    np.floor(t, out=t)  # round_half_up
+    t += zp
+    np.maximum(t, 0, out=t)  # np.clip(t, 0, 255)
+    np.minimum(t, 255, out=t)
+    t -= zp
+    t *= scale
+    return t.astype(np.float32)
 
 
 class _FloatSim:
@@ -42,6 +57,9 @@ class _FloatSim:
         self.targets = measured_tensors(pi)
         self._weights: dict[int, np.ndarray] = {}
         self._prepared: dict[tuple, tuple] = {}  # (conv op, with bias correction) -> (params, input infos)
+        #: (conv op, sample) -> (data quantization, the conv's simulated 8-bit output): kept by ``keep_8bit``
+        #: for the per-conv error runs, which start from the same outputs the range choice computed
+        self._kept: dict[tuple[int, int], tuple[object, np.ndarray]] = {}
 
     @classmethod
     def collect(cls, pi: PlanInputs, plan: QuantPlan, feeds, tick=None, *, range_samples: int = 3,
@@ -92,20 +110,38 @@ class _FloatSim:
         step = self.pi.step_of(c.op_index)
         vals = self.values[n]
         x = vals[c.data] if x is None else x
-        scale = np.asarray(dq.scale, np.float64)
-        zp = np.asarray(dq.zero_point, np.float64)
-        q = np.clip(round_half_up(x / scale) + zp, 0, 255)
         params, infos = self._params(c, bias_delta)
         args = [None if i < 0 else (infos[pos].data if i in self.pi.interp.constants else vals[i])
                 for pos, i in enumerate(step.inputs)]
-        args[step.inputs.index(c.data)] = ((q - zp) * scale).astype(np.float32)
+        args[step.inputs.index(c.data)] = _on_u8_grid(x, dq)
         it = self.pi.interp
         return it._call(step.op_index, step.op_name, step.kernel, args, params, step.out_dtypes)[0]
 
-    def conv_error(self, c, n: int, dq) -> float:
-        """Squared error of conv ``c``'s simulated 8-bit output on sample ``n``."""
+    def conv_error(self, c, n: int, dq, keep: dict | None = None) -> float:
+        """Squared error of conv ``c``'s simulated 8-bit output on sample ``n`` (``keep``: the output is
+        stored there under ``n``, for ``keep_8bit``)."""
         y = self.values[n][self.pi.step_of(c.op_index).outputs[0]]
-        return float(np.sum(np.square(self.conv_8bit(c, n, dq).astype(np.float64) - y)))
+        y8 = self.conv_8bit(c, n, dq)
+        if keep is not None:
+            keep[n] = y8
+        return float(np.sum(np.square(y8.astype(np.float64) - y)))
+
+    def keep_8bit(self, c, dq, outputs: dict) -> None:
+        """Keep ``outputs`` (sample -> conv ``c``'s simulated output with data quantization ``dq``, no bias
+        correction) for ``conv_8bit_kept``."""
+        for n, y8 in outputs.items():
+            self._kept[(c.op_index, n)] = (dq, y8)
+
+    def conv_8bit_kept(self, c, n: int, dq) -> np.ndarray:
+        """``conv_8bit(c, n, dq)``, the kept output where ``keep_8bit`` stored it for the same ``dq``."""
+        kept = self._kept.get((c.op_index, n))
+        if kept is not None and kept[0] == dq:
+            return kept[1]
+        return self.conv_8bit(c, n, dq)
+
+    def drop_kept(self) -> None:
+        """Forget the outputs ``keep_8bit`` kept."""
+        self._kept.clear()
 
     def downstream(self, n: int, replaced: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
         """The measured tensors of sample ``n`` with the tensors in ``replaced`` (outputs of one step)

@@ -21,7 +21,7 @@ import numpy as np
 from .. import blas
 from ..config import IMAGE_FORMATS
 from ..fixed.feeds import pixels_from_normalized
-from ..plan import PlanInputs, QuantPlan
+from ..plan import PlanInputs, QuantPlan, TensorQuant
 from ..progress_display import Reporter
 from ..quant import l5_search
 from ..quant.planner import activation_quant
@@ -103,6 +103,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     with rep.phase("L5 float activations (samples)", len(feeds)) as phase:
         sim = _FloatSim.collect(pi, plan, feeds, phase.update, range_samples=options.range_samples,
                                 noise_samples=options.noise_samples, check_samples=options.check_samples)
+    macs = conv_macs(pi)
+    sim.n_noise = _noise_samples(pi, eight, macs, sim.n_noise, options.noise_passes)
     # 2. UINT8 input ranges: the plan's (fitted) or the statistics' min/max, per conv by its output error
     u8 = dict(overrides.u8_overrides)
     ranges = dict(overrides.range_overrides)
@@ -120,20 +122,22 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
             alt = activation_quant(minmax_range(ts.min, ts.max), "UINT8", ts.channel_min, ts.channel_max, axis)
             if alt == dq:
                 continue
-            e_fit = sum(sim.conv_error(c, n, dq) for n in range(sim.n_range))
-            e_mm = sum(sim.conv_error(c, n, alt) for n in range(sim.n_range))
+            # the outputs on the samples the per-conv errors use are kept for them (the chosen one's)
+            y_fit, y_mm = {}, {}
+            e_fit = sum(sim.conv_error(c, n, dq, y_fit if n < sim.n_noise else None) for n in range(sim.n_range))
+            e_mm = sum(sim.conv_error(c, n, alt, y_mm if n < sim.n_noise else None) for n in range(sim.n_range))
             if e_mm < e_fit:
                 (u8 if c.data in plan.u8_views else ranges)[c.data] = minmax_range(ts.min, ts.max)
                 chosen_mm[c.data] = alt
+            sim.keep_8bit(c, *((alt, y_mm) if e_mm < e_fit else (dq, y_fit)))
     for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
         dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     overrides = replace(overrides, u8_overrides=u8, range_overrides=ranges)
     # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
-    macs = conv_macs(pi)
-    sim.n_noise = _noise_samples(pi, eight, macs, sim.n_noise, options.noise_passes)
     signal = sim.signal()
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
         power = conv_noise_powers(sim, eight, dquant, options.num_process, phase.update)
+    sim.drop_kept()
     # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
     #    powers adding at each output (the cross terms of the error vectors, measured on so few
     #    samples, pick choices that do worse on other images); sensitivity above the threshold
@@ -160,12 +164,11 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     keep = after < before
     say(f"L5: bias correction {'kept' if keep else 'dropped'} (worst-output SQNR, 8-bit convs simulated, "
         f"on calibration data {_db(before):.2f} -> {_db(after):.2f} dB)")
-    final = overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
-    room = int16_headroom(pi, final, overrides, options.int16_headroom)
-    if not room:
-        return final
-    ranges = {**overrides.range_overrides, **room}
-    return replace(overrides, range_overrides=ranges).plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+    # the INT16 activations of the plan with these upgrades get their headroom, then the one plan is built
+    room = int16_headroom(pi, overrides.activations(pi, plan.level, rec), overrides, options.int16_headroom)
+    if room:
+        overrides = replace(overrides, range_overrides={**overrides.range_overrides, **room})
+    return overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
 
 
 def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_process: int = 1,
@@ -187,7 +190,7 @@ def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_p
         for j in range(start, stop):
             c = eight[order[j]]
             for s in range(sim.n_noise):
-                y8 = sim.conv_8bit(c, s, dquant[c.op_index])
+                y8 = sim.conv_8bit_kept(c, s, dquant[c.op_index])
                 out[j - start] += sim.output_error(s, sim.downstream(s, {sim.pi.step_of(c.op_index).outputs[0]: y8}))
             tick_one()
         return out
@@ -258,8 +261,10 @@ def value_bounds(pi: PlanInputs) -> dict[int, tuple[float, float]]:
     return out
 
 
-def int16_headroom(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, factor: float) -> dict[int, Range]:
-    """Range overrides widening every INT16 activation of ``plan`` (not model inputs, not ranges given in
+def int16_headroom(pi: PlanInputs, plan: QuantPlan | Mapping[int, TensorQuant], overrides: PlanOverrides,
+                   factor: float) -> dict[int, Range]:
+    """Range overrides widening every INT16 activation of ``plan`` (or of its ``tensors``, a mapping
+    tensor -> quantization: ``PlanOverrides.activations``) (not model inputs, not ranges given in
     ``overrides``) ``factor`` times around 0, but not beyond what the op making it can output
     (``value_bounds``: a sigmoid's [0, 1]): values beyond the calibration data's range then do not
     saturate, for at most 20*log10(factor) dB of the INT16 resolution. A bounded output gains nothing
@@ -268,7 +273,8 @@ def int16_headroom(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, fa
         return {}
     bounds = value_bounds(pi)
     out = {}
-    for i, q in plan.tensors.items():
+    tensors = plan if isinstance(plan, Mapping) else plan.tensors
+    for i, q in tensors.items():
         if q.qtype != "INT16" or i in pi.graph.inputs or i in overrides.range_overrides or not q.min or not q.max:
             continue
         lo, hi = min(q.min), max(q.max)

@@ -6,8 +6,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..plan import PlanInputs, QuantPlan
-from ..quant.planner import build_plan
+from ..plan import PlanInputs, QuantPlan, TensorQuant
+from ..quant.planner import activation_quants, build_plan
 from ..quant.qparam import QuantParamOverrides
 from ..quant.ranges import Range
 
@@ -33,3 +33,9 @@ class PlanOverrides:
                           u8_overrides=self.u8_overrides, weight_overrides=self.weight_overrides,
                           bits_overrides=self.bits_overrides, bias_deltas=bias_deltas, const_data=self.const_data,
                           tick=tick)
+
+    def activations(self, pi: PlanInputs, level, recommended_16: frozenset[int] = frozenset()) -> dict[int, TensorQuant]:
+        """``plan(pi, level, recommended_16).tensors`` as far as they do not depend on the constants (all but
+        UINT8 data coarsened for its biases), without quantizing the constants (``activation_quants``)."""
+        return activation_quants(pi, level, recommended_16, range_overrides=self.range_overrides,
+                                 bits_overrides=self.bits_overrides, const_data=self.const_data)

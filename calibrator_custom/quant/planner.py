@@ -60,16 +60,31 @@ def activation_quant(rng: Range, qtype: str, channel_min=None, channel_max=None,
         qmax = {"INT16": 32767, "INT8": 127}[qtype]
         scale = f32(max(-lo, hi) / qmax)
         zp = 0
-    cmin = (lo,) if channel_min is None else tuple(f32(max(lo, v)) for v in channel_min)
-    cmax = (hi,) if channel_max is None else tuple(f32(min(hi, v)) for v in channel_max)
+    # per channel f32(max(lo, v)) and f32(min(hi, v)), all channels at once (max(a, b) is b only where b > a)
+    cmin = (lo,) if channel_min is None else _f32_tuple(_keep_unless(lo, channel_min, np.greater))
+    cmax = (hi,) if channel_max is None else _f32_tuple(_keep_unless(hi, channel_max, np.less))
     if cmin and min(cmin) > lo:
-        cmin = tuple(lo if v == min(cmin) else v for v in cmin)
+        low = min(cmin)
+        cmin = tuple(lo if v == low else v for v in cmin)
     if cmax and max(cmax) < hi:
-        cmax = tuple(hi if v == max(cmax) else v for v in cmax)
+        high = max(cmax)
+        cmax = tuple(hi if v == high else v for v in cmax)
     if qtype == "UINT8" and axis is not None and len(cmin) > 1 and len(cmin) == len(cmax):
         scales, zps = channel_u8_quant(scale, cmin, cmax, max_shift)
         return TensorQuant(qtype, scales, zps, cmin, cmax, axis)
     return TensorQuant(qtype, (scale,), (zp,), cmin, cmax, 0)
+
+
+def _keep_unless(a: float, values, beyond) -> np.ndarray:
+    """Per value ``v``: ``v`` where ``beyond(v, a)``, else ``a`` (Python's ``max(a, v)`` with ``np.greater``,
+    ``min(a, v)`` with ``np.less``; a NaN gives ``a``)."""
+    v = np.asarray(values, np.float64).ravel()
+    return np.where(beyond(v, a), v, a)
+
+
+def _f32_tuple(values: np.ndarray) -> tuple[float, ...]:
+    """``tuple(f32(v) for v in values)``."""
+    return tuple(np.asarray(values, np.float64).astype(np.float32).astype(np.float64).tolist())
 
 
 def channel_u8_quant(scale: float, cmin, cmax, max_shift: int = MAX_CHANNEL_SHIFT
@@ -150,48 +165,15 @@ def build_plan(pi: PlanInputs, level: str | Level = "L2", recommended_16: frozen
     """
     lv = get_level(level)
     g = pi.graph
-    consts = dict(pi.interp.constants)
-    biases_at = {c.bias for c in pi.convs if c.bias >= 0}
-    # an imported bias keeps float64: an INT64 bias has more digits than float32 holds
-    consts.update({i: np.asarray(v, np.float64 if i in biases_at else np.float32)
-                   for i, v in (const_data or {}).items()})
+    consts = _constants(pi, const_data)
     range_overrides = range_overrides or {}
     u8_overrides = u8_overrides or {}
     weight_overrides = weight_overrides or {}
     bias_deltas = bias_deltas or {}
-    bits = conv_bits(pi.model, pi.convs, pi.config.conv, recommended_16)
-    bits.update(bits_overrides or {})
-    qtypes = tensor_qtypes(pi.model, consts, pi.config, bits, pi.convs)
+    bits, tensors, u8_args = _activations(pi, lv, recommended_16, range_overrides, bits_overrides, consts, tick)
     fit = lv.fitted_ranges
     specs = {s.name: s for s in pi.config.inputs}
     input_specs = {i: specs[g.tensors[i].name] for i in g.inputs if g.tensors[i].name in specs}
-
-    tensors: dict[int, TensorQuant] = {}
-    u8_args: dict[int, tuple] = {}  # per-channel UINT8 data: activation_quant's arguments (see _fit_biases)
-    for i in _ticking(pi.runtime_tensors(), tick):
-        t = g.tensors[i]
-        if t.dtype != "FLOAT32":
-            continue
-        qt = qtypes[i]
-        spec = input_specs.get(i)
-        if spec is not None and spec.input_format in IMAGE_FORMATS:
-            qt = _normalized_qtype(pi, i, bits)
-            rng, lo_c, hi_c = _image_range(spec)
-            tensors[i] = activation_quant(rng, qt, lo_c, hi_c)
-            continue
-        if qt == "FLOAT32":  # RAWDATA_F32 with quantizations: quantized by the model's first op
-            qt = _normalized_qtype(pi, i, bits)
-        if spec is not None and spec.input_format == "RAWDATA_S16_NHWC" and qt == "UINT8":
-            qt = "INT16"
-        if i in range_overrides:
-            rng, ts = range_overrides[i], pi.stats.tensors.get(t.name)
-        else:
-            rng, ts = _stats_range(pi, i, qt, fit)
-        args = (rng, qt, None if ts is None else ts.channel_min, None if ts is None else ts.channel_max,
-                _channel_axis(t) if qt == "UINT8" and i not in g.inputs else None)
-        tensors[i] = _memo_activation_quant(pi, i, args)
-        if qt == "UINT8":
-            u8_args[i] = args
 
     # INT16 tensors that 8-bit convs read get a UINT8 copy
     u8_views: dict[int, TensorQuant] = {}
@@ -242,6 +224,66 @@ def build_plan(pi: PlanInputs, level: str | Level = "L2", recommended_16: frozen
         deq[name] = pi.config.outputs[k].dequantization
     dequantize_outputs = {i: deq.get(g.tensors[i].name, False) for i in g.outputs}
     return QuantPlan(lv.name, dict(bits), tensors, u8_views, constants, input_specs, dequantize_outputs)
+
+
+def _constants(pi: PlanInputs, const_data) -> dict[int, np.ndarray]:
+    consts = dict(pi.interp.constants)
+    biases_at = {c.bias for c in pi.convs if c.bias >= 0}
+    # an imported bias keeps float64: an INT64 bias has more digits than float32 holds
+    consts.update({i: np.asarray(v, np.float64 if i in biases_at else np.float32)
+                   for i, v in (const_data or {}).items()})
+    return consts
+
+
+def activation_quants(pi: PlanInputs, level: str | Level = "L2", recommended_16: frozenset[int] = frozenset(),
+                      range_overrides: Mapping[int, Range] | None = None,
+                      bits_overrides: Mapping[int, int] | None = None,
+                      const_data: Mapping[int, np.ndarray] | None = None) -> dict[int, TensorQuant]:
+    """The activation quantizations (``QuantPlan.tensors``, before any UINT8 data is coarsened for
+    its biases) ``build_plan`` gives with these arguments, without quantizing the constants."""
+    lv = get_level(level)
+    return _activations(pi, lv, recommended_16, range_overrides or {}, bits_overrides,
+                        _constants(pi, const_data))[1]
+
+
+def _activations(pi: PlanInputs, lv: Level, recommended_16, range_overrides, bits_overrides, consts,
+                 tick: Callable[[], None] | None = None) -> tuple[dict[int, int], dict[int, TensorQuant], dict]:
+    """(conv bits, activation quantizations, per-channel UINT8 data's ``activation_quant`` arguments)."""
+    g = pi.graph
+    bits = conv_bits(pi.model, pi.convs, pi.config.conv, recommended_16)
+    bits.update(bits_overrides or {})
+    qtypes = tensor_qtypes(pi.model, consts, pi.config, bits, pi.convs)
+    fit = lv.fitted_ranges
+    specs = {s.name: s for s in pi.config.inputs}
+    input_specs = {i: specs[g.tensors[i].name] for i in g.inputs if g.tensors[i].name in specs}
+    tensors: dict[int, TensorQuant] = {}
+    u8_args: dict[int, tuple] = {}  # per-channel UINT8 data: activation_quant's arguments (see _fit_biases)
+    for i in _ticking(pi.runtime_tensors(), tick):
+        t = g.tensors[i]
+        if t.dtype != "FLOAT32":
+            continue
+        qt = qtypes[i]
+        spec = input_specs.get(i)
+        if spec is not None and spec.input_format in IMAGE_FORMATS:
+            qt = _normalized_qtype(pi, i, bits)
+            rng, lo_c, hi_c = _image_range(spec)
+            tensors[i] = activation_quant(rng, qt, lo_c, hi_c)
+            continue
+        if qt == "FLOAT32":  # RAWDATA_F32 with quantizations: quantized by the model's first op
+            qt = _normalized_qtype(pi, i, bits)
+        if spec is not None and spec.input_format == "RAWDATA_S16_NHWC" and qt == "UINT8":
+            qt = "INT16"
+        if i in range_overrides:
+            rng, ts = range_overrides[i], pi.stats.tensors.get(t.name)
+        else:
+            rng, ts = _stats_range(pi, i, qt, fit)
+        args = (rng, qt, None if ts is None else ts.channel_min, None if ts is None else ts.channel_max,
+                _channel_axis(t) if qt == "UINT8" and i not in g.inputs else None)
+        tensors[i] = _memo_activation_quant(pi, i, args)
+        if qt == "UINT8":
+            u8_args[i] = args
+
+    return bits, tensors, u8_args
 
 
 def _bias_at(b, delta, dq: TensorQuant, wq: TensorQuant) -> tuple[np.ndarray, tuple[float, ...]]:
