@@ -170,19 +170,8 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     fop = float_ops.get(tw.name)
     if fop is None:
         raise ModelError(f"{where}: its weights {tw.name!r} are not in the float model")
-    w = _values(float_model, fl.tensors[fop.inputs[1]])
-    bias = _values(float_model, fl.tensors[fop.inputs[2]]).reshape(2, -1)[0]
-    qi, qw, qo = by_name[ti.name], by_name[tw.name], by_name[to.name]
-    conv_out = fl.tensors[fop.outputs[0]].name  # before a RELU the vendor fused into the conv
-    if conv_out not in channel_ranges:
-        raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
-    lo, hi = channel_ranges[conv_out]
-    codes = pack.weight_codes(w, qw.scale)
-    depthwise = kind == "DEPTHWISE_CONV_2D"
-    w_sum = pack.weight_sums(codes, depthwise)
-    acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
-    prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
-                               to.dtype == "UINT8", acc_max, acc_min)
+    _, prm, acc_max, acc_min = conv_values(float_model, fop, kind, by_name[ti.name], by_name[tw.name],
+                                          by_name[to.name], to.dtype == "UINT8", channel_ranges, where)
     # the weight codes round(w / (max|w| / 127)) do not depend on the ranges: the template's buffer
     # (the vendor's packing of the same float weights; pack.pack_conv_weights gives it for 161 of
     # the 162 int8 convs of the shared models) is kept
@@ -193,6 +182,25 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     k_slot, nk_slot = _SHIFT_SLOTS[kind]
     p.option(where, j, k_slot, prm["bias_shift"])
     p.option(where, j, nk_slot, prm["total_shift"])
+
+
+def conv_values(float_model: Model, fop, kind: str, qi, qw, qo, out_is_uint8: bool, channel_ranges,
+                where: str):
+    """(weight codes, ``pack.conv_parameters``' dict, acc_max, acc_min) of the float model's conv ``fop``
+    for the planned quantization of its input, weights and output (also used by :mod:`.synth`)."""
+    fl = float_model.main
+    w = _values(float_model, fl.tensors[fop.inputs[1]])
+    bias = _values(float_model, fl.tensors[fop.inputs[2]]).reshape(2, -1)[0]
+    conv_out = fl.tensors[fop.outputs[0]].name  # before a RELU the vendor fused into the conv
+    if conv_out not in channel_ranges:
+        raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
+    lo, hi = channel_ranges[conv_out]
+    codes = pack.weight_codes(w, qw.scale)
+    w_sum = pack.weight_sums(codes, kind == "DEPTHWISE_CONV_2D")
+    acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
+    prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
+                               out_is_uint8, acc_max, acc_min)
+    return codes, prm, acc_max, acc_min
 
 
 def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, object], mean: Sequence[float],

@@ -1,0 +1,194 @@
+"""The vendor fixed.sim synthesized from the vendor float.sim (no template) against the vendor's own L1 file.
+
+Unit tests check the pure rules of ``vendor_fixed.synth`` against hand-computed values; the oracle
+tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it) makes builder conv chains with
+the vendor's converter and L1 calibrator and checks, for each, that the synthesized file
+
+- with the vendor's own program of each conv (taken from its L1 file) is the vendor's L1 file byte
+  for byte: every field but the program is synthesized;
+- with the program the vendor writes for the same conv on its own (``tools/vendor_program_splice.py``,
+  the provider a fitted rule will replace) equals the vendor's file field for field outside the
+  program slots, is compiled by the vendor's compiler, and gives our ``fixed_simulator``'s codes in
+  the vendor's fixed simulator on random inputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vendor_fixed_oracle as vo
+from calibrator_custom.errors import UnsupportedOpError
+from calibrator_custom.model.graph import load_model
+from calibrator_custom.vendor_fixed import pack, synth
+from test_vendor_fixed_ops import _conv_chain
+from test_vendor_fixed_writer import CONV_CHAINS, _log_channel_ranges, _log_ranges
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import vendor_program_splice as vps  # noqa: E402
+
+#: the chains the synthesizer is checked on (each made once, cached by vendor_fixed_oracle)
+SYNTH_CHAINS = ["3x3_same_16to24", "3x3_stride2", "1x1_valid_odd", "5x5_valid_stride2", "3x3_32to40",
+                "3x3_17to33"]
+MEAN, STD = (127.5, 127.5, 127.5), 127.5
+
+
+# ---------------------------------------------------------------- pure rules
+@pytest.mark.parametrize("size,k,stride,want", [(8, 3, 1, (1, 1)), (9, 3, 2, (1, 1)), (8, 3, 2, (0, 1)),
+                                                (10, 5, 2, (1, 2)), (8, 1, 1, (0, 0)), (7, 4, 1, (1, 2))])
+def test_same_pads_split_as_tensorflow(size, k, stride, want):
+    """out = ceil(size / stride), total = (out - 1) * stride + k - size, the smaller half before."""
+    assert synth.same_pads(size, k, stride) == want
+
+
+def test_activation_bytes_round_channels_to_16_and_size_to_64():
+    assert synth.activation_bytes((1, 8, 8, 16), "UINT8") == 1024
+    assert synth.activation_bytes((1, 7, 7, 3), "UINT8") == 832       # 49 * 16 = 784 -> 832
+    assert synth.activation_bytes((1, 7, 7, 40), "UINT8") == 2368     # 49 * 48 = 2352 -> 2368
+    assert synth.activation_bytes((1, 5, 5, 8), "INT16") == 832       # 25 * 16 * 2 = 800 -> 832
+
+
+def test_arena_packs_in_order_and_rounds_the_total_to_128():
+    T = dataclasses.make_dataclass("T", ["shape", "dtype"])
+    tensors = [T((1, 9, 9, 8), "UINT8"), T((1, 5, 5, 8), "UINT8"), T((1, 2, 2, 4), "UINT8")]
+    ranges, total = synth.arena(tensors, [0, 1])
+    assert ranges == {0: (0, 1344), 1: (1344, 1792)} and total == 1792
+    ranges, total = synth.arena(tensors, [2])
+    assert ranges == {2: (0, 64)} and total == 128
+
+
+def test_fixed_flag_codes():
+    f = synth.fixed_flag
+    assert f("UINT8", False, True, False, False, None, ("CONV_2D",)) == 1
+    assert f("INT8", True, False, False, True, None, ("CONV_2D",)) == 10
+    assert f("INT16", True, False, False, True, None, ("CONV_2D",)) == 13
+    assert f("INT16", True, False, False, False, None, ("CONV_2D",)) == 12
+    assert f("INT32", True, False, False, False, None, ("PAD",)) == 14
+    assert f("UINT8", False, False, False, False, "CONV_2D", ("CONV_2D",)) == 6
+    assert f("UINT8", False, False, False, False, "CONV_2D", ("RESHAPE",)) == 7
+    assert f("INT16", False, False, False, False, "CONV_2D", ("RELU",)) == 11
+    assert f("INT16", False, False, True, False, "CONV_2D", ()) == 12
+
+
+def test_first_reference_order():
+    """A tensor the converter appended (a depthwise rewritten as a conv) ranks where an op first names it."""
+    Op = dataclasses.make_dataclass("Op", ["inputs", "outputs"])
+    SG = dataclasses.make_dataclass("SG", ["operators", "tensors"])
+    sg = SG([Op((0, 1, 2), (3,)), Op((3, 8, 9), (4,)), Op((4, 5, 6), (7,))], list(range(10)))
+    assert synth.first_reference_order(sg) == {0: 0, 1: 1, 2: 2, 3: 3, 8: 4, 9: 5, 4: 6, 5: 7, 6: 8, 7: 9}
+
+
+# ---------------------------------------------------------------- oracle tier
+def _skip_without_vendor():
+    reason = vo.vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _chain(name):
+    b, ranges, x, _ = _conv_chain(*CONV_CHAINS[name])
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
+    return fixed.with_name("m_float.sim"), fixed
+
+
+def _own_program(float_model, fixed_model):
+    """The provider that returns the vendor's own program of each conv (from its L1 file)."""
+    def program_for(site):
+        op = fixed_model.main.operators[site.op_index]
+        tw = fixed_model.main.tensors[op.inputs[1]]
+        raw = fixed_model.buffers[tw.buffer].data
+        codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
+        to, ti = vps.weight_tiling(codes, raw)
+        return synth.ConvProgram(vps.program_fields(op.options, site.kind), ti, to, len(raw))
+    return program_for
+
+
+def standalone_program(site):
+    """The provider that returns the program the vendor writes for the same conv on its own."""
+    key = vps.ConvKey(site.kind, site.in_shape, site.w_shape, site.stride, site.padding, site.in_dtype,
+                      site.out_dtype, site.graph_input)
+    prog = vps.standalone_program(key)
+    if prog.get("tiling") is None:
+        pytest.skip(f"op #{site.op_index}: the standalone's weight tiling is not one layout.conv_tilings lists")
+    to, ti = prog["tiling"]
+    return synth.ConvProgram(prog["fields"], ti, to, prog["buffer_bytes"])
+
+
+def _synthesize(float_sim, fixed, program_for):
+    log = fixed.parent / "wd" / "log"
+    return synth.synthesize(load_model(float_sim), _log_ranges(log), _log_channel_ranges(log), MEAN, STD,
+                            program_for)
+
+
+@pytest.mark.parametrize("name", SYNTH_CHAINS)
+def test_synthesized_with_the_vendors_programs_is_the_vendors_file(name):
+    _skip_without_vendor()
+    float_sim, fixed = _chain(name)
+    fl, fx = load_model(float_sim), load_model(fixed)
+    got = _synthesize(float_sim, fixed, _own_program(fl, fx)).to_bytes(reencode=True)
+    want = fixed.read_bytes()
+    assert len(got) == len(want)
+    diff = np.nonzero(np.frombuffer(got, np.uint8) != np.frombuffer(want, np.uint8))[0]
+    assert diff.size == 0, f"{diff.size} bytes differ, first at {diff[:8].tolist()}"
+
+
+def _without_program(model):
+    """The model's decoded content with every conv's program fields (and the options' layout, the
+    int8 weight buffers packed per the program and the tensor tags, which follow the file layout) blanked."""
+    m = model.copy()
+    sg = m.main
+    weight_buffers = set()
+    for op in sg.operators:
+        kind = m.op_name(op)
+        if kind in vps.SHIFT_SLOTS:
+            blank = {k: None for k in vps.program_fields(op.options, kind)}
+            op.options = dataclasses.replace(op.options, **blank, sgs_layout=())
+            weight_buffers.add(sg.tensors[op.inputs[1]].buffer)
+    for t in sg.tensors:
+        t.extra = {k: v for k, v in t.extra.items() if k != "sgs_tag"}
+    m.buffers = [dataclasses.replace(b, data=b"") if i in weight_buffers else b for i, b in enumerate(m.buffers)]
+    m.source = None
+    return m
+
+
+@pytest.mark.parametrize("name", SYNTH_CHAINS)
+def test_synthesized_with_standalone_programs_compiles_and_runs_as_ours(name, tmp_path):
+    """Field for field the vendor's file outside the program slots; the vendor's compiler takes it;
+    the vendor's fixed simulator and our fixed_simulator give the same codes on random inputs."""
+    _skip_without_vendor()
+    import calibrator_custom
+    float_sim, fixed = _chain(name)
+    model = _synthesize(float_sim, fixed, standalone_program)
+    path = tmp_path / "synth_fixed.sim"
+    path.write_bytes(model.to_bytes(reencode=True))
+    got, want = _without_program(load_model(path)), _without_program(load_model(fixed))
+    assert got == want
+    o = vo.oracle()
+    o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    g = np.random.default_rng(7)
+    for _ in range(2):
+        x = g.integers(0, 256, shape).astype(np.uint8)
+        ref = o.fixed_sim(str(path), x)
+        sim.set_input(0, x)
+        sim.invoke()
+        vo.assert_outputs_code_for_code(sim, ref, f"{name}, synthesized")
+
+
+def test_other_ops_are_refused_naming_the_op():
+    _skip_without_vendor()
+    from calibrator_custom.model.builder import ModelBuilder
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    g = np.random.default_rng(1)
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(4, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", np.zeros(4, np.float32))], {"padding": "SAME", "stride_w": 1,
+                                                                      "stride_h": 1}, name="c1")
+    b.output(b.op("LOGISTIC", [y], {}, name="s"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-2, 2), "s": (0, 1)}, vo.ini_text(["x"], ["s"]), "synth_refuse")
+    with pytest.raises(UnsupportedOpError, match="LOGISTIC"):
+        _synthesize(fixed.with_name("m_float.sim"), fixed, standalone_program)
