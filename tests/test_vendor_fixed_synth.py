@@ -30,10 +30,39 @@ from test_vendor_fixed_writer import CONV_CHAINS, _log_channel_ranges, _log_rang
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import vendor_program_splice as vps  # noqa: E402
 
+SAME1 = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
+#: longer chains x -> c1 -> ... -> cn: (seed, side, output channels, kernels, convs with a fused RELU)
+LONG_CHAINS = {
+    "long_32to64": (41, 32, (32, 64, 64, 4), (1, 3, 3, 1), ()),
+    "long_48to128": (42, 24, (48, 96, 128, 4), (1, 3, 1, 1), ()),
+    "relu_24to40": (43, 12, (24, 40, 16, 4), (1, 3, 3, 1), (1, 2)),
+    "relu_stride2": (44, 17, (16, 32, 4), (3, 3, 1), (1,)),
+}
 #: the chains the synthesizer is checked on (each made once, cached by vendor_fixed_oracle)
 SYNTH_CHAINS = ["3x3_same_16to24", "3x3_stride2", "1x1_valid_odd", "5x5_valid_stride2", "3x3_32to40",
-                "3x3_17to33"]
+                "3x3_17to33", *LONG_CHAINS]
 MEAN, STD = (127.5, 127.5, 127.5), 127.5
+
+
+def _long_chain(seed, side, chans, kernels, relu):
+    """x -> conv (SAME, stride 1; stride 2 on the 2nd conv of an odd side) ... with RELU fused into the convs
+    numbered in ``relu``; the chosen ranges start at 0 after a RELU."""
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    y = b.input("x", (1, side, side, 3))
+    ranges, cin = {"x": (-1.0, 1.0)}, 3
+    for n, (c, k) in enumerate(zip(chans, kernels), 1):
+        stride = 2 if side % 2 and n == 2 else 1
+        w = (g.normal(size=(c, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        opts = dict(SAME1, stride_w=stride, stride_h=stride, fused_activation_function="RELU" if n in relu else "NONE")
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", (g.normal(size=c) * 0.3).astype(np.float32))],
+                 opts, name=f"c{n}")
+        r = g.uniform(1, 4)
+        ranges[f"c{n}"] = (0.0, r) if n in relu else (-r, 0.8 * r)
+        cin = c
+    b.output(y)
+    return b, ranges, f"c{len(chans)}"
 
 
 # ---------------------------------------------------------------- pure rules
@@ -51,13 +80,21 @@ def test_activation_bytes_round_channels_to_16_and_size_to_64():
     assert synth.activation_bytes((1, 5, 5, 8), "INT16") == 832       # 25 * 16 * 2 = 800 -> 832
 
 
-def test_arena_packs_in_order_and_rounds_the_total_to_128():
+def test_arena_first_fit_over_lifetimes_and_total_rounded_to_128():
+    """x -> c1 -> c2 -> c3 -> c4 -> out: c3 reuses c1's bytes when it fits there (c1 is dead once c2 is
+    written), c4 does not fit below c2 and goes after c3; a tensor is live while its reader runs."""
     T = dataclasses.make_dataclass("T", ["shape", "dtype"])
-    tensors = [T((1, 9, 9, 8), "UINT8"), T((1, 5, 5, 8), "UINT8"), T((1, 2, 2, 4), "UINT8")]
-    ranges, total = synth.arena(tensors, [0, 1])
-    assert ranges == {0: (0, 1344), 1: (1344, 1792)} and total == 1792
-    ranges, total = synth.arena(tensors, [2])
-    assert ranges == {2: (0, 64)} and total == 128
+    Op = dataclasses.make_dataclass("Op", ["inputs", "outputs"])
+    tensors = [T((1, 4, 4, 3), "UINT8"), T((1, 8, 8, 16), "UINT8"), T((1, 8, 8, 32), "UINT8"),
+               T((1, 8, 8, 8), "UINT8"), T((1, 9, 9, 16), "UINT8"), T((1, 2, 2, 4), "INT16")]
+    ops = [Op((0,), (1,)), Op((1,), (2,)), Op((2,), (3,)), Op((3,), (4,)), Op((4,), (5,))]
+    ranges, total = synth.arena(tensors, ops, [1, 2, 3, 4])
+    # c1 1024 bytes at 0; c2 2048 after it; c3 (8*8*16 = 1024) in c1's hole; c4 (81*16 = 1296 -> 1344)
+    # while c3 is live: not below c3's end 1024 (c2 at 1024..3072 is dead by then: c4 at 1024)
+    assert ranges == {1: (0, 1024), 2: (1024, 3072), 3: (0, 1024), 4: (1024, 2368)}
+    assert total == 3072
+    ranges, total = synth.arena(tensors, ops[:2], [1])
+    assert ranges == {1: (0, 1024)} and total == 1024
 
 
 def test_fixed_flag_codes():
@@ -89,8 +126,12 @@ def _skip_without_vendor():
 
 
 def _chain(name):
-    b, ranges, x, _ = _conv_chain(*CONV_CHAINS[name])
-    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
+    if name in LONG_CHAINS:
+        b, ranges, last = _long_chain(*LONG_CHAINS[name])
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], [last]), f"synth_{name}")
+    else:
+        b, ranges, _, _ = _conv_chain(*CONV_CHAINS[name])
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
     return fixed.with_name("m_float.sim"), fixed
 
 

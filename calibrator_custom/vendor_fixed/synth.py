@@ -20,7 +20,7 @@ Established rules (every one checked on the vendor files of the session, counts 
   SgsOpInfo is the float.sim's, unchanged;
 - tensors: type = the float.sim's plan (Tensor.10), quantization = :mod:`.quantize_plan`;
   Tensor.6 ``sgs_fixed_flag`` by :func:`fixed_flag`; Tensor.8 ``sgs_word_8`` = the tensor's rank in the
-  order the operators first name it (:func:`first_reference_order`); Tensor.7 arena ranges packed in tensor order (:func:`arena`);
+  order the operators first name it (:func:`first_reference_order`); Tensor.7 arena ranges by first fit over the tensors' lifetimes (:func:`arena`);
 - conv outputs: QuantizationParameters 4/5 = the accumulator max/min (:mod:`.pack`);
 - conv ops: Operator.8 = 1, Operator.14 = -1; explicit pads (TensorFlow's SAME split, VALID 0);
   the shifts, bias and weight buffers (:func:`.writer.conv_values`, :mod:`.pack`);
@@ -50,8 +50,10 @@ OPERATOR_ORDER = ("opcode_index", "inputs", "outputs", "builtin_options", "sgs_l
                   "sgs_word_14")
 #: SubGraph 6/7 codes of the input formats
 INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
-#: ops :func:`synthesize` writes
+#: ops :func:`synthesize` writes (RELU only fused into the conv before it, :func:`fuse_activations`)
 SYNTHESIZED_OPS = frozenset({"CONV_2D"})
+#: activations the vendor's calibrator fuses into the conv that feeds them
+FUSED_ACTIVATIONS = frozenset({"RELU"})
 #: ops after which (or before which) a tensor is in the plain layout (Tensor.6 one above the base)
 PLAIN_LAYOUT_OPS = frozenset({"CONCATENATION", "RESHAPE", "RESIZE_BILINEAR", "SOFTMAX", "TRANSPOSE", "MEAN",
                               "PAD", "STRIDED_SLICE", "Slice_Alias", "Align2_Alias", "Align"})
@@ -125,17 +127,39 @@ def activation_bytes(shape: Sequence[int], dtype: str) -> int:
     return -(-n // 64) * 64
 
 
-def arena(tensors, inner: Sequence[int]) -> tuple[dict[int, tuple[int, int]], int]:
-    """(tensor index -> (begin, end) byte, arena bytes) of the inner activations packed in tensor order.
+def arena(tensors, operators, inner: Sequence[int]) -> tuple[dict[int, tuple[int, int]], int]:
+    """(tensor index -> (begin, end) byte, arena bytes) of the inner activations.
 
-    The arena bytes (SubGraph.5) are the end rounded up to 128."""
-    pos, out = 0, {}
-    for i in inner:
-        t = tensors[i]
-        size = activation_bytes(t.shape, t.dtype)
-        out[i] = (pos, pos + size)
-        pos += size
-    return out, -(-pos // 128) * 128
+    In op order, each op's inner outputs go to the lowest offset where they fit between the ranges
+    still live (first fit; the op's inputs are live while it runs), and a tensor's range is freed
+    after its last reader. The arena bytes (SubGraph.5) are the highest end rounded up to 128."""
+    wanted = set(inner)
+    last_use: dict[int, int] = {}
+    for k, op in enumerate(operators):
+        for i in op.inputs:
+            last_use[i] = k
+    live: dict[int, tuple[int, int]] = {}
+    out: dict[int, tuple[int, int]] = {}
+    for k, op in enumerate(operators):
+        for i in op.outputs:
+            if i not in wanted or i in out:
+                continue
+            size = activation_bytes(tensors[i].shape, tensors[i].dtype)
+            pos = 0
+            for begin, end in sorted(live.values()):
+                if pos + size <= begin:
+                    break
+                pos = max(pos, end)
+            out[i] = live[i] = (pos, pos + size)
+        for i in op.inputs:
+            if last_use.get(i) == k:
+                live.pop(i, None)
+    for i in inner:  # an activation no op writes (none in the converter's graphs): after the others
+        if i not in out:
+            top = max((e for _, e in out.values()), default=0)
+            out[i] = (top, top + activation_bytes(tensors[i].shape, tensors[i].dtype))
+    top = max((e for _, e in out.values()), default=0)
+    return out, -(-top // 128) * 128
 
 
 def first_reference_order(subgraph) -> dict[int, int]:
@@ -166,6 +190,67 @@ def _operator_layout(extra: Mapping[str, Any], op) -> tuple[str, ...]:
             continue
         present.append(name)
     return tuple(present)
+
+
+def fuse_activations(model: Model) -> Model:
+    """The float model with every RELU that alone reads a CONV_2D's output fused into the conv, as the
+    vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
+    tensor; the RELU op, the conv's own output tensor (the converter's ``.../activationInput#n``), its
+    buffer and the RELU's operator code are dropped, later tensors and buffers renumbered (SubGraph
+    8/9 shortened). Returns a copy; the input is not modified."""
+    m = model.copy()
+    sg = m.main
+    readers: dict[int, list[int]] = {}
+    for j, op in enumerate(sg.operators):
+        for i in op.inputs:
+            readers.setdefault(i, []).append(j)
+    drop_ops, drop_tensors = set(), set()
+    for j, op in enumerate(sg.operators):
+        if m.op_name(op) not in FUSED_ACTIVATIONS:
+            continue
+        src = op.inputs[0]
+        prod = [k for k, p in enumerate(sg.operators) if src in p.outputs]
+        if len(prod) != 1 or m.op_name(sg.operators[prod[0]]) != "CONV_2D" or readers.get(src) != [j] or \
+                src in sg.outputs:
+            continue
+        conv = sg.operators[prod[0]]
+        if getattr(conv.options, "fused_activation_function", "NONE") != "NONE":
+            continue
+        conv.options = dataclasses.replace(conv.options, fused_activation_function=m.op_name(op))
+        conv.outputs = (op.outputs[0], *conv.outputs[1:])
+        drop_ops.add(j)
+        drop_tensors.add(src)
+    if not drop_ops:
+        return m
+    keep_t = [i for i in range(len(sg.tensors)) if i not in drop_tensors]
+    t_new = {old: new for new, old in enumerate(keep_t)}
+    used_buffers = {sg.tensors[i].buffer for i in keep_t}
+    drop_b = {sg.tensors[i].buffer for i in drop_tensors if sg.tensors[i].buffer and
+              sg.tensors[i].buffer not in used_buffers}
+    keep_b = [b for b in range(len(m.buffers)) if b not in drop_b]
+    b_new = {old: new for new, old in enumerate(keep_b)}
+    ops = [op for j, op in enumerate(sg.operators) if j not in drop_ops]
+    codes_used = sorted({op.opcode_index for op in ops})
+    c_new = {old: new for new, old in enumerate(codes_used)}
+    for op in ops:
+        op.inputs = tuple(t_new[i] if i >= 0 else i for i in op.inputs)
+        op.outputs = tuple(t_new[i] for i in op.outputs)
+        op.opcode_index = c_new[op.opcode_index]
+    tensors = [sg.tensors[i] for i in keep_t]
+    for t in tensors:
+        t.buffer = b_new[t.buffer]
+    flags = sg.extra.get("sgs_tensor_flags")
+    op_flags = sg.extra.get("sgs_op_flags")
+    extra = dict(sg.extra)
+    if flags is not None:
+        extra["sgs_tensor_flags"] = bytes(flags[i] for i in keep_t)
+    if op_flags is not None:
+        extra["sgs_op_flags"] = bytes(op_flags[j] for j in range(len(sg.operators)) if j not in drop_ops)
+    m.subgraphs[0] = dataclasses.replace(sg, tensors=tensors, operators=ops, inputs=tuple(t_new[i] for i in sg.inputs),
+                                         outputs=tuple(t_new[i] for i in sg.outputs), extra=extra)
+    m.buffers = [m.buffers[b] for b in keep_b]
+    m.operator_codes = [m.operator_codes[c] for c in codes_used]
+    return m
 
 
 def check_synthesizable(model: Model) -> None:
@@ -205,6 +290,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         raise ModelError(f"synthesize takes a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
     if input_format not in ("RGB", "BGR"):
         raise ModelError(f"input format {input_format!r}: only RGB and BGR are synthesized")
+    original = float_model
+    float_model = fuse_activations(float_model)
     check_synthesizable(float_model)
     plan = qp.plan(float_model, ranges)
     m = float_model.copy()
@@ -221,7 +308,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         q = plan[i]
         t.dtype = q.dtype
     inner = [i for i in range(len(sg.tensors)) if i not in constant and i not in sg.inputs and i not in sg.outputs]
-    ranges_of, arena_bytes = arena(sg.tensors, inner)
+    ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner)
     acc: dict[int, tuple[int, int]] = {}
     by_name = {t.name: plan[i] for i, t in enumerate(fsg.tensors)}
     sites = conv_sites(float_model, plan)
@@ -232,7 +319,10 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
             raise UnsupportedOpError(f"op #{j} {site.kind}: only CONV_2D with INT8 weights is synthesized")
         ti, tw, tb, to = (sg.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
         where = f"op #{j} {site.kind} (output {to.name!r})"
-        codes, prm, acc_max, acc_min = conv_values(float_model, fsg.operators[j], site.kind, by_name[ti.name],
+        # the accumulator range is the conv's own output's (before a fused RELU), of the original model
+        fop = next(op for op in original.main.operators if original.op_name(op) == site.kind and
+                   original.main.tensors[op.inputs[1]].name == tw.name)
+        codes, prm, acc_max, acc_min = conv_values(original, fop, site.kind, by_name[ti.name],
                                                    by_name[tw.name], by_name[to.name], to.dtype == "UINT8",
                                                    channel_ranges, where)
         acc[op.outputs[0]] = (acc_max, acc_min)
