@@ -55,9 +55,10 @@ def _long_chain(seed, side, chans, kernels, relu):
     for n, (c, k) in enumerate(zip(chans, kernels), 1):
         stride = 2 if side % 2 and n == 2 else 1
         w = (g.normal(size=(c, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
-        opts = dict(SAME1, stride_w=stride, stride_h=stride, fused_activation_function="RELU" if n in relu else "NONE")
-        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", (g.normal(size=c) * 0.3).astype(np.float32))],
-                 opts, name=f"c{n}")
+        opts = dict(SAME1, stride_w=stride, stride_h=stride,
+                    fused_activation_function="RELU" if n in relu else "NONE")
+        bias = (g.normal(size=c) * 0.3).astype(np.float32)
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], opts, name=f"c{n}")
         r = g.uniform(1, 4)
         ranges[f"c{n}"] = (0.0, r) if n in relu else (-r, 0.8 * r)
         cin = c

@@ -9,8 +9,9 @@ two shifts), which a pluggable ``program_for(site) -> ConvProgram`` provides: th
 module fits, or in the experiments the program the vendor writes for the same conv on its own
 (``tools/vendor_program_splice.py``).
 
-Supported so far: graphs of CONV_2D (int8 weights) as the vendor's converter writes builder conv
-chains; any other op is refused up front, naming it.
+Supported so far: graphs of CONV_2D (int8 weights), a RELU reading a conv fused into it as the
+vendor's calibrator does (:func:`fuse_activations`), RGB input; any other op is refused up front,
+naming it.
 
 Established rules (every one checked on the vendor files of the session, counts in the doc):
 
@@ -20,11 +21,12 @@ Established rules (every one checked on the vendor files of the session, counts 
   SgsOpInfo is the float.sim's, unchanged;
 - tensors: type = the float.sim's plan (Tensor.10), quantization = :mod:`.quantize_plan`;
   Tensor.6 ``sgs_fixed_flag`` by :func:`fixed_flag`; Tensor.8 ``sgs_word_8`` = the tensor's rank in the
-  order the operators first name it (:func:`first_reference_order`); Tensor.7 arena ranges by first fit over the tensors' lifetimes (:func:`arena`);
+  order the operators first name it (:func:`first_reference_order`); Tensor.7 arena ranges by
+  first fit over the tensors' lifetimes (:func:`arena`);
 - conv outputs: QuantizationParameters 4/5 = the accumulator max/min (:mod:`.pack`);
 - conv ops: Operator.8 = 1, Operator.14 = -1; explicit pads (TensorFlow's SAME split, VALID 0);
   the shifts, bias and weight buffers (:func:`.writer.conv_values`, :mod:`.pack`);
-- SubGraph 6/7 = the input format code (1 RGB, 2 BGR), SubGraph 10 the pixel transform
+- SubGraph 6/7 = the input format code (1 for RGB), SubGraph 10 the pixel transform
   (:func:`.writer.input_transform`); Model.description ``Sigmastar Cmodel With IPU CTRL``.
 """
 from __future__ import annotations
@@ -246,7 +248,8 @@ def fuse_activations(model: Model) -> Model:
         extra["sgs_tensor_flags"] = bytes(flags[i] for i in keep_t)
     if op_flags is not None:
         extra["sgs_op_flags"] = bytes(op_flags[j] for j in range(len(sg.operators)) if j not in drop_ops)
-    m.subgraphs[0] = dataclasses.replace(sg, tensors=tensors, operators=ops, inputs=tuple(t_new[i] for i in sg.inputs),
+    m.subgraphs[0] = dataclasses.replace(sg, tensors=tensors, operators=ops,
+                                         inputs=tuple(t_new[i] for i in sg.inputs),
                                          outputs=tuple(t_new[i] for i in sg.outputs), extra=extra)
     m.buffers = [m.buffers[b] for b in keep_b]
     m.operator_codes = [m.operator_codes[c] for c in codes_used]
@@ -288,8 +291,9 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     """
     if float_model.dialect != "sgs_float":
         raise ModelError(f"synthesize takes a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
-    if input_format not in ("RGB", "BGR"):
-        raise ModelError(f"input format {input_format!r}: only RGB and BGR are synthesized")
+    if input_format != "RGB":
+        raise ModelError(f"input format {input_format!r}: only RGB input is synthesized (the pixel transform "
+                         f"of the others is not written yet)")
     original = float_model
     float_model = fuse_activations(float_model)
     check_synthesizable(float_model)
@@ -320,8 +324,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         ti, tw, tb, to = (sg.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
         where = f"op #{j} {site.kind} (output {to.name!r})"
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
-        fop = next(op for op in original.main.operators if original.op_name(op) == site.kind and
-                   original.main.tensors[op.inputs[1]].name == tw.name)
+        fop = next(p for p in original.main.operators if original.op_name(p) == site.kind and
+                   original.main.tensors[p.inputs[1]].name == tw.name)
         codes, prm, acc_max, acc_min = conv_values(original, fop, site.kind, by_name[ti.name],
                                                    by_name[tw.name], by_name[to.name], to.dtype == "UINT8",
                                                    channel_ranges, where)
@@ -363,7 +367,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         if i in acc:
             qextra["sgs_list_4"], qextra["sgs_list_5"] = (acc[i][0],), (acc[i][1],)
         t.quantization = Quantization(
-            scale=None if q.scale is None else (q.scale,), zero_point=None if q.zero_point is None else (q.zero_point,),
+            scale=None if q.scale is None else (q.scale,),
+            zero_point=None if q.zero_point is None else (q.zero_point,),
             min=None if q.min is None else (q.min,), max=None if q.max is None else (q.max,), extra=qextra)
         extra = _drop_layout(t.extra)
         begin, end = ranges_of.get(i, (0, 0))
@@ -382,8 +387,6 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     for i in sg.inputs:
         q = plan[i]
         pt = input_transform(q.scale, q.zero_point, mean, std)
-        if input_format == "BGR":
-            raise ModelError("the BGR pixel transform is not synthesized yet")
         transforms.append({"pixel_transform": tuple(int(v) for v in pt)})
     sub["sgs_input_transforms"] = tuple(transforms)
     sg.extra = sub
