@@ -24,12 +24,12 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "tools"))
 
+import calibrator_custom  # noqa: E402,F401  (before numpy: pins the BLAS kernel)
+import numpy as np  # noqa: E402
 from calibrator_custom.model import flatbuf, sgs_dialect  # noqa: E402
 from calibrator_custom.model.graph import load_model  # noqa: E402
 from calibrator_custom.vendor_fixed import pack, synth  # noqa: E402
@@ -172,6 +172,11 @@ def corpus(cache: Path) -> None:
 
 
 # ---------------------------------------------------------------- patch
+def _why(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "ssert" in ln), lines[-1] if lines else "?")[:160]
+
+
 def patch(chain: str) -> None:
     import vendor_fixed_oracle as vo
     from test_vendor_fixed_synth import _chain, _synthesize
@@ -210,7 +215,8 @@ def patch(chain: str) -> None:
                 "Tensor.6 of w1 = 12": tensor_field(1, "sgs_fixed_flag", 12),
                 "SubGraph.5 + 128": arena(128), "SubGraph.5 - 64": arena(-64),
                 "Tensor.8 removed": every_tensor_without("sgs_word_8"), "Operator.8 = 2": op_word_8}
-    out = Path(fixed).parent
+    import tempfile
+    out = Path(tempfile.mkdtemp(prefix="synth_patch_"))
     for label, change in variants.items():
         m = _synthesize(float_sim, fixed, own_program(load_model(float_sim), load_model(fixed)))
         change(m)
@@ -221,12 +227,12 @@ def patch(chain: str) -> None:
             sim = "same outputs" if all(np.array_equal(y[k], ref[k]) for k in ref if not k.startswith("_")) \
                 else "outputs differ"
         except o.OracleError as e:
-            sim = "refused: " + next((ln.strip() for ln in str(e).splitlines() if "ssert" in ln), "?")[:140]
+            sim = "refused: " + _why(e)
         try:
             o.compile_offline(str(path), str(path) + ".offline")
             comp = "compiles"
         except o.OracleError as e:
-            comp = "refused: " + next((ln.strip() for ln in str(e).splitlines() if "ssert" in ln), "?")[:140]
+            comp = "refused: " + _why(e)
         log.info("%-28s simulator: %s; compiler: %s", label, sim, comp)
 
 
