@@ -38,9 +38,15 @@ LONG_CHAINS = {
     "relu_24to40": (43, 12, (24, 40, 16, 4), (1, 3, 3, 1), (1, 2)),
     "relu_stride2": (44, 17, (16, 32, 4), (3, 3, 1), (1,)),
 }
+#: x -> c1 -> (c2, c3) -> ADD -> c4: (seed, side, channels, kernel of c3, ADD(c3, c2) instead of ADD(c2, c3))
+ADD_CHAINS = {
+    "add_16": (51, 8, 16, 1, False),
+    "add_24_swapped": (52, 10, 24, 3, True),
+    "add_16_3x3": (53, 12, 16, 3, False),
+}
 #: the chains the synthesizer is checked on (each made once, cached by vendor_fixed_oracle)
 SYNTH_CHAINS = ["3x3_same_16to24", "3x3_stride2", "1x1_valid_odd", "5x5_valid_stride2", "3x3_32to40",
-                "3x3_17to33", *LONG_CHAINS]
+                "3x3_17to33", *LONG_CHAINS, *ADD_CHAINS]
 MEAN, STD = (127.5, 127.5, 127.5), 127.5
 
 
@@ -74,11 +80,12 @@ def test_same_pads_split_as_tensorflow(size, k, stride, want):
     assert synth.same_pads(size, k, stride) == want
 
 
-def test_activation_bytes_round_channels_to_16_and_size_to_64():
+def test_activation_bytes_round_pixel_bytes_to_16_and_size_to_64():
     assert synth.activation_bytes((1, 8, 8, 16), "UINT8") == 1024
     assert synth.activation_bytes((1, 7, 7, 3), "UINT8") == 832       # 49 * 16 = 784 -> 832
     assert synth.activation_bytes((1, 7, 7, 40), "UINT8") == 2368     # 49 * 48 = 2352 -> 2368
-    assert synth.activation_bytes((1, 5, 5, 8), "INT16") == 832       # 25 * 16 * 2 = 800 -> 832
+    assert synth.activation_bytes((1, 10, 10, 24), "INT16") == 4800   # 100 * 48 (24 * 2, a multiple of 16)
+    assert synth.activation_bytes((1, 5, 5, 4), "INT16") == 448       # 25 * 16 = 400 -> 448
 
 
 def test_arena_first_fit_over_lifetimes_and_total_rounded_to_128():
@@ -126,8 +133,32 @@ def _skip_without_vendor():
         pytest.skip(reason)
 
 
+def _add_chain(seed, side, c, k3, swap):
+    """x -> c1 (1x1) -> c2 (3x3), c3 (k3 x k3) -> s = ADD -> c4 (1x1, the graph output)."""
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+
+    def conv(y, n, cin, cout, k):
+        w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
+        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], SAME1, name=f"c{n}")
+    y = conv(x, 1, 3, c, 1)
+    a, z = conv(y, 2, c, c, 3), conv(y, 3, c, c, k3)
+    s = b.op("ADD", [z, a] if swap else [a, z], {}, name="s")
+    b.output(conv(s, 4, c, 8, 1))
+    r = g.uniform(1, 4, size=5)
+    ranges = {"x": (-1.0, 1.0), "c1": (-0.5 * r[0], r[0]), "c2": (-r[1], 0.8 * r[1]), "c3": (-0.7 * r[2], r[2]),
+              "s": (-r[3], 1.1 * r[3]), "c4": (-r[4], r[4])}
+    return b, ranges, "c4"
+
+
 def _chain(name):
-    if name in LONG_CHAINS:
+    if name in ADD_CHAINS:
+        b, ranges, last = _add_chain(*ADD_CHAINS[name])
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], [last]), f"synth_{name}")
+    elif name in LONG_CHAINS:
         b, ranges, last = _long_chain(*LONG_CHAINS[name])
         fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], [last]), f"synth_{name}")
     else:
@@ -189,8 +220,9 @@ def _without_program(model):
             blank = {k: None for k in vps.program_fields(op.options, kind)}
             op.options = dataclasses.replace(op.options, **blank, sgs_layout=())
             weight_buffers.add(sg.tensors[op.inputs[1]].buffer)
-    for t in sg.tensors:
+    for t in sg.tensors:  # a tag of 0 is an absent field: the tag leaves the layout too
         t.extra = {k: v for k, v in t.extra.items() if k != "sgs_tag"}
+        t.extra["sgs_layout"] = tuple(f for f in t.extra.get("sgs_layout", ()) if f != "sgs_tag")
     m.buffers = [dataclasses.replace(b, data=b"") if i in weight_buffers else b for i, b in enumerate(m.buffers)]
     m.source = None
     return m
@@ -219,6 +251,16 @@ def test_synthesized_with_standalone_programs_compiles_and_runs_as_ours(name, tm
         sim.set_input(0, x)
         sim.invoke()
         vo.assert_outputs_code_for_code(sim, ref, f"{name}, synthesized")
+
+
+def test_add_fusions_find_the_conv_run_with_the_add():
+    """The conv just before the ADD, read only by it, runs in it: which input it writes."""
+    _skip_without_vendor()
+    for name, want in (("add_16", 1), ("add_24_swapped", 0)):
+        float_sim, _ = _chain(name)
+        model = synth.fuse_activations(load_model(float_sim))
+        ((j, (k, position)),) = synth.add_fusions(model).items()
+        assert model.op_name(model.main.operators[j]) == "ADD" and k == j - 1 and position == want
 
 
 def test_other_ops_are_refused_naming_the_op():

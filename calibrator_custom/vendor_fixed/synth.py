@@ -43,7 +43,8 @@ from ..model import sgs_dialect
 from ..model.graph import Model, Quantization
 from . import pack
 from . import quantize_plan as qp
-from .writer import conv_values, input_transform
+from ..model import options as options_mod
+from .writer import _uint8_view_zero_point, add_rescale, conv_values, input_transform
 
 #: the order of the fields an Operator table of a vendor fixed.sim holds (its non-default ones):
 #: 836 of 836 operators of the session's fixed files
@@ -53,7 +54,7 @@ OPERATOR_ORDER = ("opcode_index", "inputs", "outputs", "builtin_options", "sgs_l
 #: SubGraph 6/7 codes of the input formats
 INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
 #: ops :func:`synthesize` writes (RELU only fused into the conv before it, :func:`fuse_activations`)
-SYNTHESIZED_OPS = frozenset({"CONV_2D"})
+SYNTHESIZED_OPS = frozenset({"CONV_2D", "ADD"})
 #: activations the vendor's calibrator fuses into the conv that feeds them
 FUSED_ACTIVATIONS = frozenset({"RELU"})
 #: ops after which (or before which) a tensor is in the plain layout (Tensor.6 one above the base)
@@ -123,23 +124,29 @@ def fixed_flag(dtype: str, constant: bool, graph_input: bool, graph_output: bool
 
 
 def activation_bytes(shape: Sequence[int], dtype: str) -> int:
-    """Bytes of an activation in the arena: N*H*W*ceil16(C) codes, rounded up to 64 bytes."""
+    """Bytes of an activation in the arena: N*H*W pixels of the channel bytes rounded up to 16
+    (ceil16(C) for UINT8, ceil8(C) * 2 for INT16), the total rounded up to 64."""
     *lead, c = (int(d) for d in shape)
-    n = math.prod(lead) * (-(-c // 16) * 16) * (2 if dtype == "INT16" else 1)
+    item = 2 if dtype == "INT16" else 1
+    n = math.prod(lead) * (-(-(c * item) // 16) * 16)
     return -(-n // 64) * 64
 
 
-def arena(tensors, operators, inner: Sequence[int]) -> tuple[dict[int, tuple[int, int]], int]:
+def arena(tensors, operators, inner: Sequence[int],
+          fused: Mapping[int, int] | None = None) -> tuple[dict[int, tuple[int, int]], int]:
     """(tensor index -> (begin, end) byte, arena bytes) of the inner activations.
 
     In op order, each op's inner outputs go to the lowest offset where they fit between the ranges
     still live (first fit; the op's inputs are live while it runs), and a tensor's range is freed
-    after its last reader. The arena bytes (SubGraph.5) are the highest end rounded up to 128."""
-    wanted = set(inner)
+    after its last reader. The arena bytes (SubGraph.5) are the highest end rounded up to 128.
+    ``fused``: conv op -> the ADD op it runs in (:func:`add_fusions`): the conv's output takes no
+    bytes, and its inputs stay live until the ADD has run."""
+    fused = dict(fused or {})
+    wanted = set(inner) - {o for k in fused for o in operators[k].outputs}
     last_use: dict[int, int] = {}
     for k, op in enumerate(operators):
         for i in op.inputs:
-            last_use[i] = k
+            last_use[i] = max(last_use.get(i, k), fused.get(k, k))
     live: dict[int, tuple[int, int]] = {}
     out: dict[int, tuple[int, int]] = {}
     for k, op in enumerate(operators):
@@ -156,7 +163,12 @@ def arena(tensors, operators, inner: Sequence[int]) -> tuple[dict[int, tuple[int
         for i in op.inputs:
             if last_use.get(i) == k:
                 live.pop(i, None)
-    for i in inner:  # an activation no op writes (none in the converter's graphs): after the others
+        for k2, add in fused.items():  # a fused conv's inputs, read until its ADD has run
+            if add == k:
+                for i in operators[k2].inputs:
+                    if last_use.get(i) == k:
+                        live.pop(i, None)
+    for i in wanted:  # an activation no op writes (none in the converter's graphs): after the others
         if i not in out:
             top = max((e for _, e in out.values()), default=0)
             out[i] = (top, top + activation_bytes(tensors[i].shape, tensors[i].dtype))
@@ -256,6 +268,42 @@ def fuse_activations(model: Model) -> Model:
     return m
 
 
+def add_fusions(model: Model) -> dict[int, tuple[int, int]]:
+    """ADD op -> (the CONV_2D fused into it, which of the ADD's inputs it writes).
+
+    The vendor runs the conv that writes an ADD input as the op just before the ADD, read by the ADD
+    alone, as one op with it: that conv's output has no arena bytes, and the ADD's Operator.14 is the
+    input's position (0 written as absent; every other conv holds -1). An ADD without such a conv is
+    not established and refused."""
+    sg = model.main
+    out = {}
+    for j, op in enumerate(sg.operators):
+        if model.op_name(op) != "ADD":
+            continue
+        prev = sg.operators[j - 1] if j else None
+        hits = [k for k, i in enumerate(op.inputs) if prev is not None and model.op_name(prev) == "CONV_2D"
+                and i in prev.outputs and sum(i in p.inputs for p in sg.operators) == 1 and i not in sg.outputs]
+        if len(op.inputs) != 2 or len(hits) != 1:
+            raise UnsupportedOpError(f"op #{j} ADD (output {sg.tensors[op.outputs[0]].name!r}): only an ADD "
+                                     f"of two inputs, one written by the CONV_2D just before it, is synthesized")
+        out[j] = (j - 1, hits[0])
+    return out
+
+
+def _add_tables(model: Model, op, plan) -> dict[str, Any]:
+    """ADD's Operator 9/10 tables and its AddOptions rescale table."""
+    ins = [plan[i] for i in op.inputs]
+    q_out = plan[op.outputs[0]]
+    m0, m1, n = add_rescale([q.scale for q in ins], q_out.scale)
+    rescale = {"sgs_slot_0": 22, "multiplier_0": m0, "multiplier_1": m1, "shift": n, "sgs_slot_4": -1,
+               "sgs_slot_5": -1}
+    return {
+        "inputs": tuple({"sgs_slot_0": 2, "offset": -_uint8_view_zero_point(q), "multiplier": 1, "shift": 0}
+                        for q in ins),
+        "outputs": ({"sgs_slot_0": 1, "zero_point": _uint8_view_zero_point(q_out), "multiplier": 1, "shift": 0},),
+        "options": dataclasses.replace(op.options, sgs_rescale=options_mod._freeze([rescale]), sgs_layout=())}
+
+
 def check_synthesizable(model: Model) -> None:
     for i, op in enumerate(model.main.operators):
         name = model.op_name(op)
@@ -312,7 +360,18 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         q = plan[i]
         t.dtype = q.dtype
     inner = [i for i in range(len(sg.tensors)) if i not in constant and i not in sg.inputs and i not in sg.outputs]
-    ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner)
+    adds = add_fusions(float_model)
+    ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner, {c: a for a, (c, _) in adds.items()})
+    for j, (_, position) in adds.items():
+        op = sg.operators[j]
+        tables = _add_tables(m, op, plan)
+        op.options = tables["options"]
+        extra = {**op.extra, "sgs_input_rescale": tables["inputs"], "sgs_output_rescale": tables["outputs"],
+                 "sgs_word_8": 2}
+        if position:
+            extra["sgs_word_14"] = position
+        extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
+        op.extra = extra
     acc: dict[int, tuple[int, int]] = {}
     by_name = {t.name: plan[i] for i, t in enumerate(fsg.tensors)}
     sites = conv_sites(float_model, plan)

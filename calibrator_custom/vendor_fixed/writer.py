@@ -239,6 +239,14 @@ def _tensor_tables(p: _Patch, where: str, j: int, quants, slot: int, sign: int) 
     return tables
 
 
+def add_rescale(in_scales: Sequence[float], out_scale: float) -> tuple[int, int, int]:
+    """ADD's (M1, M2, N): m_i = s_i / s_out, N = 14 - floor(log2 max m_i), M_i = round(m_i * 2**N)
+    (AddOptions slot 1's table slots 1-3; also used by :mod:`.synth`)."""
+    m = [float(s) / float(out_scale) for s in in_scales]
+    n = 14 - math.floor(math.log2(max(m)))
+    return int(round(m[0] * 2.0 ** n)), int(round(m[1] * 2.0 ** n)), n
+
+
 def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
     """ADD: per-input/output UINT8-view zero points; options slot 1 table {1: M1, 2: M2, 3: N}."""
     ins = [by_name[fx.tensors[i].name] for i in op.inputs]
@@ -248,12 +256,11 @@ def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
         raise ModelError(f"{where}: needs two inputs and scales on inputs and output")
     _tensor_tables(p, where, j, ins, 9, -1)
     _tensor_tables(p, where, j, [out], 10, 1)
-    m = [q.scale / out.scale for q in ins]
-    n = 14 - math.floor(math.log2(max(m)))
+    m0, m1, n = add_rescale([q.scale for q in ins], out.scale)
     sub = p.layout.option_tables(j, 1)
     if len(sub) != 1:
         raise ModelError(f"{where}: the template's AddOptions hold {len(sub)} parameter tables, not 1")
-    for slot, value in ((1, int(round(m[0] * 2.0 ** n))), (2, int(round(m[1] * 2.0 ** n))), (3, n)):
+    for slot, value in ((1, m0), (2, m1), (3, n)):
         p.scalar(where, p.layout.table_scalar(sub[0], slot), slot, value)
 
 
