@@ -179,7 +179,7 @@ def _why(e: Exception) -> str:
 
 def patch(chain: str) -> None:
     import vendor_fixed_oracle as vo
-    from test_vendor_fixed_synth import _chain, _synthesize
+    from test_vendor_fixed_synth import _chain
     o = vo.oracle()
     float_sim, fixed = _chain(chain)
     shape = load_model(fixed).main.tensors[load_model(fixed).main.inputs[0]].shape
@@ -209,12 +209,44 @@ def patch(chain: str) -> None:
     def op_word_8(m):
         for op in m.main.operators:
             op.extra["sgs_word_8"] = 2
+    def add_op(m):
+        return next(op for op in m.main.operators if m.op_name(op) == "ADD")
+
+    def add_word_14_absent(m):
+        add_op(m).extra.pop("sgs_word_14", None)
+
+    def add_word_8(m):
+        add_op(m).extra["sgs_word_8"] = 4
+
+    def fused_conv_output_in_arena(m):
+        add = add_op(m)
+        k = m.main.operators.index(add) - 1
+        (i,) = m.main.operators[k].outputs
+        top = m.main.extra["sgs_arena_bytes"]
+        size = synth.activation_bytes(m.main.tensors[i].shape, m.main.tensors[i].dtype)
+        m.main.tensors[i].extra["sgs_arena"] = {"begin_byte": top, "end_byte": top + size}
+        m.main.extra["sgs_arena_bytes"] = top + size
+
+    def add_output_at_0(m):
+        (i,) = add_op(m).outputs
+        t = m.main.tensors[i]
+        t.extra["sgs_arena"] = {"begin_byte": 0, "end_byte": synth.activation_bytes(t.shape, t.dtype)}
+    if chain.startswith("add"):
+        variants = {"unmodified": lambda m: None, "ADD Operator.14 absent (0)": add_word_14_absent,
+                    "ADD Operator.8 = 4": add_word_8, "fused conv output in the arena": fused_conv_output_in_arena,
+                    "ADD output at byte 0": add_output_at_0}
+        return _run_variants(o, float_sim, fixed, x, ref, variants)
     variants = {"unmodified": lambda m: None, "Tensor.6 of c1 = 7": tensor_field(3, "sgs_fixed_flag", 7),
                 "Tensor.6 of c1 = 11": tensor_field(3, "sgs_fixed_flag", 11),
                 "Tensor.6 of the output = 11": tensor_field(n_tensors - 1, "sgs_fixed_flag", 11),
                 "Tensor.6 of w1 = 12": tensor_field(1, "sgs_fixed_flag", 12),
                 "SubGraph.5 + 128": arena(128), "SubGraph.5 - 64": arena(-64),
                 "Tensor.8 removed": every_tensor_without("sgs_word_8"), "Operator.8 = 2": op_word_8}
+    _run_variants(o, float_sim, fixed, x, ref, variants)
+
+
+def _run_variants(o, float_sim, fixed, x, ref, variants) -> None:
+    from test_vendor_fixed_synth import _synthesize
     import tempfile
     out = Path(tempfile.mkdtemp(prefix="synth_patch_"))
     for label, change in variants.items():
@@ -242,7 +274,8 @@ def main(argv=None) -> int:
     sub.add_parser("layouts").add_argument("files", nargs="+", type=Path)
     c = sub.add_parser("corpus")
     c.add_argument("cache", nargs="?", type=Path, default=None)
-    sub.add_parser("patch").add_argument("chain", nargs="?", default="3x3_same_16to24")
+    sub.add_parser("patch").add_argument("chain", nargs="?", default="3x3_same_16to24",
+                                         help="a chain of tests/test_vendor_fixed_synth.py (add_16: ADD fields)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.cmd == "layouts":
