@@ -10,8 +10,8 @@ module fits, or in the experiments the program the vendor writes for the same co
 (``tools/vendor_program_splice.py``).
 
 Supported so far: graphs of CONV_2D (int8 weights), a RELU reading a conv fused into it as the
-vendor's calibrator does (:func:`fuse_activations`), RGB input; any other op is refused up front,
-naming it.
+vendor's calibrator does (:func:`fuse_activations`), ADD with one input written by the conv just
+before it (:func:`add_fusions`), RGB input; any other op is refused up front, naming it.
 
 Established rules (every one checked on the vendor files of the session, counts in the doc):
 
@@ -26,6 +26,8 @@ Established rules (every one checked on the vendor files of the session, counts 
 - conv outputs: QuantizationParameters 4/5 = the accumulator max/min (:mod:`.pack`);
 - conv ops: Operator.8 = 1, Operator.14 = -1; explicit pads (TensorFlow's SAME split, VALID 0);
   the shifts, bias and weight buffers (:func:`.writer.conv_values`, :mod:`.pack`);
+- ADD: Operator 9/10 tables, AddOptions slot 1 (:func:`.writer.add_rescale`), Operator.8 = 2,
+  Operator.14 = which input the conv run in it writes;
 - SubGraph 6/7 = the input format code (1 for RGB), SubGraph 10 the pixel transform
   (:func:`.writer.input_transform`); Model.description ``Sigmastar Cmodel With IPU CTRL``.
 """
