@@ -201,7 +201,10 @@ def test_synthesized_with_the_vendors_programs_is_the_vendors_file(name):
     _skip_without_vendor()
     float_sim, fixed = _chain(name)
     fl, fx = load_model(float_sim), load_model(fixed)
-    got = _synthesize(float_sim, fixed, _own_program(fl, fx)).to_bytes(reencode=True)
+    log = fixed.parent / "wd" / "log"
+    model = synth.synthesize(fl, _log_ranges(log), _log_channel_ranges(log), MEAN, STD, _own_program(fl, fx))
+    assert fl == load_model(float_sim), "the float model is not modified"
+    got = model.to_bytes(reencode=True)
     want = fixed.read_bytes()
     assert len(got) == len(want)
     diff = np.nonzero(np.frombuffer(got, np.uint8) != np.frombuffer(want, np.uint8))[0]
