@@ -198,11 +198,8 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
         acc_max, acc_min = prm["acc_max"], prm["acc_min"]
         p.buffer(where + " weights", tw.buffer, raw)
     else:
-        codes = pack.weight_codes(w, qw.scale)
-        w_sum = pack.weight_sums(codes, depthwise)
-        acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
-        prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
-                                   to.dtype == "UINT8", acc_max, acc_min)
+        _, prm, acc_max, acc_min = conv_values(float_model, fop, kind, qi, qw, qo, to.dtype == "UINT8",
+                                               channel_ranges, where)
         # the weight codes round(w / (max|w| / 127)) do not depend on the ranges: the template's buffer
         # (the vendor's packing of the same float weights; pack.pack_conv_weights gives it for 161 of
         # the 162 int8 convs of the shared models) is kept
@@ -248,6 +245,25 @@ def _per_channel_weights(p: _Patch, fixed: Model, op, where: str, w: np.ndarray,
     return codes, packed
 
 
+def conv_values(float_model: Model, fop, kind: str, qi, qw, qo, out_is_uint8: bool, channel_ranges,
+                where: str):
+    """(weight codes, ``pack.conv_parameters``' dict, acc_max, acc_min) of the float model's conv ``fop``
+    for the planned quantization of its input, weights and output (also used by :mod:`.synth`)."""
+    fl = float_model.main
+    w = _values(float_model, fl.tensors[fop.inputs[1]])
+    bias = _values(float_model, fl.tensors[fop.inputs[2]]).reshape(2, -1)[0]
+    conv_out = fl.tensors[fop.outputs[0]].name  # before a RELU the vendor fused into the conv
+    if conv_out not in channel_ranges:
+        raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
+    lo, hi = channel_ranges[conv_out]
+    codes = pack.weight_codes(w, qw.scale)
+    w_sum = pack.weight_sums(codes, kind == "DEPTHWISE_CONV_2D")
+    acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
+    prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
+                               out_is_uint8, acc_max, acc_min)
+    return codes, prm, acc_max, acc_min
+
+
 def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, object], mean: Sequence[float],
                      std: float, ranges: Mapping[str, tuple[float, float]] | None = None,
                      weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
@@ -285,6 +301,14 @@ def _tensor_tables(p: _Patch, where: str, j: int, quants, slot: int, sign: int) 
     return tables
 
 
+def add_rescale(in_scales: Sequence[float], out_scale: float) -> tuple[int, int, int]:
+    """ADD's (M1, M2, N): m_i = s_i / s_out, N = 14 - floor(log2 max m_i), M_i = round(m_i * 2**N)
+    (AddOptions slot 1's table slots 1-3; also used by :mod:`.synth`)."""
+    m = [float(s) / float(out_scale) for s in in_scales]
+    n = 14 - math.floor(math.log2(max(m)))
+    return int(round(m[0] * 2.0 ** n)), int(round(m[1] * 2.0 ** n)), n
+
+
 def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
     """ADD: per-input/output UINT8-view zero points; options slot 1 table {1: M1, 2: M2, 3: N}."""
     ins = [by_name[fx.tensors[i].name] for i in op.inputs]
@@ -294,12 +318,11 @@ def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
         raise ModelError(f"{where}: needs two inputs and scales on inputs and output")
     _tensor_tables(p, where, j, ins, 9, -1)
     _tensor_tables(p, where, j, [out], 10, 1)
-    m = [q.scale / out.scale for q in ins]
-    n = 14 - math.floor(math.log2(max(m)))
+    m0, m1, n = add_rescale([q.scale for q in ins], out.scale)
     sub = p.layout.option_tables(j, 1)
     if len(sub) != 1:
         raise ModelError(f"{where}: the template's AddOptions hold {len(sub)} parameter tables, not 1")
-    for slot, value in ((1, int(round(m[0] * 2.0 ** n))), (2, int(round(m[1] * 2.0 ** n))), (3, n)):
+    for slot, value in ((1, m0), (2, m1), (3, n)):
         p.scalar(where, p.layout.table_scalar(sub[0], slot), slot, value)
 
 

@@ -1,0 +1,457 @@
+"""Synthesize a vendor fixed.sim (SGS_IPU_SDK 1.1.5 dialect) from the vendor float.sim, without a template.
+
+:mod:`.writer` rewrites the range-dependent fields of a vendor-made fixed.sim of the same model. This
+module writes the whole fixed file from the vendor's float.sim (which the vendor's converter makes,
+and users have) plus our ranges: every graph-dependent field the float.sim lacks is computed by a
+rule established by diffing the vendor's float.sim against its L1 fixed.sim (docs/model_format.md,
+"Synthesizing the fixed file"), except each conv's IPU program (Conv2DOptions slots 10-41 but the
+two shifts), which a pluggable ``program_for(site) -> ConvProgram`` provides: the rule another
+module fits, or in the experiments the program the vendor writes for the same conv on its own
+(``tools/vendor_program_splice.py``).
+
+Supported so far: graphs of CONV_2D (int8 weights), a RELU reading a conv fused into it as the
+vendor's calibrator does (:func:`fuse_activations`), ADD with one input written by the conv just
+before it (:func:`add_fusions`), RGB input; any other op is refused up front, naming it.
+
+Established rules (every one checked on the vendor files of the session, counts in the doc):
+
+- table layouts: every table of a vendor fixed.sim but Operator and SgsOpInfo holds exactly its
+  non-default fields, largest first, then by slot (the encoder's rule for a table without
+  ``sgs_layout``); Operator holds its non-default fields in the fixed order :data:`OPERATOR_ORDER`;
+  SgsOpInfo is the float.sim's, unchanged;
+- tensors: type = the float.sim's plan (Tensor.10), quantization = :mod:`.quantize_plan`;
+  Tensor.6 ``sgs_fixed_flag`` by :func:`fixed_flag`; Tensor.8 ``sgs_word_8`` = the tensor's rank in the
+  order the operators first name it (:func:`first_reference_order`); Tensor.7 arena ranges by
+  first fit over the tensors' lifetimes (:func:`arena`);
+- conv outputs: QuantizationParameters 4/5 = the accumulator max/min (:mod:`.pack`);
+- conv ops: Operator.8 = 1, Operator.14 = -1; explicit pads (TensorFlow's SAME split, VALID 0);
+  the shifts, bias and weight buffers (:func:`.writer.conv_values`, :mod:`.pack`);
+- ADD: Operator 9/10 tables, AddOptions slot 1 (:func:`.writer.add_rescale`), Operator.8 = 2,
+  Operator.14 = which input the conv run in it writes;
+- SubGraph 6/7 = the input format code (1 for RGB), SubGraph 10 the pixel transform
+  (:func:`.writer.input_transform`); Model.description ``Sigmastar Cmodel With IPU CTRL``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ModelError, UnsupportedOpError
+from ..model import sgs_dialect
+from ..model.graph import Model, Quantization
+from . import pack
+from . import quantize_plan as qp
+from ..model import options as options_mod
+from .writer import _uint8_view_zero_point, add_rescale, conv_values, input_transform
+
+#: the order of the fields an Operator table of a vendor fixed.sim holds (its non-default ones):
+#: 1,469 of 1,469 operators of the 518 fixed files of the session
+OPERATOR_ORDER = ("opcode_index", "inputs", "outputs", "builtin_options", "sgs_list_7", "sgs_input_rescale",
+                  "sgs_output_rescale", "sgs_word_8", "sgs_op_info", "builtin_options_type", "sgs_feeds_pool",
+                  "sgs_word_14")
+#: SubGraph 6/7 codes of the input formats
+INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
+#: ops :func:`synthesize` writes (RELU only fused into the conv before it, :func:`fuse_activations`)
+SYNTHESIZED_OPS = frozenset({"CONV_2D", "ADD"})
+#: activations the vendor's calibrator fuses into the conv that feeds them
+FUSED_ACTIVATIONS = frozenset({"RELU"})
+#: ops after which (or before which) a tensor is in the plain layout (Tensor.6 one above the base)
+PLAIN_LAYOUT_OPS = frozenset({"CONCATENATION", "RESHAPE", "RESIZE_BILINEAR", "SOFTMAX", "TRANSPOSE", "MEAN",
+                              "PAD", "STRIDED_SLICE", "Slice_Alias", "Align2_Alias", "Align"})
+DESCRIPTION = "Sigmastar Cmodel With IPU CTRL"
+
+
+@dataclass(frozen=True)
+class ConvSite:
+    """What a program provider is told of one conv of the graph."""
+
+    op_index: int
+    kind: str                 # CONV_2D or DEPTHWISE_CONV_2D
+    in_shape: tuple
+    w_shape: tuple
+    out_shape: tuple
+    stride: int
+    padding: str              # SAME or VALID
+    in_dtype: str
+    out_dtype: str
+    graph_input: bool
+
+
+@dataclass(frozen=True)
+class ConvProgram:
+    """A conv's IPU program: options fields (named as in the options dataclass), the weight tiling
+    the program implies, and the weight buffer's size in bytes (None: the packed size)."""
+
+    fields: Mapping[str, Any]
+    input_tile: int
+    output_tile: int
+    weight_bytes: int | None = None
+
+
+ProgramFor = Callable[[ConvSite], ConvProgram]
+
+#: the two shifts of a conv's options, written from the ranges (not part of the program)
+_SHIFTS = ("sgs_bias_shift", "sgs_total_shift")
+
+
+def same_pads(size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's SAME padding (before, after) of one axis."""
+    eff = (k - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def fixed_flag(dtype: str, constant: bool, graph_input: bool, graph_output: bool, is_weight: bool,
+               producer: str | None, consumers: Sequence[str]) -> int:
+    """Tensor.6 ``sgs_fixed_flag``: 1 graph input; constants 10 (INT8), 13 (INT16 weights), 12 (other
+    INT16), 14 (INT32); activations 6 (UINT8) / 11 (INT16), one more when the tensor is a graph output
+    or its producer or a consumer is an op of :data:`PLAIN_LAYOUT_OPS`."""
+    if graph_input:
+        return 1
+    if constant:
+        table = {"INT8": 10, "INT16": 13 if is_weight else 12, "INT32": 14}
+        if dtype not in table:
+            raise ModelError(f"no Tensor.6 flag is established for a {dtype} constant")
+        return table[dtype]
+    base = {"UINT8": 6, "INT16": 11}.get(dtype)
+    if base is None:
+        raise ModelError(f"no Tensor.6 flag is established for a {dtype} activation")
+    plain = graph_output or producer in PLAIN_LAYOUT_OPS or any(c in PLAIN_LAYOUT_OPS for c in consumers)
+    return base + int(plain)
+
+
+def activation_bytes(shape: Sequence[int], dtype: str) -> int:
+    """Bytes of an activation in the arena: N*H*W pixels of the channel bytes rounded up to 16
+    (ceil16(C) for UINT8, ceil8(C) * 2 for INT16), the total rounded up to 64."""
+    *lead, c = (int(d) for d in shape)
+    item = 2 if dtype == "INT16" else 1
+    n = math.prod(lead) * (-(-(c * item) // 16) * 16)
+    return -(-n // 64) * 64
+
+
+def arena(tensors, operators, inner: Sequence[int],
+          fused: Mapping[int, int] | None = None) -> tuple[dict[int, tuple[int, int]], int]:
+    """(tensor index -> (begin, end) byte, arena bytes) of the inner activations.
+
+    In op order, each op's inner outputs go to the lowest offset where they fit between the ranges
+    still live (first fit; the op's inputs are live while it runs), and a tensor's range is freed
+    after its last reader. The arena bytes (SubGraph.5) are the highest end rounded up to 128.
+    ``fused``: conv op -> the ADD op it runs in (:func:`add_fusions`): the conv's output takes no
+    bytes, and its inputs stay live until the ADD has run."""
+    fused = dict(fused or {})
+    wanted = set(inner) - {o for k in fused for o in operators[k].outputs}
+    last_use: dict[int, int] = {}
+    for k, op in enumerate(operators):
+        for i in op.inputs:
+            last_use[i] = max(last_use.get(i, k), fused.get(k, k))
+    live: dict[int, tuple[int, int]] = {}
+    out: dict[int, tuple[int, int]] = {}
+    for k, op in enumerate(operators):
+        for i in op.outputs:
+            if i not in wanted or i in out:
+                continue
+            size = activation_bytes(tensors[i].shape, tensors[i].dtype)
+            pos = 0
+            for begin, end in sorted(live.values()):
+                if pos + size <= begin:
+                    break
+                pos = max(pos, end)
+            out[i] = live[i] = (pos, pos + size)
+        for i in op.inputs:
+            if last_use.get(i) == k:
+                live.pop(i, None)
+        for k2, add in fused.items():  # a fused conv's inputs, read until its ADD has run
+            if add == k:
+                for i in operators[k2].inputs:
+                    if last_use.get(i) == k:
+                        live.pop(i, None)
+    for i in wanted:  # an activation no op writes (none in the converter's graphs): after the others
+        if i not in out:
+            top = max((e for _, e in out.values()), default=0)
+            out[i] = (top, top + activation_bytes(tensors[i].shape, tensors[i].dtype))
+    top = max((e for _, e in out.values()), default=0)
+    return out, -(-top // 128) * 128
+
+
+def first_reference_order(subgraph) -> dict[int, int]:
+    """Tensor index -> its rank in the order the operators first name it (each op's inputs, then its
+    outputs): Tensor.8 ``sgs_word_8`` (the index itself unless the converter appended tensors)."""
+    order: dict[int, int] = {}
+    for op in subgraph.operators:
+        for i in (*op.inputs, *op.outputs):
+            if i >= 0 and i not in order:
+                order[i] = len(order)
+    for i in range(len(subgraph.tensors)):
+        order.setdefault(i, len(order))
+    return order
+
+
+def _drop_layout(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if k != sgs_dialect.LAYOUT}
+
+
+def _operator_layout(extra: Mapping[str, Any], op) -> tuple[str, ...]:
+    values = {"opcode_index": op.opcode_index, "inputs": op.inputs, "outputs": op.outputs,
+              "builtin_options": op.options, "builtin_options_type": op.options, **extra}
+    present = []
+    for name in OPERATOR_ORDER:
+        v = values.get(name)
+        if v is None or (name == "opcode_index" and v == 0) or (isinstance(v, bool) and not v) or \
+                (isinstance(v, int) and not isinstance(v, bool) and v == 0 and name != "opcode_index"):
+            continue
+        present.append(name)
+    return tuple(present)
+
+
+def fuse_activations(model: Model) -> Model:
+    """The float model with every RELU that alone reads a CONV_2D's output fused into the conv, as the
+    vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
+    tensor; the RELU op, the conv's own output tensor (the converter's ``.../activationInput#n``), its
+    buffer and the RELU's operator code are dropped, later tensors and buffers renumbered (SubGraph
+    8/9 shortened). Returns a copy; the input is not modified."""
+    m = model.copy()
+    sg = m.main
+    readers: dict[int, list[int]] = {}
+    for j, op in enumerate(sg.operators):
+        for i in op.inputs:
+            readers.setdefault(i, []).append(j)
+    drop_ops, drop_tensors = set(), set()
+    for j, op in enumerate(sg.operators):
+        if m.op_name(op) not in FUSED_ACTIVATIONS:
+            continue
+        src = op.inputs[0]
+        prod = [k for k, p in enumerate(sg.operators) if src in p.outputs]
+        if len(prod) != 1 or m.op_name(sg.operators[prod[0]]) != "CONV_2D" or readers.get(src) != [j] or \
+                src in sg.outputs:
+            continue
+        conv = sg.operators[prod[0]]
+        if getattr(conv.options, "fused_activation_function", "NONE") != "NONE":
+            continue
+        conv.options = dataclasses.replace(conv.options, fused_activation_function=m.op_name(op))
+        conv.outputs = (op.outputs[0], *conv.outputs[1:])
+        drop_ops.add(j)
+        drop_tensors.add(src)
+    if not drop_ops:
+        return m
+    keep_t = [i for i in range(len(sg.tensors)) if i not in drop_tensors]
+    t_new = {old: new for new, old in enumerate(keep_t)}
+    used_buffers = {sg.tensors[i].buffer for i in keep_t}
+    drop_b = {sg.tensors[i].buffer for i in drop_tensors if sg.tensors[i].buffer and
+              sg.tensors[i].buffer not in used_buffers}
+    keep_b = [b for b in range(len(m.buffers)) if b not in drop_b]
+    b_new = {old: new for new, old in enumerate(keep_b)}
+    ops = [op for j, op in enumerate(sg.operators) if j not in drop_ops]
+    codes_used = sorted({op.opcode_index for op in ops})
+    c_new = {old: new for new, old in enumerate(codes_used)}
+    for op in ops:
+        op.inputs = tuple(t_new[i] if i >= 0 else i for i in op.inputs)
+        op.outputs = tuple(t_new[i] for i in op.outputs)
+        op.opcode_index = c_new[op.opcode_index]
+    tensors = [sg.tensors[i] for i in keep_t]
+    for t in tensors:
+        t.buffer = b_new[t.buffer]
+    flags = sg.extra.get("sgs_tensor_flags")
+    op_flags = sg.extra.get("sgs_op_flags")
+    extra = dict(sg.extra)
+    if flags is not None:
+        extra["sgs_tensor_flags"] = bytes(flags[i] for i in keep_t)
+    if op_flags is not None:
+        extra["sgs_op_flags"] = bytes(op_flags[j] for j in range(len(sg.operators)) if j not in drop_ops)
+    m.subgraphs[0] = dataclasses.replace(sg, tensors=tensors, operators=ops,
+                                         inputs=tuple(t_new[i] for i in sg.inputs),
+                                         outputs=tuple(t_new[i] for i in sg.outputs), extra=extra)
+    m.buffers = [m.buffers[b] for b in keep_b]
+    m.operator_codes = [m.operator_codes[c] for c in codes_used]
+    return m
+
+
+def add_fusions(model: Model) -> dict[int, tuple[int, int]]:
+    """ADD op -> (the CONV_2D fused into it, which of the ADD's inputs it writes).
+
+    The vendor runs the conv that writes an ADD input as the op just before the ADD, read by the ADD
+    alone, as one op with it: that conv's output has no arena bytes, and the ADD's Operator.14 is the
+    input's position (0 written as absent; every other conv holds -1). An ADD without such a conv is
+    not established and refused."""
+    sg = model.main
+    out = {}
+    for j, op in enumerate(sg.operators):
+        if model.op_name(op) != "ADD":
+            continue
+        prev = sg.operators[j - 1] if j else None
+        hits = [k for k, i in enumerate(op.inputs) if prev is not None and model.op_name(prev) == "CONV_2D"
+                and i in prev.outputs and sum(i in p.inputs for p in sg.operators) == 1 and i not in sg.outputs]
+        if len(op.inputs) != 2 or len(hits) != 1:
+            raise UnsupportedOpError(f"op #{j} ADD (output {sg.tensors[op.outputs[0]].name!r}): only an ADD "
+                                     f"of two inputs, one written by the CONV_2D just before it, is synthesized")
+        out[j] = (j - 1, hits[0])
+    return out
+
+
+def _add_tables(model: Model, op, plan) -> dict[str, Any]:
+    """ADD's Operator 9/10 tables and its AddOptions rescale table."""
+    ins = [plan[i] for i in op.inputs]
+    q_out = plan[op.outputs[0]]
+    m0, m1, n = add_rescale([q.scale for q in ins], q_out.scale)
+    rescale = {"sgs_slot_0": 22, "multiplier_0": m0, "multiplier_1": m1, "shift": n, "sgs_slot_4": -1,
+               "sgs_slot_5": -1}
+    return {
+        "inputs": tuple({"sgs_slot_0": 2, "offset": -_uint8_view_zero_point(q), "multiplier": 1, "shift": 0}
+                        for q in ins),
+        "outputs": ({"sgs_slot_0": 1, "zero_point": _uint8_view_zero_point(q_out), "multiplier": 1, "shift": 0},),
+        "options": dataclasses.replace(op.options, sgs_rescale=options_mod._freeze([rescale]), sgs_layout=())}
+
+
+def check_synthesizable(model: Model) -> None:
+    for i, op in enumerate(model.main.operators):
+        name = model.op_name(op)
+        if name not in SYNTHESIZED_OPS:
+            out = model.main.tensors[op.outputs[0]].name if op.outputs else "?"
+            raise UnsupportedOpError(f"op #{i} {name} (output {out!r}): synthesizing the vendor fixed.sim "
+                                     f"is established for {', '.join(sorted(SYNTHESIZED_OPS))} only")
+
+
+def conv_sites(float_model: Model, plan: Mapping[int, qp.TensorQuant]) -> dict[int, ConvSite]:
+    sg = float_model.main
+    out = {}
+    for j, op in enumerate(sg.operators):
+        kind = float_model.op_name(op)
+        if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        o = op.options
+        out[j] = ConvSite(j, kind, tuple(sg.tensors[op.inputs[0]].shape), tuple(sg.tensors[op.inputs[1]].shape),
+                          tuple(sg.tensors[op.outputs[0]].shape), int(o.stride_w), str(o.padding),
+                          plan[op.inputs[0]].dtype, plan[op.outputs[0]].dtype, op.inputs[0] in sg.inputs)
+    return out
+
+
+def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
+               channel_ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], mean: Sequence[float], std: float,
+               program_for: ProgramFor, input_format: str = "RGB") -> Model:
+    """The vendor fixed.sim (a ``Model`` in the ``sgs_fixed`` dialect) of a vendor float.sim.
+
+    ``ranges``: per-tensor (min, max) by name; ``channel_ranges``: per-output-channel (min, max) of
+    every conv output (the accumulator range); ``mean``/``std``: the input normalization (three
+    means, RGB order, one std); ``program_for``: each conv's IPU program. Encode with
+    ``model.to_bytes(reencode=True)``.
+    """
+    if float_model.dialect != "sgs_float":
+        raise ModelError(f"synthesize takes a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
+    if input_format != "RGB":
+        raise ModelError(f"input format {input_format!r}: only RGB input is synthesized (the pixel transform "
+                         f"of the others is not written yet)")
+    original = float_model
+    float_model = fuse_activations(float_model)
+    check_synthesizable(float_model)
+    plan = qp.plan(float_model, ranges)
+    m = float_model.copy()
+    sg = m.main
+    fsg = float_model.main
+    producers = {o: m.op_name(op) for op in sg.operators for o in op.outputs}
+    consumers: dict[int, list[str]] = {}
+    for op in sg.operators:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(m.op_name(op))
+    weights = {op.inputs[1] for op in sg.operators if m.op_name(op) in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+    constant = {i for i, t in enumerate(sg.tensors) if 0 < t.buffer < len(m.buffers) and m.buffers[t.buffer].data}
+    for i, t in enumerate(sg.tensors):
+        q = plan[i]
+        t.dtype = q.dtype
+    inner = [i for i in range(len(sg.tensors)) if i not in constant and i not in sg.inputs and i not in sg.outputs]
+    adds = add_fusions(float_model)
+    ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner, {c: a for a, (c, _) in adds.items()})
+    for j, (_, position) in adds.items():
+        op = sg.operators[j]
+        tables = _add_tables(m, op, plan)
+        op.options = tables["options"]
+        extra = {**op.extra, "sgs_input_rescale": tables["inputs"], "sgs_output_rescale": tables["outputs"],
+                 "sgs_word_8": 2}
+        if position:
+            extra["sgs_word_14"] = position
+        extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
+        op.extra = extra
+    acc: dict[int, tuple[int, int]] = {}
+    by_name = {t.name: plan[i] for i, t in enumerate(fsg.tensors)}
+    sites = conv_sites(float_model, plan)
+    buffers = list(m.buffers)
+    for j, site in sites.items():
+        op = sg.operators[j]
+        if site.kind != "CONV_2D" or plan[op.inputs[1]].dtype != "INT8":
+            raise UnsupportedOpError(f"op #{j} {site.kind}: only CONV_2D with INT8 weights is synthesized")
+        ti, tw, tb, to = (sg.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
+        where = f"op #{j} {site.kind} (output {to.name!r})"
+        # the accumulator range is the conv's own output's (before a fused RELU), of the original model
+        fop = next(p for p in original.main.operators if original.op_name(p) == site.kind and
+                   original.main.tensors[p.inputs[1]].name == tw.name)
+        codes, prm, acc_max, acc_min = conv_values(original, fop, site.kind, by_name[ti.name],
+                                                   by_name[tw.name], by_name[to.name], to.dtype == "UINT8",
+                                                   channel_ranges, where)
+        acc[op.outputs[0]] = (acc_max, acc_min)
+        prog = program_for(site)
+        bad = [k for k in prog.fields if k in _SHIFTS or not k.startswith("sgs_") or k == sgs_dialect.LAYOUT]
+        if bad:
+            raise ModelError(f"{where}: the program provider gave fields that are not program fields: {bad}")
+        o = op.options
+        pads = (0, 0, 0, 0)
+        if o.padding == "SAME":
+            _, h, w, _ = site.in_shape
+            _, kh, kw, _ = site.w_shape
+            top, bottom = same_pads(h, kh, int(o.stride_h), int(o.dilation_h_factor))
+            left, right = same_pads(w, kw, int(o.stride_w), int(o.dilation_w_factor))
+            pads = (left, right, top, bottom)
+        op.options = dataclasses.replace(
+            o, **dict(prog.fields), padding_left=pads[0], padding_right=pads[1], padding_top=pads[2],
+            padding_bottom=pads[3], sgs_bias_shift=prm["bias_shift"], sgs_total_shift=prm["total_shift"],
+            sgs_layout=())
+        data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile)
+        if prog.weight_bytes is not None:
+            if prog.weight_bytes < len(data):
+                raise ModelError(f"{where}: the program's weight buffer of {prog.weight_bytes} bytes is below "
+                                 f"the {len(data)} bytes of its tiling")
+            data += bytes(prog.weight_bytes - len(data))
+        buffers[tw.buffer] = dataclasses.replace(buffers[tw.buffer], data=data)
+        buffers[tb.buffer] = dataclasses.replace(buffers[tb.buffer],
+                                                 data=pack.pack_bias(prm["row0"], prm["multipliers"]))
+        extra = {**op.extra, "sgs_word_8": 1, "sgs_word_14": -1}
+        extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
+        op.extra = extra
+    m.buffers = buffers
+    rank = first_reference_order(sg)
+    for i, t in enumerate(sg.tensors):
+        q = plan[i]
+        old = t.quantization.extra if t.quantization is not None else {}
+        qextra = _drop_layout(old)
+        if i in acc:
+            qextra["sgs_list_4"], qextra["sgs_list_5"] = (acc[i][0],), (acc[i][1],)
+        t.quantization = Quantization(
+            scale=None if q.scale is None else (q.scale,),
+            zero_point=None if q.zero_point is None else (q.zero_point,),
+            min=None if q.min is None else (q.min,), max=None if q.max is None else (q.max,), extra=qextra)
+        extra = _drop_layout(t.extra)
+        begin, end = ranges_of.get(i, (0, 0))
+        extra["sgs_arena"] = {"begin_byte": begin, "end_byte": end}
+        extra["sgs_fixed_flag"] = fixed_flag(t.dtype, i in constant, i in sg.inputs, i in sg.outputs,
+                                             i in weights, producers.get(i), consumers.get(i, ()))
+        if rank[i]:
+            extra["sgs_word_8"] = rank[i]
+        t.extra = extra
+    code = INPUT_FORMAT_CODES[input_format]
+    sub = _drop_layout(sg.extra)
+    sub["sgs_arena_bytes"] = arena_bytes
+    sub["sgs_input_formats"] = tuple(code for _ in sg.inputs)
+    sub["sgs_training_input_formats"] = tuple(code for _ in sg.inputs)
+    transforms = []
+    for i in sg.inputs:
+        q = plan[i]
+        pt = input_transform(q.scale, q.zero_point, mean, std)
+        transforms.append({"pixel_transform": tuple(int(v) for v in pt)})
+    sub["sgs_input_transforms"] = tuple(transforms)
+    sg.extra = sub
+    m.description = DESCRIPTION
+    m.dialect = "sgs_fixed"
+    m.source = None
+    return m

@@ -1,0 +1,281 @@
+"""The vendor fixed.sim synthesized from the vendor float.sim (no template) against the vendor's own L1 file.
+
+Unit tests check the pure rules of ``vendor_fixed.synth`` against hand-computed values; the oracle
+tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it) makes builder conv chains with
+the vendor's converter and L1 calibrator and checks, for each, that the synthesized file
+
+- with the vendor's own program of each conv (taken from its L1 file) is the vendor's L1 file byte
+  for byte: every field but the program is synthesized;
+- with the program the vendor writes for the same conv on its own (``tools/vendor_program_splice.py``,
+  the provider a fitted rule will replace) equals the vendor's file field for field outside the
+  program slots, is compiled by the vendor's compiler, and gives our ``fixed_simulator``'s codes in
+  the vendor's fixed simulator on random inputs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import vendor_fixed_oracle as vo
+from calibrator_custom.errors import UnsupportedOpError
+from calibrator_custom.model.graph import load_model
+from calibrator_custom.vendor_fixed import pack, synth
+from test_vendor_fixed_ops import _conv_chain
+from test_vendor_fixed_writer import CONV_CHAINS, _log_channel_ranges, _log_ranges
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import vendor_program_splice as vps  # noqa: E402
+
+SAME1 = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
+#: longer chains x -> c1 -> ... -> cn: (seed, side, output channels, kernels, convs with a fused RELU)
+LONG_CHAINS = {
+    "long_32to64": (41, 32, (32, 64, 64, 4), (1, 3, 3, 1), ()),
+    "long_48to128": (42, 24, (48, 96, 128, 4), (1, 3, 1, 1), ()),
+    "relu_24to40": (43, 12, (24, 40, 16, 4), (1, 3, 3, 1), (1, 2)),
+    "relu_stride2": (44, 17, (16, 32, 4), (3, 3, 1), (1,)),
+}
+#: x -> c1 -> (c2, c3) -> ADD -> c4: (seed, side, channels, kernel of c3, ADD(c3, c2) instead of ADD(c2, c3))
+ADD_CHAINS = {
+    "add_16": (51, 8, 16, 1, False),
+    "add_24_swapped": (52, 10, 24, 3, True),
+    "add_16_3x3": (53, 12, 16, 3, False),
+}
+#: the chains the synthesizer is checked on (each made once, cached by vendor_fixed_oracle)
+SYNTH_CHAINS = ["3x3_same_16to24", "3x3_stride2", "1x1_valid_odd", "5x5_valid_stride2", "3x3_32to40",
+                "3x3_17to33", *LONG_CHAINS, *ADD_CHAINS]
+MEAN, STD = (127.5, 127.5, 127.5), 127.5
+
+
+def _long_chain(seed, side, chans, kernels, relu):
+    """x -> conv (SAME, stride 1; stride 2 on the 2nd conv of an odd side) ... with RELU fused into the convs
+    numbered in ``relu``; the chosen ranges start at 0 after a RELU."""
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    y = b.input("x", (1, side, side, 3))
+    ranges, cin = {"x": (-1.0, 1.0)}, 3
+    for n, (c, k) in enumerate(zip(chans, kernels), 1):
+        stride = 2 if side % 2 and n == 2 else 1
+        w = (g.normal(size=(c, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        opts = dict(SAME1, stride_w=stride, stride_h=stride,
+                    fused_activation_function="RELU" if n in relu else "NONE")
+        bias = (g.normal(size=c) * 0.3).astype(np.float32)
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], opts, name=f"c{n}")
+        r = g.uniform(1, 4)
+        ranges[f"c{n}"] = (0.0, r) if n in relu else (-r, 0.8 * r)
+        cin = c
+    b.output(y)
+    return b, ranges, f"c{len(chans)}"
+
+
+# ---------------------------------------------------------------- pure rules
+@pytest.mark.parametrize("size,k,stride,want", [(8, 3, 1, (1, 1)), (9, 3, 2, (1, 1)), (8, 3, 2, (0, 1)),
+                                                (10, 5, 2, (1, 2)), (8, 1, 1, (0, 0)), (7, 4, 1, (1, 2))])
+def test_same_pads_split_as_tensorflow(size, k, stride, want):
+    """out = ceil(size / stride), total = (out - 1) * stride + k - size, the smaller half before."""
+    assert synth.same_pads(size, k, stride) == want
+
+
+def test_activation_bytes_round_pixel_bytes_to_16_and_size_to_64():
+    assert synth.activation_bytes((1, 8, 8, 16), "UINT8") == 1024
+    assert synth.activation_bytes((1, 7, 7, 3), "UINT8") == 832       # 49 * 16 = 784 -> 832
+    assert synth.activation_bytes((1, 7, 7, 40), "UINT8") == 2368     # 49 * 48 = 2352 -> 2368
+    assert synth.activation_bytes((1, 10, 10, 24), "INT16") == 4800   # 100 * 48 (24 * 2, a multiple of 16)
+    assert synth.activation_bytes((1, 5, 5, 4), "INT16") == 448       # 25 * 16 = 400 -> 448
+
+
+def test_arena_first_fit_over_lifetimes_and_total_rounded_to_128():
+    """x -> c1 -> c2 -> c3 -> c4 -> out: c3 reuses c1's bytes when it fits there (c1 is dead once c2 is
+    written), c4 does not fit below c2 and goes after c3; a tensor is live while its reader runs."""
+    T = dataclasses.make_dataclass("T", ["shape", "dtype"])
+    Op = dataclasses.make_dataclass("Op", ["inputs", "outputs"])
+    tensors = [T((1, 4, 4, 3), "UINT8"), T((1, 8, 8, 16), "UINT8"), T((1, 8, 8, 32), "UINT8"),
+               T((1, 8, 8, 8), "UINT8"), T((1, 9, 9, 16), "UINT8"), T((1, 2, 2, 4), "INT16")]
+    ops = [Op((0,), (1,)), Op((1,), (2,)), Op((2,), (3,)), Op((3,), (4,)), Op((4,), (5,))]
+    ranges, total = synth.arena(tensors, ops, [1, 2, 3, 4])
+    # c1 1024 bytes at 0; c2 2048 after it; c3 (8*8*16 = 1024) in c1's hole; c4 (81*16 = 1296 -> 1344)
+    # while c3 is live: not below c3's end 1024 (c2 at 1024..3072 is dead by then: c4 at 1024)
+    assert ranges == {1: (0, 1024), 2: (1024, 3072), 3: (0, 1024), 4: (1024, 2368)}
+    assert total == 3072
+    ranges, total = synth.arena(tensors, ops[:2], [1])
+    assert ranges == {1: (0, 1024)} and total == 1024
+
+
+def test_fixed_flag_codes():
+    f = synth.fixed_flag
+    assert f("UINT8", False, True, False, False, None, ("CONV_2D",)) == 1
+    assert f("INT8", True, False, False, True, None, ("CONV_2D",)) == 10
+    assert f("INT16", True, False, False, True, None, ("CONV_2D",)) == 13
+    assert f("INT16", True, False, False, False, None, ("CONV_2D",)) == 12
+    assert f("INT32", True, False, False, False, None, ("PAD",)) == 14
+    assert f("UINT8", False, False, False, False, "CONV_2D", ("CONV_2D",)) == 6
+    assert f("UINT8", False, False, False, False, "CONV_2D", ("RESHAPE",)) == 7
+    assert f("INT16", False, False, False, False, "CONV_2D", ("RELU",)) == 11
+    assert f("INT16", False, False, True, False, "CONV_2D", ()) == 12
+
+
+def test_first_reference_order():
+    """A tensor the converter appended (a depthwise rewritten as a conv) ranks where an op first names it."""
+    Op = dataclasses.make_dataclass("Op", ["inputs", "outputs"])
+    SG = dataclasses.make_dataclass("SG", ["operators", "tensors"])
+    sg = SG([Op((0, 1, 2), (3,)), Op((3, 8, 9), (4,)), Op((4, 5, 6), (7,))], list(range(10)))
+    assert synth.first_reference_order(sg) == {0: 0, 1: 1, 2: 2, 3: 3, 8: 4, 9: 5, 4: 6, 5: 7, 6: 8, 7: 9}
+
+
+# ---------------------------------------------------------------- oracle tier
+def _skip_without_vendor():
+    reason = vo.vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _add_chain(seed, side, c, k3, swap):
+    """x -> c1 (1x1) -> c2 (3x3), c3 (k3 x k3) -> s = ADD -> c4 (1x1, the graph output)."""
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+
+    def conv(y, n, cin, cout, k):
+        w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
+        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], SAME1, name=f"c{n}")
+    y = conv(x, 1, 3, c, 1)
+    a, z = conv(y, 2, c, c, 3), conv(y, 3, c, c, k3)
+    s = b.op("ADD", [z, a] if swap else [a, z], {}, name="s")
+    b.output(conv(s, 4, c, 8, 1))
+    r = g.uniform(1, 4, size=5)
+    ranges = {"x": (-1.0, 1.0), "c1": (-0.5 * r[0], r[0]), "c2": (-r[1], 0.8 * r[1]), "c3": (-0.7 * r[2], r[2]),
+              "s": (-r[3], 1.1 * r[3]), "c4": (-r[4], r[4])}
+    return b, ranges, "c4"
+
+
+def _chain(name):
+    if name in ADD_CHAINS:
+        b, ranges, last = _add_chain(*ADD_CHAINS[name])
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], [last]), f"synth_{name}")
+    elif name in LONG_CHAINS:
+        b, ranges, last = _long_chain(*LONG_CHAINS[name])
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], [last]), f"synth_{name}")
+    else:
+        b, ranges, _, _ = _conv_chain(*CONV_CHAINS[name])
+        fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"writer_{name}")
+    return fixed.with_name("m_float.sim"), fixed
+
+
+def _own_program(float_model, fixed_model):
+    """The provider that returns the vendor's own program of each conv (from its L1 file)."""
+    def program_for(site):
+        op = fixed_model.main.operators[site.op_index]
+        tw = fixed_model.main.tensors[op.inputs[1]]
+        raw = fixed_model.buffers[tw.buffer].data
+        codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
+        to, ti = vps.weight_tiling(codes, raw)
+        return synth.ConvProgram(vps.program_fields(op.options, site.kind), ti, to, len(raw))
+    return program_for
+
+
+def standalone_program(site):
+    """The provider that returns the program the vendor writes for the same conv on its own."""
+    key = vps.ConvKey(site.kind, site.in_shape, site.w_shape, site.stride, site.padding, site.in_dtype,
+                      site.out_dtype, site.graph_input)
+    prog = vps.standalone_program(key)
+    if prog.get("tiling") is None:
+        pytest.skip(f"op #{site.op_index}: the standalone's weight tiling is not one layout.conv_tilings lists")
+    to, ti = prog["tiling"]
+    return synth.ConvProgram(prog["fields"], ti, to, prog["buffer_bytes"])
+
+
+def _synthesize(float_sim, fixed, program_for):
+    log = fixed.parent / "wd" / "log"
+    return synth.synthesize(load_model(float_sim), _log_ranges(log), _log_channel_ranges(log), MEAN, STD,
+                            program_for)
+
+
+@pytest.mark.parametrize("name", SYNTH_CHAINS)
+def test_synthesized_with_the_vendors_programs_is_the_vendors_file(name):
+    _skip_without_vendor()
+    float_sim, fixed = _chain(name)
+    fl, fx = load_model(float_sim), load_model(fixed)
+    log = fixed.parent / "wd" / "log"
+    model = synth.synthesize(fl, _log_ranges(log), _log_channel_ranges(log), MEAN, STD, _own_program(fl, fx))
+    assert fl == load_model(float_sim), "the float model is not modified"
+    got = model.to_bytes(reencode=True)
+    want = fixed.read_bytes()
+    assert len(got) == len(want)
+    diff = np.nonzero(np.frombuffer(got, np.uint8) != np.frombuffer(want, np.uint8))[0]
+    assert diff.size == 0, f"{diff.size} bytes differ, first at {diff[:8].tolist()}"
+
+
+def _without_program(model):
+    """The model's decoded content with every conv's program fields (and the options' layout, the
+    int8 weight buffers packed per the program and the tensor tags, which follow the file layout) blanked."""
+    m = model.copy()
+    sg = m.main
+    weight_buffers = set()
+    for op in sg.operators:
+        kind = m.op_name(op)
+        if kind in vps.SHIFT_SLOTS:
+            blank = {k: None for k in vps.program_fields(op.options, kind)}
+            op.options = dataclasses.replace(op.options, **blank, sgs_layout=())
+            weight_buffers.add(sg.tensors[op.inputs[1]].buffer)
+    for t in sg.tensors:  # a tag of 0 is an absent field: the tag leaves the layout too
+        t.extra = {k: v for k, v in t.extra.items() if k != "sgs_tag"}
+        t.extra["sgs_layout"] = tuple(f for f in t.extra.get("sgs_layout", ()) if f != "sgs_tag")
+    m.buffers = [dataclasses.replace(b, data=b"") if i in weight_buffers else b for i, b in enumerate(m.buffers)]
+    m.source = None
+    return m
+
+
+@pytest.mark.parametrize("name", SYNTH_CHAINS)
+def test_synthesized_with_standalone_programs_compiles_and_runs_as_ours(name, tmp_path):
+    """Field for field the vendor's file outside the program slots; the vendor's compiler takes it;
+    the vendor's fixed simulator and our fixed_simulator give the same codes on random inputs."""
+    _skip_without_vendor()
+    import calibrator_custom
+    float_sim, fixed = _chain(name)
+    model = _synthesize(float_sim, fixed, standalone_program)
+    path = tmp_path / "synth_fixed.sim"
+    path.write_bytes(model.to_bytes(reencode=True))
+    got, want = _without_program(load_model(path)), _without_program(load_model(fixed))
+    assert got == want
+    o = vo.oracle()
+    o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    g = np.random.default_rng(7)
+    for _ in range(2):
+        x = g.integers(0, 256, shape).astype(np.uint8)
+        ref = o.fixed_sim(str(path), x)
+        sim.set_input(0, x)
+        sim.invoke()
+        vo.assert_outputs_code_for_code(sim, ref, f"{name}, synthesized")
+
+
+def test_add_fusions_find_the_conv_run_with_the_add():
+    """The conv just before the ADD, read only by it, runs in it: which input it writes."""
+    _skip_without_vendor()
+    for name, want in (("add_16", 1), ("add_24_swapped", 0)):
+        float_sim, _ = _chain(name)
+        model = synth.fuse_activations(load_model(float_sim))
+        ((j, (k, position)),) = synth.add_fusions(model).items()
+        assert model.op_name(model.main.operators[j]) == "ADD" and k == j - 1 and position == want
+
+
+def test_other_ops_are_refused_naming_the_op():
+    _skip_without_vendor()
+    from calibrator_custom.model.builder import ModelBuilder
+    b = ModelBuilder()
+    x = b.input("x", (1, 8, 8, 3))
+    g = np.random.default_rng(1)
+    y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(4, 1, 1, 3)).astype(np.float32)),
+                         b.constant("b1", np.zeros(4, np.float32))], {"padding": "SAME", "stride_w": 1,
+                                                                      "stride_h": 1}, name="c1")
+    b.output(b.op("LOGISTIC", [y], {}, name="s"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-2, 2), "s": (0, 1)}, vo.ini_text(["x"], ["s"]), "synth_refuse")
+    with pytest.raises(UnsupportedOpError, match="LOGISTIC"):
+        _synthesize(fixed.with_name("m_float.sim"), fixed, standalone_program)
