@@ -31,7 +31,7 @@ CHAINS = {
     "conv_then_pool": dict(seed=6, kind="MAX_POOL_2D", side=12, width=20, k=2, cin=8, cout=8, stride=2,
                            padding="VALID"),
 }
-SINGLE_OPS = ("conv_dilated", "add", "sub", "relu", "prelu", "leaky_relu", "logistic", "tanh", "softmax")
+SINGLE_OPS = ("conv_dilated", "add", "sub", "mul", "relu", "prelu", "leaky_relu", "logistic", "tanh", "softmax")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +79,11 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 226 slots, the named ones counted."""
+    """Each name sits on a slot the survey typed, once per table; 227 slots, the named ones counted."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 65
+    assert len(named) == 122
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -304,3 +304,62 @@ def test_lookup_tables_are_the_named_function(fixed_files, op_name, field, sub, 
     assert lut.shape == (n,) and lut.dtype.kind == "i"
     expected = np.rint(32767 * fn(x0 + step * np.arange(n)))
     assert np.array_equal(lut, expected)
+
+
+def _mantissa_form(x: float) -> tuple[int, int]:
+    """(M, shift): x ~ M / 2**shift with a 15-bit M, shift = 14 - floor(log2 x), M = floor(x 2**shift + 1/2)."""
+    shift = 14 - math.floor(math.log2(x))
+    return math.floor(x * 2.0 ** shift + 0.5), shift
+
+
+#: per op: the real factor of each table's interpolation (the 257-table's the function's value at its end)
+_TABLE_FACTORS = {"LOGISTIC": (1.0, math.tanh(1.0)), "TANH": (1.0, math.tanh(2.0)), "SOFTMAX": (1.0, math.exp(-2.0))}
+
+
+@pytest.mark.parametrize("op_name", ["LOGISTIC", "TANH", "SOFTMAX"])
+def test_lut_fixed_point_record_is_the_input_scales_mantissa_form(fixed_files, op_name):
+    """``sgs_lut.fixed_point``: M, Q of the input's INT16 scale max(|min|, |max|) / 32767, the index shifts,
+    the boundaries, offsets and line start in Q, and each table's multiplier / shift as the 15-bit form of
+    its factor (TANH's times (1/32767) / s_out); the line's slope and SOFTMAX's table values beside them."""
+    (model, op, _), *_ = list(_ops(fixed_files, op_name))
+    g = model.main
+    qin = g.tensors[op.inputs[0]].quantization
+    s = max(abs(float(qin.min[0])), abs(float(qin.max[0]))) / 32767
+    q = 14 - math.floor(math.log2(s))
+    lut = dict(op.options.sgs_lut)
+    fp = dict(lut["fixed_point"])
+    assert fp["input_multiplier"] == math.floor(s * 2.0 ** q + 0.5) and 2 ** 14 <= fp["input_multiplier"] < 2 ** 15
+    assert [fp[f"frac_bits{k}"] for k in ("", "_2", "_3", "_4")] == [q] * 4
+    r = (1 / 32767) / float(g.tensors[op.outputs[0]].quantization.scale[0]) if op_name == "TANH" else 1.0
+    f65, f257 = _TABLE_FACTORS[op_name]
+    assert (fp["lut_65_multiplier"], fp["lut_65_shift"]) == _mantissa_form(f65 * r)
+    assert (fp["lut_257_multiplier"], fp["lut_257_shift"]) == _mantissa_form(f257 * r)
+    values = dict(lut["sgs_slot_2"])
+    if op_name == "SOFTMAX":  # 65 entries over [-2, 0], 257 over [-10, -2]: 1/32 each
+        assert (fp["lut_65_index_shift"], fp["lut_257_index_shift"]) == (q - 5, q - 5)
+        assert fp["lut_boundary"] == fp["lut_boundary_2"] == -2 * 2 ** q and fp["line_start"] == -10 * 2 ** q
+        assert (fp["lut_65_offset"], fp["lut_257_offset"]) == (2 * 2 ** q, 10 * 2 ** q)
+        assert values["lut_65_first_value"] == round(32767 * math.exp(-2.0)) == lut["exp_lut_65"][0]
+        assert values["line_start_value"] == round(32767 * math.exp(-8.0)) == lut["exp_lut_257"][0]
+    else:  # 257 entries over [0, 2] (1/128), 65 over [2, 6] (1/16): of |x| (LOGISTIC: of |x| / 2 in its tables)
+        assert (fp["lut_257_index_shift"], fp["lut_65_index_shift"]) == (q - 7, q - 4)
+        assert fp["lut_boundary"] == fp["lut_boundary_2"] == 2 * 2 ** q and fp["line_start"] == 6 * 2 ** q
+        assert fp["lut_65_offset"] == -2 * 2 ** q
+        assert isinstance(values["line_slope"], int)  # its value: test_vendor_fixed_ops (the reproduction)
+
+
+def test_mul_rescale_is_the_two_stage_product(fixed_files):
+    """MulOptions ``sgs_rescale`` of a two-activation MUL: M = round(s1 s2 / s_out 2**(k1 + k2)), a 15-bit
+    multiplier, with k1 = table 0's ``product_shift`` and k2 = table 1's ``shift``."""
+    n = 0
+    for model, op, _ in _ops(fixed_files, "MUL"):
+        first, second = (dict(t) for t in op.options.sgs_rescale)
+        if first["sgs_slot_0"] != 4:  # a folded constant: table 1 holds zeros
+            continue
+        g = model.main
+        s1, s2, so = (float(g.tensors[i].quantization.scale[0]) for i in (*op.inputs[:2], op.outputs[0]))
+        n_bits = first["product_shift"] + second["shift"]
+        assert second["multiplier"] == math.floor(s1 * s2 / so * 2.0 ** n_bits + 0.5)
+        assert 2 ** 14 <= second["multiplier"] < 2 ** 15 and first["multiplier"] == second["sgs_slot_2"] == -1
+        n += 1
+    assert n == 1

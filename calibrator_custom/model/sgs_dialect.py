@@ -255,6 +255,44 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SoftmaxOptions", 1): "sgs_lut",
     ("SgsSoftmaxOptionsSlot1", 0): "exp_lut_65",      # exp(-2 + i / 32), x in [-2, 0]
     ("SgsSoftmaxOptionsSlot1", 1): "exp_lut_257",     # exp(-8 + i / 32), x in [-8, 0]
+    # the tables' fixed-point record (docs/vendor_fixed_point.md, LOGISTIC / TANH and SOFTMAX: reproduced
+    # exactly with these values; which slot a region reads: patched one at a time in the vendor's fixed
+    # simulator on a sweep of every input code). M, Q: the input scale's 15-bit mantissa form, Q = 14 -
+    # floor(log2 s), M = floor(s 2**Q + 1/2); values "in Q" are reals times 2**Q.
+    **{(t, slot): name for t in ("SgsLogisticOptionsSlot0", "SgsTanhOptionsSlot0", "SgsSoftmaxOptionsSlot1")
+       for slot, name in ((3, "fixed_point"),)},
+    **{(t, slot): name for t in ("SgsLogisticOptionsSlot0Slot3", "SgsTanhOptionsSlot0Slot3",
+                                 "SgsSoftmaxOptionsSlot1Slot3")
+       for slot, name in (
+           (4, "input_multiplier"),        # M
+           (7, "lut_65_index_shift"),      # LOGISTIC / TANH Q - 4, SOFTMAX Q - 5: a 65-table segment per 2**shift
+           (8, "lut_257_index_shift"),     # LOGISTIC / TANH Q - 7, SOFTMAX Q - 5
+           (13, "lut_boundary"),           # where the 257-table's range meets the 65-table's: 2.0 (SOFTMAX -2.0) in Q
+           (12, "lut_boundary_2"),         # the same value (SOFTMAX reads it too; LOGISTIC: patched, same outputs)
+           (15, "lut_65_offset"),          # added before the 65-table's lookup: -2.0 (SOFTMAX +2.0) in Q
+           (17, "frac_bits"),              # Q (17 .. 20 all hold it)
+           (18, "frac_bits_2"),
+           (19, "frac_bits_3"),
+           (20, "frac_bits_4"),
+           (25, "lut_65_multiplier"),      # the 65-table's interpolation times multiplier >> shift (16384 / 14;
+           (27, "lut_65_shift"),           # TANH with an output scale other than 1/32767: times its ratio)
+           (26, "lut_257_multiplier"),     # the 257-table's: LOGISTIC 24956 / 15, TANH 31589 / 15, SOFTMAX
+           (28, "lut_257_shift"),          # 17739 / 17 (round(32768 tanh 1), tanh 2, 2**17 e**-2)
+       )},
+    ("SgsLogisticOptionsSlot0Slot3", 11): "line_start",    # 6.0 in Q: above it the line (end of the 65-table)
+    ("SgsTanhOptionsSlot0Slot3", 11): "line_start",
+    ("SgsSoftmaxOptionsSlot1Slot3", 14): "line_start",     # -10.0 in Q: below it the line
+    ("SgsSoftmaxOptionsSlot1Slot3", 16): "lut_257_offset",  # +10.0 in Q, added before the 257-table's lookup
+    ("SgsLogisticOptionsSlot0Slot2", 0): "line_slope",     # the line beyond 6.0: LOGISTIC 8, TANH 1
+    ("SgsTanhOptionsSlot0Slot2", 0): "line_slope",
+    ("SgsSoftmaxOptionsSlot1Slot2", 2): "lut_65_first_value",  # 4435 = exp_lut_65[0] = round(32767 e**-2)
+    ("SgsSoftmaxOptionsSlot1Slot2", 3): "line_start_value",    # 11 = exp_lut_257[0]: E0 of the line below -10
+    # MUL (fixed.sim): two tables; p = (x1 x2 + 2**(k1-1)) >> k1, q = (p M + 2**(k2-1)) >> k2 + zp: table 0's
+    # slot 5 = k1, table 1's slot 1 = M = round(s1 s2 / s_out 2**(k1 + k2)), slot 3 = k2 (-1 where unused)
+    ("MulOptions", 1): "sgs_rescale",
+    ("SgsMulOptionsSlot1", 1): "multiplier",
+    ("SgsMulOptionsSlot1", 3): "shift",
+    ("SgsMulOptionsSlot1", 5): "product_shift",
 }
 
 
