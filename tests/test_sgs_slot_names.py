@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 122
+    assert len(named) == 127
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -363,3 +363,66 @@ def test_mul_rescale_is_the_two_stage_product(fixed_files):
         assert 2 ** 14 <= second["multiplier"] < 2 ** 15 and first["multiplier"] == second["sgs_slot_2"] == -1
         n += 1
     assert n == 1
+
+
+def _channel_ranges(log: Path) -> dict:
+    """The vendor calibrator's per-channel output ranges of its run (log/tensor_chn.txt)."""
+    import re  # noqa: PLC0415
+    out = {}
+    for m in re.finditer(r"Name:(\S+), (\d+)\s*min_chn: ([^m]*)max_chn: ([^;]*);", log.read_text()):
+        out[m.group(1)] = tuple(np.array([float(v) for v in g.strip(" ,\n").split(",")])
+                                for g in (m.group(3), m.group(4)))
+    return out
+
+
+def test_acc_range_is_the_conv_accumulators_calibrated_range(fixed_files):
+    """QuantizationParameters ``sgs_acc_max`` / ``sgs_acc_min``: on every conv output (nowhere else), the
+    range of the int32 accumulator sum((x - zp_in) w) + zp_in sum(w) = (y - b) / (s_in s_w) + zp_in sum(w_codes)
+    over the calibrated per-channel output ranges (max of the upper ends, min of the lower ones, truncated
+    toward zero, widened to hold 0); and below 8192 * 2**bias_shift, the bound the bias shift is chosen for."""
+    n = 0
+    for name, (fixed, fl_path) in fixed_files.items():
+        model, fl = load_model(fixed), load_model(fl_path)
+        g = model.main
+        ranges = _channel_ranges(fixed.parent / f"_work_{name}" / "wd" / "log" / "tensor_chn.txt")
+        floats = {t.name: t for t in fl.main.tensors}
+        conv_outputs = set()
+        for op in g.operators:
+            kind = model.op_name(op)
+            if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                continue
+            conv_outputs.add(op.outputs[0])
+            ti, tw, tb, to = (g.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
+            if tw.dtype != "INT8" or to.name not in ranges:
+                continue
+            w = np.asarray(fl.tensor_data(floats[tw.name]), np.float64)
+            bias = np.asarray(fl.tensor_data(floats[tb.name]), np.float64).reshape(2, -1)[0]
+            if w.shape != tuple(tw.shape):
+                continue
+            codes = np.rint(w / float(tw.quantization.scale[0]))
+            w_sum = codes.reshape(-1, codes.shape[-1]).sum(0) if kind == "DEPTHWISE_CONV_2D" \
+                else codes.reshape(codes.shape[0], -1).sum(1)
+            unit = float(ti.quantization.scale[0]) * float(tw.quantization.scale[0])
+            lo, hi = ranges[to.name]
+            offset = int(ti.quantization.zero_point[0]) * w_sum - bias / unit
+            acc_max = max(0, math.trunc(float((hi / unit + offset).max())))
+            acc_min = min(0, math.trunc(float((lo / unit + offset).min())))
+            q = to.quantization.extra
+            assert (q["sgs_acc_max"], q["sgs_acc_min"]) == ((acc_max,), (acc_min,)), (name, to.name)
+            assert max(acc_max, -acc_min) < 8192 * 2 ** op.options.sgs_bias_shift
+            n += 1
+        for i, t in enumerate(g.tensors):
+            if i not in conv_outputs and t.quantization is not None:
+                assert not t.quantization.extra.get("sgs_acc_max") and not t.quantization.extra.get("sgs_acc_min")
+    assert n >= 18, n
+
+
+def test_logistic_output_rescale_is_the_ratio_to_the_unit_scale(fixed_files):
+    """SgsLogisticOptions ``sgs_output_rescale``: M / 2**shift the 15-bit form of (1/32767) / s_out, offset =
+    round(1 / s_out) (the output code of 1.0), final_shift 1 (the halving of 1 + tanh); slot 2 unused (-1)."""
+    (model, op, _), *_ = list(_ops(fixed_files, "LOGISTIC"))
+    s_out = float(model.main.tensors[op.outputs[0]].quantization.scale[0])
+    (tab,) = [dict(t) for t in op.options.sgs_output_rescale]
+    assert abs(s_out * 32767 - 1) > 0.1, "an output scale other than 1/32767 (the ratio is not 1)"
+    assert (tab["multiplier"], tab["shift"]) == _mantissa_form((1 / 32767) / s_out)
+    assert tab["offset"] == round(1 / s_out) and tab["final_shift"] == 1 and tab["sgs_slot_2"] == -1

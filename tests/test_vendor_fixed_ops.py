@@ -592,6 +592,29 @@ def test_table_op_options_hold_our_tables_and_fixed_point_parameters(op, x_range
     assert (fp["lut_65_multiplier"], fp["lut_65_shift"]) == spec.outer_multiplier
 
 
+@pytest.mark.slow  # one 256 x 256 sweep through the vendor simulator
+def test_logistic_output_rescale_reproduces_the_vendor_output():
+    """A LOGISTIC whose output scale is not 1/32767 (range (0, 0.8), widened by the vendor): its codes are
+    min((((s T M + 2**(shift-1)) >> shift) + offset + 1) >> final_shift, 32767) with the stored
+    ``sgs_output_rescale`` and s T = sign(x) 32767 tanh(|x| / 2) of the kernel's tables, on every code of the
+    dense sweep (the float rint(q_unit * ratio) misses about a quarter of them by 1)."""
+    b, ranges, x = _table_sweep_model("LOGISTIC", 16.0, False, True)
+    ranges["t"] = (0.0, 0.8)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "table_LOGISTIC_16.0_out_0.8")
+    sim = vo.VendorSim(fixed)
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    assert abs(tout.scale[0] * 32767 - 1) > 0.05, "the output scale is not the unit one"
+    (tab,) = [dict(t) for t in _options(fixed, "LOGISTIC").sgs_output_rescale]
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == "LOGISTIC")
+    xi = layout.from_dump(vo.record(recs, op, "in", 0)["data"], tin.shape).astype(np.int64)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], tout.shape).astype(np.int64)
+    sign, t = tables.odd_table_codes(xi, tin.scale[0], tables.LOGISTIC_SPEC)
+    scaled = (sign * t.astype(np.int64) * tab["multiplier"] + (1 << (tab["shift"] - 1))) >> tab["shift"]
+    got = np.minimum((scaled + tab["offset"] + 1) >> tab["final_shift"], 32767)
+    assert (want == 32767).any() and int(np.abs(got - want).max()) == 0, int((got != want).sum())
+
+
 @pytest.mark.slow  # two 256 x 256 sweeps through the vendor simulator
 @pytest.mark.parametrize("x_range", [6.0, 32.0])
 def test_uint8_tanh_is_the_requantized_int16_tanh(x_range):

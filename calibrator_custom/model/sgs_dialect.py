@@ -117,8 +117,8 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(1, "max", "[float32]"),
         Field(2, "scale", "[float32]"),
         Field(3, "zero_point", "[int64]"),
-        Field(4, "sgs_list_4", "[int64]"),
-        Field(5, "sgs_list_5", "[int64]"),
+        Field(4, "sgs_acc_max", "[int64]"),  # a conv output's accumulator range (vendor_fixed.pack)
+        Field(5, "sgs_acc_min", "[int64]"),
         Field(6, "sgs_flag", "uint8"),
         Field(7, "sgs_extra", "SgsQuantExtra"),
     ),
@@ -287,6 +287,14 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsTanhOptionsSlot0Slot2", 0): "line_slope",
     ("SgsSoftmaxOptionsSlot1Slot2", 2): "lut_65_first_value",  # 4435 = exp_lut_65[0] = round(32767 e**-2)
     ("SgsSoftmaxOptionsSlot1Slot2", 3): "line_start_value",    # 11 = exp_lut_257[0]: E0 of the line below -10
+    # LOGISTIC's output: q = min((((s T M + 2**(shift-1)) >> shift) + offset + 1) >> final_shift, 32767), s T the
+    # signed 32767 tanh(|x| / 2) of the tables, M / 2**shift = (1/32767) / s_out as a 15-bit form, offset =
+    # round(1 / s_out) (the code of 1.0), final_shift = 1 (exact on the vendor's simulator: tests)
+    ("SgsLogisticOptions", 1): "sgs_output_rescale",
+    ("SgsLogisticOptionsSlot1", 1): "multiplier",
+    ("SgsLogisticOptionsSlot1", 3): "shift",
+    ("SgsLogisticOptionsSlot1", 4): "offset",
+    ("SgsLogisticOptionsSlot1", 5): "final_shift",
     # MUL (fixed.sim): two tables; p = (x1 x2 + 2**(k1-1)) >> k1, q = (p M + 2**(k2-1)) >> k2 + zp: table 0's
     # slot 5 = k1, table 1's slot 1 = M = round(s1 s2 / s_out 2**(k1 + k2)), slot 3 = k2 (-1 where unused)
     ("MulOptions", 1): "sgs_rescale",
