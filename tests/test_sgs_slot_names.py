@@ -426,3 +426,48 @@ def test_logistic_output_rescale_is_the_ratio_to_the_unit_scale(fixed_files):
     assert abs(s_out * 32767 - 1) > 0.1, "an output scale other than 1/32767 (the ratio is not 1)"
     assert (tab["multiplier"], tab["shift"]) == _mantissa_form((1 / 32767) / s_out)
     assert tab["offset"] == round(1 / s_out) and tab["final_shift"] == 1 and tab["sgs_slot_2"] == -1
+
+
+@pytest.fixture(scope="module")
+def fusion_files(fixed_files, tmp_path_factory):
+    """fixed_files plus the two single-op models whose fused op reads a conv / a pool (vendor-made)."""
+    from vendor_singleops import CASES
+
+    out = tmp_path_factory.mktemp("slot_names_fusion")
+    images = calibration_images()[:2]
+    files = {k: v[0] for k, v in fixed_files.items() if k.startswith("op_")}
+    for case in ("conv_relu6_fused", "max_pool"):
+        assert corpus.make(out, case, CASES[case](), images), case
+        files[case] = out / f"{case}_fixed.sim"
+    return files
+
+
+def test_op_class_and_fused_input_mark_the_ops_the_vendor_runs_inside_their_producer(fusion_files):
+    """Operator ``sgs_op_class`` 2 / 4 exactly on the ops the vendor's fixed simulator runs inside another op
+    (their dump records lie under that op's index; 2 when it is a conv), 1 on convs; ``sgs_fused_input`` the
+    index of the input that op produces (absent = 0), -1 on every op run on its own."""
+    from vendor_fixed_oracle import run_fixed
+
+    fused = 0
+    for name, fixed in fusion_files.items():
+        model = load_model(fixed)
+        g = model.main
+        shape = tuple(int(d) for d in g.tensors[g.inputs[0]].shape)
+        recs, _ = run_fixed(fixed, np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8))
+        dumped: dict[str, set] = {}
+        for r in recs:
+            dumped.setdefault(r["op"], set()).add(r["op_index"])
+        producer = {t: j for j, o in enumerate(g.operators) for t in o.outputs}
+        for j, op in enumerate(g.operators):
+            kind = model.op_name(op)
+            cls, inp = op.extra.get("sgs_op_class"), op.extra.get("sgs_fused_input")
+            where = dumped.get(kind, set())
+            assert (cls == 1) == (kind in ("CONV_2D", "DEPTHWISE_CONV_2D")), (name, kind)
+            if j in where:
+                assert cls not in (2, 4) and inp == -1, (name, kind, cls, inp)
+                continue
+            (host,) = where - {j}
+            assert cls == (2 if model.op_name(g.operators[host]) in ("CONV_2D", "DEPTHWISE_CONV_2D") else 4)
+            assert producer.get(op.inputs[inp or 0]) == host, (name, kind, inp)
+            fused += 1
+    assert fused >= 6, fused  # ADD, SUB, MUL (second input), LOGISTIC, RELU6 into a conv, MUL into a pool

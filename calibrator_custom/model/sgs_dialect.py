@@ -131,9 +131,14 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(5, "custom_options", "[uint8]"),
         Field(6, "custom_options_format", "CustomOptionsFormat"),
         Field(7, "sgs_list_7", "[int32]"),
-        Field(8, "sgs_word_8", "uint32"),
+        # the op's class: 1 CONV_2D / DEPTHWISE_CONV_2D, 2 fused into the conv producing its input, 4 fused
+        # into another op producing one (the vendor runs it inside that op: its dump lies under that op's
+        # index), 6 the other elementwise ops, 3 the rest (pools, data movement, SOFTMAX, RESIZE, MEAN, the
+        # input ops)
+        Field(8, "sgs_op_class", "uint32"),
         Field(12, "sgs_op_info", "SgsOpInfo"),
-        Field(14, "sgs_word_14", "int32"),
+        # the input whose producer the op is fused into (absent: 0), -1 for an op run on its own
+        Field(14, "sgs_fused_input", "int32"),
     ),
 }
 
