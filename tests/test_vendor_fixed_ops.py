@@ -613,6 +613,9 @@ def test_logistic_output_rescale_reproduces_the_vendor_output():
     scaled = (sign * t.astype(np.int64) * tab["multiplier"] + (1 << (tab["shift"] - 1))) >> tab["shift"]
     got = np.minimum((scaled + tab["offset"] + 1) >> tab["final_shift"], 32767)
     assert (want == 32767).any() and int(np.abs(got - want).max()) == 0, int((got != want).sum())
+    assert (tab["multiplier"], tab["shift"], tab["offset"]) == tables.logistic_output_rescale(tout.scale[0])
+    kernel = KERNELS["LOGISTIC"](xi, tin.scale[0], tout.scale[0]).astype(np.int64)
+    assert np.array_equal(kernel, want), int((kernel != want).sum())
 
 
 @pytest.mark.slow  # two 256 x 256 sweeps through the vendor simulator
