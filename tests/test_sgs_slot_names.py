@@ -471,3 +471,25 @@ def test_op_class_and_fused_input_mark_the_ops_the_vendor_runs_inside_their_prod
             assert producer.get(op.inputs[inp or 0]) == host, (name, kind, inp)
             fused += 1
     assert fused >= 6, fused  # ADD, SUB, MUL (second input), LOGISTIC, RELU6 into a conv, MUL into a pool
+
+
+def test_use_order_numbers_the_tensors_as_the_ops_first_use_them(fusion_files):
+    """Tensor ``sgs_use_order``: 1, 2, ... over the ops in order, each op's inputs then outputs, a tensor
+    numbered where it is first used; the graph input has none; a Slice_Alias output takes its input's number."""
+    n = 0
+    for name, fixed in fusion_files.items():
+        model = load_model(fixed)
+        g = model.main
+        want: dict[int, int] = {}
+        count = 0
+        for op in g.operators:
+            for i in (*op.inputs, *op.outputs):
+                if i >= 0 and i not in want and i not in g.inputs:
+                    count += 1
+                    want[i] = count
+            if model.op_name(op) == "Slice_Alias":
+                want[op.outputs[0]] = want[op.inputs[0]]
+        got = {i: t.extra.get("sgs_use_order") for i, t in enumerate(g.tensors)}
+        assert got == {i: want.get(i) for i in range(len(g.tensors))}, name
+        n += len(want)
+    assert n >= 60, n

@@ -108,7 +108,9 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(5, "sgs_tag", "uint8"),
         Field(6, "sgs_fixed_flag", "uint8"),
         Field(7, "sgs_arena", "SgsTensorArena"),
-        Field(8, "sgs_word_8", "uint32"),
+        # fixed.sim: 1, 2, ... in the order the ops first use the tensors (inputs, then outputs; the graph
+        # input holds none), a Slice_Alias output taking its input's number
+        Field(8, "sgs_use_order", "uint32"),
         Field(9, "sgs_role", "uint32"),
         Field(10, "sgs_fixed_type", "TensorType"),
     ),
