@@ -493,3 +493,27 @@ def test_use_order_numbers_the_tensors_as_the_ops_first_use_them(fusion_files):
         assert got == {i: want.get(i) for i in range(len(g.tensors))}, name
         n += len(want)
     assert n >= 60, n
+
+
+def test_mul_with_a_constant_stores_it_in_the_product_shifts_fixed_point(fusion_files):
+    """A MUL by a constant (the converter's own MULs too): table 0's ``product_shift`` k1 = 14 - floor(log2(max|c|
+    s_in / s_out)) and the constant's codes round(c s_in / s_out 2**k1) (c from the vendor float.sim); table 1
+    holds zeros (no second stage)."""
+    n = 0
+    for name, fixed in fusion_files.items():
+        model, fl = load_model(fixed), load_model(fixed.with_name(fixed.name.replace("_fixed.sim", "_float.sim")))
+        g, floats = model.main, {t.name: t for t in fl.main.tensors}
+        for op in g.operators:
+            if model.op_name(op) != "MUL" or model.tensor_data(g.tensors[op.inputs[1]]) is None:
+                continue
+            t0, tc, to = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+            first, second = (dict(t) for t in op.options.sgs_rescale)
+            c = np.asarray(fl.tensor_data(floats[tc.name]), np.float64).ravel()
+            ratio = float(t0.quantization.scale[0]) / float(to.quantization.scale[0])
+            k1 = first["product_shift"]
+            assert k1 == 14 - math.floor(math.log2(float(np.abs(c).max()) * ratio)), name
+            codes = np.asarray(model.tensor_data(tc), np.int64).ravel()
+            assert np.array_equal(codes, np.floor(c * ratio * 2.0 ** k1 + 0.5).astype(np.int64)), name
+            assert second["multiplier"] == second["shift"] == 0
+            n += 1
+    assert n >= 3, n
