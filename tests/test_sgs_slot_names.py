@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 127
+    assert len(named) == 129
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -517,3 +517,27 @@ def test_mul_with_a_constant_stores_it_in_the_product_shifts_fixed_point(fusion_
             assert second["multiplier"] == second["shift"] == 0
             n += 1
     assert n >= 3, n
+
+
+def test_softmax_lut_range_min_is_the_calibrated_min_of_the_inputs_span(fixed_files):
+    """SoftmaxOptions ``sgs_lut_range.min`` (float32): the vendor calibrator's logged LUT range min, and the min
+    over the two calibration photos of min(x) - max(x) over the whole input tensor x (the preprocessed image:
+    the builder's SOFTMAX reads x through the converter's MUL by 1), not of the per-row x - max(x), which
+    is higher here (-1.21)."""
+    import re  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+
+    fixed, _ = fixed_files["op_softmax"]
+    model = load_model(fixed)
+    g = model.main
+    op = next(o for o in g.operators if model.op_name(o) == "SOFTMAX")
+    got = float(dict(op.options.sgs_lut_range)["min"])
+    work = fixed.parent / "_work_op_softmax"
+    logged = float(re.search(r"min: (-?[\d.]+)", (work / "wd" / "log" / "softmax_lut_range.txt").read_text()).group(1))
+    _, h, w, _ = (int(d) for d in g.tensors[g.inputs[0]].shape)
+    d_min = 0.0
+    for p in sorted((work / "images").iterdir()):
+        x = (cv2.resize(cv2.imread(str(p))[:, :, ::-1], (w, h)).astype(np.float32) - 127.5) / 127.5
+        d_min = min(d_min, float(x.min() - x.max()))
+    assert got < -0.5 and abs(got - logged) < 1e-6 and abs(got - d_min) < 1e-5, (got, logged, d_min)

@@ -160,6 +160,9 @@ VENDOR_OPTION_TYPES: dict[int, str] = {
 }
 _VENDOR_ONLY_TABLES.update({name: () for name in VENDOR_OPTION_TYPES.values()})
 _VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int16]"),)
+# SoftmaxOptions slot 2's table: slot 0 is a float32 (the survey, which cannot tell 4-byte scalars apart,
+# found it as an int32): the min of the calibrated LUT input range (SLOT_NAMES)
+_VENDOR_ONLY_TABLES["SgsSoftmaxOptionsSlot2"] = (Field(0, "min", "float32"),)
 #: TFLite's tables with the vendor's swapped in (the four pad-extended option tables always in
 #: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
 TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
@@ -292,6 +295,11 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsSoftmaxOptionsSlot1Slot3", 16): "lut_257_offset",  # +10.0 in Q, added before the 257-table's lookup
     ("SgsLogisticOptionsSlot0Slot2", 0): "line_slope",     # the line beyond 6.0: LOGISTIC 8, TANH 1
     ("SgsTanhOptionsSlot0Slot2", 0): "line_slope",
+    # SOFTMAX: the calibrated range of its LUT's input (the vendor calibrator's log/softmax_lut_range.txt):
+    # min over the calibration inputs of min(x) - max(x) over the whole tensor, a float32 (the max, 0, is
+    # not stored)
+    ("SoftmaxOptions", 2): "sgs_lut_range",
+    ("SgsSoftmaxOptionsSlot2", 0): "min",
     ("SgsSoftmaxOptionsSlot1Slot2", 2): "lut_65_first_value",  # 4435 = exp_lut_65[0] = round(32767 e**-2)
     ("SgsSoftmaxOptionsSlot1Slot2", 3): "line_start_value",    # 11 = exp_lut_257[0]: E0 of the line below -10
     # LOGISTIC's output: q = min((((s T M + 2**(shift-1)) >> shift) + offset + 1) >> final_shift, 32767), s T the
