@@ -541,3 +541,30 @@ def test_softmax_lut_range_min_is_the_calibrated_min_of_the_inputs_span(fixed_fi
         x = (cv2.resize(cv2.imread(str(p))[:, :, ::-1], (w, h)).astype(np.float32) - 127.5) / 127.5
         d_min = min(d_min, float(x.min() - x.max()))
     assert got < -0.5 and abs(got - logged) < 1e-6 and abs(got - d_min) < 1e-5, (got, logged, d_min)
+
+
+def test_mul_by_a_constant_is_the_product_shifted_by_product_shift(fixed_files):
+    """The vendor's fixed simulator computes a MUL by a constant (run on its own) as
+    q = ((x - zp_in) c_q + 2**(k1-1)) >> k1 + zp_out, k1 = ``product_shift``: every code of three random inputs."""
+    from calibrator_custom.vendor_fixed import layout  # noqa: PLC0415
+    from vendor_fixed_oracle import record, run_fixed
+
+    fixed, _ = fixed_files["op_softmax"]
+    model = load_model(fixed)
+    g = model.main
+    j, op = next((j, o) for j, o in enumerate(g.operators) if model.op_name(o) == "MUL")
+    assert op.extra.get("sgs_op_class") == 6, "a MUL run on its own"
+    t0, tc, to = (g.tensors[i] for i in (*op.inputs[:2], op.outputs[0]))
+    k1 = dict(op.options.sgs_rescale[0])["product_shift"]
+    c = np.asarray(model.tensor_data(tc), np.int64)
+    shape = tuple(int(d) for d in g.tensors[g.inputs[0]].shape)
+    n = 0
+    for seed in range(3):
+        recs, _ = run_fixed(fixed, np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8))
+        x = layout.from_dump(record(recs, j, "in", 0)["data"], t0.shape).astype(np.int64)
+        want = layout.from_dump(record(recs, j, "out")["data"], to.shape).astype(np.int64)
+        got = (((x - int(t0.quantization.zero_point[0])) * c + (1 << (k1 - 1))) >> k1) \
+            + int(to.quantization.zero_point[0])
+        assert np.array_equal(got, want), int((got != want).sum())
+        n += want.size
+    assert n >= 500
