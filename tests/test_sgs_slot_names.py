@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 129
+    assert len(named) == 131
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -436,7 +436,7 @@ def fusion_files(fixed_files, tmp_path_factory):
     out = tmp_path_factory.mktemp("slot_names_fusion")
     images = calibration_images()[:2]
     files = {k: v[0] for k, v in fixed_files.items() if k.startswith("op_")}
-    for case in ("conv_relu6_fused", "max_pool"):
+    for case in ("conv_relu6_fused", "max_pool", "concat_channels", "concat_reshaped", "concat_transposed"):
         assert corpus.make(out, case, CASES[case](), images), case
         files[case] = out / f"{case}_fixed.sim"
     return files
@@ -568,3 +568,30 @@ def test_mul_by_a_constant_is_the_product_shifted_by_product_shift(fixed_files):
         assert np.array_equal(got, want), int((got != want).sum())
         n += want.size
     assert n >= 500
+
+
+def test_concatenation_records_the_inputs_it_reshapes_to_the_outputs_rank(fusion_files):
+    """ConcatenationOptions ``sgs_reshaped_input_count`` / ``sgs_reshaped_input_shapes``: when an input's shape
+    is not the output's but for the axis, the number of inputs and, 10 ints per input, the output's shape with
+    the axis dimension numel(input) / (the output's other dimensions); 0 and zeros when none is."""
+    seen = set()
+    for name, fixed in fusion_files.items():
+        model = load_model(fixed)
+        g = model.main
+        for op in g.operators:
+            if model.op_name(op) != "CONCATENATION":
+                continue
+            o = op.options
+            out = [int(d) for d in g.tensors[op.outputs[0]].shape]
+            axis = int(o.axis) % len(out)
+            ins = [[int(d) for d in g.tensors[i].shape] for i in op.inputs]
+            rest = math.prod(out) // out[axis]
+            want = np.zeros(160, np.int64)
+            reshaped = any(len(s) != len(out) or s[:axis] + s[axis + 1:] != out[:axis] + out[axis + 1:] for s in ins)
+            if reshaped:
+                for k, s in enumerate(ins):
+                    want[10 * k:10 * k + len(out)] = out[:axis] + [math.prod(s) // rest] + out[axis + 1:]
+            assert o.sgs_reshaped_input_count == (len(ins) if reshaped else 0), name
+            assert np.array_equal(np.asarray(o.sgs_reshaped_input_shapes, np.int64), want), name
+            seen.add(reshaped)
+    assert seen == {True, False}

@@ -310,6 +310,12 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsLogisticOptionsSlot1", 3): "shift",
     ("SgsLogisticOptionsSlot1", 4): "offset",
     ("SgsLogisticOptionsSlot1", 5): "final_shift",
+    # CONCATENATION whose inputs the vendor reshapes to the output's rank (row-major; e.g. (1, 16, 16, 32) +
+    # (1, 8, 8, 96) -> (1, 896, 16)): the number of inputs and, 10 int32 per input (16 inputs), each input's
+    # shape as reshaped (the output's shape with the axis dimension its own); 0 / zeros when no input is
+    # reshaped (in float, cmodel_float and fixed files alike)
+    ("ConcatenationOptions", 2): "sgs_reshaped_input_count",
+    ("ConcatenationOptions", 4): "sgs_reshaped_input_shapes",
     # MUL (fixed.sim): two tables; p = (x1 x2 + 2**(k1-1)) >> k1, q = (p M + 2**(k2-1)) >> k2 + zp: table 0's
     # slot 5 = k1, table 1's slot 1 = M = round(s1 s2 / s_out 2**(k1 + k2)), slot 3 = k2 (-1 where unused)
     ("MulOptions", 1): "sgs_rescale",
