@@ -83,7 +83,7 @@ def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 131
+    assert len(named) == 132
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -595,3 +595,27 @@ def test_concatenation_records_the_inputs_it_reshapes_to_the_outputs_rank(fusion
             assert np.array_equal(np.asarray(o.sgs_reshaped_input_shapes, np.int64), want), name
             seen.add(reshaped)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("clamp", [16383, 8191])
+def test_activation_output_max_clamps_the_output_codes(fixed_files, tmp_path, clamp):
+    """SgsActivationOptions ``sgs_output_max`` (32767 as written): patched to a lower code through our encoder,
+    the vendor's fixed simulator gives min(its original output, clamp * s_out) on every value."""
+    import dataclasses  # noqa: PLC0415
+
+    from vendor_fixed_oracle import oracle
+
+    fixed, _ = fixed_files["op_relu"]
+    model = load_model(fixed)
+    g = model.main
+    j, op = next((j, o) for j, o in enumerate(g.operators) if model.op_name(o) == "RELU")
+    assert op.options.sgs_output_max == 32767
+    s_out = float(g.tensors[op.outputs[0]].quantization.scale[0])
+    x = np.random.default_rng(0).integers(0, 256, tuple(int(d) for d in g.tensors[g.inputs[0]].shape)).astype(np.uint8)
+    base = np.asarray(oracle().fixed_sim(str(fixed), x)["y"], np.float64)
+    op.options = dataclasses.replace(op.options, sgs_output_max=clamp)
+    patched = tmp_path / "patched_fixed.sim"
+    patched.write_bytes(model.to_bytes(reencode=True))
+    got = np.asarray(oracle().fixed_sim(str(patched), x)["y"], np.float64)
+    assert base.max() > clamp * s_out, "the clamp cuts some outputs"
+    np.testing.assert_allclose(got, np.minimum(base, clamp * s_out), rtol=0, atol=1e-6)

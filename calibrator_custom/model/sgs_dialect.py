@@ -247,6 +247,9 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsLeakyReluOptionsSlot1", 1): "multiplier",
     ("SgsLeakyReluOptionsSlot1", 5): "shift",
     # RELU / RELU6 (type 201): the multiplier / shift of F = max(1, |min_in| / max_in)
+    # RELU / RELU6: the upper clamp of the output codes (32767 in every file; patched lower, the vendor's
+    # outputs are min(output, that code) exactly)
+    ("SgsActivationOptions", 1): "sgs_output_max",
     ("SgsActivationOptions", 2): "sgs_input_ratio",
     ("SgsActivationOptionsSlot2", 1): "multiplier",
     ("SgsActivationOptionsSlot2", 5): "shift",
