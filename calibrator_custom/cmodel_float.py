@@ -16,9 +16,9 @@ each tensor's QuantizationParameters, what the fixed conversion needs (measured 
 
 :func:`cmodel_float_model` reproduces those fields. Not reproduced (their rules are not established): the
 vendor's fusions in this stage (a graph-input convolution absorbs the RELU after it), its re-planned
-tensor arena and the ``sgs_list_4/5`` integers of
-some INT16 tensors; the per-tensor tag bytes follow the written file's own layout, by the vendor's rule
-(``model.sgs_tags``). A TFLite float model is written as TFLite with ``min``/``max`` only (TFLite reads
+tensor arena and the accumulator ranges (``sgs_acc_max`` / ``sgs_acc_min``) of the conv outputs; the
+per-tensor tag bytes follow the written file's own layout, by the vendor's rule (``model.sgs_tags``).
+A TFLite float model is written as TFLite with ``min``/``max`` only (TFLite reads
 scale/zero_point on a float tensor as a quantization).
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ _RANGE_KEEPING = ("MAX_POOL_2D", "PAD", "RESHAPE")
 
 #: what the vendor's cmodel-float writer does not reproduce here (for the warning)
 NOT_REPRODUCED = ("op fusions of the vendor's Float2CmodelFloat passes", "the re-planned tensor arena",
-                  "the vendor's sgs_list_4/5 integers")
+                  "the convs' accumulator ranges (sgs_acc_max / sgs_acc_min)")
 
 
 def _uint8_params(lo: float, hi: float) -> tuple[float, int]:

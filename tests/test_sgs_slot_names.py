@@ -31,7 +31,7 @@ CHAINS = {
     "conv_then_pool": dict(seed=6, kind="MAX_POOL_2D", side=12, width=20, k=2, cin=8, cout=8, stride=2,
                            padding="VALID"),
 }
-SINGLE_OPS = ("conv_dilated", "add", "sub", "relu", "prelu", "leaky_relu", "logistic", "tanh", "softmax")
+SINGLE_OPS = ("conv_dilated", "add", "sub", "mul", "relu", "prelu", "leaky_relu", "logistic", "tanh", "softmax")
 
 
 @pytest.fixture(scope="module")
@@ -79,11 +79,11 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 226 slots, the named ones counted."""
+    """Each name sits on a slot the survey typed, once per table; 227 slots, the named ones counted."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 65
+    assert len(named) == 132
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -304,3 +304,318 @@ def test_lookup_tables_are_the_named_function(fixed_files, op_name, field, sub, 
     assert lut.shape == (n,) and lut.dtype.kind == "i"
     expected = np.rint(32767 * fn(x0 + step * np.arange(n)))
     assert np.array_equal(lut, expected)
+
+
+def _mantissa_form(x: float) -> tuple[int, int]:
+    """(M, shift): x ~ M / 2**shift with a 15-bit M, shift = 14 - floor(log2 x), M = floor(x 2**shift + 1/2)."""
+    shift = 14 - math.floor(math.log2(x))
+    return math.floor(x * 2.0 ** shift + 0.5), shift
+
+
+#: per op: the real factor of each table's interpolation (the 257-table's the function's value at its end)
+_TABLE_FACTORS = {"LOGISTIC": (1.0, math.tanh(1.0)), "TANH": (1.0, math.tanh(2.0)), "SOFTMAX": (1.0, math.exp(-2.0))}
+
+
+@pytest.mark.parametrize("op_name", ["LOGISTIC", "TANH", "SOFTMAX"])
+def test_lut_fixed_point_record_is_the_input_scales_mantissa_form(fixed_files, op_name):
+    """``sgs_lut.fixed_point``: M, Q of the input's INT16 scale max(|min|, |max|) / 32767, the index shifts,
+    the boundaries, offsets and line start in Q, and each table's multiplier / shift as the 15-bit form of
+    its factor (TANH's times (1/32767) / s_out); the line's slope and SOFTMAX's table values beside them."""
+    (model, op, _), *_ = list(_ops(fixed_files, op_name))
+    g = model.main
+    qin = g.tensors[op.inputs[0]].quantization
+    s = max(abs(float(qin.min[0])), abs(float(qin.max[0]))) / 32767
+    q = 14 - math.floor(math.log2(s))
+    lut = dict(op.options.sgs_lut)
+    fp = dict(lut["fixed_point"])
+    assert fp["input_multiplier"] == math.floor(s * 2.0 ** q + 0.5) and 2 ** 14 <= fp["input_multiplier"] < 2 ** 15
+    assert [fp[f"frac_bits{k}"] for k in ("", "_2", "_3", "_4")] == [q] * 4
+    r = (1 / 32767) / float(g.tensors[op.outputs[0]].quantization.scale[0]) if op_name == "TANH" else 1.0
+    f65, f257 = _TABLE_FACTORS[op_name]
+    assert (fp["lut_65_multiplier"], fp["lut_65_shift"]) == _mantissa_form(f65 * r)
+    assert (fp["lut_257_multiplier"], fp["lut_257_shift"]) == _mantissa_form(f257 * r)
+    values = dict(lut["sgs_slot_2"])
+    if op_name == "SOFTMAX":  # 65 entries over [-2, 0], 257 over [-10, -2]: 1/32 each
+        assert (fp["lut_65_index_shift"], fp["lut_257_index_shift"]) == (q - 5, q - 5)
+        assert fp["lut_boundary"] == fp["lut_boundary_2"] == -2 * 2 ** q and fp["line_start"] == -10 * 2 ** q
+        assert (fp["lut_65_offset"], fp["lut_257_offset"]) == (2 * 2 ** q, 10 * 2 ** q)
+        assert values["lut_65_first_value"] == round(32767 * math.exp(-2.0)) == lut["exp_lut_65"][0]
+        assert values["line_start_value"] == round(32767 * math.exp(-8.0)) == lut["exp_lut_257"][0]
+    else:  # 257 entries over [0, 2] (1/128), 65 over [2, 6] (1/16): of |x| (LOGISTIC: of |x| / 2 in its tables)
+        assert (fp["lut_257_index_shift"], fp["lut_65_index_shift"]) == (q - 7, q - 4)
+        assert fp["lut_boundary"] == fp["lut_boundary_2"] == 2 * 2 ** q and fp["line_start"] == 6 * 2 ** q
+        assert fp["lut_65_offset"] == -2 * 2 ** q
+        assert isinstance(values["line_slope"], int)  # its value: test_vendor_fixed_ops (the reproduction)
+
+
+def test_mul_rescale_is_the_two_stage_product(fixed_files):
+    """MulOptions ``sgs_rescale`` of a two-activation MUL: M = round(s1 s2 / s_out 2**(k1 + k2)), a 15-bit
+    multiplier, with k1 = table 0's ``product_shift`` and k2 = table 1's ``shift``."""
+    n = 0
+    for model, op, _ in _ops(fixed_files, "MUL"):
+        first, second = (dict(t) for t in op.options.sgs_rescale)
+        if first["sgs_slot_0"] != 4:  # a folded constant: table 1 holds zeros
+            continue
+        g = model.main
+        s1, s2, so = (float(g.tensors[i].quantization.scale[0]) for i in (*op.inputs[:2], op.outputs[0]))
+        n_bits = first["product_shift"] + second["shift"]
+        assert second["multiplier"] == math.floor(s1 * s2 / so * 2.0 ** n_bits + 0.5)
+        assert 2 ** 14 <= second["multiplier"] < 2 ** 15 and first["multiplier"] == second["sgs_slot_2"] == -1
+        n += 1
+    assert n == 1
+
+
+def _channel_ranges(log: Path) -> dict:
+    """The vendor calibrator's per-channel output ranges of its run (log/tensor_chn.txt)."""
+    import re  # noqa: PLC0415
+    out = {}
+    for m in re.finditer(r"Name:(\S+), (\d+)\s*min_chn: ([^m]*)max_chn: ([^;]*);", log.read_text()):
+        out[m.group(1)] = tuple(np.array([float(v) for v in g.strip(" ,\n").split(",")])
+                                for g in (m.group(3), m.group(4)))
+    return out
+
+
+def test_acc_range_is_the_conv_accumulators_calibrated_range(fixed_files):
+    """QuantizationParameters ``sgs_acc_max`` / ``sgs_acc_min``: on every conv output (nowhere else), the
+    range of the int32 accumulator sum((x - zp_in) w) + zp_in sum(w) = (y - b) / (s_in s_w) + zp_in sum(w_codes)
+    over the calibrated per-channel output ranges (max of the upper ends, min of the lower ones, truncated
+    toward zero, widened to hold 0); and below 8192 * 2**bias_shift, the bound the bias shift is chosen for."""
+    n = 0
+    for name, (fixed, fl_path) in fixed_files.items():
+        model, fl = load_model(fixed), load_model(fl_path)
+        g = model.main
+        ranges = _channel_ranges(fixed.parent / f"_work_{name}" / "wd" / "log" / "tensor_chn.txt")
+        floats = {t.name: t for t in fl.main.tensors}
+        conv_outputs = set()
+        for op in g.operators:
+            kind = model.op_name(op)
+            if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                continue
+            conv_outputs.add(op.outputs[0])
+            ti, tw, tb, to = (g.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
+            if tw.dtype != "INT8" or to.name not in ranges:
+                continue
+            w = np.asarray(fl.tensor_data(floats[tw.name]), np.float64)
+            bias = np.asarray(fl.tensor_data(floats[tb.name]), np.float64).reshape(2, -1)[0]
+            if w.shape != tuple(tw.shape):
+                continue
+            codes = np.rint(w / float(tw.quantization.scale[0]))
+            w_sum = codes.reshape(-1, codes.shape[-1]).sum(0) if kind == "DEPTHWISE_CONV_2D" \
+                else codes.reshape(codes.shape[0], -1).sum(1)
+            unit = float(ti.quantization.scale[0]) * float(tw.quantization.scale[0])
+            lo, hi = ranges[to.name]
+            offset = int(ti.quantization.zero_point[0]) * w_sum - bias / unit
+            acc_max = max(0, math.trunc(float((hi / unit + offset).max())))
+            acc_min = min(0, math.trunc(float((lo / unit + offset).min())))
+            q = to.quantization.extra
+            assert (q["sgs_acc_max"], q["sgs_acc_min"]) == ((acc_max,), (acc_min,)), (name, to.name)
+            assert max(acc_max, -acc_min) < 8192 * 2 ** op.options.sgs_bias_shift
+            n += 1
+        for i, t in enumerate(g.tensors):
+            if i not in conv_outputs and t.quantization is not None:
+                assert not t.quantization.extra.get("sgs_acc_max") and not t.quantization.extra.get("sgs_acc_min")
+    assert n >= 18, n
+
+
+def test_logistic_output_rescale_is_the_ratio_to_the_unit_scale(fixed_files):
+    """SgsLogisticOptions ``sgs_output_rescale``: M / 2**shift the 15-bit form of (1/32767) / s_out, offset =
+    round(1 / s_out) (the output code of 1.0), final_shift 1 (the halving of 1 + tanh); slot 2 unused (-1)."""
+    (model, op, _), *_ = list(_ops(fixed_files, "LOGISTIC"))
+    s_out = float(model.main.tensors[op.outputs[0]].quantization.scale[0])
+    (tab,) = [dict(t) for t in op.options.sgs_output_rescale]
+    assert abs(s_out * 32767 - 1) > 0.1, "an output scale other than 1/32767 (the ratio is not 1)"
+    assert (tab["multiplier"], tab["shift"]) == _mantissa_form((1 / 32767) / s_out)
+    assert tab["offset"] == round(1 / s_out) and tab["final_shift"] == 1 and tab["sgs_slot_2"] == -1
+
+
+@pytest.fixture(scope="module")
+def fusion_files(fixed_files, tmp_path_factory):
+    """fixed_files plus the two single-op models whose fused op reads a conv / a pool (vendor-made)."""
+    from vendor_singleops import CASES
+
+    out = tmp_path_factory.mktemp("slot_names_fusion")
+    images = calibration_images()[:2]
+    files = {k: v[0] for k, v in fixed_files.items() if k.startswith("op_")}
+    for case in ("conv_relu6_fused", "max_pool", "concat_channels", "concat_reshaped", "concat_transposed"):
+        assert corpus.make(out, case, CASES[case](), images), case
+        files[case] = out / f"{case}_fixed.sim"
+    return files
+
+
+def test_op_class_and_fused_input_mark_the_ops_the_vendor_runs_inside_their_producer(fusion_files):
+    """Operator ``sgs_op_class`` 2 / 4 exactly on the ops the vendor's fixed simulator runs inside another op
+    (their dump records lie under that op's index; 2 when it is a conv), 1 on convs; ``sgs_fused_input`` the
+    index of the input that op produces (absent = 0), -1 on every op run on its own."""
+    from vendor_fixed_oracle import run_fixed
+
+    fused = 0
+    for name, fixed in fusion_files.items():
+        model = load_model(fixed)
+        g = model.main
+        shape = tuple(int(d) for d in g.tensors[g.inputs[0]].shape)
+        recs, _ = run_fixed(fixed, np.random.default_rng(0).integers(0, 256, shape).astype(np.uint8))
+        dumped: dict[str, set] = {}
+        for r in recs:
+            dumped.setdefault(r["op"], set()).add(r["op_index"])
+        producer = {t: j for j, o in enumerate(g.operators) for t in o.outputs}
+        for j, op in enumerate(g.operators):
+            kind = model.op_name(op)
+            cls, inp = op.extra.get("sgs_op_class"), op.extra.get("sgs_fused_input")
+            where = dumped.get(kind, set())
+            assert (cls == 1) == (kind in ("CONV_2D", "DEPTHWISE_CONV_2D")), (name, kind)
+            if j in where:
+                assert cls not in (2, 4) and inp == -1, (name, kind, cls, inp)
+                continue
+            (host,) = where - {j}
+            assert cls == (2 if model.op_name(g.operators[host]) in ("CONV_2D", "DEPTHWISE_CONV_2D") else 4)
+            assert producer.get(op.inputs[inp or 0]) == host, (name, kind, inp)
+            fused += 1
+    assert fused >= 6, fused  # ADD, SUB, MUL (second input), LOGISTIC, RELU6 into a conv, MUL into a pool
+
+
+def test_use_order_numbers_the_tensors_as_the_ops_first_use_them(fusion_files):
+    """Tensor ``sgs_use_order``: 1, 2, ... over the ops in order, each op's inputs then outputs, a tensor
+    numbered where it is first used; the graph input has none; a Slice_Alias output takes its input's number."""
+    n = 0
+    for name, fixed in fusion_files.items():
+        model = load_model(fixed)
+        g = model.main
+        want: dict[int, int] = {}
+        count = 0
+        for op in g.operators:
+            for i in (*op.inputs, *op.outputs):
+                if i >= 0 and i not in want and i not in g.inputs:
+                    count += 1
+                    want[i] = count
+            if model.op_name(op) == "Slice_Alias":
+                want[op.outputs[0]] = want[op.inputs[0]]
+        got = {i: t.extra.get("sgs_use_order") for i, t in enumerate(g.tensors)}
+        assert got == {i: want.get(i) for i in range(len(g.tensors))}, name
+        n += len(want)
+    assert n >= 60, n
+
+
+def test_mul_with_a_constant_stores_it_in_the_product_shifts_fixed_point(fusion_files):
+    """A MUL by a constant (the converter's own MULs too): table 0's ``product_shift`` k1 = 14 - floor(log2(max|c|
+    s_in / s_out)) and the constant's codes round(c s_in / s_out 2**k1) (c from the vendor float.sim); table 1
+    holds zeros (no second stage)."""
+    n = 0
+    for name, fixed in fusion_files.items():
+        model, fl = load_model(fixed), load_model(fixed.with_name(fixed.name.replace("_fixed.sim", "_float.sim")))
+        g, floats = model.main, {t.name: t for t in fl.main.tensors}
+        for op in g.operators:
+            if model.op_name(op) != "MUL" or model.tensor_data(g.tensors[op.inputs[1]]) is None:
+                continue
+            t0, tc, to = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+            first, second = (dict(t) for t in op.options.sgs_rescale)
+            c = np.asarray(fl.tensor_data(floats[tc.name]), np.float64).ravel()
+            ratio = float(t0.quantization.scale[0]) / float(to.quantization.scale[0])
+            k1 = first["product_shift"]
+            assert k1 == 14 - math.floor(math.log2(float(np.abs(c).max()) * ratio)), name
+            codes = np.asarray(model.tensor_data(tc), np.int64).ravel()
+            assert np.array_equal(codes, np.floor(c * ratio * 2.0 ** k1 + 0.5).astype(np.int64)), name
+            assert second["multiplier"] == second["shift"] == 0
+            n += 1
+    assert n >= 3, n
+
+
+def test_softmax_lut_range_min_is_the_calibrated_min_of_the_inputs_span(fixed_files):
+    """SoftmaxOptions ``sgs_lut_range.min`` (float32): the vendor calibrator's logged LUT range min, and the min
+    over the two calibration photos of min(x) - max(x) over the whole input tensor x (the preprocessed image:
+    the builder's SOFTMAX reads x through the converter's MUL by 1), not of the per-row x - max(x), which
+    is higher here (-1.21)."""
+    import re  # noqa: PLC0415
+
+    import cv2  # noqa: PLC0415
+
+    fixed, _ = fixed_files["op_softmax"]
+    model = load_model(fixed)
+    g = model.main
+    op = next(o for o in g.operators if model.op_name(o) == "SOFTMAX")
+    got = float(dict(op.options.sgs_lut_range)["min"])
+    work = fixed.parent / "_work_op_softmax"
+    logged = float(re.search(r"min: (-?[\d.]+)", (work / "wd" / "log" / "softmax_lut_range.txt").read_text()).group(1))
+    _, h, w, _ = (int(d) for d in g.tensors[g.inputs[0]].shape)
+    d_min = 0.0
+    for p in sorted((work / "images").iterdir()):
+        x = (cv2.resize(cv2.imread(str(p))[:, :, ::-1], (w, h)).astype(np.float32) - 127.5) / 127.5
+        d_min = min(d_min, float(x.min() - x.max()))
+    assert got < -0.5 and abs(got - logged) < 1e-6 and abs(got - d_min) < 1e-5, (got, logged, d_min)
+
+
+def test_mul_by_a_constant_is_the_product_shifted_by_product_shift(fixed_files):
+    """The vendor's fixed simulator computes a MUL by a constant (run on its own) as
+    q = ((x - zp_in) c_q + 2**(k1-1)) >> k1 + zp_out, k1 = ``product_shift``: every code of three random inputs."""
+    from calibrator_custom.vendor_fixed import layout  # noqa: PLC0415
+    from vendor_fixed_oracle import record, run_fixed
+
+    fixed, _ = fixed_files["op_softmax"]
+    model = load_model(fixed)
+    g = model.main
+    j, op = next((j, o) for j, o in enumerate(g.operators) if model.op_name(o) == "MUL")
+    assert op.extra.get("sgs_op_class") == 6, "a MUL run on its own"
+    t0, tc, to = (g.tensors[i] for i in (*op.inputs[:2], op.outputs[0]))
+    k1 = dict(op.options.sgs_rescale[0])["product_shift"]
+    c = np.asarray(model.tensor_data(tc), np.int64)
+    shape = tuple(int(d) for d in g.tensors[g.inputs[0]].shape)
+    n = 0
+    for seed in range(3):
+        recs, _ = run_fixed(fixed, np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8))
+        x = layout.from_dump(record(recs, j, "in", 0)["data"], t0.shape).astype(np.int64)
+        want = layout.from_dump(record(recs, j, "out")["data"], to.shape).astype(np.int64)
+        got = (((x - int(t0.quantization.zero_point[0])) * c + (1 << (k1 - 1))) >> k1) \
+            + int(to.quantization.zero_point[0])
+        assert np.array_equal(got, want), int((got != want).sum())
+        n += want.size
+    assert n >= 500
+
+
+def test_concatenation_records_the_inputs_it_reshapes_to_the_outputs_rank(fusion_files):
+    """ConcatenationOptions ``sgs_reshaped_input_count`` / ``sgs_reshaped_input_shapes``: when an input's shape
+    is not the output's but for the axis, the number of inputs and, 10 ints per input, the output's shape with
+    the axis dimension numel(input) / (the output's other dimensions); 0 and zeros when none is."""
+    seen = set()
+    for name, fixed in fusion_files.items():
+        model = load_model(fixed)
+        g = model.main
+        for op in g.operators:
+            if model.op_name(op) != "CONCATENATION":
+                continue
+            o = op.options
+            out = [int(d) for d in g.tensors[op.outputs[0]].shape]
+            axis = int(o.axis) % len(out)
+            ins = [[int(d) for d in g.tensors[i].shape] for i in op.inputs]
+            rest = math.prod(out) // out[axis]
+            want = np.zeros(160, np.int64)
+            reshaped = any(len(s) != len(out) or s[:axis] + s[axis + 1:] != out[:axis] + out[axis + 1:] for s in ins)
+            if reshaped:
+                for k, s in enumerate(ins):
+                    want[10 * k:10 * k + len(out)] = out[:axis] + [math.prod(s) // rest] + out[axis + 1:]
+            assert o.sgs_reshaped_input_count == (len(ins) if reshaped else 0), name
+            assert np.array_equal(np.asarray(o.sgs_reshaped_input_shapes, np.int64), want), name
+            seen.add(reshaped)
+    assert seen == {True, False}
+
+
+@pytest.mark.parametrize("clamp", [16383, 8191])
+def test_activation_output_max_clamps_the_output_codes(fixed_files, tmp_path, clamp):
+    """SgsActivationOptions ``sgs_output_max`` (32767 as written): patched to a lower code through our encoder,
+    the vendor's fixed simulator gives min(its original output, clamp * s_out) on every value."""
+    import dataclasses  # noqa: PLC0415
+
+    from vendor_fixed_oracle import oracle
+
+    fixed, _ = fixed_files["op_relu"]
+    model = load_model(fixed)
+    g = model.main
+    j, op = next((j, o) for j, o in enumerate(g.operators) if model.op_name(o) == "RELU")
+    assert op.options.sgs_output_max == 32767
+    s_out = float(g.tensors[op.outputs[0]].quantization.scale[0])
+    x = np.random.default_rng(0).integers(0, 256, tuple(int(d) for d in g.tensors[g.inputs[0]].shape)).astype(np.uint8)
+    base = np.asarray(oracle().fixed_sim(str(fixed), x)["y"], np.float64)
+    op.options = dataclasses.replace(op.options, sgs_output_max=clamp)
+    patched = tmp_path / "patched_fixed.sim"
+    patched.write_bytes(model.to_bytes(reencode=True))
+    got = np.asarray(oracle().fixed_sim(str(patched), x)["y"], np.float64)
+    assert base.max() > clamp * s_out, "the clamp cuts some outputs"
+    np.testing.assert_allclose(got, np.minimum(base, clamp * s_out), rtol=0, atol=1e-6)

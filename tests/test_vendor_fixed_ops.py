@@ -573,20 +573,49 @@ def _fields(table) -> dict:
 @pytest.mark.parametrize("op,x_range,graph_output,dense", [("LOGISTIC", 16.0, False, True), ("LOGISTIC", 48.0, False, True),
                                                            ("TANH", 6.0, True, True), ("TANH", 32.0, False, True)])
 def test_table_op_options_hold_our_tables_and_fixed_point_parameters(op, x_range, graph_output, dense):
-    """SgsLogisticOptions / SgsTanhOptions slot 0: slot 1 the 257-value inner table, slot 0 the 65-value outer
-    one, slot 2.0 the line's slope, slot 3: 4 = M, 17..20 = Q, 8 / 5 = the segment shifts Q-7 / Q-4,
-    12 / 11 = 2 and 6 in Q (15 = -2), 26/28 and 25/27 the tables' multipliers; all as our kernels compute them."""
+    """SgsLogisticOptions / SgsTanhOptions ``sgs_lut``: the 257-value inner table, the 65-value outer one, the
+    line's slope, and the fixed-point record: M, Q, the segment shifts Q-7 / Q-4, 2 and 6 in Q (the outer
+    table's offset -2), the tables' multipliers; all as our kernels compute them."""
     fixed, _ = vendor_table_model(op, x_range, graph_output, dense)
-    slot0 = _fields(_options(fixed, op).sgs_lut)
-    s3 = _fields(slot0["sgs_slot_3"])
+    lut = _fields(_options(fixed, op).sgs_lut)
+    fp = _fields(lut["fixed_point"])
     spec = tables.LOGISTIC_SPEC if op == "LOGISTIC" else tables.TANH_SPEC
     m, q = tables.input_fixed_point(vo.VendorSim(fixed).tensor("cat").scale[0])
-    assert tuple(slot0["scaled_tanh_lut_257"]) == tuple(spec.inner) and tuple(slot0["tanh_lut_65"]) == tuple(spec.outer)
-    assert _fields(slot0["sgs_slot_2"])["sgs_slot_0"] == spec.line_slope
-    assert (s3["sgs_slot_4"], s3["sgs_slot_17"], s3["sgs_slot_8"], s3["sgs_slot_5"]) == (m, q, q - 7, q - 4)
-    assert (s3["sgs_slot_12"], s3["sgs_slot_11"], s3["sgs_slot_15"]) == (2 << q, 6 << q, -(2 << q))
-    assert (s3["sgs_slot_26"], s3["sgs_slot_28"]) == spec.inner_multiplier
-    assert (s3["sgs_slot_25"], s3["sgs_slot_27"]) == spec.outer_multiplier
+    assert tuple(lut["scaled_tanh_lut_257"]) == tuple(spec.inner) and tuple(lut["tanh_lut_65"]) == tuple(spec.outer)
+    assert _fields(lut["sgs_slot_2"])["line_slope"] == spec.line_slope
+    assert fp["input_multiplier"] == m
+    assert (fp["frac_bits"], fp["frac_bits_2"], fp["frac_bits_3"], fp["frac_bits_4"]) == (q, q, q, q)
+    assert (fp["lut_257_index_shift"], fp["lut_65_index_shift"], fp["sgs_slot_5"]) == (q - 7, q - 4, q - 4)
+    assert (fp["lut_boundary"], fp["lut_boundary_2"]) == (2 << q, 2 << q)
+    assert (fp["line_start"], fp["lut_65_offset"]) == (6 << q, -(2 << q))
+    assert (fp["lut_257_multiplier"], fp["lut_257_shift"]) == spec.inner_multiplier
+    assert (fp["lut_65_multiplier"], fp["lut_65_shift"]) == spec.outer_multiplier
+
+
+@pytest.mark.slow  # one 256 x 256 sweep through the vendor simulator
+def test_logistic_output_rescale_reproduces_the_vendor_output():
+    """A LOGISTIC whose output scale is not 1/32767 (range (0, 0.8), widened by the vendor): its codes are
+    min((((s T M + 2**(shift-1)) >> shift) + offset + 1) >> final_shift, 32767) with the stored
+    ``sgs_output_rescale`` and s T = sign(x) 32767 tanh(|x| / 2) of the kernel's tables, on every code of the
+    dense sweep (the float rint(q_unit * ratio) misses about a quarter of them by 1)."""
+    b, ranges, x = _table_sweep_model("LOGISTIC", 16.0, False, True)
+    ranges["t"] = (0.0, 0.8)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "table_LOGISTIC_16.0_out_0.8")
+    sim = vo.VendorSim(fixed)
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    assert abs(tout.scale[0] * 32767 - 1) > 0.05, "the output scale is not the unit one"
+    (tab,) = [dict(t) for t in _options(fixed, "LOGISTIC").sgs_output_rescale]
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == "LOGISTIC")
+    xi = layout.from_dump(vo.record(recs, op, "in", 0)["data"], tin.shape).astype(np.int64)
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], tout.shape).astype(np.int64)
+    sign, t = tables.odd_table_codes(xi, tin.scale[0], tables.LOGISTIC_SPEC)
+    scaled = (sign * t.astype(np.int64) * tab["multiplier"] + (1 << (tab["shift"] - 1))) >> tab["shift"]
+    got = np.minimum((scaled + tab["offset"] + 1) >> tab["final_shift"], 32767)
+    assert (want == 32767).any() and int(np.abs(got - want).max()) == 0, int((got != want).sum())
+    assert (tab["multiplier"], tab["shift"], tab["offset"]) == tables.logistic_output_rescale(tout.scale[0])
+    kernel = KERNELS["LOGISTIC"](xi, tin.scale[0], tout.scale[0]).astype(np.int64)
+    assert np.array_equal(kernel, want), int((kernel != want).sum())
 
 
 @pytest.mark.slow  # two 256 x 256 sweeps through the vendor simulator
@@ -825,16 +854,21 @@ def test_softmax_sweep_matches_vendor_dump(name):
         assert e.max() >= 2 ** 18, "sums with n = 3 are covered"
     if name == "pair_10":  # the table slots of SoftmaxOptions (what the kernel computes itself)
         opt = _options(fixed, "SOFTMAX")
-        slot1 = _fields(opt.sgs_lut)
-        s3 = _fields(slot1["sgs_slot_3"])
+        lut = _fields(opt.sgs_lut)
+        fp = _fields(lut["fixed_point"])
         m, q = tables.input_fixed_point(ti.scale[0])
-        assert tuple(slot1["exp_lut_65"]) == tuple(tables.SOFTMAX_INNER)
-        assert tuple(slot1["exp_lut_257"]) == tuple(tables.SOFTMAX_OUTER)
-        assert (s3["sgs_slot_4"], s3["sgs_slot_17"], s3["sgs_slot_5"], s3["sgs_slot_7"]) == (m, q, q - 5, q - 5)
-        assert (s3["sgs_slot_13"], s3["sgs_slot_14"]) == (-(2 << q), -(10 << q))
-        assert (s3["sgs_slot_26"], s3["sgs_slot_28"]) == tables.SOFTMAX_OUTER_MULTIPLIER
-        assert (s3["sgs_slot_25"], s3["sgs_slot_27"]) == (16384, 14)
-        assert _fields(slot1["sgs_slot_2"])["sgs_slot_3"] == tables.SOFTMAX_OUTER[0]
+        assert tuple(lut["exp_lut_65"]) == tuple(tables.SOFTMAX_INNER)
+        assert tuple(lut["exp_lut_257"]) == tuple(tables.SOFTMAX_OUTER)
+        assert fp["input_multiplier"] == m
+        assert (fp["frac_bits"], fp["frac_bits_2"], fp["frac_bits_3"], fp["frac_bits_4"]) == (q, q, q, q)
+        assert (fp["lut_65_index_shift"], fp["lut_257_index_shift"], fp["sgs_slot_5"]) == (q - 5, q - 5, q - 5)
+        assert (fp["lut_boundary"], fp["lut_boundary_2"], fp["line_start"]) == (-(2 << q), -(2 << q), -(10 << q))
+        assert (fp["lut_65_offset"], fp["lut_257_offset"]) == (2 << q, 10 << q)
+        assert (fp["lut_257_multiplier"], fp["lut_257_shift"]) == tables.SOFTMAX_OUTER_MULTIPLIER
+        assert (fp["lut_65_multiplier"], fp["lut_65_shift"]) == (16384, 14)
+        values = _fields(lut["sgs_slot_2"])
+        assert values["line_start_value"] == tables.SOFTMAX_OUTER[0]
+        assert values["lut_65_first_value"] == tables.SOFTMAX_INNER[0]
 
 
 @pytest.mark.parametrize("act,c2_range,seed", [("RELU", (-1.0, 5.0), 121), ("RELU6", (-1.0, 7.0), 122),

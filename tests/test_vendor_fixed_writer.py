@@ -222,7 +222,7 @@ def _conv_results(float_sim, fixed, channel_ranges, skip=frozenset()):
         w_sum = pack.weight_sums(codes, depthwise)
         lo, hi = channel_ranges[out]
         acc = pack.accumulator_range(s_in, zp_in, s_w, w_sum, bias, lo, hi)
-        vendor_acc = (to.quantization.extra["sgs_list_4"][0], to.quantization.extra["sgs_list_5"][0])
+        vendor_acc = (to.quantization.extra["sgs_acc_max"][0], to.quantization.extra["sgs_acc_min"][0])
         prm = pack.conv_parameters(s_in, zp_in, w_sum, s_w, bias, s_out, zp_out, to.dtype == "UINT8", *acc)
         braw = pack.pack_bias(prm["row0"], prm["multipliers"])
         vendor_b = fx.buffers[tb.buffer].data

@@ -124,8 +124,8 @@ def _shift_props(model, ti, tw, tb, to) -> dict:
     if mult.size and mult.max() > 0:
         out["N_bias"] = int(round(math.log2(float(np.max(mult)) / (s_in * s_w / s_out))))
     q = to.quantization
-    acc = max(abs(int(q.extra["sgs_list_4"][0])), abs(int(q.extra["sgs_list_5"][0]))) \
-        if q.extra.get("sgs_list_4") and q.extra.get("sgs_list_5") else None
+    acc = max(abs(int(q.extra["sgs_acc_max"][0])), abs(int(q.extra["sgs_acc_min"][0]))) \
+        if q.extra.get("sgs_acc_max") and q.extra.get("sgs_acc_min") else None
     bq = tb.quantization
     if acc is not None:
         out["k_acc"] = _smallest_shift(acc)

@@ -208,15 +208,15 @@ def patch(chain: str) -> None:
 
     def op_word_8(m):
         for op in m.main.operators:
-            op.extra["sgs_word_8"] = 2
+            op.extra["sgs_op_class"] = 2
     def add_op(m):
         return next(op for op in m.main.operators if m.op_name(op) == "ADD")
 
     def add_word_14_absent(m):
-        add_op(m).extra.pop("sgs_word_14", None)
+        add_op(m).extra.pop("sgs_fused_input", None)
 
     def add_word_8(m):
-        add_op(m).extra["sgs_word_8"] = 4
+        add_op(m).extra["sgs_op_class"] = 4
 
     def fused_conv_output_in_arena(m):
         add = add_op(m)
@@ -241,7 +241,7 @@ def patch(chain: str) -> None:
                 "Tensor.6 of the output = 11": tensor_field(n_tensors - 1, "sgs_fixed_flag", 11),
                 "Tensor.6 of w1 = 12": tensor_field(1, "sgs_fixed_flag", 12),
                 "SubGraph.5 + 128": arena(128), "SubGraph.5 - 64": arena(-64),
-                "Tensor.8 removed": every_tensor_without("sgs_word_8"), "Operator.8 = 2": op_word_8}
+                "Tensor.8 removed": every_tensor_without("sgs_use_order"), "Operator.8 = 2": op_word_8}
     _run_variants(o, float_sim, fixed, x, ref, variants)
 
 

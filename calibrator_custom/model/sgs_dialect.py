@@ -108,7 +108,9 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(5, "sgs_tag", "uint8"),
         Field(6, "sgs_fixed_flag", "uint8"),
         Field(7, "sgs_arena", "SgsTensorArena"),
-        Field(8, "sgs_word_8", "uint32"),
+        # fixed.sim: 1, 2, ... in the order the ops first use the tensors (inputs, then outputs; the graph
+        # input holds none), a Slice_Alias output taking its input's number
+        Field(8, "sgs_use_order", "uint32"),
         Field(9, "sgs_role", "uint32"),
         Field(10, "sgs_fixed_type", "TensorType"),
     ),
@@ -117,8 +119,8 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(1, "max", "[float32]"),
         Field(2, "scale", "[float32]"),
         Field(3, "zero_point", "[int64]"),
-        Field(4, "sgs_list_4", "[int64]"),
-        Field(5, "sgs_list_5", "[int64]"),
+        Field(4, "sgs_acc_max", "[int64]"),  # a conv output's accumulator range (vendor_fixed.pack)
+        Field(5, "sgs_acc_min", "[int64]"),
         Field(6, "sgs_flag", "uint8"),
         Field(7, "sgs_extra", "SgsQuantExtra"),
     ),
@@ -131,9 +133,14 @@ _STRUCTURE: dict[str, tuple[Field, ...]] = {
         Field(5, "custom_options", "[uint8]"),
         Field(6, "custom_options_format", "CustomOptionsFormat"),
         Field(7, "sgs_list_7", "[int32]"),
-        Field(8, "sgs_word_8", "uint32"),
+        # the op's class: 1 CONV_2D / DEPTHWISE_CONV_2D, 2 fused into the conv producing its input, 4 fused
+        # into another op producing one (the vendor runs it inside that op: its dump lies under that op's
+        # index), 6 the other elementwise ops, 3 the rest (pools, data movement, SOFTMAX, RESIZE, MEAN, the
+        # input ops)
+        Field(8, "sgs_op_class", "uint32"),
         Field(12, "sgs_op_info", "SgsOpInfo"),
-        Field(14, "sgs_word_14", "int32"),
+        # the input whose producer the op is fused into (absent: 0), -1 for an op run on its own
+        Field(14, "sgs_fused_input", "int32"),
     ),
 }
 
@@ -153,6 +160,9 @@ VENDOR_OPTION_TYPES: dict[int, str] = {
 }
 _VENDOR_ONLY_TABLES.update({name: () for name in VENDOR_OPTION_TYPES.values()})
 _VENDOR_ONLY_TABLES["SgsDmaCoefMatrixOptions"] = (Field(0, "params", "[int16]"),)
+# SoftmaxOptions slot 2's table: slot 0 is a float32 (the survey, which cannot tell 4-byte scalars apart,
+# found it as an int32): the min of the calibrated LUT input range (SLOT_NAMES)
+_VENDOR_ONLY_TABLES["SgsSoftmaxOptionsSlot2"] = (Field(0, "min", "float32"),)
 #: TFLite's tables with the vendor's swapped in (the four pad-extended option tables always in
 #: SigmaStar's layout: the vendor's fixed.sim writes explicit pads with padding VALID).
 TABLES: dict[str, tuple[Field, ...]] = {**schema.TABLES, **_VENDOR_ONLY_TABLES, **_STRUCTURE,
@@ -237,6 +247,9 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsLeakyReluOptionsSlot1", 1): "multiplier",
     ("SgsLeakyReluOptionsSlot1", 5): "shift",
     # RELU / RELU6 (type 201): the multiplier / shift of F = max(1, |min_in| / max_in)
+    # RELU / RELU6: the upper clamp of the output codes (32767 in every file; patched lower, the vendor's
+    # outputs are min(output, that code) exactly)
+    ("SgsActivationOptions", 1): "sgs_output_max",
     ("SgsActivationOptions", 2): "sgs_input_ratio",
     ("SgsActivationOptionsSlot2", 1): "multiplier",
     ("SgsActivationOptionsSlot2", 5): "shift",
@@ -255,6 +268,63 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SoftmaxOptions", 1): "sgs_lut",
     ("SgsSoftmaxOptionsSlot1", 0): "exp_lut_65",      # exp(-2 + i / 32), x in [-2, 0]
     ("SgsSoftmaxOptionsSlot1", 1): "exp_lut_257",     # exp(-8 + i / 32), x in [-8, 0]
+    # the tables' fixed-point record (docs/vendor_fixed_point.md, LOGISTIC / TANH and SOFTMAX: reproduced
+    # exactly with these values; which slot a region reads: patched one at a time in the vendor's fixed
+    # simulator on a sweep of every input code). M, Q: the input scale's 15-bit mantissa form, Q = 14 -
+    # floor(log2 s), M = floor(s 2**Q + 1/2); values "in Q" are reals times 2**Q.
+    **{(t, slot): name for t in ("SgsLogisticOptionsSlot0", "SgsTanhOptionsSlot0", "SgsSoftmaxOptionsSlot1")
+       for slot, name in ((3, "fixed_point"),)},
+    **{(t, slot): name for t in ("SgsLogisticOptionsSlot0Slot3", "SgsTanhOptionsSlot0Slot3",
+                                 "SgsSoftmaxOptionsSlot1Slot3")
+       for slot, name in (
+           (4, "input_multiplier"),        # M
+           (7, "lut_65_index_shift"),      # LOGISTIC / TANH Q - 4, SOFTMAX Q - 5: a 65-table segment per 2**shift
+           (8, "lut_257_index_shift"),     # LOGISTIC / TANH Q - 7, SOFTMAX Q - 5
+           (13, "lut_boundary"),           # where the 257-table's range meets the 65-table's: 2.0 (SOFTMAX -2.0) in Q
+           (12, "lut_boundary_2"),         # the same value (SOFTMAX reads it too; LOGISTIC: patched, same outputs)
+           (15, "lut_65_offset"),          # added before the 65-table's lookup: -2.0 (SOFTMAX +2.0) in Q
+           (17, "frac_bits"),              # Q (17 .. 20 all hold it)
+           (18, "frac_bits_2"),
+           (19, "frac_bits_3"),
+           (20, "frac_bits_4"),
+           (25, "lut_65_multiplier"),      # the 65-table's interpolation times multiplier >> shift (16384 / 14;
+           (27, "lut_65_shift"),           # TANH with an output scale other than 1/32767: times its ratio)
+           (26, "lut_257_multiplier"),     # the 257-table's: LOGISTIC 24956 / 15, TANH 31589 / 15, SOFTMAX
+           (28, "lut_257_shift"),          # 17739 / 17 (round(32768 tanh 1), tanh 2, 2**17 e**-2)
+       )},
+    ("SgsLogisticOptionsSlot0Slot3", 11): "line_start",    # 6.0 in Q: above it the line (end of the 65-table)
+    ("SgsTanhOptionsSlot0Slot3", 11): "line_start",
+    ("SgsSoftmaxOptionsSlot1Slot3", 14): "line_start",     # -10.0 in Q: below it the line
+    ("SgsSoftmaxOptionsSlot1Slot3", 16): "lut_257_offset",  # +10.0 in Q, added before the 257-table's lookup
+    ("SgsLogisticOptionsSlot0Slot2", 0): "line_slope",     # the line beyond 6.0: LOGISTIC 8, TANH 1
+    ("SgsTanhOptionsSlot0Slot2", 0): "line_slope",
+    # SOFTMAX: the calibrated range of its LUT's input (the vendor calibrator's log/softmax_lut_range.txt):
+    # min over the calibration inputs of min(x) - max(x) over the whole tensor, a float32 (the max, 0, is
+    # not stored)
+    ("SoftmaxOptions", 2): "sgs_lut_range",
+    ("SgsSoftmaxOptionsSlot2", 0): "min",
+    ("SgsSoftmaxOptionsSlot1Slot2", 2): "lut_65_first_value",  # 4435 = exp_lut_65[0] = round(32767 e**-2)
+    ("SgsSoftmaxOptionsSlot1Slot2", 3): "line_start_value",    # 11 = exp_lut_257[0]: E0 of the line below -10
+    # LOGISTIC's output: q = min((((s T M + 2**(shift-1)) >> shift) + offset + 1) >> final_shift, 32767), s T the
+    # signed 32767 tanh(|x| / 2) of the tables, M / 2**shift = (1/32767) / s_out as a 15-bit form, offset =
+    # round(1 / s_out) (the code of 1.0), final_shift = 1 (exact on the vendor's simulator: tests)
+    ("SgsLogisticOptions", 1): "sgs_output_rescale",
+    ("SgsLogisticOptionsSlot1", 1): "multiplier",
+    ("SgsLogisticOptionsSlot1", 3): "shift",
+    ("SgsLogisticOptionsSlot1", 4): "offset",
+    ("SgsLogisticOptionsSlot1", 5): "final_shift",
+    # CONCATENATION whose inputs the vendor reshapes to the output's rank (row-major; e.g. (1, 16, 16, 32) +
+    # (1, 8, 8, 96) -> (1, 896, 16)): the number of inputs and, 10 int32 per input (16 inputs), each input's
+    # shape as reshaped (the output's shape with the axis dimension its own); 0 / zeros when no input is
+    # reshaped (in float, cmodel_float and fixed files alike)
+    ("ConcatenationOptions", 2): "sgs_reshaped_input_count",
+    ("ConcatenationOptions", 4): "sgs_reshaped_input_shapes",
+    # MUL (fixed.sim): two tables; p = (x1 x2 + 2**(k1-1)) >> k1, q = (p M + 2**(k2-1)) >> k2 + zp: table 0's
+    # slot 5 = k1, table 1's slot 1 = M = round(s1 s2 / s_out 2**(k1 + k2)), slot 3 = k2 (-1 where unused)
+    ("MulOptions", 1): "sgs_rescale",
+    ("SgsMulOptionsSlot1", 1): "multiplier",
+    ("SgsMulOptionsSlot1", 3): "shift",
+    ("SgsMulOptionsSlot1", 5): "product_shift",
 }
 
 

@@ -103,12 +103,12 @@ def mul_params(s1: float, s2: float, s_out: float, stored: tuple | None = None) 
 
 
 def stored_mul_params(options) -> tuple[int, int, int] | None:
-    """(k1, M, k2) from a vendor MulOptions (slot 1: two tables; k1 = the first's slot 5, M and k2 = the
-    second's slots 1 and 3), None when the options do not hold them."""
-    entries = getattr(options, "sgs_slot_1", None)
+    """(k1, M, k2) from a vendor MulOptions (``sgs_rescale``: two tables; k1 = the first's ``product_shift``,
+    M and k2 = the second's ``multiplier`` and ``shift``), None when the options do not hold them."""
+    entries = getattr(options, "sgs_rescale", None)
     try:
         first, second = (dict(e) for e in entries[:2])
-        return int(first["sgs_slot_5"]), int(second["sgs_slot_1"]), int(second["sgs_slot_3"])
+        return int(first["product_shift"]), int(second["multiplier"]), int(second["shift"])
     except (TypeError, ValueError, KeyError):
         return None
 

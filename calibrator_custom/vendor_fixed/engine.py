@@ -290,8 +290,8 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     c = int(to.shape[-1])
     b0, mult = layout.unpack_bias(_raw(model, tb), c)
     q = to.quantization
-    acc_max = int(q.extra["sgs_list_4"][0]) if q.extra.get("sgs_list_4") else 0
-    acc_min = int(q.extra["sgs_list_5"][0]) if q.extra.get("sgs_list_5") else 0
+    acc_max = int(q.extra["sgs_acc_max"][0]) if q.extra.get("sgs_acc_max") else 0
+    acc_min = int(q.extra["sgs_acc_min"][0]) if q.extra.get("sgs_acc_min") else 0
     bq = tb.quantization
     if name == "CONV_2D" and getattr(op.options, "sgs_depthwise_mode", None) == 2 and wdt is np.int8:
         # a depthwise the vendor runs as a [C, k, k, C] conv: only the diagonal 16-channel blocks stored

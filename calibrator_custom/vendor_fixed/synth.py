@@ -20,7 +20,7 @@ Established rules (every one checked on the vendor files of the session, counts 
   ``sgs_layout``); Operator holds its non-default fields in the fixed order :data:`OPERATOR_ORDER`;
   SgsOpInfo is the float.sim's, unchanged;
 - tensors: type = the float.sim's plan (Tensor.10), quantization = :mod:`.quantize_plan`;
-  Tensor.6 ``sgs_fixed_flag`` by :func:`fixed_flag`; Tensor.8 ``sgs_word_8`` = the tensor's rank in the
+  Tensor.6 ``sgs_fixed_flag`` by :func:`fixed_flag`; Tensor.8 ``sgs_use_order`` = the tensor's rank in the
   order the operators first name it (:func:`first_reference_order`); Tensor.7 arena ranges by
   first fit over the tensors' lifetimes (:func:`arena`);
 - conv outputs: QuantizationParameters 4/5 = the accumulator max/min (:mod:`.pack`);
@@ -51,8 +51,8 @@ from .writer import _uint8_view_zero_point, add_rescale, conv_values, input_tran
 #: the order of the fields an Operator table of a vendor fixed.sim holds (its non-default ones):
 #: 1,469 of 1,469 operators of the 518 fixed files of the session
 OPERATOR_ORDER = ("opcode_index", "inputs", "outputs", "builtin_options", "sgs_list_7", "sgs_input_rescale",
-                  "sgs_output_rescale", "sgs_word_8", "sgs_op_info", "builtin_options_type", "sgs_feeds_pool",
-                  "sgs_word_14")
+                  "sgs_output_rescale", "sgs_op_class", "sgs_op_info", "builtin_options_type", "sgs_feeds_pool",
+                  "sgs_fused_input")
 #: SubGraph 6/7 codes of the input formats
 INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
 #: ops :func:`synthesize` writes (RELU only fused into the conv before it, :func:`fuse_activations`)
@@ -180,7 +180,7 @@ def arena(tensors, operators, inner: Sequence[int],
 
 def first_reference_order(subgraph) -> dict[int, int]:
     """Tensor index -> its rank in the order the operators first name it (each op's inputs, then its
-    outputs): Tensor.8 ``sgs_word_8`` (the index itself unless the converter appended tensors)."""
+    outputs): Tensor.8 ``sgs_use_order`` (the index itself unless the converter appended tensors)."""
     order: dict[int, int] = {}
     for op in subgraph.operators:
         for i in (*op.inputs, *op.outputs):
@@ -369,9 +369,9 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         tables = _add_tables(m, op, plan)
         op.options = tables["options"]
         extra = {**op.extra, "sgs_input_rescale": tables["inputs"], "sgs_output_rescale": tables["outputs"],
-                 "sgs_word_8": 2}
+                 "sgs_op_class": 2}
         if position:
-            extra["sgs_word_14"] = position
+            extra["sgs_fused_input"] = position
         extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
         op.extra = extra
     acc: dict[int, tuple[int, int]] = {}
@@ -416,7 +416,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         buffers[tw.buffer] = dataclasses.replace(buffers[tw.buffer], data=data)
         buffers[tb.buffer] = dataclasses.replace(buffers[tb.buffer],
                                                  data=pack.pack_bias(prm["row0"], prm["multipliers"]))
-        extra = {**op.extra, "sgs_word_8": 1, "sgs_word_14": -1}
+        extra = {**op.extra, "sgs_op_class": 1, "sgs_fused_input": -1}
         extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
         op.extra = extra
     m.buffers = buffers
@@ -426,7 +426,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         old = t.quantization.extra if t.quantization is not None else {}
         qextra = _drop_layout(old)
         if i in acc:
-            qextra["sgs_list_4"], qextra["sgs_list_5"] = (acc[i][0],), (acc[i][1],)
+            qextra["sgs_acc_max"], qextra["sgs_acc_min"] = (acc[i][0],), (acc[i][1],)
         t.quantization = Quantization(
             scale=None if q.scale is None else (q.scale,),
             zero_point=None if q.zero_point is None else (q.zero_point,),
@@ -437,7 +437,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         extra["sgs_fixed_flag"] = fixed_flag(t.dtype, i in constant, i in sg.inputs, i in sg.outputs,
                                              i in weights, producers.get(i), consumers.get(i, ()))
         if rank[i]:
-            extra["sgs_word_8"] = rank[i]
+            extra["sgs_use_order"] = rank[i]
         t.extra = extra
     code = INPUT_FORMAT_CODES[input_format]
     sub = _drop_layout(sg.extra)

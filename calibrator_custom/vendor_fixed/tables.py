@@ -6,7 +6,8 @@ linear interpolation of two int16 tables (65 and 257 entries, stored in the op's
 (M = round(s * 2**Q), Q = 14 - floor(log2 s), :func:`input_fixed_point`):
 
 * LOGISTIC: T = 32767 tanh(|x|/2) from the table over |x| in [0, 2) (256 segments) or [2, 6) (64),
-  beyond 6 the line T(6) + round(8 (|x| - 6)), T <= 32767; q = (32767 + sign(x) T + 1) >> 1.
+  beyond 6 the line T(6) + round(8 (|x| - 6)), T <= 32767; q = (32767 + sign(x) T + 1) >> 1 at the output
+  scale 1/32767, else with sign(x) T rescaled to the output scale first (:func:`logistic_codes`).
 * TANH: T = 32767 tanh(|x|) the same way (slope 1 beyond 6); q = sign(x) T (INT16, scale 1/32767); a
   UINT8 TANH is that through the 15-bit requantization :func:`requantize_int16`.
 * SOFTMAX: d = max(c - max(c), -32768) per row; E = 32767 exp(x) from the table over [-2, 0] or
@@ -146,16 +147,30 @@ def _all_codes() -> np.ndarray:
     return np.arange(-32768, 32768, dtype=np.int64)
 
 
-def logistic_codes(x_code, in_scale: float) -> np.ndarray:
-    """q = (32767 + sign(x) T + 1) >> 1, T = 32767 tanh(|x|/2) by the vendor's tables (int16, scale 1/32767)."""
+def logistic_output_rescale(out_scale: float) -> tuple[int, int, int]:
+    """(M, shift, offset) of LOGISTIC's output step (the options' ``sgs_output_rescale``): M / 2**shift the
+    15-bit form of (1/32767) / s_out, offset = floor(1 / s_out + 1/2), the code of 1.0 (16384, 14, 32767 at
+    the unit scale)."""
+    ratio = UNIT_SCALE / float(out_scale)
+    if abs(ratio - 1) < 1e-5:  # the unit scale read back from float32: exactly 1 (16384 / 2**14)
+        return 16384, 14, 32767
+    m, shift = input_fixed_point(ratio)
+    return m, shift, int(math.floor(1.0 / float(out_scale) + 0.5))
+
+
+def logistic_codes(x_code, in_scale: float, out_scale: float = UNIT_SCALE) -> np.ndarray:
+    """q = min((((sign(x) T M + 2**(shift-1)) >> shift) + offset + 1) >> 1, 32767), T = 32767 tanh(|x|/2) by the
+    vendor's tables, (M, shift, offset) = :func:`logistic_output_rescale`; at the unit output scale
+    (32767 + sign(x) T + 1) >> 1 (int16)."""
     sign, t = odd_table_codes(x_code, in_scale, LOGISTIC_SPEC)
-    return ((32768 + sign * t) >> 1).astype(np.int16)
+    m, shift, offset = logistic_output_rescale(out_scale)
+    scaled = _round_shift(sign.astype(np.int64) * t.astype(np.int64) * m, shift)
+    return np.minimum((scaled + offset + 1) >> 1, 32767).astype(np.int16)
 
 
 def logistic_table(in_scale: float, out_scale: float = UNIT_SCALE) -> np.ndarray:
     """table[c + 32768] = logistic_codes(c) for every int16 code c (int16)."""
-    _check_unit_scale(out_scale, "LOGISTIC")
-    return logistic_codes(_all_codes(), in_scale)
+    return logistic_codes(_all_codes(), in_scale, out_scale)
 
 
 @register("LOGISTIC")
