@@ -31,12 +31,11 @@ def _pixels(path, h, w) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def vendor_fixed_models(vendor, tmp_path_factory):  # noqa: F811
+def vendor_fixed_models(vendor):  # noqa: F811
     """name -> vendor *_fixed.sim (made once per session)."""
     from calibrator_custom.model.graph import load_model
     from vendor_oracle import calibration_inputs, ini_text
     made = {}
-    work = tmp_path_factory.mktemp("vendor_fixed_calib")
 
     def get(name):
         if name not in made:
@@ -46,7 +45,7 @@ def vendor_fixed_models(vendor, tmp_path_factory):  # noqa: F811
             _, h, w, _ = g.tensors[g.inputs[0]].shape
             ini = ini_text(ins, outs, 127.5, 127.5)
             float_sim = vendor.convert(tflite, ini, name)
-            images, pre = calibration_inputs(work / name, h, w)
+            images, pre = calibration_inputs(float_sim.parent, h, w)  # pre.py beside the float.sim, as others read it
             made[name] = vendor.calibrate_l1(float_sim, images, pre, float_sim.parent / "input_config.ini")
         return made[name]
     return get
