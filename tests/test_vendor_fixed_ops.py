@@ -630,6 +630,48 @@ def test_uint8_tanh_is_the_requantized_int16_tanh(x_range):
     assert got.dtype == np.uint8 and np.array_equal(got, vendor8)
 
 
+# (input range, output range, graph output): INT16 outputs at ratios (1/32767)/s_out of 1.33 (range (-0.5, 0.5),
+# widened by the vendor to tanh(0.977)), 1.05 (asymmetric), 0.5 and 0.67 (the line beyond 6 covered), and one UINT8
+TANH_OUTPUT_SCALES = [(8.0, (-0.5, 0.5), True), (8.0, (-0.7, 0.95), True), (32.0, (-2.0, 2.0), True),
+                      (32.0, (-2.0, 2.0), False)]
+
+
+@pytest.mark.slow  # four 256 x 256 sweeps through the vendor simulator: ~5 s each
+@pytest.mark.parametrize("x_range,out_range,graph_output", TANH_OUTPUT_SCALES)
+def test_tanh_at_other_output_scales_matches_vendor(x_range, out_range, graph_output):
+    """A TANH whose INT16 scale s16 = max(|min|, |max|) / 32767 of its output range is not 1/32767: the stored
+    multipliers are tables.tanh_output_multipliers(s16) (15-bit forms of r tanh 2 and r, r = (1/32767) / s16),
+    and every swept code equals tables.tanh_int16_codes at s16 (the UINT8 TANH: that through the 15-bit
+    requantization)."""
+    b, ranges, x = _table_sweep_model("TANH", x_range, graph_output, True)
+    ranges["t"] = out_range
+    tag = f"table_TANH_{x_range}_{'out' if graph_output else 'in'}_{out_range[0]}_{out_range[1]}"
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["t" if graph_output else "c3"]), tag)
+    sim = vo.VendorSim(fixed)
+    tin, tout = sim.tensor("cat"), sim.tensor("t")
+    q = load_model(fixed).main.tensors[next(i for i, t in enumerate(load_model(fixed).main.tensors)
+                                            if t.name == tout.name)].quantization
+    s16 = max(abs(float(q.min[0])), abs(float(q.max[0]))) / 32767
+    assert abs(s16 * 32767 - 1) > 0.04, "the INT16 scale is not the unit one"
+    if graph_output:
+        assert abs(tout.scale[0] - s16) < 1e-6 * s16
+    fp = _fields(_fields(_options(fixed, "TANH").sgs_lut)["fixed_point"])
+    assert tables.tanh_output_multipliers(s16) == ((fp["lut_257_multiplier"], fp["lut_257_shift"]),
+                                                   (fp["lut_65_multiplier"], fp["lut_65_shift"]))
+    recs, _ = vo.run_fixed(fixed, x)
+    op = next(r["op_index"] for r in recs if r["op"] == "TANH")
+    xi = layout.from_dump(vo.record(recs, op, "in", 0)["data"], tin.shape).astype(np.int64).ravel()
+    want = layout.from_dump(vo.record(recs, op, "out")["data"], tout.shape).astype(np.int64).ravel()
+    _assert_sweep_coverage(np.unique(xi), True)
+    if graph_output:
+        got = tables.lookup(xi, tables.tanh_int16_table(tin.scale[0], s16))
+    else:
+        got = KERNELS["TANH"](xi, tin.scale[0], tout.scale[0], tout.zero_point[0], int16_scale=s16)
+    assert int(np.abs(got.astype(np.int64) - want).max()) == 0, int((got != want).sum())
+    if x_range >= 32:
+        assert (np.abs(tables.vendor_input_reals(xi, tin.scale[0])) >= 6).sum() > 3000, "the line is covered"
+
+
 @pytest.mark.parametrize("seed,fs,st,side,padding", [(91, 2, 2, 12, "VALID"), (92, 3, 1, 12, "VALID"),
                                                     (93, 3, 1, 12, "SAME"), (94, 2, 2, 11, "SAME"),
                                                     (95, 3, 2, 11, "SAME"), (96, 5, 1, 9, "SAME")])

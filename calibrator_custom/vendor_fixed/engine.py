@@ -458,7 +458,10 @@ def _step(model: Model, name: str, op, softmax_out: set):
         elif to.dtype == "INT16":  # a TANH that ends the graph writes INT16
             table = tables.tanh_int16_table(s_in, s_out)
         else:
-            table = tables.tanh_table(s_in, s_out, zp_out)
+            q = to.quantization  # the INT16 TANH before the requantization: the calibrated range's scale
+            s16 = (max(abs(float(q.min[0])), abs(float(q.max[0]))) / 32767 if q is not None and q.min is not None
+                   and len(q.min) and len(q.max) else tables.TANH_INT16_SCALE)
+            table = tables.tanh_table(s_in, s_out, zp_out, s16)
         return FnStep(name, ins[:1], op.outputs[0], lambda x, t=table: tables.lookup(x, t))
     if name == "SOFTMAX":
         s_in, _ = _q(g.tensors[ins[0]])

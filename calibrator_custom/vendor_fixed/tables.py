@@ -132,12 +132,6 @@ def odd_table_codes(x_code, in_scale, spec: TableSpec, fraction_bits: int = FRAC
     return np.sign(v), np.minimum(t, 32767)
 
 
-def _check_unit_scale(out_scale: float, op: str) -> None:
-    if abs(float(out_scale) * 32767 - 1) > 1e-5:
-        raise ValueError(f"{op} with an INT16 output scale {out_scale} (not 1/32767) is not established for the "
-                         "vendor's fixed arithmetic; the vendor writes 1/32767")
-
-
 def lookup(x_code: np.ndarray, table: np.ndarray, domain_min: int = INT16_MIN) -> np.ndarray:
     """q = table[x - domain_min] (table covers the whole input domain, e.g. 65536 entries for int16)."""
     return np.asarray(table)[np.asarray(x_code, np.int64) - int(domain_min)]
@@ -179,16 +173,43 @@ def logistic(x_code, in_scale, out_scale=UNIT_SCALE, table=None):
     return lookup(x_code, logistic_table(in_scale, out_scale) if table is None else table)
 
 
-def tanh_int16_codes(x_code, in_scale: float) -> np.ndarray:
-    """q = sign(x) T, T = 32767 tanh(|x|) by the vendor's tables (int16, scale 1/32767)."""
-    sign, t = odd_table_codes(x_code, in_scale, TANH_SPEC)
-    return (sign * t).astype(np.int16)
+def tanh_output_multipliers(out_scale: float = UNIT_SCALE) -> tuple[tuple, tuple]:
+    """((M257, shift257), (M65, shift65)) of an INT16 TANH with output scale s_out: the 15-bit forms
+    (:func:`input_fixed_point`) of r tanh 2 and r, r = (1/32767) / s_out (the options' ``lut_257_multiplier``
+    / ``lut_65_multiplier``); at the unit scale (31589, 15) and (16384, 14)."""
+    ratio = UNIT_SCALE / float(out_scale)
+    if abs(ratio - 1) < 1e-5:  # the unit scale read back from float32: exactly 1
+        return TANH_SPEC.inner_multiplier, TANH_SPEC.outer_multiplier
+    return input_fixed_point(ratio * math.tanh(2.0)), input_fixed_point(ratio)
+
+
+def tanh_int16_codes(x_code, in_scale: float, out_scale: float = UNIT_SCALE) -> np.ndarray:
+    """q = clip((s I M + 2**(shift-1)) >> shift, -32767, 32767), s = sign(x), I the unscaled interpolation of
+    the inner table (|x| < 2), the outer one (2 .. 6) or min(line, 32767) beyond 6, (M, shift) the region's
+    :func:`tanh_output_multipliers` (the sign is applied before the rounding); at the unit scale
+    q = sign(x) 32767 tanh|x| by the vendor's tables (int16)."""
+    (m257, k257), (m65, k65) = tanh_output_multipliers(out_scale)
+    m, q = input_fixed_point(in_scale)
+    v = np.asarray(x_code, np.int64) * m
+    a, sign = np.abs(v), np.sign(v)
+    b2, b6 = 2 << q, 6 << q
+    inner = a < b2
+    outer = ~inner & (a < b6)
+    line = a >= b6
+    spec = TANH_SPEC
+    t = np.empty_like(a)
+    t[inner] = interpolate(spec.inner, a[inner], q - spec.inner_segment_bits, 1, 0)
+    t[outer] = interpolate(spec.outer, a[outer] - b2, q - spec.outer_segment_bits, 1, 0)
+    t[line] = np.minimum(int(spec.outer[-1]) + _round_shift((a[line] - b6) * spec.line_slope, q), 32767)
+    mult = np.where(inner, m257, m65).astype(np.int64)
+    shift = np.where(inner, k257, k65).astype(np.int64)
+    out = (sign * t * mult + (np.int64(1) << (shift - 1))) >> shift
+    return np.clip(out, -32767, 32767).astype(np.int16)
 
 
 def tanh_int16_table(in_scale: float, out_scale: float = UNIT_SCALE) -> np.ndarray:
     """table[c + 32768] = tanh_int16_codes(c) for every int16 code c (int16)."""
-    _check_unit_scale(out_scale, "TANH")
-    return tanh_int16_codes(_all_codes(), in_scale)
+    return tanh_int16_codes(_all_codes(), in_scale, out_scale)
 
 
 def requantize_int16(t_code: np.ndarray, in_scale: float, out_scale: float, out_zero_point: int) -> np.ndarray:
@@ -200,15 +221,18 @@ def requantize_int16(t_code: np.ndarray, in_scale: float, out_scale: float, out_
     return np.clip(((t * mult + (1 << (n - 1))) >> n) + int(out_zero_point), 0, 255).astype(np.uint8)
 
 
-def tanh_table(in_scale: float, out_scale: float, out_zero_point: int) -> np.ndarray:
-    """table[c + 32768] = requantize_int16(tanh_int16_codes(c), 1/32767, out_scale, zp): the INT16 TANH through a 15-bit requantization (uint8)."""
-    return requantize_int16(tanh_int16_codes(_all_codes(), in_scale), TANH_INT16_SCALE, out_scale, out_zero_point)
+def tanh_table(in_scale: float, out_scale: float, out_zero_point: int, int16_scale: float = UNIT_SCALE) -> np.ndarray:
+    """table[c + 32768] = requantize_int16(tanh_int16_codes(c, s16), s16, out_scale, zp): the INT16 TANH at the
+    scale s16 = max(|min|, |max|) / 32767 of the output's calibrated range (1/32767 for [-1, 1]) through a
+    15-bit requantization (uint8)."""
+    return requantize_int16(tanh_int16_codes(_all_codes(), in_scale, int16_scale), int16_scale, out_scale,
+                            out_zero_point)
 
 
 @register("TANH")
-def tanh(x_code, in_scale, out_scale, out_zero_point, table=None):
-    """q = lookup(x, table or tanh_table(in_scale, out_scale, zp)) (INT16 in, UINT8 out; exact)."""
-    return lookup(x_code, tanh_table(in_scale, out_scale, out_zero_point) if table is None else table)
+def tanh(x_code, in_scale, out_scale, out_zero_point, table=None, int16_scale=UNIT_SCALE):
+    """q = lookup(x, table or tanh_table(in_scale, out_scale, zp, int16_scale)) (INT16 in, UINT8 out; exact)."""
+    return lookup(x_code, tanh_table(in_scale, out_scale, out_zero_point, int16_scale) if table is None else table)
 
 
 def softmax_exp_codes(d_code: np.ndarray, in_scale: float) -> np.ndarray:
