@@ -279,3 +279,53 @@ def test_other_ops_are_refused_naming_the_op():
     fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-2, 2), "s": (0, 1)}, vo.ini_text(["x"], ["s"]), "synth_refuse")
     with pytest.raises(UnsupportedOpError, match="LOGISTIC"):
         _synthesize(fixed.with_name("m_float.sim"), fixed, standalone_program)
+
+
+#: chains of convs (cout, kernel, stride, padding) on an H x W input for the rule provider: row-tiled
+#: 64 x 64 planes, channels not multiples of 16, stride 2 (1 x 1 stride 2: 4 x 4 output tiles)
+RULE_CHAINS = {
+    "rule_rows_64": (61, (64, 64), [(16, 3, 1, "SAME"), (32, 3, 1, "SAME"), (8, 1, 1, "SAME")]),
+    "rule_stride2": (63, (33, 33), [(24, 3, 2, "SAME"), (48, 1, 2, "SAME"), (36, 3, 2, "VALID"), (8, 1, 1, "SAME")]),
+}
+
+
+def _rule_chain(seed, hw, convs):
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    y = b.input("x", (1, *hw, 3))
+    ranges, cin = {"x": (-1.0, 1.0)}, 3
+    for n, (c, k, s, pad) in enumerate(convs, 1):
+        w = (g.normal(size=(c, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        bias = (g.normal(size=c) * 0.3).astype(np.float32)
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
+                 {"padding": pad, "stride_w": s, "stride_h": s}, name=f"c{n}")
+        r = g.uniform(1, 4)
+        ranges[f"c{n}"] = (-r, 0.8 * r)
+        cin = c
+    b.output(y)
+    fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], [f"c{len(convs)}"]), f"synthrule_{'x'.join(map(str, hw))}_{seed}")
+    return fixed.with_name("m_float.sim"), fixed
+
+
+@pytest.mark.parametrize("name", ["3x3_stride2", "5x5_valid_stride2", "relu_24to40", "add_24_swapped", *RULE_CHAINS])
+def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators_agree(name, tmp_path):
+    """A fixed.sim written from the float.sim alone, with no vendor fixed file (every conv program
+    from ``synth.rule_program``), compiles, and the vendor's fixed and offline simulators give our
+    fixed_simulator's codes on random inputs. (The vendor's fixed file of the chain is made only for
+    the calibrator's logged ranges.)"""
+    _skip_without_vendor()
+    import calibrator_custom
+    float_sim, fixed = _rule_chain(*RULE_CHAINS[name]) if name in RULE_CHAINS else _chain(name)
+    model = _synthesize(float_sim, fixed, synth.rule_program)
+    path = tmp_path / "synth_fixed.sim"
+    path.write_bytes(model.to_bytes(reencode=True))
+    o = vo.oracle()
+    offline = o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    x = np.random.default_rng(7).integers(0, 256, shape).astype(np.uint8)
+    sim.set_input(0, x)
+    sim.invoke()
+    vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, rule program, fixed_sim")
+    vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, rule program, offline_sim")

@@ -44,6 +44,7 @@ from ..errors import ModelError, UnsupportedOpError
 from ..model import sgs_dialect
 from ..model.graph import Model, Quantization
 from . import pack
+from . import program as program_rule
 from . import quantize_plan as qp
 from ..model import options as options_mod
 from .writer import _uint8_view_zero_point, add_rescale, conv_values, input_transform
@@ -327,6 +328,54 @@ def conv_sites(float_model: Model, plan: Mapping[int, qp.TensorQuant]) -> dict[i
                           tuple(sg.tensors[op.outputs[0]].shape), int(o.stride_w), str(o.padding),
                           plan[op.inputs[0]].dtype, plan[op.outputs[0]].dtype, op.inputs[0] in sg.inputs)
     return out
+
+
+def conv_spec(site: ConvSite) -> program_rule.ConvSpec:
+    """The :class:`.program.ConvSpec` of a conv of the graph (square kernel and stride)."""
+    _, h, w, cin = site.in_shape
+    _, kh, kw, _ = site.w_shape
+    if kh != kw:
+        raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the program rule takes square kernels, "
+                                 f"not {kh} x {kw}")
+    cout = site.out_shape[-1]
+    return program_rule.ConvSpec(site.kind, int(h), int(w), int(cin), int(cout), int(kh), site.stride,
+                                 site.padding, site.in_dtype, site.out_dtype, site.graph_input)
+
+
+def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = None) -> ConvProgram:
+    """The program provider from the fitted rule alone (:func:`.program.standalone_program`, the
+    allocation :func:`.program.default_allocation` with slot 27 doubled unless given): no vendor file
+    is read.
+
+    Slot 27 doubled: with the rule's output slots (the output tile's size) both vendor tools refuse
+    the file (``Conv_FFDIHWDO: Assertion `vrbuf_depth(u32ObBufId) >= (u32)(2*stObSwTileShapeInfo.vrbuf_depth)'``,
+    the output buffer is double-buffered); twice them the tools take 11 of 16 test chains
+    (docs/model_format.md, "Synthesizing the fixed file", the others refused at ``sdk_conv.c:1398``).
+
+    The weight tiling is the allocation's (input tile slot 10, output tile slot 12) and the buffer
+    size the sum of the DMA chunks' bytes (the vendor's buffer size on all 208 surveyed standalone
+    CONV_2D). An allocation whose input passes (slot 11) split the input channels of more than one
+    output tile orders the buffer pass-first, which :func:`.pack.pack_conv_weights` does not write:
+    refused."""
+    spec = conv_spec(site)
+    if spec.op_kind != "CONV_2D" or spec.depthwise_as_conv:
+        raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the rule provider writes CONV_2D programs only")
+    if allocation is None:
+        a = program_rule.default_allocation(spec)
+        a = dataclasses.replace(a, output_slots=2 * a.output_slots)
+    else:
+        a = allocation
+    if a.in_pass < spec.in_channels and a.out_tile < spec.out_channels:
+        raise UnsupportedOpError(f"op #{site.op_index}: input passes of {a.in_pass} of {spec.in_channels} "
+                                 f"channels over {a.out_tile}-channel output tiles: the pass-first weight "
+                                 f"order is not packed")
+    slots = program_rule.standalone_program(spec, a)
+    fields = {}
+    for slot, v in slots.items():
+        name = sgs_dialect.SLOT_NAMES.get(("Conv2DOptions", slot), f"sgs_slot_{slot}")
+        fields[name] = options_mod._freeze([dict(c) for c in v]) if slot == 40 else v
+    weight_bytes = sum(c["byte_count"] for c in slots[40])
+    return ConvProgram(fields, a.in_tile, a.out_tile, weight_bytes)
 
 
 def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
