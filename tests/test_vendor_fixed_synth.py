@@ -174,8 +174,10 @@ def _own_program(float_model, fixed_model):
         tw = fixed_model.main.tensors[op.inputs[1]]
         raw = fixed_model.buffers[tw.buffer].data
         codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
-        to, ti = vps.weight_tiling(codes, raw)
-        return synth.ConvProgram(vps.program_fields(op.options, site.kind), ti, to, len(raw))
+        tiling = vps.weight_tiling(codes, raw)
+        if tiling is None:
+            raise LookupError(f"op #{site.op_index}: the weight tiling is none layout.conv_tilings lists")
+        return synth.ConvProgram(vps.program_fields(op.options, site.kind), tiling[1], tiling[0], len(raw))
     return program_for
 
 

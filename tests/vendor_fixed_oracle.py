@@ -252,3 +252,30 @@ def assert_outputs_code_for_code(sim, ref: dict, label: str) -> int:
                                f"worst {lsb.max():.0f} LSB"
         compared += r.size
     return compared
+
+
+def assertion_line(e: Exception, width: int = 160) -> str:
+    """The vendor tool's assertion message in an oracle error (else its last line), cut to ``width``."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return next((ln for ln in lines if "ssert" in ln), lines[-1] if lines else "?")[:width]
+
+
+def vendor_verdicts(path, x, ref: dict | None = None) -> tuple[str, str]:
+    """What the vendor's fixed simulator and compiler say of the fixed.sim at ``path``: ("runs" /
+    "runs, outputs identical" / "runs, outputs differ" (against ``ref``, the vendor's outputs of another
+    file on ``x``) or "refused: <assertion>", "compiles" or "refused: <assertion>")."""
+    o = oracle()
+    try:
+        y = o.fixed_sim(str(path), x)
+        sim = "runs"
+        if ref is not None:
+            same = all(np.array_equal(y[k], ref[k]) for k in ref if not k.startswith("_"))
+            sim += ", outputs identical" if same else ", outputs differ"
+    except o.OracleError as e:
+        sim = "refused: " + assertion_line(e)
+    try:
+        o.compile_offline(str(path), str(path) + ".offline")
+        comp = "compiles"
+    except o.OracleError as e:
+        comp = "refused: " + assertion_line(e)
+    return sim, comp

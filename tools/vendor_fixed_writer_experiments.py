@@ -38,24 +38,8 @@ def _fixed(factors=(1.0, 1.0)):
     return vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), f"writer_exp_{factors[0]}_{factors[1]}")
 
 
-def _last_assert(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
-    return lines[0][:150] if lines else str(e).splitlines()[-1][:150]
-
-
 def _try(path: Path, x) -> tuple[str, str]:
-    o = vo.oracle()
-    try:
-        sim = o.fixed_sim(str(path), x)
-        sim = "runs"
-    except o.OracleError as e:
-        sim = "refused: " + _last_assert(e)
-    try:
-        o.compile_offline(str(path), str(path) + ".offline")
-        comp = "compiles"
-    except o.OracleError as e:
-        comp = "refused: " + _last_assert(e)
-    return sim, comp
+    return vo.vendor_verdicts(path, x)
 
 
 def _vtable(data: bytes, table: int) -> tuple[int, int]:

@@ -251,11 +251,6 @@ def _encode(model, fixed_path: Path, fix_tags: bool) -> bytes:
     return encode_with_tags(model)
 
 
-def _assert_line(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
-    return lines[0][:160] if lines else str(e).strip().splitlines()[-1][:160]
-
-
 def _photo(images: Path, h: int, w: int) -> np.ndarray:
     import cv2
     p = sorted(images.iterdir())[0]
@@ -277,17 +272,7 @@ def each(args, out: Path) -> int:
         model, _, _ = splice(args.fixed_sim, args.float_sim, only={r["op"]})
         path = out / f"op{r['op']}_fixed.sim"
         path.write_bytes(_encode(model, args.fixed_sim, args.fix_tags))
-        try:
-            y = o.fixed_sim(str(path), x)
-            diff = max(int(np.abs(np.round(y[k] / 1e-9) - np.round(ref[k] / 1e-9)).max() > 0) for k in ref if not k.startswith("_"))
-            sim = "runs, outputs " + ("differ" if diff else "identical")
-        except o.OracleError as e:
-            sim = "refused: " + _assert_line(e)
-        try:
-            o.compile_offline(str(path), str(path) + ".offline")
-            comp = "compiles"
-        except o.OracleError as e:
-            comp = "refused"
+        sim, comp = vo.vendor_verdicts(path, x, ref)
         log.info("op %s %s in %s w %s tiling %s -> %s slots %s: simulator %s; compiler %s", r["op"], r["kind"],
                  r["in"], r["w"], r.get("tiling"), r.get("new_tiling"), r["changed_slots"], sim, comp)
     return 0

@@ -106,18 +106,8 @@ def _ini_normalization(ini: str):
 
 def own_program(float_model, fixed_model):
     """The provider returning the vendor's own program of each conv (from its fixed file)."""
-    import vendor_program_splice as vps
-
-    def program_for(site):
-        op = fixed_model.main.operators[site.op_index]
-        tw = fixed_model.main.tensors[op.inputs[1]]
-        raw = fixed_model.buffers[tw.buffer].data
-        codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
-        tiling = vps.weight_tiling(codes, raw)
-        if tiling is None:
-            raise LookupError(f"op #{site.op_index}: the weight tiling is none layout.conv_tilings lists")
-        return synth.ConvProgram(vps.program_fields(op.options, site.kind), tiling[1], tiling[0], len(raw))
-    return program_for
+    from test_vendor_fixed_synth import _own_program
+    return _own_program(float_model, fixed_model)
 
 
 def _differences(a, b, path="", out=None):
@@ -172,11 +162,6 @@ def corpus(cache: Path) -> None:
 
 
 # ---------------------------------------------------------------- patch
-def _why(e: Exception) -> str:
-    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return next((ln for ln in lines if "ssert" in ln), lines[-1] if lines else "?")[:160]
-
-
 def patch(chain: str) -> None:
     import vendor_fixed_oracle as vo
     from test_vendor_fixed_synth import _chain
@@ -254,17 +239,7 @@ def _run_variants(o, float_sim, fixed, x, ref, variants) -> None:
         change(m)
         path = out / "synth_patched_fixed.sim"
         path.write_bytes(m.to_bytes(reencode=True))
-        try:
-            y = o.fixed_sim(str(path), x)
-            sim = "same outputs" if all(np.array_equal(y[k], ref[k]) for k in ref if not k.startswith("_")) \
-                else "outputs differ"
-        except o.OracleError as e:
-            sim = "refused: " + _why(e)
-        try:
-            o.compile_offline(str(path), str(path) + ".offline")
-            comp = "compiles"
-        except o.OracleError as e:
-            comp = "refused: " + _why(e)
+        sim, comp = vo.vendor_verdicts(path, x, ref)
         log.info("%-28s simulator: %s; compiler: %s", label, sim, comp)
 
 
