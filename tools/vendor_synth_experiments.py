@@ -32,7 +32,7 @@ import calibrator_custom  # noqa: E402,F401  (before numpy: pins the BLAS kernel
 import numpy as np  # noqa: E402
 from calibrator_custom.model import flatbuf, sgs_dialect  # noqa: E402
 from calibrator_custom.model.graph import load_model  # noqa: E402
-from calibrator_custom.vendor_fixed import pack, synth  # noqa: E402
+from calibrator_custom.vendor_fixed import synth  # noqa: E402
 
 log = logging.getLogger("vendor_synth_experiments")
 
