@@ -287,6 +287,7 @@ def test_other_ops_are_refused_naming_the_op():
 #: 64 x 64 planes, channels not multiples of 16, stride 2 (1 x 1 stride 2: 4 x 4 output tiles)
 RULE_CHAINS = {
     "rule_rows_64": (61, (64, 64), [(16, 3, 1, "SAME"), (32, 3, 1, "SAME"), (8, 1, 1, "SAME")]),
+    "rule_odd_ch": (62, (20, 18), [(13, 3, 1, "SAME"), (40, 3, 1, "SAME"), (20, 1, 1, "SAME"), (5, 3, 1, "VALID")]),
     "rule_stride2": (63, (33, 33), [(24, 3, 2, "SAME"), (48, 1, 2, "SAME"), (36, 3, 2, "VALID"), (8, 1, 1, "SAME")]),
 }
 
@@ -310,12 +311,13 @@ def _rule_chain(seed, hw, convs):
     return fixed.with_name("m_float.sim"), fixed
 
 
-@pytest.mark.parametrize("name", ["3x3_stride2", "5x5_valid_stride2", "relu_24to40", "add_24_swapped", *RULE_CHAINS])
+@pytest.mark.parametrize("name", ["3x3_stride2", "5x5_valid_stride2", "3x3_32to40", "relu_24to40", "add_24_swapped",
+                                  *RULE_CHAINS])
 def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators_agree(name, tmp_path):
     """A fixed.sim written from the float.sim alone, with no vendor fixed file (every conv program
     from ``synth.rule_program``), compiles, and the vendor's fixed and offline simulators give our
-    fixed_simulator's codes on random inputs. (The vendor's fixed file of the chain is made only for
-    the calibrator's logged ranges.)"""
+    fixed_simulator's codes on a random input. (The vendor's fixed file of the chain is made only for
+    the calibrator's logged ranges.) 3x3_32to40 and rule_odd_ch need slot 28 doubled too."""
     _skip_without_vendor()
     import calibrator_custom
     float_sim, fixed = _rule_chain(*RULE_CHAINS[name]) if name in RULE_CHAINS else _chain(name)
