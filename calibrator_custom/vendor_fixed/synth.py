@@ -47,7 +47,8 @@ from . import pack
 from . import program as program_rule
 from . import quantize_plan as qp
 from ..model import options as options_mod
-from .writer import _uint8_view_zero_point, add_rescale, conv_values, input_transform
+from ..ops._common import same_pads
+from .writer import add_rescale, conv_values, input_transform, uint8_view_zero_point
 
 #: the order of the fields an Operator table of a vendor fixed.sim holds (its non-default ones):
 #: 1,469 of 1,469 operators of the 518 fixed files of the session
@@ -97,14 +98,6 @@ ProgramFor = Callable[[ConvSite], ConvProgram]
 
 #: the two shifts of a conv's options, written from the ranges (not part of the program)
 _SHIFTS = ("sgs_bias_shift", "sgs_total_shift")
-
-
-def same_pads(size: int, k: int, stride: int, dilation: int = 1) -> tuple[int, int]:
-    """TensorFlow's SAME padding (before, after) of one axis."""
-    eff = (k - 1) * dilation + 1
-    out = -(-size // stride)
-    total = max((out - 1) * stride + eff - size, 0)
-    return total // 2, total - total // 2
 
 
 def fixed_flag(dtype: str, constant: bool, graph_input: bool, graph_output: bool, is_weight: bool,
@@ -301,9 +294,9 @@ def _add_tables(model: Model, op, plan) -> dict[str, Any]:
     rescale = {"sgs_slot_0": 22, "multiplier_0": m0, "multiplier_1": m1, "shift": n, "sgs_slot_4": -1,
                "sgs_slot_5": -1}
     return {
-        "inputs": tuple({"sgs_slot_0": 2, "offset": -_uint8_view_zero_point(q), "multiplier": 1, "shift": 0}
+        "inputs": tuple({"sgs_slot_0": 2, "offset": -uint8_view_zero_point(q), "multiplier": 1, "shift": 0}
                         for q in ins),
-        "outputs": ({"sgs_slot_0": 1, "zero_point": _uint8_view_zero_point(q_out), "multiplier": 1, "shift": 0},),
+        "outputs": ({"sgs_slot_0": 1, "zero_point": uint8_view_zero_point(q_out), "multiplier": 1, "shift": 0},),
         "options": dataclasses.replace(op.options, sgs_rescale=options_mod._freeze([rescale]), sgs_layout=())}
 
 
@@ -453,8 +446,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         if o.padding == "SAME":
             _, h, w, _ = site.in_shape
             _, kh, kw, _ = site.w_shape
-            top, bottom = same_pads(h, kh, int(o.stride_h), int(o.dilation_h_factor))
-            left, right = same_pads(w, kw, int(o.stride_w), int(o.dilation_w_factor))
+            _, top, bottom = same_pads(h, kh, int(o.stride_h), int(o.dilation_h_factor))
+            _, left, right = same_pads(w, kw, int(o.stride_w), int(o.dilation_w_factor))
             pads = (left, right, top, bottom)
         op.options = dataclasses.replace(
             o, **dict(prog.fields), padding_left=pads[0], padding_right=pads[1], padding_top=pads[2],

@@ -284,7 +284,7 @@ def _multiplier(m: float) -> tuple[int, int]:
     return int(round(m * 2.0 ** n)), n
 
 
-def _uint8_view_zero_point(q: qp.TensorQuant) -> int:
+def uint8_view_zero_point(q: qp.TensorQuant) -> int:
     """The zero point of a tensor's range as UINT8 (the UINT8 zero point itself for UINT8 tensors)."""
     if q.dtype == "UINT8":
         return int(q.zero_point)
@@ -297,7 +297,7 @@ def _tensor_tables(p: _Patch, where: str, j: int, quants, slot: int, sign: int) 
     if len(tables) != len(quants):
         raise ModelError(f"{where}: {len(tables)} tables in Operator slot {slot}, {len(quants)} tensors")
     for t, q in zip(tables, quants):
-        p.scalar(where, p.layout.table_scalar(t, 1), 1, sign * _uint8_view_zero_point(q))
+        p.scalar(where, p.layout.table_scalar(t, 1), 1, sign * uint8_view_zero_point(q))
     return tables
 
 
