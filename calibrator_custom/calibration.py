@@ -390,6 +390,11 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                         "model with the calibrated ranges as tensor min/max (the vendor's cmodel-float form needs a "
                         "vendor float.sim)", out)
 
+    def vendor_float(self):
+        """The vendor float.sim this calibrator was made from (the fixed file is then the vendor's dialect,
+        ``pipeline.convert``), or None for a plain TFLite model."""
+        return self.source_model if self.source_model.dialect == "sgs_float" else None
+
     def convert_fixed(self, passes=None, saved_path: str | os.PathLike | None = None, model_desc: str = "Fixed",
                       quant_level: str = "L1") -> str:
         """Write the fixed model from the statistics gathered so far and the ranges/items given with
@@ -418,7 +423,7 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                              "set_minmax / update) first")
         quant_param = list(self._imported.values()) or None
         convert_model(self.model_obj, self.config, stats, quant_level=quant_level, quant_param=quant_param,
-                      output_path=saved_path)
+                      output_path=saved_path, vendor_float=self.vendor_float())
         self.model_type = "Fixed"
         return os.fspath(saved_path)
 

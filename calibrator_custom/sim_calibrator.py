@@ -185,7 +185,7 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
                                   sensitivity_threshold=sensitivity_threshold, calibration_feeds=fd or None,
                                   output_path=path, progress=Reporter.auto(prefix=f"{name}: "),
-                                  num_process=int(num_process))
+                                  num_process=int(num_process), vendor_float=cal.vendor_float())
             if cmd_model is not None:
                 ranges = {n: (float(t.min), float(t.max)) for n, t in st.tensors.items() if t.num_finite}
                 ranges.update({q["name"]: (float(np.min(q["min"])), float(np.max(q["max"]))) for q in qp or ()})

@@ -54,6 +54,8 @@ class _SimulatorBase:
             self.model = os.fspath(model_path)
             self.model_obj = load_model(self.model)
         sgs_lower.check_simulatable(self.model_obj, repr(self.model) if self.model else "the model")
+        #: the model as read, vendor fields included (the vendor fixed.sim is synthesized from it)
+        self.source_model = self.model_obj
         self.model_obj = sgs_lower.runnable(self.model_obj)  # vendor quirks in TFLite terms
         self.show_log = show_log
         if show_log:

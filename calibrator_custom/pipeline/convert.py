@@ -22,7 +22,7 @@ import numpy as np
 
 from ..calib.stats import StatsSet
 from ..config import InputConfig, load_input_config
-from ..errors import ConfigError, InputError
+from ..errors import ConfigError, InputError, ModelError, UnsupportedOpError
 from ..fixed.writer import build_fixed_model
 from ..model import sgs_lower
 from ..model.graph import Model, load_model
@@ -44,13 +44,27 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             calibration_feeds: Sequence[Sequence[np.ndarray]] | None = None,
             output_path: str | os.PathLike | None = None,
             progress: Reporter | Callable[[str], None] | None = None,
-            vendor_template: str | os.PathLike | None = None, num_process: int = 1) -> Model:
+            vendor_template: str | os.PathLike | None = None, num_process: int = 1,
+            fixed_dialect: str = "auto", vendor_float: Model | None = None) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
 
-    ``vendor_template``: for a vendor float.sim, a vendor fixed.sim of it (made once with the SDK);
-    ``output_path`` then receives the vendor's fixed dialect for our statistics (``vendor_fixed.writer``,
-    loadable by the vendor's compiler) instead of calibrator_custom's own dialect (returned, not loadable
-    by the vendor's compiler).
+    What ``output_path`` receives (``fixed_dialect``):
+
+    - ``"auto"`` (default): for a vendor float.sim (``float_model`` itself, or ``vendor_float``, the file
+      as read when ``float_model`` is its runnable copy), the **vendor's fixed dialect**, synthesized
+      from the float.sim (``vendor_fixed.synth_writer``): the vendor's compiler takes it and
+      ``fixed_simulator`` computes it as the vendor's simulator does. When the synthesizer has no rule
+      for one of the graph's ops (or the input format), and for a plain TFLite model (the vendor's
+      dialect needs the vendor converter's float.sim), calibrator_custom's own dialect, with a WARNING
+      saying why (loaded by our ``fixed_simulator``, not by the vendor's compiler).
+    - ``"vendor"``: the vendor's dialect or the synthesizer's error naming the op, nothing written.
+    - ``"calibrator_custom"``: our own dialect (per-channel UINT8 activations, 16-bit convs as planned).
+
+    The vendor dialect takes the level's activation ranges; its types are the float.sim's plan (UINT8
+    / INT16 activations, INT8 conv weights), so a level's 16-bit conv choices are not carried (logged).
+    ``vendor_template``: a vendor fixed.sim of the same float.sim (made once with the SDK): the vendor's
+    dialect is then written over that template (``vendor_fixed.writer``) instead of synthesized. The
+    returned model is always our own dialect's (what our planner chose).
 
     ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
     elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
@@ -62,6 +76,10 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     fixed model is the same for every count.
     """
     raw_model = float_model if isinstance(float_model, Model) else load_model(float_model)
+    if fixed_dialect not in FIXED_DIALECTS:
+        raise ConfigError(f"fixed_dialect {fixed_dialect!r}: use one of {', '.join(FIXED_DIALECTS)}")
+    if vendor_float is None and raw_model.dialect == "sgs_float":
+        vendor_float = raw_model
     model = sgs_lower.runnable(raw_model)
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
     level = get_level(quant_level)
@@ -86,12 +104,51 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         fixed = build_fixed_model(pi, plan)
         phase.update()
         if output_path is not None and vendor_template is not None:
-            _write_vendor_dialect(raw_model, vendor_template, stats, config, output_path, pi, plan)
-            phase.update()
-        elif output_path is not None:
+            _write_vendor_dialect(vendor_float or raw_model, vendor_template, stats, config, output_path, pi, plan)
+        elif output_path is not None and not _write_synthesized(vendor_float, fixed_dialect, stats, config,
+                                                                 output_path, pi, plan):
             fixed.save(output_path)
-            phase.update()
+        phase.update()
     return fixed
+
+
+#: what ``convert(fixed_dialect=...)`` takes
+FIXED_DIALECTS = ("auto", "vendor", "calibrator_custom")
+
+
+def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: StatsSet, config: InputConfig,
+                       output_path, pi: PlanInputs, plan: QuantPlan) -> bool:
+    """Write the vendor's dialect synthesized from the float.sim when ``fixed_dialect`` asks for it and it
+    can be; True when written. ``"vendor"`` raises what stops it; ``"auto"`` logs it and returns False."""
+    if fixed_dialect == "calibrator_custom":
+        return False
+    if vendor_float is None:
+        if fixed_dialect == "vendor":
+            raise ConfigError("fixed_dialect 'vendor' needs a vendor float.sim (made by the vendor's converter); "
+                              "this model is plain TFLite")
+        log.warning("the float model is plain TFLite, so the fixed model is calibrator_custom's own dialect "
+                    "(run by fixed_simulator, not loadable by the vendor's compiler); convert it with the vendor's "
+                    "converter to a *_float.sim to get the vendor's dialect")
+        return False
+    from ..vendor_fixed.synth_writer import write_synthesized
+    try:
+        write_synthesized(vendor_float, stats, config, output_path, ranges=_plan_ranges(pi, plan))
+    except (UnsupportedOpError, ModelError) as e:
+        if fixed_dialect == "vendor":
+            raise
+        log.warning("the vendor's fixed dialect cannot be written for this model (%s), so %s is calibrator_custom's "
+                    "own dialect (run by fixed_simulator, not loadable by the vendor's compiler)", e, output_path)
+        return False
+    sixteen = sorted(j for j, bits in plan.conv_bits.items() if bits == 16)
+    if sixteen:
+        log.warning("%s: the vendor's dialect is written with 8-bit conv weights; the level's %d 16-bit conv(s) "
+                    "(ops %s) are not carried", output_path, len(sixteen), ", ".join(map(str, sixteen[:8])))
+    return True
+
+
+def _plan_ranges(pi: PlanInputs, plan: QuantPlan) -> dict[str, tuple[float, float]]:
+    """The plan's per-tensor activation ranges by name (a per-channel range's union)."""
+    return {pi.model.main.tensors[i].name: (min(q.min), max(q.max)) for i, q in plan.tensors.items() if q.min and q.max}
 
 
 def _workers(num_process: int) -> int:
@@ -109,8 +166,7 @@ def _write_vendor_dialect(float_model: Model, template, stats: StatsSet, config:
     are not (the template fixes the vendor's types: UINT8 / INT16 activations, 8-bit convs)."""
     if not float_model.is_vendor or float_model.dialect != "sgs_float":
         raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
-    ranges = {pi.model.main.tensors[i].name: (min(q.min), max(q.max))
-              for i, q in plan.tensors.items() if q.min and q.max}
+    ranges = _plan_ranges(pi, plan)
     weight_scales = None
     if get_level(plan.level).weight_scales != "per_tensor":
         weight_scales = {}

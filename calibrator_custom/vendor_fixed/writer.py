@@ -387,6 +387,20 @@ def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None
     p.scalar(where, p.layout.table_scalar(sub[1], 5), 5, n)
 
 
+def image_normalization(input_config) -> tuple[tuple[float, ...], float]:
+    """(three means, one std) of the input config's one image input, as the vendor's pixel transform
+    takes them; :class:`ModelError` naming what the config gives otherwise."""
+    inputs = getattr(input_config, "inputs", None) or []
+    if len(inputs) != 1 or not inputs[0].mean:
+        raise ModelError("the vendor fixed.sim writer takes a model with one image input "
+                         "(mean/std in the input config)")
+    mean, std = tuple(inputs[0].mean), tuple(inputs[0].std)
+    if len(mean) != 3 or len(set(std)) != 1:
+        raise ModelError(f"the vendor's input transform takes three means and one std; the input config "
+                         f"gives mean {mean} and std {std}")
+    return mean, float(std[0])
+
+
 def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | os.PathLike, stats,
                        input_config, output_path: str | os.PathLike | None = None,
                        ranges: Mapping[str, tuple[float, float]] | None = None,
@@ -404,18 +418,11 @@ def write_vendor_fixed(float_model: str | os.PathLike | Model, template: str | o
     from ..model.graph import load_model
 
     model = float_model if isinstance(float_model, Model) else load_model(float_model)
-    inputs = getattr(input_config, "inputs", None) or []
-    if len(inputs) != 1 or not inputs[0].mean:
-        raise ModelError("the vendor fixed.sim writer takes a model with one image input "
-                         "(mean/std in the input config)")
-    mean, std = tuple(inputs[0].mean), tuple(inputs[0].std)
-    if len(mean) != 3 or len(set(std)) != 1:
-        raise ModelError(f"the vendor's input transform takes three means and one std; the input config "
-                         f"gives mean {mean} and std {std}")
+    mean, std = image_normalization(input_config)
     tensors = getattr(stats, "tensors", stats)
     chosen = {name: (s.min, s.max) for name, s in tensors.items()}
     chosen.update(ranges or {})
-    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std[0], chosen, weight_scales)
+    data = write_from_stats(Path(template).read_bytes(), model, tensors, mean, std, chosen, weight_scales)
     if output_path is not None:
         atomic_write(output_path, data)
     return data

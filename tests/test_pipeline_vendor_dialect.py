@@ -1,0 +1,160 @@
+"""Which fixed dialect the pipeline writes: the vendor's, synthesized from a vendor float.sim, by default.
+
+The oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it) converts builder
+models with the vendor's converter, calibrates them with our ``calibrator`` on random inputs, and
+checks that the fixed file ``convert_fixed`` / ``SIM_Calibrator.convert`` write is the vendor's dialect,
+that the vendor's compiler takes it, and that the vendor's fixed and offline simulators give our
+``fixed_simulator``'s codes. Without the SDK the plain-TFLite and argument checks still run.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import calibrator_custom
+import vendor_fixed_oracle as vo
+from calibrator_custom.calib.stats import StatsSet
+from calibrator_custom.errors import ConfigError, UnsupportedOpError
+from calibrator_custom.model.builder import ModelBuilder
+from calibrator_custom.model.graph import load_model
+from calibrator_custom.pipeline.convert import convert
+
+MEAN, STD = 127.5, 127.5
+
+
+def _chain(seed: int, side: int, chans, tail_op: str | None = None) -> ModelBuilder:
+    """x -> 3x3 convs (SAME) with a RELU after the first, then ``tail_op`` on the last conv's output."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    y = b.input("x", (1, side, side, 3))
+    cin = 3
+    for n, c in enumerate(chans, 1):
+        w = (g.normal(size=(c, 3, 3, cin)) / np.sqrt(9 * cin)).astype(np.float32)
+        bias = (g.normal(size=c) * 0.3).astype(np.float32)
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
+                 {"padding": "SAME", "stride_w": 1, "stride_h": 1}, name=f"c{n}")
+        if n == 1:
+            y = b.op("RELU", [y], {}, name="r1")
+        cin = c
+    if tail_op is not None:
+        y = b.op(tail_op, [y], {}, name="t")
+    b.output(y)
+    return b
+
+
+def _ini(tmp_path, builder: ModelBuilder):
+    sg = builder.build().subgraphs[0]
+    p = tmp_path / "input_config.ini"
+    p.write_text(vo.ini_text(["x"], [sg.tensors[sg.outputs[0]].name], (MEAN,) * 3, STD))
+    return p
+
+
+def _calibrated(model_path, ini, side: int, n: int = 3):
+    cal = calibrator_custom.calibrator(str(model_path), str(ini))
+    g = np.random.default_rng(5)
+    for _ in range(n):
+        cal.set_input(0, ((g.integers(0, 256, (1, side, side, 3)) - MEAN) / STD).astype(np.float32))
+        cal.invoke()
+    return cal
+
+
+# ---------------------------------------------------------------- no SDK needed
+def test_plain_tflite_gets_our_own_dialect_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "m.tflite"
+    b = _chain(1, 8, (8,))
+    b.build().save(path)
+    cal = _calibrated(path, _ini(tmp_path, b), 8)
+    out = tmp_path / "m_fixed.sim"
+    with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
+        cal.convert_fixed(saved_path=str(out))
+    assert load_model(out).dialect == "tflite"
+    assert any("plain TFLite" in r.getMessage() and "own dialect" in r.getMessage() for r in caplog.records)
+
+
+def test_vendor_dialect_asked_for_a_plain_tflite_model_is_refused(tmp_path):
+    path = tmp_path / "m.tflite"
+    b = _chain(2, 8, (8,))
+    b.build().save(path)
+    cal = _calibrated(path, _ini(tmp_path, b), 8)
+    out = tmp_path / "m_fixed.sim"
+    with pytest.raises(ConfigError, match="needs a vendor float.sim"):
+        convert(cal.model_obj, cal.config, cal.statistics(), quant_level="L1", output_path=out,
+                fixed_dialect="vendor")
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="fixed_dialect 'sgs'"):
+        convert(cal.model_obj, cal.config, cal.statistics(), quant_level="L1", output_path=out, fixed_dialect="sgs")
+
+
+# ---------------------------------------------------------------- oracle tier
+def _vendor_float(tmp_path, builder: ModelBuilder):
+    reason = vo.vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    tfl = tmp_path / "m.tflite"
+    builder.build().save(tfl)
+    ini = _ini(tmp_path, builder)
+    return vo.oracle().convert_tflite(str(tfl), str(ini), str(tmp_path / "m_float.sim")), ini
+
+
+def _assert_vendor_runs_it_as_ours(path, tmp_path, what: str):
+    o = vo.oracle()
+    offline = o.compile_offline(str(path), str(tmp_path / "m_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    for seed in (7, 8):
+        x = np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+        sim.set_input(0, x)
+        sim.invoke()
+        vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{what}, fixed_sim")
+        vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{what}, offline_sim")
+
+
+@pytest.mark.parametrize("level", ["L1", "L2"])
+def test_convert_fixed_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path, level):
+    float_sim, ini = _vendor_float(tmp_path, _chain(3, 16, (16, 24, 8)))
+    cal = _calibrated(float_sim, ini, 16)
+    out = tmp_path / "m_fixed.sim"
+    cal.convert_fixed(saved_path=str(out), quant_level=level)
+    fixed = load_model(out)
+    assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
+    _assert_vendor_runs_it_as_ours(out, tmp_path, f"convert_fixed at {level}")
+
+
+def test_sim_calibrator_convert_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path):
+    float_sim, ini = _vendor_float(tmp_path, _chain(4, 12, (16, 8)))
+
+    class Net(calibrator_custom.SIM_Calibrator):
+        def __init__(self):
+            super().__init__()
+            self.model = calibrator_custom.calibrator(str(float_sim), str(ini))
+
+        def forward(self, x):
+            self.model.set_input(0, x)
+            self.model.invoke()
+            return [self.model.get_output(0)]
+
+    g = np.random.default_rng(9)
+    samples = [[((g.integers(0, 256, (1, 12, 12, 3)) - MEAN) / STD).astype(np.float32)] for _ in range(3)]
+    out = tmp_path / "net_fixed.sim"
+    Net().convert(iter(samples), num_process=1, quant_level="L1", fix_model=[str(out)])
+    assert load_model(out).dialect == "sgs_fixed"
+    _assert_vendor_runs_it_as_ours(out, tmp_path, "SIM_Calibrator.convert")
+
+
+def test_op_without_a_synthesis_rule_falls_back_or_is_refused(tmp_path, caplog):
+    """auto: our own dialect with a WARNING naming the op; "vendor": the op named, nothing written."""
+    float_sim, ini = _vendor_float(tmp_path, _chain(6, 8, (8,), tail_op="TANH"))
+    cal = _calibrated(float_sim, ini, 8)
+    out = tmp_path / "m_fixed.sim"
+    with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
+        cal.convert_fixed(saved_path=str(out))
+    assert load_model(out).dialect == "tflite"
+    assert any("TANH" in r.getMessage() and "own dialect" in r.getMessage() for r in caplog.records)
+    out.unlink()
+    with pytest.raises(UnsupportedOpError, match="TANH"):
+        convert(cal.model_obj, cal.config, cal.statistics(), quant_level="L1", output_path=out,
+                fixed_dialect="vendor", vendor_float=cal.vendor_float())
+    assert not out.exists()
+    assert isinstance(cal.statistics(), StatsSet)
