@@ -187,14 +187,11 @@ def _write_conv(p: _Patch, fixed: Model, float_model: Model, j: int, op, kind: s
     depthwise = kind == "DEPTHWISE_CONV_2D"
     packed = None
     if w_scales is not None:
-        w_scales = pack.fit_per_channel_scales(w, 3 if depthwise else 0, w_scales, qi.scale, qi.zero_point, bias,
-                                               qo.scale, qo.zero_point, to.dtype == "UINT8", lo, hi)
+        w_scales = fitted_channel_scales(w, depthwise, w_scales, qi, qo, to.dtype == "UINT8", bias, lo, hi)
         packed = _per_channel_weights(p, fixed, op, where, w, tw, depthwise, w_scales)
     if packed is not None:
         codes, raw = packed
-        w_sum = pack.weight_sums(codes, depthwise)
-        prm = pack.per_channel_conv_parameters(qi.scale, qi.zero_point, w_sum, w_scales, bias, qo.scale,
-                                               qo.zero_point, to.dtype == "UINT8", lo, hi)
+        prm = per_channel_values(codes, depthwise, w_scales, qi, qo, to.dtype == "UINT8", bias, lo, hi)
         acc_max, acc_min = prm["acc_max"], prm["acc_min"]
         p.buffer(where + " weights", tw.buffer, raw)
     else:
@@ -243,6 +240,22 @@ def _per_channel_weights(p: _Patch, fixed: Model, op, where: str, w: np.ndarray,
     if len(packed) > len(raw):
         return None
     return codes, packed
+
+
+def fitted_channel_scales(w: np.ndarray, depthwise: bool, w_scales, qi, qo, out_is_uint8: bool, bias, lo, hi):
+    """The per-output-channel weight scales the format's one bias shift can carry
+    (:func:`.pack.fit_per_channel_scales`: k at most one step above the per-tensor k)."""
+    return pack.fit_per_channel_scales(w, 3 if depthwise else 0, w_scales, qi.scale, qi.zero_point, bias,
+                                       qo.scale, qo.zero_point, out_is_uint8, lo, hi)
+
+
+def per_channel_values(codes: np.ndarray, depthwise: bool, w_scales, qi, qo, out_is_uint8: bool, bias, lo,
+                       hi) -> dict:
+    """``pack.per_channel_conv_parameters``' dict (bias row, multipliers, shifts, accumulator range) of
+    per-channel weight ``codes`` at ``w_scales``."""
+    w_sum = pack.weight_sums(codes, depthwise)
+    return pack.per_channel_conv_parameters(qi.scale, qi.zero_point, w_sum, w_scales, bias, qo.scale,
+                                            qo.zero_point, out_is_uint8, lo, hi)
 
 
 def conv_values(float_model: Model, fop, kind: str, qi, qw, qo, out_is_uint8: bool, channel_ranges,
