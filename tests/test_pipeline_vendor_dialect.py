@@ -119,7 +119,20 @@ def test_convert_fixed_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path, le
     cal.convert_fixed(saved_path=str(out), quant_level=level)
     fixed = load_model(out)
     assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
+    # L1's weights are per tensor (one bias multiplier per conv); L2's per channel (the plan's scales)
+    distinct = [len(set(_bias_multipliers(fixed, op).tolist())) for op in fixed.main.operators
+                if fixed.op_name(op) == "CONV_2D"]
+    assert len(distinct) == 3
+    assert all(n == 1 for n in distinct) if level == "L1" else all(n > 1 for n in distinct)
     _assert_vendor_runs_it_as_ours(out, tmp_path, f"convert_fixed at {level}")
+
+
+def _bias_multipliers(model, op) -> np.ndarray:
+    """Row 1 of a conv's [2, C] INT16 bias buffer (rows padded to 8 values)."""
+    t = model.main.tensors[op.inputs[2]]
+    c = int(t.shape[-1])
+    flat = np.frombuffer(model.buffers[t.buffer].data, "<i2")
+    return flat[-(-c // 8) * 8:][:c]
 
 
 def test_sim_calibrator_convert_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path):

@@ -132,7 +132,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
         return False
     from ..vendor_fixed.synth_writer import write_synthesized
     try:
-        write_synthesized(vendor_float, stats, config, output_path, ranges=_plan_ranges(pi, plan))
+        write_synthesized(vendor_float, stats, config, output_path, ranges=_plan_ranges(pi, plan),
+                          weight_scales=_channel_weight_scales(pi, plan))
     except (UnsupportedOpError, ModelError) as e:
         if fixed_dialect == "vendor":
             raise
@@ -166,13 +167,17 @@ def _write_vendor_dialect(float_model: Model, template, stats: StatsSet, config:
     are not (the template fixes the vendor's types: UINT8 / INT16 activations, 8-bit convs)."""
     if not float_model.is_vendor or float_model.dialect != "sgs_float":
         raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
-    ranges = _plan_ranges(pi, plan)
-    weight_scales = None
-    if get_level(plan.level).weight_scales != "per_tensor":
-        weight_scales = {}
-        for c in pi.convs:
-            const = plan.constants.get(c.weights)
-            if const is not None and plan.conv_bits.get(c.op_index, 8) == 8 and len(const.quant.scale) > 1:
-                weight_scales[pi.model.main.tensors[c.weights].name] = const.quant.scale
-    write_vendor_fixed(float_model, template, stats, config, output_path, ranges=ranges,
-                       weight_scales=weight_scales)
+    write_vendor_fixed(float_model, template, stats, config, output_path, ranges=_plan_ranges(pi, plan),
+                       weight_scales=_channel_weight_scales(pi, plan))
+
+
+def _channel_weight_scales(pi: PlanInputs, plan: QuantPlan) -> dict[str, tuple[float, ...]] | None:
+    """Per weight name, the plan's per-channel scales of its 8-bit convs (L2 and up), else None."""
+    if get_level(plan.level).weight_scales == "per_tensor":
+        return None
+    scales = {}
+    for c in pi.convs:
+        const = plan.constants.get(c.weights)
+        if const is not None and plan.conv_bits.get(c.op_index, 8) == 8 and len(const.quant.scale) > 1:
+            scales[pi.model.main.tensors[c.weights].name] = const.quant.scale
+    return scales

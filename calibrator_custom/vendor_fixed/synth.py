@@ -48,7 +48,7 @@ from . import program as program_rule
 from . import quantize_plan as qp
 from ..model import options as options_mod
 from ..ops._common import same_pads
-from .writer import add_rescale, conv_values, input_transform, uint8_view_zero_point
+from .writer import add_rescale, conv_values, input_transform, per_channel_conv_values, uint8_view_zero_point
 
 #: the order of the fields an Operator table of a vendor fixed.sim holds (its non-default ones):
 #: 1,469 of 1,469 operators of the 518 fixed files of the session
@@ -377,12 +377,16 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
 
 def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
                channel_ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], mean: Sequence[float], std: float,
-               program_for: ProgramFor, input_format: str = "RGB") -> Model:
+               program_for: ProgramFor, input_format: str = "RGB",
+               weight_scales: Mapping[str, Sequence[float]] | None = None) -> Model:
     """The vendor fixed.sim (a ``Model`` in the ``sgs_fixed`` dialect) of a vendor float.sim.
 
     ``ranges``: per-tensor (min, max) by name; ``channel_ranges``: per-output-channel (min, max) of
     every conv output (the accumulator range); ``mean``/``std``: the input normalization (three
-    means, RGB order, one std); ``program_for``: each conv's IPU program. Encode with
+    means, RGB order, one std); ``program_for``: each conv's IPU program; ``weight_scales``: per conv
+    weight name, one scale per output channel (per-channel int8 codes and bias multipliers under the
+    conv's one shift, :func:`.writer.per_channel_conv_values`; default and for other convs: the
+    vendor's per-tensor codes). Encode with
     ``model.to_bytes(reencode=True)``.
     """
     if float_model.dialect != "sgs_float":
@@ -433,9 +437,14 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
         fop = next(p for p in original.main.operators if original.op_name(p) == site.kind and
                    original.main.tensors[p.inputs[1]].name == tw.name)
-        codes, prm, acc_max, acc_min = conv_values(original, fop, site.kind, by_name[ti.name],
-                                                   by_name[tw.name], by_name[to.name], to.dtype == "UINT8",
-                                                   channel_ranges, where)
+        if weight_scales and tw.name in weight_scales:
+            codes, prm, acc_max, acc_min = per_channel_conv_values(
+                original, fop, site.kind, by_name[ti.name], by_name[to.name], to.dtype == "UINT8",
+                channel_ranges, weight_scales[tw.name], where)
+        else:
+            codes, prm, acc_max, acc_min = conv_values(original, fop, site.kind, by_name[ti.name],
+                                                       by_name[tw.name], by_name[to.name], to.dtype == "UINT8",
+                                                       channel_ranges, where)
         acc[op.outputs[0]] = (acc_max, acc_min)
         prog = program_for(site)
         bad = [k for k in prog.fields if k in _SHIFTS or not k.startswith("sgs_") or k == sgs_dialect.LAYOUT]

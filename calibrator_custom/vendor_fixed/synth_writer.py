@@ -13,7 +13,7 @@ before anything is written.
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -35,11 +35,13 @@ def synthesis_inputs(stats) -> tuple[dict[str, tuple[float, float]], dict[str, t
 
 def synthesize_model(float_model: str | os.PathLike | Model, stats, input_config,
                      ranges: Mapping[str, tuple[float, float]] | None = None,
-                     program_for: synth.ProgramFor = synth.rule_program) -> Model:
+                     program_for: synth.ProgramFor = synth.rule_program,
+                     weight_scales: Mapping[str, Sequence[float]] | None = None) -> Model:
     """The vendor fixed.sim model (dialect ``sgs_fixed``) of a vendor float.sim for our statistics.
 
     ``ranges``: per-tensor (min, max) by name overriding the statistics' (a level's choice);
-    ``input_config``: an ``InputConfig`` (one image input: its format, three means, one std)."""
+    ``input_config``: an ``InputConfig`` (one image input: its format, three means, one std);
+    ``weight_scales``: per conv weight name, one scale per output channel (default: per-tensor codes)."""
     model = float_model if isinstance(float_model, Model) else load_model(float_model)
     if model.dialect != "sgs_float":
         raise ModelError(f"the vendor fixed.sim is synthesized from a vendor float.sim (dialect sgs_float); "
@@ -48,17 +50,20 @@ def synthesize_model(float_model: str | os.PathLike | Model, stats, input_config
     chosen, channels = synthesis_inputs(stats)
     chosen.update(ranges or {})
     fmt = input_config.inputs[0].training_input_format
-    return synth.synthesize(model, chosen, channels, mean, std, program_for, input_format=fmt)
+    return synth.synthesize(model, chosen, channels, mean, std, program_for, input_format=fmt,
+                            weight_scales=weight_scales)
 
 
 def write_synthesized(float_model: str | os.PathLike | Model, stats, input_config,
                       output_path: str | os.PathLike | None = None,
                       ranges: Mapping[str, tuple[float, float]] | None = None,
-                      program_for: synth.ProgramFor = synth.rule_program) -> bytes:
+                      program_for: synth.ProgramFor = synth.rule_program,
+                      weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
     """The bytes of :func:`synthesize_model`'s file, written atomically to ``output_path`` when given."""
     from ..fileio import atomic_write
 
-    data = synthesize_model(float_model, stats, input_config, ranges, program_for).to_bytes(reencode=True)
+    model = synthesize_model(float_model, stats, input_config, ranges, program_for, weight_scales)
+    data = model.to_bytes(reencode=True)
     if output_path is not None:
         atomic_write(output_path, data)
     return data

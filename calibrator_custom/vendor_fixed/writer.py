@@ -277,6 +277,28 @@ def conv_values(float_model: Model, fop, kind: str, qi, qw, qo, out_is_uint8: bo
     return codes, prm, acc_max, acc_min
 
 
+def per_channel_conv_values(float_model: Model, fop, kind: str, qi, qo, out_is_uint8: bool, channel_ranges,
+                            w_scales, where: str):
+    """:func:`conv_values` with one weight scale per output channel (``w_scales``, fitted to the format's
+    one bias shift by :func:`fitted_channel_scales`): (codes, parameters, acc_max, acc_min)."""
+    fl = float_model.main
+    w = _values(float_model, fl.tensors[fop.inputs[1]])
+    bias = _values(float_model, fl.tensors[fop.inputs[2]]).reshape(2, -1)[0]
+    conv_out = fl.tensors[fop.outputs[0]].name
+    if conv_out not in channel_ranges:
+        raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
+    lo, hi = channel_ranges[conv_out]
+    depthwise = kind == "DEPTHWISE_CONV_2D"
+    axis = 3 if depthwise else 0
+    scales = np.asarray(w_scales, np.float64)
+    if scales.shape != (w.shape[axis],):
+        raise ModelError(f"{where}: {scales.size} weight scales for {w.shape[axis]} output channels")
+    scales = fitted_channel_scales(w, depthwise, scales, qi, qo, out_is_uint8, bias, lo, hi)
+    codes = pack.per_channel_weight_codes(w, scales, axis)
+    prm = per_channel_values(codes, depthwise, scales, qi, qo, out_is_uint8, bias, lo, hi)
+    return codes, prm, prm["acc_max"], prm["acc_min"]
+
+
 def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, object], mean: Sequence[float],
                      std: float, ranges: Mapping[str, tuple[float, float]] | None = None,
                      weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
