@@ -107,8 +107,8 @@ def _assert_vendor_runs_it_as_ours(path, tmp_path, what: str):
         x = np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
         sim.set_input(0, x)
         sim.invoke()
-        vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{what}, fixed_sim")
-        vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{what}, offline_sim")
+        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{what}, fixed_sim") > 0
+        assert vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{what}, offline_sim") > 0
 
 
 @pytest.mark.parametrize("level", ["L1", "L2"])
@@ -171,3 +171,21 @@ def test_op_without_a_synthesis_rule_falls_back_or_is_refused(tmp_path, caplog):
                 fixed_dialect="vendor", vendor_float=cal.vendor_float())
     assert not out.exists()
     assert isinstance(cal.statistics(), StatsSet)
+
+
+def test_calibrator_command_on_a_vendor_float_sim_writes_the_vendors_dialect(tmp_path):
+    """``calibrator -m m_float.sim -i photos ...`` on real photos: the fixed file is the vendor's dialect,
+    compiles, and the vendor's simulators give our codes."""
+    from clitools import run_tool
+    from vendor_oracle import calibration_inputs
+    from images import calibration_images
+    float_sim, ini = _vendor_float(tmp_path, _chain(10, 24, (16, 8)))
+    images, pre = calibration_inputs(tmp_path / "calib", 24, 24, calibration_images()[:3])
+    out = tmp_path / "cli_fixed.sim"
+    proc = run_tool("calibrator", ["-m", float_sim, "-i", images, "--input_config", ini, "-n", pre,
+                                   "--quant_level", "L2", "-o", out], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == f"Fixed model at: {out}"
+    assert load_model(out).dialect == "sgs_fixed"
+    assert "own dialect" not in proc.stderr
+    _assert_vendor_runs_it_as_ours(out, tmp_path, "calibrator command")
