@@ -54,9 +54,9 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
       as read when ``float_model`` is its runnable copy), the **vendor's fixed dialect**, synthesized
       from the float.sim (``vendor_fixed.synth_writer``): the vendor's compiler takes it and
       ``fixed_simulator`` computes it as the vendor's simulator does. When the synthesizer has no rule
-      for one of the graph's ops (or the input format), and for a plain TFLite model (the vendor's
-      dialect needs the vendor converter's float.sim), calibrator_custom's own dialect, with a WARNING
-      saying why (loaded by our ``fixed_simulator``, not by the vendor's compiler).
+      for one of the graph's ops (or the input format), calibrator_custom's own dialect, with a WARNING
+      saying why (loaded by our ``fixed_simulator``, not by the vendor's compiler); for a plain TFLite
+      model (the vendor's dialect needs the vendor converter's float.sim) our own dialect, said at INFO.
     - ``"vendor"``: the vendor's dialect or the synthesizer's error naming the op, nothing written.
     - ``"calibrator_custom"``: our own dialect (per-channel UINT8 activations, 16-bit convs as planned).
 
@@ -126,7 +126,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
         if fixed_dialect == "vendor":
             raise ConfigError("fixed_dialect 'vendor' needs a vendor float.sim (made by the vendor's converter); "
                               "this model is plain TFLite")
-        log.warning("the float model is plain TFLite, so the fixed model is calibrator_custom's own dialect "
+        log.info("the float model is plain TFLite, so the fixed model is calibrator_custom's own dialect "
                     "(run by fixed_simulator, not loadable by the vendor's compiler); convert it with the vendor's "
                     "converter to a *_float.sim to get the vendor's dialect")
         return False
