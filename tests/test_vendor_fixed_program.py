@@ -167,3 +167,40 @@ def test_rule_gives_the_vendors_standalone_program(cfg):
     if rec["op_kind"] == "CONV_2D":
         assert P.input_slots(spec, alloc.in_pass, vendor[18], vendor[19]) == vendor[26]
         assert P.weight_slots(spec, alloc.in_tile, alloc.in_pass, alloc.out_tile, alloc.out_pass) == vendor[25]
+
+
+@pytest.mark.parametrize("shape,stride,dtypes,want", [
+    # 96 x 96 x 16, SAME: whole plane ceil(9216 / 256) = 36 > 16 slots; rows: n = 2 gives 18, n = 3 (32 rows)
+    # 12; input 34 x 98 x 16 = 53312 bytes -> 2 entries (face_landmark's op 2 in the vendor's L1 file)
+    ((96, 96, 16), 1, ("UINT8", "UINT8"), (16, 96, 32, 12, 12)),
+    # stride 2: output 48 x 48 (9 slots) but the whole input 97 x 97 x 16 -> 4 entries: 24 + 2 + 9 > 32;
+    # 24 rows: input 49 x 97 x 16 -> 2 entries, 5 slots (face_landmark's op 10)
+    ((96, 96, 16), 2, ("UINT8", "UINT8"), (16, 48, 24, 12, 5)),
+    # 48 x 48 x 32: all 32 channels take ceil(2304 * 2 / 256) = 18 > 16 slots -> tile 16: 9 slots, 50 x 50 x 16
+    # = 40000 bytes -> 1 entry (face_landmark's op 16)
+    ((48, 48, 32), 1, ("UINT8", "UINT8"), (16, 48, 48, 6, 9)),
+    # INT16 output: two slots a 256 pixels: 2 * ceil(25 * 2 / 256) = 2
+    ((5, 5, 20), 1, ("UINT8", "INT16"), (20, 5, 5, 6, 2)),
+])
+def test_depthwise_allocation(shape, stride, dtypes, want):
+    h, w, c = shape
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", h, w, c, c, 3, stride, "SAME", *dtypes, as_conv=False)
+    a = P.depthwise_allocation(spec)
+    assert (a.out_tile, a.out_tile_width, a.out_tile_height, a.output_slots, a.region_28) == want
+
+
+def test_depthwise_regions_fill_the_free_slots_in_order():
+    # 64 x 64 x 28 stride 2 (face_detection's op 10): input 65 x 65 x 32 -> 3 entries at 0, 8, 16 (6 slots
+    # each), slot 31 at 6-7; slot 33's 8 output slots are the free ones from 14 on
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 64, 64, 28, 28, 3, 2, "SAME", as_conv=False)
+    prog = P.standalone_program(spec)
+    assert prog[27] == 18 and prog[32] == (0, 8, 16) and prog[31] == (6,)
+    assert prog[33] == (14, 15, 22, 23, 24, 25, 26, 27)
+    # mac count: 9 * ceil(64 / 2) * ceil2(65) / 2 * 32
+    assert prog[39] == 9 * 32 * 33 * 32
+
+
+def test_a_depthwise_row_wider_than_128_pixels_is_refused():
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 80, 128, 16, 16, 3, 2, "SAME", as_conv=False)
+    with pytest.raises(ValueError, match="129 pixels"):
+        P.depthwise_allocation(spec)

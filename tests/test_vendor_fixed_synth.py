@@ -174,6 +174,8 @@ def _own_program(float_model, fixed_model):
         op = fixed_model.main.operators[site.op_index]
         tw = fixed_model.main.tensors[op.inputs[1]]
         raw = fixed_model.buffers[tw.buffer].data
+        if site.kind == "DEPTHWISE_CONV_2D":  # one layout: 16-channel groups
+            return synth.ConvProgram(vps.program_fields(op.options, site.kind), 0, 0, len(raw))
         codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
         tiling = vps.weight_tiling(codes, raw)
         if tiling is None:
@@ -293,6 +295,18 @@ RULE_CHAINS = {
 }
 
 
+#: chains with native 3 x 3 depthwise convs (``"dw"`` entries: channels = the input's) for the rule provider:
+#: whole planes, channel tiles below C (the output would take over 16 slots), row tiles, stride 2
+DW_RULE_CHAINS = {
+    "rule_dw_small": (71, (12, 12), [(24, 1, 1, "SAME"), ("dw", 3, 1, "SAME"), (8, 1, 1, "SAME")]),
+    "rule_dw_channel_tile": (72, (48, 48), [(32, 1, 1, "SAME"), ("dw", 3, 1, "SAME"), (8, 1, 1, "SAME")]),
+    "rule_dw_rows": (73, (96, 96), [(16, 1, 1, "SAME"), ("dw", 3, 1, "SAME"), ("dw", 3, 2, "SAME"),
+                                     (8, 1, 1, "SAME")]),
+    "rule_dw_stride2": (74, (33, 30), [(40, 3, 2, "SAME"), ("dw", 3, 2, "VALID"), ("dw", 3, 1, "SAME"),
+                                        (4, 1, 1, "SAME")]),
+}
+
+
 def _rule_chain(seed, hw, convs):
     from calibrator_custom.model.builder import ModelBuilder
     g = np.random.default_rng(seed)
@@ -300,10 +314,18 @@ def _rule_chain(seed, hw, convs):
     y = b.input("x", (1, *hw, 3))
     ranges, cin = {"x": (-1.0, 1.0)}, 3
     for n, (c, k, s, pad) in enumerate(convs, 1):
+        opts = {"padding": pad, "stride_w": s, "stride_h": s}
+        if c == "dw":
+            w = (g.normal(size=(1, k, k, cin)) / k).astype(np.float32)
+            bias = (g.normal(size=cin) * 0.3).astype(np.float32)
+            y = b.op("DEPTHWISE_CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
+                     {**opts, "depth_multiplier": 1}, name=f"c{n}")
+            r = g.uniform(1, 4)
+            ranges[f"c{n}"] = (-r, 0.8 * r)
+            continue
         w = (g.normal(size=(c, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
         bias = (g.normal(size=c) * 0.3).astype(np.float32)
-        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
-                 {"padding": pad, "stride_w": s, "stride_h": s}, name=f"c{n}")
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], opts, name=f"c{n}")
         r = g.uniform(1, 4)
         ranges[f"c{n}"] = (-r, 0.8 * r)
         cin = c
@@ -313,7 +335,7 @@ def _rule_chain(seed, hw, convs):
 
 
 @pytest.mark.parametrize("name", ["3x3_stride2", "5x5_valid_stride2", "3x3_32to40", "relu_24to40", "add_24_swapped",
-                                  *RULE_CHAINS])
+                                  *RULE_CHAINS, *DW_RULE_CHAINS])
 def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators_agree(name, tmp_path):
     """A fixed.sim written from the float.sim alone, with no vendor fixed file (every conv program
     from ``synth.rule_program``), compiles, and the vendor's fixed and offline simulators give our
@@ -321,7 +343,8 @@ def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators
     the calibrator's logged ranges.) 3x3_32to40 and rule_odd_ch need slot 28 doubled too."""
     _skip_without_vendor()
     import calibrator_custom
-    float_sim, fixed = _rule_chain(*RULE_CHAINS[name]) if name in RULE_CHAINS else _chain(name)
+    chains = {**RULE_CHAINS, **DW_RULE_CHAINS}
+    float_sim, fixed = _rule_chain(*chains[name]) if name in chains else _chain(name)
     model = _synthesize(float_sim, fixed, synth.rule_program)
     path = tmp_path / "synth_fixed.sim"
     path.write_bytes(model.to_bytes(reencode=True))
@@ -334,3 +357,31 @@ def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators
     sim.invoke()
     vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, rule program, fixed_sim")
     vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, rule program, offline_sim")
+
+
+def _no_layout(v):
+    """A frozen options value without the nested tables' field layouts (they follow the encoder)."""
+    if isinstance(v, tuple) and v and isinstance(v[0], tuple) and v[0] and isinstance(v[0][0], tuple):
+        return tuple(tuple(p for p in c if p[0] != "sgs_layout") for c in v)
+    return v
+
+
+@pytest.mark.parametrize("name", sorted(DW_RULE_CHAINS))
+def test_depthwise_program_rule_is_the_vendors_program(name):
+    """Every program slot of each native depthwise conv of the chain, as the vendor's L1 file holds it."""
+    _skip_without_vendor()
+    float_sim, fixed = _rule_chain(*DW_RULE_CHAINS[name])
+    fl, fx = load_model(float_sim), load_model(fixed)
+    plan = {i: dataclasses.replace(q, dtype=fx.main.tensors[i].dtype) for i, q in
+            enumerate(synth.qp.plan(fl, {t.name: (-1.0, 1.0) for t in fl.main.tensors}).values())}
+    checked = 0
+    for j, site in synth.conv_sites(fl, plan).items():
+        if site.kind != "DEPTHWISE_CONV_2D":
+            continue
+        want = vps.program_fields(fx.main.operators[j].options, site.kind)
+        got = synth.rule_program(site).fields
+        assert set(got) == set(want), f"op #{j}"
+        for k in want:
+            assert _no_layout(got[k]) == _no_layout(want[k]), f"op #{j} {k}: rule {got[k]!r}, vendor {want[k]!r}"
+        checked += 1
+    assert checked

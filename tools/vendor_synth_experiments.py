@@ -7,7 +7,7 @@
 
 ``layouts``: for every table of the files, is the field layout the vendor wrote exactly the table's
 non-default fields, largest first, then by slot? (counts per table type, and a few counterexamples).
-``corpus``: every vendor fixed.sim of CONV_2D and ADD ops of the oracle cache (a folder holding m_float.sim,
+``corpus``: every vendor fixed.sim of the oracle cache whose ops are all ``synth.SYNTHESIZED_OPS`` (a folder holding m_float.sim,
 m_fixed.sim, m.ini and the calibrator's log) synthesized from its float.sim with the vendor's own
 program of each conv; prints which are byte-equal and the decoded fields that differ otherwise.
 ``patch``: one chain of tests/test_vendor_fixed_synth.py synthesized, a graph-dependent field set to
@@ -140,7 +140,7 @@ def corpus(cache: Path) -> None:
             counts["unreadable"] += 1
             log.info("%s: unreadable: %s", d.name, e)
             continue
-        if not {fx.op_name(o) for o in fx.main.operators} <= {"CONV_2D", "ADD"}:
+        if not {fx.op_name(o) for o in fx.main.operators} <= synth.SYNTHESIZED_OPS:
             continue
         mean, std = _ini_normalization((d / "m.ini").read_text())
         try:

@@ -64,6 +64,8 @@ MAX_OUTPUT_SLOTS = 16
 WEIGHT_ENTRY_BYTES = 16384  # one weight entry: two slots
 MAX_CHUNK_BYTES = 65536
 SLOTS = 32
+MAX_DEPTHWISE_ROW = 128  # the widest depthwise input row (SAME pads included) seen in one tile
+DEPTHWISE_INPUT_ENTRY_BYTES = 49152  # one DepthwiseConv2DOptions slot 32 entry: 6 slots of 8 KB
 
 
 def _ceil(a: int, b: int) -> int:
@@ -195,8 +197,8 @@ def default_allocation(spec: ConvSpec) -> Allocation:
     cin, cout = spec.in_channels, spec.out_channels
     ordinary = spec.op_kind == CONV and not spec.depthwise_as_conv
     if spec.op_kind == DEPTHWISE:
-        ti, to = channel_tile(cin), cin
-    elif spec.depthwise_as_conv:
+        return depthwise_allocation(spec)
+    if spec.depthwise_as_conv:
         ti, to = min(16, cin), min(16, cout)
     else:
         ti, to = channel_tile(cin), min(64, cout)
@@ -220,6 +222,60 @@ def default_allocation(spec: ConvSpec) -> Allocation:
         if not ordinary or p <= ti or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= SLOTS:
             return a
         p = (-(-p // ti) - 1) * ti  # the input pass loses a tile until the program fits the 32 slots
+
+
+def _padded(n: int, out: int, kernel: int, stride: int, padding: str) -> int:
+    """The input extent a whole-plane tile reads: ``n`` plus SAME's pads."""
+    return n + max((out - 1) * stride + kernel - n, 0) if padding == "SAME" else n
+
+
+def depthwise_input_bytes(spec: ConvSpec, tile: int, in_width: int, in_height: int) -> int:
+    """The bytes of a DEPTHWISE_CONV_2D's input tile: pixels times the tile's channels rounded up to
+    16, times the code's bytes."""
+    return in_width * in_height * _ceil(tile, 16) * _bytes(spec.in_dtype)
+
+
+def depthwise_region_28(spec: ConvSpec, tile: int, out_tile_width: int, out_tile_height: int) -> int:
+    """DepthwiseConv2DOptions slot 28: the output code's bytes times one slot per 256 output pixels of
+    each 16 channels of the tile."""
+    return _bytes(spec.out_dtype) * math.ceil(out_tile_width * out_tile_height * math.ceil(tile / 16) / 256)
+
+
+def depthwise_allocation(spec: ConvSpec) -> Allocation:
+    """The allocation of a native DEPTHWISE_CONV_2D (fitted on the 102 native 3 x 3 depthwise convs of
+    the session's vendor files, 101 equal in every program slot; docs/model_format.md).
+
+    The channel tile is C, or ``channel_tile(C)`` when the whole output would take more than 16 of
+    slot 28's slots; the output plane is whole, or whole rows, ceil(OH / n) of them for the smallest n
+    whose slot 28 is at most 16, whose regions fit the 32 slots (6 per 48 KB input entry (slot 27),
+    2 for slot 31, slot 28) and, when tiled, whose input takes at most 2 entries. A plane whose input
+    row (with SAME's pads) is wider than 128 pixels the vendor tiles by columns: not established,
+    refused (``ValueError``)."""
+    c, k, s = spec.in_channels, spec.kernel, spec.stride
+    oh, ow = spec.out_height, spec.out_width
+    full_w = _padded(spec.width, ow, k, s, spec.padding)
+    full_h = _padded(spec.height, oh, k, s, spec.padding)
+    if full_w > MAX_DEPTHWISE_ROW:
+        raise ValueError(f"a depthwise input row of {full_w} pixels (over {MAX_DEPTHWISE_ROW}) is tiled by "
+                         f"columns, which the program rule does not establish")
+    tile = c if depthwise_region_28(spec, c, ow, oh) <= MAX_OUTPUT_SLOTS else channel_tile(c)
+    for n in range(1, oh + 1):
+        th = -(-oh // n)
+        if n > 1 and th == -(-oh // (n - 1)):
+            continue
+        in_h = full_h if th == oh else (th - 1) * s + k
+        entries = math.ceil(depthwise_input_bytes(spec, tile, full_w, in_h) / DEPTHWISE_INPUT_ENTRY_BYTES)
+        r28 = depthwise_region_28(spec, tile, ow, th)
+        if r28 <= MAX_OUTPUT_SLOTS and 6 * entries + 2 + r28 <= SLOTS and (th == oh or entries <= 2):
+            return Allocation(channel_tile(c), c, tile, c, ow, th, 0, 2, 6 * entries, r28)
+    raise ValueError("no depthwise row tile fits the 32 slots")
+
+
+def depthwise_mac_count(spec: ConvSpec) -> int:
+    """DepthwiseConv2DOptions slot 39: kh * kw * ceil(H / s) * ceil2(W + pads) / s * ceil16(C)."""
+    k, s = spec.kernel, spec.stride
+    w = _ceil(_padded(spec.width, spec.out_width, k, s, spec.padding), 2) // s
+    return k * k * -(-spec.height // s) * w * _ceil(spec.in_channels, 16)
 
 
 def row_tile(spec: ConvSpec, out_pass: int) -> int:
@@ -335,10 +391,15 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None) 
     in_w = in_tile_size(spec.width, ow, a.out_tile_width, k, s)
     in_h = in_tile_size(spec.height, oh, a.out_tile_height, k, s)
     if spec.op_kind == DEPTHWISE:
+        entries = a.output_slots // 6
+        taken = {v for e in range(entries) for v in range(8 * e, 8 * e + 6)} | {6, 7}
+        free = [v for v in range(SLOTS) if v not in taken]
+        ob = _bytes(spec.out_dtype)
         return {11: _z(a.in_tile), 12: _z(a.out_tile), 13: _z(a.in_tile), 14: _z(a.out_tile),
                 15: 2, 16: 2, 17: 1, 18: 0, 19: in_w, 20: in_h, 21: 1, 22: 1,
-                23: a.out_tile_width, 24: a.out_tile_height, 25: 0, 26: 2, 31: (6,), 34: (), 35: (32,),
-                41: weight_chunks(spec, a), 42: (0,) * 16}
+                23: a.out_tile_width, 24: a.out_tile_height, 25: 0, 26: 2, 27: a.output_slots, 28: a.region_28,
+                31: (6,), 32: tuple(range(0, 8 * entries, 8)), 33: tuple(free[:a.region_28][::ob]),
+                34: (), 35: (32,), 39: depthwise_mac_count(spec), 41: weight_chunks(spec, a), 42: (0,) * 16}
     prog = {10: _z(a.in_tile), 11: _z(a.in_pass), 12: _z(a.out_tile), 13: _z(a.out_pass),
             14: 4 if spec.graph_input else 0, 15: 2,
             16: 1 if (a.out_tile_width, a.out_tile_height) == (ow, oh) else 3, 17: 0,

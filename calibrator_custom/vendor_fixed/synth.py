@@ -58,7 +58,7 @@ OPERATOR_ORDER = ("opcode_index", "inputs", "outputs", "builtin_options", "sgs_l
 #: SubGraph 6/7 codes of the input formats
 INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
 #: ops :func:`synthesize` writes (RELU only fused into the conv before it, :func:`fuse_activations`)
-SYNTHESIZED_OPS = frozenset({"CONV_2D", "ADD"})
+SYNTHESIZED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"})
 #: activations the vendor's calibrator fuses into the conv that feeds them
 FUSED_ACTIVATIONS = frozenset({"RELU"})
 #: ops after which (or before which) a tensor is in the plain layout (Tensor.6 one above the base)
@@ -332,7 +332,8 @@ def conv_spec(site: ConvSite) -> program_rule.ConvSpec:
                                  f"not {kh} x {kw}")
     cout = site.out_shape[-1]
     return program_rule.ConvSpec(site.kind, int(h), int(w), int(cin), int(cout), int(kh), site.stride,
-                                 site.padding, site.in_dtype, site.out_dtype, site.graph_input)
+                                 site.padding, site.in_dtype, site.out_dtype, site.graph_input,
+                                 as_conv=False if site.kind == "DEPTHWISE_CONV_2D" else None)
 
 
 def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = None) -> ConvProgram:
@@ -352,8 +353,19 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
     output tile orders the buffer pass-first, which :func:`.pack.pack_conv_weights` does not write:
     refused."""
     spec = conv_spec(site)
-    if spec.op_kind != "CONV_2D" or spec.depthwise_as_conv:
-        raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the rule provider writes CONV_2D programs only")
+    if spec.depthwise_as_conv:
+        raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the rule provider does not write the program "
+                                 f"of a depthwise conv run as a CONV_2D")
+    table = "DepthwiseConv2DOptions" if spec.op_kind == "DEPTHWISE_CONV_2D" else "Conv2DOptions"
+    if spec.op_kind == "DEPTHWISE_CONV_2D":
+        try:
+            slots = program_rule.standalone_program(spec)
+        except ValueError as e:
+            raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: {e}") from None
+        chunks = slots[41]
+        fields = {sgs_dialect.SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"):
+                  options_mod._freeze([dict(c) for c in v]) if slot == 41 else v for slot, v in slots.items()}
+        return ConvProgram(fields, 0, 0, sum(c["byte_count"] for c in chunks))
     if allocation is None:
         a = program_rule.default_allocation(spec)
         a = dataclasses.replace(a, output_slots=2 * a.output_slots)
@@ -430,8 +442,9 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     buffers = list(m.buffers)
     for j, site in sites.items():
         op = sg.operators[j]
-        if site.kind != "CONV_2D" or plan[op.inputs[1]].dtype != "INT8":
-            raise UnsupportedOpError(f"op #{j} {site.kind}: only CONV_2D with INT8 weights is synthesized")
+        if plan[op.inputs[1]].dtype != "INT8":
+            raise UnsupportedOpError(f"op #{j} {site.kind}: only INT8 weights are synthesized, not "
+                                     f"{plan[op.inputs[1]].dtype}")
         ti, tw, tb, to = (sg.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
         where = f"op #{j} {site.kind} (output {to.name!r})"
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
@@ -462,7 +475,10 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
             o, **dict(prog.fields), padding_left=pads[0], padding_right=pads[1], padding_top=pads[2],
             padding_bottom=pads[3], sgs_bias_shift=prm["bias_shift"], sgs_total_shift=prm["total_shift"],
             sgs_layout=())
-        data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile)
+        if site.kind == "DEPTHWISE_CONV_2D":
+            data = pack.pack_depthwise_weights(codes)
+        else:
+            data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile)
         if prog.weight_bytes is not None:
             if prog.weight_bytes < len(data):
                 raise ModelError(f"{where}: the program's weight buffer of {prog.weight_bytes} bytes is below "
