@@ -361,13 +361,37 @@ def _write_add(p: _Patch, fx, j: int, op, by_name) -> None:
         p.scalar(where, p.layout.table_scalar(sub[0], slot), slot, value)
 
 
+def activation_rescales(q_in, q_out) -> tuple[tuple[int, int], tuple[int, int]]:
+    """RELU's and PRELU's (M, N) of the input table (s_uint8_view / s_in) and of the output table
+    ((max_in / 32767) / s_out); the tables' slot 1 holds the UINT8-view zero points (also used by
+    :mod:`.synth_ops`)."""
+    return (_multiplier((q_in.max - q_in.min) / 255.0 / q_in.scale), _multiplier(q_in.max / 32767.0 / q_out.scale))
+
+
+def relu_input_ratio(q_in) -> tuple[int, int]:
+    """RELU's / PRELU's (M, N) of F = max(1, |min_in| / max_in)."""
+    return _multiplier(max(1.0, abs(q_in.min) / q_in.max))
+
+
+def prelu_alpha(q_in, q_alpha, alpha: np.ndarray) -> tuple[np.ndarray, int]:
+    """PRELU's INT16 alpha codes round(alpha * F * 2**s) (half toward zero; F from the stored input
+    scale, s_in * 32767 / max) and s = 14 - floor(log2(max|alpha| * F)), F = max(1, |min_in| / max_in)."""
+    f = max(1.0, abs(q_in.min) / q_in.max)
+    alpha_max = max(abs(q_alpha.min), abs(q_alpha.max))
+    shift = 14 - math.floor(math.log2(alpha_max * f))
+    # the codes use F as s_in * 32767 / max (from the stored scale) and round half toward zero:
+    # 0 of the alphas of iris_landmark and face_landmark differ (|min| / max and half-even: 52)
+    x = np.asarray(alpha, np.float64) * max(1.0, q_in.scale * 32767.0 / q_in.max) * 2.0 ** shift
+    codes = np.sign(x) * np.ceil(np.abs(x) - 0.5)
+    return np.clip(codes, -32768, 32767).astype("<i2"), shift
+
+
 def _write_relu_tables(p: _Patch, where: str, j: int, q_in, q_out) -> None:
     """RELU's and PRELU's input table {1: -zp8, 2/3: (M, N) of s_uint8_view / s_in} and output table
     {1: zp, 2/3: (M, N) of (max_in / 32767) / s_out}."""
     (t_in,) = _tensor_tables(p, where, j, [q_in], 9, -1)
     (t_out,) = _tensor_tables(p, where, j, [q_out], 10, 1)
-    for t, m in ((t_in, (q_in.max - q_in.min) / 255.0 / q_in.scale), (t_out, q_in.max / 32767.0 / q_out.scale)):
-        mult, n = _multiplier(m)
+    for t, (mult, n) in zip((t_in, t_out), activation_rescales(q_in, q_out)):
         p.scalar(where, p.layout.table_scalar(t, 2), 2, mult)
         p.scalar(where, p.layout.table_scalar(t, 3), 3, n)
 
@@ -386,7 +410,7 @@ def _write_relu(p: _Patch, fx, j: int, op, by_name) -> None:
     sub = p.layout.option_tables(j, 2)
     if len(sub) != 1:
         raise ModelError(f"{where}: the template's RELU options hold {len(sub)} parameter tables, not 1")
-    mult, n = _multiplier(max(1.0, abs(q_in.min) / q_in.max))
+    mult, n = relu_input_ratio(q_in)
     p.scalar(where, p.layout.table_scalar(sub[0], 1), 1, mult)
     p.scalar(where, p.layout.table_scalar(sub[0], 5), 5, n)
 
@@ -406,18 +430,11 @@ def _write_prelu(p: _Patch, fx, float_model: Model, j: int, op, by_name) -> None
     sub = p.layout.option_tables(j, 0)
     if len(sub) != 2:
         raise ModelError(f"{where}: the template's PRELU options hold {len(sub)} parameter tables, not 2")
-    f = max(1.0, abs(q_in.min) / q_in.max)
-    q_alpha = by_name[t_alpha.name]
-    alpha_max = max(abs(q_alpha.min), abs(q_alpha.max))
-    shift = 14 - math.floor(math.log2(alpha_max * f))
     fl_alpha = float_model.main.tensors[float_model.main.tensor_index(t_alpha.name)]
-    # the codes use F as s_in * 32767 / max (from the stored scale) and round half toward zero:
-    # 0 of the alphas of iris_landmark and face_landmark differ (|min| / max and half-even: 52)
-    x = _values(float_model, fl_alpha).astype(np.float64) * max(1.0, q_in.scale * 32767.0 / q_in.max) * 2.0 ** shift
-    codes = np.sign(x) * np.ceil(np.abs(x) - 0.5)
-    p.buffer(where + " alpha", t_alpha.buffer, np.clip(codes, -32768, 32767).astype("<i2").tobytes())
+    codes, shift = prelu_alpha(q_in, by_name[t_alpha.name], _values(float_model, fl_alpha))
+    p.buffer(where + " alpha", t_alpha.buffer, codes.tobytes())
     p.scalar(where, p.layout.table_scalar(sub[0], 5), 5, shift)
-    mult, n = _multiplier(f)
+    mult, n = relu_input_ratio(q_in)
     p.scalar(where, p.layout.table_scalar(sub[1], 1), 1, mult)
     p.scalar(where, p.layout.table_scalar(sub[1], 5), 5, n)
 
