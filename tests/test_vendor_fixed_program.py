@@ -33,7 +33,7 @@ def test_weight_chunks_of_two_output_and_two_input_tiles():
     assert [c["byte_count"] for c in chunks] == [64 * 64 * 9, 64 * 32 * 9, 32 * 64 * 9, 32 * 32 * 9]
     assert [c["byte_offset"] for c in chunks] == [0, 36864, 55296, 73728]
     assert [c["blocks_32_bytes"] for c in chunks] == [1152, 576, 576, 288]
-    assert [(c["sgs_slot_4"], c["sgs_slot_5"]) for c in chunks] == [(0, 0), (1, 1), (0, 0), (1, 1)]
+    assert [(c["last_input_tile"], c["accumulate"]) for c in chunks] == [(0, 0), (1, 1), (0, 0), (1, 1)]
 
 
 def test_weight_chunks_pad_the_last_input_pass():
@@ -43,9 +43,9 @@ def test_weight_chunks_pad_the_last_input_pass():
     chunks = P.weight_chunks(spec, a)
     assert len(chunks) == 4 * 3
     assert [c["byte_count"] for c in chunks] == [12800] * 10 + [0, 0]
-    assert [c["sgs_slot_3"] for c in chunks] == [0] * 10 + [1, 1]
-    assert [c["sgs_slot_4"] for c in chunks] == [0] * 9 + [1, 1, 1]
-    assert [c["sgs_slot_5"] for c in chunks] == [0] + [1] * 9 + [0, 0]
+    assert [c["empty"] for c in chunks] == [0] * 10 + [1, 1]
+    assert [c["last_input_tile"] for c in chunks] == [0] * 9 + [1, 1, 1]
+    assert [c["accumulate"] for c in chunks] == [0] + [1] * 9 + [0, 0]
 
 
 def test_weight_slots_hold_every_output_tile_of_a_pass():
@@ -73,7 +73,7 @@ def test_depthwise_as_conv_chunks_hold_only_the_diagonal():
     assert spec.op_kind == "CONV_2D" and spec.depthwise_as_conv
     chunks = P.weight_chunks(spec, P.default_allocation(spec))
     assert [c["byte_count"] for c in chunks] == [256, 0, 0, 0, 256, 0, 0, 0, 256]
-    assert [c["sgs_slot_5"] for c in chunks] == [0, 1, 1, 0, 0, 1, 0, 0, 0]
+    assert [c["accumulate"] for c in chunks] == [0, 1, 1, 0, 0, 1, 0, 0, 0]
 
 
 def test_depthwise_as_conv_pads_its_last_pass_like_a_conv():
@@ -81,7 +81,7 @@ def test_depthwise_as_conv_pads_its_last_pass_like_a_conv():
     spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 40, 40, 1)
     a = P.Allocation(16, 32, 16, 40, 8, 8, 2, 1, 1, 4)
     chunks = P.weight_chunks(spec, a)
-    flags = [(c["byte_count"], c["sgs_slot_3"], c["sgs_slot_4"], c["sgs_slot_5"]) for c in chunks]
+    flags = [(c["byte_count"], c["empty"], c["last_input_tile"], c["accumulate"]) for c in chunks]
     assert flags == [(256, 0, 1, 0), (0, 1, 0, 1), (0, 1, 0, 0), (256, 0, 1, 0), (0, 1, 0, 0), (0, 1, 0, 0),
                      (0, 1, 0, 1), (0, 1, 1, 0), (0, 1, 0, 1), (0, 1, 1, 0), (64, 0, 1, 0), (0, 1, 1, 0)]
 

@@ -15,6 +15,7 @@ import json
 import sys
 from collections import defaultdict
 
+from calibrator_custom.model import sgs_dialect
 from calibrator_custom.vendor_fixed import program as P
 
 ALLOC_SLOTS = {"CONV_2D": (10, 11, 12, 13, 22, 23, 25, 26, 27, 28), "DEPTHWISE_CONV_2D": (11, 12, 23, 24, 27, 28, 32, 33)}
@@ -44,11 +45,24 @@ def vendor_allocation(rec) -> P.Allocation:
     return P.Allocation(cz(s[11]), cz(s[11]), cz(s[12]), cz(s[12]), s[23], s[24], 0, 0, s[27], s[28])
 
 
+def _chunk_slot(name: str):
+    """A weight chunk field's slot number, named or numbered (records made before a flag was named hold
+    ``sgs_slot_<n>`` keys; ``sgs_dialect.SLOT_NAMES`` names them now)."""
+    if name.startswith("sgs_slot_"):
+        return int(name[len("sgs_slot_"):])
+    for table in P.CHUNK_TABLES.values():
+        try:
+            return sgs_dialect.slot_of(table, name)
+        except KeyError:
+            pass
+    return name
+
+
 def norm(v):
     if isinstance(v, (list, tuple)):
         return [norm(x) for x in v]
     if isinstance(v, dict):
-        return {k: x for k, x in v.items() if k != "sgs_layout"}
+        return {_chunk_slot(k): x for k, x in v.items() if k != "sgs_layout"}
     return v
 
 

@@ -194,8 +194,12 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     # (a permutation for BGR input, YUV->RGB coefficients for YUV_NV12; vendor_fixed/boundary.py)
     ("SgsSubGraphEntry", 0): "pixel_transform",
     # CONV_2D's IPU program (fixed.sim; empty in float.sim)
+    # input channels run in passes of slot 11, each pass in tiles of slot 10; output channels in tiles of
+    # slot 12, passes of slot 13 (vendor_fixed/program.py; 0 stands for 16 channels)
     ("Conv2DOptions", 10): "sgs_in_channels_per_tile",    # the int8 weight buffer's input tile (0: 16)
+    ("Conv2DOptions", 11): "sgs_in_channels_per_pass",
     ("Conv2DOptions", 12): "sgs_out_channels_per_tile",   # the int8 weight buffer's output tile
+    ("Conv2DOptions", 13): "sgs_out_channels_per_pass",
     # the IPU conv mode: 4 (pixel mode) on a conv reading the graph's image input, else 0 (patched, the
     # vendor's simulator asserts ``s32PartitionConvIpuMode == EN_IPU_CONV_MODE_PIXELMODE``)
     ("Conv2DOptions", 14): "sgs_ipu_conv_mode",
@@ -204,6 +208,19 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("Conv2DOptions", 19): "sgs_in_tile_height",          # H, or (out_tile_height - 1) * stride + kernel
     ("Conv2DOptions", 22): "sgs_out_tile_width",
     ("Conv2DOptions", 23): "sgs_out_tile_height",
+    # the on-chip buffer (32 slots of 512 rows x 16 bytes, vendor_fixed/program.py): four regions, in this
+    # order, each its size in slots and the first slot of each of its entries: slot 28 / 33 (entries of 4;
+    # what the region holds is not established), the weights 25 / 30 (entries of 2), the input tile 26 / 31
+    # (entries of 1) and the output tile 27 / 32 (entries of the output's bytes per code; an INT16
+    # output's region comes before the input's)
+    ("Conv2DOptions", 25): "sgs_weight_slots",
+    ("Conv2DOptions", 26): "sgs_input_slots",
+    ("Conv2DOptions", 27): "sgs_output_slots",
+    ("Conv2DOptions", 28): "sgs_region_28_slots",
+    ("Conv2DOptions", 30): "sgs_weight_entry_slots",
+    ("Conv2DOptions", 31): "sgs_input_entry_slots",
+    ("Conv2DOptions", 32): "sgs_output_entry_slots",
+    ("Conv2DOptions", 33): "sgs_region_28_entry_slots",
     ("Conv2DOptions", 35): "sgs_bias_shift",              # k: the bias codes are the bias >> k
     ("Conv2DOptions", 37): "sgs_total_shift",             # N - k: M (bias row 1) ~ m * 2**N
     # 2 on a CONV_2D that is a depthwise conv the vendor runs as a conv (weights zero off the diagonal; with
@@ -214,8 +231,18 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsConv2DOptionsSlot40", 0): "byte_offset",     # into the weight buffer
     ("SgsConv2DOptionsSlot40", 1): "byte_count",      # the chunks' byte counts add up to the buffer
     ("SgsConv2DOptionsSlot40", 2): "blocks_32_bytes",  # byte_count / 32
-    # (slots 11 / 13 equal Cin / Cout, 0 for 16, in the small convs but not in large tiled ones: unnamed)
-    # DEPTHWISE_CONV_2D's (the conv's slots one further on)
+    # one chunk per (input pass, output tile, input tile of the pass): 3 = 1 on a chunk of no bytes (the
+    # last pass's padding; the depthwise rewrite's off-diagonal tiles), 4 = 1 on the input's last tile
+    # (and the padding; the rewrite: its diagonal tile), 5 = 1 on every input tile but the first, the
+    # accumulation going on (the rewrite: the tiles after the diagonal)
+    ("SgsConv2DOptionsSlot40", 3): "empty",
+    ("SgsConv2DOptionsSlot40", 4): "last_input_tile",
+    ("SgsConv2DOptionsSlot40", 5): "accumulate",
+    # DEPTHWISE_CONV_2D's (the conv's slots one further on; 11 = 13 the channel tile, 12 = 14 a pass's channels)
+    ("DepthwiseConv2DOptions", 11): "sgs_in_channels_per_tile",
+    ("DepthwiseConv2DOptions", 12): "sgs_in_channels_per_pass",
+    ("DepthwiseConv2DOptions", 13): "sgs_out_channels_per_tile",
+    ("DepthwiseConv2DOptions", 14): "sgs_out_channels_per_pass",
     ("DepthwiseConv2DOptions", 19): "sgs_in_tile_width",
     ("DepthwiseConv2DOptions", 20): "sgs_in_tile_height",
     ("DepthwiseConv2DOptions", 23): "sgs_out_tile_width",
@@ -226,6 +253,8 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsDepthwiseConv2DOptionsSlot41", 0): "byte_offset",
     ("SgsDepthwiseConv2DOptionsSlot41", 1): "byte_count",
     ("SgsDepthwiseConv2DOptionsSlot41", 2): "blocks_32_bytes",
+    # one chunk per channel tile: 1 on the last (slot 5, 1 there too when there are several: unnamed)
+    ("SgsDepthwiseConv2DOptionsSlot41", 4): "last_input_tile",
     # MAX_POOL_2D / AVERAGE_POOL_2D's tile (0 in either: the vendor's simulator asserts on the output
     # tile's width / height, ``w1_dag_br`` / ``h1_dag_br``, and the tile depth, ``tile_do_aligned``)
     ("Pool2DOptions", 10): "sgs_out_tile_width",

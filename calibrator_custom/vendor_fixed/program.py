@@ -14,8 +14,11 @@ holds is not established), the weights (slot 30: slot 25 slots, entries of 2), a
 output tiles (slot 31: slot 26 entries of 1 slot; slot 32: slot 27 slots, entries of the output's
 bytes per code; the INT16 output's region comes before the input's). Input channels run in passes of
 slot 11 channels, each pass in tiles of slot 10; output channels in tiles of slot 12 (slot 13 the
-channels of an output pass); the output plane in tiles of slot 22 x 23. Given those allocation
-choices (``Allocation``) every other slot follows exactly (``standalone_program``):
+channels of an output pass); the output plane in tiles of slot 22 x 23. ``sgs_dialect.SLOT_NAMES``
+names these slots after this model (11 / 13 ``sgs_in_channels_per_pass`` / ``sgs_out_channels_per_pass``,
+25-28 ``sgs_weight_slots``, ``sgs_input_slots``, ``sgs_output_slots``, ``sgs_region_28_slots``, 30-33
+the regions' ``*_entry_slots``; a weight chunk's 3-5 ``empty``, ``last_input_tile``, ``accumulate``).
+Given those allocation choices (``Allocation``) every other slot follows exactly (``standalone_program``):
 
 - 15 = 2, 17 = 0, 21 = 1, 24 = 0, 29 = 0, 34 = (32,), 41 = 16 zeros; 20 = 1; 14 = 4 (pixel mode) on
   the graph-input conv, else 0; 38 = 2 on the converter's depthwise-as-conv rewrite, else 0;
@@ -55,6 +58,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from typing import Optional
+
+from ..model import sgs_dialect
 
 CONV = "CONV_2D"
 DEPTHWISE = "DEPTHWISE_CONV_2D"
@@ -318,9 +323,20 @@ def _tile_bytes(o_count: int, i_count: int, kk: int, int16: bool) -> int:
     return n
 
 
-def _chunk(offset: int, count: int, s3: int, s4: int, s5: int) -> dict:
-    return {"byte_offset": offset, "byte_count": count, "blocks_32_bytes": count // 32,
-            "sgs_slot_3": s3, "sgs_slot_4": s4, "sgs_slot_5": s5}
+#: the table of one weight DMA chunk (Conv2DOptions slot 40, DepthwiseConv2DOptions slot 41)
+CHUNK_TABLES = {CONV: "SgsConv2DOptionsSlot40", DEPTHWISE: "SgsDepthwiseConv2DOptionsSlot41"}
+
+
+def _chunk(kind: str, offset: int, count: int, flags: dict) -> dict:
+    """One weight DMA chunk, its fields named as ``sgs_dialect`` names them: slots 0-2 and ``flags``
+    ({slot: value}: the conv's 3 ``empty``, 4 ``last_input_tile``, 5 ``accumulate``; the depthwise's 4, 5)."""
+    table = CHUNK_TABLES[kind]
+    values = {0: offset, 1: count, 2: count // 32, **flags}
+    return {sgs_dialect.SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"): v for slot, v in values.items()}
+
+
+def _conv_chunk(offset: int, count: int, empty: int, last_input_tile: int, accumulate: int) -> dict:
+    return _chunk(CONV, offset, count, {3: empty, 4: last_input_tile, 5: accumulate})
 
 
 def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
@@ -336,9 +352,7 @@ def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
             nbytes = min(alloc.in_tile, spec.in_channels - t0) * wb
             count = sum(_ceil(min(16, nbytes - b) * kk, 32) for b in range(0, nbytes, 16))
             last = j == len(tiles) - 1
-            c = _chunk(pos, count, 0, int(last), int(last and len(tiles) > 1))
-            del c["sgs_slot_3"]
-            out.append(c)
+            out.append(_chunk(DEPTHWISE, pos, count, {4: int(last), 5: int(last and len(tiles) > 1)}))
             pos += count
         return tuple(out)
     cin, cout = spec.in_channels, spec.out_channels
@@ -349,17 +363,17 @@ def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
             for j in range(per_pass):
                 t0 = p0 + j * alloc.in_tile
                 if t0 >= cin:  # the last pass is padded with empty tiles
-                    out.append(_chunk(pos, 0, 1, 1, 0))
+                    out.append(_conv_chunk(pos, 0, 1, 1, 0))
                 elif spec.depthwise_as_conv:  # diagonal 16-channel blocks only
                     if t0 == o0:
                         count = _tile_bytes(oc, oc, kk, int16)
-                        out.append(_chunk(pos, count, 0, 1, 0))
+                        out.append(_conv_chunk(pos, count, 0, 1, 0))
                         pos += count
                     else:
-                        out.append(_chunk(pos, 0, 1, 0, int(t0 > o0)))
+                        out.append(_conv_chunk(pos, 0, 1, 0, int(t0 > o0)))
                 else:
                     count = _tile_bytes(oc, min(alloc.in_tile, cin - t0, p0 + alloc.in_pass - t0), kk, int16)
-                    out.append(_chunk(pos, count, 0, int(t0 + alloc.in_tile >= cin), int(t0 > 0)))
+                    out.append(_conv_chunk(pos, count, 0, int(t0 + alloc.in_tile >= cin), int(t0 > 0)))
                     pos += count
     return tuple(out)
 
@@ -383,8 +397,9 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None) 
 
     ``allocation`` (default ``default_allocation(spec)``) gives the allocator's choices (slots 10-13,
     22, 23, 25-28); the other slots follow from it and the configuration (module doc). Vectors are
-    tuples, slot 40 / 41 a tuple of dicts (``byte_offset``, ``byte_count``, ``blocks_32_bytes``,
-    ``sgs_slot_3`` (conv only), ``sgs_slot_4``, ``sgs_slot_5``). For the op the vendor writes see
+    tuples, slot 40 / 41 a tuple of dicts keyed by the chunk table's field names (``sgs_dialect.SLOT_NAMES``:
+    ``byte_offset``, ``byte_count``, ``blocks_32_bytes``, ``empty`` (conv only), ``last_input_tile``, and
+    the conv's ``accumulate`` / the depthwise's unnamed slot 5). For the op the vendor writes see
     ``spec.op_kind`` (its options table holds these slots)."""
     a = allocation or default_allocation(spec)
     ow, oh, k, s = spec.out_width, spec.out_height, spec.kernel, spec.stride
