@@ -170,8 +170,12 @@ def _chain(name):
 
 def _own_program(float_model, fixed_model):
     """The provider that returns the vendor's own program of each conv (from its L1 file)."""
-    def program_for(site):
-        op = fixed_model.main.operators[site.op_index]
+    fused = synth.fuse_activations(float_model).main
+    by_weight = {fixed_model.main.tensors[op.inputs[1]].name: op for op in fixed_model.main.operators
+                 if fixed_model.op_name(op) in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+
+    def program_for(site):  # the vendor may schedule ops in another order: found by the weight tensor
+        op = by_weight[fused.tensors[fused.operators[site.op_index].inputs[1]].name]
         tw = fixed_model.main.tensors[op.inputs[1]]
         raw = fixed_model.buffers[tw.buffer].data
         if site.kind == "DEPTHWISE_CONV_2D":  # one layout: 16-channel groups

@@ -260,6 +260,10 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("Pool2DOptions", 10): "sgs_out_tile_width",
     ("Pool2DOptions", 11): "sgs_out_tile_height",
     ("Pool2DOptions", 12): "sgs_tile_channels",
+    # MAX_POOL_2D's input tile: the buffer slots it takes (ceil(input tile bytes / 8 KB), the channels rounded
+    # up to 16) and their numbers ((30,) for one, else 0 .. n - 1): 14 of 14 distinct pools of the session
+    ("Pool2DOptions", 13): "sgs_input_slots",
+    ("Pool2DOptions", 17): "sgs_input_entry_slots",
     # ADD / SUB (fixed.sim): one table; with slot 0 = 22 (two operands rescaled) M_i = round(s_i / s_out *
     # 2**shift) (SUB: M1 negative); with slot 0 = 8 (a folded constant) M0 = round(2 s_0 / s_out * 2**shift)
     # and M1 = -1

@@ -197,8 +197,9 @@ def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile
     return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
 
 
-def default_allocation(spec: ConvSpec) -> Allocation:
-    """The allocation the vendor chooses (the rule of the module doc; where it misses: docs)."""
+def default_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
+    """The allocation the vendor chooses (the rule of the module doc; where it misses: docs) within
+    ``slots`` buffer slots (fewer than 32 when a fused activation reserves some)."""
     cin, cout = spec.in_channels, spec.out_channels
     ordinary = spec.op_kind == CONV and not spec.depthwise_as_conv
     if spec.op_kind == DEPTHWISE:
@@ -224,7 +225,7 @@ def default_allocation(spec: ConvSpec) -> Allocation:
     while True:
         a = Allocation(ti, p, to, cout, tw, th, weight_slots(spec, ti, p, to, cout), input_slots(spec, p, in_w, in_h),
                        output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th))
-        if not ordinary or p <= ti or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= SLOTS:
+        if not ordinary or p <= ti or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= slots:
             return a
         p = (-(-p // ti) - 1) * ti  # the input pass loses a tile until the program fits the 32 slots
 
@@ -281,6 +282,15 @@ def depthwise_mac_count(spec: ConvSpec) -> int:
     k, s = spec.kernel, spec.stride
     w = _ceil(_padded(spec.width, spec.out_width, k, s, spec.padding), 2) // s
     return k * k * -(-spec.height // s) * w * _ceil(spec.in_channels, 16)
+
+
+def with_row_tile(spec: ConvSpec, a: Allocation, rows: int) -> Allocation:
+    """``a`` with output tiles of ``rows`` whole rows (slots 23, 26, 27 and 28 recomputed)."""
+    in_w = in_tile_size(spec.width, spec.out_width, a.out_tile_width, spec.kernel, spec.stride)
+    in_h = in_tile_size(spec.height, spec.out_height, rows, spec.kernel, spec.stride)
+    return dataclasses.replace(a, out_tile_height=rows, input_slots=input_slots(spec, a.in_pass, in_w, in_h),
+                               output_slots=output_slots(spec, a.out_pass, a.out_tile_width, rows),
+                               region_28=region_28_slots(spec, a.out_pass, a.out_tile_width, rows))
 
 
 def row_tile(spec: ConvSpec, out_pass: int) -> int:
@@ -392,7 +402,7 @@ def _regions(spec: ConvSpec, a: Allocation) -> dict:
     return r
 
 
-def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None) -> dict:
+def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None, reserved: int = 0) -> dict:
     """{slot: value} of the program the vendor writes for ``spec`` on its own.
 
     ``allocation`` (default ``default_allocation(spec)``) gives the allocator's choices (slots 10-13,
@@ -400,7 +410,8 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None) 
     tuples, slot 40 / 41 a tuple of dicts keyed by the chunk table's field names (``sgs_dialect.SLOT_NAMES``:
     ``byte_offset``, ``byte_count``, ``blocks_32_bytes``, ``empty`` (conv only), ``last_input_tile``, and
     the conv's ``accumulate`` / the depthwise's unnamed slot 5). For the op the vendor writes see
-    ``spec.op_kind`` (its options table holds these slots)."""
+    ``spec.op_kind`` (its options table holds these slots). ``reserved``: the buffer slots a fused
+    activation takes (slot 29; slot 34 holds the rest of the 32), CONV_2D only."""
     a = allocation or default_allocation(spec)
     ow, oh, k, s = spec.out_width, spec.out_height, spec.kernel, spec.stride
     in_w = in_tile_size(spec.width, ow, a.out_tile_width, k, s)
@@ -419,8 +430,8 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None) 
             14: 4 if spec.graph_input else 0, 15: 2,
             16: 1 if (a.out_tile_width, a.out_tile_height) == (ow, oh) else 3, 17: 0,
             18: in_w, 19: in_h, 20: 1, 21: 1, 22: a.out_tile_width, 23: a.out_tile_height, 24: 0,
-            25: a.weight_slots, 26: a.input_slots, 27: a.output_slots, 28: a.region_28, 29: 0,
-            34: (32,), 38: 2 if spec.depthwise_as_conv else 0, 39: mac_count(spec),
+            25: a.weight_slots, 26: a.input_slots, 27: a.output_slots, 28: a.region_28, 29: reserved,
+            34: (SLOTS - reserved,), 38: 2 if spec.depthwise_as_conv else 0, 39: mac_count(spec),
             40: weight_chunks(spec, a), 41: (0,) * 16}
     prog.update(_regions(spec, a))
     return prog

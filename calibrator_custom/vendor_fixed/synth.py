@@ -46,9 +46,10 @@ from ..model.graph import Model, Quantization
 from . import pack
 from . import program as program_rule
 from . import quantize_plan as qp
+from . import synth_ops
 from ..model import options as options_mod
 from ..ops._common import same_pads
-from .writer import add_rescale, conv_values, input_transform, per_channel_conv_values, uint8_view_zero_point
+from .writer import conv_values, input_transform, per_channel_conv_values
 
 #: the order of the fields an Operator table of a vendor fixed.sim holds (its non-default ones):
 #: 1,469 of 1,469 operators of the 518 fixed files of the session
@@ -57,8 +58,8 @@ OPERATOR_ORDER = ("opcode_index", "inputs", "outputs", "builtin_options", "sgs_l
                   "sgs_fused_input")
 #: SubGraph 6/7 codes of the input formats
 INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
-#: ops :func:`synthesize` writes (RELU only fused into the conv before it, :func:`fuse_activations`)
-SYNTHESIZED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD"})
+#: ops :func:`synthesize` writes (:mod:`.synth_ops` says how the vendor runs each)
+SYNTHESIZED_OPS = synth_ops.OPS
 #: activations the vendor's calibrator fuses into the conv that feeds them
 FUSED_ACTIVATIONS = frozenset({"RELU"})
 #: ops after which (or before which) a tensor is in the plain layout (Tensor.6 one above the base)
@@ -81,7 +82,14 @@ class ConvSite:
     in_dtype: str
     out_dtype: str
     graph_input: bool
+    reserved_slots: int = 0   # buffer slots an activation run in the conv's group takes
 
+
+#: the buffer slots an activation (RELU, PRELU) run in a conv's group reserves (Conv2DOptions slot 29;
+#: 73 of 75 such convs of the vendor's L1 files of the shared models, the other 2 and every conv
+#: without one: 0)
+ACTIVATION_SLOTS = 8
+IN_GRAPH_TILES = True
 
 @dataclass(frozen=True)
 class ConvProgram:
@@ -265,61 +273,33 @@ def fuse_activations(model: Model) -> Model:
 
 
 def add_fusions(model: Model) -> dict[int, tuple[int, int]]:
-    """ADD op -> (the CONV_2D fused into it, which of the ADD's inputs it writes).
-
-    The vendor runs the conv that writes an ADD input as the op just before the ADD, read by the ADD
-    alone, as one op with it: that conv's output has no arena bytes, and the ADD's Operator.14 is the
-    input's position (0 written as absent; every other conv holds -1). An ADD without such a conv is
-    not established and refused."""
-    sg = model.main
-    out = {}
-    for j, op in enumerate(sg.operators):
-        if model.op_name(op) != "ADD":
-            continue
-        prev = sg.operators[j - 1] if j else None
-        hits = [k for k, i in enumerate(op.inputs) if prev is not None and model.op_name(prev) == "CONV_2D"
-                and i in prev.outputs and sum(i in p.inputs for p in sg.operators) == 1 and i not in sg.outputs]
-        if len(op.inputs) != 2 or len(hits) != 1:
-            raise UnsupportedOpError(f"op #{j} ADD (output {sg.tensors[op.outputs[0]].name!r}): only an ADD "
-                                     f"of two inputs, one written by the CONV_2D just before it, is synthesized")
-        out[j] = (j - 1, hits[0])
-    return out
-
-
-def _add_tables(model: Model, op, plan) -> dict[str, Any]:
-    """ADD's Operator 9/10 tables and its AddOptions rescale table."""
-    ins = [plan[i] for i in op.inputs]
-    q_out = plan[op.outputs[0]]
-    m0, m1, n = add_rescale([q.scale for q in ins], q_out.scale)
-    rescale = {"sgs_slot_0": 22, "multiplier_0": m0, "multiplier_1": m1, "shift": n, "sgs_slot_4": -1,
-               "sgs_slot_5": -1}
-    return {
-        "inputs": tuple({"sgs_slot_0": 2, "offset": -uint8_view_zero_point(q), "multiplier": 1, "shift": 0}
-                        for q in ins),
-        "outputs": ({"sgs_slot_0": 1, "zero_point": uint8_view_zero_point(q_out), "multiplier": 1, "shift": 0},),
-        "options": dataclasses.replace(op.options, sgs_rescale=options_mod._freeze([rescale]), sgs_layout=())}
+    """ADD op -> (the CONV_2D fused into it, which of the ADD's inputs it writes): the ADDs of class 2
+    of :func:`.synth_ops.op_roles` (the conv just before the ADD, read by it alone, runs in it: its
+    output has no arena bytes, and the ADD's Operator.14 is the input's position, 0 written as absent)."""
+    return {j: (j - 1, r.fused_input) for j, r in synth_ops.op_roles(model).items()
+            if r.op_class == 2 and model.op_name(model.main.operators[j]) == "ADD"}
 
 
 def check_synthesizable(model: Model) -> None:
-    for i, op in enumerate(model.main.operators):
-        name = model.op_name(op)
-        if name not in SYNTHESIZED_OPS:
-            out = model.main.tensors[op.outputs[0]].name if op.outputs else "?"
-            raise UnsupportedOpError(f"op #{i} {name} (output {out!r}): synthesizing the vendor fixed.sim "
-                                     f"is established for {', '.join(sorted(SYNTHESIZED_OPS))} only")
+    """Refuse (``UnsupportedOpError``, naming the op) a graph with an op of no established role."""
+    synth_ops.op_roles(model)
 
 
 def conv_sites(float_model: Model, plan: Mapping[int, qp.TensorQuant]) -> dict[int, ConvSite]:
+    """Op index -> :class:`ConvSite` of every conv of ``float_model`` (after :func:`fuse_activations`)."""
     sg = float_model.main
+    roles = synth_ops.op_roles(float_model)
     out = {}
     for j, op in enumerate(sg.operators):
         kind = float_model.op_name(op)
         if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             continue
         o = op.options
+        group = [float_model.op_name(sg.operators[k]) for k in range(j + 1, roles[j].group_end + 1)]
+        reserved = ACTIVATION_SLOTS if any(g in synth_ops.GROUP_ACTIVATIONS for g in group) else 0
         out[j] = ConvSite(j, kind, tuple(sg.tensors[op.inputs[0]].shape), tuple(sg.tensors[op.inputs[1]].shape),
                           tuple(sg.tensors[op.outputs[0]].shape), int(o.stride_w), str(o.padding),
-                          plan[op.inputs[0]].dtype, plan[op.outputs[0]].dtype, op.inputs[0] in sg.inputs)
+                          plan[op.inputs[0]].dtype, plan[op.outputs[0]].dtype, op.inputs[0] in sg.inputs, reserved)
     return out
 
 
@@ -334,6 +314,34 @@ def conv_spec(site: ConvSite) -> program_rule.ConvSpec:
     return program_rule.ConvSpec(site.kind, int(h), int(w), int(cin), int(cout), int(kh), site.stride,
                                  site.padding, site.in_dtype, site.out_dtype, site.graph_input,
                                  as_conv=False if site.kind == "DEPTHWISE_CONV_2D" else None)
+
+
+def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int) -> program_rule.Allocation:
+    """The rule's allocation within ``budget`` slots, slot 27 doubled (and slot 28 where it still fits);
+    where even that does not fit, fewer output rows a tile (a tile of the whole output keeps slot 27
+    undoubled as a last resort: one tile is not double-buffered)."""
+    def used(a):
+        return a.weight_slots + a.input_slots + a.output_slots + a.region_28
+    a0 = program_rule.default_allocation(spec, budget)
+    if IN_GRAPH_TILES and not spec.graph_input and spec.in_channels > a0.in_tile and spec.in_channels <= 64:
+        a0 = dataclasses.replace(a0, in_tile=spec.in_channels, in_pass=spec.in_channels)
+        a0 = dataclasses.replace(a0, weight_slots=program_rule.weight_slots(spec, a0.in_tile, a0.in_pass, a0.out_tile,
+                                                                             a0.out_pass))
+    oh = spec.out_height
+    for n in range(1, oh + 1):
+        rows = -(-oh // n)
+        if rows > a0.out_tile_height or (n > 1 and rows == -(-oh // (n - 1))):
+            continue
+        a = program_rule.with_row_tile(spec, a0, rows) if rows != a0.out_tile_height else a0
+        doubled = dataclasses.replace(a, output_slots=2 * a.output_slots)
+        wide = dataclasses.replace(doubled, region_28=2 * a.region_28)
+        wide28 = dataclasses.replace(a, region_28=2 * a.region_28)
+        single = (a.out_tile_width, rows) == (spec.out_width, oh)
+        for cand in (wide, doubled) + ((wide28, a) if single else ()):
+            if used(cand) <= budget:
+                return cand
+    raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: no allocation of the program rule fits "
+                             f"{budget} buffer slots")
 
 
 def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = None) -> ConvProgram:
@@ -366,19 +374,13 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
         fields = {sgs_dialect.SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"):
                   options_mod._freeze([dict(c) for c in v]) if slot == 41 else v for slot, v in slots.items()}
         return ConvProgram(fields, 0, 0, sum(c["byte_count"] for c in chunks))
-    if allocation is None:
-        a = program_rule.default_allocation(spec)
-        a = dataclasses.replace(a, output_slots=2 * a.output_slots)
-        wide = dataclasses.replace(a, region_28=2 * a.region_28)
-        if wide.weight_slots + wide.input_slots + wide.output_slots + wide.region_28 <= program_rule.SLOTS:
-            a = wide
-    else:
-        a = allocation
+    budget = program_rule.SLOTS - site.reserved_slots
+    a = allocation if allocation is not None else _doubled_allocation(spec, site, budget)
     if a.in_pass < spec.in_channels and a.out_tile < spec.out_channels:
         raise UnsupportedOpError(f"op #{site.op_index}: input passes of {a.in_pass} of {spec.in_channels} "
                                  f"channels over {a.out_tile}-channel output tiles: the pass-first weight "
                                  f"order is not packed")
-    slots = program_rule.standalone_program(spec, a)
+    slots = program_rule.standalone_program(spec, a, site.reserved_slots)
     fields = {}
     for slot, v in slots.items():
         name = sgs_dialect.SLOT_NAMES.get(("Conv2DOptions", slot), f"sgs_slot_{slot}")
@@ -424,22 +426,38 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         q = plan[i]
         t.dtype = q.dtype
     inner = [i for i in range(len(sg.tensors)) if i not in constant and i not in sg.inputs and i not in sg.outputs]
-    adds = add_fusions(float_model)
-    ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner, {c: a for a, (c, _) in adds.items()})
-    for j, (_, position) in adds.items():
+    roles = synth_ops.op_roles(float_model)
+    ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner,
+                                   {k: r.group_end for k, r in roles.items() if r.group_end != k})
+    values = {i: np.frombuffer(m.buffers[t.buffer].data, {"FLOAT32": np.float32, "INT32": np.int32}[t.dtype],
+                               count=int(np.prod(t.shape))).reshape(t.shape)
+              for i, t in enumerate(fsg.tensors) if i in constant and t.dtype in ("FLOAT32", "INT32")}
+    buffers = list(m.buffers)
+    pooled = {i for op in sg.operators if m.op_name(op) == "MAX_POOL_2D" for i in op.inputs}
+    for j, role in roles.items():
         op = sg.operators[j]
-        tables = _add_tables(m, op, plan)
-        op.options = tables["options"]
-        extra = {**op.extra, "sgs_input_rescale": tables["inputs"], "sgs_output_rescale": tables["outputs"],
-                 "sgs_op_class": 2}
-        if position:
-            extra["sgs_fused_input"] = position
+        extra = {**op.extra, "sgs_op_class": role.op_class}
+        if role.fused_input:
+            extra["sgs_fused_input"] = role.fused_input
+        if m.op_name(op) in synth_ops.CONVS:
+            if op.outputs[0] in pooled:
+                extra["sgs_feeds_pool"] = 1
+            op.extra = extra  # the conv loop below writes its options and layout
+            continue
+        tables = synth_ops.op_tables(m, j, plan, values)
+        if "options" in tables:
+            op.options = tables["options"]
+        if "inputs" in tables:
+            extra["sgs_input_rescale"], extra["sgs_output_rescale"] = tables["inputs"], tables["outputs"]
+        for key in ("alpha", "paddings"):  # the op's second input's buffer
+            if key in tables:
+                ta = sg.tensors[op.inputs[1]]
+                buffers[ta.buffer] = dataclasses.replace(buffers[ta.buffer], data=tables[key])
         extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
         op.extra = extra
     acc: dict[int, tuple[int, int]] = {}
     by_name = {t.name: plan[i] for i, t in enumerate(fsg.tensors)}
     sites = conv_sites(float_model, plan)
-    buffers = list(m.buffers)
     for j, site in sites.items():
         op = sg.operators[j]
         if plan[op.inputs[1]].dtype != "INT8":
@@ -487,7 +505,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         buffers[tw.buffer] = dataclasses.replace(buffers[tw.buffer], data=data)
         buffers[tb.buffer] = dataclasses.replace(buffers[tb.buffer],
                                                  data=pack.pack_bias(prm["row0"], prm["multipliers"]))
-        extra = {**op.extra, "sgs_op_class": 1, "sgs_fused_input": -1}
+        extra = dict(op.extra)
         extra[sgs_dialect.LAYOUT] = _operator_layout(extra, op)
         op.extra = extra
     m.buffers = buffers

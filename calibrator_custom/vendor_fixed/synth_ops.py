@@ -1,0 +1,214 @@
+"""The vendor fixed.sim fields of the ops a synthesized file holds besides the convs (SGS_IPU_SDK 1.1.5).
+
+:mod:`.synth` writes the convs; this module says how the vendor runs the other ops (the *groups* an
+op runs in, Operator.8 / .14) and writes their range-dependent tables, each from the same formulas
+the template writer (:mod:`.writer`) patches into a vendor-made file. Established on the vendor's L1
+files of the shared models and the oracle cache (docs/model_format.md, "Synthesizing the fixed file").
+
+Groups. The vendor runs an op together with the op just before it when it reads that op's output,
+alone, and the output is no graph output: an ADD after a conv (the conv fused into it), a RELU or
+PRELU after a conv, a fused ADD, or an ADD run alone. Inside a group the outputs take no arena bytes
+and the group's inputs stay live until its last op. Operator.8 (the op class): 1 a conv, 2 an op in
+a conv's group, 6 an ADD run alone, 4 an activation in such an ADD's group, 3 a pool or a layout op
+(PAD, RESHAPE, CONCATENATION).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import UnsupportedOpError
+from ..model import options as options_mod
+from ..model.sgs_dialect import SLOT_NAMES
+from ..model.graph import Model
+from ..ops._common import same_pads
+from .writer import activation_rescales, add_rescale, prelu_alpha, relu_input_ratio, uint8_view_zero_point
+
+CONVS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
+#: activations the vendor runs in the group of the op before them
+GROUP_ACTIVATIONS = frozenset({"RELU", "PRELU"})
+#: ops of class 3: run on their own, no tables
+LAYOUT_OPS = frozenset({"MAX_POOL_2D", "PAD", "RESHAPE", "CONCATENATION"})
+#: every op this module and :mod:`.synth` write
+OPS = CONVS | GROUP_ACTIVATIONS | LAYOUT_OPS | {"ADD"}
+#: the largest pool output tile height seen; the pool's tile channels above which it runs 16 at a time
+POOL_TILE_ROWS = 8
+POOL_WIDE_CHANNELS = 88
+SLOT_BYTES = 8192  # one on-chip buffer slot: 512 rows of 16 bytes
+
+
+def _slot(table: str, slot: int) -> str:
+    """The field name of a vendor slot (``sgs_slot_<n>`` while its meaning is not established)."""
+    return SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}")
+
+
+@dataclass(frozen=True)
+class OpRole:
+    """How the vendor runs one op: its class (Operator.8), Operator.14 (None: absent) and the last op
+    of its group (itself when it runs alone)."""
+
+    op_class: int
+    fused_input: int | None
+    group_end: int
+
+
+def _where(model: Model, j: int) -> str:
+    op = model.main.operators[j]
+    out = model.main.tensors[op.outputs[0]].name if op.outputs else "?"
+    return f"op #{j} {model.op_name(op)} (output {out!r})"
+
+
+def op_roles(model: Model) -> dict[int, OpRole]:
+    """Op index -> :class:`OpRole` of every op (after :func:`.synth.fuse_activations`); an op of no
+    established role is refused, naming it (``UnsupportedOpError``)."""
+    sg = model.main
+    readers: dict[int, int] = {}
+    for op in sg.operators:
+        for i in op.inputs:
+            readers[i] = readers.get(i, 0) + 1
+    classes: dict[int, tuple[int, int | None]] = {}
+    joins: set[int] = set()
+    for j, op in enumerate(sg.operators):
+        name = model.op_name(op)
+        prev = sg.operators[j - 1] if j else None
+        fed = [k for k, i in enumerate(op.inputs) if prev is not None and i in prev.outputs and readers.get(i) == 1
+               and i not in sg.outputs]
+        prev_class = classes[j - 1][0] if j else None
+        if name in CONVS:
+            classes[j] = (1, -1)
+        elif name == "ADD":
+            if len(op.inputs) != 2:
+                raise UnsupportedOpError(f"{_where(model, j)}: only an ADD of two inputs is synthesized")
+            if len(fed) == 1 and model.op_name(prev) == "CONV_2D":
+                classes[j] = (2, fed[0])
+                joins.add(j)
+            else:
+                classes[j] = (6, -1)
+        elif name in GROUP_ACTIVATIONS:
+            if len(fed) != 1 or fed[0] != 0 or prev_class not in (1, 2, 4, 6) or \
+                    model.op_name(prev) == "DEPTHWISE_CONV_2D":
+                raise UnsupportedOpError(f"{_where(model, j)}: only a {name} reading the CONV_2D or ADD just "
+                                         f"before it, alone, is synthesized")
+            classes[j] = (2 if prev_class in (1, 2) else 4, None)
+            joins.add(j)
+        elif name in LAYOUT_OPS:
+            classes[j] = (3, -1)
+        else:
+            raise UnsupportedOpError(f"{_where(model, j)}: synthesizing the vendor fixed.sim is established "
+                                     f"for {', '.join(sorted(OPS))} only")
+    roles = {}
+    end = len(sg.operators) - 1
+    for j in range(len(sg.operators) - 1, -1, -1):
+        if j + 1 not in joins:
+            end = j
+        roles[j] = OpRole(*classes[j], end)
+    return roles
+
+
+def _rescale_table(kind: int, q, offset_sign: int, multiplier: int = 1, shift: int = 0) -> dict[str, Any]:
+    table = "SgsOperatorSlot9" if offset_sign < 0 else "SgsOperatorSlot10"
+    return {_slot(table, 0): kind, _slot(table, 1): offset_sign * uint8_view_zero_point(q),
+            _slot(table, 2): multiplier, _slot(table, 3): shift}
+
+
+def add_tables(op, plan) -> dict[str, Any]:
+    """ADD's Operator 9/10 tables (the UINT8-view zero points) and its AddOptions rescale table."""
+    ins = [plan[i] for i in op.inputs]
+    q_out = plan[op.outputs[0]]
+    m0, m1, n = add_rescale([q.scale for q in ins], q_out.scale)
+    t = "SgsAddOptionsSlot1"
+    rescale = {_slot(t, 0): 22, _slot(t, 1): m0, _slot(t, 2): m1, _slot(t, 3): n, _slot(t, 4): -1, _slot(t, 5): -1}
+    return {"inputs": tuple(_rescale_table(2, q, -1) for q in ins), "outputs": (_rescale_table(1, q_out, 1),),
+            "options": dataclasses.replace(op.options, sgs_rescale=options_mod._freeze([rescale]), sgs_layout=())}
+
+
+def _activation_check(model: Model, j: int, q_in, q_out) -> None:
+    if q_in.dtype != "INT16" or q_out.dtype != "UINT8" or not q_in.max > 0:
+        raise UnsupportedOpError(f"{_where(model, j)}: only an INT16 -> UINT8 activation over a range with "
+                                 f"max > 0 is synthesized (here {q_in.dtype} -> {q_out.dtype})")
+
+
+def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = None) -> dict[str, Any]:
+    """RELU's / PRELU's Operator 9/10 tables and options; PRELU's INT16 alpha codes (``alpha`` its float
+    values) under ``"alpha"``."""
+    op = model.main.operators[j]
+    q_in, q_out = plan[op.inputs[0]], plan[op.outputs[0]]
+    _activation_check(model, j, q_in, q_out)
+    (m_in, n_in), (m_out, n_out) = activation_rescales(q_in, q_out)
+    m_f, n_f = relu_input_ratio(q_in)
+    out = {"inputs": (_rescale_table(2, q_in, -1, m_in, n_in),),
+           "outputs": (_rescale_table(1, q_out, 1, m_out, n_out),)}
+    if model.op_name(op) == "RELU":
+        t = "SgsActivationOptionsSlot2"
+        out["options"] = dataclasses.replace(
+            op.options, sgs_output_max=32767,
+            sgs_input_ratio=options_mod._freeze([{_slot(t, 1): m_f, _slot(t, 5): n_f}]), sgs_layout=())
+        return out
+    codes, shift = prelu_alpha(q_in, plan[op.inputs[1]], alpha)
+    t = "SgsPreluOptionsSlot0"
+    tables = [{_slot(t, 1): -1, _slot(t, 2): -1, _slot(t, 3): -1, _slot(t, 5): shift},
+              {_slot(t, 1): m_f, _slot(t, 2): -1, _slot(t, 3): -1, _slot(t, 5): n_f}]
+    out["options"] = dataclasses.replace(op.options, sgs_rescale=options_mod._freeze(tables), sgs_layout=())
+    out["alpha"] = codes.tobytes()
+    return out
+
+
+def pool_program(model: Model, j: int, plan) -> dict[str, Any]:
+    """MAX_POOL_2D's Pool2DOptions slots 10-18 and explicit pads: whole output rows of the output's
+    width, at most :data:`POOL_TILE_ROWS` of them, all channels (16 at a time above
+    :data:`POOL_WIDE_CHANNELS`); slot 13 the input tile's buffer slots (8 KB each), 17 their numbers
+    ((30,) for one), 14 = 15 = 16 = 1, 18 = (28,)."""
+    sg = model.main
+    op = sg.operators[j]
+    o = op.options
+    _, h, w, c = sg.tensors[op.inputs[0]].shape
+    _, oh, ow, _ = sg.tensors[op.outputs[0]].shape
+    tile = 16 if c > POOL_WIDE_CHANNELS else c
+    rows = min(oh, POOL_TILE_ROWS)
+    in_rows = h if rows == oh else (rows - 1) * int(o.stride_h) + int(o.filter_height)
+    item = 2 if plan[op.inputs[0]].dtype == "INT16" else 1
+    n = math.ceil(in_rows * w * (-(-tile * item // 16) * 16) / SLOT_BYTES)
+    pads = (0, 0, 0, 0)
+    if o.padding == "SAME":
+        _, top, bottom = same_pads(h, int(o.filter_height), int(o.stride_h), 1)
+        _, left, right = same_pads(w, int(o.filter_width), int(o.stride_w), 1)
+        pads = (left, right, top, bottom)
+    t = "Pool2DOptions"
+    return {_slot(t, 10): int(ow), _slot(t, 11): int(rows), _slot(t, 12): int(tile), _slot(t, 13): n,
+            _slot(t, 14): 1, _slot(t, 15): 1, _slot(t, 16): 1, _slot(t, 17): (30,) if n == 1 else tuple(range(n)),
+            _slot(t, 18): (28,), "padding_left": pads[0], "padding_right": pads[1], "padding_top": pads[2], "padding_bottom": pads[3]}
+
+
+def pad_buffer(model: Model, j: int, paddings: np.ndarray) -> bytes:
+    """PAD's paddings as the vendor's fixed.sim holds them: 16 int32, the channels' trailing pad at index
+    13 (every PAD of the vendor's L1 files of the shared models; their float.sim holds the (4, 2)
+    TFLite pairs). Only a trailing channel pad is established (the vendor's converter folds spatial
+    pads into the next conv): others are refused."""
+    p = np.asarray(paddings, np.int64).reshape(-1, 2)
+    if p.shape != (4, 2) or p[:3].any() or p[3, 0] != 0:
+        raise UnsupportedOpError(f"{_where(model, j)}: only a PAD of the channels' end is synthesized, not "
+                                 f"the pads {p.tolist()}")
+    out = np.zeros(16, "<i4")
+    out[13] = p[3, 1]
+    return out.tobytes()
+
+
+def op_tables(model: Model, j: int, plan, values: Mapping[int, np.ndarray]) -> dict[str, Any]:
+    """The tables of a non-conv op: ``inputs`` / ``outputs`` (Operator 9 / 10), ``options`` and, for a
+    PRELU, ``alpha`` (its buffer's bytes), for a PAD ``paddings`` (its buffer's); ``values``: tensor
+    index -> values of the op's constants (float32, or int32 pads)."""
+    op = model.main.operators[j]
+    name = model.op_name(op)
+    if name == "ADD":
+        return add_tables(op, plan)
+    if name in GROUP_ACTIVATIONS:
+        return activation_tables(model, j, plan, values.get(op.inputs[1]) if name == "PRELU" else None)
+    if name == "PAD":
+        return {"paddings": pad_buffer(model, j, values[op.inputs[1]])}
+    if name == "MAX_POOL_2D":
+        return {"options": dataclasses.replace(op.options, **pool_program(model, j, plan), sgs_layout=())}
+    return {}
