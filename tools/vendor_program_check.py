@@ -90,7 +90,8 @@ def main(argv=None) -> int:
             checks[(kind, "26 formula")] = (P.input_slots(spec, a.in_pass, s[18], s[19]), s[26])
             checks[(kind, "27 formula")] = (P.output_slots(spec, a.out_pass, s[22], s[23]), s[27])
             checks[(kind, "25 formula")] = (P.weight_slots(spec, a.in_tile, a.in_pass, a.out_tile, a.out_pass), s[25])
-            checks[(kind, "28 formula")] = (P.region_28_slots(spec, a.out_pass, s[22], s[23]), s[28])
+            checks[(kind, "28 formula")] = (P.region_28_slots(spec, a.out_pass, s[22], s[23],
+                                                              -(-a.in_pass // a.in_tile)), s[28])
             d = P.standalone_program(spec)
             for n in ALLOC_SLOTS[kind]:
                 checks[(kind, f"{n} default")] = (d[n], s[n])

@@ -225,6 +225,16 @@ def slot_tiling(options) -> tuple[int, int] | None:
     return -(-int(to or 16) // 16) * 16, int(ti or 16)
 
 
+def slot_passes(options) -> tuple[int | None, int | None]:
+    """(in_pass, out_pass) of a CONV_2D's program (slots 11 / 13, absent = 16; None without a program):
+    the weight buffer holds the passes in order (``layout.int8_conv_blocks``)."""
+    if not _has_program(options):
+        return None, None
+    ip = getattr(options, "sgs_in_channels_per_pass", None)
+    op = getattr(options, "sgs_out_channels_per_pass", None)
+    return int(ip or 16), int(op or 16)
+
+
 def _int8_or_int16_conv_weights(model, op, tw, wdt, b0, acc_min, acc_max, zp_in, zp_out, out_dt, s_in, s_w, s_out,
                                 bq) -> np.ndarray:
     """A CONV_2D's weight codes, decoded in the tiling the program states (:func:`slot_tiling`).
@@ -243,8 +253,10 @@ def _int8_or_int16_conv_weights(model, op, tw, wdt, b0, acc_min, acc_max, zp_in,
     if zp_in == 0:
         tilings = tilings[:1]  # no zero-point fold in the bias to tell them apart: the stated (or likeliest)
     first = None
+    passes = slot_passes(op.options)
     for to_, ti_ in tilings:
-        w = layout.unpack_conv_weights(raw, tw.shape, wdt, ti_, to_)
+        ip, opp = passes if (to_, ti_) == stated else (None, None)
+        w = layout.unpack_conv_weights(raw, tw.shape, wdt, ti_, to_, ip, opp)
         first = w if first is None else first
         w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
         fold = conv.bias_fold(zp_in, w_sum, zp_out, out_dt is np.uint8, s_in * s_w / s_out)

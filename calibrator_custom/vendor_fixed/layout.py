@@ -30,24 +30,30 @@ def _ceil(a: int, b: int) -> int:
     return -(-a // b) * b
 
 
-def int8_conv_blocks(shape_ohwi, input_tile: int, output_tile: int) -> Iterator[tuple[int, int, int, int, int, int]]:
+def int8_conv_blocks(shape_ohwi, input_tile: int, output_tile: int, in_pass: int | None = None,
+                     out_pass: int | None = None) -> Iterator[tuple[int, int, int, int, int, int]]:
     """(o0, o_count, kh, kw, i0, i_count) of each [o][i] block of an int8 conv weight buffer, in file order
-    (output tiles, input tiles, 16-channel output groups, 16-channel input blocks, (kh, kw)); each
-    block is padded to a multiple of 32 bytes."""
+    (output passes, input passes, output tiles of the pass, input tiles of the pass, 16-channel output
+    groups, 16-channel input blocks, (kh, kw): the order of the program's weight DMA chunks; passes
+    default to all channels); each block is padded to a multiple of 32 bytes."""
     o, kh, kw, i = shape_ohwi
-    for o0 in range(0, o, output_tile):
-        o1 = min(o, o0 + output_tile)
-        for t0 in range(0, i, input_tile):
-            t1 = min(i, t0 + input_tile)
-            for g0 in range(o0, o1, 16):
-                for i0 in range(t0, t1, 16):
-                    for a in range(kh):
-                        for b in range(kw):
-                            yield g0, min(16, o1 - g0), a, b, i0, min(16, t1 - i0)
+    op_, ip_ = int(out_pass or o), int(in_pass or i)
+    for q0 in range(0, o, op_):
+        for p0 in range(0, i, ip_):
+            for o0 in range(q0, min(o, q0 + op_), output_tile):
+                o1 = min(o, o0 + output_tile, q0 + op_)
+                for t0 in range(p0, min(i, p0 + ip_), input_tile):
+                    t1 = min(i, t0 + input_tile, p0 + ip_)
+                    for g0 in range(o0, o1, 16):
+                        for i0 in range(t0, t1, 16):
+                            for a in range(kh):
+                                for b in range(kw):
+                                    yield g0, min(16, o1 - g0), a, b, i0, min(16, t1 - i0)
 
 
 def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int | None = None,
-                        output_tile: int | None = None) -> np.ndarray:
+                        output_tile: int | None = None, in_pass: int | None = None,
+                        out_pass: int | None = None) -> np.ndarray:
     """OHWI codes from a vendor CONV_2D weight buffer (int8: output tiles of ``output_tile`` and input
     tiles of ``input_tile`` channels (default: all), 16-channel output groups, 32-byte blocks; int16:
     see module doc)."""
@@ -60,7 +66,7 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int |
     ti = i if input_tile is None else int(input_tile)
     to = o if output_tile is None else int(output_tile)
     pos = 0
-    for g0, go, a, b, i0, gi in int8_conv_blocks((o, kh, kw, i), ti, to):
+    for g0, go, a, b, i0, gi in int8_conv_blocks((o, kh, kw, i), ti, to, in_pass, out_pass):
         if pos + go * gi > flat.size:
             raise ModelError(f"conv weight buffer of {flat.size} values is too short for "
                              f"shape {tuple(shape_ohwi)}")

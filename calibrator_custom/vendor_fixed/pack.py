@@ -42,10 +42,11 @@ def weight_codes(w: np.ndarray, w_scale: float, qmax: int = 127) -> np.ndarray:
     return np.clip(np.round(q), -qmax, qmax).astype(np.int64)
 
 
-def pack_conv_weights(codes_ohwi: np.ndarray, input_tile: int, output_tile: int) -> bytes:
+def pack_conv_weights(codes_ohwi: np.ndarray, input_tile: int, output_tile: int, in_pass: int | None = None,
+                      out_pass: int | None = None) -> bytes:
     """int8 OHWI codes in the vendor's tiled layout (``layout.unpack_conv_weights`` reads it back)."""
     chunks: list[bytes] = []
-    for g0, go, a, b, i0, gi in int8_conv_blocks(codes_ohwi.shape, input_tile, output_tile):
+    for g0, go, a, b, i0, gi in int8_conv_blocks(codes_ohwi.shape, input_tile, output_tile, in_pass, out_pass):
         block = codes_ohwi[g0:g0 + go, a, b, i0:i0 + gi].astype(np.int8).tobytes()
         chunks.append(block + bytes(_ceil(len(block), 32) - len(block)))
     return b"".join(chunks)

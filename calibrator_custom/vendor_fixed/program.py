@@ -190,16 +190,24 @@ def weight_slots(spec: ConvSpec, in_tile: int, in_pass: int, out_tile: int, out_
     return 2 * math.ceil(-(-out_pass // out_tile) * load / WEIGHT_ENTRY_BYTES)
 
 
-def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int) -> int:
-    """Slot 28 (fitted on the train convs given the tile, 135 of 137): 4 slots per 512 output pixels,
-    per 16 output channels of the pass for the depthwise rewrite."""
-    groups = math.ceil(out_pass / 16) if spec.depthwise_as_conv else 1
+def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int,
+                    in_tiles: int = 1) -> int:
+    """Slot 28: 4 slots per 512 output pixels, per 16 output channels of the pass for the depthwise
+    rewrite and where an input pass spans ``in_tiles`` > 1 input tiles (the region then holds the
+    partial sums; fitted on the train convs given the tile, 135 of 137 before the in-tile term; with
+    it 162 of 168 standalone convs and every in-graph conv of the vendor's L1 files of the shared
+    models whose pass spans tiles)."""
+    groups = math.ceil(out_pass / 16) if spec.depthwise_as_conv or in_tiles > 1 else 1
     return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
 
 
-def default_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
+def default_allocation(spec: ConvSpec, slots: int = SLOTS, in_tile: Optional[int] = None,
+                       out_tile: Optional[int] = None, output_passes_first: bool = False) -> Allocation:
     """The allocation the vendor chooses (the rule of the module doc; where it misses: docs) within
-    ``slots`` buffer slots (fewer than 32 when a fused activation reserves some)."""
+    ``slots`` buffer slots (fewer than 32 when a fused activation reserves some); ``in_tile`` /
+    ``out_tile``: other input / output tiles (slots 10 / 12) of an ordinary conv than the rule's;
+    ``output_passes_first``: shorten the output pass before the input pass where the regions do not
+    fit (the vendor's choice for face_landmark's 12 x 12 x 128 -> 128 convs inside the graph)."""
     cin, cout = spec.in_channels, spec.out_channels
     ordinary = spec.op_kind == CONV and not spec.depthwise_as_conv
     if spec.op_kind == DEPTHWISE:
@@ -207,7 +215,7 @@ def default_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
     if spec.depthwise_as_conv:
         ti, to = min(16, cin), min(16, cout)
     else:
-        ti, to = channel_tile(cin), min(64, cout)
+        ti, to = in_tile or channel_tile(cin), min(out_tile or 64, cout)
     kk, int16 = spec.kernel * spec.kernel, spec.in_dtype == "INT16"
     if ordinary:  # one weight chunk is at most 64 KB: output tiles shrink by 16 channels
         while to > 16 and _tile_bytes(to, ti, kk, int16) > MAX_CHUNK_BYTES:
@@ -224,9 +232,15 @@ def default_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
     p = cin
     while True:
         a = Allocation(ti, p, to, cout, tw, th, weight_slots(spec, ti, p, to, cout), input_slots(spec, p, in_w, in_h),
-                       output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th))
-        if not ordinary or p <= ti or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= slots:
+                       output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th, -(-p // ti)))
+        if not ordinary or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= slots:
             return a
+        if output_passes_first and p == cin:
+            b = _output_passes(spec, a, slots)
+            if b.weight_slots + b.input_slots + b.output_slots + b.region_28 <= slots:
+                return b
+        if p <= ti:
+            return _output_passes(spec, a, slots)
         p = (-(-p // ti) - 1) * ti  # the input pass loses a tile until the program fits the 32 slots
 
 
@@ -284,13 +298,26 @@ def depthwise_mac_count(spec: ConvSpec) -> int:
     return k * k * -(-spec.height // s) * w * _ceil(spec.in_channels, 16)
 
 
+def _output_passes(spec: ConvSpec, a: Allocation, slots: int) -> Allocation:
+    """``a`` with the output pass (slot 13) one output tile shorter until the regions fit ``slots``
+    (face_landmark's (1404, 3, 3, 32) conv: passes of 1344 in the vendor's file)."""
+    while a.out_pass > a.out_tile and a.weight_slots + a.input_slots + a.output_slots + a.region_28 > slots:
+        q = (-(-a.out_pass // a.out_tile) - 1) * a.out_tile
+        a = dataclasses.replace(a, out_pass=q, weight_slots=weight_slots(spec, a.in_tile, a.in_pass, a.out_tile, q),
+                                output_slots=output_slots(spec, q, a.out_tile_width, a.out_tile_height),
+                                region_28=region_28_slots(spec, q, a.out_tile_width, a.out_tile_height,
+                                                          -(-a.in_pass // a.in_tile)))
+    return a
+
+
 def with_row_tile(spec: ConvSpec, a: Allocation, rows: int) -> Allocation:
     """``a`` with output tiles of ``rows`` whole rows (slots 23, 26, 27 and 28 recomputed)."""
     in_w = in_tile_size(spec.width, spec.out_width, a.out_tile_width, spec.kernel, spec.stride)
     in_h = in_tile_size(spec.height, spec.out_height, rows, spec.kernel, spec.stride)
     return dataclasses.replace(a, out_tile_height=rows, input_slots=input_slots(spec, a.in_pass, in_w, in_h),
                                output_slots=output_slots(spec, a.out_pass, a.out_tile_width, rows),
-                               region_28=region_28_slots(spec, a.out_pass, a.out_tile_width, rows))
+                               region_28=region_28_slots(spec, a.out_pass, a.out_tile_width, rows,
+                                                         -(-a.in_pass // a.in_tile)))
 
 
 def row_tile(spec: ConvSpec, out_pass: int) -> int:
@@ -367,12 +394,27 @@ def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
         return tuple(out)
     cin, cout = spec.in_channels, spec.out_channels
     per_pass = -(-alloc.in_pass // alloc.in_tile)
+    out_pass = cout if spec.depthwise_as_conv else alloc.out_pass
+    tiles_per_out_pass = -(-out_pass // alloc.out_tile)
+    for q0 in range(0, cout, out_pass):
+        _output_pass_chunks(out, spec, alloc, q0, tiles_per_out_pass, per_pass, kk, int16)
+    return tuple(out)
+
+
+def _output_pass_chunks(out: list, spec: ConvSpec, alloc: Allocation, q0: int, tiles_per_out_pass: int,
+                        per_pass: int, kk: int, int16: bool) -> None:
+    """The chunks of the output pass starting at channel ``q0`` (appended to ``out``): per input pass,
+    per output tile of the pass (the last pass padded with empty tiles to a whole pass), per input
+    tile of the pass."""
+    cin, cout = spec.in_channels, spec.out_channels
+    pos = out[-1]["byte_offset"] + out[-1]["byte_count"] if out else 0
     for p0 in range(0, cin, alloc.in_pass):
-        for o0 in range(0, cout, alloc.out_tile):
+        for k in range(tiles_per_out_pass):
+            o0 = q0 + k * alloc.out_tile
             oc = min(alloc.out_tile, cout - o0)
             for j in range(per_pass):
                 t0 = p0 + j * alloc.in_tile
-                if t0 >= cin:  # the last pass is padded with empty tiles
+                if t0 >= cin or o0 >= cout:  # the last input / output pass is padded with empty tiles
                     out.append(_conv_chunk(pos, 0, 1, 1, 0))
                 elif spec.depthwise_as_conv:  # diagonal 16-channel blocks only
                     if t0 == o0:
@@ -385,7 +427,6 @@ def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
                     count = _tile_bytes(oc, min(alloc.in_tile, cin - t0, p0 + alloc.in_pass - t0), kk, int16)
                     out.append(_conv_chunk(pos, count, 0, int(t0 + alloc.in_tile >= cin), int(t0 > 0)))
                     pos += count
-    return tuple(out)
 
 
 def _regions(spec: ConvSpec, a: Allocation) -> dict:

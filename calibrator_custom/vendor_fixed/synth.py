@@ -89,7 +89,11 @@ class ConvSite:
 #: 73 of 75 such convs of the vendor's L1 files of the shared models, the other 2 and every conv
 #: without one: 0)
 ACTIVATION_SLOTS = 8
-IN_GRAPH_TILES = True
+#: the output tile (Conv2DOptions slot 12) of a conv with an activation in its group: 16 channels on all
+#: 75 such convs of the vendor's L1 files of the shared models
+ACTIVATION_OUT_TILE = 16
+#: inputs of up to this many channels are taken in one tile inside the graph (:func:`_doubled_allocation`)
+WHOLE_INPUT_TILE_CHANNELS = 64
 
 @dataclass(frozen=True)
 class ConvProgram:
@@ -100,6 +104,8 @@ class ConvProgram:
     input_tile: int
     output_tile: int
     weight_bytes: int | None = None
+    in_pass: int | None = None    # None: all input channels
+    out_pass: int | None = None   # None: all output channels
 
 
 ProgramFor = Callable[[ConvSite], ConvProgram]
@@ -318,28 +324,39 @@ def conv_spec(site: ConvSite) -> program_rule.ConvSpec:
 
 def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int) -> program_rule.Allocation:
     """The rule's allocation within ``budget`` slots, slot 27 doubled (and slot 28 where it still fits);
-    where even that does not fit, fewer output rows a tile (a tile of the whole output keeps slot 27
-    undoubled as a last resort: one tile is not double-buffered)."""
+    where even that does not fit, fewer output rows a tile (a tile of the whole output may keep slot
+    27 undoubled: one tile is not double-buffered). An input of at most 64 channels is taken in one
+    tile first (the vendor's choice inside the graph: the rule's smaller tile makes its tools refuse
+    iris_landmark's 1 x 1 convs, ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``), the rule's
+    tile where that does not fit (shortening the output pass before the input pass first); with an
+    activation in the group, output tiles of
+    :data:`ACTIVATION_OUT_TILE` channels. An INT16 output tile holds at most 512 pixels
+    (``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``) and slot 27 at most 16
+    slots (``_vrbuf_init_bufid: width_inslots*depth_inslots <= VP_ENTRY_OFFSET_IN_OBVRBUF``)."""
     def used(a):
         return a.weight_slots + a.input_slots + a.output_slots + a.region_28
-    a0 = program_rule.default_allocation(spec, budget)
-    if IN_GRAPH_TILES and not spec.graph_input and spec.in_channels > a0.in_tile and spec.in_channels <= 64:
-        a0 = dataclasses.replace(a0, in_tile=spec.in_channels, in_pass=spec.in_channels)
-        a0 = dataclasses.replace(a0, weight_slots=program_rule.weight_slots(spec, a0.in_tile, a0.in_pass, a0.out_tile,
-                                                                             a0.out_pass))
+    starts = []
+    to = ACTIVATION_OUT_TILE if site.reserved_slots else None
+    if not spec.graph_input and spec.in_channels <= WHOLE_INPUT_TILE_CHANNELS:
+        starts.append(program_rule.default_allocation(spec, budget, in_tile=spec.in_channels, out_tile=to))
+    starts.append(program_rule.default_allocation(spec, budget, out_tile=to, output_passes_first=True))
+    starts.append(program_rule.default_allocation(spec, budget, out_tile=to))
     oh = spec.out_height
-    for n in range(1, oh + 1):
-        rows = -(-oh // n)
-        if rows > a0.out_tile_height or (n > 1 and rows == -(-oh // (n - 1))):
-            continue
-        a = program_rule.with_row_tile(spec, a0, rows) if rows != a0.out_tile_height else a0
-        doubled = dataclasses.replace(a, output_slots=2 * a.output_slots)
-        wide = dataclasses.replace(doubled, region_28=2 * a.region_28)
-        wide28 = dataclasses.replace(a, region_28=2 * a.region_28)
-        single = (a.out_tile_width, rows) == (spec.out_width, oh)
-        for cand in (wide, doubled) + ((wide28, a) if single else ()):
-            if used(cand) <= budget:
-                return cand
+    for a0 in starts:
+        for n in range(1, oh + 1):
+            rows = -(-oh // n)
+            if rows > a0.out_tile_height or (n > 1 and rows == -(-oh // (n - 1))):
+                continue
+            a = program_rule.with_row_tile(spec, a0, rows) if rows != a0.out_tile_height else a0
+            doubled = dataclasses.replace(a, output_slots=2 * a.output_slots)
+            wide = dataclasses.replace(doubled, region_28=2 * a.region_28)
+            wide28 = dataclasses.replace(a, region_28=2 * a.region_28)
+            single = (a.out_tile_width, rows) == (spec.out_width, oh)
+            if spec.out_dtype == "INT16" and a.out_tile_width * rows > program_rule.SLOT_ROWS:
+                continue  # ``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``
+            for cand in (wide, doubled) + ((wide28, a) if single else ()):
+                if used(cand) <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
+                    return cand
     raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: no allocation of the program rule fits "
                              f"{budget} buffer slots")
 
@@ -355,11 +372,12 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
     refused at ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``; slot 28 doubled as well (where
     it fits) they take 14 of 16 (docs/model_format.md, "Synthesizing the fixed file").
 
-    The weight tiling is the allocation's (input tile slot 10, output tile slot 12) and the buffer
+    The weight tiling is the allocation's (input tile slot 10, output tile slot 12, the passes 11 / 13:
+    the buffer holds the blocks in the chunks' order, ``layout.int8_conv_blocks``) and the buffer
     size the sum of the DMA chunks' bytes (the vendor's buffer size on all 208 surveyed standalone
-    CONV_2D). An allocation whose input passes (slot 11) split the input channels of more than one
-    output tile orders the buffer pass-first, which :func:`.pack.pack_conv_weights` does not write:
-    refused."""
+    CONV_2D). Inside the graph the allocation keeps within the slots an activation run with the conv
+    leaves (:data:`ACTIVATION_SLOTS`), takes an input of at most 64 channels in one tile, and doubles
+    slots 27 / 28 only where they fit (:func:`_doubled_allocation`)."""
     spec = conv_spec(site)
     if spec.depthwise_as_conv:
         raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the rule provider does not write the program "
@@ -376,17 +394,13 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
         return ConvProgram(fields, 0, 0, sum(c["byte_count"] for c in chunks))
     budget = program_rule.SLOTS - site.reserved_slots
     a = allocation if allocation is not None else _doubled_allocation(spec, site, budget)
-    if a.in_pass < spec.in_channels and a.out_tile < spec.out_channels:
-        raise UnsupportedOpError(f"op #{site.op_index}: input passes of {a.in_pass} of {spec.in_channels} "
-                                 f"channels over {a.out_tile}-channel output tiles: the pass-first weight "
-                                 f"order is not packed")
     slots = program_rule.standalone_program(spec, a, site.reserved_slots)
     fields = {}
     for slot, v in slots.items():
         name = sgs_dialect.SLOT_NAMES.get(("Conv2DOptions", slot), f"sgs_slot_{slot}")
         fields[name] = options_mod._freeze([dict(c) for c in v]) if slot == 40 else v
     weight_bytes = sum(c["byte_count"] for c in slots[40])
-    return ConvProgram(fields, a.in_tile, a.out_tile, weight_bytes)
+    return ConvProgram(fields, a.in_tile, a.out_tile, weight_bytes, a.in_pass, a.out_pass)
 
 
 def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
@@ -496,7 +510,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         if site.kind == "DEPTHWISE_CONV_2D":
             data = pack.pack_depthwise_weights(codes)
         else:
-            data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile)
+            data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile, prog.in_pass, prog.out_pass)
         if prog.weight_bytes is not None:
             if prog.weight_bytes < len(data):
                 raise ModelError(f"{where}: the program's weight buffer of {prog.weight_bytes} bytes is below "
