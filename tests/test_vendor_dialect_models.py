@@ -1,0 +1,71 @@
+"""The shared models, calibrated by our calibrator from the vendor's float.sim, written in the vendor's
+fixed dialect (the default) with no vendor fixed file: the vendor's compiler takes each, and the vendor's
+fixed and offline simulators give our fixed_simulator's codes on real photos.
+
+Oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it): each model's float.sim is
+made by the vendor's converter in the session, then everything else is ours, as a user runs it:
+``calibrator(float.sim, ini)`` on 10 calibration photos, ``convert_fixed(quant_level=...)``, and
+``fixed_simulator`` on 10 evaluation photos.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import calibrator_custom
+import vendor_fixed_oracle as vo
+from conftest import MODELS_DIR, require_shared
+from images import calibration_images, evaluation_images, load_rgb
+from vendor_oracle import ini_text, vendor  # noqa: F401 - the session fixture
+
+#: the shared models the vendor's converter takes whose every op the synthesizer writes
+MODELS = ["face_detection_short_range", "face_landmark", "iris_landmark"]
+LEVELS = ["L1", "L2"]
+N_PHOTOS = 10
+MEAN, STD = 127.5, 127.5
+
+
+@pytest.fixture(scope="module")
+def calibrated(vendor):  # noqa: F811
+    """name -> (vendor float.sim, our calibrator after 10 calibration photos, input height, width)."""
+    from calibrator_custom.model.graph import load_model
+    made = {}
+
+    def get(name):
+        if name not in made:
+            tflite = MODELS_DIR / f"{name}.tflite"
+            g = load_model(tflite).main
+            ins, outs = [g.tensors[i].name for i in g.inputs], [g.tensors[i].name for i in g.outputs]
+            _, h, w, _ = g.tensors[g.inputs[0]].shape
+            float_sim = vendor.convert(tflite, ini_text(ins, outs, MEAN, STD), name)
+            cal = calibrator_custom.calibrator(str(float_sim), str(float_sim.parent / "input_config.ini"))
+            for p in calibration_images()[:N_PHOTOS]:
+                cal.set_input(0, ((load_rgb(p, h, w).astype(np.float32) - MEAN) / STD)[None])
+                cal.invoke()
+            made[name] = (float_sim, cal, h, w)
+        return made[name]
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("name", MODELS)
+def test_shared_model_in_the_vendor_dialect_compiles_and_the_vendor_simulators_agree(calibrated, name, level,
+                                                                                     tmp_path):
+    require_shared()
+    from calibrator_custom.model.graph import load_model
+    float_sim, cal, h, w = calibrated(name)
+    path = tmp_path / f"{name}_{level}_fixed.sim"
+    cal.convert_fixed(saved_path=str(path), quant_level=level)
+    fixed = load_model(path)
+    assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
+    o = vo.oracle()
+    offline = o.compile_offline(str(path), str(tmp_path / f"{name}_{level}_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    for p in evaluation_images()[:N_PHOTOS]:
+        x = load_rgb(p, h, w)[None].astype(np.uint8)
+        sim.set_input(0, x)
+        sim.invoke()
+        for label, ref in (("fixed_sim", o.fixed_sim(str(path), x)), ("offline_sim", o.offline_sim(offline, x))):
+            want = sum(ref[d["name"]].size for d in sim.get_output_details())
+            assert want > 0 and vo.assert_outputs_code_for_code(sim, ref, f"{name} {level} {label} {p.name}") == want
