@@ -61,7 +61,7 @@ INPUT_FORMAT_CODES = {"RGB": 1, "BGR": 2, "RGBA": 3, "BGRA": 4, "YUV_NV12": 5}
 #: ops :func:`synthesize` writes (:mod:`.synth_ops` says how the vendor runs each)
 SYNTHESIZED_OPS = synth_ops.OPS
 #: activations the vendor's calibrator fuses into the conv that feeds them
-FUSED_ACTIVATIONS = frozenset({"RELU"})
+FUSED_ACTIVATIONS = frozenset({"RELU", "RELU6"})
 #: ops after which (or before which) a tensor is in the plain layout (Tensor.6 one above the base)
 PLAIN_LAYOUT_OPS = frozenset({"CONCATENATION", "RESHAPE", "RESIZE_BILINEAR", "SOFTMAX", "TRANSPOSE", "MEAN",
                               "PAD", "STRIDED_SLICE", "Slice_Alias", "Align2_Alias", "Align"})
@@ -217,8 +217,8 @@ def _operator_layout(extra: Mapping[str, Any], op) -> tuple[str, ...]:
 
 
 def fuse_activations(model: Model) -> Model:
-    """The float model with every RELU that alone reads a CONV_2D's output fused into the conv, as the
-    vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
+    """The float model with every RELU / RELU6 that alone reads a CONV_2D's output, and writes no graph
+    output, fused into the conv, as the vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
     tensor; the RELU op, the conv's own output tensor (the converter's ``.../activationInput#n``), its
     buffer and the RELU's operator code are dropped, later tensors and buffers renumbered (SubGraph
     8/9 shortened). Returns a copy; the input is not modified."""
@@ -235,8 +235,8 @@ def fuse_activations(model: Model) -> Model:
         src = op.inputs[0]
         prod = [k for k, p in enumerate(sg.operators) if src in p.outputs]
         if len(prod) != 1 or m.op_name(sg.operators[prod[0]]) != "CONV_2D" or readers.get(src) != [j] or \
-                src in sg.outputs:
-            continue
+                src in sg.outputs or op.outputs[0] in sg.outputs:
+            continue  # an activation writing a graph output runs on its own, in the conv's group
         conv = sg.operators[prod[0]]
         if getattr(conv.options, "fused_activation_function", "NONE") != "NONE":
             continue

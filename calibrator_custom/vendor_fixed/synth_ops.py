@@ -26,11 +26,12 @@ from ..model import options as options_mod
 from ..model.sgs_dialect import SLOT_NAMES
 from ..model.graph import Model
 from ..ops._common import same_pads
-from .writer import activation_rescales, add_rescale, prelu_alpha, relu_input_ratio, uint8_view_zero_point
+from .writer import (activation_rescales, add_rescale, fifteen_bit_multiplier, prelu_alpha, relu_input_ratio,
+                     uint8_view_zero_point)
 
 CONVS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
 #: activations the vendor runs in the group of the op before them
-GROUP_ACTIVATIONS = frozenset({"RELU", "PRELU"})
+GROUP_ACTIVATIONS = frozenset({"RELU", "RELU6", "PRELU"})
 #: ops of class 3: run on their own, no tables
 LAYOUT_OPS = frozenset({"MAX_POOL_2D", "PAD", "RESHAPE", "CONCATENATION"})
 #: every op this module and :mod:`.synth` write
@@ -127,9 +128,9 @@ def add_tables(op, plan) -> dict[str, Any]:
 
 
 def _activation_check(model: Model, j: int, q_in, q_out) -> None:
-    if q_in.dtype != "INT16" or q_out.dtype != "UINT8" or not q_in.max > 0:
-        raise UnsupportedOpError(f"{_where(model, j)}: only an INT16 -> UINT8 activation over a range with "
-                                 f"max > 0 is synthesized (here {q_in.dtype} -> {q_out.dtype})")
+    if q_in.dtype != "INT16" or q_out.dtype not in ("UINT8", "INT16") or not q_in.max > 0:
+        raise UnsupportedOpError(f"{_where(model, j)}: only an INT16 -> UINT8 / INT16 activation over a range "
+                                 f"with max > 0 is synthesized (here {q_in.dtype} -> {q_out.dtype})")
 
 
 def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = None) -> dict[str, Any]:
@@ -140,9 +141,17 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
     _activation_check(model, j, q_in, q_out)
     (m_in, n_in), (m_out, n_out) = activation_rescales(q_in, q_out)
     m_f, n_f = relu_input_ratio(q_in)
+    if q_out.dtype == "INT16":
+        # an INT16 output (a graph output): the output table holds the UINT8 view's rescale 255 / 32767 and
+        # the ratio table (max_in / 32767) / s_out (both lastact files of the oracle cache, RELU and RELU6);
+        # how F = |min| / max > 1 enters is not seen
+        if abs(q_in.min) > q_in.max:
+            raise UnsupportedOpError(f"{_where(model, j)}: an INT16-output activation over an input range with "
+                                     f"|min| > max is not established")
+        (m_f, n_f), (m_out, n_out) = (m_out, n_out), fifteen_bit_multiplier(255.0 / 32767.0)
     out = {"inputs": (_rescale_table(2, q_in, -1, m_in, n_in),),
            "outputs": (_rescale_table(1, q_out, 1, m_out, n_out),)}
-    if model.op_name(op) == "RELU":
+    if model.op_name(op) in ("RELU", "RELU6"):  # RELU6's clamp is its output range's
         t = "SgsActivationOptionsSlot2"
         out["options"] = dataclasses.replace(
             op.options, sgs_output_max=32767,

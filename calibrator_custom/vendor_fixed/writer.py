@@ -313,7 +313,7 @@ def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, ob
     return write(template, float_model, ranges, channels, mean, std, weight_scales)
 
 
-def _multiplier(m: float) -> tuple[int, int]:
+def fifteen_bit_multiplier(m: float) -> tuple[int, int]:
     """(M, N): the 15-bit multiplier M = round(m * 2**N), N = 14 - floor(log2 m)."""
     n = 14 - math.floor(math.log2(m))
     return int(round(m * 2.0 ** n)), n
@@ -365,12 +365,13 @@ def activation_rescales(q_in, q_out) -> tuple[tuple[int, int], tuple[int, int]]:
     """RELU's and PRELU's (M, N) of the input table (s_uint8_view / s_in) and of the output table
     ((max_in / 32767) / s_out); the tables' slot 1 holds the UINT8-view zero points (also used by
     :mod:`.synth_ops`)."""
-    return (_multiplier((q_in.max - q_in.min) / 255.0 / q_in.scale), _multiplier(q_in.max / 32767.0 / q_out.scale))
+    return (fifteen_bit_multiplier((q_in.max - q_in.min) / 255.0 / q_in.scale),
+            fifteen_bit_multiplier(q_in.max / 32767.0 / q_out.scale))
 
 
 def relu_input_ratio(q_in) -> tuple[int, int]:
     """RELU's / PRELU's (M, N) of F = max(1, |min_in| / max_in)."""
-    return _multiplier(max(1.0, abs(q_in.min) / q_in.max))
+    return fifteen_bit_multiplier(max(1.0, abs(q_in.min) / q_in.max))
 
 
 def prelu_alpha(q_in, q_alpha, alpha: np.ndarray) -> tuple[np.ndarray, int]:
