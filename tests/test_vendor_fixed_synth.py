@@ -178,7 +178,7 @@ def _own_program(float_model, fixed_model):
         op = by_weight[fused.tensors[fused.operators[site.op_index].inputs[1]].name]
         tw = fixed_model.main.tensors[op.inputs[1]]
         raw = fixed_model.buffers[tw.buffer].data
-        if site.kind == "DEPTHWISE_CONV_2D":  # one layout: 16-channel groups
+        if site.kind == "DEPTHWISE_CONV_2D" or site.depthwise_as_conv:  # one layout: 16-channel groups
             return synth.ConvProgram(vps.program_fields(op.options, site.kind), 0, 0, len(raw))
         codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
         tiling = vps.weight_tiling(codes, raw)
@@ -284,9 +284,9 @@ def test_other_ops_are_refused_naming_the_op():
     y = b.op("CONV_2D", [x, b.constant("w1", g.normal(size=(4, 1, 1, 3)).astype(np.float32)),
                          b.constant("b1", np.zeros(4, np.float32))], {"padding": "SAME", "stride_w": 1,
                                                                       "stride_h": 1}, name="c1")
-    b.output(b.op("LOGISTIC", [y], {}, name="s"))
-    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-2, 2), "s": (0, 1)}, vo.ini_text(["x"], ["s"]), "synth_refuse")
-    with pytest.raises(UnsupportedOpError, match="LOGISTIC"):
+    b.output(b.op("TANH", [y], {}, name="s"))
+    fixed = vo.make_fixed(b, {"x": (-1, 1), "c1": (-2, 2), "s": (-1, 1)}, vo.ini_text(["x"], ["s"]), "synth_refuse_tanh")
+    with pytest.raises(UnsupportedOpError, match="TANH"):
         _synthesize(fixed.with_name("m_float.sim"), fixed, standalone_program)
 
 
@@ -308,6 +308,9 @@ DW_RULE_CHAINS = {
                                      (8, 1, 1, "SAME")]),
     "rule_dw_stride2": (74, (33, 30), [(40, 3, 2, "SAME"), ("dw", 3, 2, "VALID"), ("dw", 3, 1, "SAME"),
                                         (4, 1, 1, "SAME")]),
+    # a 5 x 5 depthwise and one of 3 channels: the converter writes them as CONV_2D of diagonal weights
+    "rule_dw_rewritten": (75, (14, 14), [(40, 1, 1, "SAME"), ("dw", 5, 1, "SAME"), (3, 1, 1, "SAME"),
+                                          ("dw", 3, 2, "SAME"), (8, 1, 1, "SAME")]),
 }
 
 

@@ -44,3 +44,19 @@ def unpack_diagonal_blocks(raw: bytes | np.ndarray, shape_ohwi) -> np.ndarray:
                 out[g0:g0 + n, a, b, g0:g0 + n] = flat[pos:pos + n * n].reshape(n, n)
                 pos += _ceil32(n * n)
     return out
+
+
+def pack_diagonal_blocks(codes_ohwi: np.ndarray) -> bytes:
+    """The diagonal-block int8 buffer of dense [C, KH, KW, C] codes (:func:`unpack_diagonal_blocks` reads
+    it back; the codes off the diagonal blocks are not stored)."""
+    o, kh, kw, i = codes_ohwi.shape
+    if o != i:
+        raise ModelError(f"a diagonal-block conv weight has as many inputs as outputs, not shape {list(codes_ohwi.shape)}")
+    out = bytearray()
+    for g0 in range(0, o, 16):
+        n = min(16, o - g0)
+        for a in range(kh):
+            for b in range(kw):
+                block = np.asarray(codes_ohwi[g0:g0 + n, a, b, g0:g0 + n], np.int64).astype(np.int8).tobytes()
+                out += block + bytes(_ceil32(len(block)) - len(block))
+    return bytes(out)

@@ -201,6 +201,47 @@ def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile
     return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
 
 
+def rewrite_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
+    """The allocation of a depthwise conv the converter writes as CONV_2D (UINT8 in and out; fitted on the
+    six distinct 5 x 5 rewrites of hand_landmark_lite (96-672 channels, 7 x 7 to 56 x 56) made on their
+    own by the vendor's SDK, every allocation slot equal). Tiles of 16 channels; the output plane whole,
+    or the fewest whole-row tiles whose smallest program fits; then the longest output pass (a multiple
+    of 16) that fits with 16-channel input passes, then the longest input pass that fits with it. The
+    input region holds all C channels of the tile (ceil(pixels x ceil(C / 16) / 512)), the output
+    ceil(2 x pixels x ceil(P / 16) / 512) slots, region 28 4 ceil(pixels x ceil(P / 16) / 512), the
+    weights the ordinary conv's count (every output tile of the pass over whole input tiles)."""
+    c, k, st = spec.in_channels, spec.kernel, spec.stride
+    oh, ow = spec.out_height, spec.out_width
+    kk = k * k
+    t = min(16, c)
+
+    def alloc(th, ip, op):
+        in_w = in_tile_size(spec.width, ow, ow, k, st)
+        in_h = in_tile_size(spec.height, oh, th, k, st)
+        px = ow * th
+        groups = math.ceil(op / 16)
+        w = 2 * math.ceil(groups * _tile_bytes(16, _ceil(ip, 16), kk, False) / WEIGHT_ENTRY_BYTES)
+        return Allocation(t, ip, t, op, ow, th, w, math.ceil(in_w * in_h * math.ceil(c / 16) / SLOT_ROWS),
+                          math.ceil(2 * px * groups / SLOT_ROWS), 4 * math.ceil(px * groups / SLOT_ROWS))
+
+    def fits(a):
+        return a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= slots
+    for n in range(1, oh + 1):
+        th = -(-oh // n)
+        if n > 1 and th == -(-oh // (n - 1)):
+            continue
+        if not fits(alloc(th, t, t)):
+            continue
+        op = t
+        while op < c and fits(alloc(th, t, min(op + 16, c))):
+            op = min(op + 16, c)
+        ip = t
+        while ip < c and fits(alloc(th, min(ip + 16, c), op)):
+            ip = min(ip + 16, c)
+        return alloc(th, ip, op)
+    raise ValueError("no row tile of the depthwise rewrite fits the 32 slots")
+
+
 def default_allocation(spec: ConvSpec, slots: int = SLOTS, in_tile: Optional[int] = None,
                        out_tile: Optional[int] = None, output_passes_first: bool = False) -> Allocation:
     """The allocation the vendor chooses (the rule of the module doc; where it misses: docs) within
@@ -394,7 +435,7 @@ def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
         return tuple(out)
     cin, cout = spec.in_channels, spec.out_channels
     per_pass = -(-alloc.in_pass // alloc.in_tile)
-    out_pass = cout if spec.depthwise_as_conv else alloc.out_pass
+    out_pass = alloc.out_pass
     tiles_per_out_pass = -(-out_pass // alloc.out_tile)
     for q0 in range(0, cout, out_pass):
         _output_pass_chunks(out, spec, alloc, q0, tiles_per_out_pass, per_pass, kk, int16)
@@ -475,4 +516,11 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None, 
             34: (SLOTS - reserved,), 38: 2 if spec.depthwise_as_conv else 0, 39: mac_count(spec),
             40: weight_chunks(spec, a), 41: (0,) * 16}
     prog.update(_regions(spec, a))
+    if spec.depthwise_as_conv and (a.in_pass < spec.in_channels or a.out_pass < spec.out_channels):
+        # a rewrite run in channel passes (hand_landmark_lite's six 5 x 5 ones, made on their own): slot 20 is
+        # 3 on the whole plane; on row tiles (one seen) 15, 16, 20 are 1, 1, 2
+        if prog[16] == 1:
+            prog[20] = 3
+        else:
+            prog[15], prog[16], prog[20] = 1, 1, 2
     return prog

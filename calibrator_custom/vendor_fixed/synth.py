@@ -41,7 +41,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ModelError, UnsupportedOpError
-from ..model import sgs_dialect
+from ..model import sgs_dialect, sgs_weights
 from ..model.graph import Model, Quantization
 from . import pack
 from . import program as program_rule
@@ -83,6 +83,7 @@ class ConvSite:
     out_dtype: str
     graph_input: bool
     reserved_slots: int = 0   # buffer slots an activation run in the conv's group takes
+    depthwise_as_conv: bool = False  # a depthwise conv the converter wrote as CONV_2D (Conv2DOptions 38 = 2)
 
 
 #: the buffer slots an activation (RELU, PRELU) run in a conv's group reserves (Conv2DOptions slot 29;
@@ -217,8 +218,8 @@ def _operator_layout(extra: Mapping[str, Any], op) -> tuple[str, ...]:
 
 
 def fuse_activations(model: Model) -> Model:
-    """The float model with every RELU / RELU6 that alone reads a CONV_2D's output, and writes no graph
-    output, fused into the conv, as the vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
+    """The float model with every RELU / RELU6 that alone reads a CONV_2D's or DEPTHWISE_CONV_2D's output,
+    and writes no graph output, fused into the conv, as the vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
     tensor; the RELU op, the conv's own output tensor (the converter's ``.../activationInput#n``), its
     buffer and the RELU's operator code are dropped, later tensors and buffers renumbered (SubGraph
     8/9 shortened). Returns a copy; the input is not modified."""
@@ -234,7 +235,8 @@ def fuse_activations(model: Model) -> Model:
             continue
         src = op.inputs[0]
         prod = [k for k, p in enumerate(sg.operators) if src in p.outputs]
-        if len(prod) != 1 or m.op_name(sg.operators[prod[0]]) != "CONV_2D" or readers.get(src) != [j] or \
+        if len(prod) != 1 or m.op_name(sg.operators[prod[0]]) not in ("CONV_2D", "DEPTHWISE_CONV_2D") or \
+                readers.get(src) != [j] or \
                 src in sg.outputs or op.outputs[0] in sg.outputs:
             continue  # an activation writing a graph output runs on its own, in the conv's group
         conv = sg.operators[prod[0]]
@@ -310,10 +312,11 @@ def conv_sites(float_model: Model, plan: Mapping[int, qp.TensorQuant]) -> dict[i
             continue
         o = op.options
         group = [float_model.op_name(sg.operators[k]) for k in range(j + 1, roles[j].group_end + 1)]
-        reserved = ACTIVATION_SLOTS if any(g in synth_ops.GROUP_ACTIVATIONS for g in group) else 0
+        reserved = ACTIVATION_SLOTS if any(g in synth_ops.SLOT_RESERVING_OPS for g in group) else 0
         out[j] = ConvSite(j, kind, tuple(sg.tensors[op.inputs[0]].shape), tuple(sg.tensors[op.inputs[1]].shape),
                           tuple(sg.tensors[op.outputs[0]].shape), int(o.stride_w), str(o.padding),
-                          plan[op.inputs[0]].dtype, plan[op.outputs[0]].dtype, op.inputs[0] in sg.inputs, reserved)
+                          plan[op.inputs[0]].dtype, plan[op.outputs[0]].dtype, op.inputs[0] in sg.inputs, reserved,
+                          kind == "CONV_2D" and getattr(o, "sgs_depthwise_mode", 0) == 2)
     return out
 
 
@@ -325,6 +328,9 @@ def conv_spec(site: ConvSite) -> program_rule.ConvSpec:
         raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the program rule takes square kernels, "
                                  f"not {kh} x {kw}")
     cout = site.out_shape[-1]
+    if site.depthwise_as_conv:
+        return program_rule.ConvSpec("DEPTHWISE_CONV_2D", int(h), int(w), int(cin), int(cout), int(kh), site.stride,
+                                     site.padding, site.in_dtype, site.out_dtype, site.graph_input, as_conv=True)
     return program_rule.ConvSpec(site.kind, int(h), int(w), int(cin), int(cout), int(kh), site.stride,
                                  site.padding, site.in_dtype, site.out_dtype, site.graph_input,
                                  as_conv=False if site.kind == "DEPTHWISE_CONV_2D" else None)
@@ -344,8 +350,8 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
     def used(a):
         return a.weight_slots + a.input_slots + a.output_slots + a.region_28
     starts = []
-    to = ACTIVATION_OUT_TILE if site.reserved_slots else None
-    if not spec.graph_input and spec.in_channels <= WHOLE_INPUT_TILE_CHANNELS:
+    to = ACTIVATION_OUT_TILE if site.reserved_slots and not spec.depthwise_as_conv else None
+    if not spec.graph_input and spec.in_channels <= WHOLE_INPUT_TILE_CHANNELS and not spec.depthwise_as_conv:
         starts.append(program_rule.default_allocation(spec, budget, in_tile=spec.in_channels, out_tile=to))
     starts.append(program_rule.default_allocation(spec, budget, out_tile=to, output_passes_first=True))
     starts.append(program_rule.default_allocation(spec, budget, out_tile=to))
@@ -387,9 +393,6 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
     leaves (:data:`ACTIVATION_SLOTS`), takes an input of at most 64 channels in one tile, and doubles
     slots 27 / 28 only where they fit (:func:`_doubled_allocation`)."""
     spec = conv_spec(site)
-    if spec.depthwise_as_conv:
-        raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the rule provider does not write the program "
-                                 f"of a depthwise conv run as a CONV_2D")
     table = "DepthwiseConv2DOptions" if spec.op_kind == "DEPTHWISE_CONV_2D" else "Conv2DOptions"
     if spec.op_kind == "DEPTHWISE_CONV_2D":
         try:
@@ -401,7 +404,15 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
                   options_mod._freeze([dict(c) for c in v]) if slot == 41 else v for slot, v in slots.items()}
         return ConvProgram(fields, 0, 0, sum(c["byte_count"] for c in chunks))
     budget = program_rule.SLOTS - site.reserved_slots
-    a = allocation if allocation is not None else _doubled_allocation(spec, site, budget)
+    if allocation is not None:
+        a = allocation
+    elif spec.depthwise_as_conv:
+        try:
+            a = program_rule.rewrite_allocation(spec, budget)
+        except ValueError as e:
+            raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: {e}") from None
+    else:
+        a = _doubled_allocation(spec, site, budget)
     slots = program_rule.standalone_program(spec, a, site.reserved_slots)
     fields = {}
     for slot, v in slots.items():
@@ -490,7 +501,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
         fop = next(p for p in original.main.operators if original.op_name(p) == site.kind and
                    original.main.tensors[p.inputs[1]].name == tw.name)
-        if weight_scales and tw.name in weight_scales:
+        if weight_scales and tw.name in weight_scales and not site.depthwise_as_conv:
             codes, prm, acc_max, acc_min = per_channel_conv_values(
                 original, fop, site.kind, by_name[ti.name], by_name[to.name], to.dtype == "UINT8",
                 channel_ranges, weight_scales[tw.name], where)
@@ -517,6 +528,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
             sgs_layout=())
         if site.kind == "DEPTHWISE_CONV_2D":
             data = pack.pack_depthwise_weights(codes)
+        elif site.depthwise_as_conv:
+            data = sgs_weights.pack_diagonal_blocks(codes)
         else:
             data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile, prog.in_pass, prog.out_pass)
         if prog.weight_bytes is not None:

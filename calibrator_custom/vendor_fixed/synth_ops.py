@@ -33,9 +33,20 @@ CONVS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D"})
 #: activations the vendor runs in the group of the op before them
 GROUP_ACTIVATIONS = frozenset({"RELU", "RELU6", "PRELU"})
 #: ops of class 3: run on their own, no tables
-LAYOUT_OPS = frozenset({"MAX_POOL_2D", "PAD", "RESHAPE", "CONCATENATION"})
+LAYOUT_OPS = frozenset({"MAX_POOL_2D", "PAD", "RESHAPE", "CONCATENATION", "MEAN"})
+#: table ops: in a conv's group (class 2) after the conv or fused ADD that alone feeds them, else on their own
+#: (class 6)
+TABLE_OPS = frozenset({"LOGISTIC"})
 #: every op this module and :mod:`.synth` write
-OPS = CONVS | GROUP_ACTIVATIONS | LAYOUT_OPS | {"ADD"}
+OPS = CONVS | GROUP_ACTIVATIONS | LAYOUT_OPS | TABLE_OPS | {"ADD"}
+#: ops that, run in a conv's group, reserve buffer slots of the conv's program (:data:`.synth.ACTIVATION_SLOTS`)
+SLOT_RESERVING_OPS = GROUP_ACTIVATIONS | TABLE_OPS
+#: LOGISTIC's tables: T = round(32767 tanh(1 + i / 32)) and round(32767 tanh(i / 256) / tanh 1), and the
+#: constants of its line record (SgsLogisticOptions slot 0 table 2: line_slope and six unnamed slots), equal on
+#: all 72 LOGISTIC ops of the oracle cache
+LOGISTIC_LUT_65 = tuple(int(v) for v in np.rint(32767 * np.tanh(1 + np.arange(65) / 32)))
+LOGISTIC_LUT_257 = tuple(int(v) for v in np.rint(32767 * np.tanh(np.arange(257) / 256) / np.tanh(1)))
+LOGISTIC_LINE = {2: 8, 1: 9035, 3: 21512, 4: 1, 6: 1, 8: 1}
 #: the largest pool output tile height seen; the pool's tile channels above which it runs 16 at a time
 POOL_TILE_ROWS = 8
 POOL_WIDE_CHANNELS = 88
@@ -96,6 +107,12 @@ def op_roles(model: Model) -> dict[int, OpRole]:
                                          f"before it, alone, is synthesized")
             classes[j] = (2 if prev_class in (1, 2) else 4, None)
             joins.add(j)
+        elif name in TABLE_OPS:
+            if len(fed) == 1 and prev_class in (1, 2) and model.op_name(prev) != "DEPTHWISE_CONV_2D":
+                classes[j] = (2, None)
+                joins.add(j)
+            else:
+                classes[j] = (6, None)
         elif name in LAYOUT_OPS:
             classes[j] = (3, -1)
         else:
@@ -166,6 +183,35 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
     return out
 
 
+def logistic_tables(model: Model, j: int, plan) -> dict[str, Any]:
+    """LOGISTIC's Operator 9/10 tables and SgsLogisticOptions (INT16 in and out): the input table as an
+    activation's, the output's (M, N) of s_out / s_uint8_view; the LUTs and line record constant, the
+    fixed-point record from the input scale (M, Q: :func:`.tables.input_fixed_point`), the output
+    rescale of :func:`.tables.logistic_output_rescale` (docs/vendor_fixed_point.md, LOGISTIC)."""
+    from . import tables
+    op = model.main.operators[j]
+    q_in, q_out = plan[op.inputs[0]], plan[op.outputs[0]]
+    if q_in.dtype != "INT16" or q_out.dtype != "INT16" or not q_out.max > q_out.min:
+        raise UnsupportedOpError(f"{_where(model, j)}: only an INT16 -> INT16 LOGISTIC is synthesized")
+    m_in, n_in = fifteen_bit_multiplier((q_in.max - q_in.min) / 255.0 / q_in.scale)
+    m_out, n_out = fifteen_bit_multiplier(q_out.scale / ((q_out.max - q_out.min) / 255.0))
+    m, q = tables.input_fixed_point(q_in.scale)
+    t = "SgsLogisticOptionsSlot0Slot3"
+    record = {_slot(t, k): v for k, v in (
+        (17, q), (18, q), (19, q), (20, q), (4, m), (11, 6 << q), (8, q - 7), (26, 24956), (28, 15), (7, q - 4),
+        (25, 16384), (15, -(2 << q)), (27, 14), (13, 2 << q), (12, 2 << q), (5, q - 4))}
+    line = {_slot("SgsLogisticOptionsSlot0Slot2", k): v for k, v in LOGISTIC_LINE.items()}
+    lut = {_slot("SgsLogisticOptionsSlot0", 0): LOGISTIC_LUT_65, _slot("SgsLogisticOptionsSlot0", 1): LOGISTIC_LUT_257,
+           _slot("SgsLogisticOptionsSlot0", 2): line, _slot("SgsLogisticOptionsSlot0", 3): record}
+    m_o, shift_o, offset_o = tables.logistic_output_rescale(q_out.scale)
+    t = "SgsLogisticOptionsSlot1"
+    rescale = {_slot(t, 1): m_o, _slot(t, 2): -1, _slot(t, 3): shift_o, _slot(t, 4): offset_o, _slot(t, 5): 1}
+    return {"inputs": (_rescale_table(2, q_in, -1, m_in, n_in),),
+            "outputs": (_rescale_table(1, q_out, 1, m_out, n_out),),
+            "options": dataclasses.replace(op.options, sgs_lut=options_mod._freeze(lut),
+                                           sgs_output_rescale=options_mod._freeze([rescale]), sgs_layout=())}
+
+
 def pool_program(model: Model, j: int, plan) -> dict[str, Any]:
     """MAX_POOL_2D's Pool2DOptions slots 10-18 and explicit pads: whole output rows of the output's
     width, at most :data:`POOL_TILE_ROWS` of them, all channels (16 at a time above
@@ -218,6 +264,8 @@ def op_tables(model: Model, j: int, plan, values: Mapping[int, np.ndarray]) -> d
         return activation_tables(model, j, plan, values.get(op.inputs[1]) if name == "PRELU" else None)
     if name == "PAD":
         return {"paddings": pad_buffer(model, j, values[op.inputs[1]])}
+    if name == "LOGISTIC":
+        return logistic_tables(model, j, plan)
     if name == "MAX_POOL_2D":
         return {"options": dataclasses.replace(op.options, **pool_program(model, j, plan), sgs_layout=())}
     return {}

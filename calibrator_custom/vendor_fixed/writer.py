@@ -315,6 +315,9 @@ def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, ob
 
 def fifteen_bit_multiplier(m: float) -> tuple[int, int]:
     """(M, N): the 15-bit multiplier M = round(m * 2**N), N = 14 - floor(log2 m)."""
+    if not m > 0 or not math.isfinite(m):
+        raise ModelError(f"a rescale factor of {m!r}: the 15-bit multiplier needs a positive ratio (a tensor "
+                         f"range empty or on one side of zero where the op needs both)")
     n = 14 - math.floor(math.log2(m))
     return int(round(m * 2.0 ** n)), n
 
