@@ -69,6 +69,8 @@ MAX_OUTPUT_SLOTS = 16
 WEIGHT_ENTRY_BYTES = 16384  # one weight entry: two slots
 MAX_CHUNK_BYTES = 65536
 SLOTS = 32
+MAX_IN_TILE = 128  # the largest input channel tile (slot 10) of a conv: hand_landmark_lite's 288-672 channels
+MAX_IN_TILE_WIDTH = 128  # the widest conv input tile (slot 18) seen
 MAX_DEPTHWISE_ROW = 128  # the widest depthwise input row (SAME pads included) seen in one tile
 DEPTHWISE_INPUT_ENTRY_BYTES = 49152  # one DepthwiseConv2DOptions slot 32 entry: 6 slots of 8 KB
 
@@ -256,7 +258,7 @@ def default_allocation(spec: ConvSpec, slots: int = SLOTS, in_tile: Optional[int
     if spec.depthwise_as_conv:
         ti, to = min(16, cin), min(16, cout)
     else:
-        ti, to = in_tile or channel_tile(cin), min(out_tile or 64, cout)
+        ti, to = in_tile or min(MAX_IN_TILE, channel_tile(cin)), min(out_tile or 64, cout)
     kk, int16 = spec.kernel * spec.kernel, spec.in_dtype == "INT16"
     if ordinary:  # one weight chunk is at most 64 KB: output tiles shrink by 16 channels
         while to > 16 and _tile_bytes(to, ti, kk, int16) > MAX_CHUNK_BYTES:
@@ -267,7 +269,8 @@ def default_allocation(spec: ConvSpec, slots: int = SLOTS, in_tile: Optional[int
         if spec.kernel == 1 and spec.stride == 2:
             tw, th = min(4, ow), min(4, oh)  # a strided 1 x 1 conv runs in 4 x 4 output tiles (mostly)
         else:
-            th = row_tile(spec, cout)
+            tw = column_tile(spec)
+            th = row_tile(spec, cout, tw)
     in_w = in_tile_size(spec.width, ow, tw, spec.kernel, spec.stride)
     in_h = in_tile_size(spec.height, oh, th, spec.kernel, spec.stride)
     p = cin
@@ -361,11 +364,27 @@ def with_row_tile(spec: ConvSpec, a: Allocation, rows: int) -> Allocation:
                                                          -(-a.in_pass // a.in_tile)))
 
 
-def row_tile(spec: ConvSpec, out_pass: int) -> int:
-    """Slot 23 of an ordinary CONV_2D (whole rows): ceil(OH / n) for the smallest n whose tile holds at
-    most 1536 pixels and whose output takes at most 16 slots (fitted on 108 convs: 106 right; the
-    held-out 41: 40)."""
-    oh, ow = spec.out_height, spec.out_width
+def column_tile(spec: ConvSpec) -> int:
+    """Slot 22 of an ordinary CONV_2D: OW, or ceil(OW / m) for the smallest m whose input tile is at most
+    :data:`MAX_IN_TILE_WIDTH` pixels wide where the whole input row is wider (hand_landmark_lite's
+    224-pixel graph-input conv: the vendor's tiles are 56 of 112 output columns; its depthwise convs
+    the same bound, ``depthwise_allocation``)."""
+    ow, k, s = spec.out_width, spec.kernel, spec.stride
+    if spec.width <= MAX_IN_TILE_WIDTH:
+        return ow
+    for m in range(2, ow + 1):
+        tw = -(-ow // m)
+        if (tw - 1) * s + k <= MAX_IN_TILE_WIDTH:
+            return tw
+    return 1
+
+
+def row_tile(spec: ConvSpec, out_pass: int, out_tile_width: Optional[int] = None) -> int:
+    """Slot 23 of an ordinary CONV_2D (whole rows of the tile's ``out_tile_width``, default OW): ceil(OH / n)
+    for the smallest n whose tile holds at most 1536 pixels and whose output takes at most 16 slots
+    (fitted on 108 convs: 106 right; the held-out 41: 40)."""
+    oh = spec.out_height
+    ow = out_tile_width or spec.out_width
     for n in range(1, oh + 1):
         th = -(-oh // n)
         if th * ow <= MAX_TILE_PIXELS and output_slots(spec, out_pass, ow, th) <= MAX_OUTPUT_SLOTS:
