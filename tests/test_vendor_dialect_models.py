@@ -19,7 +19,7 @@ from images import calibration_images, evaluation_images, load_rgb
 from vendor_oracle import ini_text, vendor  # noqa: F401 - the session fixture
 
 #: the shared models the vendor's converter takes whose every op the synthesizer writes
-MODELS = ["face_detection_short_range", "face_landmark", "iris_landmark"]
+MODELS = ["face_detection_short_range", "face_landmark", "hand_landmark_lite", "iris_landmark"]
 LEVELS = ["L1", "L2"]
 N_PHOTOS = 10
 MEAN, STD = 127.5, 127.5

@@ -109,14 +109,17 @@ def _float_values(model: Model, t) -> np.ndarray:
 
 
 #: ops whose output takes its first input's range (the vendor copies codes through them)
-SAME_RANGE_OPS = frozenset({"MAX_POOL_2D", "PAD"})
+SAME_RANGE_OPS = frozenset({"MAX_POOL_2D", "PAD", "RESHAPE", "MEAN"})
+#: the least max of a LOGISTIC input's range in the vendor's file (:func:`effective_ranges`)
+LOGISTIC_INPUT_MAX = 6.0
 #: conv-like ops: input 1 is the weight tensor (symmetric, with a scale), input 2 the [2, C] bias
 _WEIGHTED_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV"})
 
 
 def effective_ranges(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
     """The ranges the vendor writes: CONCATENATION's inputs and output share the union of their ranges
-    and 0; an op of :data:`SAME_RANGE_OPS` gives its output its input's range."""
+    and 0; a LOGISTIC's input reaches at least :data:`LOGISTIC_INPUT_MAX` and its output 0; an op of
+    :data:`SAME_RANGE_OPS` gives its output its input's range."""
     sg = model.main
     out = {name: (float(lo), float(hi)) for name, (lo, hi) in ranges.items()}
     order = sg.topological_order()
@@ -132,6 +135,15 @@ def effective_ranges(model: Model, ranges: Mapping[str, tuple[float, float]]) ->
                 out.update({n: union for n in names})
     for k in order:
         op = sg.operators[k]
+        if model.operator_codes[op.opcode_index].name == "LOGISTIC":
+            # the input's max at least 6 (the end of the tables' domain) and the output's min at most 0: the
+            # vendor's L1 file on 57 of 57 LOGISTIC ops of the oracle cache whose logged ranges are otherwise
+            # (e.g. logged (-1.5, 2.5) -> (-1.5, 6); output (0.5, 1) -> (0, 1))
+            src, dst = sg.tensors[op.inputs[0]].name, sg.tensors[op.outputs[0]].name
+            if src in out:
+                out[src] = (out[src][0], max(out[src][1], LOGISTIC_INPUT_MAX))
+            if dst in out:
+                out[dst] = (min(out[dst][0], 0.0), out[dst][1])
         if model.operator_codes[op.opcode_index].name in SAME_RANGE_OPS:
             src = sg.tensors[op.inputs[0]].name
             if src in out:

@@ -365,7 +365,10 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
             doubled = dataclasses.replace(a, output_slots=2 * a.output_slots)
             wide = dataclasses.replace(doubled, region_28=2 * a.region_28)
             wide28 = dataclasses.replace(a, region_28=2 * a.region_28)
-            single = (a.out_tile_width, rows) == (spec.out_width, oh)
+            # slot 27 undoubled only for a whole-plane INT16 output (iris_landmark's 16 x 16 x 128 convs,
+            # face_landmark's 1404-channel one); a UINT8 output is double-buffered even in one tile
+            # (hand_landmark_lite's 28 x 28 x 96 -> 24: ``vrbuf_depth(u32ObBufId) >= (u32)(2*...vrbuf_depth)``)
+            single = (a.out_tile_width, rows) == (spec.out_width, oh) and spec.out_dtype == "INT16"
             if spec.out_dtype == "INT16" and a.out_tile_width * rows > program_rule.SLOT_ROWS:
                 continue  # ``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``
             for cand in (wide, doubled) + ((wide28, a) if single else ()):
