@@ -54,18 +54,19 @@ def _channel_cap(dq: TensorQuant) -> int | None:
     return None
 
 
-def quant_without(dq: TensorQuant, lo: np.ndarray, hi: np.ndarray) -> TensorQuant:
+def quant_without(dq: TensorQuant, lo: np.ndarray, hi: np.ndarray, cap: int | None | str = "find") -> TensorQuant:
     """``dq`` (UINT8 data of an 8-bit conv) with its range and channel ranges narrowed to ``[lo, hi]``
     (per channel: the extremes of the calibration samples other than the one measured), the grid
     recomputed as the planner would (``activation_quant``, the same channel-shift limit): the
     quantization calibrating without that sample would give, up to the fitted part of the tensor
-    range, which is kept. Other quantizations, and ones that cannot be reproduced, as they are."""
+    range, which is kept. Other quantizations, and ones that cannot be reproduced, as they are.
+    ``cap``: ``_channel_cap(dq)`` when known (per-channel ``dq``)."""
     if dq.qtype != "UINT8" or not dq.min or not dq.max:
         return dq
     lo = np.asarray(lo, np.float64).ravel()
     hi = np.asarray(hi, np.float64).ravel()
     if len(dq.scale) > 1:
-        cap = _channel_cap(dq)
+        cap = _channel_cap(dq) if cap == "find" else cap
         if cap is None or lo.size != len(dq.min):
             return dq
         cmax = np.minimum(np.asarray(dq.max, np.float64), hi)
@@ -103,7 +104,8 @@ class _FloatSim:
         #: samples other than each cached one: an 8-bit conv reading it is simulated on sample ``n``
         #: with its quantization narrowed to row ``n`` (``quant_without``); empty: the plan's as it is
         self.loo: Mapping[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._loo_quant: dict[tuple, TensorQuant] = {}
+        self._loo_quant: dict[tuple[int, int], list[tuple[TensorQuant, TensorQuant]]] = {}
+        self._caps: dict[int, tuple[TensorQuant, int | None]] = {}  # data tensor -> (dq, _channel_cap(dq))
 
     @classmethod
     def collect(cls, pi: PlanInputs, plan: QuantPlan, feeds, tick=None, *, range_samples: int = 3,
@@ -154,10 +156,16 @@ class _FloatSim:
         loo = self.loo.get(d)
         if loo is None or n >= len(loo[0]) or not isinstance(dq, TensorQuant):
             return dq
-        key = (d, n, dq)
-        if key not in self._loo_quant:
-            self._loo_quant[key] = quant_without(dq, loo[0][n], loo[1][n])
-        return self._loo_quant[key]
+        for planned, narrowed in self._loo_quant.get((d, n), ()):
+            if planned is dq or planned == dq:  # the same object nearly always: no hashing of the tuples
+                return narrowed
+        known = self._caps.get(d)
+        if known is None or not (known[0] is dq or known[0] == dq):
+            known = self._caps[d] = (dq, _channel_cap(dq) if dq.qtype == "UINT8" and len(dq.scale) > 1 else None)
+        cap = known[1]
+        narrowed = quant_without(dq, loo[0][n], loo[1][n], cap)
+        self._loo_quant.setdefault((d, n), []).append((dq, narrowed))
+        return narrowed
 
     def conv_8bit(self, c, n: int, dq, bias_delta=None, x: np.ndarray | None = None) -> np.ndarray:
         """Conv ``c``'s output on sample ``n`` (or on data ``x`` of sample ``n``) in 8-bit arithmetic,
