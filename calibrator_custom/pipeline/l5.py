@@ -4,7 +4,8 @@
 Each 8-bit conv's arithmetic is simulated in float (its input rounded to its UINT8 grid, its weights
 to their integers); the UINT8 range of each conv input is chosen between the fitted and the min/max
 one by the conv's output error; each conv's noise is measured at every measured output with only that
-conv at 8 bit (the float model run downstream of it); the 16-bit convs are picked by a knapsack on the
+conv at 8 bit (the float model run downstream of it), each sample quantized with the ranges of the
+other calibration samples (leave-one-out, ``L5Options.leave_one_out``); the 16-bit convs are picked by a knapsack on the
 noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv MACs, among the convs
 whose sensitivity (the largest relative drop of any output's noise when that conv alone is 16-bit, noise
 powers adding) exceeds the threshold (``quant.l5_search``); finally biases are corrected for the mean
@@ -90,7 +91,9 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
        its 8-bit arithmetic simulated in float (quantized input and weights);
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
-       are the cached ones);
+       are the cached ones); with ``options.leave_one_out`` each sample's conv data quantized with the
+       ranges of the other calibration samples (``leave_one_out_ranges``: one float pass over the
+       samples not cached), here and in 5.'s check;
     4. the 16-bit set: among the convs whose sensitivity (``l5_search.output_sensitivity``: the largest
        relative drop of any output's noise when that conv alone is 16-bit, the convs' noise powers adding)
        exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
@@ -191,9 +194,10 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
 def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight, overrides: PlanOverrides,
                          rest, tick=None, given=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """``_FloatSim.loo``: per UINT8 data tensor of the 8-bit convs ``eight`` (not model inputs, not in
-    ``given``, default: the ranges ``overrides`` gives), the per-channel minima and maxima over the calibration samples other than each
-    of ``sim``'s cached ones (``l5_search.leave_one_out``); ``rest`` are the calibration samples after
-    the cached ones, run once in float, keeping only those tensors' channel extremes.
+    ``given``, default: the ranges ``overrides`` gives), the per-channel minima and maxima over the
+    calibration samples other than each of ``sim``'s cached ones (``l5_search.leave_one_out``);
+    ``rest`` are the calibration samples after the cached ones, run once in float, keeping only those
+    tensors' channel extremes.
 
     Only when every such tensor's statistics count ``len(sim.values) + len(rest)`` samples (the
     statistics are those of these feeds); otherwise (or with a single sample) nothing."""
