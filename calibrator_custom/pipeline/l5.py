@@ -8,9 +8,10 @@ conv at 8 bit (the float model run downstream of it), each sample quantized with
 other calibration samples (leave-one-out, ``L5Options.leave_one_out``); the 16-bit convs are picked
 by a knapsack on the noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv
 MACs, among the convs whose sensitivity (the largest relative drop of any output's noise when that
-conv alone is 16-bit, noise powers adding) exceeds the threshold (``quant.l5_search``); finally biases are corrected for the mean
-shift of weight quantization (measured input means), kept only if the float model with every remaining
-8-bit conv simulated at once agrees better with the float outputs on other calibration samples.
+conv alone is 16-bit, noise powers adding) exceeds the threshold (``quant.l5_search``); finally biases
+are corrected for the mean shift of weight quantization (measured input means), kept only if the float
+model with every remaining 8-bit conv simulated at once agrees better with the float outputs on other
+calibration samples.
 """
 from __future__ import annotations
 
