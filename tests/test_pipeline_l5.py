@@ -23,6 +23,7 @@ def test_l5_options_are_frozen_with_the_documented_defaults():
             o.check_samples) == (0.002, 8, 3, 3, 48, 3)
     assert (L5_SAMPLES, L5_RANGE_SAMPLES, L5_NOISE_SAMPLES, L5_NOISE_PASSES, L5_CHECK_SAMPLES) == (8, 3, 3, 48, 3)
     assert o.int16_headroom == l5.L5_INT16_HEADROOM == 1.25
+    assert o.leave_one_out is l5.L5_LEAVE_ONE_OUT is True
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.samples = 3  # type: ignore[misc]
 
@@ -113,6 +114,52 @@ def _pi_plan(tmp_path, n=4):
     config = load_input_config(_ini(tmp_path / "c.ini"), model)
     pi = PlanInputs.create(model, collect_stats_arrays(model_path, feeds), config)
     return pi, PlanOverrides().plan(pi, "L5"), feeds, MEAN, STD
+
+
+def test_quant_without_narrows_to_the_other_samples_ranges():
+    """quant_without: the planner's quantization (activation_quant) of the range narrowed to the other
+    samples' extremes, per tensor and per channel, the channel-shift limit kept; wider extremes and
+    other types change nothing."""
+    from calibrator_custom.pipeline.float_sim import quant_without
+    from calibrator_custom.quant.planner import activation_quant
+
+    dq = activation_quant(Range(0.0, 6.0), "UINT8")
+    assert quant_without(dq, np.array([0.5, 1.0]), np.array([2.0, 3.0])) == activation_quant(Range(0.0, 3.0), "UINT8")
+    assert quant_without(dq, np.array([-1.0]), np.array([7.0])) == dq
+    cmin, cmax = [-1.0, 0.0, 0.0], [4.0, 1.0, 0.25]
+    dq = activation_quant(Range(-1.0, 4.0), "UINT8", cmin, cmax, 3)
+    lo, hi = np.array([-0.5, 0.0, -1.0]), np.array([5.0, 0.5, 0.125])
+    # channel 0 narrowed below (the tensor range with it), 1 and 2 above
+    want = activation_quant(Range(-0.5, 4.0), "UINT8", [-0.5, 0.0, 0.0], [4.0, 0.5, 0.125], 3)
+    assert len(want.scale) == 3 and quant_without(dq, lo, hi) == want
+    capped = activation_quant(Range(-1.0, 4.0), "UINT8", cmin, cmax, 3, max_shift=1)
+    assert capped != dq
+    assert quant_without(capped, lo, hi) == activation_quant(Range(-0.5, 4.0), "UINT8", [-0.5, 0.0, 0.0],
+                                                             [4.0, 0.5, 0.125], 3, max_shift=1)
+    assert quant_without(activation_quant(Range(-1.0, 1.0), "INT16"), lo, hi).qtype == "INT16"
+
+
+def test_leave_one_out_ranges_are_the_other_feeds_channel_extremes(tmp_path):
+    """leave_one_out_ranges: per 8-bit conv data tensor and cached sample, the per-channel min / max of the
+    feeds other than that one (the cached ones and the rest, run once), against a loop over plain float
+    runs; nothing when the statistics are not of these feeds."""
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+
+    pi, plan, feeds, _, _ = _pi_plan(tmp_path, 5)
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    sim = _FloatSim.collect(pi, plan, feeds[:3], noise_samples=2, check_samples=1)
+    got = l5.leave_one_out_ranges(pi, plan, sim, eight, PlanOverrides(), feeds[3:])
+    data = sorted({c.data for c in eight if c.data not in pi.graph.inputs})
+    assert data and sorted(got) == data
+    runs = [pi.interp.run(list(f), keep=data) for f in feeds]
+    for d in data:
+        lo, hi = got[d]
+        assert lo.shape == hi.shape == (3, pi.graph.tensors[d].shape[-1])
+        for n in range(3):
+            others = [r[d].reshape(-1, r[d].shape[-1]) for m, r in enumerate(runs) if m != n]
+            np.testing.assert_array_equal(lo[n], np.min([o.min(axis=0) for o in others], axis=0))
+            np.testing.assert_array_equal(hi[n], np.max([o.max(axis=0) for o in others], axis=0))
+    assert l5.leave_one_out_ranges(pi, plan, sim, eight, PlanOverrides(), feeds[3:4]) == {}
 
 
 def test_on_pixel_grid_rounds_image_inputs_to_the_chips_pixels(tmp_path):

@@ -173,3 +173,39 @@ def test_output_sensitivity_is_the_largest_relative_drop_of_any_output():
     np.testing.assert_allclose(ls.output_sensitivity(g3, sig), [1.0, 0.0])
     assert np.all(ls.output_sensitivity(np.zeros((1, 3, 3)), np.ones(1)) == 0)
     assert ls.output_sensitivity(np.zeros((2, 0, 0)), np.ones(2)).shape == (0,)
+
+
+def _naive_leave_one_out(lo, hi):
+    n = lo.shape[0]
+    out_lo = np.full(lo.shape, np.inf)
+    out_hi = np.full(hi.shape, -np.inf)
+    for k in range(n):
+        for m in range(n):
+            if m != k:
+                out_lo[k] = np.minimum(out_lo[k], lo[m])
+                out_hi[k] = np.maximum(out_hi[k], hi[m])
+    return out_lo, out_hi
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7])
+def test_leave_one_out_matches_a_loop_over_the_other_samples(n):
+    rng = np.random.default_rng(n)
+    lo = rng.normal(size=(n, 5)).round(1)  # ties between samples included
+    hi = lo + rng.uniform(0.0, 2.0, size=(n, 5)).round(1)
+    got_lo, got_hi = ls.leave_one_out(lo, hi)
+    want_lo, want_hi = _naive_leave_one_out(lo, hi)
+    assert got_lo.shape == lo.shape and got_hi.shape == hi.shape
+    np.testing.assert_array_equal(got_lo, want_lo)
+    np.testing.assert_array_equal(got_hi, want_hi)
+
+
+def test_leave_one_out_hand_case():
+    # channel 0: sample 1 holds the minimum (0), so without it the minimum is sample 0's 1;
+    # channel 1: sample 2 holds the maximum (9), without it sample 0's 4
+    lo = np.array([[1.0, -2.0], [0.0, -1.0], [3.0, -3.0]])
+    hi = np.array([[2.0, 4.0], [5.0, 3.0], [4.0, 9.0]])
+    got_lo, got_hi = ls.leave_one_out(lo, hi)
+    np.testing.assert_array_equal(got_lo, [[0.0, -3.0], [1.0, -3.0], [0.0, -2.0]])
+    np.testing.assert_array_equal(got_hi, [[5.0, 9.0], [4.0, 9.0], [5.0, 4.0]])
+    with pytest.raises(ValueError):
+        ls.leave_one_out(lo, hi[:, :1])

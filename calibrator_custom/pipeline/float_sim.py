@@ -2,17 +2,21 @@
 float model run downstream of a replaced tensor (no fixed model is built or run).
 
 * ``_FloatSim``: the cache and the simulated runs;
-* ``_Samples``: float tensor values per sample (what ``l5._bias_corrections`` reads).
+* ``_Samples``: float tensor values per sample (what ``l5._bias_corrections`` reads);
+* ``quant_without``: a UINT8 data quantization narrowed to the ranges of the other calibration samples
+  (``_FloatSim.loo``: leave-one-out, ``L5Options.leave_one_out``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 
 from ..ops.registry import get_op
-from ..plan import PlanInputs, QuantPlan
+from ..plan import PlanInputs, QuantPlan, TensorQuant
+from ..quant.planner import MAX_CHANNEL_SHIFT, activation_quant
+from ..quant.ranges import Range, covering
 from .measure import measured_tensors
 from .sensitivity import _ticking
 
@@ -40,6 +44,42 @@ def _on_u8_grid(x: np.ndarray, dq) -> np.ndarray:
     return t.astype(np.float32)
 
 
+def _channel_cap(dq: TensorQuant) -> int | None:
+    """The largest channel shift ``activation_quant`` reproduces ``dq`` (per-channel UINT8) with from its
+    own range and channel ranges (``planner._fit_biases`` may have lowered it), None if none does."""
+    rng = Range(min(dq.min), max(dq.max))
+    for cap in range(MAX_CHANNEL_SHIFT, -1, -1):
+        if activation_quant(rng, "UINT8", dq.min, dq.max, dq.axis, max_shift=cap) == dq:
+            return cap
+    return None
+
+
+def quant_without(dq: TensorQuant, lo: np.ndarray, hi: np.ndarray, cap: int | None | str = "find") -> TensorQuant:
+    """``dq`` (UINT8 data of an 8-bit conv) with its range and channel ranges narrowed to ``[lo, hi]``
+    (per channel: the extremes of the calibration samples other than the one measured), the grid
+    recomputed as the planner would (``activation_quant``, the same channel-shift limit): the
+    quantization calibrating without that sample would give, up to the fitted part of the tensor
+    range, which is kept. Other quantizations, and ones that cannot be reproduced, as they are.
+    ``cap``: ``_channel_cap(dq)`` when known (per-channel ``dq``)."""
+    if dq.qtype != "UINT8" or not dq.min or not dq.max:
+        return dq
+    lo = np.asarray(lo, np.float64).ravel()
+    hi = np.asarray(hi, np.float64).ravel()
+    if len(dq.scale) > 1:
+        cap = _channel_cap(dq) if cap == "find" else cap
+        if cap is None or lo.size != len(dq.min):
+            return dq
+        cmax = np.minimum(np.asarray(dq.max, np.float64), hi)
+        cmin = np.minimum(np.maximum(np.asarray(dq.min, np.float64), lo), cmax)
+        t_lo, t_hi = covering(cmin.min(), cmax.max())
+        return activation_quant(Range(t_lo, t_hi, "leave-one-out"), "UINT8", cmin, cmax, dq.axis, max_shift=cap)
+    if activation_quant(Range(dq.min[0], dq.max[0]), "UINT8") != dq:
+        return dq
+    t_hi = min(dq.max[0], float(hi.max()))
+    t_lo = min(max(dq.min[0], float(lo.min())), t_hi)
+    return activation_quant(Range(*covering(t_lo, t_hi), "leave-one-out"), "UINT8")
+
+
 class _FloatSim:
     """An 8-bit conv simulated in float (its data rounded to its UINT8 grid, its weights to the plan's
     integers, both dequantized) and the float model run downstream of a replaced tensor, everything
@@ -60,6 +100,12 @@ class _FloatSim:
         #: (conv op, sample) -> (data quantization, the conv's simulated 8-bit output): kept by ``keep_8bit``
         #: for the per-conv error runs, which start from the same outputs the range choice computed
         self._kept: dict[tuple[int, int], tuple[object, np.ndarray]] = {}
+        #: data tensor -> (per-channel minima, maxima) ``[len(values), channels]`` of the calibration
+        #: samples other than each cached one: an 8-bit conv reading it is simulated on sample ``n``
+        #: with its quantization narrowed to row ``n`` (``quant_without``); empty: the plan's as it is
+        self.loo: Mapping[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._loo_quant: dict[tuple[int, int], list[tuple[TensorQuant, TensorQuant]]] = {}
+        self._caps: dict[int, tuple[TensorQuant, int | None]] = {}  # data tensor -> (dq, _channel_cap(dq))
 
     @classmethod
     def collect(cls, pi: PlanInputs, plan: QuantPlan, feeds, tick=None, *, range_samples: int = 3,
@@ -104,9 +150,28 @@ class _FloatSim:
             self._prepared[key] = (opdef.prepare(ctx) if opdef.prepare else ctx.options, ins)
         return self._prepared[key]
 
+    def sample_quant(self, d: int, n: int, dq):
+        """The quantization data tensor ``d`` (planned as ``dq``) is simulated with on sample ``n``: ``dq``
+        narrowed to the other samples' ranges where ``loo`` has them, else ``dq``."""
+        loo = self.loo.get(d)
+        if loo is None or n >= len(loo[0]) or not isinstance(dq, TensorQuant):
+            return dq
+        for planned, narrowed in self._loo_quant.get((d, n), ()):
+            if planned is dq or planned == dq:  # the same object nearly always: no hashing of the tuples
+                return narrowed
+        known = self._caps.get(d)
+        if known is None or not (known[0] is dq or known[0] == dq):
+            known = self._caps[d] = (dq, _channel_cap(dq) if dq.qtype == "UINT8" and len(dq.scale) > 1 else None)
+        cap = known[1]
+        narrowed = quant_without(dq, loo[0][n], loo[1][n], cap)
+        self._loo_quant.setdefault((d, n), []).append((dq, narrowed))
+        return narrowed
+
     def conv_8bit(self, c, n: int, dq, bias_delta=None, x: np.ndarray | None = None) -> np.ndarray:
-        """Conv ``c``'s output on sample ``n`` (or on data ``x``) in 8-bit arithmetic, simulated in float:
-        ``x_q = clip(floor(x / s + 0.5) + zp, 0, 255)``, the conv run on ``(x_q - zp) * s``."""
+        """Conv ``c``'s output on sample ``n`` (or on data ``x`` of sample ``n``) in 8-bit arithmetic,
+        simulated in float: ``x_q = clip(floor(x / s + 0.5) + zp, 0, 255)``, the conv run on
+        ``(x_q - zp) * s``; ``dq`` as ``sample_quant`` gives it for sample ``n``."""
+        dq = self.sample_quant(c.data, n, dq)
         step = self.pi.step_of(c.op_index)
         vals = self.values[n]
         x = vals[c.data] if x is None else x
@@ -130,12 +195,13 @@ class _FloatSim:
         """Keep ``outputs`` (sample -> conv ``c``'s simulated output with data quantization ``dq``, no bias
         correction) for ``conv_8bit_kept``."""
         for n, y8 in outputs.items():
-            self._kept[(c.op_index, n)] = (dq, y8)
+            self._kept[(c.op_index, n)] = (self.sample_quant(c.data, n, dq), y8)
 
     def conv_8bit_kept(self, c, n: int, dq) -> np.ndarray:
-        """``conv_8bit(c, n, dq)``, the kept output where ``keep_8bit`` stored it for the same ``dq``."""
+        """``conv_8bit(c, n, dq)``, the kept output where ``keep_8bit`` stored it for the same quantization
+        on that sample (``sample_quant``: not when ``loo`` was set in between and changes it)."""
         kept = self._kept.get((c.op_index, n))
-        if kept is not None and kept[0] == dq:
+        if kept is not None and kept[0] == self.sample_quant(c.data, n, dq):
             return kept[1]
         return self.conv_8bit(c, n, dq)
 

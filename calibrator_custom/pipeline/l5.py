@@ -4,21 +4,25 @@
 Each 8-bit conv's arithmetic is simulated in float (its input rounded to its UINT8 grid, its weights
 to their integers); the UINT8 range of each conv input is chosen between the fitted and the min/max
 one by the conv's output error; each conv's noise is measured at every measured output with only that
-conv at 8 bit (the float model run downstream of it); the 16-bit convs are picked by a knapsack on the
-noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv MACs, among the convs
-whose sensitivity (the largest relative drop of any output's noise when that conv alone is 16-bit, noise
-powers adding) exceeds the threshold (``quant.l5_search``); finally biases are corrected for the mean
-shift of weight quantization (measured input means), kept only if the float model with every remaining
-8-bit conv simulated at once agrees better with the float outputs on other calibration samples.
+conv at 8 bit (the float model run downstream of it), each sample quantized with the ranges of the
+other calibration samples (leave-one-out, ``L5Options.leave_one_out``); the 16-bit convs are picked
+by a knapsack on the noise removed per multiply-accumulate within ``MAX_16BIT_MAC_SHARE`` of all conv
+MACs, among the convs whose sensitivity (the largest relative drop of any output's noise when that
+conv alone is 16-bit, noise powers adding) exceeds the threshold (``quant.l5_search``); finally biases
+are corrected for the mean shift of weight quantization (measured input means), kept only if the float
+model with every remaining 8-bit conv simulated at once agrees better with the float outputs on other
+calibration samples.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
 
 from .. import blas
+from ..calib.stats import channel_min_max
 from ..config import IMAGE_FORMATS
 from ..fixed.feeds import pixels_from_normalized
 from ..plan import PlanInputs, QuantPlan, TensorQuant
@@ -31,6 +35,8 @@ from .float_sim import _FloatSim, _Samples
 from .measure import _db
 from .options import PlanOverrides
 from .sensitivity import MAX_16BIT_MAC_SHARE, _ticking, conv_macs
+
+log = logging.getLogger(__name__)
 
 #: calibration samples used for L5 measurements (the first ones; all but the check ones for the bias
 #: correction's input means)
@@ -47,6 +53,8 @@ L5_CHECK_SAMPLES = 3
 #: INT16 activations get this much room around their calibrated range (other images exceed it; an
 #: INT16 step 1.25 times coarser costs 1.9 dB of a resolution about 90 dB above the signal)
 L5_INT16_HEADROOM = 1.25
+#: each measured sample's 8-bit conv data quantized with the ranges of the other calibration samples
+L5_LEAVE_ONE_OUT = True
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,9 @@ class L5Options:
     check_samples: int = L5_CHECK_SAMPLES
     #: INT16 activations' ranges widened this many times (1: as calibrated)
     int16_headroom: float = L5_INT16_HEADROOM
+    #: measure each sample with the 8-bit convs' UINT8 data ranges of the other calibration samples
+    #: (leave-one-out: one more float pass, over the samples not cached, keeps their channel extremes)
+    leave_one_out: bool = L5_LEAVE_ONE_OUT
     #: processes for the per-conv error measurements and the bias correction's two checks (forked
     #: workers, ``sim_workers.run_sharded``); the plan is the same for every count
     num_process: int = 1
@@ -81,7 +92,9 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
        its 8-bit arithmetic simulated in float (quantized input and weights);
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
-       are the cached ones);
+       are the cached ones); with ``options.leave_one_out`` each sample's conv data quantized with the
+       ranges of the other calibration samples (``leave_one_out_ranges``: one float pass over the
+       samples not cached), here and in 5.'s check;
     4. the 16-bit set: among the convs whose sensitivity (``l5_search.output_sensitivity``: the largest
        relative drop of any output's noise when that conv alone is 16-bit, the convs' noise powers adding)
        exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
@@ -93,7 +106,9 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     """
     threshold = options.sensitivity_threshold
     say = rep.message
-    feeds = on_pixel_grid(pi, plan, list(feeds)[:options.samples])
+    feeds = list(feeds)
+    rest = feeds[options.samples:]
+    feeds = on_pixel_grid(pi, plan, feeds[:options.samples])
     g = pi.graph
     eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
     if not eight:
@@ -108,6 +123,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     # 2. UINT8 input ranges: the plan's (fitted) or the statistics' min/max, per conv by its output error
     u8 = dict(overrides.u8_overrides)
     ranges = dict(overrides.range_overrides)
+    given = set(u8) | set(ranges)  # ranges given (an imported quant_param): no leave-one-out for them
     dquant = {}  # conv op -> the UINT8 quantization of its data input it will have
     chosen_mm = {}  # data tensor -> its min/max quantization, where that won (the overrides are per tensor)
     with rep.phase("L5 conv input ranges (convs)", len(eight)) as phase:
@@ -133,6 +149,11 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
         dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
     overrides = replace(overrides, u8_overrides=u8, range_overrides=ranges)
+    if options.leave_one_out:  # from here on each sample is measured with the other samples' ranges
+        with rep.phase("L5 leave-one-out ranges (samples)", len(rest)) as phase:
+            sim.loo = leave_one_out_ranges(pi, plan, sim, eight, overrides, on_pixel_grid(pi, plan, rest),
+                                           phase.update, given=given)
+        say(f"L5: {len(sim.loo)} conv data tensor(s) measured with leave-one-out ranges")
     # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
     signal = sim.signal()
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
@@ -169,6 +190,53 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     if room:
         overrides = replace(overrides, range_overrides={**overrides.range_overrides, **room})
     return overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+
+
+def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight, overrides: PlanOverrides,
+                         rest, tick=None, given=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """``_FloatSim.loo``: per UINT8 data tensor of the 8-bit convs ``eight`` (not model inputs, not in
+    ``given``, default: the ranges ``overrides`` gives), the per-channel minima and maxima over the
+    calibration samples other than each of ``sim``'s cached ones (``l5_search.leave_one_out``);
+    ``rest`` are the calibration samples after the cached ones, run once in float, keeping only those
+    tensors' channel extremes.
+
+    Only when every such tensor's statistics count ``len(sim.values) + len(rest)`` samples (the
+    statistics are those of these feeds); otherwise (or with a single sample) nothing."""
+    g = pi.graph
+    given = set(overrides.u8_overrides) | set(overrides.range_overrides) if given is None else set(given)
+    tensors = sorted({c.data for c in eight if c.data not in g.inputs and c.data not in given
+                      and (plan.u8_views.get(c.data) or plan.tensors[c.data]).qtype == "UINT8"})
+    total = len(sim.values) + len(rest)
+    names = {d: g.tensors[d].name for d in tensors}
+    counts = {getattr(pi.stats.tensors.get(n), "num_samples", None) for n in names.values()}
+    if total < 2 or not tensors or counts != {total}:
+        if tensors and total >= 2:
+            log.info("L5: no leave-one-out ranges: statistics of %s samples, %d calibration feeds",
+                     sorted(counts, key=str), total)
+        return {}
+    lo = {d: [] for d in tensors}
+    hi = {d: [] for d in tensors}
+    for vals in sim.values:
+        for d in tensors:
+            a, b, _, _ = channel_min_max(vals[d])
+            lo[d].append(a)
+            hi[d].append(b)
+    wanted = set(tensors)
+
+    def keep(i: int, _name: str, v: np.ndarray) -> None:
+        if i in wanted:
+            a, b, _, _ = channel_min_max(v)
+            lo[i].append(a)
+            hi[i].append(b)
+
+    for f in _ticking(rest, tick):
+        pi.interp.run(list(f), observers=(keep,))
+    first = len(sim.values)
+    out = {}
+    for d in tensors:
+        a, b = l5_search.leave_one_out(np.stack(lo[d]), np.stack(hi[d]))
+        out[d] = (a[:first], b[:first])
+    return out
 
 
 def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_process: int = 1,

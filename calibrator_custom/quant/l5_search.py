@@ -17,6 +17,9 @@ worst output's ``nsr`` with the 16-bit convs' multiply-accumulates within a budg
 * :func:`sensitivity` -- the relative drop of the worst-output noise when one conv alone is made
   16-bit (what ``-sth`` is compared with);
 * :func:`knapsack` -- exact 0/1 knapsack on integer costs (dynamic programming over the capacity);
+* :func:`leave_one_out` -- per sample, the per-channel extremes of all the other samples (the ranges
+  the calibration would give without that sample: what L5 quantizes a measured sample with, so that
+  the clipping of data the ranges were not made from shows in the measurement);
 * :func:`choose_upgrades` -- the 16-bit set: the better (by the model) of a knapsack on each conv's
   noise removed, re-linearised around its own choice a few times, and a greedy that removes the conv
   with the largest drop of the worst output's noise per MAC, re-evaluating after each one.
@@ -36,6 +39,26 @@ ROUNDS = 8
 def gram(errors: Sequence[np.ndarray]) -> np.ndarray:
     """``[n_outputs, n_convs, n_convs]``: per output, the inner products of the convs' error rows."""
     return np.stack([np.asarray(e, np.float64) @ np.asarray(e, np.float64).T for e in errors])
+
+
+def leave_one_out(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per sample ``n``: the minimum of ``lo`` and the maximum of ``hi`` over every other sample.
+
+    ``lo``, ``hi``: ``[n_samples, ...]`` per-sample (per-channel) minima and maxima; min/max merge, so
+    all-but-one is the merge of the samples before ``n`` with those after it (prefix and suffix
+    extremes, O(n_samples) per channel). A single sample has no other: +inf / -inf.
+    """
+    lo = np.asarray(lo, np.float64)
+    hi = np.asarray(hi, np.float64)
+    if lo.shape != hi.shape or lo.ndim < 1:
+        raise ValueError(f"leave_one_out: lo {lo.shape} and hi {hi.shape} must be the same [n_samples, ...]")
+    def others(v: np.ndarray, merge, identity: float) -> np.ndarray:
+        none = np.full((1,) + v.shape[1:], identity)
+        before = np.concatenate([none, merge.accumulate(v, axis=0)[:-1]])
+        after = np.concatenate([merge.accumulate(v[::-1], axis=0)[::-1][1:], none])
+        return merge(before, after)
+
+    return others(lo, np.minimum, np.inf), others(hi, np.maximum, -np.inf)
 
 
 def independent(power: np.ndarray) -> np.ndarray:
