@@ -180,6 +180,8 @@ def _own_program(float_model, fixed_model):
         raw = fixed_model.buffers[tw.buffer].data
         if site.kind == "DEPTHWISE_CONV_2D" or site.depthwise_as_conv:  # one layout: 16-channel groups
             return synth.ConvProgram(vps.program_fields(op.options, site.kind), 0, 0, len(raw))
+        if tw.dtype == "INT16":  # one layout (layout.unpack_conv_weights)
+            return synth.ConvProgram(vps.program_fields(op.options, site.kind), 0, 0, len(raw))
         codes = pack.weight_codes(vps.float_weights(float_model, tw.name), tw.quantization.scale[0])
         tiling = vps.weight_tiling(codes, raw)
         if tiling is None:

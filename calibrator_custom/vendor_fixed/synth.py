@@ -496,15 +496,16 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     sites = conv_sites(float_model, plan)
     for j, site in sites.items():
         op = sg.operators[j]
-        if plan[op.inputs[1]].dtype != "INT8":
-            raise UnsupportedOpError(f"op #{j} {site.kind}: only INT8 weights are synthesized, not "
-                                     f"{plan[op.inputs[1]].dtype}")
+        w_dtype = plan[op.inputs[1]].dtype
+        if w_dtype != "INT8" and (w_dtype != "INT16" or site.kind != "CONV_2D" or site.depthwise_as_conv):
+            raise UnsupportedOpError(f"op #{j} {site.kind}: only INT8 weights (and INT16 ones of an ordinary "
+                                     f"CONV_2D) are synthesized, not {w_dtype}")
         ti, tw, tb, to = (sg.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
         where = f"op #{j} {site.kind} (output {to.name!r})"
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
         fop = next(p for p in original.main.operators if original.op_name(p) == site.kind and
                    original.main.tensors[p.inputs[1]].name == tw.name)
-        if weight_scales and tw.name in weight_scales and not site.depthwise_as_conv:
+        if weight_scales and tw.name in weight_scales and not site.depthwise_as_conv and w_dtype == "INT8":
             codes, prm, acc_max, acc_min = per_channel_conv_values(
                 original, fop, site.kind, by_name[ti.name], by_name[to.name], to.dtype == "UINT8",
                 channel_ranges, weight_scales[tw.name], where)
@@ -533,6 +534,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
             data = pack.pack_depthwise_weights(codes)
         elif site.depthwise_as_conv:
             data = sgs_weights.pack_diagonal_blocks(codes)
+        elif w_dtype == "INT16":
+            data = pack.pack_conv_weights_int16(codes)
         else:
             data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile, prog.in_pass, prog.out_pass)
         if prog.weight_bytes is not None:

@@ -112,7 +112,7 @@ def op_roles(model: Model) -> dict[int, OpRole]:
                 classes[j] = (2, None)
                 joins.add(j)
             else:
-                classes[j] = (6, None)
+                classes[j] = (6, -1)
         elif name in LAYOUT_OPS:
             classes[j] = (3, -1)
         else:
