@@ -9,9 +9,11 @@ two shifts), which a pluggable ``program_for(site) -> ConvProgram`` provides: th
 module fits, or in the experiments the program the vendor writes for the same conv on its own
 (``tools/vendor_program_splice.py``).
 
-Supported so far: graphs of CONV_2D (int8 weights), a RELU reading a conv fused into it as the
-vendor's calibrator does (:func:`fuse_activations`), ADD with one input written by the conv just
-before it (:func:`add_fusions`), RGB input; any other op is refused up front, naming it.
+Supported: CONV_2D (INT8 weights, INT16 ones of an ordinary conv), DEPTHWISE_CONV_2D and the
+converter's depthwise-as-conv rewrite, RELU / RELU6 fused into the conv before them as the vendor's
+calibrator does (:func:`fuse_activations`), and the ops :mod:`.synth_ops` writes (PRELU, ADD,
+LOGISTIC, pools, PAD, RESHAPE, CONCATENATION, MEAN, an activation on its own); RGB input; any other op
+is refused up front, naming it.
 
 Established rules (every one checked on the vendor files of the session, counts in the doc):
 
@@ -26,8 +28,7 @@ Established rules (every one checked on the vendor files of the session, counts 
 - conv outputs: QuantizationParameters 4/5 = the accumulator max/min (:mod:`.pack`);
 - conv ops: Operator.8 = 1, Operator.14 = -1; explicit pads (TensorFlow's SAME split, VALID 0);
   the shifts, bias and weight buffers (:func:`.writer.conv_values`, :mod:`.pack`);
-- ADD: Operator 9/10 tables, AddOptions slot 1 (:func:`.writer.add_rescale`), Operator.8 = 2,
-  Operator.14 = which input the conv run in it writes;
+- ADD and the other non-conv ops: :mod:`.synth_ops` (groups, Operator 8 / 14, their tables);
 - SubGraph 6/7 = the input format code (1 for RGB), SubGraph 10 the pixel transform
   (:func:`.writer.input_transform`); Model.description ``Sigmastar Cmodel With IPU CTRL``.
 """
