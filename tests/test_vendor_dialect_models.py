@@ -16,7 +16,7 @@ import calibrator_custom
 import vendor_fixed_oracle as vo
 from conftest import MODELS_DIR, require_shared
 from images import calibration_images, evaluation_images, load_rgb
-from vendor_oracle import ini_text, vendor  # noqa: F401 - the session fixture
+from vendor_oracle import vendor  # noqa: F401 - the session fixture
 
 #: the shared models the vendor's converter takes whose every op the synthesizer writes
 MODELS = ["face_detection_short_range", "face_landmark", "hand_landmark_lite", "iris_landmark"]
@@ -28,16 +28,11 @@ MEAN, STD = 127.5, 127.5
 @pytest.fixture(scope="module")
 def calibrated(vendor):  # noqa: F811
     """name -> (vendor float.sim, our calibrator after 10 calibration photos, input height, width)."""
-    from calibrator_custom.model.graph import load_model
     made = {}
 
     def get(name):
         if name not in made:
-            tflite = MODELS_DIR / f"{name}.tflite"
-            g = load_model(tflite).main
-            ins, outs = [g.tensors[i].name for i in g.inputs], [g.tensors[i].name for i in g.outputs]
-            _, h, w, _ = g.tensors[g.inputs[0]].shape
-            float_sim = vendor.convert(tflite, ini_text(ins, outs, MEAN, STD), name)
+            float_sim, h, w = vendor.convert_shared(MODELS_DIR / f"{name}.tflite", MEAN, STD)
             cal = calibrator_custom.calibrator(str(float_sim), str(float_sim.parent / "input_config.ini"))
             for p in calibration_images()[:N_PHOTOS]:
                 cal.set_input(0, ((load_rgb(p, h, w).astype(np.float32) - MEAN) / STD)[None])

@@ -33,18 +33,12 @@ def _pixels(path, h, w) -> np.ndarray:
 @pytest.fixture(scope="session")
 def vendor_fixed_models(vendor):  # noqa: F811
     """name -> vendor *_fixed.sim (made once per session)."""
-    from calibrator_custom.model.graph import load_model
-    from vendor_oracle import calibration_inputs, ini_text
+    from vendor_oracle import calibration_inputs
     made = {}
 
     def get(name):
         if name not in made:
-            tflite = MODELS_DIR / f"{name}.tflite"
-            g = load_model(tflite).main
-            ins, outs = [g.tensors[i].name for i in g.inputs], [g.tensors[i].name for i in g.outputs]
-            _, h, w, _ = g.tensors[g.inputs[0]].shape
-            ini = ini_text(ins, outs, 127.5, 127.5)
-            float_sim = vendor.convert(tflite, ini, name)
+            float_sim, h, w = vendor.convert_shared(MODELS_DIR / f"{name}.tflite", 127.5, 127.5)
             images, pre = calibration_inputs(float_sim.parent, h, w)  # pre.py beside the float.sim, as others read it
             made[name] = vendor.calibrate_l1(float_sim, images, pre, float_sim.parent / "input_config.ini")
         return made[name]

@@ -79,6 +79,15 @@ class VendorOracle:
             raise got
         return got
 
+    def convert_shared(self, tflite: Path, mean: float, std: float) -> tuple[Path, int, int]:
+        """(vendor float.sim, input height, width) of a model, converted with its own input/output names and
+        ``mean`` / ``std`` (the float.sim's folder holds its input_config.ini)."""
+        from calibrator_custom.model.graph import load_model
+        g = load_model(tflite).main
+        ins, outs = [g.tensors[i].name for i in g.inputs], [g.tensors[i].name for i in g.outputs]
+        _, h, w, _ = g.tensors[g.inputs[0]].shape
+        return self.convert(tflite, ini_text(ins, outs, mean, std), Path(tflite).stem), int(h), int(w)
+
     def calibrate_l1(self, float_sim: Path, images: Path, preprocess_py: Path, ini: Path) -> Path:
         """The vendor's L1 calibration: ``*_fixed.sim`` (and ``*_cmodel_float.sim`` next to the float model)."""
         out = float_sim.with_name(float_sim.name.replace("_float.sim", "_fixed.sim"))

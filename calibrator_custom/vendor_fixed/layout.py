@@ -95,11 +95,11 @@ def conv_tilings(shape_ohwi) -> list[tuple[int, int]]:
     return list(dict.fromkeys(first)) + [c for c in rest if c not in first]
 
 
-def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
+def int16_conv_blocks(shape_ohwi) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(o0, o_count, kh, kw, i0, i_count) of each block of an INT16 conv weight buffer, in file order
+    (16-channel input blocks, 8-channel output groups, 8-channel input rows, (kh, kw)); each block is
+    padded to a multiple of 32 bytes."""
     o, kh, kw, i = shape_ohwi
-    flat = np.frombuffer(raw, dtype=dtype)
-    out = np.zeros((o, kh, kw, i), dtype=dtype)
-    pos = 0
     for b0 in range(0, i, 16):
         bi = min(16, i - b0)
         for g0 in range(0, o, 8):
@@ -108,11 +108,19 @@ def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
                 gi = min(8, b0 + bi - r0)
                 for a in range(kh):
                     for b in range(kw):
-                        if pos + go * gi > flat.size:
-                            raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape "
-                                             f"{tuple(shape_ohwi)}")
-                        out[g0:g0 + go, a, b, r0:r0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
-                        pos = _ceil((pos + go * gi) * 2, 32) // 2
+                        yield g0, go, a, b, r0, gi
+
+
+def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
+    o, kh, kw, i = shape_ohwi
+    flat = np.frombuffer(raw, dtype=dtype)
+    out = np.zeros((o, kh, kw, i), dtype=dtype)
+    pos = 0
+    for g0, go, a, b, r0, gi in int16_conv_blocks(shape_ohwi):
+        if pos + go * gi > flat.size:
+            raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape {tuple(shape_ohwi)}")
+        out[g0:g0 + go, a, b, r0:r0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)
+        pos = _ceil((pos + go * gi) * 2, 32) // 2
     return out
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .conv import bias_fold, requant_params
-from .layout import int8_conv_blocks
+from .layout import int8_conv_blocks, int16_conv_blocks
 
 
 def _ceil(a: int, b: int) -> int:
@@ -55,18 +55,10 @@ def pack_conv_weights(codes_ohwi: np.ndarray, input_tile: int, output_tile: int,
 def pack_conv_weights_int16(codes_ohwi: np.ndarray) -> bytes:
     """INT16 OHWI codes in the vendor's layout (16-channel input blocks, 8-channel output groups, 8-channel
     input rows, (kh, kw); each block padded to 32 bytes: ``layout.unpack_conv_weights`` reads it back)."""
-    o, kh, kw, i = codes_ohwi.shape
     out = bytearray()
-    for b0 in range(0, i, 16):
-        bi = min(16, i - b0)
-        for g0 in range(0, o, 8):
-            go = min(8, o - g0)
-            for r0 in range(b0, b0 + bi, 8):
-                gi = min(8, b0 + bi - r0)
-                for a in range(kh):
-                    for b in range(kw):
-                        block = np.asarray(codes_ohwi[g0:g0 + go, a, b, r0:r0 + gi], np.int64).astype("<i2").tobytes()
-                        out += block + bytes(_ceil(len(block), 32) - len(block))
+    for g0, go, a, b, r0, gi in int16_conv_blocks(codes_ohwi.shape):
+        block = np.asarray(codes_ohwi[g0:g0 + go, a, b, r0:r0 + gi], np.int64).astype("<i2").tobytes()
+        out += block + bytes(_ceil(len(block), 32) - len(block))
     return bytes(out)
 
 
