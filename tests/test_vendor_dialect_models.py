@@ -1,6 +1,7 @@
 """The shared models, calibrated by our calibrator from the vendor's float.sim, written in the vendor's
 fixed dialect (the default) with no vendor fixed file: the vendor's compiler takes each, and the vendor's
-fixed and offline simulators give our fixed_simulator's codes on real photos.
+fixed and offline simulators give our fixed_simulator's codes on real photos (at L5 the level's 16-bit
+convs are written at 8 bit: the vendor dialect's INT16 activations are not synthesized yet).
 
 Oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it): each model's float.sim is
 made by the vendor's converter in the session, then everything else is ours, as a user runs it:
@@ -20,7 +21,8 @@ from vendor_oracle import vendor  # noqa: F401 - the session fixture
 
 #: the shared models the vendor's converter takes whose every op the synthesizer writes
 MODELS = ["face_detection_short_range", "face_landmark", "hand_landmark_lite", "iris_landmark"]
-LEVELS = ["L1", "L2"]
+#: L5 (the default level): its 16-bit convs are written at 8 bit in the vendor's dialect (a WARNING says so)
+LEVELS = ["L1", "L2", "L5"]
 N_PHOTOS = 10
 MEAN, STD = 127.5, 127.5
 
