@@ -166,6 +166,11 @@ class Allocation:
     output_slots: int   # slot 27
     region_28: int      # slot 28
 
+    @property
+    def used_slots(self) -> int:
+        """The buffer slots the four regions take (at most 32, less what a fused activation reserves)."""
+        return self.weight_slots + self.input_slots + self.output_slots + self.region_28
+
 
 def input_slots(spec: ConvSpec, in_pass: int, in_tile_width: int, in_tile_height: int) -> int:
     """Slot 26: the buffer slots the input tile takes (512 rows of 16 bytes each)."""
@@ -224,10 +229,10 @@ def rewrite_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
         groups = math.ceil(op / 16)
         w = 2 * math.ceil(groups * _tile_bytes(16, _ceil(ip, 16), kk, False) / WEIGHT_ENTRY_BYTES)
         return Allocation(t, ip, t, op, ow, th, w, math.ceil(in_w * in_h * math.ceil(c / 16) / SLOT_ROWS),
-                          math.ceil(2 * px * groups / SLOT_ROWS), 4 * math.ceil(px * groups / SLOT_ROWS))
+                          math.ceil(2 * px * groups / SLOT_ROWS), region_28_slots(spec, op, ow, th))
 
     def fits(a):
-        return a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= slots
+        return a.used_slots <= slots
     for n in range(1, oh + 1):
         th = -(-oh // n)
         if n > 1 and th == -(-oh // (n - 1)):
@@ -277,11 +282,11 @@ def default_allocation(spec: ConvSpec, slots: int = SLOTS, in_tile: Optional[int
     while True:
         a = Allocation(ti, p, to, cout, tw, th, weight_slots(spec, ti, p, to, cout), input_slots(spec, p, in_w, in_h),
                        output_slots(spec, cout, tw, th), region_28_slots(spec, cout, tw, th, -(-p // ti)))
-        if not ordinary or a.weight_slots + a.input_slots + a.output_slots + a.region_28 <= slots:
+        if not ordinary or a.used_slots <= slots:
             return a
         if output_passes_first and p == cin:
             b = _output_passes(spec, a, slots)
-            if b.weight_slots + b.input_slots + b.output_slots + b.region_28 <= slots:
+            if b.used_slots <= slots:
                 return b
         if p <= ti:
             return _output_passes(spec, a, slots)
@@ -345,7 +350,7 @@ def depthwise_mac_count(spec: ConvSpec) -> int:
 def _output_passes(spec: ConvSpec, a: Allocation, slots: int) -> Allocation:
     """``a`` with the output pass (slot 13) one output tile shorter until the regions fit ``slots``
     (face_landmark's (1404, 3, 3, 32) conv: passes of 1344 in the vendor's file)."""
-    while a.out_pass > a.out_tile and a.weight_slots + a.input_slots + a.output_slots + a.region_28 > slots:
+    while a.out_pass > a.out_tile and a.used_slots > slots:
         q = (-(-a.out_pass // a.out_tile) - 1) * a.out_tile
         a = dataclasses.replace(a, out_pass=q, weight_slots=weight_slots(spec, a.in_tile, a.in_pass, a.out_tile, q),
                                 output_slots=output_slots(spec, q, a.out_tile_width, a.out_tile_height),

@@ -220,10 +220,11 @@ def _operator_layout(extra: Mapping[str, Any], op) -> tuple[str, ...]:
 
 def fuse_activations(model: Model) -> Model:
     """The float model with every RELU / RELU6 that alone reads a CONV_2D's or DEPTHWISE_CONV_2D's output,
-    and writes no graph output, fused into the conv, as the vendor's fixed.sim holds it: the conv takes ``fused_activation_function`` RELU and the RELU's output
-    tensor; the RELU op, the conv's own output tensor (the converter's ``.../activationInput#n``), its
-    buffer and the RELU's operator code are dropped, later tensors and buffers renumbered (SubGraph
-    8/9 shortened). Returns a copy; the input is not modified."""
+    and writes no graph output, fused into the conv, as the vendor's fixed.sim holds it: the conv takes
+    ``fused_activation_function`` RELU (RELU6) and the activation's output tensor; the activation op,
+    the conv's own output tensor (the converter's ``.../activationInput#n``), its buffer and the
+    activation's operator code are dropped, later tensors and buffers renumbered (SubGraph 8/9
+    shortened). Returns a copy; the input is not modified."""
     m = model.copy()
     sg = m.main
     readers: dict[int, list[int]] = {}
@@ -297,15 +298,12 @@ def add_fusions(model: Model) -> dict[int, tuple[int, int]]:
             if r.op_class == 2 and model.op_name(model.main.operators[j]) == "ADD"}
 
 
-def check_synthesizable(model: Model) -> None:
-    """Refuse (``UnsupportedOpError``, naming the op) a graph with an op of no established role."""
-    synth_ops.op_roles(model)
-
-
-def conv_sites(float_model: Model, plan: Mapping[int, qp.TensorQuant]) -> dict[int, ConvSite]:
-    """Op index -> :class:`ConvSite` of every conv of ``float_model`` (after :func:`fuse_activations`)."""
+def conv_sites(float_model: Model, plan: Mapping[int, qp.TensorQuant],
+               roles: Mapping[int, synth_ops.OpRole] | None = None) -> dict[int, ConvSite]:
+    """Op index -> :class:`ConvSite` of every conv of ``float_model`` (after :func:`fuse_activations`);
+    ``roles``: its :func:`.synth_ops.op_roles`, when already at hand."""
     sg = float_model.main
-    roles = synth_ops.op_roles(float_model)
+    roles = synth_ops.op_roles(float_model) if roles is None else roles
     out = {}
     for j, op in enumerate(sg.operators):
         kind = float_model.op_name(op)
@@ -348,8 +346,6 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
     :data:`ACTIVATION_OUT_TILE` channels. An INT16 output tile holds at most 512 pixels
     (``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``) and slot 27 at most 16
     slots (``_vrbuf_init_bufid: width_inslots*depth_inslots <= VP_ENTRY_OFFSET_IN_OBVRBUF``)."""
-    def used(a):
-        return a.weight_slots + a.input_slots + a.output_slots + a.region_28
     starts = []
     to = ACTIVATION_OUT_TILE if site.reserved_slots and not spec.depthwise_as_conv else None
     if not spec.graph_input and spec.in_channels <= WHOLE_INPUT_TILE_CHANNELS and not spec.depthwise_as_conv:
@@ -373,10 +369,18 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
             if spec.out_dtype == "INT16" and a.out_tile_width * rows > program_rule.SLOT_ROWS:
                 continue  # ``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``
             for cand in (wide, doubled) + ((wide28, a) if single else ()):
-                if used(cand) <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
+                if cand.used_slots <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
                     return cand
     raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: no allocation of the program rule fits "
                              f"{budget} buffer slots")
+
+
+def _program_fields(table: str, slots: Mapping[int, Any], chunk_slot: int) -> tuple[dict[str, Any], int]:
+    """(options fields by name, weight buffer bytes) of a program given by slot: the weight DMA chunks
+    (``chunk_slot``) frozen as tables, the buffer the sum of their bytes."""
+    fields = {sgs_dialect.SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"):
+              options_mod._freeze([dict(c) for c in v]) if slot == chunk_slot else v for slot, v in slots.items()}
+    return fields, sum(c["byte_count"] for c in slots[chunk_slot])
 
 
 def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = None) -> ConvProgram:
@@ -397,16 +401,13 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
     leaves (:data:`ACTIVATION_SLOTS`), takes an input of at most 64 channels in one tile, and doubles
     slots 27 / 28 only where they fit (:func:`_doubled_allocation`)."""
     spec = conv_spec(site)
-    table = "DepthwiseConv2DOptions" if spec.op_kind == "DEPTHWISE_CONV_2D" else "Conv2DOptions"
     if spec.op_kind == "DEPTHWISE_CONV_2D":
         try:
             slots = program_rule.standalone_program(spec)
         except ValueError as e:
             raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: {e}") from None
-        chunks = slots[41]
-        fields = {sgs_dialect.SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"):
-                  options_mod._freeze([dict(c) for c in v]) if slot == 41 else v for slot, v in slots.items()}
-        return ConvProgram(fields, 0, 0, sum(c["byte_count"] for c in chunks))
+        fields, weight_bytes = _program_fields("DepthwiseConv2DOptions", slots, 41)
+        return ConvProgram(fields, 0, 0, weight_bytes)
     budget = program_rule.SLOTS - site.reserved_slots
     if allocation is not None:
         a = allocation
@@ -418,11 +419,7 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
     else:
         a = _doubled_allocation(spec, site, budget)
     slots = program_rule.standalone_program(spec, a, site.reserved_slots)
-    fields = {}
-    for slot, v in slots.items():
-        name = sgs_dialect.SLOT_NAMES.get(("Conv2DOptions", slot), f"sgs_slot_{slot}")
-        fields[name] = options_mod._freeze([dict(c) for c in v]) if slot == 40 else v
-    weight_bytes = sum(c["byte_count"] for c in slots[40])
+    fields, weight_bytes = _program_fields("Conv2DOptions", slots, 40)
     return ConvProgram(fields, a.in_tile, a.out_tile, weight_bytes, a.in_pass, a.out_pass)
 
 
@@ -447,7 +444,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
                          f"of the others is not written yet)")
     original = float_model
     float_model = fuse_activations(float_model)
-    check_synthesizable(float_model)
+    roles = synth_ops.op_roles(float_model)  # refuses, naming it, an op of no established role
     plan = qp.plan(float_model, ranges)
     m = float_model.copy()
     sg = m.main
@@ -463,7 +460,6 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         q = plan[i]
         t.dtype = q.dtype
     inner = [i for i in range(len(sg.tensors)) if i not in constant and i not in sg.inputs and i not in sg.outputs]
-    roles = synth_ops.op_roles(float_model)
     ranges_of, arena_bytes = arena(sg.tensors, sg.operators, inner,
                                    {k: r.group_end for k, r in roles.items() if r.group_end != k})
     values = {i: np.frombuffer(m.buffers[t.buffer].data, {"FLOAT32": np.float32, "INT32": np.int32}[t.dtype],
@@ -494,7 +490,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         op.extra = extra
     acc: dict[int, tuple[int, int]] = {}
     by_name = {t.name: plan[i] for i, t in enumerate(fsg.tensors)}
-    sites = conv_sites(float_model, plan)
+    sites = conv_sites(float_model, plan, roles)
     for j, site in sites.items():
         op = sg.operators[j]
         w_dtype = plan[op.inputs[1]].dtype
