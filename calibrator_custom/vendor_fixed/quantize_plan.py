@@ -189,3 +189,34 @@ def plan(model: Model, ranges: Mapping[str, tuple[float, float]]) -> dict[int, T
 
 def _holds_data(model: Model, t) -> bool:
     return 0 < t.buffer < len(model.buffers) and bool(model.buffers[t.buffer].data)
+
+
+def with_int16_convs(model: Model, conv_inputs) -> Model:
+    """A copy of the vendor float.sim with the planned types (``sgs_fixed_type``, Tensor slot 10) the
+    vendor's convert_tool writes for ``[CONV_CONFIG] tensor_arrays`` = ``conv_inputs`` (names of the
+    first input tensors of the convs to run at 16 bit): every CONV_2D reading such a tensor gets an
+    INT16 input and INT16 weights; nothing else of the file changes (the vendor's float.sims of one
+    model converted with and without the setting differ in slot 10 only). A graph input stays as
+    planned (the vendor's first conv is not affected by the setting); a DEPTHWISE_CONV_2D reading such
+    a tensor is refused (its INT16 weights are not synthesized)."""
+    out = model.copy()
+    sg = out.main
+    wanted = set(conv_inputs)
+    names = {t.name for t in sg.tensors}
+    missing = sorted(wanted - names)
+    if missing:
+        raise ModelError(f"16-bit conv inputs {missing[:4]} are not tensors of the model")
+    for j, op in enumerate(sg.operators):
+        if not op.inputs or sg.tensors[op.inputs[0]].name not in wanted or op.inputs[0] in sg.inputs:
+            continue
+        kind = out.op_name(op)
+        if kind == "DEPTHWISE_CONV_2D":
+            raise UnsupportedOpError(f"op #{j} DEPTHWISE_CONV_2D (input {sg.tensors[op.inputs[0]].name!r}): "
+                                     f"16-bit depthwise convs are not synthesized in the vendor's dialect")
+        if kind != "CONV_2D":
+            continue
+        for i in op.inputs[:2]:
+            t = sg.tensors[i]
+            t.extra = {**t.extra, "sgs_fixed_type": "INT16"}
+    out.source = None
+    return out
