@@ -246,9 +246,10 @@ def _int8_or_int16_conv_weights(model, op, tw, wdt, b0, acc_min, acc_max, zp_in,
     where none passes (per-channel weight codes, whose multipliers differ per channel), the stated one.
     """
     raw = _raw(model, tw)
-    if wdt != np.int8:
-        return layout.unpack_conv_weights(raw, tw.shape, wdt)
     stated = slot_tiling(op.options)
+    if wdt != np.int8:  # INT16: the stated tiles and passes (none stated: input tiles of 16, one output tile)
+        return layout.unpack_conv_weights(raw, tw.shape, wdt, *(stated[::-1] if stated else (None, None)),
+                                          *slot_passes(op.options))
     tilings = ([stated] if stated else []) + [t for t in layout.conv_tilings(tw.shape) if t != stated]
     if zp_in == 0:
         tilings = tilings[:1]  # no zero-point fold in the bias to tell them apart: the stated (or likeliest)

@@ -5,9 +5,10 @@
   some convs of the shared models keep all of I: ``conv_tilings``); per tile, output channels in
   groups of 16; per group, input channels in blocks of 16; per block and (kh, kw): the [o][i] codes,
   padded to a multiple of 32 bytes.
-- CONV_2D INT16 weights (convs reading INT16 inputs): input channels in blocks of 16; per block,
-  output channels in groups of 8; per group, the block's channels in runs of 8; per run, for each
-  (kh, kw), the [o][i] codes padded to a multiple of 32 bytes.
+- CONV_2D INT16 weights (convs reading INT16 inputs): the program's passes and tiles as for int8
+  (stated in its slots); per tile, output channels in groups of 8; per group, the tile's input
+  channels in runs of 8; per run, for each (kh, kw), the [o][i] codes padded to a multiple of 32
+  bytes (a conv of the vendor's L1 files with one output tile and input tiles of 16 is the old reading).
 - DEPTHWISE_CONV_2D weights (int8, TFLite [1, KH, KW, C]): channels in groups of 16; each group's
   [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
 - the [2, C] INT16 bias: row 0 (bias codes) and row 1 (per-channel requantization multipliers),
@@ -59,7 +60,7 @@ def unpack_conv_weights(raw: bytes, shape_ohwi, dtype=np.int8, input_tile: int |
     see module doc)."""
     o, kh, kw, i = (int(d) for d in shape_ohwi)
     if np.dtype(dtype).itemsize == 2:
-        return _unpack_conv_weights_int16(raw, (o, kh, kw, i), dtype)
+        return _unpack_conv_weights_int16(raw, (o, kh, kw, i), dtype, input_tile, output_tile, in_pass, out_pass)
     flat = np.frombuffer(raw, dtype=dtype)
     item = np.dtype(dtype).itemsize
     out = np.zeros((o, kh, kw, i), dtype=dtype)
@@ -95,28 +96,36 @@ def conv_tilings(shape_ohwi) -> list[tuple[int, int]]:
     return list(dict.fromkeys(first)) + [c for c in rest if c not in first]
 
 
-def int16_conv_blocks(shape_ohwi) -> Iterator[tuple[int, int, int, int, int, int]]:
-    """(o0, o_count, kh, kw, i0, i_count) of each block of an INT16 conv weight buffer, in file order
-    (16-channel input blocks, 8-channel output groups, 8-channel input rows, (kh, kw)); each block is
-    padded to a multiple of 32 bytes."""
-    o, kh, kw, i = shape_ohwi
-    for b0 in range(0, i, 16):
-        bi = min(16, i - b0)
-        for g0 in range(0, o, 8):
-            go = min(8, o - g0)
-            for r0 in range(b0, b0 + bi, 8):
-                gi = min(8, b0 + bi - r0)
-                for a in range(kh):
-                    for b in range(kw):
-                        yield g0, go, a, b, r0, gi
+def int16_conv_blocks(shape_ohwi, input_tile: int | None = None, output_tile: int | None = None,
+                      in_pass: int | None = None, out_pass: int | None = None
+                      ) -> Iterator[tuple[int, int, int, int, int, int]]:
+    """(o0, o_count, kh, kw, i0, i_count) of each block of an INT16 conv weight buffer, in file order: the
+    program's passes and tiles as for int8 weights (:func:`int8_conv_blocks`; default: input tiles of 16,
+    one output tile), per tile 8-channel output groups, per group the tile's input channels in runs of 8,
+    per run (kh, kw); each block padded to a multiple of 32 bytes."""
+    o, kh, kw, i = (int(d) for d in shape_ohwi)
+    ti = 16 if input_tile is None else int(input_tile)
+    to = o if output_tile is None else int(output_tile)
+    op_, ip_ = int(out_pass or o), int(in_pass or i)
+    for q0 in range(0, o, op_):
+        for p0 in range(0, i, ip_):
+            for o0 in range(q0, min(o, q0 + op_), to):
+                o1 = min(o, o0 + to, q0 + op_)
+                for t0 in range(p0, min(i, p0 + ip_), ti):
+                    t1 = min(i, t0 + ti, p0 + ip_)
+                    for g0 in range(o0, o1, 8):
+                        for r0 in range(t0, t1, 8):
+                            for a in range(kh):
+                                for b in range(kw):
+                                    yield g0, min(8, o1 - g0), a, b, r0, min(8, t1 - r0)
 
 
-def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype) -> np.ndarray:
+def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype, *tiling) -> np.ndarray:
     o, kh, kw, i = shape_ohwi
     flat = np.frombuffer(raw, dtype=dtype)
     out = np.zeros((o, kh, kw, i), dtype=dtype)
     pos = 0
-    for g0, go, a, b, r0, gi in int16_conv_blocks(shape_ohwi):
+    for g0, go, a, b, r0, gi in int16_conv_blocks(shape_ohwi, *tiling):
         if pos + go * gi > flat.size:
             raise ModelError(f"conv weight buffer of {flat.size} values is too short for shape {tuple(shape_ohwi)}")
         out[g0:g0 + go, a, b, r0:r0 + gi] = flat[pos:pos + go * gi].reshape(go, gi)

@@ -52,11 +52,12 @@ def pack_conv_weights(codes_ohwi: np.ndarray, input_tile: int, output_tile: int,
     return b"".join(chunks)
 
 
-def pack_conv_weights_int16(codes_ohwi: np.ndarray) -> bytes:
+def pack_conv_weights_int16(codes_ohwi: np.ndarray, input_tile: int | None = None, output_tile: int | None = None,
+                            in_pass: int | None = None, out_pass: int | None = None) -> bytes:
     """INT16 OHWI codes in the vendor's layout (16-channel input blocks, 8-channel output groups, 8-channel
     input rows, (kh, kw); each block padded to 32 bytes: ``layout.unpack_conv_weights`` reads it back)."""
     out = bytearray()
-    for g0, go, a, b, r0, gi in int16_conv_blocks(codes_ohwi.shape):
+    for g0, go, a, b, r0, gi in int16_conv_blocks(codes_ohwi.shape, input_tile, output_tile, in_pass, out_pass):
         block = np.asarray(codes_ohwi[g0:g0 + go, a, b, r0:r0 + gi], np.int64).astype("<i2").tobytes()
         out += block + bytes(_ceil(len(block), 32) - len(block))
     return bytes(out)

@@ -531,8 +531,11 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
             data = pack.pack_depthwise_weights(codes)
         elif site.depthwise_as_conv:
             data = sgs_weights.pack_diagonal_blocks(codes)
-        elif w_dtype == "INT16":
-            data = pack.pack_conv_weights_int16(codes)
+        elif w_dtype == "INT16":  # the tiles and passes the program states (as the simulators read them)
+            from .engine import slot_passes, slot_tiling
+            stated = slot_tiling(op.options)
+            data = pack.pack_conv_weights_int16(codes, *(stated[::-1] if stated else (None, None)),
+                                                *slot_passes(op.options))
         else:
             data = pack.pack_conv_weights(codes, prog.input_tile, prog.output_tile, prog.in_pass, prog.out_pass)
         if prog.weight_bytes is not None:
