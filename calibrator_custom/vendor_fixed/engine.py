@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import ModelError
-from ..model import sgs_weights
+from ..model import sgs_dialect, sgs_weights
 from ..model.graph import Model
 from . import (activation, boundary, conv, conv_plan, elementwise, fastops, layout, movement, output, pool, resize,
                tables)
@@ -335,6 +335,19 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
                     stride, dilation, padding, pads, clamp, plan)
 
 
+def _line_slope(options, lut_table: str) -> int | None:
+    """The slope of a table op's line beyond |x| = 6 as its options store it (``sgs_lut`` slot 2's
+    ``line_slope``; absent in a stored record = 0, which the vendor runs as a flat line), or None where
+    the options hold no table record (the kernel's own, the vendor's)."""
+    lut = getattr(options, "sgs_lut", None)
+    if not lut:
+        return None
+    line = dict(lut).get(sgs_dialect.SLOT_NAMES.get((lut_table, 2), "sgs_slot_2"))
+    if line is None:
+        return None
+    return int(dict(line).get("line_slope", 0) or 0)
+
+
 def _pool_options(o):
     return (o.filter_height, o.filter_width), (o.stride_h, o.stride_w), o.padding
 
@@ -467,7 +480,7 @@ def _step(model: Model, name: str, op, softmax_out: set):
         s_in, _ = _q(g.tensors[ins[0]])
         s_out, zp_out = _q(to)
         if name == "LOGISTIC":
-            table = tables.logistic_table(s_in, s_out)
+            table = tables.logistic_table(s_in, s_out, _line_slope(o, "SgsLogisticOptionsSlot0"))
         elif to.dtype == "INT16":  # a TANH that ends the graph writes INT16
             table = tables.tanh_int16_table(s_in, s_out)
         else:

@@ -502,7 +502,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
         fop = next(p for p in original.main.operators if original.op_name(p) == site.kind and
                    original.main.tensors[p.inputs[1]].name == tw.name)
-        if weight_scales and tw.name in weight_scales and not site.depthwise_as_conv and w_dtype == "INT8":
+        if weight_scales and tw.name in weight_scales and w_dtype == "INT8":
             codes, prm, acc_max, acc_min = per_channel_conv_values(
                 original, fop, site.kind, by_name[ti.name], by_name[to.name], to.dtype == "UINT8",
                 channel_ranges, weight_scales[tw.name], where)

@@ -46,7 +46,7 @@ SLOT_RESERVING_OPS = GROUP_ACTIVATIONS | TABLE_OPS
 #: all 72 LOGISTIC ops of the oracle cache
 LOGISTIC_LUT_65 = tuple(int(v) for v in np.rint(32767 * np.tanh(1 + np.arange(65) / 32)))
 LOGISTIC_LUT_257 = tuple(int(v) for v in np.rint(32767 * np.tanh(np.arange(257) / 256) / np.tanh(1)))
-LOGISTIC_LINE = {2: 8, 1: 9035, 3: 21512, 4: 1, 6: 1, 8: 1}
+LOGISTIC_LINE = {0: 8, 1: 9035, 2: 6881, 3: 21512, 4: 1, 6: 1, 8: 1}
 #: the largest pool output tile height seen; the pool's tile channels above which it runs 16 at a time
 POOL_TILE_ROWS = 8
 POOL_WIDE_CHANNELS = 88

@@ -6,7 +6,8 @@ linear interpolation of two int16 tables (65 and 257 entries, stored in the op's
 (M = round(s * 2**Q), Q = 14 - floor(log2 s), :func:`input_fixed_point`):
 
 * LOGISTIC: T = 32767 tanh(|x|/2) from the table over |x| in [0, 2) (256 segments) or [2, 6) (64),
-  beyond 6 the line T(6) + round(8 (|x| - 6)), T <= 32767; q = (32767 + sign(x) T + 1) >> 1 at the output
+  beyond 6 the line T(6) + round(slope (|x| - 6)), T <= 32767, with the slope the op's options store
+  (``line_slope``: 8 in the vendor's files; 0 makes T flat beyond 6, and the vendor runs that too); q = (32767 + sign(x) T + 1) >> 1 at the output
   scale 1/32767, else with sign(x) T rescaled to the output scale first (:func:`logistic_codes`).
 * TANH: T = 32767 tanh(|x|) the same way (slope 1 beyond 6); q = sign(x) T (INT16, scale 1/32767); a
   UINT8 TANH is that through the 15-bit requantization :func:`requantize_int16`.
@@ -19,6 +20,7 @@ the kernels take only the scales. :func:`lookup` applies a whole-domain table (i
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -114,9 +116,16 @@ SOFTMAX_OUTER = np.rint(32767 * np.exp(-8 + np.arange(257) / 32)).astype(np.int6
 SOFTMAX_OUTER_MULTIPLIER = (int(round(2 ** 17 * math.exp(-2))), 17)
 
 
+def with_line_slope(spec: TableSpec, line_slope: int | None) -> TableSpec:
+    """spec with the line's slope a file stores (None: the vendor's own, spec's)."""
+    return spec if line_slope is None or int(line_slope) == spec.line_slope else \
+        dataclasses.replace(spec, line_slope=int(line_slope))
+
+
 def odd_table_codes(x_code, in_scale, spec: TableSpec, fraction_bits: int = FRACTION_BITS
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """(sign(x), T(|x|)) of LOGISTIC/TANH (spec LOGISTIC_SPEC / TANH_SPEC) on int64 codes."""
+    """(sign(x), T(|x|)) of LOGISTIC/TANH (spec LOGISTIC_SPEC / TANH_SPEC, :func:`with_line_slope` for a
+    stored slope) on int64 codes."""
     m, q = input_fixed_point(in_scale)
     v = np.asarray(x_code, np.int64) * m
     a = np.abs(v)
@@ -152,19 +161,20 @@ def logistic_output_rescale(out_scale: float) -> tuple[int, int, int]:
     return m, shift, int(math.floor(1.0 / float(out_scale) + 0.5))
 
 
-def logistic_codes(x_code, in_scale: float, out_scale: float = UNIT_SCALE) -> np.ndarray:
+def logistic_codes(x_code, in_scale: float, out_scale: float = UNIT_SCALE, line_slope: int | None = None
+                   ) -> np.ndarray:
     """q = min((((sign(x) T M + 2**(shift-1)) >> shift) + offset + 1) >> 1, 32767), T = 32767 tanh(|x|/2) by the
-    vendor's tables, (M, shift, offset) = :func:`logistic_output_rescale`; at the unit output scale
-    (32767 + sign(x) T + 1) >> 1 (int16)."""
-    sign, t = odd_table_codes(x_code, in_scale, LOGISTIC_SPEC)
+    vendor's tables (beyond |x| = 6 the line of ``line_slope``, default the vendor's 8), (M, shift, offset) =
+    :func:`logistic_output_rescale`; at the unit output scale (32767 + sign(x) T + 1) >> 1 (int16)."""
+    sign, t = odd_table_codes(x_code, in_scale, with_line_slope(LOGISTIC_SPEC, line_slope))
     m, shift, offset = logistic_output_rescale(out_scale)
     scaled = _round_shift(sign.astype(np.int64) * t.astype(np.int64) * m, shift)
     return np.minimum((scaled + offset + 1) >> 1, 32767).astype(np.int16)
 
 
-def logistic_table(in_scale: float, out_scale: float = UNIT_SCALE) -> np.ndarray:
+def logistic_table(in_scale: float, out_scale: float = UNIT_SCALE, line_slope: int | None = None) -> np.ndarray:
     """table[c + 32768] = logistic_codes(c) for every int16 code c (int16)."""
-    return logistic_codes(_all_codes(), in_scale, out_scale)
+    return logistic_codes(_all_codes(), in_scale, out_scale, line_slope)
 
 
 @register("LOGISTIC")
