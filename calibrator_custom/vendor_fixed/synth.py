@@ -433,8 +433,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     every conv output (the accumulator range); ``mean``/``std``: the input normalization (three
     means, RGB order, one std); ``program_for``: each conv's IPU program; ``weight_scales``: per conv
     weight name, one scale per output channel (per-channel int8 codes and bias multipliers under the
-    conv's one shift, :func:`.writer.per_channel_conv_values`; default and for other convs: the
-    vendor's per-tensor codes). Encode with
+    conv's one shift, :func:`.writer.per_channel_conv_values`, for ordinary convs and the
+    depthwise-as-conv rewrite; default and for native depthwise convs: the vendor's per-tensor codes). Encode with
     ``model.to_bytes(reencode=True)``.
     """
     if float_model.dialect != "sgs_float":
