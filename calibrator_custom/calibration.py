@@ -23,6 +23,7 @@ from .calib.stats import TensorStats
 from .config import InputConfig, load_input_config
 from .errors import ConfigError, InputError
 from .ops.conv_layout import conv_like_ops
+from .pipeline.l5 import L5_SAMPLES
 from .quant.qtypes import conv_bits, tensor_qtypes
 from .simulators import _SimulatorBase
 
@@ -55,7 +56,7 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
         self._collector = Collector()
         self.add_observer(self._collector.observe)
         self._recorded_inputs: list[list[np.ndarray]] = []
-        self._record_limit = 0
+        self._record_limit = L5_SAMPLES  # L5 measures on the first calibration inputs
         self.statistics_mode = "minmax"
         #: quant_param items from set_minmax / set_chn / update / update_data, by tensor name
         self._imported: dict[str, dict] = {}
@@ -78,8 +79,10 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
 
     def record_inputs(self, limit: int) -> None:
         """Keep a copy of the inputs of each of the next ``limit`` invokes (0 stops); forgets earlier ones.
+        By default the first ``L5_SAMPLES`` invokes' inputs are kept.
 
-        ``SIM_Calibrator`` records what ``forward`` fed each model: L5 measures on these inputs.
+        ``SIM_Calibrator`` records what ``forward`` fed each model; L5 (:meth:`convert_fixed`) measures on these
+        inputs.
         """
         self._recorded_inputs = []
         self._record_limit = max(0, int(limit))
@@ -423,7 +426,8 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
                              "set_minmax / update) first")
         quant_param = list(self._imported.values()) or None
         convert_model(self.model_obj, self.config, stats, quant_level=quant_level, quant_param=quant_param,
-                      output_path=saved_path, vendor_float=self.vendor_float())
+                      output_path=saved_path, vendor_float=self.vendor_float(),
+                      calibration_feeds=self.recorded_inputs() or None)
         self.model_type = "Fixed"
         return os.fspath(saved_path)
 

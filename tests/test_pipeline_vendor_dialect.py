@@ -190,3 +190,41 @@ def test_calibrator_command_on_a_vendor_float_sim_writes_the_vendors_dialect(tmp
     assert load_model(out).dialect == "sgs_fixed"
     assert "own dialect" not in proc.stderr
     _assert_vendor_runs_it_as_ours(out, tmp_path, "calibrator command")
+
+
+def _int16_conv_inputs(model) -> list[str]:
+    """The first inputs of the CONV_2Ds of a fixed.sim with INT16 input and weights."""
+    sg = model.main
+    return [sg.tensors[op.inputs[0]].name for op in sg.operators if model.op_name(op) == "CONV_2D"
+            and sg.tensors[op.inputs[0]].dtype == sg.tensors[op.inputs[1]].dtype == "INT16"]
+
+
+def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ours(tmp_path, caplog):
+    """``[CONV_CONFIG] input_format=CONV2D_INT16`` makes every CONV_2D 16-bit in the plan; the vendor's dialect
+    carries them with ``vendor_int16_convs=True`` where it can (the last: not the first, reading the graph
+    input, nor the second, reading a RELU's output; logged), and writes them at 8 bit by default (logged)."""
+    from calibrator_custom.config import load_input_config
+    float_sim, ini = _vendor_float(tmp_path, _chain(6, 12, (16, 24, 8)))
+    cal = _calibrated(float_sim, ini, 12)
+    ini16 = tmp_path / "input_config_int16.ini"
+    ini16.write_text(ini.read_text() + "[CONV_CONFIG]\ninput_format=CONV2D_INT16;\n")
+    config = load_input_config(str(ini16), cal.model_obj)
+    plain, carried = tmp_path / "plain_fixed.sim", tmp_path / "int16_fixed.sim"
+    with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
+        convert(cal.model_obj, config, cal.statistics(), quant_level="L2", output_path=plain,
+                vendor_float=cal.vendor_float())
+    assert _int16_conv_inputs(load_model(plain)) == []
+    assert any("16-bit conv(s) are not carried" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
+        convert(cal.model_obj, config, cal.statistics(), quant_level="L2", output_path=carried,
+                vendor_float=cal.vendor_float(), vendor_int16_convs=True)
+    fixed = load_model(carried)
+    sg = fixed.main
+    convs = [op for op in sg.operators if fixed.op_name(op) == "CONV_2D"]
+    assert len(convs) == 3
+    assert [sg.tensors[op.inputs[0]].name for op in convs] == ["x", "r1", "c2"]
+    assert _int16_conv_inputs(fixed) == ["c2"]
+    assert any("2 of the level's 16-bit conv(s) are written at 8 bit" in r.getMessage() and "CONV_2D reading 'x', "
+               "CONV_2D reading 'r1'" in r.getMessage() for r in caplog.records)
+    _assert_vendor_runs_it_as_ours(carried, tmp_path, "16-bit convs carried")

@@ -45,7 +45,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             output_path: str | os.PathLike | None = None,
             progress: Reporter | Callable[[str], None] | None = None,
             vendor_template: str | os.PathLike | None = None, num_process: int = 1,
-            fixed_dialect: str = "auto", vendor_float: Model | None = None) -> Model:
+            fixed_dialect: str = "auto", vendor_float: Model | None = None,
+            vendor_int16_convs: bool = False) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
 
     What ``output_path`` receives (``fixed_dialect``):
@@ -61,7 +62,12 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     - ``"calibrator_custom"``: our own dialect (per-channel UINT8 activations, 16-bit convs as planned).
 
     The vendor dialect takes the level's activation ranges; its types are the float.sim's plan (UINT8
-    / INT16 activations, INT8 conv weights), so a level's 16-bit conv choices are not carried (logged).
+    / INT16 activations, INT8 conv weights), so by default a level's 16-bit conv choices are not carried
+    (logged). ``vendor_int16_convs=True`` writes the 16-bit CONV_2Ds the dialect can carry with INT16 input
+    and weights, as the vendor's converter plans ``[CONV_CONFIG] tensor_arrays`` (those reading the graph
+    input, read by a depthwise conv or a pool, or made by another op than a CONV_2D or an ADD stay 8-bit,
+    logged): the vendor's compiler takes the shared models' files, but the vendor's simulator is not yet
+    bit-exact with ours on every photo (docs/model_format.md), hence opt-in.
     ``vendor_template``: a vendor fixed.sim of the same float.sim (made once with the SDK): the vendor's
     dialect is then written over that template (``vendor_fixed.writer``) instead of synthesized. The
     returned model is always our own dialect's (what our planner chose).
@@ -106,7 +112,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         if output_path is not None and vendor_template is not None:
             _write_vendor_dialect(vendor_float or raw_model, vendor_template, stats, config, output_path, pi, plan)
         elif output_path is not None and not _write_synthesized(vendor_float, fixed_dialect, stats, config,
-                                                                 output_path, pi, plan):
+                                                                 output_path, pi, plan, vendor_int16_convs):
             fixed.save(output_path)
         phase.update()
     return fixed
@@ -117,7 +123,7 @@ FIXED_DIALECTS = ("auto", "vendor", "calibrator_custom")
 
 
 def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: StatsSet, config: InputConfig,
-                       output_path, pi: PlanInputs, plan: QuantPlan) -> bool:
+                       output_path, pi: PlanInputs, plan: QuantPlan, int16_convs: bool = False) -> bool:
     """Write the vendor's dialect synthesized from the float.sim when ``fixed_dialect`` asks for it and it
     can be; True when written. ``"vendor"`` raises what stops it; ``"auto"`` logs it and returns False."""
     if fixed_dialect == "calibrator_custom":
@@ -131,20 +137,80 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
                     "converter to a *_float.sim to get the vendor's dialect")
         return False
     from ..vendor_fixed.synth_writer import write_synthesized
-    try:
-        write_synthesized(vendor_float, stats, config, output_path, ranges=_plan_ranges(pi, plan),
-                          weight_scales=_channel_weight_scales(pi, plan))
-    except (UnsupportedOpError, ModelError) as e:
-        if fixed_dialect == "vendor":
-            raise
-        log.warning("the vendor's fixed dialect cannot be written for this model (%s), so %s is calibrator_custom's "
-                    "own dialect (run by fixed_simulator, not loadable by the vendor's compiler)", e, output_path)
-        return False
-    sixteen = sorted(j for j, bits in plan.conv_bits.items() if bits == 16)
-    if sixteen:
-        log.warning("%s: the vendor's dialect is written with 8-bit conv weights; the level's %d 16-bit conv(s) "
-                    "(ops %s) are not carried", output_path, len(sixteen), ", ".join(map(str, sixteen[:8])))
+    ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
+    sixteen = sum(1 for bits in plan.conv_bits.values() if bits == 16)
+    if int16_convs:
+        inputs16, dropped = _vendor_int16_conv_inputs(vendor_float, pi, plan)
+    else:
+        inputs16, dropped = [], []
+        if sixteen:
+            log.warning("%s: the vendor's dialect is written with 8-bit convs; the level's %d 16-bit conv(s) are not "
+                        "carried (vendor_int16_convs=True writes those the dialect can carry: not yet bit-exact with "
+                        "the vendor's simulator on every model)", output_path, sixteen)
+    written16 = False
+    if inputs16:
+        from ..vendor_fixed.quantize_plan import with_int16_convs
+        try:
+            write_synthesized(with_int16_convs(vendor_float, inputs16), stats, config, output_path, ranges=ranges,
+                              weight_scales=weight_scales)
+            written16 = True
+        except (UnsupportedOpError, ModelError) as e:
+            log.warning("%s: the level's 16-bit convs cannot be written in the vendor's dialect (%s); they are "
+                        "written at 8 bit", output_path, e)
+            dropped = []
+    if not written16:
+        try:
+            write_synthesized(vendor_float, stats, config, output_path, ranges=ranges, weight_scales=weight_scales)
+        except (UnsupportedOpError, ModelError) as e:
+            if fixed_dialect == "vendor":
+                raise
+            log.warning("the vendor's fixed dialect cannot be written for this model (%s), so %s is "
+                        "calibrator_custom's own dialect (run by fixed_simulator, not loadable by the vendor's "
+                        "compiler)", e, output_path)
+            return False
+    if dropped:
+        log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
+                    "dialect's 16-bit convs are CONV_2Ds whose input is not the graph input, is read by CONV_2Ds "
+                    "and ADDs only, and is made by a CONV_2D or an ADD", output_path, len(dropped),
+                    ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
     return True
+
+
+#: the ops whose INT16 output (a 16-bit conv's input) the vendor's compiler takes in the synthesized file:
+#: an ordinary CONV_2D, a native DEPTHWISE_CONV_2D, an ADD; not the depthwise-as-CONV_2D rewrite
+#: (``Conv_FFDIHWDO: Assertion `vrbuf_depth(u32ObBufId) >= (u32)(2*...)'`` on hand_landmark_lite)
+_INT16_PRODUCERS = ("CONV_2D", "ADD")
+
+
+def _vendor_int16_conv_inputs(vendor_float: Model, pi: PlanInputs, plan: QuantPlan) -> tuple[list[str], list[str]]:
+    """(names of the first inputs of the plan's 16-bit convs the vendor's dialect carries, a description of
+    each it does not): as the vendor's ``[CONV_CONFIG] tensor_arrays``, a CONV_2D whose input is not a
+    graph input and is read by no depthwise conv (native, or one the converter wrote as a CONV_2D: INT16
+    depthwise weights are not synthesized)."""
+    sg = vendor_float.main
+
+    def rewrite(op) -> bool:
+        return getattr(op.options, "sgs_depthwise_mode", 0) == 2
+
+    graph_inputs = {sg.tensors[i].name for i in sg.inputs}
+    # read by an op other than an ordinary CONV_2D or an ADD (a depthwise conv: its INT16 weights are not
+    # synthesized; a MAX_POOL_2D: ``get_datatype_convert_param: Assertion ...`` on hand_landmark_lite)
+    read_by_other = {sg.tensors[i].name for op in sg.operators for i in op.inputs[:1 if vendor_float.op_name(op) ==
+                                                                               "CONV_2D" else None]
+                     if vendor_float.op_name(op) not in ("CONV_2D", "ADD") or rewrite(op)}
+    made_by = {sg.tensors[i].name: op for op in sg.operators for i in op.outputs}
+    carried, dropped = set(), []
+    for c in pi.convs:
+        if plan.conv_bits.get(c.op_index, 8) != 16:
+            continue
+        name = pi.model.main.tensors[c.data].name
+        producer = made_by.get(name)
+        if c.op_name == "CONV_2D" and name not in graph_inputs and name not in read_by_other and \
+                producer is not None and vendor_float.op_name(producer) in _INT16_PRODUCERS and not rewrite(producer):
+            carried.add(name)
+        else:
+            dropped.append(f"{c.op_name} reading {name!r}")
+    return sorted(carried), dropped
 
 
 def _plan_ranges(pi: PlanInputs, plan: QuantPlan) -> dict[str, tuple[float, float]]:

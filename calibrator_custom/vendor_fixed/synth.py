@@ -353,6 +353,10 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
     starts.append(program_rule.default_allocation(spec, budget, out_tile=to, output_passes_first=True))
     starts.append(program_rule.default_allocation(spec, budget, out_tile=to))
     oh = spec.out_height
+    if spec.in_dtype == "INT16" and not spec.graph_input and not spec.depthwise_as_conv:
+        whole = _int16_whole_plane(spec, budget, to)
+        if whole is not None:
+            return whole
     for a0 in starts:
         for n in range(1, oh + 1):
             rows = -(-oh // n)
@@ -373,6 +377,33 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
                     return cand
     raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: no allocation of the program rule fits "
                              f"{budget} buffer slots")
+
+
+def _int16_whole_plane(spec: program_rule.ConvSpec, budget: int,
+                       out_tile: int | None) -> program_rule.Allocation | None:
+    """An INT16-input conv's allocation over whole output planes (one tile of all rows and columns),
+    slots 27 and 28 doubled, the output pass one output tile shorter until the four regions fit
+    ``budget``; None where the plane is not one tile or no pass fits. The vendor's choice for a
+    7 x 7 x 112 -> 672 1 x 1 conv with an INT16 input (passes of 320; the rule's 4-row tiles of 448
+    channels make its compiler refuse the file, ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``)."""
+    a = program_rule.default_allocation(spec, budget, out_tile=out_tile)
+    ow, oh = spec.out_width, spec.out_height
+    if a.out_tile_width != ow or ow * oh > program_rule.MAX_TILE_PIXELS or \
+            (spec.out_dtype == "INT16" and ow * oh > program_rule.SLOT_ROWS):
+        return None
+    a = program_rule.with_row_tile(spec, dataclasses.replace(a, in_pass=spec.in_channels), oh)
+    n_in = -(-a.in_pass // a.in_tile)
+    q = spec.out_channels
+    while q > 0:
+        out_slots = program_rule.output_slots(spec, q, ow, oh)
+        cand = dataclasses.replace(a, out_pass=q, weight_slots=program_rule.weight_slots(spec, a.in_tile, a.in_pass,
+                                                                                        a.out_tile, q),
+                                   input_slots=a.input_slots, output_slots=2 * out_slots,
+                                   region_28=2 * program_rule.region_28_slots(spec, q, ow, oh, n_in))
+        if cand.used_slots <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
+            return cand
+        q = (-(-q // a.out_tile) - 1) * a.out_tile
+    return None
 
 
 def _program_fields(table: str, slots: Mapping[int, Any], chunk_slot: int) -> tuple[dict[str, Any], int]:
