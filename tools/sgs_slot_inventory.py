@@ -4,6 +4,7 @@
     PYTHONPATH=. python tools/sgs_slot_inventory.py make OUT_DIR [--chains N] [--standalone SET ...]
     PYTHONPATH=. python tools/sgs_slot_inventory.py report FILE_OR_DIR ... [--unnamed] [--table T] [--top N]
     PYTHONPATH=. python tools/sgs_slot_inventory.py claims FILE_OR_DIR ...
+    PYTHONPATH=. python tools/sgs_slot_inventory.py patch FILE_fixed.sim OP FIELD VALUE ...   # needs the SDK
 
 ``make`` (needs the vendor SDK, ../shared/vendor_sdk; imported only there) makes vendor files in
 OUT_DIR: the shared models the vendor's convert_tool takes (../shared/models, converted with
@@ -22,6 +23,11 @@ tables by its length), most frequent first.
 ``claims`` prints the counts of the relations ``docs/model_format.md`` ("Slot names") gives for the
 conv programs' buffer regions, observation by observation, with a counterexample where one fails.
 
+``patch`` writes each VALUE into one field of op OP (through our encoder) and prints the reactions
+of the vendor's fixed simulator, offline compiler and (when it compiles) offline simulator on one
+random image, against the unpatched file: refused (the vendor's last assertion or error line), same
+outputs, or how far off.
+
 The package never imports this tool; ``tests/test_sgs_slot_names.py`` uses :func:`region_claims`.
 """
 from __future__ import annotations
@@ -38,7 +44,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from calibrator_custom.errors import ModelError  # noqa: E402
 from calibrator_custom.model import sgs_dialect, sgs_slots  # noqa: E402
-from calibrator_custom.model.graph import load_model  # noqa: E402
+from calibrator_custom.model.graph import Model, load_model  # noqa: E402
 
 log = logging.getLogger("sgs_slot_inventory")
 SHARED = ROOT.parent / "shared"
@@ -418,6 +424,117 @@ def claims_report(res: dict[str, list]) -> str:
     return "\n".join(lines)
 
 
+# ------------------------------------------------------------------ patching (needs the SDK)
+def _set(value, path: list, new):
+    """``value`` (an options dataclass, a dict, a table frozen as (name, value) pairs, or a vector) with the
+    field at ``path`` (field names, vector indices) replaced by ``new``."""
+    import dataclasses  # noqa: PLC0415
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value, **{head: _set(getattr(value, head), rest, new)})
+    if isinstance(value, dict):
+        return {**value, head: _set(value[head], rest, new)}
+    if isinstance(value, tuple) and value and all(isinstance(e, tuple) and len(e) == 2 and isinstance(e[0], str)
+                                                  for e in value) and not str(head).isdigit():
+        names = [k for k, _ in value]
+        if head not in names:
+            raise KeyError(f"no field {head!r} in a table of {names}")
+        return tuple((k, _set(v, rest, new) if k == head else v) for k, v in value)
+    if isinstance(value, tuple):
+        i = int(head)
+        return value[:i] + (_set(value[i], rest, new),) + value[i + 1:]
+    raise KeyError(f"cannot descend into {type(value).__name__} with {head!r}")
+
+
+def _get(value, path: list):
+    for head in path:
+        if hasattr(value, "__dataclass_fields__"):
+            value = getattr(value, head)
+        elif isinstance(value, dict):
+            value = value[head]
+        elif isinstance(value, tuple) and not str(head).isdigit():
+            value = dict(value)[head]
+        else:
+            value = value[int(head)]
+    return value
+
+
+def patched_bytes(path: Path, op_index: int, field: str, new) -> tuple[object, bytes]:
+    """(old value, the file re-encoded with op ``op_index``'s ``field`` set to ``new``). ``field``: a dotted path
+    from the op's options (``sgs_slot_17``, ``sgs_lut.sgs_slot_2.sgs_slot_1``) or, after ``extra.``, from the
+    Operator's vendor fields (``extra.sgs_op_info.sgs_slot_1``, ``extra.sgs_input_rescale.0.sgs_slot_0``)."""
+    model = load_model(path)
+    op = model.main.operators[op_index]
+    parts = field.split(".")
+    if parts[0] == "extra":
+        old = _get(op.extra, parts[1:])
+        op.extra = _set(op.extra, parts[1:], new)
+    else:
+        old = _get(op.options, parts)
+        op.options = _set(op.options, parts, new)
+    return old, model.to_bytes(reencode=True)
+
+
+def _tool_result(fn):
+    """(outputs or None, one-line reaction) of a vendor tool call."""
+    oracle = _oracle()
+    try:
+        return fn(), "ok"
+    except oracle.OracleError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = [ln for ln in lines if "Assertion" in ln] or [ln for ln in lines if "rror" in ln] or lines[-1:]
+        return None, "refused: " + (why[-1] if why else "no message")[:200]
+
+
+def _diff(base: dict, got: dict) -> str:
+    import numpy as np  # noqa: PLC0415
+    d = max(float(np.max(np.abs(np.asarray(got[k], np.float64) - np.asarray(base[k], np.float64)))) for k in base)
+    return "same outputs" if d == 0 else f"outputs differ (max |diff| {d:.4g})"
+
+
+def patch_reactions(path: Path, op_index: int, field: str, values, seed: int = 0) -> list[str]:
+    """Each of ``values`` written into one field of one op (through our encoder); the vendor's fixed simulator
+    and offline compiler (and the offline simulator, when it compiles) on one random image, against the
+    unpatched file's outputs."""
+    import tempfile  # noqa: PLC0415
+
+    import numpy as np  # noqa: PLC0415
+    oracle = _oracle()
+    model = load_model(path)
+    g = model.main
+    x = np.random.default_rng(seed).integers(0, 256, tuple(int(d) for d in g.tensors[g.inputs[0]].shape)).astype(
+        np.uint8)
+    strip = (lambda r: {k: v for k, v in r.items() if not k.startswith("_")})
+    kind = model.op_name(g.operators[op_index])
+    lines = []
+    with tempfile.TemporaryDirectory(prefix="slotpatch_") as d:
+        d = Path(d)
+        base = strip(oracle.fixed_sim(str(path), x))
+        oracle.compile_offline(str(path), str(d / "base_offline.sim"))
+        base_off = strip(oracle.offline_sim(str(d / "base_offline.sim"), x))
+        for new in values:
+            old, data = patched_bytes(path, op_index, field, new)
+            back = Model.from_bytes(data)
+            got = _get(back.main.operators[op_index].extra if field.startswith("extra.") else
+                       back.main.operators[op_index].options, field.split(".")[field.startswith("extra."):])
+            assert got == new and data != path.read_bytes(), (field, got, new)
+            (d / "p_fixed.sim").write_bytes(data)
+            fx, fx_msg = _tool_result(lambda: strip(oracle.fixed_sim(str(d / "p_fixed.sim"), x)))
+            _, cmsg = _tool_result(lambda: oracle.compile_offline(str(d / "p_fixed.sim"), str(d / "p_offline.sim")))
+            off_msg = ""
+            if cmsg == "ok":
+                same = (d / "p_offline.sim").read_bytes() == (d / "base_offline.sim").read_bytes()
+                off, omsg = _tool_result(lambda: strip(oracle.offline_sim(str(d / "p_offline.sim"), x)))
+                off_msg = (f" ({'the same' if same else 'a different'} offline model); offline sim: "
+                           f"{_diff(base_off, off) if off is not None else omsg}")
+            lines.append(f"{path.name} op {op_index} {kind} {field}: {old!r} -> {new!r}: fixed sim: "
+                         f"{_diff(base, fx) if fx is not None else fx_msg}; compile_offline: {cmsg}{off_msg}")
+            (d / "p_offline.sim").unlink(missing_ok=True)
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -435,6 +552,11 @@ def main(argv=None) -> int:
     rp.add_argument("--table")
     rp.add_argument("--dialect", choices=sorted(sgs_dialect.VENDOR_DIALECTS), help="only files of this dialect")
     rp.add_argument("--top", type=int, default=8)
+    pt = sub.add_parser("patch", help="patch one field of one op; the vendor tools' reactions (needs the SDK)")
+    pt.add_argument("file", type=Path)
+    pt.add_argument("op", type=int, help="the op's index")
+    pt.add_argument("field", help="dotted path: sgs_slot_17, sgs_lut.sgs_slot_2.sgs_slot_1, extra.sgs_op_info.sgs_slot_1")
+    pt.add_argument("values", nargs="+", help="Python expressions of literals: 0, -1, (24,), (1,) + (0,) * 15")
     cl = sub.add_parser("claims", help="the conv programs' buffer-region relations, counted")
     cl.add_argument("paths", nargs="+")
     args = ap.parse_args(argv)
@@ -458,6 +580,11 @@ def main(argv=None) -> int:
         for p in sim_files(args.paths):
             inv.add_file(p)
         print(report(inv, args.unnamed, args.table, args.top))
+        return 0
+    if args.cmd == "patch":
+        values = [eval(v, {"__builtins__": {}}) for v in args.values]  # noqa: S307 - literals such as (0,) * 16
+        for line in patch_reactions(args.file, args.op, args.field, values):
+            print(line)
         return 0
     print(claims_report(region_claims(args.paths)))
     return 0
