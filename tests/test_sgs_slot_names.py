@@ -771,3 +771,27 @@ def test_depthwise_buffer_regions_are_sized_by_their_entries(region_files):
             int16 += ob == 2
             tiled += len(o.sgs_output_entry_slots) > 1
     assert n >= 6 and int16 >= 1 and tiled >= 2, (n, int16, tiled)
+
+
+def test_inventory_patch_paths_reach_fields_of_dataclasses_dicts_and_frozen_tables():
+    """tools/sgs_slot_inventory.py's patch paths (no SDK needed): a field of an options dataclass, of a dict,
+    of a table frozen as (name, value) pairs inside a vector of tables, and a vector element."""
+    import dataclasses  # noqa: PLC0415
+
+    import sgs_slot_inventory as inventory  # noqa: PLC0415
+
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        sgs_rescale: tuple
+        sgs_slot_41: tuple
+
+    opts = Opts(((("multiplier", 5), ("sgs_slot_2", -1)), (("multiplier", 7), ("sgs_slot_2", -1))), (0, 0, 0))
+    got = inventory._set(opts, ["sgs_rescale", "1", "sgs_slot_2"], 0)
+    assert got.sgs_rescale == ((("multiplier", 5), ("sgs_slot_2", -1)), (("multiplier", 7), ("sgs_slot_2", 0)))
+    assert inventory._get(got, ["sgs_rescale", "1", "sgs_slot_2"]) == 0
+    assert inventory._set(opts, ["sgs_slot_41", "2"], 1).sgs_slot_41 == (0, 0, 1)
+    extra = {"sgs_op_info": {"flag": 0, "sgs_slot_1": 0}}
+    assert inventory._set(extra, ["sgs_op_info", "sgs_slot_1"], 1) == {"sgs_op_info": {"flag": 0, "sgs_slot_1": 1}}
+    assert extra["sgs_op_info"]["sgs_slot_1"] == 0
+    with pytest.raises(KeyError):
+        inventory._set(opts, ["sgs_rescale", "0", "shift"], 1)
