@@ -80,12 +80,12 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 227 slots, 161 named (docs/model_format.md,
+    """Each name sits on a slot the survey typed, once per table; 229 slots, 162 named (docs/model_format.md,
     "Slot names", states both counts)."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
-    assert len(all_slots) == 227
+    assert len(all_slots) == 229
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 161
+    assert len(named) == 162
     doc = (Path(__file__).resolve().parent.parent / "docs" / "model_format.md").read_text()
     unnamed = len(all_slots) - len(named)
     assert f"**{len(named)} are named by an established meaning**" in doc
@@ -724,7 +724,8 @@ def test_the_fused_op_region_is_reserved_exactly_on_convs_hosting_a_fused_op(reg
     """Conv2DOptions ``sgs_fused_op_slots`` is 8 on a CONV_2D another op runs inside, 0 elsewhere, and
     ``sgs_fused_op_entry_slots`` its one entry (32 - size,) at the top of the 32 buffer slots: every entry of
     the other four regions lies below it. DepthwiseConv2DOptions ``sgs_fused_op_entry_slots``: (24,) on a
-    hosting depthwise, (32,) elsewhere (no size slot is written)."""
+    hosting depthwise, (32,) elsewhere, and its ``sgs_fused_op_slots`` 8 there, absent (0) elsewhere. Every file,
+    a hosting depthwise's slot 30 included, is typed: it re-encodes to the vendor's bytes."""
     seen = {"CONV_2D": [0, 0], "DEPTHWISE_CONV_2D": [0, 0]}
     for name, fixed in region_files.items():
         model = load_model(fixed)
@@ -741,9 +742,13 @@ def test_the_fused_op_region_is_reserved_exactly_on_convs_hosting_a_fused_op(reg
                          o.sgs_output_entry_slots)
             else:
                 assert tuple(o.sgs_fused_op_entry_slots) == ((24,) if host else (32,)), (name, j)
+                assert o.sgs_fused_op_slots == (8 if host else 0), (name, j)
+                assert ("sgs_fused_op_slots" in o.sgs_layout) == host, (name, j)
                 below = (o.sgs_weight_entry_slots, o.sgs_input_entry_slots, o.sgs_output_entry_slots)
             assert max(e for v in below for e in v) < o.sgs_fused_op_entry_slots[0], (name, j)
             seen[kind][host] += 1
+        assert not model.extra.get(sgs_dialect.UNTYPED), (name, model.extra.get(sgs_dialect.UNTYPED))
+        assert model.to_bytes(reencode=True) == fixed.read_bytes(), name
     # hosting convs: the ADD and PRELU chains, the fused RELU6; hosting depthwise: PRELU, LOGISTIC, MUL
     assert seen["CONV_2D"][1] >= 3 and seen["DEPTHWISE_CONV_2D"][1] >= 3, seen
     assert seen["CONV_2D"][0] >= 20 and seen["DEPTHWISE_CONV_2D"][0] >= 2, seen

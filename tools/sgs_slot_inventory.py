@@ -323,7 +323,7 @@ def _short(v, n=60) -> str:
 # ------------------------------------------------------------------ the region relations
 #: the conv / depthwise buffer-region slots the relations are about, by table
 REGION_SLOTS = {"CONV_2D": (25, 26, 27, 28, 29, 30, 31, 32, 33, 34),
-                "DEPTHWISE_CONV_2D": (25, 26, 27, 28, 31, 32, 33, 34, 35)}
+                "DEPTHWISE_CONV_2D": (25, 26, 27, 28, 30, 31, 32, 33, 34, 35)}
 
 
 def hosted_fused_ops(model) -> dict[int, list[int]]:
@@ -402,10 +402,13 @@ def region_claims(paths) -> dict[str, list]:
             res["depthwise 27 = 6 len(32)"].append((s27 == 6 * len(s32), (where, s27, s32)))
             ob = _out_bytes(model, op)
             res["depthwise 28 = len(33) x output bytes per code"].append((s28 == ob * len(s33), (where, s28, s33, ob)))
-            res["depthwise 34 = () (no region-28 size slot written)"].append((s34 == (), (where, s34)))
+            res["depthwise 34 = () (no region-28 size slot, 29, written)"].append((s34 == (), (where, s34)))
             res["depthwise 35 = (24,) on a depthwise hosting a fused op" if hosts else
                 "depthwise 35 = (32,) on a depthwise hosting none"].append((s35 == ((24,) if hosts else (32,)),
                                                                             (where, s35)))
+            res["depthwise 30 = 8 on a depthwise hosting a fused op" if hosts else
+                "depthwise 30 = 0 (absent) on a depthwise hosting none"].append(
+                    (o.get(30, 0) == (8 if hosts else 0), (where, o.get(30))))
             cover = _cover(((s31, 2), (s32, 6), (s33, ob)))
             res["depthwise entries of 31 (2 slots), 32 (6), 33 (output bytes) disjoint"].append(
                 (cover is not None, (where, s31, s32, s33)))
