@@ -210,7 +210,12 @@ def sim_files(paths) -> list[Path]:
     out = []
     for p in map(Path, paths):
         out += sorted(p.rglob("*.sim")) if p.is_dir() else [p]
-    return [p for p in out if "_work_" not in str(p)]
+    seen, files = set(), []
+    for p in out:  # once each (the standalone links point into the oracle cache)
+        if "_work_" not in str(p) and p.resolve() not in seen:
+            seen.add(p.resolve())
+            files.append(p)
+    return files
 
 
 def by_slot(table: str, value) -> dict:
@@ -381,7 +386,7 @@ def region_claims(paths) -> dict[str, list]:
     """{claim: [(holds, observation)]} for the buffer-region relations of the conv programs."""
     res: dict[str, list] = collections.defaultdict(list)
     for path, j, kind, o, hosts, model, op in conv_programs(paths):
-        where = (path.name, j)
+        where = (path.name if not path.name.startswith("m_") else f"{path.parent.name}/{path.name}", j)
         if kind == "CONV_2D":
             s29 = o.get(29, 0)
             res["conv 29 = 8 on a conv hosting a fused op"].append((s29 == 8, (where, s29))) if hosts else \
