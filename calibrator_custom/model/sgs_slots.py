@@ -11,32 +11,32 @@ from __future__ import annotations
 
 #: table -> ((slot, type), ...): the slots the typed schema lacks, as seen in the vendor's files
 SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
-    # AddOptions: 289 tables seen
+    # AddOptions: 192 tables seen
     'AddOptions': (
         (1, '[SgsAddOptionsSlot1]'),  # vector of tables
     ),
-    # AddOptions.1[]: 289 tables seen
+    # AddOptions.1[]: 192 tables seen
     'SgsAddOptionsSlot1': (
         (0, 'uint32'),  # values [8, 22]
-        (1, 'uint32'),  # values [311, 424, 1011, 12761, 15081, 16384]
-        (2, 'int32'),  # values [-1, 31, 39, 42, 44, 47]
-        (3, 'uint32'),  # values [7, 8, 9, 14, 15, 16]
+        (1, 'uint32'),  # values [16582, 16882, 16890, 17130, 17305, 17314]
+        (2, 'int32'),  # values [-1, 29, 34, 37, 38, 41]
+        (3, 'uint32'),  # values [6, 7, 8, 9]
         (4, 'int32'),  # values [-1]
         (5, 'int32'),  # values [-1, 1]
     ),
-    # ConcatenationOptions: 117 tables seen
+    # ConcatenationOptions: 15 tables seen
     'ConcatenationOptions': (
         (2, 'uint32'),  # values [2]
         (3, '[uint8]'),  # lengths [16]
         (4, '[int32]'),  # lengths [160]
     ),
-    # Conv2DOptions: 5739 tables seen
+    # Conv2DOptions: 915 tables seen
     'Conv2DOptions': (
-        (10, 'uint32'),  # values [0, 2, 3, 4, 5, 6]
-        (11, 'uint32'),  # values [0, 2, 3, 4, 5, 6]
-        (12, 'uint32'),  # values [0, 1, 2, 3, 4, 5]
-        (13, 'uint32'),  # values [0, 1, 2, 3, 4, 5]
-        (14, 'uint32'),  # values [3, 4]
+        (10, 'uint32'),  # values [0, 3, 4, 8, 24, 32]
+        (11, 'uint32'),  # values [0, 3, 4, 8, 24, 28]
+        (12, 'uint32'),  # values [0, 1, 2, 3, 4, 6]
+        (13, 'uint32'),  # values [0, 1, 2, 3, 4, 6]
+        (14, 'uint32'),  # values [4]
         (15, 'uint32'),  # values [1, 2]
         (16, 'uint32'),  # values [1, 2, 3]
         (17, 'uint32'),  # values [0]
@@ -47,70 +47,68 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (22, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (23, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (24, 'uint32'),  # values [0]
-        (25, 'uint32'),  # values [2, 4, 6, 8, 10, 12]
+        (25, 'uint32'),  # values [2, 4, 6, 8, 10, 16]
         (26, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (27, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
         (28, 'uint32'),  # values [4, 8, 12, 16]
         (29, 'uint32'),  # values [8]
-        (30, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 7] ...
+        (30, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8, 12] ...
         (31, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 7] ...
         (32, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 7] ...
         (33, '[int32]'),  # lengths [0, 1, 2, 3, 4]
         (34, '[int32]'),  # lengths [0, 1]
         (35, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
-        (37, 'uint32'),  # values [7, 9, 10, 11, 12, 13]
-        (38, 'uint16'),  # values [2, 6]
-        (39, 'uint64'),  # values [256, 768, 1024, 1536, 2048, 2304]
+        (37, 'uint32'),  # values [7, 8, 9, 10, 11, 12]
+        (38, 'uint16'),  # values [2]
+        (39, 'uint64'),  # values [1024, 2304, 3072, 4096, 4608, 5120]
         (40, '[SgsConv2DOptionsSlot40]'),  # vector of tables
         (41, '[int32]'),  # lengths [16]
     ),
-    # Conv2DOptions.40[]: 5574 tables seen
+    # Conv2DOptions.40[]: 1029 tables seen
     'SgsConv2DOptionsSlot40': (
-        (0, 'uint32'),  # values [64, 128, 192, 256, 288, 320]
+        (0, 'uint32'),  # values [64, 128, 256, 288, 384, 448]
         (1, 'uint32'),  # values [32, 64, 96, 128, 160, 192]
         (2, 'uint16'),  # values [1, 2, 3, 4, 5, 6]
         (3, 'uint8'),  # values [1]
         (4, 'uint8'),  # values [1]
         (5, 'uint8'),  # values [1]
     ),
-    # DepthwiseConv2DOptions: 749 tables seen
+    # DepthwiseConv2DOptions: 213 tables seen
     'DepthwiseConv2DOptions': (
-        (11, 'uint32'),  # values [0, 3, 4, 7, 8, 13]
-        (12, 'uint32'),  # values [0, 3, 4, 7, 8, 13]
-        (13, 'uint32'),  # values [0, 3, 4, 7, 8, 13]
-        (14, 'uint32'),  # values [0, 3, 4, 7, 8, 13]
+        (11, 'uint32'),  # values [0, 8, 32, 64]
+        (12, 'uint32'),  # values [0, 8, 24, 28, 32, 36]
+        (13, 'uint32'),  # values [0, 8, 32, 64]
+        (14, 'uint32'),  # values [0, 8, 24, 28, 32, 36]
         (15, 'uint32'),  # values [2]
         (16, 'uint32'),  # values [2]
         (17, 'uint32'),  # values [1]
         (18, 'uint32'),  # values [0]
-        (19, 'uint32'),  # values [2, 3, 4, 5, 6, 7]
-        (20, 'uint32'),  # values [2, 3, 4, 5, 6, 7]
+        (19, 'uint32'),  # values [2, 3, 4, 6, 8, 10]
+        (20, 'uint32'),  # values [2, 3, 4, 6, 8, 9]
         (21, 'uint32'),  # values [1]
         (22, 'uint32'),  # values [0, 1]
-        (23, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
-        (24, 'uint32'),  # values [2, 3, 4, 5, 6, 7]
+        (23, 'uint32'),  # values [2, 3, 4, 5, 6, 8]
+        (24, 'uint32'),  # values [2, 3, 4, 5, 6, 8]
         (25, 'uint32'),  # values [0]
         (26, 'uint32'),  # values [2]
-        (27, 'uint32'),  # values [6, 12, 18, 24]
-        (28, 'uint32'),  # values [1, 2, 3, 4, 5, 6]
-        (30, 'uint32'),  # values [8]
+        (27, 'uint32'),  # values [6, 12, 18]
+        (28, 'uint32'),  # values [1, 2, 3, 4, 5, 8]
         (31, '[int32]'),  # lengths [0, 1]
-        (32, '[int32]'),  # lengths [0, 1, 2, 3, 4]
-        (33, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 6, 7] ...
-        (34, '[int32]'),  # empty in every file (749 seen)
+        (32, '[int32]'),  # lengths [0, 1, 2, 3]
+        (33, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8, 9] ...
+        (34, '[int32]'),  # empty in every file (213 seen)
         (35, '[int32]'),  # lengths [0, 1]
-        (36, 'uint32'),  # values [1, 2, 3, 4, 16, 17]
-        (38, 'uint32'),  # values [10, 11, 12, 13, 14, 15]
-        (39, 'uint64'),  # values [1728, 3456, 4608, 5184, 5760, 6048]
+        (36, 'uint32'),  # values [1, 2, 3, 4]
+        (38, 'uint32'),  # values [17, 18, 19, 20]
+        (39, 'uint64'),  # values [4608, 5184, 12096, 13824, 17280, 18720]
         (41, '[SgsDepthwiseConv2DOptionsSlot41]'),  # vector of tables
         (42, '[int32]'),  # lengths [16]
     ),
-    # DepthwiseConv2DOptions.41[]: 471 tables seen
+    # DepthwiseConv2DOptions.41[]: 138 tables seen
     'SgsDepthwiseConv2DOptionsSlot41': (
-        (0, 'uint32'),  # values [160, 320, 640, 1280, 2560, 3840]
-        (1, 'uint32'),  # values [32, 64, 96, 128, 160, 256]
-        (2, 'uint16'),  # values [1, 2, 3, 4, 5, 8]
-        (3, 'uint8'),  # values [1]
+        (0, 'uint32'),  # values [160, 320, 640]
+        (1, 'uint32'),  # values [64, 96, 128, 160, 256, 320]
+        (2, 'uint16'),  # values [2, 3, 4, 5, 8, 10]
         (4, 'uint8'),  # values [1]
         (5, 'uint8'),  # values [1]
     ),
@@ -125,44 +123,44 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (2, 'uint32'),  # values [1]
         (5, 'uint32'),  # values [14, 17]
     ),
-    # MulOptions: 87 tables seen
+    # MulOptions: 45 tables seen
     'MulOptions': (
         (1, '[SgsMulOptionsSlot1]'),  # vector of tables
     ),
-    # MulOptions.1[]: 174 tables seen
+    # MulOptions.1[]: 90 tables seen
     'SgsMulOptionsSlot1': (
         (0, 'uint32'),  # values [4, 7]
-        (1, 'int32'),  # values [-1, 19201, 20158, 20732, 22158, 26114]
+        (1, 'int32'),  # values [-1, 32509]
         (2, 'int32'),  # values [-1]
-        (3, 'int32'),  # values [-1, 13, 20, 21]
+        (3, 'int32'),  # values [-1, 13]
         (4, 'int32'),  # values [-1]
-        (5, 'uint32'),  # values [4, 6, 7, 8, 9, 10]
+        (5, 'uint32'),  # values [4, 6, 7, 9, 10]
     ),
-    # Operator: 8463 tables seen
+    # Operator: 2220 tables seen
     'Operator': (
         (9, '[SgsOperatorSlot9]'),  # vector of tables
         (10, '[SgsOperatorSlot10]'),  # vector of tables
         (13, 'uint8'),  # values [1]
     ),
-    # Operator.10[]: 378 tables seen
+    # Operator.10[]: 194 tables seen
     'SgsOperatorSlot10': (
         (0, 'uint32'),  # values [1]
-        (1, 'uint32'),  # values [2, 12, 14, 16, 17, 18]
-        (2, 'uint32'),  # values [1, 16429, 16515, 17680, 18224, 19097]
+        (1, 'uint32'),  # values [6, 15, 22, 23, 25, 26]
+        (2, 'uint32'),  # values [1, 16429, 16515, 16701, 18342, 19479]
         (3, 'uint32'),  # values [22, 23]
     ),
-    # Operator.9[]: 508 tables seen
+    # Operator.9[]: 278 tables seen
     'SgsOperatorSlot9': (
         (0, 'uint32'),  # values [2]
-        (1, 'int32'),  # values [-189, -185, -181, -180, -176, -175]
-        (2, 'uint32'),  # values [1, 16448, 19125, 19534, 19861, 20058]
+        (1, 'int32'),  # values [-215, -208, -189, -186, -185, -182]
+        (2, 'uint32'),  # values [1, 16423, 16448, 19125, 19528, 20033]
         (3, 'uint32'),  # values [6, 7]
     ),
-    # Pool2DOptions: 199 tables seen
+    # Pool2DOptions: 108 tables seen
     'Pool2DOptions': (
         (10, 'uint32'),  # values [2, 3, 4, 5, 6, 8]
         (11, 'uint32'),  # values [2, 3, 4, 5, 6, 7]
-        (12, 'uint32'),  # values [3, 5, 8, 16, 24, 28]
+        (12, 'uint32'),  # values [3, 8, 16, 24, 28, 32]
         (13, 'uint32'),  # values [1, 2, 3, 4]
         (14, 'uint32'),  # values [0, 1]
         (15, 'uint32'),  # values [1]
@@ -170,43 +168,43 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (17, '[int32]'),  # lengths [0, 1, 2, 3, 4]
         (18, '[int32]'),  # lengths [0, 1]
     ),
-    # ReducerOptions: 13 tables seen
+    # ReducerOptions: 3 tables seen
     'ReducerOptions': (
         (1, 'SgsReducerOptionsSlot1'),  # table
     ),
-    # ReducerOptions.1: 13 tables seen
+    # ReducerOptions.1: 3 tables seen
     'SgsReducerOptionsSlot1': (
         (1, '[SgsReducerOptionsSlot1Slot1]'),  # vector of tables
     ),
-    # ReducerOptions.1.1[]: 13 tables seen
+    # ReducerOptions.1.1[]: 3 tables seen
     'SgsReducerOptionsSlot1Slot1': (),
-    # ReshapeOptions: 29 tables seen
+    # ReshapeOptions: 15 tables seen
     'ReshapeOptions': (
         (2, '[int32]'),  # lengths [10]
     ),
-    # SgsActivationOptions: 173 tables seen
+    # SgsActivationOptions: 85 tables seen
     'SgsActivationOptions': (
         (1, 'uint16'),  # values [32767]
         (2, '[SgsActivationOptionsSlot2]'),  # vector of tables
     ),
-    # SgsActivationOptions.2[]: 173 tables seen
+    # SgsActivationOptions.2[]: 85 tables seen
     'SgsActivationOptionsSlot2': (
         (1, 'uint32'),  # values [16384, 16887, 16990, 17306, 17839, 18078]
-        (5, 'uint32'),  # values [13, 14, 15]
+        (5, 'uint32'),  # values [13, 14]
     ),
-    # SgsLogisticOptions: 289 tables seen
+    # SgsLogisticOptions: 3 tables seen
     'SgsLogisticOptions': (
         (0, 'SgsLogisticOptionsSlot0'),  # table
         (1, '[SgsLogisticOptionsSlot1]'),  # vector of tables
     ),
-    # SgsLogisticOptions.0: 289 tables seen
+    # SgsLogisticOptions.0: 3 tables seen
     'SgsLogisticOptionsSlot0': (
         (0, '[int16]'),  # lengths [65]
         (1, '[int16]'),  # lengths [257]
         (2, 'SgsLogisticOptionsSlot0Slot2'),  # table
         (3, 'SgsLogisticOptionsSlot0Slot3'),  # table
     ),
-    # SgsLogisticOptions.0.2: 289 tables seen
+    # SgsLogisticOptions.0.2: 3 tables seen
     'SgsLogisticOptionsSlot0Slot2': (
         (0, 'uint16'),  # values [8]
         (1, 'uint16'),  # values [9035]
@@ -216,67 +214,67 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (6, 'uint8'),  # values [1]
         (8, 'uint8'),  # values [1]
     ),
-    # SgsLogisticOptions.0.3: 289 tables seen
+    # SgsLogisticOptions.0.3: 3 tables seen
     'SgsLogisticOptionsSlot0Slot3': (
-        (4, 'uint16'),  # values [16385, 18734, 19104, 19285, 21069, 21617]
-        (5, 'uint32'),  # values [18, 20, 21, 22, 23]
-        (7, 'uint32'),  # values [18, 20, 21, 22, 23]
-        (8, 'uint32'),  # values [15, 17, 18, 19, 20]
-        (11, 'uint32'),  # values [25165824, 100663296, 201326592, 402653184, 805306368]
-        (12, 'uint32'),  # values [8388608, 33554432, 67108864, 134217728, 268435456]
-        (13, 'uint32'),  # values [8388608, 33554432, 67108864, 134217728, 268435456]
-        (15, 'int32'),  # values [-268435456, -134217728, -67108864, -33554432, -8388608]
-        (17, 'uint8'),  # values [22, 24, 25, 26, 27]
-        (18, 'uint8'),  # values [22, 24, 25, 26, 27]
-        (19, 'uint8'),  # values [22, 24, 25, 26, 27]
-        (20, 'uint8'),  # values [22, 24, 25, 26, 27]
+        (4, 'uint16'),  # values [24577]
+        (5, 'uint32'),  # values [23]
+        (7, 'uint32'),  # values [23]
+        (8, 'uint32'),  # values [20]
+        (11, 'uint32'),  # values [805306368]
+        (12, 'uint32'),  # values [268435456]
+        (13, 'uint32'),  # values [268435456]
+        (15, 'int32'),  # values [-268435456]
+        (17, 'uint8'),  # values [27]
+        (18, 'uint8'),  # values [27]
+        (19, 'uint8'),  # values [27]
+        (20, 'uint8'),  # values [27]
         (25, 'uint16'),  # values [16384]
         (26, 'uint16'),  # values [24956]
         (27, 'uint8'),  # values [14]
         (28, 'uint8'),  # values [15]
     ),
-    # SgsLogisticOptions.1[]: 289 tables seen
+    # SgsLogisticOptions.1[]: 3 tables seen
     'SgsLogisticOptionsSlot1': (
-        (1, 'uint32'),  # values [16384, 16385, 16386, 16451, 18708, 22411]
+        (1, 'uint32'),  # values [22411]
         (2, 'int32'),  # values [-1]
         (3, 'uint32'),  # values [14]
-        (4, 'uint32'),  # values [32767, 32768, 32769, 32770, 32901, 37414]
+        (4, 'uint32'),  # values [44821]
         (5, 'uint32'),  # values [1]
     ),
-    # SgsOpInfo: 8463 tables seen
+    # SgsOpInfo: 2220 tables seen
     'SgsOpInfo': (
         (1, 'uint32'),  # values [0]
         (2, 'uint32'),  # values [0]
         (3, 'uint32'),  # values [0]
         (4, 'uint32'),  # values [0]
     ),
-    # SgsPreluOptions: 261 tables seen
+    # SgsPreluOptions: 231 tables seen
     'SgsPreluOptions': (
         (0, '[SgsPreluOptionsSlot0]'),  # vector of tables
     ),
-    # SgsPreluOptions.0[]: 522 tables seen
+    # SgsPreluOptions.0[]: 462 tables seen
     'SgsPreluOptionsSlot0': (
-        (1, 'int32'),  # values [-1, 16384, 17022, 17447, 17813, 17897]
+        (1, 'int32'),  # values [-1, 16384, 16433, 16653, 17411, 17817]
         (2, 'int32'),  # values [-1]
         (3, 'int32'),  # values [-1]
-        (5, 'uint32'),  # values [14, 15, 16]
+        (5, 'uint32'),  # values [13, 14, 15, 16]
     ),
-    # SgsSubGraphEntry: 854 tables seen
+    # SgsSubGraphEntry: 116 tables seen
     'SgsSubGraphEntry': (
         (0, '[int16]'),  # lengths [12]
     ),
-    # SgsTanhOptions: 57 tables seen
+    # SgsTanhOptions: 3 tables seen
     'SgsTanhOptions': (
         (0, 'SgsTanhOptionsSlot0'),  # table
     ),
-    # SgsTanhOptions.0: 57 tables seen
+    # SgsTanhOptions.0: 3 tables seen
     'SgsTanhOptionsSlot0': (
         (0, '[int16]'),  # lengths [65]
         (1, '[int16]'),  # lengths [257]
         (2, 'SgsTanhOptionsSlot0Slot2'),  # table
         (3, 'SgsTanhOptionsSlot0Slot3'),  # table
     ),
-    # SgsTanhOptions.0.2: 57 tables seen
+    # SgsTanhOptions.0.2: 3 tables seen
     'SgsTanhOptionsSlot0Slot2': (
         (0, 'uint16'),  # values [1]
         (1, 'uint16'),  # values [2403]
@@ -285,38 +283,38 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (6, 'uint8'),  # values [1]
         (8, 'uint8'),  # values [1]
     ),
-    # SgsTanhOptions.0.3: 57 tables seen
+    # SgsTanhOptions.0.3: 3 tables seen
     'SgsTanhOptionsSlot0Slot3': (
-        (4, 'uint16'),  # values [16385, 18059, 24577]
-        (5, 'uint32'),  # values [18, 20, 22, 23]
-        (7, 'uint32'),  # values [18, 20, 22, 23]
-        (8, 'uint32'),  # values [15, 17, 19, 20]
-        (11, 'uint32'),  # values [25165824, 100663296, 402653184, 805306368]
-        (12, 'uint32'),  # values [8388608, 33554432, 134217728, 268435456]
-        (13, 'uint32'),  # values [8388608, 33554432, 134217728, 268435456]
-        (15, 'int32'),  # values [-268435456, -134217728, -33554432, -8388608]
-        (17, 'uint8'),  # values [22, 24, 26, 27]
-        (18, 'uint8'),  # values [22, 24, 26, 27]
-        (19, 'uint8'),  # values [22, 24, 26, 27]
-        (20, 'uint8'),  # values [22, 24, 26, 27]
-        (25, 'uint16'),  # values [16384, 17246, 21513, 21799]
-        (26, 'uint16'),  # values [16626, 20739, 21015, 31589]
-        (27, 'uint8'),  # values [14, 15]
-        (28, 'uint8'),  # values [14, 15, 16]
+        (4, 'uint16'),  # values [24577]
+        (5, 'uint32'),  # values [23]
+        (7, 'uint32'),  # values [23]
+        (8, 'uint32'),  # values [20]
+        (11, 'uint32'),  # values [805306368]
+        (12, 'uint32'),  # values [268435456]
+        (13, 'uint32'),  # values [268435456]
+        (15, 'int32'),  # values [-268435456]
+        (17, 'uint8'),  # values [27]
+        (18, 'uint8'),  # values [27]
+        (19, 'uint8'),  # values [27]
+        (20, 'uint8'),  # values [27]
+        (25, 'uint16'),  # values [21513]
+        (26, 'uint16'),  # values [20739]
+        (27, 'uint8'),  # values [14]
+        (28, 'uint8'),  # values [14]
     ),
-    # SoftmaxOptions: 27 tables seen
+    # SoftmaxOptions: 6 tables seen
     'SoftmaxOptions': (
         (1, 'SgsSoftmaxOptionsSlot1'),  # table
         (2, 'SgsSoftmaxOptionsSlot2'),  # table
     ),
-    # SoftmaxOptions.1: 27 tables seen
+    # SoftmaxOptions.1: 6 tables seen
     'SgsSoftmaxOptionsSlot1': (
         (0, '[int16]'),  # lengths [65]
         (1, '[int16]'),  # lengths [257]
         (2, 'SgsSoftmaxOptionsSlot1Slot2'),  # table
         (3, 'SgsSoftmaxOptionsSlot1Slot3'),  # table
     ),
-    # SoftmaxOptions.1.2: 27 tables seen
+    # SoftmaxOptions.1.2: 6 tables seen
     'SgsSoftmaxOptionsSlot1Slot2': (
         (0, 'uint16'),  # values [32767]
         (1, 'uint16'),  # values [32767]
@@ -325,40 +323,40 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (4, 'uint8'),  # values [1]
         (6, 'uint8'),  # values [1]
     ),
-    # SoftmaxOptions.1.3: 27 tables seen
+    # SoftmaxOptions.1.3: 6 tables seen
     'SgsSoftmaxOptionsSlot1Slot3': (
-        (4, 'uint16'),  # values [20481, 24577]
-        (5, 'uint32'),  # values [20, 21]
-        (7, 'uint32'),  # values [20, 21]
-        (8, 'uint32'),  # values [20, 21]
-        (12, 'int32'),  # values [-134217728, -67108864]
-        (13, 'int32'),  # values [-134217728, -67108864]
-        (14, 'int32'),  # values [-671088640, -335544320]
-        (15, 'uint32'),  # values [67108864, 134217728]
-        (16, 'uint32'),  # values [335544320, 671088640]
-        (17, 'uint8'),  # values [25, 26]
-        (18, 'uint8'),  # values [25, 26]
-        (19, 'uint8'),  # values [25, 26]
-        (20, 'uint8'),  # values [25, 26]
+        (4, 'uint16'),  # values [20481]
+        (5, 'uint32'),  # values [21]
+        (7, 'uint32'),  # values [21]
+        (8, 'uint32'),  # values [21]
+        (12, 'int32'),  # values [-134217728]
+        (13, 'int32'),  # values [-134217728]
+        (14, 'int32'),  # values [-671088640]
+        (15, 'uint32'),  # values [134217728]
+        (16, 'uint32'),  # values [671088640]
+        (17, 'uint8'),  # values [26]
+        (18, 'uint8'),  # values [26]
+        (19, 'uint8'),  # values [26]
+        (20, 'uint8'),  # values [26]
         (25, 'uint16'),  # values [16384]
         (26, 'uint16'),  # values [17739]
         (27, 'uint8'),  # values [14]
         (28, 'uint8'),  # values [17]
     ),
-    # SoftmaxOptions.2: 27 tables seen
+    # SoftmaxOptions.2: 6 tables seen
     'SgsSoftmaxOptionsSlot2': (
-        (0, 'int32'),  # values [-1074136584, -1071480872, -1068939610]
+        (0, 'int32'),  # values [-1074136584]
     ),
-    # SubOptions: 18 tables seen
+    # SubOptions: 9 tables seen
     'SubOptions': (
         (1, '[SgsSubOptionsSlot1]'),  # vector of tables
     ),
-    # SubOptions.1[]: 18 tables seen
+    # SubOptions.1[]: 9 tables seen
     'SgsSubOptionsSlot1': (
         (0, 'uint32'),  # values [8, 22]
-        (1, 'uint32'),  # values [16646, 17169, 19201, 20637, 26113, 26576]
-        (2, 'int32'),  # values [-13056, -10694, -9600, -157, -66, -1]
-        (3, 'uint32'),  # values [6, 8, 21, 22, 23]
+        (1, 'uint32'),  # values [16646, 17169, 26576]
+        (2, 'int32'),  # values [-157, -66, -1]
+        (3, 'uint32'),  # values [6, 8]
         (4, 'int32'),  # values [-1]
         (5, 'int32'),  # values [-1, 1]
     ),
