@@ -80,11 +80,16 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 227 slots, the named ones counted."""
+    """Each name sits on a slot the survey typed, once per table; 227 slots, 161 named (docs/model_format.md,
+    "Slot names", states both counts)."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 152
+    assert len(named) == 161
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "model_format.md").read_text()
+    unnamed = len(all_slots) - len(named)
+    assert f"**{len(named)} are named by an established meaning**" in doc
+    assert f"**{unnamed} keep the numbered name" in doc and f"**Not established ({unnamed} slots" in doc
     for table in {t for t, _ in sgs_dialect.SLOT_NAMES}:
         names = [f.name for f in sgs_dialect.TABLES[table]]
         assert len(names) == len(set(names)), table
@@ -256,9 +261,14 @@ def _chunk_flags(model, op) -> dict:
     return flags
 
 
+#: vendor slots no schema table types yet (docs/model_format.md, "Untyped slots found this session")
+KNOWN_UNTYPED = ("(DepthwiseConv2DOptions) slot 30", "(SgsDepthwiseConv2DOptionsSlot41) slot 3")
+
+
 def test_conv_program_names_round_trip_the_vendors_files():
     """Vendor fixed.sim files of the oracle cache (made by earlier test sessions' vendor runs) decode with
-    the conv program's names and re-encode to the vendor's bytes."""
+    the conv program's names and re-encode to the vendor's bytes (a file holding a slot not typed yet, listed in
+    ``KNOWN_UNTYPED``, is written back as read)."""
     from vendor_fixed_oracle import CACHE
 
     files = sorted(CACHE.glob("*/m_fixed.sim"))
@@ -278,6 +288,11 @@ def test_conv_program_names_round_trip_the_vendors_files():
                 chunks = [dict(c) for c in op.options.sgs_weight_dma_chunks]
                 assert [c["empty"] or 0 for c in chunks] == [int(c["byte_count"] == 0) for c in chunks], path
                 convs += 1
+        untyped = model.extra.get(sgs_dialect.UNTYPED) or []
+        if untyped:  # the two slots found untyped (docs/model_format.md, "Untyped slots found"): written back as read
+            assert all(u.endswith(KNOWN_UNTYPED) for u in untyped), untyped
+            assert model.to_bytes() == path.read_bytes(), path
+            continue
         assert model.to_bytes(reencode=True) == path.read_bytes(), path
     if not convs:
         pytest.skip("no conv in the sampled cache files")
@@ -674,3 +689,127 @@ def test_activation_output_max_clamps_the_output_codes(fixed_files, tmp_path, cl
     got = np.asarray(oracle().fixed_sim(str(patched), x)["y"], np.float64)
     assert base.max() > clamp * s_out, "the clamp cuts some outputs"
     np.testing.assert_allclose(got, np.minimum(base, clamp * s_out), rtol=0, atol=1e-6)
+
+
+#: conv / depthwise -> an op the vendor runs inside it (and one it does not: the depthwise's ADD)
+FUSION_CHAINS = {
+    "fuse_conv_add": dict(seed=900, kind="CONV_2D", after="ADD", side=8, c=8, k=3, stride=1),
+    "fuse_conv_prelu": dict(seed=902, kind="CONV_2D", after="PRELU", side=8, c=24, k=1, stride=1),
+    "fuse_dw_add": dict(seed=901, kind="DEPTHWISE_CONV_2D", after="ADD", side=24, c=32, k=3, stride=2),
+    "fuse_dw_prelu": dict(seed=903, kind="DEPTHWISE_CONV_2D", after="PRELU", side=48, c=32, k=3, stride=1),
+    "fuse_dw_logistic": dict(seed=905, kind="DEPTHWISE_CONV_2D", after="LOGISTIC", side=48, c=32, k=3, stride=2),
+    "fuse_dw_mul": dict(seed=925, kind="DEPTHWISE_CONV_2D", after="MUL", side=16, c=64, k=3, stride=1),
+}
+
+
+@pytest.fixture(scope="module")
+def region_files(fixed_files, fusion_files, tmp_path_factory):
+    """Every fixed file above plus the conv / depthwise -> fused-op chains (vendor-made)."""
+    import sgs_slot_inventory as inventory  # noqa: PLC0415
+
+    out = tmp_path_factory.mktemp("slot_names_regions")
+    images = calibration_images()[:2]
+    files = {name: fixed for name, (fixed, _) in fixed_files.items()}
+    files.update(fusion_files)
+    for name, spec in FUSION_CHAINS.items():
+        assert corpus.make(out, name, inventory.fusion_chain(**spec), images), name
+        files[name] = out / f"{name}_fixed.sim"
+    return files
+
+
+def _hosts(model) -> set:
+    """Indices of the ops another op runs inside (Operator sgs_op_class 2 / 4: the producer of its
+    sgs_fused_input)."""
+    g = model.main
+    producer = {t: j for j, o in enumerate(g.operators) for t in o.outputs}
+    return {producer.get(op.inputs[op.extra.get("sgs_fused_input") or 0]) for op in g.operators
+            if op.extra.get("sgs_op_class") in (2, 4)}
+
+
+def _slots_of(entries, size) -> list:
+    return [s for e in tuple(entries or ()) for s in range(e, e + size)]
+
+
+def test_the_fused_op_region_is_reserved_exactly_on_convs_hosting_a_fused_op(region_files):
+    """Conv2DOptions ``sgs_fused_op_slots`` is 8 on a CONV_2D another op runs inside, 0 elsewhere, and
+    ``sgs_fused_op_entry_slots`` its one entry (32 - size,) at the top of the 32 buffer slots: every entry of
+    the other four regions lies below it. DepthwiseConv2DOptions ``sgs_fused_op_entry_slots``: (24,) on a
+    hosting depthwise, (32,) elsewhere. Every file re-encodes to the vendor's bytes but those of a hosting
+    depthwise, whose options also hold slot 30 (8, the region's size, as the conv's 29), which no schema
+    table types yet (a known gap: docs/model_format.md, "Slot names")."""
+    seen = {"CONV_2D": [0, 0], "DEPTHWISE_CONV_2D": [0, 0]}
+    for name, fixed in region_files.items():
+        model = load_model(fixed)
+        hosts = _hosts(model)
+        untyped_30 = 0
+        for j, op in enumerate(model.main.operators):
+            kind, o = model.op_name(op), op.options
+            if kind not in seen:
+                continue
+            host = j in hosts
+            if kind == "CONV_2D":
+                assert o.sgs_fused_op_slots == (8 if host else 0), (name, j)
+                assert tuple(o.sgs_fused_op_entry_slots) == (32 - o.sgs_fused_op_slots,), (name, j)
+                below = (o.sgs_region_28_entry_slots, o.sgs_weight_entry_slots, o.sgs_input_entry_slots,
+                         o.sgs_output_entry_slots)
+            else:
+                assert tuple(o.sgs_fused_op_entry_slots) == ((24,) if host else (32,)), (name, j)
+                untyped_30 += host
+                below = (o.sgs_weight_entry_slots, o.sgs_input_entry_slots, o.sgs_output_entry_slots)
+            assert max(e for v in below for e in v) < o.sgs_fused_op_entry_slots[0], (name, j)
+            seen[kind][host] += 1
+        untyped = model.extra.get(sgs_dialect.UNTYPED) or []
+        assert len(untyped) == untyped_30 and all(u.endswith(KNOWN_UNTYPED[0]) for u in untyped), (name, untyped)
+        if not untyped:
+            assert model.to_bytes(reencode=True) == fixed.read_bytes(), name
+    # hosting convs: the ADD and PRELU chains, the fused RELU6; hosting depthwise: PRELU, LOGISTIC, MUL
+    assert seen["CONV_2D"][1] >= 3 and seen["DEPTHWISE_CONV_2D"][1] >= 3, seen
+    assert seen["CONV_2D"][0] >= 20 and seen["DEPTHWISE_CONV_2D"][0] >= 2, seen
+
+
+def test_depthwise_buffer_regions_are_sized_by_their_entries(region_files):
+    """DepthwiseConv2DOptions: ``sgs_weight_slots`` = 2 x the weight entries, ``sgs_input_slots`` = 6 x the
+    input entries, ``sgs_output_slots`` = the output's bytes per code x the output entries, and the slots
+    the entries take (2, 6, bytes per code each) never overlap."""
+    n = int16 = tiled = 0
+    for name, fixed in region_files.items():
+        model = load_model(fixed)
+        for j, op in enumerate(model.main.operators):
+            if model.op_name(op) != "DEPTHWISE_CONV_2D":
+                continue
+            o = op.options
+            ob = {"UINT8": 1, "INT16": 2}[model.main.tensors[op.outputs[0]].dtype]
+            assert o.sgs_weight_slots == 2 * len(o.sgs_weight_entry_slots), (name, j)
+            assert o.sgs_input_slots == 6 * len(o.sgs_input_entry_slots), (name, j)
+            assert o.sgs_output_slots == ob * len(o.sgs_output_entry_slots), (name, j)
+            taken = (_slots_of(o.sgs_weight_entry_slots, 2) + _slots_of(o.sgs_input_entry_slots, 6)
+                     + _slots_of(o.sgs_output_entry_slots, ob))
+            assert len(taken) == len(set(taken)) and max(taken) < 32, (name, j)
+            n += 1
+            int16 += ob == 2
+            tiled += len(o.sgs_output_entry_slots) > 1
+    assert n >= 6 and int16 >= 1 and tiled >= 2, (n, int16, tiled)
+
+
+def test_inventory_patch_paths_reach_fields_of_dataclasses_dicts_and_frozen_tables():
+    """tools/sgs_slot_inventory.py's patch paths (no SDK needed): a field of an options dataclass, of a dict,
+    of a table frozen as (name, value) pairs inside a vector of tables, and a vector element."""
+    import dataclasses  # noqa: PLC0415
+
+    import sgs_slot_inventory as inventory  # noqa: PLC0415
+
+    @dataclasses.dataclass(frozen=True)
+    class Opts:
+        sgs_rescale: tuple
+        sgs_slot_41: tuple
+
+    opts = Opts(((("multiplier", 5), ("sgs_slot_2", -1)), (("multiplier", 7), ("sgs_slot_2", -1))), (0, 0, 0))
+    got = inventory._set(opts, ["sgs_rescale", "1", "sgs_slot_2"], 0)
+    assert got.sgs_rescale == ((("multiplier", 5), ("sgs_slot_2", -1)), (("multiplier", 7), ("sgs_slot_2", 0)))
+    assert inventory._get(got, ["sgs_rescale", "1", "sgs_slot_2"]) == 0
+    assert inventory._set(opts, ["sgs_slot_41", "2"], 1).sgs_slot_41 == (0, 0, 1)
+    extra = {"sgs_op_info": {"flag": 0, "sgs_slot_1": 0}}
+    assert inventory._set(extra, ["sgs_op_info", "sgs_slot_1"], 1) == {"sgs_op_info": {"flag": 0, "sgs_slot_1": 1}}
+    assert extra["sgs_op_info"]["sgs_slot_1"] == 0
+    with pytest.raises(KeyError):
+        inventory._set(opts, ["sgs_rescale", "0", "shift"], 1)

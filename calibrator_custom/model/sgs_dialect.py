@@ -221,6 +221,11 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("Conv2DOptions", 31): "sgs_input_entry_slots",
     ("Conv2DOptions", 32): "sgs_output_entry_slots",
     ("Conv2DOptions", 33): "sgs_region_28_entry_slots",
+    # a fifth region at the top of the buffer, reserved exactly on a conv that hosts a fused op (one the vendor
+    # runs inside it: Operator sgs_op_class 2 / sgs_fused_input): 29 its size in slots (8 there, else 0), 34
+    # its one entry (32 - 29,); the other four regions lie below it
+    ("Conv2DOptions", 29): "sgs_fused_op_slots",
+    ("Conv2DOptions", 34): "sgs_fused_op_entry_slots",
     ("Conv2DOptions", 35): "sgs_bias_shift",              # k: the bias codes are the bias >> k
     ("Conv2DOptions", 37): "sgs_total_shift",             # N - k: M (bias row 1) ~ m * 2**N
     # 2 on a CONV_2D that is a depthwise conv the vendor runs as a conv (weights zero off the diagonal; with
@@ -247,13 +252,25 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("DepthwiseConv2DOptions", 20): "sgs_in_tile_height",
     ("DepthwiseConv2DOptions", 23): "sgs_out_tile_width",
     ("DepthwiseConv2DOptions", 24): "sgs_out_tile_height",
+    # the buffer regions (the conv's 25-27 / 30-32 / 34 one slot further on; no region-28 size is written):
+    # the weights 26 / 31 (entries of 2 slots), the input tile 27 / 32 (entries of 6), the output tile 28 / 33
+    # (entries of the output's bytes per code), their entries disjoint; 35 the fused-op region's entry ((24,)
+    # on a depthwise hosting a fused op, whose file then also holds slot 30 = 8, not typed yet; else (32,)),
+    # every other entry below it
+    ("DepthwiseConv2DOptions", 26): "sgs_weight_slots",
+    ("DepthwiseConv2DOptions", 27): "sgs_input_slots",
+    ("DepthwiseConv2DOptions", 28): "sgs_output_slots",
+    ("DepthwiseConv2DOptions", 31): "sgs_weight_entry_slots",
+    ("DepthwiseConv2DOptions", 32): "sgs_input_entry_slots",
+    ("DepthwiseConv2DOptions", 33): "sgs_output_entry_slots",
+    ("DepthwiseConv2DOptions", 35): "sgs_fused_op_entry_slots",
     ("DepthwiseConv2DOptions", 36): "sgs_bias_shift",
     ("DepthwiseConv2DOptions", 38): "sgs_total_shift",
     ("DepthwiseConv2DOptions", 41): "sgs_weight_dma_chunks",
     ("SgsDepthwiseConv2DOptionsSlot41", 0): "byte_offset",
     ("SgsDepthwiseConv2DOptionsSlot41", 1): "byte_count",
     ("SgsDepthwiseConv2DOptionsSlot41", 2): "blocks_32_bytes",
-    # one chunk per channel tile: 1 on the last (slot 5, 1 there too when there are several: unnamed)
+    # one chunk per channel tile: 1 on the last (slot 5, 1 on every chunk but the first that holds bytes: unnamed)
     ("SgsDepthwiseConv2DOptionsSlot41", 4): "last_input_tile",
     # MAX_POOL_2D / AVERAGE_POOL_2D's tile (0 in either: the vendor's simulator asserts on the output
     # tile's width / height, ``w1_dag_br`` / ``h1_dag_br``, and the tile depth, ``tile_do_aligned``)
