@@ -95,14 +95,23 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     overrides = PlanOverrides.from_quant_param(ov)
     with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
         plan = overrides.plan(pi, level, tick=phase.update)
+    # the convs a 16-bit upgrade is worth measuring for: those the written dialect carries at 16 bit
+    upgradable = None
+    if output_path is not None and vendor_template is None and _synthesizable(vendor_float, fixed_dialect):
+        upgradable = vendor_int16_carriable(vendor_float, pi) if vendor_int16_convs else frozenset()
+        if level.upgrades_16 != "none":
+            log.info("%s: 16-bit upgrades only for the %d conv(s) the vendor's dialect carries at 16 bit%s", level.name,
+                     len(upgradable), "" if vendor_int16_convs else " (none without vendor_int16_convs=True)")
     if level.upgrades_16 == "measured" and calibration_feeds:
-        options = L5Options(sensitivity_threshold, num_process=_workers(num_process))
+        options = L5Options(sensitivity_threshold, num_process=_workers(num_process), upgradable=upgradable)
         plan = refine_l5(pi, plan, calibration_feeds, overrides, options, rep)
     elif level.upgrades_16 != "none":
         if level.upgrades_16 == "measured":
             log.warning("%s needs calibration inputs to measure; falling back to the L4 estimates", level.name)
         with rep.phase(f"{level.name} conv sensitivity estimates", len(pi.convs)) as phase:
             gains = analytic_gain(pi, plan, phase.update)
+        if upgradable is not None:
+            gains = {k: v for k, v in gains.items() if k in upgradable}
         rec = pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
         rep.message(f"{level.name}: {len(rec)} convolution(s) upgraded to 16 bit")
         plan = overrides.plan(pi, level, rec)
@@ -171,7 +180,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
     if dropped:
         log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
                     "dialect's 16-bit convs are CONV_2Ds whose input is not the graph input, is read by CONV_2Ds "
-                    "and ADDs only, and is made by a CONV_2D or an ADD", output_path, len(dropped),
+                    "and ADDs only, and is made by a CONV_2D, a depthwise conv or an ADD", output_path, len(dropped),
                     ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
     return True
 
@@ -179,14 +188,14 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
 #: the ops whose INT16 output (a 16-bit conv's input) the vendor's compiler takes in the synthesized file:
 #: an ordinary CONV_2D, a native DEPTHWISE_CONV_2D, an ADD; not the depthwise-as-CONV_2D rewrite
 #: (``Conv_FFDIHWDO: Assertion `vrbuf_depth(u32ObBufId) >= (u32)(2*...)'`` on hand_landmark_lite)
-_INT16_PRODUCERS = ("CONV_2D", "ADD")
+_INT16_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")
 
 
-def _vendor_int16_conv_inputs(vendor_float: Model, pi: PlanInputs, plan: QuantPlan) -> tuple[list[str], list[str]]:
-    """(names of the first inputs of the plan's 16-bit convs the vendor's dialect carries, a description of
-    each it does not): as the vendor's ``[CONV_CONFIG] tensor_arrays``, a CONV_2D whose input is not a
-    graph input and is read by no depthwise conv (native, or one the converter wrote as a CONV_2D: INT16
-    depthwise weights are not synthesized)."""
+def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int]:
+    """The convs (op indices of ``pi``) the vendor's dialect can write at 16 bit (INT16 input and weights,
+    as the vendor's ``[CONV_CONFIG] tensor_arrays``): a CONV_2D whose input is not a graph input, is read by
+    ordinary CONV_2Ds and ADDs only (not by a depthwise conv, native or one the converter wrote as a
+    CONV_2D, whose INT16 weights are not synthesized) and is made by one of :data:`_INT16_PRODUCERS`."""
     sg = vendor_float.main
 
     def rewrite(op) -> bool:
@@ -199,18 +208,38 @@ def _vendor_int16_conv_inputs(vendor_float: Model, pi: PlanInputs, plan: QuantPl
                                                                                "CONV_2D" else None]
                      if vendor_float.op_name(op) not in ("CONV_2D", "ADD") or rewrite(op)}
     made_by = {sg.tensors[i].name: op for op in sg.operators for i in op.outputs}
+    out = set()
+    for c in pi.convs:
+        name = pi.model.main.tensors[c.data].name
+        producer = made_by.get(name)
+        if c.op_name == "CONV_2D" and name not in graph_inputs and name not in read_by_other and \
+                producer is not None and vendor_float.op_name(producer) in _INT16_PRODUCERS and not rewrite(producer):
+            out.add(c.op_index)
+    return frozenset(out)
+
+
+def _vendor_int16_conv_inputs(vendor_float: Model, pi: PlanInputs, plan: QuantPlan) -> tuple[list[str], list[str]]:
+    """(names of the first inputs of the plan's 16-bit convs the vendor's dialect carries
+    (:func:`vendor_int16_carriable`), a description of each it does not)."""
+    ok = vendor_int16_carriable(vendor_float, pi)
     carried, dropped = set(), []
     for c in pi.convs:
         if plan.conv_bits.get(c.op_index, 8) != 16:
             continue
         name = pi.model.main.tensors[c.data].name
-        producer = made_by.get(name)
-        if c.op_name == "CONV_2D" and name not in graph_inputs and name not in read_by_other and \
-                producer is not None and vendor_float.op_name(producer) in _INT16_PRODUCERS and not rewrite(producer):
+        if c.op_index in ok:
             carried.add(name)
         else:
             dropped.append(f"{c.op_name} reading {name!r}")
     return sorted(carried), dropped
+
+
+def _synthesizable(vendor_float: Model | None, fixed_dialect: str) -> bool:
+    """Whether the fixed file will be the vendor's dialect synthesized from ``vendor_float`` (as far as its
+    op kinds tell: the synthesizer may still refuse a case, then our own dialect is written)."""
+    from ..vendor_fixed.synth_ops import OPS
+    return (vendor_float is not None and fixed_dialect != "calibrator_custom"
+            and all(vendor_float.op_name(op) in OPS for op in vendor_float.main.operators))
 
 
 def _plan_ranges(pi: PlanInputs, plan: QuantPlan) -> dict[str, tuple[float, float]]:

@@ -74,6 +74,9 @@ class L5Options:
     check_samples: int = L5_CHECK_SAMPLES
     #: INT16 activations' ranges widened this many times (1: as calibrated)
     int16_headroom: float = L5_INT16_HEADROOM
+    #: the convs (op indices) that may be upgraded to 16 bit; None: every conv (the fixed file's dialect
+    #: may carry fewer: the vendor's)
+    upgradable: frozenset[int] | None = None
     #: measure each sample with the 8-bit convs' UINT8 data ranges of the other calibration samples
     #: (leave-one-out: one more float pass, over the samples not cached, keeps their channel extremes)
     leave_one_out: bool = L5_LEAVE_ONE_OUT
@@ -167,7 +170,10 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
     sens = l5_search.output_sensitivity(model, signal)
-    pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=sens > threshold)
+    eligible = sens > threshold
+    if options.upgradable is not None:
+        eligible &= np.array([c.op_index in options.upgradable for c in eight], bool)
+    pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=eligible)
     rec = frozenset(eight[r].op_index for r in pick)
     left = np.ones(len(eight), bool)
     left[list(pick)] = False
