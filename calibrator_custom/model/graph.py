@@ -232,12 +232,12 @@ class Model:
         return np.frombuffer(raw, dtype=dtype).reshape(tensor.shape)
 
     def _diagonal_block_bytes(self, tensor: Tensor) -> int | None:
-        """The byte size of ``tensor``'s diagonal-block buffer when it is the int8 weight of a vendor
-        CONV_2D marked ``sgs_depthwise_mode == 2`` (a depthwise conv run as a conv), else None.
+        """The byte size of ``tensor``'s diagonal-block buffer when it is the int8 or INT16 weight of a
+        vendor CONV_2D marked ``sgs_depthwise_mode == 2`` (a depthwise conv run as a conv), else None.
 
         Such a buffer holds, per 16-channel group g, only the [o][i] block of input block g (the
-        others are zero): per (kh, kw) the [n][n] codes padded to 32 bytes (``sgs_weights``)."""
-        if tensor.np_dtype != np.int8 or len(tensor.shape) != 4:
+        others are zero), padded to 32 bytes per (kh, kw) block (``sgs_weights``)."""
+        if tensor.np_dtype not in (np.int8, np.int16) or len(tensor.shape) != 4:
             return None
         o, kh, kw, i = (int(d) for d in tensor.shape)
         if o != i:
@@ -247,7 +247,7 @@ class Model:
                 if (self.operator_codes[op.opcode_index].name == "CONV_2D" and len(op.inputs) > 1
                         and 0 <= op.inputs[1] < len(sg.tensors) and sg.tensors[op.inputs[1]] is tensor
                         and getattr(op.options, "sgs_depthwise_mode", None) == 2):
-                    return diagonal_block_bytes(o, kh, kw)
+                    return diagonal_block_bytes(o, kh, kw, tensor.np_dtype)
         return None
 
     # ------------------------------------------------------------------ decoding
