@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 
 import vendor_fixed_oracle as vo
-from calibrator_custom.errors import UnsupportedOpError
 from calibrator_custom.model.graph import load_model
 from calibrator_custom.vendor_fixed import quantize_plan, synth
 from test_vendor_fixed_ops import _conv_chain
-from test_vendor_fixed_synth import MEAN, STD, _add_chain, _long_chain, _rule_chain
+from test_vendor_fixed_synth import MEAN, STD, _add_chain, _long_chain
 from test_vendor_fixed_writer import _log_channel_ranges, _log_ranges
 
 #: (chain, the 16-bit convs' first inputs): a conv chain, a longer one, an ADD branch, a graph output
@@ -104,9 +103,3 @@ def test_synthesized_int16_convs_compile_and_the_vendor_simulators_agree(name, t
         vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, fixed_sim")
         vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, offline_sim")
 
-
-def test_a_16_bit_depthwise_is_refused_naming_the_op():
-    _skip_without_vendor()
-    float_sim, _ = _rule_chain(71, (12, 12), [(24, 1, 1, "SAME"), ("dw", 3, 1, "SAME"), (8, 1, 1, "SAME")])
-    with pytest.raises(UnsupportedOpError, match="DEPTHWISE_CONV_2D"):
-        quantize_plan.with_int16_convs(load_model(float_sim), ["c1"])

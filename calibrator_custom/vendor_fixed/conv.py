@@ -22,6 +22,10 @@ from .registry import register
 from .rounding import shift_round_half_away, shift_round_half_up
 
 _LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
+#: the shifted accumulator round(acc / 2**k) + b0 saturates to [-32767, 32767] (the top seen after a
+#: SOFTMAX; the bottom on a 16-bit depthwise whose accumulator reaches -2**31: -32768 would give one
+#: code less than the vendor's simulators, 2 of 2 such codes)
+ACC16_MIN, ACC16_MAX = -32767, 32767
 
 
 def requant_params(in_scale: float, w_scale: float, out_scale: float) -> tuple[int, int]:
@@ -128,7 +132,7 @@ def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_sh
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
     a = shift_round_half_away(acc, int(bias_shift)) + np.asarray(bias_row0, np.int64)
-    a = np.clip(a, -32768, 32767)  # the shifted accumulator is a 16-bit value (seen saturating after SOFTMAX)
+    a = np.clip(a, ACC16_MIN, ACC16_MAX)  # the shifted accumulator is a 16-bit value
     q = shift_round_half_up(a * np.asarray(multiplier, np.int64), int(total_shift) - int(bias_shift))
     if dt == np.dtype(np.int16):
         q = q + int(out_zero_point)
@@ -156,8 +160,8 @@ def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, t
         np.bitwise_xor(a, sign, out=a)
         a -= sign                                       # sign(acc) * ((|acc| + 2**(k-1)) >> k)
     a += np.asarray(bias_row0, np.int32)
-    np.maximum(a, -32768, out=a)
-    np.minimum(a, 32767, out=a)
+    np.maximum(a, ACC16_MIN, out=a)
+    np.minimum(a, ACC16_MAX, out=a)
     a *= mult.astype(np.int32)
     a += 1 << (rest - 1)
     a >>= rest

@@ -20,7 +20,7 @@ Why it is exact (checked in :func:`prepare`, per output channel c):
    toward zero (the C cast numpy uses), done inside the multiply and the copy.
 3. ``R + b0`` saturates to 16 bits in the reference. From the acc range [acc_lo_c, acc_hi_c]
    (``x_lo``/``x_hi`` against the signs of w) and the monotone rounding, R lies in
-   [R(acc_lo_c), R(acc_hi_c)]; when ``R + b0`` provably stays in [-32768, 32767] the saturation is
+   [R(acc_lo_c), R(acc_hi_c)]; when ``R + b0`` provably stays in [-32767, 32767] the saturation is
    dropped and b0 is folded into the additive row: ``v = R * M + (b0 * M + 2**(rest-1))``
    (``+ zp * 2**rest`` for INT16 outputs, so ``v >> rest`` already holds the zero point); otherwise
    ``v = sat16(R + b0) * M + 2**(rest-1) (+ zp * 2**rest)``. Every intermediate is bounded below
@@ -89,10 +89,11 @@ def prepare_requant(w_by_channel: np.ndarray, x_range: tuple, bias_row0, multipl
     r_hi = [_half_away(a, k) for a in acc_hi]
     zp16 = int(out_zero_point) if dt == np.dtype(np.int16) else 0
     const = (1 << (rest - 1)) + zp16 * (1 << rest)
-    saturates = any(lo_ + int(b) < -32768 or hi_ + int(b) > 32767 for lo_, hi_, b in zip(r_lo, r_hi, b0))
+    saturates = any(lo_ + int(b) < conv.ACC16_MIN or hi_ + int(b) > conv.ACC16_MAX
+                    for lo_, hi_, b in zip(r_lo, r_hi, b0))
     for c, (lo_, hi_, b, m) in enumerate(zip(r_lo, r_hi, b0, mult)):
         b, m = int(b), int(m)
-        a_lo, a_hi = (-32768, 32767) if saturates else (lo_ + b, hi_ + b)
+        a_lo, a_hi = (conv.ACC16_MIN, conv.ACC16_MAX) if saturates else (lo_ + b, hi_ + b)
         # saturating: R + b0, its clip, * M, + const; folded: R * M, + (b0 * M + const)
         terms = [abs(lo_) + abs(b), abs(hi_) + abs(b)] if saturates else [abs(lo_ * m), abs(hi_ * m)]
         terms += [abs(a * m) + abs(const) + (0 if saturates else abs(b * m)) for a in (a_lo, a_hi)]
@@ -120,7 +121,7 @@ def requantize(acc: np.ndarray, rq: Requant, scratch: dict) -> np.ndarray:
     rows = a.reshape(-1, rq.mult_row.size)
     if rq.bias_row is not None:
         np.add(rows, rq.bias_row, out=rows)
-        clip(a, -32768, 32767)
+        clip(a, conv.ACC16_MIN, conv.ACC16_MAX)
     np.multiply(rows, rq.mult_row, out=rows)
     np.add(rows, rq.add_row, out=rows)
     np.right_shift(a, rq.rest, out=a)

@@ -306,9 +306,9 @@ def _conv_step(model: Model, name: str, op) -> ConvStep:
     acc_max = int(q.extra["sgs_acc_max"][0]) if q.extra.get("sgs_acc_max") else 0
     acc_min = int(q.extra["sgs_acc_min"][0]) if q.extra.get("sgs_acc_min") else 0
     bq = tb.quantization
-    if name == "CONV_2D" and getattr(op.options, "sgs_depthwise_mode", None) == 2 and wdt is np.int8:
+    if name == "CONV_2D" and getattr(op.options, "sgs_depthwise_mode", None) == 2:
         # a depthwise the vendor runs as a [C, k, k, C] conv: only the diagonal 16-channel blocks stored
-        w = sgs_weights.unpack_diagonal_blocks(_raw(model, tw), tw.shape)
+        w = sgs_weights.unpack_diagonal_blocks(_raw(model, tw), tw.shape, wdt)
         w_sum = w.astype(np.int64).reshape(w.shape[0], -1).sum(1)
     elif name != "DEPTHWISE_CONV_2D":
         w = _int8_or_int16_conv_weights(model, op, tw, wdt, b0, acc_min, acc_max, zp_in, zp_out, out_dt,

@@ -9,8 +9,8 @@
   (stated in its slots); per tile, output channels in groups of 8; per group, the tile's input
   channels in runs of 8; per run, for each (kh, kw), the [o][i] codes padded to a multiple of 32
   bytes (a conv of the vendor's L1 files with one output tile and input tiles of 16 is the old reading).
-- DEPTHWISE_CONV_2D weights (int8, TFLite [1, KH, KW, C]): channels in groups of 16; each group's
-  [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
+- DEPTHWISE_CONV_2D weights (TFLite [1, KH, KW, C]): channels in groups of 16 bytes (16 int8 channels,
+  8 INT16 ones); each group's [kh][kw][c] codes, the group padded to a multiple of 32 bytes.
 - the [2, C] INT16 bias: row 0 (bias codes) and row 1 (per-channel requantization multipliers),
   each row padded to a multiple of 8 values.
 - activations in the dump: channel-blocked [ceil(C / b)][N*H*W][b] with b = 16 bytes of channels
@@ -133,15 +133,22 @@ def _unpack_conv_weights_int16(raw: bytes, shape_ohwi, dtype, *tiling) -> np.nda
     return out
 
 
+def depthwise_group(dtype) -> int:
+    """Channels per group of a DEPTHWISE_CONV_2D weight buffer: 16 bytes of codes (16 int8, 8 INT16)."""
+    return 16 // np.dtype(dtype).itemsize
+
+
 def unpack_depthwise_weights(raw: bytes, shape_1hwc, dtype=np.int8) -> np.ndarray:
-    """[1, KH, KW, C] codes from a vendor DEPTHWISE_CONV_2D weight buffer (16-channel groups, 32-byte padded)."""
+    """[1, KH, KW, C] codes from a vendor DEPTHWISE_CONV_2D weight buffer (groups of 16 bytes of channels,
+    each 32-byte padded)."""
     _, kh, kw, c = (int(d) for d in shape_1hwc)
     flat = np.frombuffer(raw, dtype=dtype)
     item = np.dtype(dtype).itemsize
     out = np.zeros((1, kh, kw, c), dtype=dtype)
     pos = 0
-    for g0 in range(0, c, 16):
-        gc = min(16, c - g0)
+    group = depthwise_group(dtype)
+    for g0 in range(0, c, group):
+        gc = min(group, c - g0)
         if pos + kh * kw * gc > flat.size:
             raise ModelError(f"depthwise weight buffer of {flat.size} values is too short for shape "
                              f"{tuple(shape_1hwc)}")

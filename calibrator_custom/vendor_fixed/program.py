@@ -204,32 +204,40 @@ def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile
     partial sums; fitted on the train convs given the tile, 135 of 137 before the in-tile term; with
     it 162 of 168 standalone convs and every in-graph conv of the vendor's L1 files of the shared
     models whose pass spans tiles)."""
-    groups = math.ceil(out_pass / 16) if spec.depthwise_as_conv or in_tiles > 1 else 1
+    if spec.depthwise_as_conv:  # groups of 16 bytes of input codes (INT16: 8 channels; 10 of 10 INT16 rewrites)
+        groups = math.ceil(out_pass * _bytes(spec.in_dtype) / 16)
+    else:
+        groups = math.ceil(out_pass / 16) if in_tiles > 1 else 1
     return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
 
 
 def rewrite_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
-    """The allocation of a depthwise conv the converter writes as CONV_2D (UINT8 in and out; fitted on the
-    six distinct 5 x 5 rewrites of hand_landmark_lite (96-672 channels, 7 x 7 to 56 x 56) made on their
-    own by the vendor's SDK, every allocation slot equal). Tiles of 16 channels; the output plane whole,
-    or the fewest whole-row tiles whose smallest program fits; then the longest output pass (a multiple
-    of 16) that fits with 16-channel input passes, then the longest input pass that fits with it. The
-    input region holds all C channels of the tile (ceil(pixels x ceil(C / 16) / 512)), the output
-    ceil(2 x pixels x ceil(P / 16) / 512) slots, region 28 4 ceil(pixels x ceil(P / 16) / 512), the
-    weights the ordinary conv's count (every output tile of the pass over whole input tiles)."""
+    """The allocation of a depthwise conv the converter writes as CONV_2D (fitted with UINT8 in and out on
+    the six distinct 5 x 5 rewrites of hand_landmark_lite (96-672 channels, 7 x 7 to 56 x 56) made on their
+    own by the vendor's SDK, every allocation slot equal; the INT16 terms on 8 INT16-input rewrites
+    writing UINT8 and 2 writing INT16, 8-40 channels, every program slot equal). Tiles of 16 channels;
+    the output plane whole, or the fewest whole-row tiles whose smallest program fits; then the longest
+    output pass (a multiple of 16) that fits with 16-channel input passes, then the longest input pass
+    that fits with it. With b the input's and o the output's bytes per code: the input region holds
+    all C channels of the tile (ceil(pixels x ceil(C b / 16) / 512)), the output
+    o ceil(2 x pixels x ceil(P o / 16) / 512) slots, region 28 4 ceil(pixels x ceil(P b / 16) / 512),
+    the weights the ordinary conv's count (every output tile of the pass over whole input tiles, in
+    the INT16 layout for an INT16 input)."""
     c, k, st = spec.in_channels, spec.kernel, spec.stride
     oh, ow = spec.out_height, spec.out_width
     kk = k * k
     t = min(16, c)
+    int16, ib, ob = spec.in_dtype == "INT16", _bytes(spec.in_dtype), _bytes(spec.out_dtype)
 
     def alloc(th, ip, op):
         in_w = in_tile_size(spec.width, ow, ow, k, st)
         in_h = in_tile_size(spec.height, oh, th, k, st)
         px = ow * th
         groups = math.ceil(op / 16)
-        w = 2 * math.ceil(groups * _tile_bytes(16, _ceil(ip, 16), kk, False) / WEIGHT_ENTRY_BYTES)
-        return Allocation(t, ip, t, op, ow, th, w, math.ceil(in_w * in_h * math.ceil(c / 16) / SLOT_ROWS),
-                          math.ceil(2 * px * groups / SLOT_ROWS), region_28_slots(spec, op, ow, th))
+        w = 2 * math.ceil(groups * _tile_bytes(16, _ceil(ip, 16), kk, int16) / WEIGHT_ENTRY_BYTES)
+        return Allocation(t, ip, t, op, ow, th, w, math.ceil(in_w * in_h * math.ceil(c * ib / 16) / SLOT_ROWS),
+                          ob * math.ceil(2 * px * math.ceil(op * ob / 16) / SLOT_ROWS),
+                          region_28_slots(spec, op, ow, th))
 
     def fits(a):
         return a.used_slots <= slots

@@ -191,14 +191,42 @@ def _holds_data(model: Model, t) -> bool:
     return 0 < t.buffer < len(model.buffers) and bool(model.buffers[t.buffer].data)
 
 
+#: ``[CONV_CONFIG] input_format`` -> the ops (as the float.sim names them) whose input it makes INT16
+INT16_INPUT_FORMATS = {"ALL_INT16": ("CONV_2D", "DEPTHWISE_CONV_2D"), "CONV2D_INT16": ("CONV_2D",),
+                       "DEPTHWISE_INT16": ("DEPTHWISE_CONV_2D",)}
+
+
+def int16_conv_inputs(model: Model, input_format: str) -> list[str]:
+    """The first inputs of the convs the vendor's converter runs at 16 bit for ``[CONV_CONFIG]
+    input_format``, for :func:`with_int16_convs`: ALL_INT16 every CONV_2D and DEPTHWISE_CONV_2D,
+    CONV2D_INT16 the CONV_2D (with the converter's depthwise-as-conv rewrites: they are CONV_2D in the
+    float.sim), DEPTHWISE_INT16 the native DEPTHWISE_CONV_2D only (a rewritten 5 x 5 depthwise stays
+    8-bit); a conv reading the graph input never (the converter's files of 4 depthwise chains, each
+    setting). Not established: a tensor read by a conv of each kind under CONV2D_INT16 /
+    DEPTHWISE_INT16 (:func:`with_int16_convs` retypes every conv reading a named tensor)."""
+    kinds = INT16_INPUT_FORMATS.get(input_format)
+    if kinds is None:
+        raise ModelError(f"input_format {input_format!r} is not one of {sorted(INT16_INPUT_FORMATS)}")
+    sg = model.main
+    out: list[str] = []
+    for op in sg.operators:
+        if model.op_name(op) in kinds and op.inputs and op.inputs[0] not in sg.inputs:
+            name = sg.tensors[op.inputs[0]].name
+            if name not in out:
+                out.append(name)
+    return out
+
+
 def with_int16_convs(model: Model, conv_inputs) -> Model:
     """A copy of the vendor float.sim with the planned types (``sgs_fixed_type``, Tensor slot 10) the
     vendor's convert_tool writes for ``[CONV_CONFIG] tensor_arrays`` = ``conv_inputs`` (names of the
     first input tensors of the convs to run at 16 bit): every CONV_2D reading such a tensor gets an
-    INT16 input and INT16 weights; nothing else of the file changes (the vendor's float.sims of one
-    model converted with and without the setting differ in slot 10 only). A graph input stays as
-    planned (the vendor's first conv is not affected by the setting); a DEPTHWISE_CONV_2D reading such
-    a tensor is refused (its INT16 weights are not synthesized)."""
+    INT16 input and INT16 weights, and so does every DEPTHWISE_CONV_2D (the converter's rewrite of a
+    depthwise as a CONV_2D is a CONV_2D in the float.sim already: its input and its [C, k, k, C]
+    weights); nothing else of the file changes (the vendor's float.sims of one model converted with
+    and without the setting differ in slot 10 only: the convs' and depthwise convs' input and weights,
+    16 of 16 depthwise chains). A graph input stays as planned (the vendor's first conv is not
+    affected by the setting)."""
     out = model.copy()
     sg = out.main
     wanted = set(conv_inputs)
@@ -206,14 +234,10 @@ def with_int16_convs(model: Model, conv_inputs) -> Model:
     missing = sorted(wanted - names)
     if missing:
         raise ModelError(f"16-bit conv inputs {missing[:4]} are not tensors of the model")
-    for j, op in enumerate(sg.operators):
+    for op in sg.operators:
         if not op.inputs or sg.tensors[op.inputs[0]].name not in wanted or op.inputs[0] in sg.inputs:
             continue
-        kind = out.op_name(op)
-        if kind == "DEPTHWISE_CONV_2D":
-            raise UnsupportedOpError(f"op #{j} DEPTHWISE_CONV_2D (input {sg.tensors[op.inputs[0]].name!r}): "
-                                     f"16-bit depthwise convs are not synthesized in the vendor's dialect")
-        if kind != "CONV_2D":
+        if out.op_name(op) not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
             continue
         for i in op.inputs[:2]:
             t = sg.tensors[i]

@@ -9,8 +9,8 @@ two shifts), which a pluggable ``program_for(site) -> ConvProgram`` provides: th
 module fits, or in the experiments the program the vendor writes for the same conv on its own
 (``tools/vendor_program_splice.py``).
 
-Supported: CONV_2D (INT8 weights, INT16 ones of an ordinary conv), DEPTHWISE_CONV_2D and the
-converter's depthwise-as-conv rewrite, RELU / RELU6 fused into the conv before them as the vendor's
+Supported: CONV_2D, DEPTHWISE_CONV_2D and the converter's depthwise-as-conv rewrite (INT8 weights, or
+INT16 ones where the conv reads an INT16 input), RELU / RELU6 fused into the conv before them as the vendor's
 calibrator does (:func:`fuse_activations`), and the ops :mod:`.synth_ops` writes (PRELU, ADD,
 LOGISTIC, pools, PAD, RESHAPE, CONCATENATION, MEAN, an activation on its own); RGB input; any other op
 is refused up front, naming it.
@@ -525,9 +525,8 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     for j, site in sites.items():
         op = sg.operators[j]
         w_dtype = plan[op.inputs[1]].dtype
-        if w_dtype != "INT8" and (w_dtype != "INT16" or site.kind != "CONV_2D" or site.depthwise_as_conv):
-            raise UnsupportedOpError(f"op #{j} {site.kind}: only INT8 weights (and INT16 ones of an ordinary "
-                                     f"CONV_2D) are synthesized, not {w_dtype}")
+        if w_dtype not in ("INT8", "INT16"):
+            raise UnsupportedOpError(f"op #{j} {site.kind}: only INT8 and INT16 weights are synthesized, not {w_dtype}")
         ti, tw, tb, to = (sg.tensors[i] for i in (*op.inputs[:3], op.outputs[0]))
         where = f"op #{j} {site.kind} (output {to.name!r})"
         # the accumulator range is the conv's own output's (before a fused RELU), of the original model
@@ -558,10 +557,11 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
             o, **dict(prog.fields), padding_left=pads[0], padding_right=pads[1], padding_top=pads[2],
             padding_bottom=pads[3], sgs_bias_shift=prm["bias_shift"], sgs_total_shift=prm["total_shift"],
             sgs_layout=())
+        code_dtype = np.int16 if w_dtype == "INT16" else np.int8
         if site.kind == "DEPTHWISE_CONV_2D":
-            data = pack.pack_depthwise_weights(codes)
+            data = pack.pack_depthwise_weights(codes, code_dtype)
         elif site.depthwise_as_conv:
-            data = sgs_weights.pack_diagonal_blocks(codes)
+            data = sgs_weights.pack_diagonal_blocks(codes, code_dtype)
         elif w_dtype == "INT16":  # the tiles and passes the program states (as the simulators read them)
             from .engine import slot_passes, slot_tiling
             stated = slot_tiling(op.options)

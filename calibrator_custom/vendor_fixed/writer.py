@@ -269,7 +269,8 @@ def conv_values(float_model: Model, fop, kind: str, qi, qw, qo, out_is_uint8: bo
     if conv_out not in channel_ranges:
         raise ModelError(f"{where}: no per-channel range for {conv_out!r}; the accumulator range needs it")
     lo, hi = channel_ranges[conv_out]
-    codes = pack.weight_codes(w, qw.scale, 32767 if qw.dtype == "INT16" else 127)
+    codes = pack.int16_weight_codes(w, max(abs(qw.min), abs(qw.max))) if qw.dtype == "INT16" else \
+        pack.weight_codes(w, qw.scale)
     w_sum = pack.weight_sums(codes, kind == "DEPTHWISE_CONV_2D")
     acc_max, acc_min = pack.accumulator_range(qi.scale, qi.zero_point, qw.scale, w_sum, bias, lo, hi)
     prm = pack.conv_parameters(qi.scale, qi.zero_point, w_sum, qw.scale, bias, qo.scale, qo.zero_point,
