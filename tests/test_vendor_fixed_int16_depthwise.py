@@ -32,7 +32,7 @@ from calibrator_custom.errors import ModelError
 from calibrator_custom.model import sgs_weights
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.model.graph import load_model
-from calibrator_custom.vendor_fixed import layout, pack, quantize_plan, synth
+from calibrator_custom.vendor_fixed import conv, layout, pack, quantize_plan, synth
 from test_vendor_fixed_synth import MEAN, STD, _no_layout, _own_program
 from test_vendor_fixed_writer import _log_channel_ranges, _log_ranges
 
@@ -161,6 +161,14 @@ def test_int16_weight_codes_divide_in_float64_by_the_stored_bound():
     w = np.array([0.5, -0.25, 0.1, -0.5], np.float32)
     codes = pack.int16_weight_codes(w, 0.5)
     assert codes.tolist() == [32767, round(-0.25 / (0.5 / 32767)), round(float(np.float32(0.1)) * 65534), -32767]
+
+
+def test_the_shifted_accumulator_and_its_sum_with_the_bias_saturate_to_32767():
+    """The vendor's codes at two saturating pixels of a 16-bit depthwise (k 16, N 31, M 26451; its dump):
+    R + b0 = -30293 - 3235 taken as -32767 gives -26450 (-32768 would give -26451); acc = 2394465727,
+    R = 36537 taken as 32767 before b0 = -3235 is added gives 23839 (the sum alone saturated: 26450)."""
+    got = conv.requantize(np.array([-1985283343, 2394465727]), [-3235, -3235], [26451, 26451], 16, 31, 0, np.int16)
+    assert got.tolist() == [-26450, 23839]
 
 
 def test_int16_conv_inputs_by_input_format():

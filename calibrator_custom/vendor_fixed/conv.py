@@ -4,7 +4,7 @@ With x the input codes (UINT8, zero point folded into the bias), w the int8 weig
 INT16 bias rows b0 (bias codes) and M (per-channel multipliers), a bias shift k and the total shift N:
 
     acc = sum x * w                                   (int64; spatial padding = the input zero point)
-    a   = round_half_away(acc / 2**k) + b0
+    a   = sat16(sat16(round_half_away(acc / 2**k)) + b0)      (sat16: to [-32767, 32767])
     q   = sat((a * M + 2**(N-k-1)) >> (N-k)) [+ out_zero_point for INT16 outputs]
 
 N = 14 - floor(log2(m)) and M = round(m * 2**N) with m = in_scale * w_scale / out_scale (M is the
@@ -22,9 +22,11 @@ from .registry import register
 from .rounding import shift_round_half_away, shift_round_half_up
 
 _LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
-#: the shifted accumulator round(acc / 2**k) + b0 saturates to [-32767, 32767] (the top seen after a
-#: SOFTMAX; the bottom on a 16-bit depthwise whose accumulator reaches -2**31: -32768 would give one
-#: code less than the vendor's simulators, 2 of 2 such codes)
+#: the shifted accumulator R = round(acc / 2**k) and R + b0 each saturate to [-32767, 32767] (the top of
+#: R + b0 seen after a SOFTMAX; the bottom on a 16-bit depthwise whose R + b0 reaches -33528: -32768
+#: would give one code less than the vendor's simulators, 2 of 2 such codes; R itself on a 16-bit
+#: depthwise whose accumulator is 2394465727: R = 36537 taken as 32767, then + b0 = -3235, gives the
+#: vendor's code, the sum alone saturated would not)
 ACC16_MIN, ACC16_MAX = -32767, 32767
 
 
@@ -128,11 +130,11 @@ def _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, pad
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
                out_zero_point: int, out_dtype) -> np.ndarray:
-    """q = sat(((sat16(round_half_away(acc / 2**k) + b0)) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
+    """q = sat(((sat16(sat16(round_half_away(acc / 2**k)) + b0)) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
-    a = shift_round_half_away(acc, int(bias_shift)) + np.asarray(bias_row0, np.int64)
-    a = np.clip(a, ACC16_MIN, ACC16_MAX)  # the shifted accumulator is a 16-bit value
+    a = np.clip(shift_round_half_away(acc, int(bias_shift)), ACC16_MIN, ACC16_MAX)  # a 16-bit value
+    a = np.clip(a + np.asarray(bias_row0, np.int64), ACC16_MIN, ACC16_MAX)
     q = shift_round_half_up(a * np.asarray(multiplier, np.int64), int(total_shift) - int(bias_shift))
     if dt == np.dtype(np.int16):
         q = q + int(out_zero_point)
@@ -159,6 +161,8 @@ def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, t
         a >>= k
         np.bitwise_xor(a, sign, out=a)
         a -= sign                                       # sign(acc) * ((|acc| + 2**(k-1)) >> k)
+    np.maximum(a, ACC16_MIN, out=a)
+    np.minimum(a, ACC16_MAX, out=a)
     a += np.asarray(bias_row0, np.int32)
     np.maximum(a, ACC16_MIN, out=a)
     np.minimum(a, ACC16_MAX, out=a)

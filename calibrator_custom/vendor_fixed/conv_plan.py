@@ -18,12 +18,12 @@ Why it is exact (checked in :func:`prepare`, per output channel c):
    n = trunc(y): ``trunc(2y) = 2n + trunc(2f)`` and ``trunc(2f)`` is sign(y) exactly when
    |f| >= 1/2). 2y is exact by 1. (a power of two), and the float -> int32 conversion truncates
    toward zero (the C cast numpy uses), done inside the multiply and the copy.
-3. ``R + b0`` saturates to 16 bits in the reference. From the acc range [acc_lo_c, acc_hi_c]
+3. ``R`` and ``R + b0`` saturate to 16 bits in the reference. From the acc range [acc_lo_c, acc_hi_c]
    (``x_lo``/``x_hi`` against the signs of w) and the monotone rounding, R lies in
-   [R(acc_lo_c), R(acc_hi_c)]; when ``R + b0`` provably stays in [-32767, 32767] the saturation is
+   [R(acc_lo_c), R(acc_hi_c)]; when ``R`` and ``R + b0`` provably stay in [-32767, 32767] the saturation is
    dropped and b0 is folded into the additive row: ``v = R * M + (b0 * M + 2**(rest-1))``
    (``+ zp * 2**rest`` for INT16 outputs, so ``v >> rest`` already holds the zero point); otherwise
-   ``v = sat16(R + b0) * M + 2**(rest-1) (+ zp * 2**rest)``. Every intermediate is bounded below
+   ``v = sat16(sat16(R) + b0) * M + 2**(rest-1) (+ zp * 2**rest)``. Every intermediate is bounded below
    2**31 (checked), so int32 arithmetic is exact; ``q = clip(v >> rest, lo, hi)``.
 """
 from __future__ import annotations
@@ -89,7 +89,7 @@ def prepare_requant(w_by_channel: np.ndarray, x_range: tuple, bias_row0, multipl
     r_hi = [_half_away(a, k) for a in acc_hi]
     zp16 = int(out_zero_point) if dt == np.dtype(np.int16) else 0
     const = (1 << (rest - 1)) + zp16 * (1 << rest)
-    saturates = any(lo_ + int(b) < conv.ACC16_MIN or hi_ + int(b) > conv.ACC16_MAX
+    saturates = any(min(lo_, lo_ + int(b)) < conv.ACC16_MIN or max(hi_, hi_ + int(b)) > conv.ACC16_MAX
                     for lo_, hi_, b in zip(r_lo, r_hi, b0))
     for c, (lo_, hi_, b, m) in enumerate(zip(r_lo, r_hi, b0, mult)):
         b, m = int(b), int(m)
@@ -120,6 +120,7 @@ def requantize(acc: np.ndarray, rq: Requant, scratch: dict) -> np.ndarray:
         np.copyto(a, acc, casting="unsafe")
     rows = a.reshape(-1, rq.mult_row.size)
     if rq.bias_row is not None:
+        clip(a, conv.ACC16_MIN, conv.ACC16_MAX)
         np.add(rows, rq.bias_row, out=rows)
         clip(a, conv.ACC16_MIN, conv.ACC16_MAX)
     np.multiply(rows, rq.mult_row, out=rows)
