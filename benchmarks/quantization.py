@@ -336,6 +336,10 @@ def _vendor_l5(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, f
         agree = _check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (16-bit convs)")
     except AssertionError as e:
         agree = f"  {name} L5 vendor dialect (16-bit convs): NOT bit-exact with the vendor's simulator: {e}"
+    except oracle.OracleError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
+        agree = (f"  {name} L5 vendor dialect (16-bit convs): REFUSED by the vendor's simulator "
+                 f"({lines[0][:120] if lines else 'no message'})")
     checks.append(agree + f"; {compiled}")
     got, _ = _run(lsim, evals_raw)
     db = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))

@@ -69,9 +69,3 @@ def test_shared_model_in_the_vendor_dialect_compiles_and_the_vendor_simulators_a
             want = sum(ref[d["name"]].size for d in sim.get_output_details())
             assert want > 0 and vo.assert_outputs_code_for_code(sim, ref, f"{name} {level} {label} {p.name}") == want
 
-
-def _int16_convs(model) -> int:
-    """The CONV_2Ds of a fixed.sim with INT16 input and weights."""
-    sg = model.main
-    return sum(1 for op in sg.operators if model.op_name(op) == "CONV_2D"
-               and sg.tensors[op.inputs[0]].dtype == sg.tensors[op.inputs[1]].dtype == "INT16")

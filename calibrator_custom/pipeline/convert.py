@@ -70,7 +70,9 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     bit-exact with ours on every photo (docs/model_format.md), hence opt-in.
     ``vendor_template``: a vendor fixed.sim of the same float.sim (made once with the SDK): the vendor's
     dialect is then written over that template (``vendor_fixed.writer``) instead of synthesized. The
-    returned model is always our own dialect's (what our planner chose).
+    returned model is always our own dialect's (what our planner chose). When the vendor's dialect is
+    written, L4's / L5's 16-bit choices are made among the convs it writes at 16 bit (none without
+    ``vendor_int16_convs``).
 
     ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
     elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
@@ -90,6 +92,10 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     config = input_config if isinstance(input_config, InputConfig) else load_input_config(input_config, model)
     level = get_level(quant_level)
     rep = as_reporter(progress)
+    # the vendor's dialect will be written: 16-bit upgrades only where it carries them. (Planning its UINT8
+    # activations per tensor as it stores them was measured worse: face_landmark's L5 26.50 dB against
+    # 31.46 with the per-channel plan's union ranges, iris_landmark 29.92 against 30.03.)
+    to_vendor = output_path is not None and (vendor_template is not None or _synthesizable(vendor_float, fixed_dialect))
     pi = PlanInputs.create(model, stats, config)
     ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
     overrides = PlanOverrides.from_quant_param(ov)
@@ -97,8 +103,9 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         plan = overrides.plan(pi, level, tick=phase.update)
     # the convs a 16-bit upgrade is worth measuring for: those the written dialect carries at 16 bit
     upgradable = None
-    if output_path is not None and vendor_template is None and _synthesizable(vendor_float, fixed_dialect):
-        upgradable = vendor_int16_carriable(vendor_float, pi) if vendor_int16_convs else frozenset()
+    if to_vendor:
+        carriable = vendor_template is None and vendor_int16_convs
+        upgradable = vendor_int16_carriable(vendor_float, pi) if carriable else frozenset()
         if level.upgrades_16 != "none":
             log.info("%s: 16-bit upgrades only for the %d conv(s) the vendor's dialect carries at 16 bit%s", level.name,
                      len(upgradable), "" if vendor_int16_convs else " (none without vendor_int16_convs=True)")
@@ -179,41 +186,38 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             return False
     if dropped:
         log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
-                    "dialect's 16-bit convs are CONV_2Ds whose input is not the graph input, is read by CONV_2Ds "
-                    "and ADDs only, and is made by a CONV_2D, a depthwise conv or an ADD", output_path, len(dropped),
+                    "dialect's 16-bit convs are convs whose input is not the graph input, is read by convs and "
+                    "ADDs only, and is made by a conv or an ADD", output_path, len(dropped),
                     ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
     return True
 
 
 #: the ops whose INT16 output (a 16-bit conv's input) the vendor's compiler takes in the synthesized file:
-#: an ordinary CONV_2D, a native DEPTHWISE_CONV_2D, an ADD; not the depthwise-as-CONV_2D rewrite
-#: (``Conv_FFDIHWDO: Assertion `vrbuf_depth(u32ObBufId) >= (u32)(2*...)'`` on hand_landmark_lite)
+#: convs (ordinary, native depthwise, the depthwise-as-CONV_2D rewrite) and ADDs
 _INT16_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")
+#: the ops that may read a 16-bit conv's INT16 input besides the conv (a MAX_POOL_2D reading it makes the
+#: vendor's compiler fail on hand_landmark_lite: ``get_datatype_convert_param: Assertion ...``)
+_INT16_READERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")
 
 
 def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int]:
     """The convs (op indices of ``pi``) the vendor's dialect can write at 16 bit (INT16 input and weights,
-    as the vendor's ``[CONV_CONFIG] tensor_arrays``): a CONV_2D whose input is not a graph input, is read by
-    ordinary CONV_2Ds and ADDs only (not by a depthwise conv, native or one the converter wrote as a
-    CONV_2D, whose INT16 weights are not synthesized) and is made by one of :data:`_INT16_PRODUCERS`."""
+    as the vendor's ``[CONV_CONFIG] tensor_arrays``): a CONV_2D or DEPTHWISE_CONV_2D whose input is not a
+    graph input, is read (as data) by :data:`_INT16_READERS` only and is made by one of
+    :data:`_INT16_PRODUCERS`."""
     sg = vendor_float.main
-
-    def rewrite(op) -> bool:
-        return getattr(op.options, "sgs_depthwise_mode", 0) == 2
-
     graph_inputs = {sg.tensors[i].name for i in sg.inputs}
-    # read by an op other than an ordinary CONV_2D or an ADD (a depthwise conv: its INT16 weights are not
-    # synthesized; a MAX_POOL_2D: ``get_datatype_convert_param: Assertion ...`` on hand_landmark_lite)
-    read_by_other = {sg.tensors[i].name for op in sg.operators for i in op.inputs[:1 if vendor_float.op_name(op) ==
-                                                                               "CONV_2D" else None]
-                     if vendor_float.op_name(op) not in ("CONV_2D", "ADD") or rewrite(op)}
+    convs = ("CONV_2D", "DEPTHWISE_CONV_2D")
+    read_by_other = {sg.tensors[i].name for op in sg.operators
+                     for i in op.inputs[:1 if vendor_float.op_name(op) in convs else None]
+                     if vendor_float.op_name(op) not in _INT16_READERS}
     made_by = {sg.tensors[i].name: op for op in sg.operators for i in op.outputs}
     out = set()
     for c in pi.convs:
         name = pi.model.main.tensors[c.data].name
         producer = made_by.get(name)
-        if c.op_name == "CONV_2D" and name not in graph_inputs and name not in read_by_other and \
-                producer is not None and vendor_float.op_name(producer) in _INT16_PRODUCERS and not rewrite(producer):
+        if c.op_name in convs and name not in graph_inputs and name not in read_by_other and \
+                producer is not None and vendor_float.op_name(producer) in _INT16_PRODUCERS:
             out.add(c.op_index)
     return frozenset(out)
 
