@@ -63,11 +63,11 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
 
     The vendor dialect takes the level's activation ranges; its types are the float.sim's plan (UINT8
     / INT16 activations, INT8 conv weights), so by default a level's 16-bit conv choices are not carried
-    (logged). ``vendor_int16_convs=True`` writes the 16-bit CONV_2Ds the dialect can carry with INT16 input
-    and weights, as the vendor's converter plans ``[CONV_CONFIG] tensor_arrays`` (those reading the graph
-    input, read by a depthwise conv or a pool, or made by another op than a CONV_2D or an ADD stay 8-bit,
-    logged): the vendor's compiler takes the shared models' files, but the vendor's simulator is not yet
-    bit-exact with ours on every photo (docs/model_format.md), hence opt-in.
+    (logged). ``vendor_int16_convs=True`` writes the 16-bit convs the dialect can carry with INT16 input
+    and weights, as the vendor's converter plans ``[CONV_CONFIG] tensor_arrays``
+    (:func:`vendor_int16_carriable`; the others stay 8-bit, logged): not yet established (the vendor's
+    simulator is not bit-exact with ours on every photo, and its compiler refuses some files:
+    docs/model_format.md), hence opt-in.
     ``vendor_template``: a vendor fixed.sim of the same float.sim (made once with the SDK): the vendor's
     dialect is then written over that template (``vendor_fixed.writer``) instead of synthesized. The
     returned model is always our own dialect's (what our planner chose). When the vendor's dialect is
