@@ -20,8 +20,12 @@ same photos) as the column "vendor L1", and our L2 ranges written in the vendor'
 ``convert`` writes it by default; L2's per-channel weight scales as per-channel weight codes and bias
 multipliers, raised where the format's one bias shift would grow by more than one) as "L2 vendor"; both are simulated by our
 ``fixed_simulator`` on the evaluation photos, after checking on 2 of them that the vendor's
-sgs_simulator_fixed gives the same output codes. Models the vendor's tools refuse (or take too long
-on) are printed with the reason and not run.
+sgs_simulator_fixed gives the same output codes. With L5 in ``--configs`` also our L5 in the vendor's
+dialect: "L5 vendor" as ``convert`` writes it by default (8-bit convs, checked the same way), and
+"L5v 16b" with ``vendor_int16_convs=True`` (its 16-bit convs carried; the share of conv MACs at 16 bit
+in the file, whether the vendor's compiler takes it and its simulator agrees, are printed, not
+asserted: that option is not established). Models the vendor's tools refuse (or take too long on) are
+printed with the reason and not run.
 
 Targets: L2 > TFLite int8 on every model; L5 >= TFLite 16x8 with <= 25% of conv MACs at 16 bit;
 L5 conversion <= 5x L2's + 3 float-model passes over the calibration set; ALL_INT16 > TFLite 16x8;
@@ -307,6 +311,14 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
     res["vendor_L2"] = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))
     print(f"  {name} L2 vendor dialect: {res['vendor_L2']:.2f} dB", file=sys.stderr)
     if with_l5:
+        out = folder / f"{name}_L5_vendor8_fixed.sim"
+        convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib, output_path=out,
+                fixed_dialect="vendor")
+        lsim = calibrator_custom.fixed_simulator(out)
+        checks.append(_check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (default)"))
+        got, _ = _run(lsim, evals_raw)
+        res["vendor_L5_8"] = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))
+        print(f"  {name} L5 vendor dialect (default, 8-bit convs): {res['vendor_L5_8']:.2f} dB", file=sys.stderr)
         res.update(_vendor_l5(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder, name, checks))
     return res
 
@@ -318,7 +330,7 @@ def _vendor_l5(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, f
     takes it and its simulator agrees (reported, not asserted: the opt-in is not established)."""
     from calibrator_custom.errors import CalibratorError
     from calibrator_custom.model.graph import load_model
-    out = folder / f"{name}_L5_vendor_fixed.sim"
+    out = folder / f"{name}_L5_vendor16_fixed.sim"
     try:
         convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib, output_path=out,
                 fixed_dialect="vendor", vendor_int16_convs=True)
@@ -407,13 +419,14 @@ def main(argv=None) -> int:
         refs[rows[0].model] = extra
     print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB")
     print(f"{'model':<36} {'config':<9} {'SQNR dB':>8} {'TFL int8':>8} {'TFL 16x8':>8} {'16b MACs':>8} "
-          + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5 vendor':>9} {'16b MACs':>8} " if args.vendor else "")
+          + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5 vendor':>9} {'L5v 16b':>9} {'16b MACs':>8} " if args.vendor
+             else "")
           + f"{'conv s':>7} {'fixed/float time':>16}")
     nan = float("nan")
     for r in all_rows:
         e = refs[r.model]
-        vcols = (f"{e.get('vendor_L1', nan):9.2f} {e.get('vendor_L2', nan):9.2f} {e.get('vendor_L5', nan):9.2f} "
-                 f"{e.get('vendor_L5_mac16', nan):8.1%} ") if args.vendor else ""
+        vcols = (f"{e.get('vendor_L1', nan):9.2f} {e.get('vendor_L2', nan):9.2f} {e.get('vendor_L5_8', nan):9.2f} "
+                 f"{e.get('vendor_L5', nan):9.2f} {e.get('vendor_L5_mac16', nan):8.1%} ") if args.vendor else ""
         print(f"{r.model:<36} {r.config:<9} {r.worst_db:8.2f} {e.get('int8', float('nan')):8.2f} "
               f"{e.get('16x8', float('nan')):8.2f} {r.mac16_share:8.1%} {vcols}{r.convert_s:7.1f} "
               f"{r.fixed_ms / r.float_ms:8.2f} ({r.fixed_ms:.0f}/{r.float_ms:.0f} ms)")
@@ -444,6 +457,8 @@ def main(argv=None) -> int:
             checks.append(f"L2 vendor>vendor L1 {'MET' if e['vendor_L2'] > e['vendor_L1'] else 'MISSED'}")
         if "vendor_L2" in e and "int8" in e:
             checks.append(f"L2 vendor>int8 {'MET' if e['vendor_L2'] > e['int8'] else 'MISSED'}")
+        if "vendor_L5_8" in e and "vendor_L2" in e:
+            checks.append(f"L5 vendor>=L2 vendor {'MET' if e['vendor_L5_8'] >= e['vendor_L2'] else 'MISSED'}")
         if "vendor_L5" in e and "16x8" in e:
             ok = e["vendor_L5"] >= e["16x8"] - 1 and e["vendor_L5_mac16"] <= 0.25
             checks.append(f"L5 vendor>=16x8-1dB&<=25% {'MET' if ok else 'MISSED'} ({e['vendor_L5'] - e['16x8']:+.2f} dB)")
