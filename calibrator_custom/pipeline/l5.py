@@ -157,6 +157,11 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
             sim.loo = leave_one_out_ranges(pi, plan, sim, eight, overrides, on_pixel_grid(pi, plan, rest),
                                            phase.update, given=given)
         say(f"L5: {len(sim.loo)} conv data tensor(s) measured with leave-one-out ranges")
+    if options.upgradable is not None and not any(c.op_index in options.upgradable for c in eight):
+        # no conv may become 16-bit (the written dialect carries none): nothing to measure in 3. and 4.
+        say("L5: no convolution can be upgraded to 16 bit in the written dialect; its noise is not measured")
+        sim.drop_kept()
+        return _bias_corrected_plan(pi, plan, overrides, sim, eight, dquant, frozenset(), options, rep)
     # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
     signal = sim.signal()
     with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
@@ -180,6 +185,13 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     worst = [_db(float(l5_search.predicted_nsr(model, signal, x).max())) for x in (np.ones(len(eight), bool), left)]
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
         f"of the conv MACs; predicted worst-output SQNR on calibration data {worst[0]:.2f} -> {worst[1]:.2f} dB)")
+    return _bias_corrected_plan(pi, plan, overrides, sim, eight, dquant, rec, options, rep)
+
+
+def _bias_corrected_plan(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, sim, eight, dquant, rec,
+                         options: L5Options, rep: Reporter) -> QuantPlan:
+    """Step 5 of :func:`refine_l5` and the one plan it returns, with the 16-bit convs ``rec``."""
+    say = rep.message
     # 5. bias correction (input means from the samples other than the check ones), kept if the float
     #    model with every remaining 8-bit conv simulated at once agrees better on the check samples
     still8 = [c for c in eight if c.op_index not in rec]
