@@ -16,13 +16,21 @@ import numpy as np
 
 
 def round_half_away(x):
-    """sign(x) * floor(|x| + 1/2), elementwise (float result)."""
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+    """sign(x) * floor(|x| + 1/2), elementwise (float result; an array in one buffer, the same bits)."""
+    a = np.abs(x) + 0.5
+    if not isinstance(a, np.ndarray):
+        return np.sign(x) * np.floor(a)
+    np.floor(a, out=a)
+    np.negative(a, out=a, where=np.less(x, 0))  # -0.0 for -1/2 < x < 0, as sign(x) * 0.0; +0.0 for x = -0.0
+    return a
 
 
 def round_half_up(x):
     """floor(x + 1/2), elementwise (float result)."""
-    return np.floor(x + 0.5)
+    a = x + 0.5
+    if not isinstance(a, np.ndarray):
+        return np.floor(a)
+    return np.floor(a, out=a)
 
 
 def round_half_away_int(v: float) -> int:

@@ -242,6 +242,26 @@ def test_clip_search_matches_the_signed_definition(seed, bits, method, weighted,
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), bits=st.sampled_from([8, 16]), method=st.sampled_from(["per_channel", "fitted"]),
+       weighted=st.booleans(), channels=st.sampled_from([2, 3, 16]))
+def test_clip_search_of_a_depthwise_conv_written_as_a_full_conv_matches_the_definition(seed, bits, method, weighted,
+                                                                                     channels):
+    """Mostly zeros (output channel o reads input channel o only, some taps zero, one channel dead): the
+    search leaves the zeros out of its passes and still chooses what the definition does."""
+    from calibrator_custom.quant.weights import search_clip
+
+    r = np.random.default_rng(seed)
+    w = np.zeros((channels, 3, 3, channels))
+    for o in range(channels):
+        w[o, :, :, o] = r.normal(0, 0.2, (3, 3)) * (r.random((3, 3)) < 0.8)
+    w[channels - 1] = 0.0
+    energy = r.uniform(0.1, 4.0, channels) if weighted else None
+    got = search_clip(w, 0, bits, method, energy, 3 if weighted else None)
+    want = _search_clip_reference(w, 0, bits, method, energy, 3 if weighted else None)
+    np.testing.assert_array_equal(got, want)
+
+
 def _channel_u8_reference(scale, cmin, cmax, max_shift=4):
     """channel_u8_quant one channel at a time (the definition)."""
     from calibrator_custom.quant.planner import f32

@@ -58,14 +58,14 @@ def test_shared_model_in_the_vendor_dialect_compiles_and_the_vendor_simulators_a
     cal.convert_fixed(saved_path=str(path), quant_level=level)
     fixed = load_model(path)
     assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / f"{name}_{level}_offline.sim"))
     sim = calibrator_custom.fixed_simulator(str(path))
-    for p in evaluation_images()[:N_PHOTOS]:
-        x = load_rgb(p, h, w)[None].astype(np.uint8)
-        sim.set_input(0, x)
-        sim.invoke()
-        for label, ref in (("fixed_sim", o.fixed_sim(str(path), x)), ("offline_sim", o.offline_sim(offline, x))):
-            want = sum(ref[d["name"]].size for d in sim.get_output_details())
-            assert want > 0 and vo.assert_outputs_code_for_code(sim, ref, f"{name} {level} {label} {p.name}") == want
-
+    photos = evaluation_images()[:N_PHOTOS]
+    xs = [load_rgb(p, h, w)[None].astype(np.uint8) for p in photos]
+    with vo.VendorRuns(path, xs, offline=tmp_path / f"{name}_{level}_offline.sim") as runs:
+        for p, x, refs in zip(photos, xs, runs):
+            sim.set_input(0, x)
+            sim.invoke()
+            for label, ref in zip(("fixed_sim", "offline_sim"), refs):
+                want = sum(ref[d["name"]].size for d in sim.get_output_details())
+                got = vo.assert_outputs_code_for_code(sim, ref, f"{name} {level} {label} {p.name}")
+                assert want > 0 and got == want

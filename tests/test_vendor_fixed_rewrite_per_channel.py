@@ -83,13 +83,13 @@ def test_hand_landmark_lite_l2_rewrite_per_channel_compiles_and_the_vendor_simul
         c = int(m.main.tensors[op.outputs[0]].shape[-1])
         _, mult = layout.unpack_bias(m.buffers[m.main.tensors[op.inputs[2]].buffer].data, c)
         assert len(set(mult.tolist())) > 1, "per-channel multipliers"
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / "hl_L2_offline.sim"))
     sim = calibrator_custom.fixed_simulator(str(path))
-    for p in evaluation_images()[:N_EVAL]:
-        x = load_rgb(p, h, w)[None].astype(np.uint8)
-        sim.set_input(0, x)
-        sim.invoke()
-        for label, ref in (("fixed_sim", o.fixed_sim(str(path), x)), ("offline_sim", o.offline_sim(offline, x))):
-            want = sum(ref[d["name"]].size for d in sim.get_output_details())
-            assert vo.assert_outputs_code_for_code(sim, ref, f"hand_landmark_lite L2 {label} {p.name}") == want
+    photos = evaluation_images()[:N_EVAL]
+    xs = [load_rgb(p, h, w)[None].astype(np.uint8) for p in photos]
+    with vo.VendorRuns(path, xs, offline=tmp_path / "hl_L2_offline.sim") as runs:
+        for p, x, refs in zip(photos, xs, runs):
+            sim.set_input(0, x)
+            sim.invoke()
+            for label, ref in zip(("fixed_sim", "offline_sim"), refs):
+                want = sum(ref[d["name"]].size for d in sim.get_output_details())
+                assert vo.assert_outputs_code_for_code(sim, ref, f"hand_landmark_lite L2 {label} {p.name}") == want

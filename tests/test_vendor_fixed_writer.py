@@ -430,24 +430,21 @@ def test_written_model_compiles_and_the_vendor_simulator_computes_what_ours_does
     ours.write_bytes(writer.write(template.read_bytes(), load_model(float_sim), ranges, channels,
                                   (127.5, 127.5, 127.5), 127.5))
     assert load_model(ours).dialect == "sgs_fixed"
-    o = vo.oracle()
-    offline = o.compile_offline(str(ours), str(tmp_path / "ours_offline.sim"))
-    assert open(offline, "rb").read(4) == b"SGSI"
     sim = calibrator_custom.fixed_simulator(str(ours))
     d = sim.get_input_details()[0]
     _, h, w, _ = (int(v) for v in d["shape"])
     photos = evaluation_images()[:10]
     assert len(photos) == 10
-    for photo in photos:
-        x = load_rgb(photo, h, w)[None].astype(np.uint8)
-        ref = o.fixed_sim(str(ours), x)
-        sim.set_input(0, x)
-        sim.invoke()
-        assert vo.assert_outputs_code_for_code(sim, ref, photo.name) > 0
-        od = sim.get_output_details()[0]
-        scale = od["quantization"][0]
-        off = o.offline_sim(offline, x)[od["name"]]
-        np.testing.assert_array_equal(np.round(off / scale), np.round(ref[od["name"]] / scale))
+    xs = [load_rgb(photo, h, w)[None].astype(np.uint8) for photo in photos]
+    with vo.VendorRuns(ours, xs, offline=tmp_path / "ours_offline.sim") as runs:
+        assert open(runs.offline.result(), "rb").read(4) == b"SGSI"
+        for photo, x, (ref, off) in zip(photos, xs, runs):
+            sim.set_input(0, x)
+            sim.invoke()
+            assert vo.assert_outputs_code_for_code(sim, ref, photo.name) > 0
+            od = sim.get_output_details()[0]
+            scale = od["quantization"][0]
+            np.testing.assert_array_equal(np.round(off[od["name"]] / scale), np.round(ref[od["name"]] / scale))
 
 
 def test_writer_refuses_an_op_whose_vendor_fields_are_not_established():
@@ -535,24 +532,21 @@ def test_written_shared_model_compiles_and_the_vendor_simulators_compute_what_ou
     assert ours.read_bytes() != template.read_bytes()
     if scales:
         assert _per_channel_convs(ours) > 20
-    o = vo.oracle()
-    offline = o.compile_offline(str(ours), str(tmp_path / f"{name}_offline.sim"))
-    assert open(offline, "rb").read(4) == b"SGSI"
     sim = calibrator_custom.fixed_simulator(str(ours))
     _, h, w, _ = (int(v) for v in sim.get_input_details()[0]["shape"])
     photos = evaluation_images()[:10]
     assert len(photos) == 10
+    xs = [load_rgb(photo, h, w)[None].astype(np.uint8) for photo in photos]
     compared = 0
-    for photo in photos:
-        x = load_rgb(photo, h, w)[None].astype(np.uint8)
-        ref = o.fixed_sim(str(ours), x)
-        off = o.offline_sim(offline, x)
-        sim.set_input(0, x)
-        sim.invoke()
-        compared += vo.assert_outputs_code_for_code(sim, ref, photo.name)
-        for od in sim.get_output_details():
-            scale = od["quantization"][0]
-            np.testing.assert_array_equal(np.round(off[od["name"]] / scale), np.round(ref[od["name"]] / scale))
+    with vo.VendorRuns(ours, xs, offline=tmp_path / f"{name}_offline.sim") as runs:
+        assert open(runs.offline.result(), "rb").read(4) == b"SGSI"
+        for photo, x, (ref, off) in zip(photos, xs, runs):
+            sim.set_input(0, x)
+            sim.invoke()
+            compared += vo.assert_outputs_code_for_code(sim, ref, photo.name)
+            for od in sim.get_output_details():
+                scale = od["quantization"][0]
+                np.testing.assert_array_equal(np.round(off[od["name"]] / scale), np.round(ref[od["name"]] / scale))
     assert compared > 0
 
 

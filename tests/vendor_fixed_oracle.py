@@ -19,6 +19,7 @@ import shutil
 import struct
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,6 +102,47 @@ def make_fixed(builder, ranges: dict, ini: str, tag: str) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     shutil.move(str(tmp), str(out))
     return fixed
+
+
+#: how many vendor tool runs :class:`VendorRuns` keeps going at once (each is a subprocess in its own
+#: temporary folder); ``VENDOR_ORACLE_WORKERS=1`` runs them one after the other
+WORKERS = max(1, int(os.environ.get("VENDOR_ORACLE_WORKERS") or min(2, os.cpu_count() or 1)))
+
+
+class VendorRuns:
+    """The vendor simulators' outputs of one fixed.sim on many inputs, run ahead in a small thread pool
+    while the caller checks each input in turn (with ``offline``, the path to write, the vendor's compiler
+    also makes the offline model, and the offline simulator runs it on every input).
+
+    Iterating yields, in the inputs' order, (fixed simulator outputs, offline simulator outputs or None);
+    a refusal of a vendor tool is raised where its result is taken. Use it as a context manager: leaving
+    it drops the runs not started yet::
+
+        with vo.VendorRuns(path, xs, offline=tmp_path / "m_offline.sim") as runs:
+            for x, (fixed_ref, offline_ref) in zip(xs, runs):
+                ...
+    """
+
+    def __init__(self, fixed, xs, offline=None, workers: int | None = None):
+        o = oracle()
+        self._pool = ThreadPoolExecutor(workers or WORKERS, thread_name_prefix="vendor")
+        self.offline = self._pool.submit(o.compile_offline, str(fixed), str(offline)) if offline else None
+        self._fixed = [self._pool.submit(o.fixed_sim, str(fixed), x) for x in xs]
+        self._offline = [self._pool.submit(lambda x=x: o.offline_sim(self.offline.result(), x)) for x in xs] \
+            if offline else [None] * len(xs)
+
+    def __iter__(self):
+        for f, g in zip(self._fixed, self._offline):
+            yield f.result(), (g.result() if g is not None else None)
+
+    def close(self):
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---------------------------------------------------------------- dump

@@ -10,6 +10,8 @@
 
 Both searches skip the fractions a lower bound of their error (the largest magnitudes' clipping)
 rules out; the choice is the one computing every fraction gives (``_clip_bound``).
+Their passes skip zero weights (a depthwise conv written as a full conv is mostly zeros): the
+sums are the same.
 
 Biases: ``round(b / (data_scale * weight_scale[c]))`` in INT32 (8-bit) or INT64 (16-bit),
 round half away from zero; a bias that does not fit saturates with a warning.
@@ -101,7 +103,7 @@ def search_clip(w: np.ndarray, axis: int, bits: int, method: str = "per_channel"
         # that exceeds twice its error at 1.0 the fraction cannot win, and it is not computed (exact:
         # the choice is the same as computing every fraction, see _clip_bound)
         last = err_at(absmax * grid[-1], None)
-        live_at = _clip_bound(mag, weight, absmax, grid[:-1]) <= 2 * last[None, :]
+        live_at = _clip_bound(*err_at.rows(), absmax, grid[:-1]) <= 2 * last[None, :]
         best_err = np.full(absmax.shape, np.inf)
         clip = absmax.copy()
         for k, f in enumerate(grid):
@@ -127,15 +129,27 @@ class _ErrorAt:
 
     def __init__(self, mag: np.ndarray, weight: np.ndarray | None, qmax: int) -> None:
         self.mag, self.weight, self.qmax = mag, weight, qmax
-        self.work = np.empty_like(mag)
+        self.packed = _nonzero_first(mag, weight)
+        self._work: dict[bool, np.ndarray] = {}
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """(magnitudes, weights): the packed rows when there are (they hold every channel's largest magnitudes)."""
+        return self.packed or (self.mag, self.weight)
 
     def __call__(self, c: np.ndarray, cols: np.ndarray | None) -> np.ndarray:
-        mag, weight, work = self.mag, self.weight, self.work
+        # a zero magnitude's error is +0.0 at every scale, and a sum over axis 0 of two or more columns adds
+        # the rows in order, so the packed rows give the same sums (one column is summed pairwise: all rows)
+        packed = self.packed is not None and (cols is None or cols.size >= 2)
+        mag, weight = self.packed if packed else (self.mag, self.weight)
         if cols is not None:
             mag = mag[:, cols]
             weight = None if weight is None else weight[:, cols]
             work = np.empty_like(mag)
             c = c[cols]
+        else:
+            work = self._work.get(packed)
+            if work is None:
+                work = self._work[packed] = np.empty_like(mag)
         s = c / self.qmax
         np.divide(mag, s, out=work)
         work += 0.5
@@ -152,6 +166,29 @@ class _ErrorAt:
         out = np.full(self.mag.shape[1], np.inf)
         out[cols] = err
         return out
+
+
+def _nonzero_first(mag: np.ndarray, weight: np.ndarray | None):
+    """(magnitudes, weights) with each channel's nonzero magnitudes moved up, in their order, above
+    zeros, cut to the most nonzeros a channel has; None when that would not save most of the rows (a
+    depthwise conv written as a full conv holds one nonzero input channel per output channel)."""
+    n, channels = mag.shape
+    if channels < 2 or (weight is not None and not np.isfinite(weight).all()):
+        return None
+    nonzero = mag != 0
+    counts = nonzero.sum(axis=0)
+    rows = max(int(counts.max(initial=0)), 1)
+    if rows > n // 2:
+        return None
+    ch, row = np.nonzero(nonzero.T)  # by channel, then row
+    rank = np.arange(ch.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    packed = np.zeros((rows, channels))
+    packed[rank, ch] = mag[row, ch]
+    packed_weight = None
+    if weight is not None:
+        packed_weight = np.zeros((rows, channels))
+        packed_weight[rank, ch] = weight[row, ch]
+    return packed, packed_weight
 
 
 #: the largest magnitudes per channel whose clipping error bounds a fraction's error from below
