@@ -221,12 +221,9 @@ def sim_files(paths) -> list[Path]:
 def by_slot(table: str, value) -> dict:
     """A decoded table (options dataclass, dict, or (name, value) pairs) -> {slot: value}, nested vendor
     tables as {slot: value} too (their table name under the key ``None``)."""
-    if hasattr(value, "__dataclass_fields__"):
-        items = {k: getattr(value, k) for k in value.__dataclass_fields__}
-    elif isinstance(value, dict):
-        items = value
-    else:
-        items = dict(value)
+    from sgs_slot_meanings import table_items
+
+    items = table_items(value)
     out = {}
     for f in sgs_dialect.TABLES.get(table, ()):
         if f.name not in items or items[f.name] is None:

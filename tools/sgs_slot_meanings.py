@@ -47,14 +47,16 @@ def ceil_to(x: int, m: int) -> int:
     return -(-x // m) * m
 
 
+def table_items(value) -> dict:
+    """A decoded table (options dataclass, dict or tuple of (name, value) pairs) -> {field name: value}."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {k: getattr(value, k) for k in value.__dataclass_fields__}
+    return value if isinstance(value, dict) else dict(value)
+
+
 def by_slot(table: str, value) -> dict:
     """A decoded table (options dataclass, dict or tuple of (name, value) pairs) -> {slot: value}."""
-    if hasattr(value, "__dataclass_fields__"):
-        items = {k: getattr(value, k) for k in value.__dataclass_fields__}
-    elif isinstance(value, dict):
-        items = value
-    else:
-        items = dict(value)
+    items = table_items(value)
     out = {}
     for f in sgs_dialect.TABLES.get(table, ()):
         if f.name in items:
