@@ -102,10 +102,11 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
         plan = overrides.plan(pi, level, tick=phase.update)
     # the convs a 16-bit upgrade is worth measuring for: those the written dialect carries at 16 bit
+    carriable = vendor_int16_carriable(vendor_float, pi) if to_vendor and vendor_template is None and \
+        vendor_int16_convs else None
     upgradable = None
     if to_vendor:
-        carriable = vendor_template is None and vendor_int16_convs
-        upgradable = vendor_int16_carriable(vendor_float, pi) if carriable else frozenset()
+        upgradable = frozenset() if carriable is None else carriable
         if level.upgrades_16 != "none":
             log.info("%s: 16-bit upgrades only for the %d conv(s) the vendor's dialect carries at 16 bit%s", level.name,
                      len(upgradable), "" if vendor_int16_convs else " (none without vendor_int16_convs=True)")
@@ -128,7 +129,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         if output_path is not None and vendor_template is not None:
             _write_vendor_dialect(vendor_float or raw_model, vendor_template, stats, config, output_path, pi, plan)
         elif output_path is not None and not _write_synthesized(vendor_float, fixed_dialect, stats, config,
-                                                                 output_path, pi, plan, vendor_int16_convs):
+                                                                 output_path, pi, plan, carriable):
             fixed.save(output_path)
         phase.update()
     return fixed
@@ -139,9 +140,11 @@ FIXED_DIALECTS = ("auto", "vendor", "calibrator_custom")
 
 
 def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: StatsSet, config: InputConfig,
-                       output_path, pi: PlanInputs, plan: QuantPlan, int16_convs: bool = False) -> bool:
+                       output_path, pi: PlanInputs, plan: QuantPlan, carriable: frozenset[int] | None = None) -> bool:
     """Write the vendor's dialect synthesized from the float.sim when ``fixed_dialect`` asks for it and it
-    can be; True when written. ``"vendor"`` raises what stops it; ``"auto"`` logs it and returns False."""
+    can be; True when written. ``"vendor"`` raises what stops it; ``"auto"`` logs it and returns False.
+    ``carriable``: the convs whose 16-bit plan is written at 16 bit (:func:`vendor_int16_carriable`);
+    None: every conv at 8 bit."""
     if fixed_dialect == "calibrator_custom":
         return False
     if vendor_float is None:
@@ -155,8 +158,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
     from ..vendor_fixed.synth_writer import write_synthesized
     ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
     sixteen = sum(1 for bits in plan.conv_bits.values() if bits == 16)
-    if int16_convs:
-        inputs16, dropped = _vendor_int16_conv_inputs(vendor_float, pi, plan)
+    if carriable is not None:
+        inputs16, dropped = _vendor_int16_conv_inputs(carriable, pi, plan)
     else:
         inputs16, dropped = [], []
         if sixteen:
@@ -222,16 +225,16 @@ def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int
     return frozenset(out)
 
 
-def _vendor_int16_conv_inputs(vendor_float: Model, pi: PlanInputs, plan: QuantPlan) -> tuple[list[str], list[str]]:
-    """(names of the first inputs of the plan's 16-bit convs the vendor's dialect carries
-    (:func:`vendor_int16_carriable`), a description of each it does not)."""
-    ok = vendor_int16_carriable(vendor_float, pi)
+def _vendor_int16_conv_inputs(carriable: frozenset[int], pi: PlanInputs,
+                              plan: QuantPlan) -> tuple[list[str], list[str]]:
+    """(names of the first inputs of the plan's 16-bit convs in ``carriable``, a description of each other
+    16-bit conv)."""
     carried, dropped = set(), []
     for c in pi.convs:
         if plan.conv_bits.get(c.op_index, 8) != 16:
             continue
         name = pi.model.main.tensors[c.data].name
-        if c.op_index in ok:
+        if c.op_index in carriable:
             carried.add(name)
         else:
             dropped.append(f"{c.op_name} reading {name!r}")

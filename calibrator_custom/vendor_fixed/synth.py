@@ -346,17 +346,17 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
     :data:`ACTIVATION_OUT_TILE` channels. An INT16 output tile holds at most 512 pixels
     (``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``) and slot 27 at most 16
     slots (``_vrbuf_init_bufid: width_inslots*depth_inslots <= VP_ENTRY_OFFSET_IN_OBVRBUF``)."""
-    starts = []
     to = ACTIVATION_OUT_TILE if site.reserved_slots and not spec.depthwise_as_conv else None
+    if spec.in_dtype == "INT16" and not spec.graph_input and not spec.depthwise_as_conv:
+        whole = _int16_whole_plane(spec, budget, to)
+        if whole is not None:
+            return whole
+    starts = []
     if not spec.graph_input and spec.in_channels <= WHOLE_INPUT_TILE_CHANNELS and not spec.depthwise_as_conv:
         starts.append(program_rule.default_allocation(spec, budget, in_tile=spec.in_channels, out_tile=to))
     starts.append(program_rule.default_allocation(spec, budget, out_tile=to, output_passes_first=True))
     starts.append(program_rule.default_allocation(spec, budget, out_tile=to))
     oh = spec.out_height
-    if spec.in_dtype == "INT16" and not spec.graph_input and not spec.depthwise_as_conv:
-        whole = _int16_whole_plane(spec, budget, to)
-        if whole is not None:
-            return whole
     for a0 in starts:
         for n in range(1, oh + 1):
             rows = -(-oh // n)
@@ -398,7 +398,7 @@ def _int16_whole_plane(spec: program_rule.ConvSpec, budget: int,
         out_slots = program_rule.output_slots(spec, q, ow, oh)
         cand = dataclasses.replace(a, out_pass=q, weight_slots=program_rule.weight_slots(spec, a.in_tile, a.in_pass,
                                                                                         a.out_tile, q),
-                                   input_slots=a.input_slots, output_slots=2 * out_slots,
+                                   output_slots=2 * out_slots,
                                    region_28=2 * program_rule.region_28_slots(spec, q, ow, oh, n_in))
         if cand.used_slots <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
             return cand
