@@ -159,13 +159,16 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
     (m_in, n_in), (m_out, n_out) = activation_rescales(q_in, q_out)
     m_f, n_f = relu_input_ratio(q_in)
     if q_out.dtype == "INT16":
-        # an INT16 output (a graph output): the output table holds the UINT8 view's rescale 255 / 32767 and
-        # the ratio table (max_in / 32767) / s_out (both lastact files of the oracle cache, RELU and RELU6);
-        # how F = |min| / max > 1 enters is not seen
-        if abs(q_in.min) > q_in.max:
-            raise UnsupportedOpError(f"{_where(model, j)}: an INT16-output activation over an input range with "
-                                     f"|min| > max is not established")
-        (m_f, n_f), (m_out, n_out) = (m_out, n_out), fifteen_bit_multiplier(255.0 / 32767.0)
+        # an INT16 output (a graph output, or a 16-bit conv's input): the output table holds s_out / s_view
+        # (the output's UINT8 view, (max - min) / 255) and the ratio table s_in / s_out (RELU and RELU6 to
+        # a graph output in both lastact files of the oracle cache, where they are 255 / 32767 and
+        # (max_in / 32767) / s_out; PRELU before a 16-bit conv in the vendor's files of conv -> PRELU -> conv
+        # chains, input ranges with |min| below and above max). A RELU's F = |min| / max > 1 is not seen.
+        if model.op_name(op) != "PRELU" and abs(q_in.min) > q_in.max:
+            raise UnsupportedOpError(f"{_where(model, j)}: an INT16-output {model.op_name(op)} over an input range "
+                                     f"with |min| > max is not established")
+        m_f, n_f = fifteen_bit_multiplier(q_in.scale / q_out.scale)
+        m_out, n_out = fifteen_bit_multiplier(q_out.scale / ((q_out.max - q_out.min) / 255.0))
     out = {"inputs": (_rescale_table(2, q_in, -1, m_in, n_in),),
            "outputs": (_rescale_table(1, q_out, 1, m_out, n_out),)}
     if model.op_name(op) in ("RELU", "RELU6"):  # RELU6's clamp is its output range's

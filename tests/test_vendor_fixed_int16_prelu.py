@@ -1,0 +1,107 @@
+"""A PRELU writing a 16-bit conv's INT16 input in the synthesized vendor fixed.sim.
+
+``[CONV_CONFIG] tensor_arrays`` naming a PRELU's output makes the vendor's converter plan that output
+INT16 (at its own scale, max(|min|, max) / 32767) and the conv reading it a 16-bit conv. The PRELU's
+tables are then: input table as for a UINT8 output (the input's UINT8 view), output table s_out / s_view
+of the output's UINT8 view, ratio table s_in / s_out, alpha codes as for a UINT8 output.
+
+Oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it): the vendor's own L1 file
+of each chain gives the expected tables; the synthesized file compiles and the vendor's fixed and
+offline simulators give our fixed_simulator's codes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import vendor_fixed_oracle as vo
+from calibrator_custom.model.graph import load_model
+from calibrator_custom.vendor_fixed import quantize_plan, synth
+from test_vendor_fixed_synth import MEAN, SAME1, STD
+from test_vendor_fixed_writer import _log_channel_ranges, _log_ranges
+
+#: name: (seed, the first conv's output range (its min below or beyond -max), the PRELU output's range)
+CASES = {
+    "min_inside": (5, (-1.5, 2.0), (-0.5, 2.0)),
+    "min_beyond": (6, (-3.0, 2.0), (-0.5, 2.0)),
+    "max_beyond": (7, (-1.0, 2.5), (-0.2, 2.5)),
+}
+
+
+def _skip_without_vendor():
+    reason = vo.vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+
+
+def _chain(seed, c1_range, p1_range, side=12, c=16):
+    """x -> c1 (1x1) -> p1 = PRELU -> c2 (3x3, the graph output)."""
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+
+    def conv(y, n, cin, cout, k):
+        w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
+        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], SAME1, name=f"c{n}")
+    y = conv(x, 1, 3, c, 1)
+    alpha = g.uniform(0.05, 0.4, size=(1, 1, c)).astype(np.float32)
+    p = b.op("PRELU", [y, b.constant("alpha", alpha)], {}, name="p1")
+    b.output(conv(p, 2, c, 24, 3))
+    ranges = {"x": (-1.0, 1.0), "c1": c1_range, "p1": p1_range, "c2": (-3.0, 2.5)}
+    return b, ranges
+
+
+def _files(name):
+    """(the vendor's L1 file without the setting, its L1 file with tensor_arrays = p1)."""
+    b, ranges = _chain(*CASES[name])
+    plain = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c2"]), f"i16prelu_{name}")
+    with_setting = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c2"], extra="[CONV_CONFIG]\ntensor_arrays=p1;\n"),
+                                 f"i16prelu_{name}_ta")
+    return plain, with_setting
+
+
+def _synthesized(plain):
+    retyped = quantize_plan.with_int16_convs(load_model(plain.with_name("m_float.sim")), ["p1"])
+    log = plain.parent / "wd" / "log"
+    return synth.synthesize(retyped, _log_ranges(log), _log_channel_ranges(log), MEAN, STD, synth.rule_program)
+
+
+def _prelu_fields(model):
+    op = next(o for o in model.main.operators if model.op_name(o) == "PRELU")
+    t = model.main.tensors[op.inputs[1]]
+    alpha = np.frombuffer(model.buffers[t.buffer].data, "<i2")[:int(np.prod(t.shape))]  # the file pads it
+    strip = lambda tables: [{k: v for k, v in dict(t).items() if k != "sgs_layout"} for t in tables]  # noqa: E731
+    return (model.main.tensors[op.outputs[0]].dtype, strip(op.options.sgs_rescale),
+            strip(op.extra["sgs_input_rescale"]), strip(op.extra["sgs_output_rescale"]),
+            alpha.tolist())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_prelu_tables_are_the_vendors(name):
+    _skip_without_vendor()
+    plain, vendor = _files(name)
+    got, want = _prelu_fields(_synthesized(plain)), _prelu_fields(load_model(vendor))
+    assert got[0] == want[0] == "INT16"
+    assert got == want
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_synthesized_compiles_and_the_vendor_simulators_agree(name, tmp_path):
+    _skip_without_vendor()
+    import calibrator_custom
+    plain, _ = _files(name)
+    path = tmp_path / "synth_fixed.sim"
+    path.write_bytes(_synthesized(plain).to_bytes(reencode=True))
+    o = vo.oracle()
+    offline = o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    g = np.random.default_rng(CASES[name][0])
+    for _ in range(2):
+        x = g.integers(0, 256, shape).astype(np.uint8)
+        sim.set_input(0, x)
+        sim.invoke()
+        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, fixed_sim") > 0
+        assert vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, offline_sim") > 0
