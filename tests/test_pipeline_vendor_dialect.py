@@ -99,17 +99,6 @@ def _vendor_float(tmp_path, builder: ModelBuilder):
     return vo.oracle().convert_tflite(str(tfl), str(ini), str(tmp_path / "m_float.sim")), ini
 
 
-def _assert_vendor_runs_it_as_ours(path, tmp_path, what: str):
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / "m_offline.sim"))
-    sim = calibrator_custom.fixed_simulator(str(path))
-    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
-    for seed in (7, 8):
-        x = np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
-        sim.set_input(0, x)
-        sim.invoke()
-        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{what}, fixed_sim") > 0
-        assert vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{what}, offline_sim") > 0
 
 
 @pytest.mark.parametrize("level", ["L1", "L2"])
@@ -125,7 +114,7 @@ def test_convert_fixed_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path, le
                 if fixed.op_name(op) == "CONV_2D"]
     assert len(distinct) == 3
     assert all(n == 1 for n in distinct) if level == "L1" else all(n > 1 for n in distinct)
-    _assert_vendor_runs_it_as_ours(out, tmp_path, f"convert_fixed at {level}")
+    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, f"convert_fixed at {level}")
 
 
 def _bias_multipliers(model, op) -> np.ndarray:
@@ -154,7 +143,7 @@ def test_sim_calibrator_convert_of_a_vendor_float_sim_is_the_vendors_dialect(tmp
     out = tmp_path / "net_fixed.sim"
     Net().convert(iter(samples), num_process=1, quant_level="L1", fix_model=[str(out)])
     assert load_model(out).dialect == "sgs_fixed"
-    _assert_vendor_runs_it_as_ours(out, tmp_path, "SIM_Calibrator.convert")
+    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "SIM_Calibrator.convert")
 
 
 def test_op_without_a_synthesis_rule_falls_back_or_is_refused(tmp_path, caplog):
@@ -189,7 +178,7 @@ def test_calibrator_command_on_a_vendor_float_sim_writes_the_vendors_dialect(tmp
     assert proc.stdout.splitlines()[-1] == f"Fixed model at: {out}"
     assert load_model(out).dialect == "sgs_fixed"
     assert "own dialect" not in proc.stderr
-    _assert_vendor_runs_it_as_ours(out, tmp_path, "calibrator command")
+    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "calibrator command")
 
 
 def _int16_conv_inputs(model) -> list[str]:
@@ -227,4 +216,4 @@ def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ou
     assert _int16_conv_inputs(fixed) == ["c2"]
     assert any("2 of the level's 16-bit conv(s) are written at 8 bit" in r.getMessage() and "CONV_2D reading 'x', "
                "CONV_2D reading 'r1'" in r.getMessage() for r in caplog.records)
-    _assert_vendor_runs_it_as_ours(carried, tmp_path, "16-bit convs carried")
+    vo.assert_vendor_runs_it_as_ours(carried, np.random.default_rng(7), 2, "16-bit convs carried")

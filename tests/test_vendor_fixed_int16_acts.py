@@ -81,7 +81,6 @@ def test_synthesized_int16_convs_compile_and_the_vendor_simulators_agree(name, t
     """Synthesized from the retyped float.sim with the rule programs and the vendor calibrator's ranges:
     the vendor's compiler takes it, and its fixed and offline simulators give our codes."""
     _skip_without_vendor()
-    import calibrator_custom
     float_sim, fixed, _ = _vendor_files(name)
     retyped = quantize_plan.with_int16_convs(load_model(float_sim), CASES[name][1])
     log = fixed.parent / "wd" / "log"
@@ -91,15 +90,5 @@ def test_synthesized_int16_convs_compile_and_the_vendor_simulators_agree(name, t
     assert sixteen and all(model.main.tensors[op.inputs[1]].dtype == "INT16" for op in sixteen)
     path = tmp_path / "synth_fixed.sim"
     path.write_bytes(model.to_bytes(reencode=True))
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
-    sim = calibrator_custom.fixed_simulator(str(path))
-    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
-    g = np.random.default_rng(7)
-    for _ in range(2):
-        x = g.integers(0, 256, shape).astype(np.uint8)
-        sim.set_input(0, x)
-        sim.invoke()
-        vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, fixed_sim")
-        vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, offline_sim")
+    vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(7), 2, name)
 

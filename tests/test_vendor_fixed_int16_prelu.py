@@ -90,18 +90,7 @@ def test_prelu_tables_are_the_vendors(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_synthesized_compiles_and_the_vendor_simulators_agree(name, tmp_path):
     _skip_without_vendor()
-    import calibrator_custom
     plain, _ = _files(name)
     path = tmp_path / "synth_fixed.sim"
     path.write_bytes(_synthesized(plain).to_bytes(reencode=True))
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
-    sim = calibrator_custom.fixed_simulator(str(path))
-    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
-    g = np.random.default_rng(CASES[name][0])
-    for _ in range(2):
-        x = g.integers(0, 256, shape).astype(np.uint8)
-        sim.set_input(0, x)
-        sim.invoke()
-        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, fixed_sim") > 0
-        assert vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, offline_sim") > 0
+    vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(CASES[name][0]), 2, name)

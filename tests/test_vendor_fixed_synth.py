@@ -247,24 +247,13 @@ def test_synthesized_with_standalone_programs_compiles_and_runs_as_ours(name, tm
     """Field for field the vendor's file outside the program slots; the vendor's compiler takes it;
     the vendor's fixed simulator and our fixed_simulator give the same codes on random inputs."""
     _skip_without_vendor()
-    import calibrator_custom
     float_sim, fixed = _chain(name)
     model = _synthesize(float_sim, fixed, standalone_program)
     path = tmp_path / "synth_fixed.sim"
     path.write_bytes(model.to_bytes(reencode=True))
     got, want = _without_program(load_model(path)), _without_program(load_model(fixed))
     assert got == want
-    o = vo.oracle()
-    o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
-    sim = calibrator_custom.fixed_simulator(str(path))
-    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
-    g = np.random.default_rng(7)
-    for _ in range(2):
-        x = g.integers(0, 256, shape).astype(np.uint8)
-        ref = o.fixed_sim(str(path), x)
-        sim.set_input(0, x)
-        sim.invoke()
-        vo.assert_outputs_code_for_code(sim, ref, f"{name}, synthesized")
+    vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(7), 2, f"{name}, synthesized", offline=False)
 
 
 def test_add_fusions_find_the_conv_run_with_the_add():
@@ -351,21 +340,12 @@ def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators
     fixed_simulator's codes on a random input. (The vendor's fixed file of the chain is made only for
     the calibrator's logged ranges.) 3x3_32to40 and rule_odd_ch need slot 28 doubled too."""
     _skip_without_vendor()
-    import calibrator_custom
     chains = {**RULE_CHAINS, **DW_RULE_CHAINS}
     float_sim, fixed = _rule_chain(*chains[name]) if name in chains else _chain(name)
     model = _synthesize(float_sim, fixed, synth.rule_program)
     path = tmp_path / "synth_fixed.sim"
     path.write_bytes(model.to_bytes(reencode=True))
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / "synth_offline.sim"))
-    sim = calibrator_custom.fixed_simulator(str(path))
-    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
-    x = np.random.default_rng(7).integers(0, 256, shape).astype(np.uint8)
-    sim.set_input(0, x)
-    sim.invoke()
-    vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"{name}, rule program, fixed_sim")
-    vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"{name}, rule program, offline_sim")
+    vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(7), 1, f"{name}, rule program")
 
 
 def _no_layout(v):

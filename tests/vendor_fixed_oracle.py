@@ -296,6 +296,31 @@ def assert_outputs_code_for_code(sim, ref: dict, label: str) -> int:
     return compared
 
 
+def assert_vendor_runs_it_as_ours(path, rng: np.random.Generator, count: int, label: str,
+                                  offline: bool = True) -> int:
+    """The vendor's compiler takes the fixed.sim at ``path``, and on ``count`` random UINT8 inputs from
+    ``rng`` the vendor's fixed simulator (and, with ``offline``, the offline simulator on the compiled
+    model) gives our fixed_simulator's output codes; returns the number of values compared (> 0)."""
+    import calibrator_custom  # noqa: PLC0415
+    o = oracle()
+    path = str(path)
+    # the offline model named "<stem>_offline.sim" (a name ending ".sim.offline.sim" is not written)
+    p = Path(path)
+    compiled = o.compile_offline(path, str(p.with_name(p.stem.removesuffix("_fixed") + "_offline.sim")))
+    sim = calibrator_custom.fixed_simulator(path)
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    compared = 0
+    for _ in range(count):
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        sim.set_input(0, x)
+        sim.invoke()
+        compared += assert_outputs_code_for_code(sim, o.fixed_sim(path, x), f"{label}, fixed_sim")
+        if offline:
+            compared += assert_outputs_code_for_code(sim, o.offline_sim(compiled, x), f"{label}, offline_sim")
+    assert compared > 0, f"{label}: no output compared"
+    return compared
+
+
 def assertion_line(e: Exception, width: int = 160) -> str:
     """The vendor tool's assertion message in an oracle error (else its last line), cut to ``width``."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
