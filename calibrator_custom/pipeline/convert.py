@@ -189,38 +189,59 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             return False
     if dropped:
         log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
-                    "dialect's 16-bit convs are convs whose input is not the graph input, is read by convs and "
-                    "ADDs only, and is made by a conv or an ADD", output_path, len(dropped),
+                    "dialect's 16-bit convs are convs whose input is not the graph input, is made by a conv, an "
+                    "ADD or a PRELU, and is read by convs, ADDs and pools or pads feeding ADDs only", output_path,
+                    len(dropped),
                     ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
     return True
 
 
 #: the ops whose INT16 output (a 16-bit conv's input) the vendor's compiler takes in the synthesized file:
-#: convs (ordinary, native depthwise, the depthwise-as-CONV_2D rewrite) and ADDs
-_INT16_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")
-#: the ops that may read a 16-bit conv's INT16 input besides the conv (a MAX_POOL_2D reading it makes the
-#: vendor's compiler fail on hand_landmark_lite: ``get_datatype_convert_param: Assertion ...``)
-_INT16_READERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD")
+#: convs (ordinary, native depthwise, the depthwise-as-CONV_2D rewrite), ADDs and PRELUs (its tables for
+#: an INT16 output: ``tests/test_vendor_fixed_int16_prelu.py``)
+_INT16_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "PRELU")
+#: the ops that may read a 16-bit conv's INT16 input besides the conv; a MAX_POOL_2D or PAD reading it
+#: writes INT16 too (``quantize_plan.INT16_PASSING_OPS``, as the vendor's converter plans it), so its
+#: output may be read by these and ADDs only (a pool writing UINT8 from it made the vendor's compiler
+#: fail on hand_landmark_lite: ``get_datatype_convert_param: Assertion ...``)
+_INT16_READERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "PAD")
 
 
 def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int]:
     """The convs (op indices of ``pi``) the vendor's dialect can write at 16 bit (INT16 input and weights,
     as the vendor's ``[CONV_CONFIG] tensor_arrays``): a CONV_2D or DEPTHWISE_CONV_2D whose input is not a
-    graph input, is read (as data) by :data:`_INT16_READERS` only and is made by one of
-    :data:`_INT16_PRODUCERS`."""
+    graph input, is made by one of :data:`_INT16_PRODUCERS` and is read (as data) by
+    :data:`_INT16_READERS` only, the pools and pads among them read in turn by ADDs, pools and pads only."""
+    from ..vendor_fixed.quantize_plan import INT16_PASSING_OPS
     sg = vendor_float.main
     graph_inputs = {sg.tensors[i].name for i in sg.inputs}
+    graph_outputs = {sg.tensors[i].name for i in sg.outputs}
     convs = ("CONV_2D", "DEPTHWISE_CONV_2D")
-    read_by_other = {sg.tensors[i].name for op in sg.operators
-                     for i in op.inputs[:1 if vendor_float.op_name(op) in convs else None]
-                     if vendor_float.op_name(op) not in _INT16_READERS}
+    readers: dict[str, list] = {}
+    for op in sg.operators:
+        for i in op.inputs[:1 if vendor_float.op_name(op) in convs else None]:
+            if i >= 0:
+                readers.setdefault(sg.tensors[i].name, []).append(op)
+
+    def passes_int16(op) -> bool:  # a pool / pad output, INT16 once its input is, read by ADDs, pools, pads
+        name = sg.tensors[op.outputs[0]].name
+        return name not in graph_outputs and all(
+            vendor_float.op_name(r) == "ADD" or (vendor_float.op_name(r) in INT16_PASSING_OPS and passes_int16(r))
+            for r in readers.get(name, ()))
+
+    def int16_readable(name: str) -> bool:
+        for r in readers.get(name, ()):
+            kind = vendor_float.op_name(r)
+            if kind not in _INT16_READERS or (kind in INT16_PASSING_OPS and not passes_int16(r)):
+                return False
+        return True
     made_by = {sg.tensors[i].name: op for op in sg.operators for i in op.outputs}
     out = set()
     for c in pi.convs:
         name = pi.model.main.tensors[c.data].name
         producer = made_by.get(name)
-        if c.op_name in convs and name not in graph_inputs and name not in read_by_other and \
-                producer is not None and vendor_float.op_name(producer) in _INT16_PRODUCERS:
+        if c.op_name in convs and name not in graph_inputs and producer is not None and \
+                vendor_float.op_name(producer) in _INT16_PRODUCERS and int16_readable(name):
             out.add(c.op_index)
     return frozenset(out)
 

@@ -217,16 +217,23 @@ def int16_conv_inputs(model: Model, input_format: str) -> list[str]:
     return out
 
 
+#: ops whose output the vendor's converter plans INT16 when their input is (a MAX_POOL_2D reading a
+#: 16-bit conv's input, ``tensor_arrays`` naming a PRELU's output; a PAD after such a pool under ALL_INT16)
+INT16_PASSING_OPS = ("MAX_POOL_2D", "PAD")
+
+
 def with_int16_convs(model: Model, conv_inputs) -> Model:
     """A copy of the vendor float.sim with the planned types (``sgs_fixed_type``, Tensor slot 10) the
     vendor's convert_tool writes for ``[CONV_CONFIG] tensor_arrays`` = ``conv_inputs`` (names of the
     first input tensors of the convs to run at 16 bit): every CONV_2D reading such a tensor gets an
     INT16 input and INT16 weights, and so does every DEPTHWISE_CONV_2D (the converter's rewrite of a
     depthwise as a CONV_2D is a CONV_2D in the float.sim already: its input and its [C, k, k, C]
-    weights); nothing else of the file changes (the vendor's float.sims of one model converted with
+    weights); and a MAX_POOL_2D or PAD (:data:`INT16_PASSING_OPS`) reading an INT16 tensor writes
+    INT16; nothing else of the file changes (the vendor's float.sims of one model converted with
     and without the setting differ in slot 10 only: the convs' and depthwise convs' input and weights,
-    16 of 16 depthwise chains). A graph input stays as planned (the vendor's first conv is not
-    affected by the setting)."""
+    16 of 16 depthwise chains; the pools' outputs in a conv -> PRELU -> (1x1 conv, MAX_POOL) -> ADD
+    chain and the 6 pools and 1 PAD after them of iris_landmark under ALL_INT16). A graph input stays as
+    planned (the vendor's first conv is not affected by the setting)."""
     out = model.copy()
     sg = out.main
     wanted = set(conv_inputs)
@@ -241,6 +248,11 @@ def with_int16_convs(model: Model, conv_inputs) -> Model:
             continue
         for i in op.inputs[:2]:
             t = sg.tensors[i]
+            t.extra = {**t.extra, "sgs_fixed_type": "INT16"}
+    for op in sg.operators:  # in graph order: a pool or pad of an INT16 tensor writes INT16
+        if out.op_name(op) in INT16_PASSING_OPS and op.inputs and op.outputs and \
+                sg.tensors[op.inputs[0]].extra.get("sgs_fixed_type") == "INT16":
+            t = sg.tensors[op.outputs[0]]
             t.extra = {**t.extra, "sgs_fixed_type": "INT16"}
     out.source = None
     return out
