@@ -94,3 +94,71 @@ def test_synthesized_compiles_and_the_vendor_simulators_agree(name, tmp_path):
     path = tmp_path / "synth_fixed.sim"
     path.write_bytes(_synthesized(plain).to_bytes(reencode=True))
     vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(CASES[name][0]), 2, name)
+
+
+def _pool_chain(seed=3, side=16, c=16):
+    """x -> c1 (1x1) -> p1 = PRELU -> (c2: 1x1 stride 2, m: 2x2 MAX_POOL) -> s = ADD -> c3 (1x1, the output):
+    p1 is read by a conv and a pool whose output an ADD reads."""
+    from calibrator_custom.model.builder import ModelBuilder
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    x = b.input("x", (1, side, side, 3))
+
+    def conv(y, n, cin, cout, stride=1):
+        w = (g.normal(size=(cout, 1, 1, cin)) / np.sqrt(cin)).astype(np.float32)
+        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
+        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
+                    dict(SAME1, stride_w=stride, stride_h=stride), name=f"c{n}")
+    p = b.op("PRELU", [conv(x, 1, 3, c), b.constant("alpha", g.uniform(0.05, 0.4, size=(1, 1, c)).astype(np.float32))],
+             {}, name="p1")
+    m = b.op("MAX_POOL_2D", [p], {"padding": "VALID", "stride_w": 2, "stride_h": 2, "filter_width": 2,
+                                  "filter_height": 2}, name="m")
+    s = b.op("ADD", [conv(p, 2, c, c, 2), m], {}, name="s")
+    b.output(conv(s, 3, c, 8))
+    ranges = {"x": (-1.0, 1.0), "c1": (-1.5, 2.0), "p1": (-0.5, 2.0), "c2": (-2.0, 2.0), "m": (-0.5, 2.0),
+              "s": (-2.5, 3.0), "c3": (-3.0, 2.5)}
+    return b, ranges
+
+
+def test_a_pool_of_an_int16_tensor_writes_int16_as_the_converter_plans_it(tmp_path):
+    """With ``tensor_arrays`` naming p1 the vendor's converter plans p1, c2's weights and the pool's output
+    INT16; ``with_int16_convs`` gives the same types; the synthesized file compiles and runs as ours."""
+    _skip_without_vendor()
+    b, ranges = _pool_chain()
+    plain = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "i16prelu_pool")
+    vendor = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"], extra="[CONV_CONFIG]\ntensor_arrays=p1;\n"),
+                           "i16prelu_pool_ta")
+    got = quantize_plan.with_int16_convs(load_model(plain.with_name("m_float.sim")), ["p1"])
+    want = load_model(vendor.with_name("m_float.sim"))
+    types = {t.name: t.extra.get("sgs_fixed_type") for t in got.main.tensors}
+    assert types == {t.name: t.extra.get("sgs_fixed_type") for t in want.main.tensors}
+    assert (types["p1"], types["w2"], types["m"], types["s"]) == ("INT16", "INT16", "INT16", "UINT8")
+    log = plain.parent / "wd" / "log"
+    model = synth.synthesize(got, _log_ranges(log), _log_channel_ranges(log), MEAN, STD, synth.rule_program)
+    path = tmp_path / "synth_fixed.sim"
+    path.write_bytes(model.to_bytes(reencode=True))
+    vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(1), 2, "PRELU -> conv, pool")
+
+
+def test_a_conv_reading_a_prelu_also_pooled_is_carried_at_16_bit(tmp_path):
+    """``vendor_int16_carriable`` on the vendor's float.sim of the pool chain: c2 (reading p1, which the pool
+    also reads, its output going to an ADD) and c3 (reading the ADD) are carried, c1 (the graph input) not."""
+    _skip_without_vendor()
+    import calibrator_custom
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.pipeline.convert import vendor_int16_carriable
+    from calibrator_custom.quant.planner import PlanInputs
+    b, ranges = _pool_chain()
+    plain = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"]), "i16prelu_pool")
+    float_sim = plain.with_name("m_float.sim")
+    ini = tmp_path / "m.ini"
+    ini.write_text(vo.ini_text(["x"], ["c3"]))
+    fsim = calibrator_custom.float_simulator(str(float_sim))
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 16, 16, 3)).astype(np.float32)
+    from calibrator_custom.calib import collect_stats_arrays
+    stats = collect_stats_arrays(str(float_sim), [[x]])
+    pi = PlanInputs.create(fsim.model_obj, stats, load_input_config(str(ini), fsim.model_obj))
+    vendor_float = load_model(float_sim)
+    carried = vendor_int16_carriable(vendor_float, pi)
+    names = {c.op_index: pi.model.main.tensors[c.data].name for c in pi.convs}
+    assert sorted(names[k] for k in carried) == ["p1", "s"]
