@@ -24,7 +24,9 @@ sgs_simulator_fixed gives the same output codes. With L5 in ``--configs`` also o
 dialect: "L5 vendor" as ``convert`` writes it by default (8-bit convs, checked the same way), and
 "L5v 16b" with ``vendor_int16_convs=True`` (its 16-bit convs carried; the share of conv MACs at 16 bit
 in the file, whether the vendor's compiler takes it and its simulator agrees, are printed, not
-asserted: that option is not established). Models the vendor's tools refuse (or take too long on) are
+asserted: that option is not established). With ALL_INT16 in ``--configs`` also "A16v 16b": our L2
+with ``input_format=ALL_INT16`` in the vendor's dialect with ``vendor_int16_convs=True`` (reported the
+same way). Models the vendor's tools refuse (or take too long on) are
 printed with the reason and not run.
 
 Targets: L2 > TFLite int8 on every model; L5 >= TFLite 16x8 with <= 25% of conv MACs at 16 bit;
@@ -213,7 +215,7 @@ def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite:
         else:
             tfl.update(benchmark_vendor(oracle, path, name, fsim, mean, std, calib_paths, calib, evals_raw, ref,
                                         tmp, with_l2=True, with_l1=name not in VENDOR_L1_NOT_RUN,
-                                        with_l5="L5" in configs))
+                                        with_l5="L5" in configs, with_all16="ALL_INT16" in configs))
     return rows, {"stats_s": stats_s, "float_pass_s": float_pass_s, **tfl}
 
 
@@ -257,7 +259,8 @@ def _check_vendor_codes(oracle, fixed_path: Path, sim, evals_raw, label: str) ->
 
 
 def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: float, calib_paths, calib,
-                     evals_raw, ref, tmp: Path, with_l2: bool, with_l1: bool = True, with_l5: bool = False) -> dict:
+                     evals_raw, ref, tmp: Path, with_l2: bool, with_l1: bool = True, with_l5: bool = False,
+                     with_all16: bool = False) -> dict:
     """The vendor's own L1 and our L2 in the vendor's dialect (synthesized from the vendor's float.sim, as
     ``convert`` writes it by default), simulated by our fixed_simulator."""
     from calibrator_custom.errors import CalibratorError
@@ -319,44 +322,49 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
         got, _ = _run(lsim, evals_raw)
         res["vendor_L5_8"] = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))
         print(f"  {name} L5 vendor dialect (default, 8-bit convs): {res['vendor_L5_8']:.2f} dB", file=sys.stderr)
-        res.update(_vendor_l5(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder, name, checks))
+        res.update(_vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder, name, checks))
+    if with_all16:
+        ini16 = write_ini(folder / "ours_all_int16.ini", vsim, mean, std, "ALL_INT16")
+        res.update(_vendor_16bit(oracle, float_sim, ini16, stats, calib, evals_raw, ref, fsim, folder, name, checks,
+                                 level="L2", key="vendor_ALL_INT16"))
     return res
 
 
-def _vendor_l5(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder: Path, name: str,
-               checks: list) -> dict:
-    """Our L5 in the vendor's dialect with its 16-bit convs carried (``vendor_int16_convs=True``): the
-    worst-output SQNR, the conv MACs at 16 bit in the written file, and whether the vendor's compiler
-    takes it and its simulator agrees (reported, not asserted: the opt-in is not established)."""
+def _vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder: Path, name: str,
+                  checks: list, level: str = "L5", key: str = "vendor_L5") -> dict:
+    """Our ``level`` (with ``our_ini``'s CONV_CONFIG) in the vendor's dialect with its 16-bit convs carried
+    (``vendor_int16_convs=True``): the worst-output SQNR (``key``), the conv MACs at 16 bit in the written
+    file (``key``_mac16), and whether the vendor's compiler takes it and its simulator agrees (reported,
+    not asserted: that option is not established)."""
     from calibrator_custom.errors import CalibratorError
     from calibrator_custom.model.graph import load_model
-    out = folder / f"{name}_L5_vendor16_fixed.sim"
+    label = f"{name} {key[len('vendor_'):]} vendor dialect (16-bit convs)"
+    out = folder / f"{name}_{key}_vendor16_fixed.sim"
     try:
-        convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib, output_path=out,
+        convert(float_sim, our_ini, stats, quant_level=level, calibration_feeds=calib, output_path=out,
                 fixed_dialect="vendor", vendor_int16_convs=True)
     except CalibratorError as e:
-        return {"vendor_L5_note": f"our vendor-dialect writer refused L5: {e}"}
+        return {f"{key}_note": f"our vendor-dialect writer refused {key[len('vendor_'):]}: {e}"}
     share = _file_mac16_share(load_model(out))
     try:
-        oracle.compile_offline(str(out), str(folder / f"{name}_L5_vendor_offline.sim"))
+        oracle.compile_offline(str(out), str(folder / f"{name}_{key}_vendor16_offline.sim"))
         compiled = "compiles"
     except oracle.OracleError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
         compiled = f"REFUSED by the vendor's compiler ({lines[0][:120] if lines else 'no message'})"
     lsim = calibrator_custom.fixed_simulator(out)
     try:
-        agree = _check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (16-bit convs)")
+        agree = _check_vendor_codes(oracle, out, lsim, evals_raw, label)
     except AssertionError as e:
-        agree = f"  {name} L5 vendor dialect (16-bit convs): NOT bit-exact with the vendor's simulator: {e}"
+        agree = f"  {label}: NOT bit-exact with the vendor's simulator: {e}"
     except oracle.OracleError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if "ssert" in ln]
-        agree = (f"  {name} L5 vendor dialect (16-bit convs): REFUSED by the vendor's simulator "
-                 f"({lines[0][:120] if lines else 'no message'})")
+        agree = f"  {label}: REFUSED by the vendor's simulator ({lines[0][:120] if lines else 'no message'})"
     checks.append(agree + f"; {compiled}")
     got, _ = _run(lsim, evals_raw)
     db = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))
-    print(f"  {name} L5 vendor dialect: {db:.2f} dB, {share:.1%} of conv MACs at 16 bit", file=sys.stderr)
-    return {"vendor_L5": db, "vendor_L5_mac16": share}
+    print(f"  {label}: {db:.2f} dB, {share:.1%} of conv MACs at 16 bit", file=sys.stderr)
+    return {key: db, f"{key}_mac16": share}
 
 
 def _file_mac16_share(fixed) -> float:
@@ -419,14 +427,16 @@ def main(argv=None) -> int:
         refs[rows[0].model] = extra
     print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB")
     print(f"{'model':<36} {'config':<9} {'SQNR dB':>8} {'TFL int8':>8} {'TFL 16x8':>8} {'16b MACs':>8} "
-          + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5 vendor':>9} {'L5v 16b':>9} {'16b MACs':>8} " if args.vendor
+          + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5 vendor':>9} {'L5v 16b':>9} {'16b MACs':>8} {'A16v 16b':>9} "
+             f"{'16b MACs':>8} " if args.vendor
              else "")
           + f"{'conv s':>7} {'fixed/float time':>16}")
     nan = float("nan")
     for r in all_rows:
         e = refs[r.model]
         vcols = (f"{e.get('vendor_L1', nan):9.2f} {e.get('vendor_L2', nan):9.2f} {e.get('vendor_L5_8', nan):9.2f} "
-                 f"{e.get('vendor_L5', nan):9.2f} {e.get('vendor_L5_mac16', nan):8.1%} ") if args.vendor else ""
+                 f"{e.get('vendor_L5', nan):9.2f} {e.get('vendor_L5_mac16', nan):8.1%} "
+                 f"{e.get('vendor_ALL_INT16', nan):9.2f} {e.get('vendor_ALL_INT16_mac16', nan):8.1%} ") if args.vendor else ""
         print(f"{r.model:<36} {r.config:<9} {r.worst_db:8.2f} {e.get('int8', float('nan')):8.2f} "
               f"{e.get('16x8', float('nan')):8.2f} {r.mac16_share:8.1%} {vcols}{r.convert_s:7.1f} "
               f"{r.fixed_ms / r.float_ms:8.2f} ({r.fixed_ms:.0f}/{r.float_ms:.0f} ms)")
@@ -440,7 +450,7 @@ def main(argv=None) -> int:
                 print(c)
             if "vendor_note" in e:
                 print(f"  {m}: {e['vendor_note']}")
-            for key in ("vendor_L2_note", "vendor_L5_note"):
+            for key in ("vendor_L2_note", "vendor_L5_note", "vendor_ALL_INT16_note"):
                 if key in e:
                     print(f"  {m}: {e[key]}")
             if "vendor_s" in e:
