@@ -80,12 +80,12 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 227 slots, 161 named (docs/model_format.md,
+    """Each name sits on a slot the survey typed, once per table; 227 slots, 163 named (docs/model_format.md,
     "Slot names", states both counts)."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 161
+    assert len(named) == 163
     doc = (Path(__file__).resolve().parent.parent / "docs" / "model_format.md").read_text()
     unnamed = len(all_slots) - len(named)
     assert f"**{len(named)} are named by an established meaning**" in doc
@@ -674,6 +674,31 @@ def test_concatenation_records_the_inputs_it_reshapes_to_the_outputs_rank(fusion
             assert np.array_equal(np.asarray(o.sgs_reshaped_input_shapes, np.int64), want), name
             seen.add(reshaped)
     assert seen == {True, False}
+
+
+@pytest.mark.parametrize("field,value,named", [("sgs_partition_conv_ipu_mode", 1, "s32PartitionConvIpuMode"),
+                                                ("sgs_kb_split_mode", 2, "kb_split_mode")])
+def test_patched_depthwise_mode_slots_fail_the_vendors_assertion_on_their_name(fixed_files, tmp_path, field, value,
+                                                                              named):
+    """DepthwiseConv2DOptions 15 and 17 (2 and 1 on every depthwise): patched through our encoder, the vendor's
+    fixed simulator stops on an assertion that names the field (their names come from it)."""
+    import dataclasses  # noqa: PLC0415
+
+    from vendor_fixed_oracle import oracle
+
+    fixed, _ = fixed_files["dw_rect_s2"]
+    model = load_model(fixed)
+    g = model.main
+    op = next(o for o in g.operators if model.op_name(o) == "DEPTHWISE_CONV_2D")
+    assert (op.options.sgs_partition_conv_ipu_mode, op.options.sgs_kb_split_mode) == (2, 1)
+    x = np.random.default_rng(0).integers(0, 256, tuple(int(d) for d in g.tensors[g.inputs[0]].shape)).astype(np.uint8)
+    o = oracle()
+    assert o.fixed_sim(str(fixed), x)  # the unpatched file runs
+    op.options = dataclasses.replace(op.options, **{field: value})
+    patched = tmp_path / "patched_fixed.sim"
+    patched.write_bytes(model.to_bytes(reencode=True))
+    with pytest.raises(o.OracleError, match=named):
+        o.fixed_sim(str(patched), x)
 
 
 @pytest.mark.parametrize("clamp", [16383, 8191])

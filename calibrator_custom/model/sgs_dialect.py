@@ -248,6 +248,10 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("DepthwiseConv2DOptions", 12): "sgs_in_channels_per_pass",
     ("DepthwiseConv2DOptions", 13): "sgs_out_channels_per_tile",
     ("DepthwiseConv2DOptions", 14): "sgs_out_channels_per_pass",
+    # named by the vendor's own assertions when patched (docs/model_format.md, "Slot names"): 15 is checked as
+    # s32PartitionConvIpuMode (2 on every depthwise), 17 as split_mode.kb_split_mode (1, EN_TILE_KB_MODE_FFdido)
+    ("DepthwiseConv2DOptions", 15): "sgs_partition_conv_ipu_mode",
+    ("DepthwiseConv2DOptions", 17): "sgs_kb_split_mode",
     ("DepthwiseConv2DOptions", 19): "sgs_in_tile_width",
     ("DepthwiseConv2DOptions", 20): "sgs_in_tile_height",
     ("DepthwiseConv2DOptions", 23): "sgs_out_tile_width",
