@@ -96,6 +96,10 @@ class QuantPlan:
     constants: Mapping[int, QuantConst]
     input_specs: Mapping[int, InputSpec] = field(default_factory=dict)
     dequantize_outputs: Mapping[int, bool] = field(default_factory=dict)
+    #: conv op index -> the mean of each channel of its data input, for the convs whose bias the plan corrects
+    #: for the mean shift of weight quantization (L5; the corrected biases are in ``constants``): a writer that
+    #: requantizes a conv from its float weights (the vendor's dialect) corrects the bias for its own codes
+    conv_input_means: Mapping[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

@@ -302,3 +302,30 @@ def test_l5_float_simulation_of_8bit_convs_is_the_fixed_kernel(small):
         assert np.all((np.abs(got - want) <= np.broadcast_to(bound, got.shape))[inside]), c.op_name
         checked.add(c.op_name)
     assert {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"} <= checked
+
+
+def test_vendor_dialect_writer_gets_the_plans_input_means_by_weight_name(small):
+    """The input channel means a plan holds for its bias-corrected convs (L5) reach the vendor-dialect
+    writer by weight name, for the convs with per-channel weight scales only; none without them."""
+    import dataclasses
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.model import sgs_lower
+    from calibrator_custom.model.graph import load_model
+    from calibrator_custom.pipeline.convert import _channel_input_means, _channel_weight_scales
+    from calibrator_custom.plan import PlanInputs
+    from calibrator_custom.quant.planner import build_plan
+
+    d, model, _, _, stats = small
+    m = sgs_lower.runnable(load_model(model))
+    pi = PlanInputs.create(m, stats, load_input_config(_ini(d / "sim.ini"), m))
+    plan = build_plan(pi, "L5")
+    assert plan.conv_input_means == {}
+    c = pi.convs[0]
+    mean = np.linspace(0.0, 1.0, pi.graph.tensors[c.data].shape[-1])
+    with_means = dataclasses.replace(plan, conv_input_means={c.op_index: mean})
+    scales = _channel_weight_scales(pi, with_means)
+    got = _channel_input_means(pi, with_means, scales)
+    assert list(got) == [pi.graph.tensors[c.weights].name]
+    np.testing.assert_array_equal(got[pi.graph.tensors[c.weights].name], mean)
+    assert _channel_input_means(pi, plan, scales) is None
+    assert _channel_input_means(pi, with_means, None) is None

@@ -83,6 +83,46 @@ def test_refine_l5_measures_on_the_first_options_samples(tmp_path, monkeypatch):
     assert out.level == "L5" and set(out.conv_bits) == set(plan.conv_bits)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_kept_bias_correction_leaves_the_input_means_in_the_plan(tmp_path, monkeypatch, keep):
+    """Where L5 keeps its bias correction, the plan holds, per bias-corrected conv, the mean of each channel
+    of its input over the samples the correction was measured on (the float interpreter's, computed here
+    by hand); where it drops it, none."""
+    import calibrator_custom
+    from calibrator_custom.calib import collect_stats_arrays
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.model.graph import load_model
+    from calibrator_custom.plan import PlanInputs
+    from calibrator_custom.progress_display import as_reporter
+    from test_pipeline_convert import MEAN, STD, _ini, _small_net
+
+    model_path = _small_net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(3)
+    feeds = [[(rng.integers(0, 256, (1, 12, 12, 3)).astype(np.float32) - MEAN) / STD] for _ in range(5)]
+    model = load_model(model_path)
+    pi = PlanInputs.create(model, collect_stats_arrays(model_path, feeds), load_input_config(_ini(tmp_path / "c.ini"), model))
+    monkeypatch.setattr(l5, "_joint_nsrs", lambda *a, **k: [1.0, 0.5] if keep else [0.5, 1.0])
+    po = PlanOverrides()
+    out = l5.refine_l5(pi, po.plan(pi, "L5"), feeds, po,
+                       L5Options(samples=3, range_samples=1, noise_samples=2, check_samples=1), as_reporter(None))
+    if not keep:
+        assert out.conv_input_means == {}
+        return
+    fs = calibrator_custom.float_simulator(model_path)
+    eight = [c for c in pi.convs if out.conv_bits[c.op_index] == 8]
+    assert eight and set(out.conv_input_means) == {c.op_index for c in eight}
+    for c in eight:
+        name = pi.graph.tensors[c.data].name
+        per_sample = []
+        for feed in feeds[:2]:  # the samples before the check sample (samples=3, check_samples=1)
+            fs.set_input(0, feed[0])
+            fs.invoke(keep="all")
+            x = fs.get_tensor(name).astype(np.float64)
+            per_sample.append(x.reshape(-1, x.shape[-1]).mean(axis=0))
+        np.testing.assert_allclose(out.conv_input_means[c.op_index], np.mean(per_sample, axis=0), rtol=1e-5,
+                                   atol=1e-6)
+
+
 def test_noise_samples_fit_the_float_pass_budget():
     """_noise_samples: a chain of convs k -> k+1 -> ...: the run downstream of conv k costs the MACs of k
     and every later conv; hand-computed passes, samples = passes_allowed // passes, within [1, most]."""

@@ -348,6 +348,131 @@ def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators
     vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(7), 1, f"{name}, rule program")
 
 
+def _clip_scales(model) -> dict:
+    """Our L2 weight scales (the per-channel clipping search, float32) of every conv of a float.sim, the
+    depthwise-as-conv rewrites included (output channel axis 0 of their diagonal-block weights)."""
+    from calibrator_custom.quant.weights import search_clip
+    out = {}
+    for op in model.main.operators:
+        kind = model.op_name(op)
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            t = model.main.tensors[op.inputs[1]]
+            clip = search_clip(model.tensor_data(t), 3 if kind == "DEPTHWISE_CONV_2D" else 0, 8, "per_channel")
+            out[t.name] = tuple(float(np.float32(v / 127)) for v in clip)
+    return out
+
+
+def _rewrites(model) -> list:
+    return [op for op in model.main.operators
+            if model.op_name(op) == "CONV_2D" and getattr(op.options, "sgs_depthwise_mode", 0) == 2]
+
+
+def test_per_channel_rewrite_chain_compiles_and_the_vendor_simulators_agree(tmp_path):
+    """Per-channel weight codes (our L2 scales, one channel's scale 1/64 of the others' so its multiplier
+    keeps few bits) and a bias correction (input means) on the converter's 5 x 5 depthwise-as-conv rewrite: the rewrite
+    holds per-channel multipliers, the vendor's compiler takes the file, and the vendor's fixed and offline
+    simulators give our fixed_simulator's codes on random inputs."""
+    _skip_without_vendor()
+    import calibrator_custom
+    from calibrator_custom.vendor_fixed import layout
+    float_sim, fixed = _rule_chain(*DW_RULE_CHAINS["rule_dw_rewritten"])
+    fl = load_model(float_sim)
+    rewrites = _rewrites(fl)
+    assert rewrites, "the converter writes the 5 x 5 depthwise as CONV_2D"
+    scales = _clip_scales(fl)
+    rw = fl.main.tensors[rewrites[0].inputs[1]].name
+    small = list(scales[rw])
+    small[1] /= 64
+    scales[rw] = tuple(small)
+    means = {rw: np.linspace(0.0, 2.0, len(small))}
+    log = fixed.parent / "wd" / "log"
+    model = synth.synthesize(fl, _log_ranges(log), _log_channel_ranges(log), MEAN, STD, synth.rule_program,
+                             weight_scales=scales, input_means=means)
+    for op in _rewrites(model):
+        c = int(model.main.tensors[op.outputs[0]].shape[-1])
+        _, mult = layout.unpack_bias(model.buffers[model.main.tensors[op.inputs[2]].buffer].data, c)
+        assert len(set(mult.tolist())) > 1, "per-channel multipliers on the rewrite"
+    path = tmp_path / "rewrite_per_channel_fixed.sim"
+    path.write_bytes(model.to_bytes(reencode=True))
+    o = vo.oracle()
+    offline = o.compile_offline(str(path), str(tmp_path / "rewrite_per_channel_offline.sim"))
+    sim = calibrator_custom.fixed_simulator(str(path))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    rng = np.random.default_rng(11)
+    for trial in range(3):
+        x = rng.integers(0, 256, shape).astype(np.uint8)
+        sim.set_input(0, x)
+        sim.invoke()
+        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"input {trial}, fixed_sim") > 0
+        assert vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"input {trial}, offline_sim") > 0
+
+
+def _naive_mean_shift(w, scales, mean, depthwise):
+    """sum over kh, kw, i of (round_half_away(w / s_o) * s_o - w)[o, kh, kw, i] * mean[i], by loops."""
+    out = []
+    for o in range(w.shape[3] if depthwise else w.shape[0]):
+        total = 0.0
+        for a in range(w.shape[1]):
+            for b in range(w.shape[2]):
+                for i in range(w.shape[3]):
+                    if depthwise and i != o:
+                        continue
+                    v = float(w[0 if depthwise else o, a, b, i])
+                    q = min(127.0, max(-127.0, np.sign(v) * np.floor(abs(v) / scales[o] + 0.5)))
+                    total += (q * scales[o] - v) * mean[i]
+        out.append(total)
+    return np.array(out)
+
+
+def test_bias_correction_for_the_input_means_is_the_float_bias_less_the_codes_mean_shift():
+    """``input_means`` on every conv (the depthwise-as-conv rewrites included): the bias codes equal those
+    written for a float model whose bias is b - sum_k (q * s - w)[o, k] * mean[k] (computed by loops from the
+    given scales), on every channel whose multiplier is the one of its given scale (the fit kept the scale),
+    and so do the multipliers and shifts; most channels are kept, and the corrections move the bias codes."""
+    _skip_without_vendor()
+    from calibrator_custom.vendor_fixed import layout
+    float_sim, fixed = _rule_chain(*DW_RULE_CHAINS["rule_dw_rewritten"])
+    fl = load_model(float_sim)
+    scales = _clip_scales(fl)
+    log = fixed.parent / "wd" / "log"
+    ranges, channels = _log_ranges(log), _log_channel_ranges(log)
+    rng = np.random.default_rng(3)
+    means, edited = {}, fl.copy()
+    for op in edited.main.operators:
+        kind = edited.op_name(op)
+        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            tw, tb = (edited.main.tensors[i] for i in op.inputs[1:3])
+            w = edited.tensor_data(tw).astype(np.float64)
+            means[tw.name] = rng.uniform(-1, 3, w.shape[3])
+            b = np.frombuffer(edited.buffers[tb.buffer].data, np.float32).reshape(2, -1).copy()
+            b[0] = (b[0] - _naive_mean_shift(w, scales[tw.name], means[tw.name], kind == "DEPTHWISE_CONV_2D")
+                    ).astype(np.float32)
+            edited.buffers[tb.buffer] = dataclasses.replace(edited.buffers[tb.buffer], data=b.tobytes())
+    got = synth.synthesize(fl, ranges, channels, MEAN, STD, synth.rule_program, weight_scales=scales,
+                           input_means=means)
+    want = synth.synthesize(edited, ranges, channels, MEAN, STD, synth.rule_program, weight_scales=scales)
+    plain = synth.synthesize(fl, ranges, channels, MEAN, STD, synth.rule_program, weight_scales=scales)
+    kept = total = moved = 0
+    for og, ow, op in zip(got.main.operators, want.main.operators, plain.main.operators):
+        if got.op_name(og) not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        g, tw = got.main, got.main.tensors[og.inputs[1]]
+        c = int(g.tensors[og.outputs[0]].shape[-1])
+        rows = [layout.unpack_bias(m.buffers[m.main.tensors[o.inputs[2]].buffer].data, c)
+                for m, o in ((got, og), (want, ow), (plain, op))]
+        o = og.options
+        n = o.sgs_bias_shift + o.sgs_total_shift
+        s_in, s_out = g.tensors[og.inputs[0]].quantization.scale[0], g.tensors[og.outputs[0]].quantization.scale[0]
+        given = np.maximum(np.round(s_in * np.asarray(scales[tw.name]) / s_out * 2.0 ** n), 1)
+        k = (rows[0][1] == given) & (rows[1][1] == given)
+        if (o.sgs_bias_shift, o.sgs_total_shift) == (ow.options.sgs_bias_shift, ow.options.sgs_total_shift):
+            np.testing.assert_array_equal(rows[0][0][k], rows[1][0][k])
+            kept += int(k.sum())
+        total += c
+        moved += int((rows[0][0] != rows[2][0]).sum())
+    assert kept > 0.8 * total and moved > 0.5 * total
+
+
 def _no_layout(v):
     """A frozen options value without the nested tables' field layouts (they follow the encoder)."""
     if isinstance(v, tuple) and v and isinstance(v[0], tuple) and v[0] and isinstance(v[0][0], tuple):

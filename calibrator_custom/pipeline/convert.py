@@ -157,6 +157,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
         return False
     from ..vendor_fixed.synth_writer import write_synthesized
     ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
+    means = _channel_input_means(pi, plan, weight_scales)
     sixteen = sum(1 for bits in plan.conv_bits.values() if bits == 16)
     if carriable is not None:
         inputs16, dropped = _vendor_int16_conv_inputs(carriable, pi, plan)
@@ -171,7 +172,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
         from ..vendor_fixed.quantize_plan import with_int16_convs
         try:
             write_synthesized(with_int16_convs(vendor_float, inputs16), stats, config, output_path, ranges=ranges,
-                              weight_scales=weight_scales)
+                              weight_scales=weight_scales, input_means=means)
             written16 = True
         except (UnsupportedOpError, ModelError) as e:
             log.warning("%s: the level's 16-bit convs cannot be written in the vendor's dialect (%s); they are "
@@ -179,7 +180,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             dropped = []
     if not written16:
         try:
-            write_synthesized(vendor_float, stats, config, output_path, ranges=ranges, weight_scales=weight_scales)
+            write_synthesized(vendor_float, stats, config, output_path, ranges=ranges, weight_scales=weight_scales,
+                              input_means=means)
         except (UnsupportedOpError, ModelError) as e:
             if fixed_dialect == "vendor":
                 raise
@@ -292,6 +294,17 @@ def _write_vendor_dialect(float_model: Model, template, stats: StatsSet, config:
         raise ConfigError(f"vendor_template needs a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
     write_vendor_fixed(float_model, template, stats, config, output_path, ranges=_plan_ranges(pi, plan),
                        weight_scales=_channel_weight_scales(pi, plan))
+
+
+def _channel_input_means(pi: PlanInputs, plan: QuantPlan,
+                         weight_scales: dict[str, tuple[float, ...]] | None) -> dict[str, np.ndarray] | None:
+    """Per weight name of ``weight_scales``, the input channel means of the convs whose bias the plan
+    corrects (L5's bias correction, ``QuantPlan.conv_input_means``), else None."""
+    if not weight_scales or not plan.conv_input_means:
+        return None
+    names = pi.model.main.tensors
+    return {names[c.weights].name: plan.conv_input_means[c.op_index] for c in pi.convs
+            if c.op_index in plan.conv_input_means and names[c.weights].name in weight_scales} or None
 
 
 def _channel_weight_scales(pi: PlanInputs, plan: QuantPlan) -> dict[str, tuple[float, ...]] | None:

@@ -207,7 +207,12 @@ def _bias_corrected_plan(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrid
     room = int16_headroom(pi, overrides.activations(pi, plan.level, rec), overrides, options.int16_headroom)
     if room:
         overrides = replace(overrides, range_overrides={**overrides.range_overrides, **room})
-    return overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+    final = overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
+    if not keep:
+        return final
+    means = _input_means(pi, means_from)
+    return replace(final, conv_input_means={c.op_index: means[c.op_index] for c in still8
+                                            if c.bias in deltas and c.op_index in means})
 
 
 def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight, overrides: PlanOverrides,
@@ -391,18 +396,29 @@ def _noise_samples(pi: PlanInputs, eight, macs: Mapping[int, int], most: int,
     return max(1, min(most, int(passes_allowed // max(passes, 1e-9))))
 
 
-def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Samples) -> dict[int, np.ndarray]:
-    """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for CONV_2D, DEPTHWISE_CONV_2D
-    and FULLY_CONNECTED (border positions, which see padding, are not modelled)."""
+def _input_means(pi: PlanInputs, meas: _Samples) -> dict[int, np.ndarray]:
+    """Conv op index -> the mean over the samples of each channel of its data input (last axis), for the
+    CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED with a constant bias and their input in the samples."""
     out = {}
     for c in pi.convs:
         if c.bias < 0 or c.bias not in pi.interp.constants or c.op_name not in ("CONV_2D", "DEPTHWISE_CONV_2D",
                                                                                  "FULLY_CONNECTED"):
             continue
         xs = [smp[c.data] for smp in meas.samples if c.data in smp]
-        if not xs:
+        if xs:
+            out[c.op_index] = np.mean([x.reshape(-1, x.shape[-1]).mean(axis=0) for x in xs], axis=0)
+    return out
+
+
+def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Samples) -> dict[int, np.ndarray]:
+    """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for CONV_2D, DEPTHWISE_CONV_2D
+    and FULLY_CONNECTED (border positions, which see padding, are not modelled)."""
+    out = {}
+    means = _input_means(pi, meas)
+    for c in pi.convs:
+        if c.op_index not in means:
             continue
-        mean_x = np.mean([x.reshape(-1, x.shape[-1]).mean(axis=0) for x in xs], axis=0)
+        mean_x = means[c.op_index]
         w = np.asarray(pi.interp.constants[c.weights], np.float64)
         qc = plan.constants[c.weights]
         axis = qc.quant.axis

@@ -16,7 +16,8 @@ conv chains and the shared models; docs/vendor_fixed_point.md, "Writing the conv
 
 Per-channel weight scales (not the vendor's L1, but what its format and simulators take):
 :func:`per_channel_weight_codes`, :func:`per_channel_conv_parameters` (M_c under one shift N) and
-:func:`fit_per_channel_scales` (the one bias shift k kept at most one above the per-tensor codes').
+:func:`fit_per_channel_scales` (the one bias shift k kept at most one above the per-tensor codes'), and
+:func:`mean_shift` (the bias correction for the codes' mean shift, from the input's channel means).
 """
 from __future__ import annotations
 
@@ -143,6 +144,19 @@ def conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.ndarray, w_sc
         raise ModelError(f"bias codes {int(np.abs(row0).max())} do not fit INT16 at shift {k}")
     return {"row0": row0, "multipliers": np.full(len(bias), multiplier, np.int64), "bias_shift": k,
             "total_shift": n - k}
+
+
+def mean_shift(dw: np.ndarray, input_mean, depthwise: bool) -> np.ndarray:
+    """Per output channel, the mean output error of a weight error ``dw`` (q * s - w; OHWI, depthwise
+    [1, H, W, C]) for inputs of channel means ``input_mean``: sum_k dw[o, k] * mean[channel of k]
+    (padded border positions are not modelled)."""
+    dw = np.asarray(dw, np.float64)
+    mean = np.asarray(input_mean, np.float64)
+    if dw.shape[3] != mean.size:
+        raise ModelError(f"{mean.size} input means for a conv of {dw.shape[3]} {'' if depthwise else 'input '}channels")
+    if depthwise:
+        return dw.sum(axis=(0, 1, 2)) * mean
+    return np.einsum("ohwi,i->o", dw, mean)
 
 
 def per_channel_weight_codes(w: np.ndarray, scales, axis: int, qmax: int = 127) -> np.ndarray:

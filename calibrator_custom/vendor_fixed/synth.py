@@ -457,7 +457,8 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
 def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
                channel_ranges: Mapping[str, tuple[np.ndarray, np.ndarray]], mean: Sequence[float], std: float,
                program_for: ProgramFor, input_format: str = "RGB",
-               weight_scales: Mapping[str, Sequence[float]] | None = None) -> Model:
+               weight_scales: Mapping[str, Sequence[float]] | None = None,
+               input_means: Mapping[str, Sequence[float]] | None = None) -> Model:
     """The vendor fixed.sim (a ``Model`` in the ``sgs_fixed`` dialect) of a vendor float.sim.
 
     ``ranges``: per-tensor (min, max) by name; ``channel_ranges``: per-output-channel (min, max) of
@@ -465,8 +466,10 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
     means, RGB order, one std); ``program_for``: each conv's IPU program; ``weight_scales``: per conv
     weight name, one scale per output channel (per-channel int8 codes and bias multipliers under the
     conv's one shift, :func:`.writer.per_channel_conv_values`, for ordinary convs and the
-    depthwise-as-conv rewrite; default and for native depthwise convs: the vendor's per-tensor codes). Encode with
-    ``model.to_bytes(reencode=True)``.
+    depthwise-as-conv rewrite; default and for native depthwise convs: the vendor's per-tensor codes);
+    ``input_means``: per conv weight name (of a conv in ``weight_scales``), the mean of each channel of its
+    input (the plan's bias correction, L5): the bias is corrected for the mean shift of the written codes,
+    b - sum_k (q * s - w)[o, k] * mean[k] (:func:`.pack.mean_shift`). Encode with ``model.to_bytes(reencode=True)``.
     """
     if float_model.dialect != "sgs_float":
         raise ModelError(f"synthesize takes a vendor float.sim (dialect sgs_float), not {float_model.dialect!r}")
@@ -535,7 +538,7 @@ def synthesize(float_model: Model, ranges: Mapping[str, tuple[float, float]],
         if weight_scales and tw.name in weight_scales and w_dtype == "INT8":
             codes, prm, acc_max, acc_min = per_channel_conv_values(
                 original, fop, site.kind, by_name[ti.name], by_name[to.name], to.dtype == "UINT8",
-                channel_ranges, weight_scales[tw.name], where)
+                channel_ranges, weight_scales[tw.name], where, (input_means or {}).get(tw.name))
         else:
             codes, prm, acc_max, acc_min = conv_values(original, fop, site.kind, by_name[ti.name],
                                                        by_name[tw.name], by_name[to.name], to.dtype == "UINT8",

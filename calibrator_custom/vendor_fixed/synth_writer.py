@@ -36,12 +36,15 @@ def synthesis_inputs(stats) -> tuple[dict[str, tuple[float, float]], dict[str, t
 def synthesize_model(float_model: str | os.PathLike | Model, stats, input_config,
                      ranges: Mapping[str, tuple[float, float]] | None = None,
                      program_for: synth.ProgramFor = synth.rule_program,
-                     weight_scales: Mapping[str, Sequence[float]] | None = None) -> Model:
+                     weight_scales: Mapping[str, Sequence[float]] | None = None,
+                     input_means: Mapping[str, Sequence[float]] | None = None) -> Model:
     """The vendor fixed.sim model (dialect ``sgs_fixed``) of a vendor float.sim for our statistics.
 
     ``ranges``: per-tensor (min, max) by name overriding the statistics' (a level's choice);
     ``input_config``: an ``InputConfig`` (one image input: its format, three means, one std);
-    ``weight_scales``: per conv weight name, one scale per output channel (default: per-tensor codes)."""
+    ``weight_scales``: per conv weight name, one scale per output channel (default: per-tensor codes);
+    ``input_means``: per conv weight name, its input's channel means: the bias corrected for the mean shift of
+    the codes (:func:`.synth.synthesize`)."""
     model = float_model if isinstance(float_model, Model) else load_model(float_model)
     if model.dialect != "sgs_float":
         raise ModelError(f"the vendor fixed.sim is synthesized from a vendor float.sim (dialect sgs_float); "
@@ -51,18 +54,19 @@ def synthesize_model(float_model: str | os.PathLike | Model, stats, input_config
     chosen.update(ranges or {})
     fmt = input_config.inputs[0].training_input_format
     return synth.synthesize(model, chosen, channels, mean, std, program_for, input_format=fmt,
-                            weight_scales=weight_scales)
+                            weight_scales=weight_scales, input_means=input_means)
 
 
 def write_synthesized(float_model: str | os.PathLike | Model, stats, input_config,
                       output_path: str | os.PathLike | None = None,
                       ranges: Mapping[str, tuple[float, float]] | None = None,
                       program_for: synth.ProgramFor = synth.rule_program,
-                      weight_scales: Mapping[str, Sequence[float]] | None = None) -> bytes:
+                      weight_scales: Mapping[str, Sequence[float]] | None = None,
+                      input_means: Mapping[str, Sequence[float]] | None = None) -> bytes:
     """The bytes of :func:`synthesize_model`'s file, written atomically to ``output_path`` when given."""
     from ..fileio import atomic_write
 
-    model = synthesize_model(float_model, stats, input_config, ranges, program_for, weight_scales)
+    model = synthesize_model(float_model, stats, input_config, ranges, program_for, weight_scales, input_means)
     data = model.to_bytes(reencode=True)
     if output_path is not None:
         atomic_write(output_path, data)

@@ -279,9 +279,13 @@ def conv_values(float_model: Model, fop, kind: str, qi, qw, qo, out_is_uint8: bo
 
 
 def per_channel_conv_values(float_model: Model, fop, kind: str, qi, qo, out_is_uint8: bool, channel_ranges,
-                            w_scales, where: str):
+                            w_scales, where: str, input_mean=None):
     """:func:`conv_values` with one weight scale per output channel (``w_scales``, fitted to the format's
-    one bias shift by :func:`fitted_channel_scales`): (codes, parameters, acc_max, acc_min)."""
+    one bias shift by :func:`fitted_channel_scales`): (codes, parameters, acc_max, acc_min).
+
+    ``input_mean``: the mean of each channel of the conv's input (the plan's bias correction): the bias is
+    corrected for the mean shift of the codes written, b - :func:`.pack.mean_shift` (the scales are fitted to
+    the uncorrected bias; k and the accumulator range are those of the corrected one)."""
     fl = float_model.main
     w = _values(float_model, fl.tensors[fop.inputs[1]])
     bias = _values(float_model, fl.tensors[fop.inputs[2]]).reshape(2, -1)[0]
@@ -296,6 +300,10 @@ def per_channel_conv_values(float_model: Model, fop, kind: str, qi, qo, out_is_u
         raise ModelError(f"{where}: {scales.size} weight scales for {w.shape[axis]} output channels")
     scales = fitted_channel_scales(w, depthwise, scales, qi, qo, out_is_uint8, bias, lo, hi)
     codes = pack.per_channel_weight_codes(w, scales, axis)
+    if input_mean is not None:
+        shape = [-1 if a == axis else 1 for a in range(w.ndim)]
+        dw = codes * np.asarray(scales, np.float64).reshape(shape) - np.asarray(w, np.float64)
+        bias = np.asarray(bias, np.float64) - pack.mean_shift(dw, input_mean, depthwise)
     prm = per_channel_values(codes, depthwise, scales, qi, qo, out_is_uint8, bias, lo, hi)
     return codes, prm, prm["acc_max"], prm["acc_min"]
 
