@@ -373,7 +373,6 @@ def test_per_channel_rewrite_chain_compiles_and_the_vendor_simulators_agree(tmp_
     holds per-channel multipliers, the vendor's compiler takes the file, and the vendor's fixed and offline
     simulators give our fixed_simulator's codes on random inputs."""
     _skip_without_vendor()
-    import calibrator_custom
     from calibrator_custom.vendor_fixed import layout
     float_sim, fixed = _rule_chain(*DW_RULE_CHAINS["rule_dw_rewritten"])
     fl = load_model(float_sim)
@@ -394,17 +393,7 @@ def test_per_channel_rewrite_chain_compiles_and_the_vendor_simulators_agree(tmp_
         assert len(set(mult.tolist())) > 1, "per-channel multipliers on the rewrite"
     path = tmp_path / "rewrite_per_channel_fixed.sim"
     path.write_bytes(model.to_bytes(reencode=True))
-    o = vo.oracle()
-    offline = o.compile_offline(str(path), str(tmp_path / "rewrite_per_channel_offline.sim"))
-    sim = calibrator_custom.fixed_simulator(str(path))
-    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
-    rng = np.random.default_rng(11)
-    for trial in range(3):
-        x = rng.integers(0, 256, shape).astype(np.uint8)
-        sim.set_input(0, x)
-        sim.invoke()
-        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(path), x), f"input {trial}, fixed_sim") > 0
-        assert vo.assert_outputs_code_for_code(sim, o.offline_sim(offline, x), f"input {trial}, offline_sim") > 0
+    vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(11), 3, "per-channel rewrite")
 
 
 def _naive_mean_shift(w, scales, mean, depthwise):
