@@ -70,13 +70,7 @@ def test_retyped_float_sim_is_the_converters_with_tensor_arrays(name):
     assert any(t.extra.get("sgs_fixed_type") == "INT16" and t.name in CASES[name][1] for t in got.main.tensors)
 
 
-#: a 1 x 1 conv of 64 INT16 channels (two input tiles of 32): one code of 4096 is 2 LSB off ours
-#: (vendor -17555, ours -17553 at (0, 28, 17, 3)), also on the vendor's own L1 file: not established
-KNOWN_GAPS = {"long_c4": "1/4096 codes 2 LSB off in a 64-channel INT16 1x1 conv (also on the vendor's L1 file)"}
-
-
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN_GAPS[n]))
-                                  if n in KNOWN_GAPS else n for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_synthesized_int16_convs_compile_and_the_vendor_simulators_agree(name, tmp_path):
     """Synthesized from the retyped float.sim with the rule programs and the vendor calibrator's ranges:
     the vendor's compiler takes it, and its fixed and offline simulators give our codes."""

@@ -68,13 +68,6 @@ CASES = {
 PROGRAM_GAPS = {"dw16_96x96_s2": "INT16 row tiles: the vendor's 24 rows (4 input entries), the rule's 12",
                 "rw48_32x32": "the vendor writes this rewrite in another mode (slot 20 = 3)"}
 
-#: our codes differ from the vendor's, also on the vendor's own L1 file (as in
-#: test_vendor_fixed_int16_acts' 64-channel 1 x 1 conv): the INT16 rewrite writing INT16, 1 code of 3456
-#: 5 LSB off, its acc / 2**k = -2067.4999996 (within 4e-7 of a half) which the vendor rounds as if the
-#: accumulator were 1 lower; how the vendor accumulates 16-bit products there is not established
-CODE_GAPS = {"all_int16_rw24": "1/3456 codes of the INT16 -> INT16 rewrite at an accumulator within 4e-7 of a "
-                               "rounding tie (also on the vendor's L1 file)"}
-
 
 def _skip_without_vendor():
     reason = vo.vendor_missing_reason()
@@ -260,8 +253,7 @@ def test_rule_program_of_the_depthwise_is_the_vendors(name):
     assert not bad, f"{site.kind} {site.in_dtype} -> {site.out_dtype}: rule and vendor differ in {bad}"
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=CODE_GAPS[n]))
-                                  if n in CODE_GAPS else n for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_synthesized_compiles_and_the_vendor_simulators_agree(name, tmp_path):
     """From the retyped float.sim with the rule's programs and the vendor calibrator's ranges; and our
     fixed_simulator on the vendor's own L1 file."""

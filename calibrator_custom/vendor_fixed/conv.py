@@ -7,6 +7,11 @@ INT16 bias rows b0 (bias codes) and M (per-channel multipliers), a bias shift k 
     a   = sat16(sat16(round_half_away(acc / 2**k)) + b0)      (sat16: to [-32767, 32767])
     q   = sat((a * M + 2**(N-k-1)) >> (N-k)) [+ out_zero_point for INT16 outputs]
 
+A 16-bit conv (INT16 input and INT16 weights) with k > 16 first floors the accumulator by s = k - 16 bits
+(an arithmetic right shift) and rounds the rest half away: R = round_half_away(floor(acc / 2**s) / 2**16)
+(:func:`sixteen_bit_floor_bits`; it differs from the single rounding only for a negative accumulator less
+than 2**s above a tie, which it rounds one lower).
+
 N = 14 - floor(log2(m)) and M = round(m * 2**N) with m = in_scale * w_scale / out_scale (M is the
 stored bias row 1); k is chosen by the vendor's converter and is not stored: :func:`infer_bias_shift`
 recovers it. A fused RELU/RELU6 clamps the output codes (:func:`activation_clamp`). FULLY_CONNECTED is converted by the vendor into RESHAPE -> 1x1 CONV_2D -> RESHAPE over
@@ -28,6 +33,23 @@ _LIMITS = {np.dtype(np.int16): (-32767, 32767), np.dtype(np.uint8): (0, 255)}
 #: depthwise whose accumulator is 2394465727: R = 36537 taken as 32767, then + b0 = -3235, gives the
 #: vendor's code, the sum alone saturated would not)
 ACC16_MIN, ACC16_MAX = -32767, 32767
+
+
+#: a 16-bit conv keeps this many fraction bits of acc / 2**k after its first (flooring) shift
+SIXTEEN_BIT_KEPT_BITS = 16
+
+
+def sixteen_bit_floor_bits(x_dtype, w_dtype, bias_shift: int) -> int:
+    """s = max(0, k - 16) for a conv of INT16 input and INT16 weights (0 otherwise): the bits the vendor floors
+    off the accumulator before rounding the remaining k - s half away from zero.
+
+    Fitted on designed near-tie accumulators of 16-bit convs (1 x 1, 3 x 3, a native depthwise, the depthwise
+    rewrite) at k = 16..23 (docs/vendor_fixed_point.md, "16-bit accumulator shift"); UINT8-input convs are
+    exact with the single rounding.
+    """
+    if np.dtype(x_dtype) != np.dtype(np.int16) or np.dtype(w_dtype) != np.dtype(np.int16):
+        return 0
+    return max(0, int(bias_shift) - SIXTEEN_BIT_KEPT_BITS)
 
 
 def requant_params(in_scale: float, w_scale: float, out_scale: float) -> tuple[int, int]:
@@ -129,11 +151,18 @@ def _accumulate_depthwise_exact(x_code, w_code, pad_value, stride, dilation, pad
 
 
 def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
-               out_zero_point: int, out_dtype) -> np.ndarray:
-    """q = sat(((sat16(sat16(round_half_away(acc / 2**k)) + b0)) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16])."""
+               out_zero_point: int, out_dtype, floor_bits: int = 0) -> np.ndarray:
+    """q = sat(((sat16(sat16(round_half_away(floor(acc / 2**s) / 2**(k-s))) + b0)) * M + 2**(N-k-1)) >> (N-k) [+ zp for INT16]).
+
+    s = ``floor_bits`` (:func:`sixteen_bit_floor_bits`; 0: the single rounding of acc / 2**k).
+    """
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
-    a = np.clip(shift_round_half_away(acc, int(bias_shift)), ACC16_MIN, ACC16_MAX)  # a 16-bit value
+    s = int(floor_bits)
+    acc = np.asarray(acc, np.int64)
+    if s:
+        acc = acc >> s                                                              # floor
+    a = np.clip(shift_round_half_away(acc, int(bias_shift) - s), ACC16_MIN, ACC16_MAX)  # a 16-bit value
     a = np.clip(a + np.asarray(bias_row0, np.int64), ACC16_MIN, ACC16_MAX)
     q = shift_round_half_up(a * np.asarray(multiplier, np.int64), int(total_shift) - int(bias_shift))
     if dt == np.dtype(np.int16):
@@ -142,14 +171,15 @@ def requantize(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_sh
 
 
 def _requantize_exact(acc: np.ndarray, bias_row0, multiplier, bias_shift: int, total_shift: int,
-                      out_zero_point: int, out_dtype, clamp=None) -> np.ndarray:
+                      out_zero_point: int, out_dtype, clamp=None, floor_bits: int = 0) -> np.ndarray:
     """requantize() (and the clamp) on an exact accumulator; in int32 where every intermediate provably fits
-    (|acc| < 2**24 from a float32 sum, |a * M| <= 2**15 * 2**15, a right shift), else the int64 reference."""
+    (|acc| < 2**24 from a float32 sum, |a * M| <= 2**15 * 2**15, a right shift, no first floor), else the
+    int64 reference."""
     k, rest = int(bias_shift), int(total_shift) - int(bias_shift)
     mult = np.asarray(multiplier)
-    if acc.dtype != np.float32 or rest < 1 or (mult.size and int(mult.max()) > 32768):
+    if acc.dtype != np.float32 or rest < 1 or floor_bits or (mult.size and int(mult.max()) > 32768):
         return _clamp(requantize(acc.astype(np.int64), bias_row0, multiplier, bias_shift, total_shift, out_zero_point,
-                                 out_dtype), clamp)
+                                 out_dtype, floor_bits), clamp)
     dt = np.dtype(out_dtype)
     lo, hi = _LIMITS[dt]
     a = acc.astype(np.int32)
@@ -197,9 +227,11 @@ def _clamp(q: np.ndarray, clamp) -> np.ndarray:
 @register("CONV_2D")
 def conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift, out_zero_point=0,
            out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
-    """q = clamp(sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k))); x padded with its zero point."""
+    """q = clamp(sat(((round_half_away(sum(x*w) / 2**k) + b0) * M) >>(half up) (N-k))); x padded with its zero point
+    (INT16 x and w: the sum floored by max(0, k - 16) bits first, :func:`sixteen_bit_floor_bits`)."""
     acc = _accumulate_exact(x_code, w_code, x_zero_point, stride, dilation, padding)
-    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
+    s = sixteen_bit_floor_bits(np.asarray(x_code).dtype, np.asarray(w_code).dtype, bias_shift)
+    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp, s)
 
 
 def bias_fold(x_zero_point: int, w_sum, out_zero_point: int, out_is_uint8: bool, m: float) -> np.ndarray:
@@ -260,9 +292,10 @@ def bias_shift_exact(bias_row0, acc_min: int, acc_max: int, fold, acc_unit: floa
 @register("DEPTHWISE_CONV_2D")
 def depthwise_conv2d(x_code, x_zero_point, w_code, bias_row0, multiplier, bias_shift, total_shift,
                      out_zero_point=0, out_dtype=np.int16, stride=(1, 1), dilation=(1, 1), padding="SAME", clamp=None):
-    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization and clamp)."""
+    """As conv2d with the per-channel accumulation of w [1, KH, KW, C*M] (same requantization, 16-bit floor and clamp)."""
     acc = _accumulate_depthwise_exact(np.asarray(x_code), w_code, x_zero_point, stride, dilation, padding)
-    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp)
+    s = sixteen_bit_floor_bits(np.asarray(x_code).dtype, np.asarray(w_code).dtype, bias_shift)
+    return _requantize_exact(acc, bias_row0, multiplier, bias_shift, total_shift, out_zero_point, out_dtype, clamp, s)
 
 
 @register("FULLY_CONNECTED")
