@@ -3,7 +3,9 @@
 ``[CONV_CONFIG] tensor_arrays`` naming a PRELU's output makes the vendor's converter plan that output
 INT16 (at its own scale, max(|min|, max) / 32767) and the conv reading it a 16-bit conv. The PRELU's
 tables are then: input table as for a UINT8 output (the input's UINT8 view), output table s_out / s_view
-of the output's UINT8 view, ratio table s_in / s_out, alpha codes as for a UINT8 output.
+of the output's UINT8 view, ratio table s_in / s_out, alpha codes round(alpha * (s_in / s_out) * 2^s) with
+s = 14 - floor(log2(max|alpha| * s_in / s_out)); the vendor's simulator rescales the positive branch by the
+ratio and not the negative one, (x * alpha_q + 2^(s-1)) >> s.
 
 Oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it): the vendor's own L1 file
 of each chain gives the expected tables; the synthesized file compiles and the vendor's fixed and
@@ -25,6 +27,11 @@ CASES = {
     "min_inside": (5, (-1.5, 2.0), (-0.5, 2.0)),
     "min_beyond": (6, (-3.0, 2.0), (-0.5, 2.0)),
     "max_beyond": (7, (-1.0, 2.5), (-0.2, 2.5)),
+    # the output's scale below the input's: s_in / s_out (2, 3) is not F = max(1, |min| / max) (1, 1.5)
+    "out_narrower": (8, (-1.5, 2.0), (-0.5, 1.0)),
+    "min_beyond_out_narrower": (9, (-3.0, 2.0), (-0.5, 1.0)),
+    # s_in / s_out = 0.999995: round(ratio * 2^15) = 2^15 does not fit the table's int16 (written 2^14, 14)
+    "ratio_just_below_one": (10, (-1.5, 2.0), (-0.5, 2.00001)),
 }
 
 
@@ -85,6 +92,23 @@ def test_prelu_tables_are_the_vendors(name):
     got, want = _prelu_fields(_synthesized(plain)), _prelu_fields(load_model(vendor))
     assert got[0] == want[0] == "INT16"
     assert got == want
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_our_simulator_runs_the_vendors_own_file_as_the_vendor(name):
+    """The vendor's own L1 file with the INT16 PRELU output: its fixed simulator gives our codes."""
+    _skip_without_vendor()
+    import calibrator_custom
+    _, vendor = _files(name)
+    o = vo.oracle()
+    sim = calibrator_custom.fixed_simulator(str(vendor))
+    shape = tuple(int(v) for v in sim.get_input_details()[0]["shape"])
+    g = np.random.default_rng(CASES[name][0] + 100)
+    for _ in range(2):
+        x = g.integers(0, 256, shape).astype(np.uint8)
+        sim.set_input(0, x)
+        sim.invoke()
+        assert vo.assert_outputs_code_for_code(sim, o.fixed_sim(str(vendor), x), f"{name}, the vendor's file") > 0
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -499,10 +499,12 @@ def _step(model: Model, name: str, op, softmax_out: set):
         alpha = np.frombuffer(_raw(model, ta), "<i2")[:n].reshape(ta.shape).astype(np.int64)
         aq = ta.quantization
         ti = g.tensors[ins[0]]
-        ratio = _input_ratio(ti)
-        shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))) * ratio)
         (s_in, _), (s_out, zp_out) = _q(ti), _q(to)
         dt = _dtype(to)
+        # an INT16 output: the alpha codes hold s_in / s_out, the positive branch is rescaled by it and the
+        # negative one not (activation.prelu with F = s_in / s_out: its final multiplier is then 1)
+        ratio = float(s_in) / float(s_out) if dt == np.dtype(np.int16) else _input_ratio(ti)
+        shift = activation.alpha_shift(max(abs(float(aq.min[0])), abs(float(aq.max[0]))) * ratio)
         ref = (lambda x, a=alpha, sh=shift, si=s_in, so=s_out, z=zp_out, dt=dt, f=ratio:
                activation.prelu(x, a, sh, si, so, z, dt, f))
         fast = fastops.prepare_prelu(_dtype(ti), ti.shape, alpha, shift, s_in, s_out, zp_out, dt, ratio)

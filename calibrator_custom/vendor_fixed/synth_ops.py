@@ -177,7 +177,8 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
             op.options, sgs_output_max=32767,
             sgs_input_ratio=options_mod._freeze([{_slot(t, 1): m_f, _slot(t, 5): n_f}]), sgs_layout=())
         return out
-    codes, shift = prelu_alpha(q_in, plan[op.inputs[1]], alpha)
+    ratio = float(np.float32(q_in.scale)) / float(np.float32(q_out.scale)) if q_out.dtype == "INT16" else None
+    codes, shift = prelu_alpha(q_in, plan[op.inputs[1]], alpha, ratio)
     t = "SgsPreluOptionsSlot0"
     tables = [{_slot(t, 1): -1, _slot(t, 2): -1, _slot(t, 3): -1, _slot(t, 5): shift},
               {_slot(t, 1): m_f, _slot(t, 2): -1, _slot(t, 3): -1, _slot(t, 5): n_f}]

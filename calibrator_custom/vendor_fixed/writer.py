@@ -323,12 +323,15 @@ def write_from_stats(template: bytes, float_model: Model, stats: Mapping[str, ob
 
 
 def fifteen_bit_multiplier(m: float) -> tuple[int, int]:
-    """(M, N): the 15-bit multiplier M = round(m * 2**N), N = 14 - floor(log2 m)."""
+    """(M, N): the 15-bit multiplier M = round(m * 2**N), N = 14 - floor(log2 m); M = 2**15 (m just below a
+    power of two), which an int16 field cannot hold, as the equal (2**14, N - 1), as the vendor writes it (a
+    PRELU's ratio table of 0.999995: 16384, 14)."""
     if not m > 0 or not math.isfinite(m):
         raise ModelError(f"a rescale factor of {m!r}: the 15-bit multiplier needs a positive ratio (a tensor "
                          f"range empty or on one side of zero where the op needs both)")
     n = 14 - math.floor(math.log2(m))
-    return int(round(m * 2.0 ** n)), n
+    mult = int(round(m * 2.0 ** n))
+    return (mult // 2, n - 1) if mult == 1 << 15 else (mult, n)
 
 
 def uint8_view_zero_point(q: qp.TensorQuant) -> int:
@@ -386,15 +389,17 @@ def relu_input_ratio(q_in) -> tuple[int, int]:
     return fifteen_bit_multiplier(max(1.0, abs(q_in.min) / q_in.max))
 
 
-def prelu_alpha(q_in, q_alpha, alpha: np.ndarray) -> tuple[np.ndarray, int]:
+def prelu_alpha(q_in, q_alpha, alpha: np.ndarray, ratio: float | None = None) -> tuple[np.ndarray, int]:
     """PRELU's INT16 alpha codes round(alpha * F * 2**s) (half toward zero; F from the stored input
-    scale, s_in * 32767 / max) and s = 14 - floor(log2(max|alpha| * F)), F = max(1, |min_in| / max_in)."""
-    f = max(1.0, abs(q_in.min) / q_in.max)
+    scale, s_in * 32767 / max) and s = 14 - floor(log2(max|alpha| * F)), F = max(1, |min_in| / max_in);
+    for an INT16 output F is ``ratio`` = s_in / s_out in both (the negative branch is then not rescaled)."""
+    f = max(1.0, abs(q_in.min) / q_in.max) if ratio is None else float(ratio)
     alpha_max = max(abs(q_alpha.min), abs(q_alpha.max))
     shift = 14 - math.floor(math.log2(alpha_max * f))
     # the codes use F as s_in * 32767 / max (from the stored scale) and round half toward zero:
     # 0 of the alphas of iris_landmark and face_landmark differ (|min| / max and half-even: 52)
-    x = np.asarray(alpha, np.float64) * max(1.0, q_in.scale * 32767.0 / q_in.max) * 2.0 ** shift
+    f_codes = max(1.0, q_in.scale * 32767.0 / q_in.max) if ratio is None else float(ratio)
+    x = np.asarray(alpha, np.float64) * f_codes * 2.0 ** shift
     codes = np.sign(x) * np.ceil(np.abs(x) - 0.5)
     return np.clip(codes, -32768, 32767).astype("<i2"), shift
 
