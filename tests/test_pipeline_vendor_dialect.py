@@ -204,6 +204,10 @@ def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ou
                 vendor_float=cal.vendor_float())
     assert _int16_conv_inputs(load_model(plain)) == []
     assert any("16-bit conv(s) are not carried" in r.getMessage() for r in caplog.records)
+    # written at 8 bit, the 16-bit plan's convs keep per-channel weight codes (the level's 8-bit scales)
+    eight = load_model(plain)
+    assert all(len(set(_bias_multipliers(eight, op).tolist())) > 1 for op in eight.main.operators
+               if eight.op_name(op) == "CONV_2D")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
         convert(cal.model_obj, config, cal.statistics(), quant_level="L2", output_path=carried,

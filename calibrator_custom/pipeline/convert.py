@@ -308,12 +308,19 @@ def _channel_input_means(pi: PlanInputs, plan: QuantPlan,
 
 
 def _channel_weight_scales(pi: PlanInputs, plan: QuantPlan) -> dict[str, tuple[float, ...]] | None:
-    """Per weight name, the plan's per-channel scales of its 8-bit convs (L2 and up), else None."""
+    """Per weight name, the plan's per-channel scales of its 8-bit convs (L2 and up), else None; a conv
+    planned at 16 bit gets the scales the level gives it at 8 bit (used where the file writes it at 8 bit)."""
     if get_level(plan.level).weight_scales == "per_tensor":
         return None
+    from ..quant.planner import eight_bit_weight_scales
     scales = {}
     for c in pi.convs:
         const = plan.constants.get(c.weights)
-        if const is not None and plan.conv_bits.get(c.op_index, 8) == 8 and len(const.quant.scale) > 1:
-            scales[pi.model.main.tensors[c.weights].name] = const.quant.scale
+        if const is None:
+            continue
+        if plan.conv_bits.get(c.op_index, 8) == 8:
+            if len(const.quant.scale) > 1:
+                scales[pi.model.main.tensors[c.weights].name] = const.quant.scale
+        else:
+            scales[pi.model.main.tensors[c.weights].name] = eight_bit_weight_scales(pi, c, plan.level)
     return scales

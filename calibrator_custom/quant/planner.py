@@ -344,6 +344,13 @@ def _data_quant(tensors, u8_views, c: ConvLike, b: int) -> TensorQuant:
     return tensors[c.data]
 
 
+def eight_bit_weight_scales(pi: PlanInputs, c: ConvLike, level: str | Level) -> tuple[float, ...]:
+    """The per-channel scales ``level`` gives conv ``c``'s weights at 8 bit (for a conv planned at 16 bit
+    that a file writes at 8 bit)."""
+    value = pi.interp.constants[c.weights]
+    return _quantize_conv_weights(pi, c, value, 8, get_level(level), None, None, (None, None)).quant.scale
+
+
 def _quantize_conv_weights(pi: PlanInputs, c: ConvLike, value, b: int, lv: Level, tensors, u8_views,
                            override) -> QuantConst:
     data, clip = override
