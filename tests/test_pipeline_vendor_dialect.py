@@ -188,10 +188,10 @@ def _int16_conv_inputs(model) -> list[str]:
             and sg.tensors[op.inputs[0]].dtype == sg.tensors[op.inputs[1]].dtype == "INT16"]
 
 
-def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ours(tmp_path, caplog):
+def test_16_bit_convs_are_carried_unless_asked_not_to_and_the_vendor_runs_them_as_ours(tmp_path, caplog):
     """``[CONV_CONFIG] input_format=CONV2D_INT16`` makes every CONV_2D 16-bit in the plan; the vendor's dialect
-    carries them with ``vendor_int16_convs=True`` where it can (the last: not the first, reading the graph
-    input, nor the second, reading a RELU's output; logged), and writes them at 8 bit by default (logged)."""
+    carries them by default where it can (the last: not the first, reading the graph input, nor the second,
+    reading a RELU's output; logged), and writes them at 8 bit with ``vendor_int16_convs=False`` (logged)."""
     from calibrator_custom.config import load_input_config
     float_sim, ini = _vendor_float(tmp_path, _chain(6, 12, (16, 24, 8)))
     cal = _calibrated(float_sim, ini, 12)
@@ -201,7 +201,7 @@ def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ou
     plain, carried = tmp_path / "plain_fixed.sim", tmp_path / "int16_fixed.sim"
     with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
         convert(cal.model_obj, config, cal.statistics(), quant_level="L2", output_path=plain,
-                vendor_float=cal.vendor_float())
+                vendor_float=cal.vendor_float(), vendor_int16_convs=False)
     assert _int16_conv_inputs(load_model(plain)) == []
     assert any("16-bit conv(s) are not carried" in r.getMessage() for r in caplog.records)
     # written at 8 bit, the 16-bit plan's convs keep per-channel weight codes (the level's 8-bit scales)
@@ -211,7 +211,7 @@ def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ou
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="calibrator_custom"):
         convert(cal.model_obj, config, cal.statistics(), quant_level="L2", output_path=carried,
-                vendor_float=cal.vendor_float(), vendor_int16_convs=True)
+                vendor_float=cal.vendor_float())
     fixed = load_model(carried)
     sg = fixed.main
     convs = [op for op in sg.operators if fixed.op_name(op) == "CONV_2D"]
@@ -221,3 +221,38 @@ def test_16_bit_convs_are_carried_only_when_asked_and_the_vendor_runs_them_as_ou
     assert any("2 of the level's 16-bit conv(s) are written at 8 bit" in r.getMessage() and "CONV_2D reading 'x', "
                "CONV_2D reading 'r1'" in r.getMessage() for r in caplog.records)
     vo.assert_vendor_runs_it_as_ours(carried, np.random.default_rng(7), 2, "16-bit convs carried")
+
+
+def test_the_vendor_arithmetic_check_is_the_worst_output_sqnr_of_the_written_file(tmp_path):
+    """``convert._vendor_file_sqnr`` (the check of a level's 16-bit convs) on a written vendor file equals the
+    worst-output SQNR computed with the public fixed_simulator and float_simulator, sample by sample."""
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.pipeline.convert import _vendor_file_sqnr
+    from calibrator_custom.quant.planner import PlanInputs
+    from calibrator_custom.quant.levels import get_level
+    float_sim, ini = _vendor_float(tmp_path, _chain(11, 12, (16, 8)))
+    cal = _calibrated(float_sim, ini, 12)
+    out = tmp_path / "m_fixed.sim"
+    cal.convert_fixed(saved_path=str(out), quant_level="L2")
+    config = load_input_config(str(ini), cal.model_obj)
+    pi = PlanInputs.create(cal.model_obj, cal.statistics(), config)
+    from calibrator_custom.pipeline.options import PlanOverrides
+    plan = PlanOverrides().plan(pi, get_level("L2"))
+    g = np.random.default_rng(3)
+    pixels = [g.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8) for _ in range(3)]
+    feeds = [[((p.astype(np.float32) - MEAN) / STD)] for p in pixels]
+    got = _vendor_file_sqnr(out.read_bytes(), pi, plan, feeds)
+    fixed = calibrator_custom.fixed_simulator(str(out))
+    flt = calibrator_custom.float_simulator(str(float_sim))
+    signal = noise = 0.0
+    for p, f in zip(pixels, feeds):
+        fixed.set_input(0, p)
+        fixed.invoke()
+        flt.set_input(0, f[0])
+        flt.invoke()
+        r = flt.get_output(0).astype(np.float64).reshape(-1)
+        y = fixed.get_output(0).astype(np.float64).reshape(-1)[: r.size]
+        signal += float(np.sum(r * r))
+        noise += float(np.sum((r - y) ** 2))
+    assert np.isfinite(got)
+    assert got == pytest.approx(10 * np.log10(signal / noise), abs=1e-6)

@@ -1,9 +1,9 @@
 """The shared models, calibrated by our calibrator from the vendor's float.sim, written in the vendor's
 fixed dialect (the default) with no vendor fixed file: the vendor's compiler takes each, and the vendor's
 fixed and offline simulators give our fixed_simulator's codes on real photos. At L5 (measured on the
-calibrator's first inputs) the level's 16-bit convs are written at 8 bit by default (a WARNING says so);
-with ``vendor_int16_convs=True`` the CONV_2Ds the dialect carries get INT16 input and weights, as the
-vendor's converter plans ``[CONV_CONFIG] tensor_arrays``.
+calibrator's first inputs) the level's 16-bit convs the dialect carries get INT16 input and weights, as
+the vendor's converter plans ``[CONV_CONFIG] tensor_arrays`` (kept where the vendor's arithmetic on the
+calibration samples confirms them).
 
 Oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it): each model's float.sim is
 made by the vendor's converter in the session, then everything else is ours, as a user runs it:

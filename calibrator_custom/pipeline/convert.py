@@ -46,7 +46,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             progress: Reporter | Callable[[str], None] | None = None,
             vendor_template: str | os.PathLike | None = None, num_process: int = 1,
             fixed_dialect: str = "auto", vendor_float: Model | None = None,
-            vendor_int16_convs: bool = False) -> Model:
+            vendor_int16_convs: bool = True) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
 
     What ``output_path`` receives (``fixed_dialect``):
@@ -62,17 +62,18 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     - ``"calibrator_custom"``: our own dialect (per-channel UINT8 activations, 16-bit convs as planned).
 
     The vendor dialect takes the level's activation ranges; its types are the float.sim's plan (UINT8
-    / INT16 activations, INT8 conv weights), so by default a level's 16-bit conv choices are not carried
-    (logged). ``vendor_int16_convs=True`` writes the 16-bit convs the dialect can carry with INT16 input
-    and weights, as the vendor's converter plans ``[CONV_CONFIG] tensor_arrays``
-    (:func:`vendor_int16_carriable`; the others stay 8-bit, logged): not yet established (the vendor's
-    simulator is not bit-exact with ours on every photo, and its compiler refuses some files:
-    docs/model_format.md), hence opt-in.
+    / INT16 activations, INT8 conv weights) with the level's and ``[CONV_CONFIG]``'s 16-bit convs that
+    the dialect can carry written with INT16 input and weights, as the vendor's converter plans
+    ``[CONV_CONFIG] tensor_arrays`` (:func:`vendor_int16_carriable`; the others stay 8-bit, logged). A
+    level's own 16-bit choices (not forced by ``[CONV_CONFIG]``) are kept only if, run in the vendor's
+    arithmetic on the calibration samples, they give a better worst-output SQNR than the same plan at 8
+    bit (logged). ``vendor_int16_convs=False`` writes every conv at 8 bit (the vendor's compiler refuses
+    some 16-bit files: docs/model_format.md).
     ``vendor_template``: a vendor fixed.sim of the same float.sim (made once with the SDK): the vendor's
     dialect is then written over that template (``vendor_fixed.writer``) instead of synthesized. The
     returned model is always our own dialect's (what our planner chose). When the vendor's dialect is
-    written, L4's / L5's 16-bit choices are made among the convs it writes at 16 bit (none without
-    ``vendor_int16_convs``).
+    written, L4's / L5's 16-bit choices are made among the convs it writes at 16 bit (none with
+    ``vendor_int16_convs=False``).
 
     ``progress``: where each phase (planning, each L4/L5 measurement loop, writing) reports its count,
     elapsed time and ETA, and where the messages go: a :class:`~calibrator_custom.progress_display.Reporter`
@@ -109,7 +110,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         upgradable = frozenset() if carriable is None else carriable
         if level.upgrades_16 != "none":
             log.info("%s: 16-bit upgrades only for the %d conv(s) the vendor's dialect carries at 16 bit%s", level.name,
-                     len(upgradable), "" if vendor_int16_convs else " (none without vendor_int16_convs=True)")
+                     len(upgradable), "" if vendor_int16_convs else " (none with vendor_int16_convs=False)")
     if level.upgrades_16 == "measured" and calibration_feeds:
         options = L5Options(sensitivity_threshold, num_process=_workers(num_process), upgradable=upgradable)
         plan = refine_l5(pi, plan, calibration_feeds, overrides, options, rep)
@@ -129,18 +130,54 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         if output_path is not None and vendor_template is not None:
             _write_vendor_dialect(vendor_float or raw_model, vendor_template, stats, config, output_path, pi, plan)
         elif output_path is not None and not _write_synthesized(vendor_float, fixed_dialect, stats, config,
-                                                                 output_path, pi, plan, carriable):
+                                                                 output_path, pi, plan, carriable,
+                                                                 _check_feeds(calibration_feeds)):
             fixed.save(output_path)
         phase.update()
     return fixed
+
+
+def _check_feeds(feeds) -> list | None:
+    """The calibration samples the vendor-arithmetic check of a level's 16-bit convs runs on (L5's)."""
+    return None if not feeds else [list(f) for f in list(feeds)[:L5_SAMPLES]]
 
 
 #: what ``convert(fixed_dialect=...)`` takes
 FIXED_DIALECTS = ("auto", "vendor", "calibrator_custom")
 
 
+def _forced_16(pi: PlanInputs, config: InputConfig) -> bool:
+    """Whether ``[CONV_CONFIG]`` (input_format, tensor_arrays) forces some conv to 16 bit."""
+    from ..quant.qtypes import conv_bits
+    return any(b == 16 for b in conv_bits(pi.model, pi.convs, config.conv).values())
+
+
+def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds) -> float:
+    """The worst-output SQNR (dB, energies pooled over ``feeds``) of a synthesized vendor fixed file run by
+    our simulator of the vendor's arithmetic, against the float model on the same pixels."""
+    from ..fixed.feeds import pixels_from_normalized
+    from ..vendor_fixed import engine
+    from .l5 import on_pixel_grid
+    program = engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model")
+    feeds = on_pixel_grid(pi, plan, feeds)
+    g = pi.graph
+    signal = np.zeros(len(g.outputs))
+    noise = np.zeros(len(g.outputs))
+    for f in feeds:
+        ref = pi.interp.run(list(f))
+        pixels = [pixels_from_normalized(x, plan.input_specs[i]) for x, i in zip(f, g.inputs)]
+        got = program.run(pixels)
+        for k, (i, y) in enumerate(zip(g.outputs, got)):
+            r = np.asarray(ref[i], np.float64).reshape(-1)
+            y = np.asarray(y, np.float64).reshape(-1)[: r.size]
+            signal[k] += float(r @ r)
+            noise[k] += float((r - y) @ (r - y))
+    return float(min(10 * np.log10(max(sg_, 1e-30) / max(n_, 1e-30)) for sg_, n_ in zip(signal, noise)))
+
+
 def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: StatsSet, config: InputConfig,
-                       output_path, pi: PlanInputs, plan: QuantPlan, carriable: frozenset[int] | None = None) -> bool:
+                       output_path, pi: PlanInputs, plan: QuantPlan, carriable: frozenset[int] | None = None,
+                       check_feeds=None) -> bool:
     """Write the vendor's dialect synthesized from the float.sim when ``fixed_dialect`` asks for it and it
     can be; True when written. ``"vendor"`` raises what stops it; ``"auto"`` logs it and returns False.
     ``carriable``: the convs whose 16-bit plan is written at 16 bit (:func:`vendor_int16_carriable`);
@@ -164,20 +201,34 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
     else:
         inputs16, dropped = [], []
         if sixteen:
-            log.warning("%s: the vendor's dialect is written with 8-bit convs; the level's %d 16-bit conv(s) are not "
-                        "carried (vendor_int16_convs=True writes those the dialect can carry: not yet bit-exact with "
-                        "the vendor's simulator on every model)", output_path, sixteen)
+            log.warning("%s: the vendor's dialect is written with 8-bit convs (vendor_int16_convs=False); the level's "
+                        "%d 16-bit conv(s) are not carried", output_path, sixteen)
     written16 = False
     if inputs16:
+        from ..fileio import atomic_write
         from ..vendor_fixed.quantize_plan import with_int16_convs
         try:
-            write_synthesized(with_int16_convs(vendor_float, inputs16), stats, config, output_path, ranges=ranges,
-                              weight_scales=weight_scales, input_means=means)
+            data16 = write_synthesized(with_int16_convs(vendor_float, inputs16), stats, config, None, ranges=ranges,
+                                       weight_scales=weight_scales, input_means=means)
             written16 = True
         except (UnsupportedOpError, ModelError) as e:
             log.warning("%s: the level's 16-bit convs cannot be written in the vendor's dialect (%s); they are "
                         "written at 8 bit", output_path, e)
             dropped = []
+        if written16 and check_feeds and not _forced_16(pi, config):
+            # the level chose them by measurements in our arithmetic: kept if the vendor's arithmetic agrees
+            data8 = write_synthesized(vendor_float, stats, config, None, ranges=ranges, weight_scales=weight_scales,
+                                      input_means=means)
+            db16, db8 = (_vendor_file_sqnr(d, pi, plan, check_feeds) for d in (data16, data8))
+            log.info("%s: the level's 16-bit convs in the vendor's arithmetic, worst-output SQNR on %d calibration "
+                     "samples: %.2f dB with them, %.2f dB at 8 bit", output_path, len(check_feeds), db16, db8)
+            if not db16 > db8:
+                log.warning("%s: the level's %d 16-bit conv(s) are written at 8 bit: in the vendor's arithmetic they "
+                            "do not improve the outputs on the calibration samples (%.2f dB, %.2f dB at 8 bit)",
+                            output_path, len(inputs16), db16, db8)
+                data16, dropped = data8, []
+        if written16:
+            atomic_write(output_path, data16)
     if not written16:
         try:
             write_synthesized(vendor_float, stats, config, output_path, ranges=ranges, weight_scales=weight_scales,
