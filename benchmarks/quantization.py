@@ -21,12 +21,11 @@ same photos) as the column "vendor L1", and our L2 ranges written in the vendor'
 multipliers, raised where the format's one bias shift would grow by more than one) as "L2 vendor"; both are simulated by our
 ``fixed_simulator`` on the evaluation photos, after checking on 2 of them that the vendor's
 sgs_simulator_fixed gives the same output codes. With L5 in ``--configs`` also our L5 in the vendor's
-dialect: "L5 vendor" as ``convert`` writes it by default (8-bit convs, checked the same way), and
-"L5v 16b" with ``vendor_int16_convs=True`` (its 16-bit convs carried; the share of conv MACs at 16 bit
-in the file, whether the vendor's compiler takes it and its simulator agrees, are printed, not
-asserted: that option is not established). With ALL_INT16 in ``--configs`` also "A16v 16b": our L2
-with ``input_format=ALL_INT16`` in the vendor's dialect with ``vendor_int16_convs=True`` (reported the
-same way). Models the vendor's tools refuse (or take too long on) are
+dialect: "L5v 8b" with ``vendor_int16_convs=False`` (every conv at 8 bit, checked the same way), and
+"L5 vendor" as ``convert`` writes it by default (its 16-bit convs carried where the dialect can; the
+share of conv MACs at 16 bit in the file, whether the vendor's compiler takes it and its simulator
+agrees, are printed). With ALL_INT16 in ``--configs`` also "A16 vendor": our L2 with
+``input_format=ALL_INT16`` in the vendor's dialect (reported the same way). Models the vendor's tools refuse (or take too long on) are
 printed with the reason and not run.
 
 Targets: L2 > TFLite int8 on every model; L5 >= TFLite 16x8 with <= 25% of conv MACs at 16 bit;
@@ -316,12 +315,13 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
     if with_l5:
         out = folder / f"{name}_L5_vendor8_fixed.sim"
         convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib, output_path=out,
-                fixed_dialect="vendor")
+                fixed_dialect="vendor", vendor_int16_convs=False)
         lsim = calibrator_custom.fixed_simulator(out)
-        checks.append(_check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (default)"))
+        checks.append(_check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (8-bit convs)"))
         got, _ = _run(lsim, evals_raw)
         res["vendor_L5_8"] = worst_sqnr(ref, _aligned(lsim, got, fsim, ref))
-        print(f"  {name} L5 vendor dialect (default, 8-bit convs): {res['vendor_L5_8']:.2f} dB", file=sys.stderr)
+        print(f"  {name} L5 vendor dialect (vendor_int16_convs=False, 8-bit convs): {res['vendor_L5_8']:.2f} dB",
+              file=sys.stderr)
         res.update(_vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder, name, checks))
     if with_all16:
         ini16 = write_ini(folder / "ours_all_int16.ini", vsim, mean, std, "ALL_INT16")
@@ -332,17 +332,17 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
 
 def _vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder: Path, name: str,
                   checks: list, level: str = "L5", key: str = "vendor_L5") -> dict:
-    """Our ``level`` (with ``our_ini``'s CONV_CONFIG) in the vendor's dialect with its 16-bit convs carried
-    (``vendor_int16_convs=True``): the worst-output SQNR (``key``), the conv MACs at 16 bit in the written
-    file (``key``_mac16), and whether the vendor's compiler takes it and its simulator agrees (reported,
-    not asserted: that option is not established)."""
+    """Our ``level`` (with ``our_ini``'s CONV_CONFIG) in the vendor's dialect as ``convert`` writes it by
+    default (its 16-bit convs carried where the dialect can): the worst-output SQNR (``key``), the conv MACs
+    at 16 bit in the written file (``key``_mac16), and whether the vendor's compiler takes it and its
+    simulator agrees (reported)."""
     from calibrator_custom.errors import CalibratorError
     from calibrator_custom.model.graph import load_model
-    label = f"{name} {key[len('vendor_'):]} vendor dialect (16-bit convs)"
+    label = f"{name} {key[len('vendor_'):]} vendor dialect (default: 16-bit convs carried)"
     out = folder / f"{name}_{key}_vendor16_fixed.sim"
     try:
         convert(float_sim, our_ini, stats, quant_level=level, calibration_feeds=calib, output_path=out,
-                fixed_dialect="vendor", vendor_int16_convs=True)
+                fixed_dialect="vendor")
     except CalibratorError as e:
         return {f"{key}_note": f"our vendor-dialect writer refused {key[len('vendor_'):]}: {e}"}
     share = _file_mac16_share(load_model(out))
@@ -427,7 +427,7 @@ def main(argv=None) -> int:
         refs[rows[0].model] = extra
     print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB")
     print(f"{'model':<36} {'config':<9} {'SQNR dB':>8} {'TFL int8':>8} {'TFL 16x8':>8} {'16b MACs':>8} "
-          + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5 vendor':>9} {'L5v 16b':>9} {'16b MACs':>8} {'A16v 16b':>9} "
+          + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5v 8b':>9} {'L5 vendor':>9} {'16b MACs':>8} {'A16 vendor':>10} "
              f"{'16b MACs':>8} " if args.vendor
              else "")
           + f"{'conv s':>7} {'fixed/float time':>16}")
@@ -436,7 +436,7 @@ def main(argv=None) -> int:
         e = refs[r.model]
         vcols = (f"{e.get('vendor_L1', nan):9.2f} {e.get('vendor_L2', nan):9.2f} {e.get('vendor_L5_8', nan):9.2f} "
                  f"{e.get('vendor_L5', nan):9.2f} {e.get('vendor_L5_mac16', nan):8.1%} "
-                 f"{e.get('vendor_ALL_INT16', nan):9.2f} {e.get('vendor_ALL_INT16_mac16', nan):8.1%} ") if args.vendor else ""
+                 f"{e.get('vendor_ALL_INT16', nan):10.2f} {e.get('vendor_ALL_INT16_mac16', nan):8.1%} ") if args.vendor else ""
         print(f"{r.model:<36} {r.config:<9} {r.worst_db:8.2f} {e.get('int8', float('nan')):8.2f} "
               f"{e.get('16x8', float('nan')):8.2f} {r.mac16_share:8.1%} {vcols}{r.convert_s:7.1f} "
               f"{r.fixed_ms / r.float_ms:8.2f} ({r.fixed_ms:.0f}/{r.float_ms:.0f} ms)")
@@ -468,7 +468,7 @@ def main(argv=None) -> int:
         if "vendor_L2" in e and "int8" in e:
             checks.append(f"L2 vendor>int8 {'MET' if e['vendor_L2'] > e['int8'] else 'MISSED'}")
         if "vendor_L5_8" in e and "vendor_L2" in e:
-            checks.append(f"L5 vendor>=L2 vendor {'MET' if e['vendor_L5_8'] >= e['vendor_L2'] else 'MISSED'}")
+            checks.append(f"L5v 8b>=L2 vendor {'MET' if e['vendor_L5_8'] >= e['vendor_L2'] else 'MISSED'}")
         if "vendor_L5" in e and "16x8" in e:
             ok = e["vendor_L5"] >= e["16x8"] - 1 and e["vendor_L5_mac16"] <= 0.25
             checks.append(f"L5 vendor>=16x8-1dB&<=25% {'MET' if ok else 'MISSED'} ({e['vendor_L5'] - e['16x8']:+.2f} dB)")
