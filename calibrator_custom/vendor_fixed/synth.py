@@ -377,7 +377,7 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
                 if not program_rule.compiler_limits(spec, cand, budget):
                     return cand
     raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: no allocation of the program rule fits "
-                             f"{budget} buffer slots")
+                             f"{budget} buffer slots within the vendor compiler's limits (program.compiler_limits)")
 
 
 def _int16_whole_plane(spec: program_rule.ConvSpec, budget: int,
