@@ -103,13 +103,15 @@ def test_int16_relu_over_a_range_wider_below_zero_has_the_vendors_tables(tmp_pat
     same = {"padding": "SAME", "stride_w": 1, "stride_h": 1}
 
     def conv(y, cin, cout, n):
-        return b.op("CONV_2D", [y, b.constant(f"w{n}", (g.normal(size=(cout, 1, 1, cin)) / np.sqrt(cin)).astype(np.float32)),
-                                b.constant(f"b{n}", (g.normal(size=cout) * 0.3).astype(np.float32))], same, name=f"c{n}")
+        w = (g.normal(size=(cout, 1, 1, cin)) / np.sqrt(cin)).astype(np.float32)
+        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
+        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], same, name=f"c{n}")
     c1 = conv(x, 3, 16, 1)
     c2 = conv(c1, 16, 16, 2)
     r = b.op("RELU", [b.op("ADD", [c1, c2], {}, name="s")], {}, name="r")
     b.output(conv(r, 16, 4, 3))
-    ranges = {"x": (-1.0, 1.0), "c1": (-2.0, 1.5), "c2": (-3.0, 1.0), "s": (-4.0, 1.5), "r": (0.0, 1.5), "c3": (-2.0, 2.0)}
+    ranges = {"x": (-1.0, 1.0), "c1": (-2.0, 1.5), "c2": (-3.0, 1.0), "s": (-4.0, 1.5), "r": (0.0, 1.5),
+              "c3": (-2.0, 2.0)}
     fixed = vo.make_fixed(b, ranges, vo.ini_text(["x"], ["c3"], extra="[CONV_CONFIG]\ninput_format=ALL_INT16;\n"),
                           "i16relu_wide_below")
     log = fixed.parent / "wd" / "log"

@@ -385,9 +385,10 @@ def _int16_whole_plane(spec: program_rule.ConvSpec, budget: int,
     """An INT16-input conv's allocation over whole output planes (one tile of all rows and columns),
     slot 27 doubled, slot 28 as :func:`.program.region_28_slots` gives it for the pass's input tiles
     (doubled where the pass is one tile), the output pass one output tile shorter until the four
-    regions fit ``budget`` and the compiler's limits; None where the plane is not one tile or no pass fits. The vendor's choice for a
-    7 x 7 x 112 -> 672 1 x 1 conv with an INT16 input (passes of 320; the rule's 4-row tiles of 448
-    channels make its compiler refuse the file, ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``)."""
+    regions fit ``budget`` and the compiler's limits; None where the plane is not one tile or no pass
+    fits. The vendor's choice for a 7 x 7 x 112 -> 672 1 x 1 conv with an INT16 input (passes of 320; the
+    rule's 4-row tiles of 448 channels make its compiler refuse the file, ``sdk_conv.c:1398:
+    Conv_FFDIHWDO: Assertion `bRet'``)."""
     a = program_rule.default_allocation(spec, budget, out_tile=out_tile)
     ow, oh = spec.out_width, spec.out_height
     if a.out_tile_width != ow or ow * oh > program_rule.MAX_TILE_PIXELS or \
