@@ -256,3 +256,37 @@ def test_the_vendor_arithmetic_check_is_the_worst_output_sqnr_of_the_written_fil
         noise += float(np.sum((r - y) ** 2))
     assert np.isfinite(got)
     assert got == pytest.approx(10 * np.log10(signal / noise), abs=1e-6)
+
+
+def test_16_bit_conv_over_two_input_tiles_compiles_and_the_vendor_runs_it_as_ours(tmp_path):
+    """A 16 x 16 x 72 -> 80 1 x 1 conv with an INT16 input runs its 72 input channels in two tiles (64 + 8):
+    its partial sums take 16 bytes of region 28 a pixel per 8 output channels (``program.compiler_limits``).
+    Its whole-plane program with region 28 at 16-channel groups (12 slots) made the vendor's compiler refuse
+    the file (``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``, as on face_detection_short_range at
+    ALL_INT16); the program written now compiles, and the vendor's simulators give our codes."""
+    from calibrator_custom.config import load_input_config
+    g = np.random.default_rng(3)
+    b = ModelBuilder()
+    y = b.input("x", (1, 16, 16, 3))
+    cin = 3
+    for n, (c, k) in enumerate(((64, 3), (72, 1), (80, 1)), 1):
+        w = (g.normal(size=(c, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        bias = (g.normal(size=c) * 0.3).astype(np.float32)
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
+                 {"padding": "SAME", "stride_w": 1, "stride_h": 1}, name=f"c{n}")
+        cin = c
+    b.output(y)
+    float_sim, ini = _vendor_float(tmp_path, b)
+    cal = _calibrated(float_sim, ini, 16)
+    ini16 = tmp_path / "input_config_int16.ini"
+    ini16.write_text(ini.read_text() + "[CONV_CONFIG]\ninput_format=CONV2D_INT16;\n")
+    out = tmp_path / "int16_fixed.sim"
+    convert(cal.model_obj, load_input_config(str(ini16), cal.model_obj), cal.statistics(), quant_level="L2",
+            output_path=out, vendor_float=cal.vendor_float(), vendor_int16_convs=True)
+    fixed = load_model(out)
+    assert _int16_conv_inputs(fixed) == ["c1", "c2"]
+    sg = fixed.main
+    o = next(op for op in sg.operators if sg.tensors[op.inputs[0]].name == "c2").options
+    passes = -(-(o.sgs_in_channels_per_pass or 16) // (o.sgs_in_channels_per_tile or 16))
+    assert passes == 2  # the pass of 72 input channels spans two input tiles
+    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "16-bit conv over two input tiles")

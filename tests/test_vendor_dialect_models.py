@@ -100,3 +100,35 @@ def test_l5_with_the_16_bit_convs_carried_the_vendor_simulator_agrees(calibrated
             sim.invoke()
             want = sum(ref[d["name"]].size for d in sim.get_output_details())
             assert vo.assert_outputs_code_for_code(sim, ref, f"{name} L5 16-bit {p.name}") == want > 0
+
+
+@pytest.mark.slow
+def test_all_int16_with_the_16_bit_convs_carried_compiles_and_the_vendor_simulators_agree(calibrated, tmp_path):
+    """face_detection_short_range with ``[CONV_CONFIG] input_format=ALL_INT16`` and ``vendor_int16_convs=True``
+    (16 of its 37 convs carried, INT16 1 x 1 convs over two input tiles among them, whose region 28 the
+    vendor's compiler once found too small: ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``): the
+    compiler takes the file, and its fixed and offline simulators give our codes on 4 evaluation photos."""
+    require_shared()
+    from calibrator_custom.config import load_input_config
+    from calibrator_custom.model.graph import load_model
+    from calibrator_custom.pipeline.convert import convert
+    float_sim, cal, h, w = calibrated("face_detection_short_range")
+    ini = tmp_path / "input_config_all_int16.ini"
+    ini.write_text((float_sim.parent / "input_config.ini").read_text() + "[CONV_CONFIG]\ninput_format=ALL_INT16;\n")
+    path = tmp_path / "face_detection_short_range_all_int16_fixed.sim"
+    convert(cal.model_obj, load_input_config(str(ini), cal.model_obj), cal.statistics(), quant_level="L2",
+            vendor_float=cal.vendor_float(), output_path=str(path), vendor_int16_convs=True)
+    fixed = load_model(path)
+    sg = fixed.main
+    assert sum(fixed.op_name(op) == "CONV_2D" and sg.tensors[op.inputs[0]].dtype == "INT16"
+               for op in sg.operators) == 16
+    sim = calibrator_custom.fixed_simulator(str(path))
+    photos = evaluation_images()[:4]
+    xs = [load_rgb(p, h, w)[None].astype(np.uint8) for p in photos]
+    with vo.VendorRuns(path, xs, offline=tmp_path / "face_detection_short_range_all_int16_offline.sim") as runs:
+        for p, x, refs in zip(photos, xs, runs):
+            sim.set_input(0, x)
+            sim.invoke()
+            for label, ref in zip(("fixed_sim", "offline_sim"), refs):
+                want = sum(ref[d["name"]].size for d in sim.get_output_details())
+                assert vo.assert_outputs_code_for_code(sim, ref, f"ALL_INT16 {label} {p.name}") == want > 0

@@ -2,6 +2,7 @@
 the vendor's own standalone convs made in the session (skipped without the vendor SDK)."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -66,6 +67,46 @@ def test_large_weights_shrink_the_output_tile_then_the_input_pass():
     a = P.default_allocation(P.ConvSpec("CONV_2D", 5, 5, 80, 128, 5, 1, "VALID"))
     assert (a.in_tile, a.in_pass, a.out_tile, a.out_pass) == (64, 64, 32, 128)
     assert (a.weight_slots, a.input_slots, a.output_slots, a.region_28) == (26, 1, 1, 4)
+
+
+def test_region_28_of_an_int16_input_pass_over_tiles_counts_8_channel_groups():
+    # the partial sums of a pass over two input tiles: 4 slots per 512 output pixels x 16 bytes of the input
+    # codes of the pass's channels (an INT16 input: 8 channels); the vendor's ALL_INT16 L1 file of
+    # face_detection_short_range, 16 x 16 x 80 -> 88 in 16 x 8 tiles, input tiles of 64: 128 x 11 = 1408 rows
+    # -> 3 entries = 12 slots (16-channel groups would give 128 x 6 = 768 rows, 8 slots)
+    spec = P.ConvSpec("CONV_2D", 16, 16, 80, 88, 1, in_dtype="INT16", out_dtype="INT16")
+    assert P.region_28_slots(spec, 88, 16, 8, 2) == 12
+    # 4 output channels of an INT16 input (the oracle cache's i16acts_long, 32 x 16 tiles): 512 x 1 rows -> 4
+    assert P.region_28_slots(P.ConvSpec("CONV_2D", 32, 32, 64, 4, 1, in_dtype="INT16"), 4, 32, 16, 2) == 4
+    # a UINT8 input keeps 16-channel groups (8 x 8 x 96 -> 96, input tiles of 64: 64 x 6 = 384 rows -> 4);
+    # one input tile holds no partial sums: 4 slots per 512 pixels
+    assert P.region_28_slots(P.ConvSpec("CONV_2D", 8, 8, 96, 96, 1), 96, 8, 8, 2) == 4
+    assert P.region_28_slots(spec, 88, 16, 16, 1) == 4
+
+
+def test_compiler_limits_of_an_int16_conv_over_two_input_tiles():
+    """The allocations the vendor's compiler refused and took on 16 x 16 x 72 -> 80 (INT16 in and out, input
+    tiles of 64 over a pass of 72, output tiles of 64): the partial sums take 256 x (ceil(64 x 2 / 16) +
+    ceil(16 x 2 / 16)) = 2560 rows on the whole plane (refused with region 28 of 12 slots, 1536 rows:
+    ``vrbuf_alloc ... require depth_size=2048, now vrbuf_depth=1536``), 1280 on 8-row tiles (refused with 8
+    slots, taken with 12, the vendor's own program of the same conv in face_detection_short_range)."""
+    spec = P.ConvSpec("CONV_2D", 16, 16, 72, 80, 1, in_dtype="INT16", out_dtype="INT16")
+    whole = P.Allocation(64, 72, 64, 80, 16, 16, 4, 5, 10, 12)
+    assert P.compiler_limits(spec, whole) == ["region 28 holds 1536 rows, not the 2560 of the partial sums"]
+    rows8 = P.Allocation(64, 72, 64, 80, 16, 8, 4, 3, 6, 12)
+    assert P.compiler_limits(spec, rows8) == []
+    assert P.compiler_limits(spec, dataclasses.replace(rows8, region_28=8)) == \
+        ["region 28 holds 1024 rows, not the 1280 of the partial sums"]
+    # one output pass of 64 on the whole plane: 256 x 8 = 2048 rows in 16 slots (taken)
+    assert P.compiler_limits(spec, P.Allocation(64, 72, 64, 64, 16, 16, 2, 5, 8, 16)) == []
+    # the output double-buffered: 14 x 16 x 72 -> 72 in 16 x 7 tiles: 2 x 112 x 5 = 1120 rows, refused with
+    # 4 slots (2 rows of 2 slots: 1024, ``vrbuf_depth(u32ObBufId) >= (u32)(2*...)``), taken with 8
+    spec14 = P.ConvSpec("CONV_2D", 14, 16, 72, 72, 1, in_dtype="INT16", out_dtype="INT16")
+    tiled = P.Allocation(64, 72, 64, 72, 16, 7, 4, 2, 4, 12)
+    assert P.compiler_limits(spec14, tiled) == ["the output region holds 1024 rows, not the 1120 of two tiles"]
+    assert P.compiler_limits(spec14, dataclasses.replace(tiled, output_slots=8)) == []
+    assert P.compiler_limits(spec14, dataclasses.replace(tiled, output_slots=8), slots=24) == \
+        ["the regions take 26 buffer slots, over 24"]
 
 
 def test_depthwise_as_conv_chunks_hold_only_the_diagonal():

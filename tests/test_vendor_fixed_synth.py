@@ -281,6 +281,24 @@ def test_other_ops_are_refused_naming_the_op():
         _synthesize(fixed.with_name("m_float.sim"), fixed, standalone_program)
 
 
+def test_a_program_the_compiler_refuses_is_refused_naming_the_op():
+    """The rule provider refuses up front, naming the op and the broken limit (``program.compiler_limits``),
+    a conv program the vendor's compiler aborts on: here the whole-plane allocation of a 16 x 16 x 72 -> 80
+    INT16 conv over two input tiles with region 28 of 12 slots (1536 rows for the 2560 of its partial sums;
+    the compiler's refusal: ``tests/test_vendor_fixed_program.py``); the rule's own allocation of the conv
+    keeps within the limits."""
+    from calibrator_custom.vendor_fixed import program
+    site = synth.ConvSite(7, "CONV_2D", (1, 16, 16, 72), (80, 1, 1, 72), (1, 16, 16, 80), 1, "SAME", "INT16", "INT16",
+                          False)
+    refused = program.Allocation(64, 72, 64, 80, 16, 16, 4, 5, 10, 12)
+    with pytest.raises(UnsupportedOpError, match=r"op #7 CONV_2D \(16x16x72 -> 80\): the vendor's compiler refuses "
+                                                 r"its program: region 28 holds 1536 rows, not the 2560"):
+        synth.rule_program(site, refused)
+    spec = synth.conv_spec(site)
+    a = synth._doubled_allocation(spec, site, program.SLOTS)
+    assert program.compiler_limits(spec, a) == []
+
+
 #: chains of convs (cout, kernel, stride, padding) on an H x W input for the rule provider: row-tiled
 #: 64 x 64 planes, channels not multiples of 16, stride 2 (1 x 1 stride 2: 4 x 4 output tiles)
 RULE_CHAINS = {

@@ -199,16 +199,60 @@ def weight_slots(spec: ConvSpec, in_tile: int, in_pass: int, out_tile: int, out_
 
 def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int,
                     in_tiles: int = 1) -> int:
-    """Slot 28: 4 slots per 512 output pixels, per 16 output channels of the pass for the depthwise
-    rewrite and where an input pass spans ``in_tiles`` > 1 input tiles (the region then holds the
-    partial sums; fitted on the train convs given the tile, 135 of 137 before the in-tile term; with
-    it 162 of 168 standalone convs and every in-graph conv of the vendor's L1 files of the shared
-    models whose pass spans tiles)."""
-    if spec.depthwise_as_conv:  # groups of 16 bytes of input codes (INT16: 8 channels; 10 of 10 INT16 rewrites)
+    """Slot 28: 4 slots per 512 output pixels, per 16 bytes of input codes of the pass's output channels
+    (16 channels, 8 of an INT16 input) for the depthwise rewrite and where an input pass spans
+    ``in_tiles`` > 1 input tiles (the region then holds the partial sums; fitted on the train convs
+    given the tile, 135 of 137 before the in-tile term; with it 162 of 168 standalone convs and every
+    in-graph conv of the vendor's L1 files of the shared models whose pass spans tiles; the INT16
+    input's 8-channel groups: 55 of 55 INT16-input convs whose pass spans tiles in the vendor's
+    ALL_INT16 L1 file of face_detection_short_range and the oracle cache, 44 of them where 16-channel
+    groups give fewer slots). :func:`compiler_limits` gives the compiler's own bound."""
+    if spec.depthwise_as_conv or in_tiles > 1:  # 10 of 10 INT16 rewrites; the INT16-input convs above
         groups = math.ceil(out_pass * _bytes(spec.in_dtype) / 16)
     else:
-        groups = math.ceil(out_pass / 16) if in_tiles > 1 else 1
+        groups = 1
     return 4 * math.ceil(out_tile_width * out_tile_height * groups / SLOT_ROWS)
+
+
+def compiler_limits(spec: ConvSpec, a: Allocation, slots: int = SLOTS) -> list[str]:
+    """What the vendor's compiler (sgs_compiler, ``convert_offline``) refuses in an ordinary CONV_2D's
+    allocation ``a``, within ``slots`` buffer slots (fewer when a fused activation reserves some): one
+    line per broken limit, empty when none is. A broken limit aborts the compiler at
+    ``CONV_POOL/sdk_conv.c`` (``Conv_FFDIHWDO``). With px = 22 x 23 the output tile's pixels, P = slot 13,
+    ob / ib the output's / input's bytes per code:
+
+    - the four regions take at most ``slots`` (25 + 26 + 27 + 28);
+    - the output region at most :data:`MAX_OUTPUT_SLOTS` (``_vrbuf_init_bufid: width_inslots*depth_inslots
+      <= VP_ENTRY_OFFSET_IN_OBVRBUF``);
+    - the output double-buffered: (27 / ob) x 512 rows >= 2 x px x ceil(P / 16) (``vrbuf_depth(u32ObBufId)
+      >= (u32)(2*stObSwTileShapeInfo.vrbuf_depth)``);
+    - where an input pass spans more than one input tile, region 28's partial sums: (28 / 4) x 512 rows >=
+      px x (the sum over the pass's output tiles of ceil(tile channels x ib / 16)) (``vrbuf_alloc ...
+      require depth_size=...``, then ``Assertion `bRet'``).
+
+    Established with the vendor's compiler on builder chains (16 x 16 x 72 -> 80 and 14 x 16 x 72 -> 72
+    INT16 1 x 1 convs: the rows the error line requires, tile by tile, for output tiles of 16, 32 and 64
+    channels) and held by every CONV_2D of the vendor-made files at hand (1,390 in the ALL_INT16 L1 file
+    of face_detection_short_range and 631 fixed files of the oracle cache, 198 standalone ones of
+    ``tools/vendor_program_survey.py``). Not checked on the depthwise rewrite. Not a limit: an INT16
+    output tile over 512 pixels (169 of those vendor convs, the files compile; the synthesizer still
+    avoids it, where ``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH`` was seen)."""
+    px = a.out_tile_width * a.out_tile_height
+    ob, ib = _bytes(spec.out_dtype), _bytes(spec.in_dtype)
+    out = []
+    if a.used_slots > slots:
+        out.append(f"the regions take {a.used_slots} buffer slots, over {slots}")
+    if a.output_slots > MAX_OUTPUT_SLOTS:
+        out.append(f"the output takes {a.output_slots} buffer slots, over {MAX_OUTPUT_SLOTS}")
+    need = 2 * px * math.ceil(a.out_pass / 16)
+    if a.output_slots // ob * SLOT_ROWS < need:
+        out.append(f"the output region holds {a.output_slots // ob * SLOT_ROWS} rows, not the {need} of two tiles")
+    if not spec.graph_input and -(-a.in_pass // a.in_tile) > 1:
+        tiles = [min(a.out_tile, a.out_pass - t) for t in range(0, a.out_pass, a.out_tile)]
+        need = px * sum(math.ceil(t * ib / 16) for t in tiles)
+        if a.region_28 // 4 * SLOT_ROWS < need:
+            out.append(f"region 28 holds {a.region_28 // 4 * SLOT_ROWS} rows, not the {need} of the partial sums")
+    return out
 
 
 def rewrite_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:

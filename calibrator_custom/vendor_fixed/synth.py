@@ -343,9 +343,10 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
     iris_landmark's 1 x 1 convs, ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``), the rule's
     tile where that does not fit (shortening the output pass before the input pass first); with an
     activation in the group, output tiles of
-    :data:`ACTIVATION_OUT_TILE` channels. An INT16 output tile holds at most 512 pixels
-    (``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``) and slot 27 at most 16
-    slots (``_vrbuf_init_bufid: width_inslots*depth_inslots <= VP_ENTRY_OFFSET_IN_OBVRBUF``)."""
+    :data:`ACTIVATION_OUT_TILE` channels. Every candidate keeps within the vendor compiler's limits
+    (:func:`.program.compiler_limits`: the slots, an INT16 output tile of at most 512 pixels, slot 27
+    at most 16 slots and double-buffered, region 28 holding the partial sums of a pass over several
+    input tiles)."""
     to = ACTIVATION_OUT_TILE if site.reserved_slots and not spec.depthwise_as_conv else None
     if spec.in_dtype == "INT16" and not spec.graph_input and not spec.depthwise_as_conv:
         whole = _int16_whole_plane(spec, budget, to)
@@ -373,19 +374,21 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
             if spec.out_dtype == "INT16" and a.out_tile_width * rows > program_rule.SLOT_ROWS:
                 continue  # ``_Conv_GetObTilePartitionInfo: tile_w * tile_h <= ONE_SLOT_DEPTH``
             for cand in (wide, doubled) + ((wide28, a) if single else ()):
-                if cand.used_slots <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
+                if not program_rule.compiler_limits(spec, cand, budget):
                     return cand
     raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: no allocation of the program rule fits "
-                             f"{budget} buffer slots")
+                             f"{budget} buffer slots within the vendor compiler's limits (program.compiler_limits)")
 
 
 def _int16_whole_plane(spec: program_rule.ConvSpec, budget: int,
                        out_tile: int | None) -> program_rule.Allocation | None:
     """An INT16-input conv's allocation over whole output planes (one tile of all rows and columns),
-    slots 27 and 28 doubled, the output pass one output tile shorter until the four regions fit
-    ``budget``; None where the plane is not one tile or no pass fits. The vendor's choice for a
-    7 x 7 x 112 -> 672 1 x 1 conv with an INT16 input (passes of 320; the rule's 4-row tiles of 448
-    channels make its compiler refuse the file, ``sdk_conv.c:1398: Conv_FFDIHWDO: Assertion `bRet'``)."""
+    slot 27 doubled, slot 28 as :func:`.program.region_28_slots` gives it for the pass's input tiles
+    (doubled where the pass is one tile), the output pass one output tile shorter until the four
+    regions fit ``budget`` and the compiler's limits; None where the plane is not one tile or no pass
+    fits. The vendor's choice for a 7 x 7 x 112 -> 672 1 x 1 conv with an INT16 input (passes of 320; the
+    rule's 4-row tiles of 448 channels make its compiler refuse the file, ``sdk_conv.c:1398:
+    Conv_FFDIHWDO: Assertion `bRet'``)."""
     a = program_rule.default_allocation(spec, budget, out_tile=out_tile)
     ow, oh = spec.out_width, spec.out_height
     if a.out_tile_width != ow or ow * oh > program_rule.MAX_TILE_PIXELS or \
@@ -396,11 +399,13 @@ def _int16_whole_plane(spec: program_rule.ConvSpec, budget: int,
     q = spec.out_channels
     while q > 0:
         out_slots = program_rule.output_slots(spec, q, ow, oh)
+        # region 28 as the rule gives it for a pass over several input tiles (the INT16 input's groups of
+        # 8 channels: twice the 16-channel groups' slots of the 672-channel conv), else doubled
+        r28 = program_rule.region_28_slots(spec, q, ow, oh, n_in)
         cand = dataclasses.replace(a, out_pass=q, weight_slots=program_rule.weight_slots(spec, a.in_tile, a.in_pass,
                                                                                         a.out_tile, q),
-                                   output_slots=2 * out_slots,
-                                   region_28=2 * program_rule.region_28_slots(spec, q, ow, oh, n_in))
-        if cand.used_slots <= budget and cand.output_slots <= program_rule.MAX_OUTPUT_SLOTS:
+                                   output_slots=2 * out_slots, region_28=r28 if n_in > 1 else 2 * r28)
+        if not program_rule.compiler_limits(spec, cand, budget):
             return cand
         q = (-(-q // a.out_tile) - 1) * a.out_tile
     return None
@@ -449,6 +454,11 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
             raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: {e}") from None
     else:
         a = _doubled_allocation(spec, site, budget)
+    broken = [] if spec.depthwise_as_conv else program_rule.compiler_limits(spec, a, budget)
+    if broken:  # the vendor's compiler would abort on the file (``sdk_conv.c``): say which op, and why
+        raise UnsupportedOpError(f"op #{site.op_index} {site.kind} ({'x'.join(map(str, site.in_shape[1:]))} -> "
+                                 f"{site.out_shape[-1]}): the vendor's compiler refuses its program: "
+                                 + "; ".join(broken))
     slots = program_rule.standalone_program(spec, a, site.reserved_slots)
     fields, weight_bytes = _program_fields("Conv2DOptions", slots, 40)
     return ConvProgram(fields, a.in_tile, a.out_tile, weight_bytes, a.in_pass, a.out_pass)
