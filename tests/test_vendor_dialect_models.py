@@ -58,16 +58,22 @@ def test_shared_model_in_the_vendor_dialect_compiles_and_the_vendor_simulators_a
     cal.convert_fixed(saved_path=str(path), quant_level=level)
     fixed = load_model(path)
     assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
+    _assert_vendor_agrees_on_photos(path, f"{name} {level}", h, w, tmp_path / f"{name}_{level}_offline.sim")
+
+
+def _assert_vendor_agrees_on_photos(path, what: str, h: int, w: int, offline) -> None:
+    """The vendor's compiler takes ``path`` (into ``offline``), and on the first N_PHOTOS evaluation photos
+    its fixed and offline simulators give our fixed_simulator's codes, every output value."""
     sim = calibrator_custom.fixed_simulator(str(path))
     photos = evaluation_images()[:N_PHOTOS]
     xs = [load_rgb(p, h, w)[None].astype(np.uint8) for p in photos]
-    with vo.VendorRuns(path, xs, offline=tmp_path / f"{name}_{level}_offline.sim") as runs:
+    with vo.VendorRuns(path, xs, offline=offline) as runs:
         for p, x, refs in zip(photos, xs, runs):
             sim.set_input(0, x)
             sim.invoke()
             for label, ref in zip(("fixed_sim", "offline_sim"), refs):
                 want = sum(ref[d["name"]].size for d in sim.get_output_details())
-                got = vo.assert_outputs_code_for_code(sim, ref, f"{name} {level} {label} {p.name}")
+                got = vo.assert_outputs_code_for_code(sim, ref, f"{what} {label} {p.name}")
                 assert want > 0 and got == want
 
 
@@ -124,13 +130,4 @@ def test_all_int16_in_the_vendor_dialect_compiles_and_the_vendor_simulators_agre
     sg = fixed.main
     assert any(fixed.op_name(op) in ("CONV_2D", "DEPTHWISE_CONV_2D") and sg.tensors[op.inputs[0]].dtype
                == sg.tensors[op.inputs[1]].dtype == "INT16" for op in sg.operators)
-    sim = calibrator_custom.fixed_simulator(str(path))
-    photos = evaluation_images()[:N_PHOTOS]
-    xs = [load_rgb(p, h, w)[None].astype(np.uint8) for p in photos]
-    with vo.VendorRuns(path, xs, offline=tmp_path / f"{name}_all_int16_offline.sim") as runs:
-        for p, x, refs in zip(photos, xs, runs):
-            sim.set_input(0, x)
-            sim.invoke()
-            for label, ref in zip(("fixed_sim", "offline_sim"), refs):
-                want = sum(ref[d["name"]].size for d in sim.get_output_details())
-                assert vo.assert_outputs_code_for_code(sim, ref, f"{name} ALL_INT16 {label} {p.name}") == want > 0
+    _assert_vendor_agrees_on_photos(path, f"{name} ALL_INT16", h, w, tmp_path / f"{name}_all_int16_offline.sim")

@@ -19,7 +19,7 @@ import pytest
 import vendor_fixed_oracle as vo
 from calibrator_custom.model.graph import load_model
 from calibrator_custom.vendor_fixed import quantize_plan, synth
-from test_vendor_fixed_synth import MEAN, SAME1, STD
+from test_vendor_fixed_synth import MEAN, SAME1, STD, random_conv
 from test_vendor_fixed_writer import _log_channel_ranges, _log_ranges
 
 #: name: (seed, the first conv's output range (its min below or beyond -max), the PRELU output's range)
@@ -49,9 +49,7 @@ def _chain(seed, c1_range, p1_range, side=12, c=16):
     x = b.input("x", (1, side, side, 3))
 
     def conv(y, n, cin, cout, k):
-        w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
-        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
-        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], SAME1, name=f"c{n}")
+        return random_conv(b, g, y, n, cin, cout, k)
     y = conv(x, 1, 3, c, 1)
     alpha = g.uniform(0.05, 0.4, size=(1, 1, c)).astype(np.float32)
     p = b.op("PRELU", [y, b.constant("alpha", alpha)], {}, name="p1")
@@ -129,10 +127,7 @@ def _pool_chain(seed=3, side=16, c=16):
     x = b.input("x", (1, side, side, 3))
 
     def conv(y, n, cin, cout, stride=1):
-        w = (g.normal(size=(cout, 1, 1, cin)) / np.sqrt(cin)).astype(np.float32)
-        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
-        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
-                    dict(SAME1, stride_w=stride, stride_h=stride), name=f"c{n}")
+        return random_conv(b, g, y, n, cin, cout, 1, dict(SAME1, stride_w=stride, stride_h=stride))
     p = b.op("PRELU", [conv(x, 1, 3, c), b.constant("alpha", g.uniform(0.05, 0.4, size=(1, 1, c)).astype(np.float32))],
              {}, name="p1")
     m = b.op("MAX_POOL_2D", [p], {"padding": "VALID", "stride_w": 2, "stride_h": 2, "filter_width": 2,

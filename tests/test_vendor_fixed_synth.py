@@ -26,7 +26,7 @@ from calibrator_custom.ops._common import same_pads
 from calibrator_custom.model.graph import load_model
 from calibrator_custom.vendor_fixed import pack, synth
 from test_vendor_fixed_ops import _conv_chain
-from test_vendor_fixed_writer import CONV_CHAINS, _log_channel_ranges, _log_ranges
+from test_vendor_fixed_writer import CONV_CHAINS, _l2_weight_scales, _log_channel_ranges, _log_ranges
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 import vendor_program_splice as vps  # noqa: E402
@@ -134,6 +134,13 @@ def _skip_without_vendor():
         pytest.skip(reason)
 
 
+def random_conv(b, g, y, n: int, cin: int, cout: int, k: int, options=SAME1):
+    """A CONV_2D named c<n> with weights N(0, 1 / (k k cin)) and biases N(0, 0.3^2) from ``g``, on ``y``."""
+    w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+    bias = (g.normal(size=cout) * 0.3).astype(np.float32)
+    return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], options, name=f"c{n}")
+
+
 def _add_chain(seed, side, c, k3, swap):
     """x -> c1 (1x1) -> c2 (3x3), c3 (k3 x k3) -> s = ADD -> c4 (1x1, the graph output)."""
     from calibrator_custom.model.builder import ModelBuilder
@@ -142,9 +149,7 @@ def _add_chain(seed, side, c, k3, swap):
     x = b.input("x", (1, side, side, 3))
 
     def conv(y, n, cin, cout, k):
-        w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
-        bias = (g.normal(size=cout) * 0.3).astype(np.float32)
-        return b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)], SAME1, name=f"c{n}")
+        return random_conv(b, g, y, n, cin, cout, k)
     y = conv(x, 1, 3, c, 1)
     a, z = conv(y, 2, c, c, 3), conv(y, 3, c, c, k3)
     s = b.op("ADD", [z, a] if swap else [a, z], {}, name="s")
@@ -366,20 +371,6 @@ def test_synthesized_from_the_float_sim_alone_compiles_and_the_vendor_simulators
     vo.assert_vendor_runs_it_as_ours(path, np.random.default_rng(7), 1, f"{name}, rule program")
 
 
-def _clip_scales(model) -> dict:
-    """Our L2 weight scales (the per-channel clipping search, float32) of every conv of a float.sim, the
-    depthwise-as-conv rewrites included (output channel axis 0 of their diagonal-block weights)."""
-    from calibrator_custom.quant.weights import search_clip
-    out = {}
-    for op in model.main.operators:
-        kind = model.op_name(op)
-        if kind in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            t = model.main.tensors[op.inputs[1]]
-            clip = search_clip(model.tensor_data(t), 3 if kind == "DEPTHWISE_CONV_2D" else 0, 8, "per_channel")
-            out[t.name] = tuple(float(np.float32(v / 127)) for v in clip)
-    return out
-
-
 def _rewrites(model) -> list:
     return [op for op in model.main.operators
             if model.op_name(op) == "CONV_2D" and getattr(op.options, "sgs_depthwise_mode", 0) == 2]
@@ -396,7 +387,7 @@ def test_per_channel_rewrite_chain_compiles_and_the_vendor_simulators_agree(tmp_
     fl = load_model(float_sim)
     rewrites = _rewrites(fl)
     assert rewrites, "the converter writes the 5 x 5 depthwise as CONV_2D"
-    scales = _clip_scales(fl)
+    scales = _l2_weight_scales(fl)
     rw = fl.main.tensors[rewrites[0].inputs[1]].name
     small = list(scales[rw])
     small[1] /= 64
@@ -440,7 +431,7 @@ def test_bias_correction_for_the_input_means_is_the_float_bias_less_the_codes_me
     from calibrator_custom.vendor_fixed import layout
     float_sim, fixed = _rule_chain(*DW_RULE_CHAINS["rule_dw_rewritten"])
     fl = load_model(float_sim)
-    scales = _clip_scales(fl)
+    scales = _l2_weight_scales(fl)
     log = fixed.parent / "wd" / "log"
     ranges, channels = _log_ranges(log), _log_channel_ranges(log)
     rng = np.random.default_rng(3)

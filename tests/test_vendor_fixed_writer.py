@@ -600,9 +600,10 @@ def test_convert_writes_the_vendor_dialect_with_a_template(shared_runs, tmp_path
 # ---------------------------------------------------------------- per-channel weight scales
 def _l2_weight_scales(float_sim) -> dict:
     """Our L2 weight scales (per output channel, the clipping search, float32 as our plan stores them)
-    of every conv and depthwise conv of a vendor float.sim."""
+    of every conv and depthwise conv of a vendor float.sim (a path or a loaded model; the depthwise-as-conv
+    rewrites' diagonal-block weights on output channel axis 0)."""
     from calibrator_custom.quant.weights import search_clip
-    model = load_model(float_sim)
+    model = float_sim if hasattr(float_sim, "main") else load_model(float_sim)
     out = {}
     for op in model.main.operators:
         kind = model.op_name(op)
