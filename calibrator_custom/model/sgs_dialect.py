@@ -179,12 +179,17 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     # fixed.sim: one table per op input, the integer rescale of its codes, y = ((q + offset) * multiplier)
     # >> shift (patching them in a RELU scales / shifts the vendor's fixed output exactly so)
     ("Operator", 9): "sgs_input_rescale",
+    # slot 0 of both tables (2 in every input table, 1 in every output table) is what the vendor's compiler
+    # reads as the table's "data convert type": patched to 4 or more, it stops on `[_sgs_ipu_parseDataConvertPara]
+    # Unsupport data convert type: <the patched value>` (0-3 are taken; what each selects is not established)
+    ("SgsOperatorSlot9", 0): "data_convert_type",
     ("SgsOperatorSlot9", 1): "offset",
     ("SgsOperatorSlot9", 2): "multiplier",
     ("SgsOperatorSlot9", 3): "shift",
     # fixed.sim: one table per op output: the zero point of the output's range read as UINT8, and the
     # 15-bit multiplier / shift of the output rescale (RELU, PRELU: of (max_in / 32767) / s_out)
     ("Operator", 10): "sgs_output_rescale",
+    ("SgsOperatorSlot10", 0): "data_convert_type",  # as the input tables' slot 0 (above)
     ("SgsOperatorSlot10", 1): "zero_point",
     ("SgsOperatorSlot10", 2): "multiplier",
     ("SgsOperatorSlot10", 3): "shift",
