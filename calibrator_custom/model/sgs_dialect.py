@@ -193,6 +193,13 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsOperatorSlot10", 1): "zero_point",
     ("SgsOperatorSlot10", 2): "multiplier",
     ("SgsOperatorSlot10", 3): "shift",
+    # Operator.12's slots 1, 2, 4 (0 in every file): the members of the op's run mode the vendor's compiler prints
+    # them as (`[_showSubGraphCMDQ] ... +-> u32Fence / s32DecodeId / s32Size : <the patched value>`, each patched
+    # alone; on every op but the first conv, whose run mode the compiler fills itself); slot 3 shows as both
+    # pCmdEntry and s32Offset, so it keeps its number
+    ("SgsOpInfo", 1): "fence",
+    ("SgsOpInfo", 2): "decode_id",
+    ("SgsOpInfo", 4): "size",
     # fixed.sim: 1 on a CONV_2D whose output a MAX_POOL_2D / AVERAGE_POOL_2D reads, absent elsewhere
     ("Operator", 13): "sgs_feeds_pool",
     # fixed.sim: per input, the 3x3 int16 matrix (Q10) and 3 offsets from pixels to the input's codes
