@@ -80,12 +80,12 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 227 slots, 163 named (docs/model_format.md,
+    """Each name sits on a slot the survey typed, once per table; 227 slots, 168 named (docs/model_format.md,
     "Slot names", states both counts)."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
     assert len(all_slots) == 227
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 163
+    assert len(named) == 168
     doc = (Path(__file__).resolve().parent.parent / "docs" / "model_format.md").read_text()
     unnamed = len(all_slots) - len(named)
     assert f"**{len(named)} are named by an established meaning**" in doc
@@ -699,6 +699,84 @@ def test_patched_depthwise_mode_slots_fail_the_vendors_assertion_on_their_name(f
     patched.write_bytes(model.to_bytes(reencode=True))
     with pytest.raises(o.OracleError, match=named):
         o.fixed_sim(str(patched), x)
+
+
+def _compile_messages(o, fixed: Path, workdir: Path) -> tuple[bool, str]:
+    """(compiled, all the vendor's compiler printed): its console and the log files it writes in its working
+    directory (``compiler.py`` sends ``sgs_compiler``'s own lines to ``*_offline.log`` there)."""
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    workdir.mkdir()
+    out = workdir / "offline.sim"
+    p = subprocess.run([o.VPY, os.path.join(o.SDK, "Scripts/calibrator/compiler.py"), "-m", str(fixed), "-o", str(out),
+                        "-c", "Unknown"], cwd=workdir, env=o.ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=900, check=False)
+    text = p.stdout.decode("utf-8", "replace")
+    text += "".join(f.read_text(errors="replace") for f in sorted(workdir.rglob("*.log")))
+    return p.returncode == 0 and out.is_file(), text
+
+
+@pytest.mark.parametrize("table,value", [("sgs_input_rescale", 4), ("sgs_output_rescale", 254)])
+def test_patched_rescale_slot_0_is_the_compilers_data_convert_type(fixed_files, tmp_path, table, value):
+    """Slot 0 of the Operator's rescale tables (2 in every input table, 1 in every output table): patched through
+    our encoder above the 0-3 the vendor takes, the vendor's compiler stops on ``Unsupport data convert type:
+    <the patched value>`` (the name comes from it); the unpatched file compiles without it, and the same value
+    in any other slot of the table (offset / zero point, multiplier, shift) never prints it."""
+    from vendor_fixed_oracle import oracle
+
+    o = oracle()
+    fixed, _ = fixed_files["op_relu"]
+    ok, text = _compile_messages(o, fixed, tmp_path / "unpatched")
+    assert ok and "data convert type" not in text
+    model = load_model(fixed)
+    op = next(p for p in model.main.operators if model.op_name(p) == "RELU")
+    (tab,) = op.extra[table]
+    assert tab["data_convert_type"] == (2 if table == "sgs_input_rescale" else 1)
+    for field in [k for k in tab if k != "sgs_layout"]:
+        op.extra = {**op.extra, table: ({**tab, field: value},)}
+        patched = tmp_path / f"{field}_fixed.sim"
+        patched.write_bytes(model.to_bytes(reencode=True))
+        ok, text = _compile_messages(o, patched, tmp_path / field)
+        if field == "data_convert_type":
+            assert not ok and f"Unsupport data convert type: {value}." in text
+        else:
+            assert "data convert type" not in text, field
+
+
+def _run_mode_members(text: str) -> dict[tuple[str, str], str]:
+    """{(op position, member): value} of the run-mode lines the vendor's compiler logs
+    (``[_showSubGraphCMDQ]  gid: 0 DomainId: 3 OpId: 1 +-> u32Fence    : 0x309``)."""
+    import re  # noqa: PLC0415
+
+    rx = re.compile(r"\[_showSubGraphCMDQ\]\s+(gid: \d+ DomainId: \d+ OpId: \d+) \+-> (\w+)\s*: (\S+)")
+    return {(m.group(1), m.group(2)): m.group(3) for m in map(rx.search, text.splitlines()) if m}
+
+
+@pytest.mark.parametrize("field,members", [("fence", {"u32Fence"}), ("decode_id", {"s32DecodeId"}),
+                                           ("size", {"s32Size"}), ("sgs_slot_3", {"pCmdEntry", "s32Offset"})])
+def test_patched_op_info_slots_are_the_run_mode_members_the_compiler_logs(fixed_files, tmp_path, field, members):
+    """Operator.12 (``sgs_op_info``) slots 1-4 (0 in every file): one patched through our encoder to 777 in an ADD,
+    the vendor's compiler logs the op's run mode with exactly that member (slot 3: two members, so it keeps its
+    number) at 777 (decimal or hex) where the unpatched file's log has 0; no other member takes the value."""
+    from vendor_fixed_oracle import oracle
+
+    o = oracle()
+    fixed, _ = fixed_files["op_add"]
+    ok, text = _compile_messages(o, fixed, tmp_path / "unpatched")
+    base = _run_mode_members(text)
+    assert ok and base
+    model = load_model(fixed)
+    op = next(p for p in model.main.operators if model.op_name(p) == "ADD")
+    assert op.extra["sgs_op_info"][field] == 0
+    op.extra = {**op.extra, "sgs_op_info": {**op.extra["sgs_op_info"], field: 777}}
+    patched = tmp_path / "patched_fixed.sim"
+    patched.write_bytes(model.to_bytes(reencode=True))
+    ok, text = _compile_messages(o, patched, tmp_path / "patched")
+    assert ok
+    took = {member for (where, member), v in _run_mode_members(text).items()
+            if v in ("777", "0x309") and base.get((where, member)) != v}
+    assert took == members
 
 
 @pytest.mark.parametrize("clamp", [16383, 8191])

@@ -179,15 +179,27 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     # fixed.sim: one table per op input, the integer rescale of its codes, y = ((q + offset) * multiplier)
     # >> shift (patching them in a RELU scales / shifts the vendor's fixed output exactly so)
     ("Operator", 9): "sgs_input_rescale",
+    # slot 0 of both tables (2 in every input table, 1 in every output table) is what the vendor's compiler
+    # reads as the table's "data convert type": patched to 4 or more, it stops on `[_sgs_ipu_parseDataConvertPara]
+    # Unsupport data convert type: <the patched value>` (0-3 are taken; what each selects is not established)
+    ("SgsOperatorSlot9", 0): "data_convert_type",
     ("SgsOperatorSlot9", 1): "offset",
     ("SgsOperatorSlot9", 2): "multiplier",
     ("SgsOperatorSlot9", 3): "shift",
     # fixed.sim: one table per op output: the zero point of the output's range read as UINT8, and the
     # 15-bit multiplier / shift of the output rescale (RELU, PRELU: of (max_in / 32767) / s_out)
     ("Operator", 10): "sgs_output_rescale",
+    ("SgsOperatorSlot10", 0): "data_convert_type",  # as the input tables' slot 0 (above)
     ("SgsOperatorSlot10", 1): "zero_point",
     ("SgsOperatorSlot10", 2): "multiplier",
     ("SgsOperatorSlot10", 3): "shift",
+    # Operator.12's slots 1, 2, 4 (0 in every file): the members of the op's run mode the vendor's compiler prints
+    # them as (`[_showSubGraphCMDQ] ... +-> u32Fence / s32DecodeId / s32Size : <the patched value>`, each patched
+    # alone; on every op but the first conv, whose run mode the compiler fills itself); slot 3 shows as both
+    # pCmdEntry and s32Offset, so it keeps its number
+    ("SgsOpInfo", 1): "fence",
+    ("SgsOpInfo", 2): "decode_id",
+    ("SgsOpInfo", 4): "size",
     # fixed.sim: 1 on a CONV_2D whose output a MAX_POOL_2D / AVERAGE_POOL_2D reads, absent elsewhere
     ("Operator", 13): "sgs_feeds_pool",
     # fixed.sim: per input, the 3x3 int16 matrix (Q10) and 3 offsets from pixels to the input's codes
