@@ -152,6 +152,12 @@ def _forced_16(pi: PlanInputs, config: InputConfig) -> bool:
     return any(b == 16 for b in conv_bits(pi.model, pi.convs, config.conv).values())
 
 
+def _all_image_inputs(pi: PlanInputs, plan: QuantPlan) -> bool:
+    """Whether every graph input is an image (the check below feeds the fixed model raw pixels)."""
+    from .l5 import _is_image_input
+    return all(_is_image_input(plan, i) for i in pi.graph.inputs)
+
+
 def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds) -> float:
     """The worst-output SQNR (dB, energies pooled over ``feeds``) of a synthesized vendor fixed file run by
     our simulator of the vendor's arithmetic, against the float model on the same pixels."""
@@ -215,7 +221,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             log.warning("%s: the level's 16-bit convs cannot be written in the vendor's dialect (%s); they are "
                         "written at 8 bit", output_path, e)
             dropped = []
-        if written16 and check_feeds and not _forced_16(pi, config):
+        if written16 and check_feeds and not _forced_16(pi, config) and _all_image_inputs(pi, plan):
             # the level chose them by measurements in our arithmetic: kept if the vendor's arithmetic agrees
             data8 = write_synthesized(vendor_float, stats, config, None, ranges=ranges, weight_scales=weight_scales,
                                       input_means=means)
