@@ -244,7 +244,7 @@ def compiler_limits(spec: ConvSpec, a: Allocation, slots: int = SLOTS) -> list[s
     - the output double-buffered: (27 / ob) x 512 rows >= 2 x px x ceil(P / 16) (``vrbuf_depth(u32ObBufId)
       >= (u32)(2*stObSwTileShapeInfo.vrbuf_depth)``);
     - an INT16 input in more than one pass: slot 25 at least :func:`resident_weight_slots`;
-    - where an input pass spans more than one input tile, or the input takes more than one pass, region
+    - where an input pass spans more than one input tile, or an INT16 input takes more than one pass, region
       28's partial sums: (28 / 4) x 512 rows >= px x (the sum over the pass's output tiles of
       ceil(tile channels x ib / 16)) (``vrbuf_alloc ... require depth_size=...``, then ``Assertion `bRet'``;
       the second case on hand_landmark_lite's 28 x 28 x 96 -> 24 1 x 1 conv, INT16 in and out, one input
@@ -270,7 +270,7 @@ def compiler_limits(spec: ConvSpec, a: Allocation, slots: int = SLOTS) -> list[s
     need = 2 * px * math.ceil(a.out_pass / 16)
     if a.output_slots // ob * SLOT_ROWS < need:
         out.append(f"the output region holds {a.output_slots // ob * SLOT_ROWS} rows, not the {need} of two tiles")
-    if not spec.graph_input and (-(-a.in_pass // a.in_tile) > 1 or a.in_pass < spec.in_channels):
+    if not spec.graph_input and (-(-a.in_pass // a.in_tile) > 1 or (ib == 2 and a.in_pass < spec.in_channels)):
         tiles = [min(a.out_tile, a.out_pass - t) for t in range(0, a.out_pass, a.out_tile)]
         need = px * sum(math.ceil(t * ib / 16) for t in tiles)
         if a.region_28 // 4 * SLOT_ROWS < need:
