@@ -109,6 +109,40 @@ def test_compiler_limits_of_an_int16_conv_over_two_input_tiles():
         ["the regions take 26 buffer slots, over 24"]
 
 
+def test_compiler_limits_of_an_int16_conv_in_several_input_passes():
+    """hand_landmark_lite's 28 x 28 x 96 -> 24 and 14 x 14 x 288 -> 48 1 x 1 convs, INT16 in and out, one
+    input tile a pass (passes of 64 / 128): the compiler wanted region 28 to hold the partial sums (392 x
+    ceil(24 x 2 / 16) = 1176 rows, refused with 8 slots: ``require depth_size=1176, now vrbuf_depth=1024``)
+    and the weights of every input pass at once (3 chunks of 48 x 128 INT16 weights, 12 KB each: 2 and 4
+    slots refused, ``require depth_size=384``; 6 compiled)."""
+    spec = P.ConvSpec("CONV_2D", 28, 28, 96, 24, 1, in_dtype="INT16", out_dtype="INT16")
+    a = P.Allocation(64, 64, 24, 24, 28, 14, 4, 7, 12, 8)
+    assert P.compiler_limits(spec, a) == ["region 28 holds 1024 rows, not the 1176 of the partial sums"]
+    spec = P.ConvSpec("CONV_2D", 14, 14, 288, 48, 1, in_dtype="INT16", out_dtype="INT16")
+    assert P.resident_weight_slots(spec, 128, 128, 48, 48) == 6
+    a = P.Allocation(128, 128, 48, 48, 14, 7, 4, 4, 8, 8)
+    assert P.compiler_limits(spec, a) == ["the weights take 4 buffer slots, not the 6 of every input pass"]
+    assert P.compiler_limits(spec, dataclasses.replace(a, weight_slots=6)) == []
+    # a UINT8 input keeps one pass's weights (the vendor's own programs)
+    u8 = dataclasses.replace(spec, in_dtype="UINT8")
+    assert P.resident_weight_slots(u8, 128, 128, 48, 48) == P.weight_slots(u8, 128, 128, 48, 48) == 2
+
+
+def test_strided_int16_depthwise_rows_and_weight_tile():
+    """hand_landmark_lite's 112 x 112 x 64 stride-2 3 x 3 depthwise conv with an INT16 input: the compiler
+    required 1120 rows of the 1024 for 32-channel tiles of 56 x 6 and 56 x 7, 1344 for 56 x 8 (5 rows
+    compiled); the 7 x 7 x 672 one holds its INT16 weights in one tile of 672 (tiles of 512: 2 x 10 KB
+    over the 16 KB, ``require depth_size=320, now vrbuf_depth=512``)."""
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 112, 112, 64, 64, 3, 2, in_dtype="INT16", out_dtype="INT16")
+    assert [P.depthwise_strided_rows(spec, 32, 56, th) for th in (5, 6, 7, 8)] == [896, 1120, 1120, 1344]
+    assert P.depthwise_strided_rows(spec, 16, 56, 6) == 560
+    assert P.depthwise_strided_rows(dataclasses.replace(spec, in_dtype="UINT8"), 32, 56, 6) == 0
+    assert P.depthwise_allocation(spec).out_tile_height == 5
+    dw = P.ConvSpec("DEPTHWISE_CONV_2D", 7, 7, 672, 672, 3, in_dtype="INT16", out_dtype="UINT8")
+    assert P.depthwise_weight_tile(dw) == 672
+    assert P.depthwise_weight_tile(dataclasses.replace(dw, in_dtype="UINT8")) == 512
+
+
 def test_depthwise_as_conv_chunks_hold_only_the_diagonal():
     spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 48, 48, 1)
     assert spec.op_kind == "CONV_2D" and spec.depthwise_as_conv

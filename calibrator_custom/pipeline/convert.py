@@ -249,7 +249,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
     if dropped:
         log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
                     "dialect's 16-bit convs are convs whose input is not the graph input, is made by a conv, an "
-                    "ADD or a PRELU, and is read by convs, ADDs and pools or pads feeding ADDs only", output_path,
+                    "ADD, a PRELU or a RELU6 fused into a conv, and is read by convs, ADDs and pools or pads "
+                    "feeding ADDs only", output_path,
                     len(dropped),
                     ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
     return True
@@ -259,6 +260,12 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
 #: convs (ordinary, native depthwise, the depthwise-as-CONV_2D rewrite), ADDs and PRELUs (its tables for
 #: an INT16 output: ``tests/test_vendor_fixed_int16_prelu.py``)
 _INT16_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "PRELU")
+#: activations whose INT16 output counts as made by a conv where the synthesizer fuses them into it
+#: (``synth.fuse_activations``: the activation alone reads the conv's output, neither a graph output);
+#: the conv then clamps its own INT16 output (hand_landmark_lite's 32 RELU6s at ALL_INT16 and L5: the
+#: vendor's compiler takes the file, its fixed simulator gives our codes on 10 photos). A standalone
+#: RELU / RELU6 with an INT16 output is not established.
+_INT16_FUSED_PRODUCERS = ("RELU6",)
 #: the ops that may read a 16-bit conv's INT16 input besides the conv; a MAX_POOL_2D or PAD reading it
 #: writes INT16 too (``quantize_plan.INT16_PASSING_OPS``, as the vendor's converter plans it), so its
 #: output may be read by these and ADDs only (a pool writing UINT8 from it made the vendor's compiler
@@ -269,7 +276,8 @@ _INT16_READERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MAX_POOL_2D", "PAD")
 def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int]:
     """The convs (op indices of ``pi``) the vendor's dialect can write at 16 bit (INT16 input and weights,
     as the vendor's ``[CONV_CONFIG] tensor_arrays``): a CONV_2D or DEPTHWISE_CONV_2D whose input is not a
-    graph input, is made by one of :data:`_INT16_PRODUCERS` and is read (as data) by
+    graph input, is made by one of :data:`_INT16_PRODUCERS` (or :data:`_INT16_FUSED_PRODUCERS` fused into
+    a conv) and is read (as data) by
     :data:`_INT16_READERS` only, the pools and pads among them read in turn by ADDs, pools and pads only."""
     from ..vendor_fixed.quantize_plan import INT16_PASSING_OPS
     sg = vendor_float.main
@@ -295,12 +303,25 @@ def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int
                 return False
         return True
     made_by = {sg.tensors[i].name: op for op in sg.operators for i in op.outputs}
+
+    def makes_int16(op) -> bool:  # a producer, or an activation fused into the conv before it
+        kind = vendor_float.op_name(op)
+        if kind in _INT16_PRODUCERS:
+            return True
+        if kind not in _INT16_FUSED_PRODUCERS:
+            return False
+        src = sg.tensors[op.inputs[0]].name
+        conv = made_by.get(src)
+        return conv is not None and vendor_float.op_name(conv) in convs and \
+            getattr(conv.options, "fused_activation_function", "NONE") == "NONE" and \
+            readers.get(src) == [op] and src not in graph_outputs and \
+            sg.tensors[op.outputs[0]].name not in graph_outputs
     out = set()
     for c in pi.convs:
         name = pi.model.main.tensors[c.data].name
         producer = made_by.get(name)
         if c.op_name in convs and name not in graph_inputs and producer is not None and \
-                vendor_float.op_name(producer) in _INT16_PRODUCERS and int16_readable(name):
+                makes_int16(producer) and int16_readable(name):
             out.add(c.op_index)
     return frozenset(out)
 

@@ -197,6 +197,23 @@ def weight_slots(spec: ConvSpec, in_tile: int, in_pass: int, out_tile: int, out_
     return 2 * math.ceil(-(-out_pass // out_tile) * load / WEIGHT_ENTRY_BYTES)
 
 
+def resident_weight_slots(spec: ConvSpec, in_tile: int, in_pass: int, out_tile: int, out_pass: int) -> int:
+    """The weight slots (slot 25) the vendor's compiler needs for an INT16-input CONV_2D whose input takes
+    more than one pass: the weights of every input pass of an output pass at once, 2 slots per 16 KB
+    (:func:`weight_slots` over all the passes); :func:`weight_slots` otherwise. The compiler's
+    ``[vrbuf_alloc] bufid 8 vrbuf_depth_used=U, require depth_size=R, now vrbuf_depth=D`` (rows of 32
+    bytes, D = 25 / 2 x 512), then ``sdk_conv.c:1487: Conv_FFDIHWDO: Assertion `bRet'``: on
+    hand_landmark_lite's 14 x 14 x 288 -> 48 1 x 1 conv, INT16 in and out, passes of 128 (3 of them), one
+    output tile of 48, R = 384 a chunk (the 12 KB of 48 x 128 INT16 weights; 192 for input tiles of 64,
+    256 for output tiles of 32), refused with 2 and 4 slots (512, 1024 rows), compiled with 6 (1536 rows
+    for the 3 x 384)."""
+    if spec.in_dtype != "INT16" or spec.graph_input or in_pass >= spec.in_channels or spec.depthwise_as_conv:
+        return weight_slots(spec, in_tile, in_pass, out_tile, out_pass)
+    passes = -(-spec.in_channels // in_pass)
+    load = _tile_bytes(out_tile, -(-in_pass // in_tile) * in_tile, spec.kernel * spec.kernel, True)
+    return 2 * math.ceil(passes * -(-out_pass // out_tile) * load / WEIGHT_ENTRY_BYTES)
+
+
 def region_28_slots(spec: ConvSpec, out_pass: int, out_tile_width: int, out_tile_height: int,
                     in_tiles: int = 1) -> int:
     """Slot 28: 4 slots per 512 output pixels, per 16 bytes of input codes of the pass's output channels
@@ -226,9 +243,12 @@ def compiler_limits(spec: ConvSpec, a: Allocation, slots: int = SLOTS) -> list[s
       <= VP_ENTRY_OFFSET_IN_OBVRBUF``);
     - the output double-buffered: (27 / ob) x 512 rows >= 2 x px x ceil(P / 16) (``vrbuf_depth(u32ObBufId)
       >= (u32)(2*stObSwTileShapeInfo.vrbuf_depth)``);
-    - where an input pass spans more than one input tile, region 28's partial sums: (28 / 4) x 512 rows >=
-      px x (the sum over the pass's output tiles of ceil(tile channels x ib / 16)) (``vrbuf_alloc ...
-      require depth_size=...``, then ``Assertion `bRet'``).
+    - an INT16 input in more than one pass: slot 25 at least :func:`resident_weight_slots`;
+    - where an input pass spans more than one input tile, or an INT16 input takes more than one pass, region
+      28's partial sums: (28 / 4) x 512 rows >= px x (the sum over the pass's output tiles of
+      ceil(tile channels x ib / 16)) (``vrbuf_alloc ... require depth_size=...``, then ``Assertion `bRet'``;
+      the second case on hand_landmark_lite's 28 x 28 x 96 -> 24 1 x 1 conv, INT16 in and out, one input
+      tile of 64 a pass, 28 x 14 output tiles: 392 x 3 = 1176 rows required, 8 slots (1024) refused).
 
     Established with the vendor's compiler on builder chains (16 x 16 x 72 -> 80 and 14 x 16 x 72 -> 72
     INT16 1 x 1 convs: the rows the error line requires, tile by tile, for output tiles of 16, 32 and 64
@@ -240,6 +260,9 @@ def compiler_limits(spec: ConvSpec, a: Allocation, slots: int = SLOTS) -> list[s
     px = a.out_tile_width * a.out_tile_height
     ob, ib = _bytes(spec.out_dtype), _bytes(spec.in_dtype)
     out = []
+    resident = resident_weight_slots(spec, a.in_tile, a.in_pass, a.out_tile, a.out_pass)
+    if a.weight_slots < resident:
+        out.append(f"the weights take {a.weight_slots} buffer slots, not the {resident} of every input pass")
     if a.used_slots > slots:
         out.append(f"the regions take {a.used_slots} buffer slots, over {slots}")
     if a.output_slots > MAX_OUTPUT_SLOTS:
@@ -247,7 +270,7 @@ def compiler_limits(spec: ConvSpec, a: Allocation, slots: int = SLOTS) -> list[s
     need = 2 * px * math.ceil(a.out_pass / 16)
     if a.output_slots // ob * SLOT_ROWS < need:
         out.append(f"the output region holds {a.output_slots // ob * SLOT_ROWS} rows, not the {need} of two tiles")
-    if not spec.graph_input and -(-a.in_pass // a.in_tile) > 1:
+    if not spec.graph_input and (-(-a.in_pass // a.in_tile) > 1 or (ib == 2 and a.in_pass < spec.in_channels)):
         tiles = [min(a.out_tile, a.out_pass - t) for t in range(0, a.out_pass, a.out_tile)]
         need = px * sum(math.ceil(t * ib / 16) for t in tiles)
         if a.region_28 // 4 * SLOT_ROWS < need:
@@ -362,6 +385,21 @@ def depthwise_region_28(spec: ConvSpec, tile: int, out_tile_width: int, out_tile
     return _bytes(spec.out_dtype) * math.ceil(out_tile_width * out_tile_height * math.ceil(tile / 16) / 256)
 
 
+def depthwise_strided_rows(spec: ConvSpec, tile: int, out_tile_width: int, out_tile_height: int) -> int:
+    """The rows a strided INT16-input DEPTHWISE_CONV_2D takes of its 2-slot region (slot 26) per channel
+    tile: OW x ceil(tile x 2 / 16) x (floor(OH tile / 2) + 2), at most 2 x 512 (the compiler's
+    ``[vrbuf_alloc] bufid 12 ... require depth_size=R, now vrbuf_depth=1024``, then ``sdk_conv.c:1034:
+    DepthWise_Conv_FFDIHWDO: Assertion `bRet'``). Established on hand_landmark_lite's 112 x 112 x 64
+    stride-2 3 x 3 depthwise conv with an INT16 input and output, one program slot changed a run: R =
+    1120 for tiles of 32 channels and 6 or 7 output rows, 1344 for 8, 560 a tile for 16 channels and
+    6 rows, 5 rows compile (the slot-26 value written does not change the 1024). 0 for a UINT8 input
+    or stride 1 (not seen: the 56 x 56 x 96 stride-1 INT16 one compiles with tiles of 64 channels and
+    8 rows)."""
+    if spec.in_dtype != "INT16" or spec.stride == 1:
+        return 0
+    return out_tile_width * math.ceil(tile * 2 / 16) * (out_tile_height // 2 + 2)
+
+
 def depthwise_allocation(spec: ConvSpec) -> Allocation:
     """The allocation of a native DEPTHWISE_CONV_2D (fitted on the 102 native 3 x 3 depthwise convs of
     the session's vendor files, 101 equal in every program slot; docs/model_format.md).
@@ -369,7 +407,8 @@ def depthwise_allocation(spec: ConvSpec) -> Allocation:
     The channel tile is C, or ``channel_tile(C)`` when the whole output would take more than 16 of
     slot 28's slots; the output plane is whole, or whole rows, ceil(OH / n) of them for the smallest n
     whose slot 28 is at most 16, whose regions fit the 32 slots (6 per 48 KB input entry (slot 27),
-    2 for slot 31, slot 28) and, when tiled, whose input takes at most 2 entries. A plane whose input
+    2 for slot 31, slot 28) and, when tiled, whose input takes at most 2 entries, and (a strided
+    INT16 input) whose :func:`depthwise_strided_rows` fit slot 26's 2 slots. A plane whose input
     row (with SAME's pads) is wider than 128 pixels the vendor tiles by columns: not established,
     refused (``ValueError``)."""
     c, k, s = spec.in_channels, spec.kernel, spec.stride
@@ -387,9 +426,30 @@ def depthwise_allocation(spec: ConvSpec) -> Allocation:
         in_h = full_h if th == oh else (th - 1) * s + k
         entries = math.ceil(depthwise_input_bytes(spec, tile, full_w, in_h) / DEPTHWISE_INPUT_ENTRY_BYTES)
         r28 = depthwise_region_28(spec, tile, ow, th)
-        if r28 <= MAX_OUTPUT_SLOTS and 6 * entries + 2 + r28 <= SLOTS and (th == oh or entries <= 2):
-            return Allocation(channel_tile(c), c, tile, c, ow, th, 0, 2, 6 * entries, r28)
+        if r28 <= MAX_OUTPUT_SLOTS and 6 * entries + 2 + r28 <= SLOTS and (th == oh or entries <= 2) and \
+                depthwise_strided_rows(spec, tile, ow, th) <= 2 * SLOT_ROWS:
+            return Allocation(depthwise_weight_tile(spec), c, tile, c, ow, th, 0, 2, 6 * entries, r28)
     raise ValueError("no depthwise row tile fits the 32 slots")
+
+
+def depthwise_weight_tile(spec: ConvSpec) -> int:
+    """Slots 11 / 13 of a native DEPTHWISE_CONV_2D: ``channel_tile(C)``; for an INT16 input whose weights
+    in those tiles (k x k + 1 INT16 values a channel, every tile padded) exceed the 16 KB of the weight
+    region (slot 31's 2 slots), C (one tile) where that fits, else refused (``ValueError``). The
+    compiler's ``[vrbuf_alloc] bufid 8 vrbuf_depth_used=320, require depth_size=320, now
+    vrbuf_depth=512`` (rows of 32 bytes), then ``sdk_conv.c:1062: DepthWise_Conv_FFDIHWDO: Assertion
+    `bRet'`, on hand_landmark_lite's 7 x 7 x 672 3 x 3 one with an INT16 input (tiles of 512: 2 x 10 KB);
+    with slots 11 / 13 = 672 the file compiled."""
+    c, t = spec.in_channels, channel_tile(spec.in_channels)
+    if spec.in_dtype != "INT16":
+        return t
+    need = lambda tile: -(-c // tile) * tile * (spec.kernel * spec.kernel + 1) * 2  # noqa: E731
+    if need(t) <= WEIGHT_ENTRY_BYTES:
+        return t
+    if need(c) <= WEIGHT_ENTRY_BYTES:
+        return c
+    raise ValueError(f"the INT16 depthwise weights of {c} channels take {need(c)} bytes, over the "
+                     f"{WEIGHT_ENTRY_BYTES} of the weight region")
 
 
 def depthwise_mac_count(spec: ConvSpec) -> int:

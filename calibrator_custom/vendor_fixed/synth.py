@@ -364,6 +364,9 @@ def _doubled_allocation(spec: program_rule.ConvSpec, site: ConvSite, budget: int
             if rows > a0.out_tile_height or (n > 1 and rows == -(-oh // (n - 1))):
                 continue
             a = program_rule.with_row_tile(spec, a0, rows) if rows != a0.out_tile_height else a0
+            # an INT16 input in several passes: the weights of every pass at once (slot 25)
+            a = dataclasses.replace(a, weight_slots=max(a.weight_slots, program_rule.resident_weight_slots(
+                spec, a.in_tile, a.in_pass, a.out_tile, a.out_pass)))
             doubled = dataclasses.replace(a, output_slots=2 * a.output_slots)
             wide = dataclasses.replace(doubled, region_28=2 * a.region_28)
             wide28 = dataclasses.replace(a, region_28=2 * a.region_28)
