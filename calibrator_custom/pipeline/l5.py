@@ -195,8 +195,8 @@ def _bias_corrected_plan(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrid
     # 5. bias correction (input means from the samples other than the check ones), kept if the float
     #    model with every remaining 8-bit conv simulated at once agrees better on the check samples
     still8 = [c for c in eight if c.op_index not in rec]
-    means_from = _Samples([v for n, v in enumerate(sim.values) if n not in sim.check] or sim.values)
-    deltas = {b: d for b, d in _bias_corrections(pi, plan, means_from).items()
+    means = _input_means(pi, _Samples([v for n, v in enumerate(sim.values) if n not in sim.check] or sim.values))
+    deltas = {b: d for b, d in _bias_corrections(pi, plan, means).items()
               if any(c.bias == b for c in still8)}
     with rep.phase("L5 bias correction (float passes)", 2 * len(sim.check)) as phase:
         before, after = _joint_nsrs(sim, still8, dquant, ({}, deltas), options.num_process, phase.update)
@@ -210,7 +210,6 @@ def _bias_corrected_plan(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrid
     final = overrides.plan(pi, plan.level, rec, bias_deltas=deltas if keep else None)
     if not keep:
         return final
-    means = _input_means(pi, means_from)
     return replace(final, conv_input_means={c.op_index: means[c.op_index] for c in still8
                                             if c.bias in deltas and c.op_index in means})
 
@@ -410,11 +409,11 @@ def _input_means(pi: PlanInputs, meas: _Samples) -> dict[int, np.ndarray]:
     return out
 
 
-def _bias_corrections(pi: PlanInputs, plan: QuantPlan, meas: _Samples) -> dict[int, np.ndarray]:
-    """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for CONV_2D, DEPTHWISE_CONV_2D
-    and FULLY_CONNECTED (border positions, which see padding, are not modelled)."""
+def _bias_corrections(pi: PlanInputs, plan: QuantPlan, means: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
+    """Bias deltas ``-sum_k (w_q*s - w)[o, k] * mean(x)[channel of k]`` for the convs of ``means``
+    (:func:`_input_means`: CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED; border positions, which see
+    padding, are not modelled)."""
     out = {}
-    means = _input_means(pi, meas)
     for c in pi.convs:
         if c.op_index not in means:
             continue
