@@ -32,6 +32,7 @@ from ..quant.levels import get_level
 from ..quant.qparam import QuantParamOverrides, import_quant_param
 from ..vendor_fixed.writer import write_vendor_fixed
 from .l5 import L5_SAMPLES, L5Options, refine_l5  # noqa: F401 - L5_SAMPLES re-exported
+from .measure import _db
 from .options import PlanOverrides
 from .sensitivity import analytic_gain, conv_macs, pick_upgrades
 
@@ -178,7 +179,7 @@ def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds) -> fl
             y = np.asarray(y, np.float64).reshape(-1)[: r.size]
             signal[k] += float(r @ r)
             noise[k] += float((r - y) @ (r - y))
-    return float(min(10 * np.log10(max(sg_, 1e-30) / max(n_, 1e-30)) for sg_, n_ in zip(signal, noise)))
+    return min(_db(n_ / sg_ if sg_ > 0 else (0.0 if n_ == 0 else float("inf"))) for sg_, n_ in zip(signal, noise))
 
 
 def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: StatsSet, config: InputConfig,

@@ -157,6 +157,7 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
     q_in, q_out = plan[op.inputs[0]], plan[op.outputs[0]]
     _activation_check(model, j, q_in, q_out)
     (m_in, n_in), (m_out, n_out) = activation_rescales(q_in, q_out)
+    ratio = None  # an INT16 output's s_in / s_out (the ratio table, and F in PRELU's alpha codes)
     m_f, n_f = relu_input_ratio(q_in)
     if q_out.dtype == "INT16":
         # an INT16 output (a graph output, or a 16-bit conv's input): the output table holds s_out / s_view
@@ -166,7 +167,8 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
         # chains, input ranges with |min| below and above max; the 16 INT16 -> INT16 RELUs of the vendor's
         # ALL_INT16 L1 file of face_detection_short_range, F = |min| / max from 0.64 to 1.78: s_in =
         # max(|min|, max) / 32767 takes F in)
-        m_f, n_f = fifteen_bit_multiplier(q_in.scale / q_out.scale)
+        ratio = float(np.float32(q_in.scale)) / float(np.float32(q_out.scale))
+        m_f, n_f = fifteen_bit_multiplier(ratio)
         m_out, n_out = fifteen_bit_multiplier(q_out.scale / ((q_out.max - q_out.min) / 255.0))
     out = {"inputs": (_rescale_table(2, q_in, -1, m_in, n_in),),
            "outputs": (_rescale_table(1, q_out, 1, m_out, n_out),)}
@@ -176,7 +178,6 @@ def activation_tables(model: Model, j: int, plan, alpha: np.ndarray | None = Non
             op.options, sgs_output_max=32767,
             sgs_input_ratio=options_mod._freeze([{_slot(t, 1): m_f, _slot(t, 5): n_f}]), sgs_layout=())
         return out
-    ratio = float(np.float32(q_in.scale)) / float(np.float32(q_out.scale)) if q_out.dtype == "INT16" else None
     codes, shift = prelu_alpha(q_in, plan[op.inputs[1]], alpha, ratio)
     t = "SgsPreluOptionsSlot0"
     tables = [{_slot(t, 1): -1, _slot(t, 2): -1, _slot(t, 3): -1, _slot(t, 5): shift},
