@@ -31,6 +31,7 @@ from ..quant import l5_search
 from ..quant.planner import activation_quant
 from ..quant.ranges import Range, minmax_range
 from ..sim_workers import run_sharded
+from ..vendor_fixed.pack import mean_shift
 from .float_sim import _FloatSim, _Samples
 from .measure import _db
 from .options import PlanOverrides
@@ -423,13 +424,10 @@ def _bias_corrections(pi: PlanInputs, plan: QuantPlan, means: Mapping[int, np.nd
         axis = qc.quant.axis
         s = np.asarray(qc.quant.scale, np.float64).reshape([-1 if a == axis else 1 for a in range(w.ndim)])
         dw = qc.data.astype(np.float64) * s - w
-        if c.op_name == "CONV_2D":
-            if dw.shape[3] != mean_x.size:
+        if c.op_name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            if c.op_name == "CONV_2D" and dw.shape[3] != mean_x.size:
                 continue  # grouped convolution: not modelled
-            shift = np.einsum("ohwi,i->o", dw, mean_x)
-        elif c.op_name == "DEPTHWISE_CONV_2D":
-            mult = dw.shape[3] // mean_x.size
-            shift = dw.sum(axis=(0, 1, 2)) * np.repeat(mean_x, mult)
+            shift = mean_shift(dw, mean_x, c.op_name == "DEPTHWISE_CONV_2D")
         else:
             if dw.shape[1] != mean_x.size:
                 continue

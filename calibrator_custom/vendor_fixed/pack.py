@@ -148,14 +148,14 @@ def conv_parameters(in_scale: float, in_zero_point: int, w_sum: np.ndarray, w_sc
 
 def mean_shift(dw: np.ndarray, input_mean, depthwise: bool) -> np.ndarray:
     """Per output channel, the mean output error of a weight error ``dw`` (q * s - w; OHWI, depthwise
-    [1, H, W, C]) for inputs of channel means ``input_mean``: sum_k dw[o, k] * mean[channel of k]
+    [1, H, W, C * M]) for inputs of channel means ``input_mean``: sum_k dw[o, k] * mean[channel of k]
     (padded border positions are not modelled)."""
     dw = np.asarray(dw, np.float64)
     mean = np.asarray(input_mean, np.float64)
-    if dw.shape[3] != mean.size:
+    if depthwise and mean.size and dw.shape[3] % mean.size == 0:  # channel multiplier M
+        return dw.sum(axis=(0, 1, 2)) * np.repeat(mean, dw.shape[3] // mean.size)
+    if depthwise or dw.shape[3] != mean.size:
         raise ModelError(f"{mean.size} input means for a conv of {dw.shape[3]} {'' if depthwise else 'input '}channels")
-    if depthwise:
-        return dw.sum(axis=(0, 1, 2)) * mean
     return np.einsum("ohwi,i->o", dw, mean)
 
 
