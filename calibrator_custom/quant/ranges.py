@@ -57,50 +57,48 @@ def quantization_error(hist: Histogram, lo: float, hi: float, qtype: str) -> flo
     """Expected squared error per value of quantizing the histogram's values into [lo, hi] with ``qtype``."""
     if hist.is_empty:
         return 0.0
+    return float(quantization_errors(hist, np.array([lo], np.float64), np.array([hi], np.float64), qtype)[0])
+
+
+def quantization_errors(hist: Histogram, lo: np.ndarray, hi: np.ndarray, qtype: str) -> np.ndarray:
+    """``quantization_error`` of each range ``[lo[k], hi[k]]`` at once (one row per range, each row's
+    sums the same whatever the number of rows)."""
+    lo = np.asarray(lo, np.float64)[:, None]
+    hi = np.asarray(hi, np.float64)[:, None]
     if qtype != "UINT8":  # symmetric types use the larger magnitude on both sides
-        m = max(-lo, hi)
+        m = np.maximum(-lo, hi)
         lo, hi = -m, m
-    c = hist.centers()
+    c = hist.centers()[None, :]
     n = hist.counts.astype(np.float64)
-    step = _step(lo, hi, qtype)
+    step = (hi[:, 0] - lo[:, 0]) / RANGE_STEPS[qtype]  # both formulas of _step for the (symmetric) range
     clip_d = np.where(c > hi, c - hi, np.where(c < lo, lo - c, 0.0))
-    inside = clip_d == 0
-    err = np.sum(n[inside]) * step * step / 12 + np.sum(n * clip_d * clip_d)
-    return float(err / max(1.0, n.sum()))
+    inside = np.where(clip_d == 0, n, 0.0).sum(axis=1)
+    return (inside * step * step / 12 + (n * clip_d * clip_d).sum(axis=1)) / max(1.0, n.sum())
 
 
 def _percentile_candidates(hist: Histogram) -> list[Range]:
+    p = np.asarray(PERCENTILES, np.float64)
+    v = hist.percentile(np.concatenate([100 - p, p]))  # every percentile in one pass over the counts
     out = []
-    for p in PERCENTILES:
-        lo = float(hist.percentile(100 - p))
-        hi = float(hist.percentile(p))
-        lo, hi = covering(lo, hi)
-        out.append(Range(lo, hi, f"percentile{p}"))
+    for k, pk in enumerate(PERCENTILES):
+        lo, hi = covering(float(v[k]), float(v[len(p) + k]))
+        out.append(Range(lo, hi, f"percentile{pk}"))
     return out
 
 
 def _mse_candidates(hist: Histogram, qtype: str) -> list[Range]:
     """The fraction of the min/max range (``MSE_FRACTIONS``) with the smallest ``quantization_error``
-    (all fractions at once: the same sums, row by row, as one call per fraction)."""
+    (the first of equal ones)."""
     lo0, hi0 = covering(hist.min_value, hist.max_value)
-    f = np.asarray(MSE_FRACTIONS, np.float64)[:, None]
-    lo, hi = lo0 * f, hi0 * f
-    if qtype != "UINT8":
-        m = np.maximum(-lo, hi)
-        lo, hi = -m, m
-    c = hist.centers()[None, :]
-    n = hist.counts.astype(np.float64)
-    step = (hi - lo) / RANGE_STEPS[qtype]  # both formulas of _step for the (symmetric) range used
-    clip_d = np.where(c > hi, c - hi, np.where(c < lo, lo - c, 0.0))
-    inside = clip_d == 0
-    err = (np.where(inside, n, 0.0).sum(axis=1) * step[:, 0] * step[:, 0] / 12
-           + (n * clip_d * clip_d).sum(axis=1)) / max(1.0, n.sum())
+    f = np.asarray(MSE_FRACTIONS, np.float64)
+    err = quantization_errors(hist, lo0 * f, hi0 * f, qtype)
     k = int(np.argmin(err)) if not hist.is_empty else 0
     return [Range(lo0 * MSE_FRACTIONS[k], hi0 * MSE_FRACTIONS[k], "mse")]
 
 
 def _kl_candidate(hist: Histogram, qtype: str) -> list[Range]:
-    """The entropy-calibration threshold on |x| (TensorRT's method) over the histogram's magnitude bins."""
+    """The entropy-calibration threshold on |x| (TensorRT's method) over the histogram's magnitude bins:
+    every threshold's divergence at once, one row per threshold."""
     c = hist.centers()
     n = hist.counts.astype(np.float64)
     mags = np.abs(c)
@@ -111,36 +109,38 @@ def _kl_candidate(hist: Histogram, qtype: str) -> list[Range]:
     if top <= 0 or n.sum() == 0:
         return []
     nb = 512
-    hist_m, edges = np.histogram(mags, bins=nb, range=(0, top), weights=n)
     levels = 128 if qtype == "UINT8" else 1024
-    nz_m = hist_m > 0
-    best = None
-    for i in range(levels, nb + 1, 8):
-        ref = hist_m[:i].copy()
-        ref[i - 1] += hist_m[i:].sum()
-        if ref.sum() == 0:
-            continue
-        # quantize hist_m[:i] into `levels` buckets (np.array_split's chunks: the first i % levels one
-        # longer) and expand back, each bucket's mass spread evenly over its non-empty bins
-        size, extra = divmod(i, levels)
-        sizes = np.full(levels, size)
-        sizes[:extra] += 1
-        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-        mass = np.add.reduceat(hist_m[:i], starts)
-        count = np.add.reduceat(nz_m[:i].astype(np.int64), starts)
-        q = np.where(nz_m[:i], np.repeat(mass / np.maximum(count, 1), sizes), 0.0)
-        p = ref / ref.sum()
-        qs = q.sum()
-        if qs == 0:
-            continue
-        qn = q / qs
-        mask = p > 0
-        kl = float(np.sum(p[mask] * np.log(p[mask] / np.maximum(qn[mask], 1e-12))))
-        if best is None or kl < best[0]:
-            best = (kl, float(edges[i]))
-    if best is None:
+    ends = np.arange(levels, nb + 1, 8)  # candidate thresholds: the first ``i`` bins kept
+    if not ends.size:
         return []
-    t = best[1]
+    hist_m, edges = np.histogram(mags, bins=nb, range=(0, top), weights=n)
+    j = np.arange(nb)[None, :]
+    i = ends[:, None]
+    valid = j < i
+    # hist_m[:i] in ``levels`` buckets as np.array_split makes them (the first i % levels one bin longer)
+    size, extra = np.divmod(i, levels)
+    long_end = extra * (size + 1)
+    bucket = np.where(j < long_end, j // (size + 1), extra + (j - long_end) // np.maximum(size, 1))
+    flat = np.where(valid, np.arange(len(ends))[:, None] * levels + bucket, len(ends) * levels)
+    nz = hist_m > 0
+    mass = np.bincount(flat.ravel(), np.broadcast_to(hist_m, flat.shape).ravel(), len(ends) * levels + 1)
+    count = np.bincount(flat.ravel(), np.broadcast_to(nz, flat.shape).ravel().astype(np.float64),
+                        len(ends) * levels + 1)
+    # each bucket's mass spread evenly over its non-empty bins; the reference keeps the clipped tail
+    q = np.where(valid & nz, mass[flat] / np.maximum(count[flat], 1), 0.0)
+    ref = np.where(valid, hist_m, 0.0)
+    tail = np.concatenate([np.cumsum(hist_m[::-1])[::-1], [0.0]])[ends]
+    ref[np.arange(len(ends)), ends - 1] += tail
+    rs, qs = ref.sum(axis=1, keepdims=True), q.sum(axis=1, keepdims=True)
+    ok = (rs[:, 0] > 0) & (qs[:, 0] > 0)
+    p = ref / np.where(rs > 0, rs, 1.0)
+    qn = q / np.where(qs > 0, qs, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p / np.maximum(qn, 1e-12)), 0.0)
+    kl = np.where(ok, terms.sum(axis=1), np.inf)
+    if not ok.any():
+        return []
+    t = float(edges[ends[int(np.argmin(kl))]])  # the first of equal divergences, as the loop kept
     lo = -t if hist.min_value < 0 else 0.0
     lo, hi = covering(max(lo, hist.min_value), min(t, hist.max_value))
     return [Range(lo, hi, "kl")]
@@ -152,5 +152,5 @@ def fitted_range(hist: Histogram, qtype: str) -> Range:
     if hist.is_empty:
         return base
     cands = [base] + _percentile_candidates(hist) + _mse_candidates(hist, qtype) + _kl_candidate(hist, qtype)
-    scored = [(quantization_error(hist, r.lo, r.hi, qtype), k, r) for k, r in enumerate(cands)]
-    return min(scored)[2]
+    err = quantization_errors(hist, np.array([r.lo for r in cands]), np.array([r.hi for r in cands]), qtype)
+    return cands[int(np.argmin(err))]  # the first of equal errors: min/max before the fitted ones
