@@ -7,7 +7,8 @@ L1..L5 and with ``[CONV_CONFIG] input_format=ALL_INT16``, run the fixed simulato
 photos (raw uint8 pixels, as the chip gets them) and print, per configuration, the worst-output
 SQNR (dB; per-output energies pooled over the images) against the float model on the same photos,
 the share of conv multiply-accumulates at 16 bit, and the conversion time (statistics collection
-is shared by all levels and printed once). Next to them: TFLite's post-training quantization
+is shared by all levels and printed once). L5 measures on the first ``L5_SAMPLES`` calibration photos,
+as the ``calibrator`` command and ``SIM_Calibrator`` give it (the others through the statistics). Next to them: TFLite's post-training quantization
 (int8 and 16x8, ai-edge-litert's calibration wrapper, see benchmarks/tflite_ptq.py) calibrated on
 the same 30 photos, and the fixed simulator's time per image against our float interpreter's.
 
@@ -56,7 +57,7 @@ import calibrator_custom  # noqa: E402
 from calibrator_custom.calib import collect_stats_arrays  # noqa: E402
 from calibrator_custom.config import load_input_config  # noqa: E402
 from calibrator_custom.utils import image_preprocess_func  # noqa: E402
-from calibrator_custom.pipeline.convert import convert  # noqa: E402
+from calibrator_custom.pipeline.convert import L5_SAMPLES, convert  # noqa: E402
 from calibrator_custom.pipeline.sensitivity import conv_macs  # noqa: E402
 from calibrator_custom.quant.planner import PlanInputs  # noqa: E402
 
@@ -186,7 +187,7 @@ def benchmark_model(path: Path, configs, n_calib: int, n_eval: int, with_tflite:
         ini = write_ini(tmp / f"{cfg}.ini", fsim, mean, std, conv)
         out = tmp / f"{name}_{cfg}_fixed.sim"
         t0 = time.perf_counter()
-        fixed = convert(path, ini, stats, quant_level=level, calibration_feeds=calib, output_path=out,
+        fixed = convert(path, ini, stats, quant_level=level, calibration_feeds=calib[:L5_SAMPLES], output_path=out,
                         num_process=num_process)
         convert_s = time.perf_counter() - t0
         pi = PlanInputs.create(fsim.model_obj, stats, load_input_config(ini, fsim.model_obj))
@@ -301,7 +302,7 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
     our_ini = write_ini(folder / "ours.ini", vsim, mean, std)
     out = folder / f"{name}_L2_vendor_fixed.sim"
     try:
-        convert(float_sim, our_ini, stats, quant_level="L2", calibration_feeds=calib, output_path=out,
+        convert(float_sim, our_ini, stats, quant_level="L2", calibration_feeds=calib[:L5_SAMPLES], output_path=out,
                 fixed_dialect="vendor")
     except CalibratorError as e:
         res["vendor_L2_note"] = f"our vendor-dialect writer refused L2: {e}"
@@ -314,7 +315,7 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
     print(f"  {name} L2 vendor dialect: {res['vendor_L2']:.2f} dB", file=sys.stderr)
     if with_l5:
         out = folder / f"{name}_L5_vendor8_fixed.sim"
-        convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib, output_path=out,
+        convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib[:L5_SAMPLES], output_path=out,
                 fixed_dialect="vendor", vendor_int16_convs=False)
         lsim = calibrator_custom.fixed_simulator(out)
         checks.append(_check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (8-bit convs)"))
@@ -341,7 +342,7 @@ def _vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim
     label = f"{name} {key[len('vendor_'):]} vendor dialect (default: 16-bit convs carried)"
     out = folder / f"{name}_{key}_vendor16_fixed.sim"
     try:
-        convert(float_sim, our_ini, stats, quant_level=level, calibration_feeds=calib, output_path=out,
+        convert(float_sim, our_ini, stats, quant_level=level, calibration_feeds=calib[:L5_SAMPLES], output_path=out,
                 fixed_dialect="vendor")
     except CalibratorError as e:
         return {f"{key}_note": f"our vendor-dialect writer refused {key[len('vendor_'):]}: {e}"}

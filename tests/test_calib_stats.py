@@ -126,6 +126,73 @@ def test_collector_state_is_fixed_size(model):
         assert len(t.histogram.counts) <= 64 and t.channel_min.size == t.shape[-1]
 
 
+@pytest.mark.parametrize("n", [3, 8, 13])
+def test_collector_logs_the_first_samples_extremes_one_by_one(model, n):
+    """The per-sample log: each tensor's per-channel extremes of the first FIRST_SAMPLES_KEPT samples row by
+    row, the later samples' merged (+inf / -inf when there are none), against numpy on each run; the same
+    after merging shards in order; fixed size whatever the number of samples."""
+    from calibrator_custom.calib.stats import FIRST_SAMPLES_KEPT
+
+    xs = feeds(n, seed=11)
+    ref = stacked_activations(model, xs)
+    whole = collect(model, xs).finalize(model_sha256="abc")
+    cut = [0, 1, min(5, n), n]
+    shards = [collect(model, xs[i:j]).finalize(model_sha256="abc") for i, j in zip(cut, cut[1:]) if j > i]
+    merged = shards[0]
+    for sh in shards[1:]:
+        merged = merged.merge(sh)
+    k = min(n, FIRST_SAMPLES_KEPT)
+    for stats in (whole, merged):
+        assert set(stats.samples.extremes) == set(ref)
+        for name, v in ref.items():
+            ext = stats.samples.extremes[name]
+            rows = v.reshape(n, -1, v.shape[-1])
+            assert ext.first_min.shape == ext.first_max.shape == (k, v.shape[-1])
+            assert ext.later_min.shape == (v.shape[-1],) and ext.first_min.dtype == np.float64
+            np.testing.assert_array_equal(ext.first_min, rows[:k].min(axis=1))
+            np.testing.assert_array_equal(ext.first_max, rows[:k].max(axis=1))
+            later = rows[k:].reshape(-1, v.shape[-1])
+            np.testing.assert_array_equal(ext.later_min, later.min(axis=0) if later.size else np.inf)
+            np.testing.assert_array_equal(ext.later_max, later.max(axis=0) if later.size else -np.inf)
+
+
+@given(st.lists(st.integers(0, 6), min_size=1, max_size=5), st.integers(0, 2**31 - 1))
+def test_sample_extremes_merge_in_order_is_one_pass(sizes, seed):
+    """SampleExtremes: merging consecutive runs of samples in order (any cut) equals adding them one by one,
+    and holds the first rows as given and the later ones' min / max (hand-made per-sample extremes)."""
+    from calibrator_custom.calib.stats import FIRST_SAMPLES_KEPT, SampleExtremes
+
+    r = np.random.default_rng(seed)
+    total = sum(sizes)
+    lo = r.normal(size=(max(total, 1), 3))
+    hi = lo + r.uniform(0, 2, lo.shape)
+
+    def run(a, b):
+        ext = SampleExtremes.of_sample(lo[a], hi[a])
+        for s in range(a + 1, b):
+            ext = ext.add(lo[s], hi[s])
+        return ext
+
+    parts, start = [], 0
+    for size in sizes:
+        if size:
+            parts.append(run(start, start + size))
+        start += size
+    if not parts:
+        return
+    merged = parts[0]
+    for p in parts[1:]:
+        merged = merged.merge(p)
+    k = min(total, FIRST_SAMPLES_KEPT)
+    np.testing.assert_array_equal(merged.first_min, lo[:k])
+    np.testing.assert_array_equal(merged.first_max, hi[:k])
+    np.testing.assert_array_equal(merged.later_min, lo[k:total].min(axis=0) if total > k else np.inf)
+    np.testing.assert_array_equal(merged.later_max, hi[k:total].max(axis=0) if total > k else -np.inf)
+    one = run(0, total)
+    for a, b in ((merged.first_min, one.first_min), (merged.later_max, one.later_max)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_collector_ignores_non_float_and_counts_non_finite(caplog):
     c = Collector()
     c.observe(0, "ints", np.arange(5, dtype=np.int32))

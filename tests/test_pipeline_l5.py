@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -179,27 +180,73 @@ def test_quant_without_narrows_to_the_other_samples_ranges():
     assert quant_without(activation_quant(Range(-1.0, 1.0), "INT16"), lo, hi).qtype == "INT16"
 
 
+def _loo_reference(pi, feeds, data, cached):
+    """Per tensor of ``data``: per cached sample, the channel min / max over the other feeds (plain float runs)."""
+    runs = [pi.interp.run(list(f), keep=data) for f in feeds]
+    out = {}
+    for d in data:
+        rows = [r[d].reshape(-1, r[d].shape[-1]) for r in runs]
+        out[d] = (np.array([np.min([o.min(axis=0) for m, o in enumerate(rows) if m != n], axis=0) for n in range(cached)]),
+                  np.array([np.max([o.max(axis=0) for m, o in enumerate(rows) if m != n], axis=0) for n in range(cached)]))
+    return out
+
+
+def _assert_loo_equal(got, want, cached, pi):
+    assert sorted(got) == sorted(want) and got
+    for d, (lo, hi) in got.items():
+        assert lo.shape == hi.shape == (cached, pi.graph.tensors[d].shape[-1])
+        np.testing.assert_array_equal(lo, want[d][0])
+        np.testing.assert_array_equal(hi, want[d][1])
+
+
+@pytest.mark.parametrize("n", [5, 13])
+def test_leave_one_out_ranges_from_the_statistics_sample_log(tmp_path, n):
+    """leave_one_out_ranges with statistics collected in this process: the per-sample channel extremes their
+    log keeps (the first 8 samples one by one, the later ones merged) give, with no float run of the other
+    feeds, exactly the min / max over the other feeds of a loop over plain float runs."""
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+
+    pi, plan, feeds, _, _ = _pi_plan(tmp_path, n)
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    sim = _FloatSim.collect(pi, plan, feeds[:3], noise_samples=2, check_samples=1)
+    data = sorted({c.data for c in eight if c.data not in pi.graph.inputs})
+    calls = []
+    pi.interp.run = (lambda run: lambda *a, **k: calls.append(1) or run(*a, **k))(pi.interp.run)
+    got = l5.leave_one_out_ranges(pi, plan, sim, eight, PlanOverrides(), [])
+    assert calls == []  # nothing run
+    del pi.interp.run
+    _assert_loo_equal(got, _loo_reference(pi, feeds, data, 3), 3, pi)
+
+
 def test_leave_one_out_ranges_are_the_other_feeds_channel_extremes(tmp_path):
-    """leave_one_out_ranges: per 8-bit conv data tensor and cached sample, the per-channel min / max of the
-    feeds other than that one (the cached ones and the rest, run once), against a loop over plain float
-    runs; nothing when the statistics are not of these feeds."""
+    """leave_one_out_ranges without the statistics' per-sample log (statistics loaded from a file): per 8-bit
+    conv data tensor and cached sample, the per-channel min / max of the feeds other than that one (the
+    cached ones and the rest, run once on the pixel grid), against a loop over plain float runs; nothing when the statistics
+    are not of these feeds."""
+    from dataclasses import replace
+
     from calibrator_custom.pipeline.float_sim import _FloatSim
 
     pi, plan, feeds, _, _ = _pi_plan(tmp_path, 5)
+    pi = replace(pi, stats=replace(pi.stats, samples=None))
     eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
     sim = _FloatSim.collect(pi, plan, feeds[:3], noise_samples=2, check_samples=1)
     got = l5.leave_one_out_ranges(pi, plan, sim, eight, PlanOverrides(), feeds[3:])
     data = sorted({c.data for c in eight if c.data not in pi.graph.inputs})
-    assert data and sorted(got) == data
-    runs = [pi.interp.run(list(f), keep=data) for f in feeds]
-    for d in data:
-        lo, hi = got[d]
-        assert lo.shape == hi.shape == (3, pi.graph.tensors[d].shape[-1])
-        for n in range(3):
-            others = [r[d].reshape(-1, r[d].shape[-1]) for m, r in enumerate(runs) if m != n]
-            np.testing.assert_array_equal(lo[n], np.min([o.min(axis=0) for o in others], axis=0))
-            np.testing.assert_array_equal(hi[n], np.max([o.max(axis=0) for o in others], axis=0))
+    # the rest are run on the pixel grid, as the cached samples are in refine_l5 (here: as given)
+    _assert_loo_equal(got, _loo_reference(pi, feeds[:3] + l5.on_pixel_grid(pi, plan, feeds[3:]), data, 3), 3, pi)
     assert l5.leave_one_out_ranges(pi, plan, sim, eight, PlanOverrides(), feeds[3:4]) == {}
+
+
+def test_leave_one_out_ranges_refuse_a_log_of_other_samples(tmp_path):
+    """Cached samples that are not the statistics' first ones (here the 2nd to 4th): the log's extremes are not
+    used; without the other feeds, nothing."""
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+
+    pi, plan, feeds, _, _ = _pi_plan(tmp_path, 5)
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    sim = _FloatSim.collect(pi, plan, feeds[1:4], noise_samples=2, check_samples=1)
+    assert l5.leave_one_out_ranges(pi, plan, sim, eight, PlanOverrides(), []) == {}
 
 
 def test_on_pixel_grid_rounds_image_inputs_to_the_chips_pixels(tmp_path):
@@ -361,3 +408,28 @@ def test_int16_headroom_stops_at_what_the_op_can_output():
     assert (got[2].lo, got[2].hi) == (0.0, 6.0)
     assert (got[3].lo, got[3].hi) == (-0.625, 1.0)
     assert (got[5].lo, got[5].hi) == (-2.5, 5.0)
+
+
+def test_calibrator_l5_measures_with_leave_one_out_ranges_from_its_statistics(tmp_path, caplog):
+    """The user's flow (calibrator invoked on 12 images, convert_fixed at L5, which gets the first 8 inputs
+    recorded): L5 measures every cached sample with the other samples' ranges, from the statistics' log,
+    without the other inputs (the same plan as leave_one_out_ranges given them)."""
+    import logging
+
+    import calibrator_custom
+    from test_pipeline_convert import MEAN, STD, _ini, _small_net
+
+    model_path = _small_net(tmp_path / "net_float.sim")
+    rng = np.random.default_rng(3)
+    pix = [rng.integers(0, 256, (1, 12, 12, 3)).astype(np.float32) for _ in range(12)]
+    cal = calibrator_custom.calibrator(str(model_path), _ini(tmp_path / "c.ini"))
+    for p in pix:
+        cal.set_input(0, (p - MEAN) / STD)
+        cal.invoke()
+    assert len(cal.recorded_inputs()) == 8
+    with caplog.at_level(logging.INFO, logger="calibrator_custom"):
+        cal.convert_fixed(saved_path=str(tmp_path / "net_fixed.sim"), quant_level="L5")
+    counts = [int(m.group(1)) for m in re.finditer(r"L5: (\d+) conv data tensor\(s\) measured with leave-one-out",
+                                                    caplog.text)]
+    assert counts and counts[0] > 0
+    assert "no leave-one-out ranges" not in caplog.text

@@ -9,7 +9,9 @@
     ...                            weights=weight_stats(sim.model_obj))
 
 The collector keeps one fixed-size :class:`TensorStats` per tensor (per-channel extremes and a histogram
-of at most ``num_bins`` bins), so memory does not grow with the number of images.
+of at most ``num_bins`` bins) and the per-sample log (per tensor a float per sample, and the per-channel
+extremes of the first ``FIRST_SAMPLES_KEPT`` samples, :class:`~.stats.SampleExtremes`), so memory
+grows by a few bytes per tensor and image at most.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ..interpreter import Interpreter
 from ..model.graph import Model
 from ..ops.conv_layout import weight_channel_axis
 from .histogram import DEFAULT_NUM_BINS
-from .stats import CollectConfig, SampleLog, StatsSet, TensorStats, WeightStats
+from .stats import CollectConfig, SampleExtremes, SampleLog, StatsSet, TensorStats, WeightStats
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class Collector:
         self._labels: dict[int, str] = {}
         self._abs_max: dict[str, list[float]] = {}
         self._first_nonfinite: dict[str, int] = {}
+        self._extremes: dict[str, SampleExtremes] = {}
 
     def begin_sample(self, label: str) -> None:
         """Name the next run (e.g. its image path) in warnings and in the per-sample log."""
@@ -74,8 +77,12 @@ class Collector:
         old = self._stats.get(key)
         if old is None:
             old = TensorStats.empty(key, tensor_index, np.shape(value), self.config.num_bins)
-        new, abs_max, nonfinite = old.add_sample(value)
+        new, summary = old.add_sample_summary(value)
+        abs_max, nonfinite = summary.abs_max, summary.nonfinite
         s = old.num_samples
+        ext = self._extremes.get(key)
+        self._extremes[key] = (SampleExtremes.of_sample(summary.channel_min, summary.channel_max) if ext is None
+                               else ext.add(summary.channel_min, summary.channel_max))
         per_sample = self._abs_max.setdefault(key, [])
         per_sample.extend([math.nan] * (s - len(per_sample)))
         per_sample.append(abs_max)
@@ -102,7 +109,7 @@ class Collector:
         n = self.num_samples
         log_ = SampleLog(tuple(self._labels.get(s) for s in range(n)),
                          {k: np.array(v + [math.nan] * (n - len(v)), np.float64) for k, v in self._abs_max.items()},
-                         dict(self._first_nonfinite))
+                         dict(self._first_nonfinite), dict(self._extremes))
         return StatsSet(dict(self._stats), dict(weights or {}), model_sha256, model_name, n, self.config, log_)
 
 

@@ -24,6 +24,10 @@ from .histogram import DEFAULT_NUM_BINS, F64, Histogram, StatsError, check_num_b
 
 #: version of the .npz layout written by :meth:`StatsSet.save`
 FORMAT_VERSION = 1
+#: the per-sample log keeps each tensor's per-channel extremes sample by sample for this many first samples
+#: (and merged over the later ones): L5 measures on the first samples, each with the ranges of all the
+#: other samples (leave-one-out), without running the later samples again
+FIRST_SAMPLES_KEPT = 8
 FORMAT_NAME = "calibrator_custom.stats"
 
 
@@ -100,6 +104,62 @@ def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.array_equal(a, b))
 
 
+@dataclass(frozen=True)
+class SampleSummary:
+    """One sample of one tensor: its largest finite ``|value|`` (NaN if none), NaN + inf count, and
+    per-channel extremes (last axis)."""
+
+    abs_max: float
+    nonfinite: int
+    channel_min: F64
+    channel_max: F64
+
+
+@dataclass(frozen=True, eq=False)
+class SampleExtremes:
+    """One tensor's per-channel extremes sample by sample for its first ``FIRST_SAMPLES_KEPT`` samples
+    (``first_min[s]``, ``[k, C]``) and merged over the later ones (``later_min``, ``[C]``; +inf / -inf
+    when there are none): fixed memory whatever the number of samples."""
+
+    first_min: F64
+    first_max: F64
+    later_min: F64
+    later_max: F64
+
+    @classmethod
+    def of_sample(cls, channel_min: F64, channel_max: F64) -> SampleExtremes:
+        c = len(channel_min)
+        return cls(np.asarray(channel_min, np.float64).reshape(1, c), np.asarray(channel_max, np.float64).reshape(1, c),
+                   np.full(c, np.inf), np.full(c, -np.inf))
+
+    @property
+    def num_first(self) -> int:
+        return len(self.first_min)
+
+    def add(self, channel_min: F64, channel_max: F64) -> SampleExtremes:
+        """One more sample (``self.merge(of_sample(...))``, without the copies once the first rows are full)."""
+        if self.num_first < FIRST_SAMPLES_KEPT:
+            return self.merge(self.of_sample(channel_min, channel_max))
+        return SampleExtremes(self.first_min, self.first_max, np.minimum(self.later_min, channel_min),
+                              np.maximum(self.later_max, channel_max))
+
+    def merge(self, other: SampleExtremes) -> SampleExtremes:
+        """These samples followed by ``other``'s (``self`` holds every sample it saw in ``first_*`` when
+        it has fewer than ``FIRST_SAMPLES_KEPT``)."""
+        if other.first_min.shape[1:] != self.first_min.shape[1:]:
+            raise StatsError(f"cannot merge per-sample extremes of {self.first_min.shape[1]} and "
+                             f"{other.first_min.shape[1]} channels")
+        rows_min = np.concatenate([self.first_min, other.first_min])
+        rows_max = np.concatenate([self.first_max, other.first_max])
+        k = FIRST_SAMPLES_KEPT
+        later_min = np.minimum(self.later_min, other.later_min)
+        later_max = np.maximum(self.later_max, other.later_max)
+        if len(rows_min) > k:
+            later_min = np.minimum(later_min, rows_min[k:].min(axis=0))
+            later_max = np.maximum(later_max, rows_max[k:].max(axis=0))
+        return SampleExtremes(rows_min[:k], rows_max[:k], later_min, later_max)
+
+
 @dataclass(frozen=True, eq=False)
 class TensorStats:
     """Statistics of one float activation tensor over ``num_samples`` runs.
@@ -144,6 +204,11 @@ class TensorStats:
 
     def add_sample(self, value: np.ndarray) -> tuple[TensorStats, float, int]:
         """(``self.add(value)``, the largest finite |value| of this sample (NaN if none), its NaN + inf count)."""
+        new, summary = self.add_sample_summary(value)
+        return new, summary.abs_max, summary.nonfinite
+
+    def add_sample_summary(self, value: np.ndarray) -> tuple[TensorStats, SampleSummary]:
+        """(``self.add(value)``, what this one sample had: :class:`SampleSummary`)."""
         if np.shape(value) != self.shape:
             raise StatsError(f"tensor {self.name!r} had shape {list(self.shape)}, now {list(np.shape(value))}; "
                              f"statistics need a fixed shape")
@@ -157,9 +222,10 @@ class TensorStats:
             lo, hi = float(cmin.min()), float(cmax.max())
             hist = hist.add_finite(v, lo, hi)
             abs_max = max(-lo, hi)
-        return TensorStats(self.name, self.index, self.shape, self.num_samples + 1, self.num_nan + num_nan,
-                           self.num_inf + num_inf, np.minimum(self.channel_min, cmin),
-                           np.maximum(self.channel_max, cmax), hist), abs_max, num_nan + num_inf
+        new = TensorStats(self.name, self.index, self.shape, self.num_samples + 1, self.num_nan + num_nan,
+                          self.num_inf + num_inf, np.minimum(self.channel_min, cmin),
+                          np.maximum(self.channel_max, cmax), hist)
+        return new, SampleSummary(abs_max, num_nan + num_inf, cmin, cmax)
 
     @property
     def min(self) -> float:
@@ -252,12 +318,14 @@ class SampleLog:
 
     ``labels[s]`` names sample ``s`` (an image path) or is None; ``abs_max[name][s]`` is the largest
     finite ``|value|`` tensor ``name`` had in sample ``s`` (NaN when it had none or was not seen);
-    ``first_nonfinite[name]`` is the first sample in which the tensor held NaN or inf.
+    ``first_nonfinite[name]`` is the first sample in which the tensor held NaN or inf;
+    ``extremes[name]`` its per-channel extremes, per sample for the first ones (:class:`SampleExtremes`).
     """
 
     labels: tuple[str | None, ...] = ()
     abs_max: Mapping[str, F64] = field(default_factory=dict)
     first_nonfinite: Mapping[str, int] = field(default_factory=dict)
+    extremes: Mapping[str, SampleExtremes] = field(default_factory=dict)
 
     def label(self, s: int) -> str:
         """What sample ``s`` was: its image, else ``'sample #s'`` (its position in the whole run)."""
@@ -273,7 +341,12 @@ class SampleLog:
         first = dict(other.first_nonfinite)
         first = {k: s + n for k, s in first.items()}
         first.update(self.first_nonfinite)
-        return SampleLog(self.labels + other.labels, abs_max, first)
+        # a tensor one side never saw keeps the other side's rows (its sample count then tells they do not
+        # line up with the samples)
+        extremes = {k: (self.extremes[k].merge(other.extremes[k]) if k in self.extremes and k in other.extremes
+                        else self.extremes.get(k) or other.extremes[k])
+                    for k in {**self.extremes, **other.extremes}}
+        return SampleLog(self.labels + other.labels, abs_max, first, extremes)
 
 
 @dataclass(frozen=True, eq=False)

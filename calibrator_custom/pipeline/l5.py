@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import blas
-from ..calib.stats import channel_min_max
+from ..calib.stats import FIRST_SAMPLES_KEPT, channel_min_max
 from ..config import IMAGE_FORMATS
 from ..fixed.feeds import pixels_from_normalized
 from ..plan import PlanInputs, QuantPlan, TensorQuant
@@ -155,8 +155,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     overrides = replace(overrides, u8_overrides=u8, range_overrides=ranges)
     if options.leave_one_out:  # from here on each sample is measured with the other samples' ranges
         with rep.phase("L5 leave-one-out ranges (samples)", len(rest)) as phase:
-            sim.loo = leave_one_out_ranges(pi, plan, sim, eight, overrides, on_pixel_grid(pi, plan, rest),
-                                           phase.update, given=given)
+            sim.loo = leave_one_out_ranges(pi, plan, sim, eight, overrides, rest, phase.update, given=given)
         say(f"L5: {len(sim.loo)} conv data tensor(s) measured with leave-one-out ranges")
     if options.upgradable is not None and not any(c.op_index in options.upgradable for c in eight):
         # no conv may become 16-bit (the written dialect carries none): nothing to measure in 3. and 4.
@@ -219,23 +218,35 @@ def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight,
                          rest, tick=None, given=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """``_FloatSim.loo``: per UINT8 data tensor of the 8-bit convs ``eight`` (not model inputs, not in
     ``given``, default: the ranges ``overrides`` gives), the per-channel minima and maxima over the
-    calibration samples other than each of ``sim``'s cached ones (``l5_search.leave_one_out``);
-    ``rest`` are the calibration samples after the cached ones, run once in float, keeping only those
-    tensors' channel extremes.
+    calibration samples other than each of ``sim``'s cached ones (``l5_search.leave_one_out``).
 
-    Only when every such tensor's statistics count ``len(sim.values) + len(rest)`` samples (the
-    statistics are those of these feeds); otherwise (or with a single sample) nothing."""
+    The per-sample extremes come from the statistics' per-sample log when it holds them for the cached
+    samples (statistics collected in this process: ``calib.stats.SampleExtremes``; nothing is run), else
+    from ``rest``, the calibration samples after the cached ones, run once in float on the pixel grid
+    (:func:`on_pixel_grid`) keeping only those
+    tensors' channel extremes. Only when every such tensor's statistics count the samples used
+    (the statistics are those of these feeds); otherwise (or with a single sample) nothing."""
     g = pi.graph
     given = set(overrides.u8_overrides) | set(overrides.range_overrides) if given is None else set(given)
     tensors = sorted({c.data for c in eight if c.data not in g.inputs and c.data not in given
                       and (plan.u8_views.get(c.data) or plan.tensors[c.data]).qtype == "UINT8"})
-    total = len(sim.values) + len(rest)
+    if not tensors:
+        return {}
+    first = len(sim.values)
+    logged = _logged_extremes(pi, sim, tensors)
+    if logged is not None:
+        out = {}
+        for d, (lo, hi) in logged.items():
+            a, b = l5_search.leave_one_out(lo, hi)
+            out[d] = (a[:first], b[:first])
+        return out
+    total = first + len(rest)
     names = {d: g.tensors[d].name for d in tensors}
     counts = {getattr(pi.stats.tensors.get(n), "num_samples", None) for n in names.values()}
-    if total < 2 or not tensors or counts != {total}:
-        if tensors and total >= 2:
-            log.info("L5: no leave-one-out ranges: statistics of %s samples, %d calibration feeds",
-                     sorted(counts, key=str), total)
+    if total < 2 or counts != {total}:
+        if total >= 2:
+            log.info("L5: no leave-one-out ranges: statistics of %s samples, %d calibration feeds, and no "
+                     "per-sample extremes of the cached ones", sorted(counts, key=str), total)
         return {}
     lo = {d: [] for d in tensors}
     hi = {d: [] for d in tensors}
@@ -252,13 +263,55 @@ def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight,
             lo[i].append(a)
             hi[i].append(b)
 
-    for f in _ticking(rest, tick):
+    for f in _ticking(on_pixel_grid(pi, plan, rest), tick):
         pi.interp.run(list(f), observers=(keep,))
-    first = len(sim.values)
     out = {}
     for d in tensors:
         a, b = l5_search.leave_one_out(np.stack(lo[d]), np.stack(hi[d]))
         out[d] = (a[:first], b[:first])
+    return out
+
+
+#: the cached samples are taken to be the statistics' first ones when, for each cached sample, the median over
+#: the tensors of the largest difference of its per-channel extremes from the logged ones is within this
+#: share of the tensor's calibrated width: the cached inputs are on the pixel grid and the statistics'
+#: may not be (measured on the shared models: medians 0.2-0.4% for the same photo, 20-30% for another)
+LOGGED_EXTREMES_AGREE = 0.05
+
+
+def _logged_extremes(pi: PlanInputs, sim: _FloatSim, tensors) -> dict[int, tuple[np.ndarray, np.ndarray]] | None:
+    """Per tensor, ``[samples, C]`` per-sample channel minima and maxima of every calibration sample (the
+    logged first ones, one row merging the later ones) from the statistics' per-sample log, if it holds
+    them for all ``tensors`` over all the statistics' samples and the cached samples are its first ones;
+    else None."""
+    log_ = pi.stats.samples
+    n = pi.stats.num_samples
+    first = len(sim.values)
+    if log_ is None or n < 2 or len(log_.labels) != n:
+        return None
+    out = {}
+    diff = np.zeros((first, len(tensors)))
+    for j, d in enumerate(tensors):
+        ts = pi.stats.tensors.get(pi.graph.tensors[d].name)
+        ext = log_.extremes.get(pi.graph.tensors[d].name)
+        if ts is None or ext is None or ts.num_samples != n or ext.num_first < min(n, first) or \
+                ext.num_first != min(n, FIRST_SAMPLES_KEPT):
+            return None
+        width = max(float(np.max(ts.channel_max - ts.channel_min)), 1e-30)
+        for k, vals in enumerate(sim.values):
+            a, b, _, _ = channel_min_max(vals[d])
+            diff[k, j] = max(np.max(np.abs(a - ext.first_min[k])), np.max(np.abs(b - ext.first_max[k]))) / width
+        if n > ext.num_first:
+            out[d] = (np.concatenate([ext.first_min, ext.later_min[None]]),
+                      np.concatenate([ext.first_max, ext.later_max[None]]))
+        else:
+            out[d] = (ext.first_min, ext.first_max)
+    worst = float(np.median(diff, axis=1).max()) if tensors else 0.0
+    if worst > LOGGED_EXTREMES_AGREE:
+        log.info("L5: the cached samples are not the statistics' first ones (their extremes differ by %.1f%% of "
+                 "the calibrated widths, median over the tensors); leave-one-out ranges from float runs of the "
+                 "other samples, if given", 100 * worst)
+        return None
     return out
 
 
