@@ -142,6 +142,25 @@ def test_conv2d_one_channel_groups_vs_litert(const_w):
                          conv_opts("SAME", (2, 1), act="RELU"))
 
 
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2)])
+@pytest.mark.parametrize("off_diagonal", [False, True])
+def test_conv2d_diagonal_weights_vs_litert(stride, off_diagonal):
+    """A CONV_2D whose output channel o reads input channel o alone (how the vendor's converter stores a 5 x 5
+    depthwise) runs through the depthwise kernel; one weight off the diagonal keeps the full conv. Both
+    against LiteRT."""
+    c = 6
+    x, b = rnd(1, 11, 10, c, seed=20), rnd(c, seed=21)
+    wt = np.zeros((c, 5, 5, c), np.float32)
+    idx = np.arange(c)
+    wt[idx, :, :, idx] = rnd(c, 5, 5, seed=22)
+    if off_diagonal:
+        wt[1, 2, 3, 4] = 0.5
+    opts = SimpleNamespace(**conv_opts("SAME", stride))
+    params = conv._prepare_conv(_ctx("CONV_2D", [(x, False), (wt, True), (b, True)], opts))
+    assert (params.dw is not None) == (not off_diagonal)
+    check_against_litert("CONV_2D", [x, Const(wt), Const(b)], conv_opts("SAME", stride, act="RELU6"))
+
+
 @pytest.mark.parametrize("groups", [1, 2, 4, 8])
 @pytest.mark.parametrize("padding", ["SAME", "VALID"])
 def test_conv2d_grouped_no_bias_naive(groups, padding):

@@ -313,8 +313,26 @@ def _prepare_conv(ctx: OpContext) -> ConvParams:
         b = ctx.input(2)
         dw = _depthwise_params(geo, act, cout // cin, dtype, w_dw, None if b is None else b.data)
         return ConvParams(geo, act, groups, dtype, None, dw)
+    if groups == 1 and w.data is not None and _is_diagonal(w.data):
+        # output channel o reads input channel o alone (a depthwise convolution the vendor's converter
+        # stores as a CONV_2D): run as one, without the other channels' zero products
+        idx = np.arange(cout)
+        b = ctx.input(2)
+        w_dw = w.data[idx, :, :, idx].transpose(1, 2, 0).reshape(1, kh, kw, cout)
+        dw = _depthwise_params(geo, act, 1, dtype, w_dw, None if b is None else b.data)
+        return ConvParams(geo, act, groups, dtype, None, dw)
     w_rows = _conv_weight_rows(w.data, groups, dtype) if w.data is not None else None
     return ConvParams(geo, act, groups, dtype, w_rows)
+
+
+def _is_diagonal(w: np.ndarray) -> bool:
+    """Whether OHWI weights with O == I > 1 are zero off the diagonal (``w[o, :, :, i] == 0`` for ``i != o``)."""
+    cout, _, _, cin = w.shape
+    if cout != cin or cout < 2:
+        return False
+    idx = np.arange(cout)
+    diag = w[idx, :, :, idx]  # [cout, kh, kw]
+    return int(np.count_nonzero(w)) == int(np.count_nonzero(diag))
 
 
 def _conv_core(x: np.ndarray, w_rows: np.ndarray, geo: Geometry, out: np.ndarray) -> None:
