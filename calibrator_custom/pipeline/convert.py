@@ -159,23 +159,33 @@ def _all_image_inputs(pi: PlanInputs, plan: QuantPlan) -> bool:
     return all(_is_image_input(plan, i) for i in pi.graph.inputs)
 
 
-def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds) -> float:
-    """The worst-output SQNR (dB, energies pooled over ``feeds``) of a synthesized vendor fixed file run by
-    our simulator of the vendor's arithmetic, against the float model on the same pixels."""
+def _check_references(pi: PlanInputs, plan: QuantPlan, feeds) -> list[tuple[list[np.ndarray], list[np.ndarray]]]:
+    """Per check sample: (the fixed model's raw pixel inputs, the float model's outputs on the same pixels)."""
     from ..fixed.feeds import pixels_from_normalized
-    from ..vendor_fixed import engine
     from .l5 import on_pixel_grid
-    program = engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model")
-    feeds = on_pixel_grid(pi, plan, feeds)
     g = pi.graph
-    signal = np.zeros(len(g.outputs))
-    noise = np.zeros(len(g.outputs))
-    for f in feeds:
+    out = []
+    for f in on_pixel_grid(pi, plan, feeds):
         ref = pi.interp.run(list(f))
-        pixels = [pixels_from_normalized(x, plan.input_specs[i]) for x, i in zip(f, g.inputs)]
+        out.append(([pixels_from_normalized(x, plan.input_specs[i]) for x, i in zip(f, g.inputs)],
+                    [ref[i] for i in g.outputs]))
+    return out
+
+
+def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds=None, references=None) -> float:
+    """The worst-output SQNR (dB, energies pooled over ``feeds``) of a synthesized vendor fixed file run by
+    our simulator of the vendor's arithmetic, against the float model on the same pixels (``references``:
+    :func:`_check_references` of the feeds, computed once for several files)."""
+    from ..vendor_fixed import engine
+    program = engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model")
+    refs = _check_references(pi, plan, feeds) if references is None else references
+    n_out = len(pi.graph.outputs)
+    signal = np.zeros(n_out)
+    noise = np.zeros(n_out)
+    for pixels, ref in refs:
         got = program.run(pixels)
-        for k, (i, y) in enumerate(zip(g.outputs, got)):
-            r = np.asarray(ref[i], np.float64).reshape(-1)
+        for k, (r, y) in enumerate(zip(ref, got)):
+            r = np.asarray(r, np.float64).reshape(-1)
             y = np.asarray(y, np.float64).reshape(-1)[: r.size]
             signal[k] += float(r @ r)
             noise[k] += float((r - y) @ (r - y))
@@ -226,7 +236,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             # the level chose them by measurements in our arithmetic: kept if the vendor's arithmetic agrees
             data8 = write_synthesized(vendor_float, stats, config, None, ranges=ranges, weight_scales=weight_scales,
                                       input_means=means)
-            db16, db8 = (_vendor_file_sqnr(d, pi, plan, check_feeds) for d in (data16, data8))
+            refs = _check_references(pi, plan, check_feeds)
+            db16, db8 = (_vendor_file_sqnr(d, pi, plan, references=refs) for d in (data16, data8))
             log.info("%s: the level's 16-bit convs in the vendor's arithmetic, worst-output SQNR on %d calibration "
                      "samples: %.2f dB with them, %.2f dB at 8 bit", output_path, len(check_feeds), db16, db8)
             if not db16 > db8:
