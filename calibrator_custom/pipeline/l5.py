@@ -223,9 +223,9 @@ def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight,
     The per-sample extremes come from the statistics' per-sample log when it holds them for the cached
     samples (statistics collected in this process: ``calib.stats.SampleExtremes``; nothing is run), else
     from ``rest``, the calibration samples after the cached ones, run once in float on the pixel grid
-    (:func:`on_pixel_grid`) keeping only those
-    tensors' channel extremes. Only when every such tensor's statistics count the samples used
-    (the statistics are those of these feeds); otherwise (or with a single sample) nothing."""
+    (:func:`on_pixel_grid`) keeping only those tensors' channel extremes. Only when every such tensor's
+    statistics count the samples used (the statistics are those of these feeds); otherwise (or with a
+    single sample) nothing."""
     g = pi.graph
     given = set(overrides.u8_overrides) | set(overrides.range_overrides) if given is None else set(given)
     tensors = sorted({c.data for c in eight if c.data not in g.inputs and c.data not in given
