@@ -97,8 +97,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
        are the cached ones); with ``options.leave_one_out`` each sample's conv data quantized with the
-       ranges of the other calibration samples (``leave_one_out_ranges``: one float pass over the
-       samples not cached), here and in 5.'s check;
+       ranges of the other calibration samples (``leave_one_out_ranges``: from the statistics'
+       per-sample log, else one float pass over the samples not cached), here and in 5.'s check;
     4. the 16-bit set: among the convs whose sensitivity (``l5_search.output_sensitivity``: the largest
        relative drop of any output's noise when that conv alone is 16-bit, the convs' noise powers adding)
        exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
