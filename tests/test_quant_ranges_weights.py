@@ -293,3 +293,43 @@ def test_channel_u8_quant_matches_the_per_channel_loop(ranges, shift, exact_halv
     got = channel_u8_quant(scale, cmin, cmax, shift)
     assert got == _channel_u8_reference(scale, cmin, cmax, shift)
     assert all(isinstance(v, float) for v in got[0]) and all(isinstance(v, int) for v in got[1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), density=st.sampled_from([0.0, 0.03, 0.2, 0.6, 1.0]),
+       axis=st.integers(0, 3), qmax=st.sampled_from([127, 32767]))
+def test_channel_codes_equal_the_dense_rounding_sparse_or_not(seed, density, axis, qmax):
+    """channel_codes (computed on the non-zero weights when they are few) equals clip(round_half_away(w / s_c))
+    over the whole array, per channel along ``axis``, signed zeros and clipped codes included."""
+    from calibrator_custom.quant.weights import channel_codes
+    from calibrator_custom.rounding import round_half_away
+
+    r = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in r.integers(1, 8, 4))
+    w = r.normal(0, 1, shape) * (r.random(shape) < density)
+    w[r.random(shape) < 0.05] = -0.0
+    s = r.uniform(0.0005, 0.05, shape[axis])
+    want = np.moveaxis(np.clip(round_half_away(np.moveaxis(w, axis, -1) / s), -qmax, qmax), -1, axis)
+    got = channel_codes(w, axis, s, qmax)
+    assert got.shape == w.shape and got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), density=st.sampled_from([0.0, 0.03, 0.2, 1.0]), axis=st.sampled_from([0, 3]))
+def test_channel_code_sums_equal_the_codes_summed(seed, density, axis):
+    """ChannelCodes.channel_sums: per channel along ``axis`` the sum of ``codes`` (an int64 sum as reference),
+    for several scale vectors of the same weights."""
+    from calibrator_custom.quant.weights import ChannelCodes
+
+    r = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in r.integers(1, 8, 4))
+    w = r.normal(0, 1, shape) * (r.random(shape) < density)
+    cc = ChannelCodes(w, axis, 127)
+    for _ in range(3):
+        s = r.uniform(0.001, 0.05, shape[axis])
+        q = cc.codes(s).astype(np.int64)
+        want = np.moveaxis(q, axis, -1).reshape(-1, shape[axis]).sum(0)
+        got = cc.channel_sums(s)
+        assert got.shape == (shape[axis],) and got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)

@@ -26,6 +26,7 @@ import math
 import numpy as np
 
 from ..errors import ModelError
+from ..quant.weights import ChannelCodes, channel_codes
 from .conv import bias_fold, requant_params
 from .layout import depthwise_group, int8_conv_blocks, int16_conv_blocks
 
@@ -162,10 +163,7 @@ def mean_shift(dw: np.ndarray, input_mean, depthwise: bool) -> np.ndarray:
 def per_channel_weight_codes(w: np.ndarray, scales, axis: int, qmax: int = 127) -> np.ndarray:
     """q = clip(round_half_away(w / s_c)) with one scale per channel along ``axis`` (our planner's
     rounding, ``quant.weights.quantize_with_scale``), as int64."""
-    from ..rounding import round_half_away
-    w2 = np.moveaxis(np.asarray(w, np.float64), axis, -1)
-    q = np.clip(round_half_away(w2 / np.asarray(scales, np.float64)), -qmax, qmax)
-    return np.ascontiguousarray(np.moveaxis(q, -1, axis)).astype(np.int64)
+    return np.ascontiguousarray(channel_codes(w, axis, scales, qmax)).astype(np.int64)
 
 
 def per_channel_multipliers(m_c) -> tuple[np.ndarray, int]:
@@ -246,10 +244,11 @@ def fit_per_channel_scales(w: np.ndarray, axis: int, scales, in_scale: float, in
     out_hi = np.asarray(out_max_per_channel, np.float64)
     extra = EXTRA_BIAS_SHIFT if extra_shift is None else int(extra_shift)
 
+    codes = ChannelCodes(w, axis, 127)
+
     def need(s):
         """Per channel: max(|acc range|, |bias code|) in accumulator units (before the shift)."""
-        codes = per_channel_weight_codes(w, s, axis)
-        w_sum = codes.reshape(-1, codes.shape[-1]).sum(0) if axis == 3 else codes.reshape(codes.shape[0], -1).sum(1)
+        w_sum = codes.channel_sums(s)
         unit = float(in_scale) * s
         fold = -int(in_zero_point) * w_sum + (int(out_zero_point) * float(out_scale) / unit if out_is_uint8 else 0.0)
         offset = int(in_zero_point) * w_sum - b / unit
