@@ -1,9 +1,10 @@
 """The array roundings are their definitions bit for bit (signed zeros, halves, NaN, infinities), as floats of
-the input's precision, and the scalar forms agree with them."""
+the input's precision, and the scalar forms agree with them; the per-channel weight codes (ChannelCodes) equal the dense rounding."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from calibrator_custom.rounding import round_half_away, round_half_away_int, round_half_up, round_half_up_int
 
@@ -44,3 +45,42 @@ def test_integer_arrays_and_scalars():
         assert round_half_up(v) == round_half_up_int(v)
     assert np.signbit(round_half_away(-0.2)) and not np.signbit(round_half_away(-0.0))
     assert round_half_away(np.array(-1.5)) == -2.0 and round_half_up(np.float32(-1.5)) == -1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), density=st.sampled_from([0.0, 0.03, 0.2, 0.6, 1.0]),
+       axis=st.integers(0, 3), qmax=st.sampled_from([127, 32767]))
+def test_channel_codes_equal_the_dense_rounding_sparse_or_not(seed, density, axis, qmax):
+    """channel_codes (computed on the non-zero weights when they are few) equals clip(round_half_away(w / s_c))
+    over the whole array, per channel along ``axis``, signed zeros and clipped codes included."""
+    from calibrator_custom.rounding import channel_codes, round_half_away
+
+    r = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in r.integers(1, 8, 4))
+    w = r.normal(0, 1, shape) * (r.random(shape) < density)
+    w[r.random(shape) < 0.05] = -0.0
+    s = r.uniform(0.0005, 0.05, shape[axis])
+    want = np.moveaxis(np.clip(round_half_away(np.moveaxis(w, axis, -1) / s), -qmax, qmax), -1, axis)
+    got = channel_codes(w, axis, s, qmax)
+    assert got.shape == w.shape and got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), density=st.sampled_from([0.0, 0.03, 0.2, 1.0]), axis=st.sampled_from([0, 3]))
+def test_channel_code_sums_equal_the_codes_summed(seed, density, axis):
+    """ChannelCodes.channel_sums: per channel along ``axis`` the sum of ``codes`` (an int64 sum as reference),
+    for several scale vectors of the same weights."""
+    from calibrator_custom.rounding import ChannelCodes
+
+    r = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in r.integers(1, 8, 4))
+    w = r.normal(0, 1, shape) * (r.random(shape) < density)
+    cc = ChannelCodes(w, axis, 127)
+    for _ in range(3):
+        s = r.uniform(0.001, 0.05, shape[axis])
+        q = cc.codes(s).astype(np.int64)
+        want = np.moveaxis(q, axis, -1).reshape(-1, shape[axis]).sum(0)
+        got = cc.channel_sums(s)
+        assert got.shape == (shape[axis],) and got.dtype == np.float64
+        np.testing.assert_array_equal(got, want)

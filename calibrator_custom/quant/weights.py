@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rounding import round_half_away
+from ..rounding import ChannelCodes, channel_codes, clipped_codes, round_half_away  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ def _channels_last(w: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(np.asarray(w, np.float64), axis, -1).reshape(-1, w.shape[axis])
 
 
-def _quant(w2: np.ndarray, scale: np.ndarray, qmax: int) -> np.ndarray:
-    return np.clip(round_half_away(w2 / scale), -qmax, qmax)
+_quant = clipped_codes
 
 
 def dead_channel_clip(clip: np.ndarray) -> float:
@@ -58,54 +57,6 @@ def dead_channel_clip(clip: np.ndarray) -> float:
     """
     top = float(np.max(clip)) if np.size(clip) else 0.0
     return top if top > 0 else 1.0
-
-
-#: below this share of non-zero weights the codes are computed on the non-zero ones alone (a zero weight's
-#: code is 0 at any scale): a depthwise stored as a diagonal CONV_2D is mostly zeros
-SPARSE_CODES_BELOW = 0.25
-
-
-class ChannelCodes:
-    """``clip(round_half_away(w / scale[c]), -qmax, qmax)`` per channel ``c`` along ``axis`` of one weight
-    tensor, for any number of scale vectors: mostly-zero weights (a depthwise stored as a diagonal CONV_2D)
-    are computed on their non-zero entries alone, found once (a zero weight's code is 0 at any scale)."""
-
-    def __init__(self, w: np.ndarray, axis: int, qmax: int) -> None:
-        w = np.asarray(w, np.float64)
-        self.shape, self.axis, self.qmax = w.shape, int(axis), int(qmax)
-        self.sparse = bool(w.size) and np.count_nonzero(w) < SPARSE_CODES_BELOW * w.size
-        if self.sparse:
-            self.idx = np.nonzero(w)
-            self.values = w[self.idx]
-            self.channel = self.idx[self.axis]
-        else:
-            self.w = w
-
-    def _scales(self, scale) -> np.ndarray:
-        return np.broadcast_to(np.asarray(scale, np.float64), (self.shape[self.axis],))
-
-    def codes(self, scale) -> np.ndarray:
-        """The codes, float64 in the weights' shape."""
-        if self.sparse:
-            q = np.zeros(self.shape)
-            q[self.idx] = _quant(self.values, self._scales(scale)[self.channel], self.qmax)
-            return q
-        return np.moveaxis(_quant(np.moveaxis(self.w, self.axis, -1), np.asarray(scale, np.float64), self.qmax),
-                           -1, self.axis)
-
-    def channel_sums(self, scale) -> np.ndarray:
-        """Per channel along ``axis``: the sum of its codes (float64, exact: integers below 2**53)."""
-        n = self.shape[self.axis]
-        if self.sparse:
-            q = _quant(self.values, self._scales(scale)[self.channel], self.qmax)
-            return np.bincount(self.channel, weights=q, minlength=n).astype(np.float64)
-        return np.moveaxis(self.codes(scale), self.axis, -1).reshape(-1, n).sum(0)
-
-
-def channel_codes(w: np.ndarray, axis: int, scale, qmax: int) -> np.ndarray:
-    """``clip(round_half_away(w / scale[c]), -qmax, qmax)`` per channel ``c`` along ``axis``, float64 in the
-    shape of ``w`` (:class:`ChannelCodes`)."""
-    return ChannelCodes(w, axis, qmax).codes(scale)
 
 
 def quantize_with_scale(w: np.ndarray, axis: int, scale: np.ndarray, bits: int) -> np.ndarray:

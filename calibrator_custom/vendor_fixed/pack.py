@@ -26,7 +26,7 @@ import math
 import numpy as np
 
 from ..errors import ModelError
-from ..quant.weights import ChannelCodes, channel_codes
+from ..rounding import ChannelCodes, channel_codes
 from .conv import bias_fold, requant_params
 from .layout import depthwise_group, int8_conv_blocks, int16_conv_blocks
 
