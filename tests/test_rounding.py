@@ -1,5 +1,6 @@
 """The array roundings are their definitions bit for bit (signed zeros, halves, NaN, infinities), as floats of
-the input's precision, and the scalar forms agree with them; the per-channel weight codes (ChannelCodes) equal the dense rounding."""
+the input's precision, and the scalar forms agree with them; the per-channel weight codes (ChannelCodes)
+equal the dense rounding."""
 from __future__ import annotations
 
 import numpy as np
