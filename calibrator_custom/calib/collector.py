@@ -77,7 +77,7 @@ class Collector:
         old = self._stats.get(key)
         if old is None:
             old = TensorStats.empty(key, tensor_index, np.shape(value), self.config.num_bins)
-        new, summary = old.add_sample_summary(value)
+        new, summary = old.add_sample(value)
         abs_max, nonfinite = summary.abs_max, summary.nonfinite
         s = old.num_samples
         ext = self._extremes.get(key)

@@ -202,12 +202,7 @@ class TensorStats:
         """``self.merge(from_array(value))`` (one more sample), binning the values at the merged width."""
         return self.add_sample(value)[0]
 
-    def add_sample(self, value: np.ndarray) -> tuple[TensorStats, float, int]:
-        """(``self.add(value)``, the largest finite |value| of this sample (NaN if none), its NaN + inf count)."""
-        new, summary = self.add_sample_summary(value)
-        return new, summary.abs_max, summary.nonfinite
-
-    def add_sample_summary(self, value: np.ndarray) -> tuple[TensorStats, SampleSummary]:
+    def add_sample(self, value: np.ndarray) -> tuple[TensorStats, SampleSummary]:
         """(``self.add(value)``, what this one sample had: :class:`SampleSummary`)."""
         if np.shape(value) != self.shape:
             raise StatsError(f"tensor {self.name!r} had shape {list(self.shape)}, now {list(np.shape(value))}; "

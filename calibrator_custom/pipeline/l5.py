@@ -232,17 +232,24 @@ def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight,
                       and (plan.u8_views.get(c.data) or plan.tensors[c.data]).qtype == "UINT8"})
     if not tensors:
         return {}
+    rows = _logged_extremes(pi, sim, tensors)
+    if rows is None:
+        rows = _rerun_extremes(pi, plan, sim, tensors, rest, tick)
     first = len(sim.values)
-    logged = _logged_extremes(pi, sim, tensors)
-    if logged is not None:
-        out = {}
-        for d, (lo, hi) in logged.items():
-            a, b = l5_search.leave_one_out(lo, hi)
-            out[d] = (a[:first], b[:first])
-        return out
-    total = first + len(rest)
-    names = {d: g.tensors[d].name for d in tensors}
-    counts = {getattr(pi.stats.tensors.get(n), "num_samples", None) for n in names.values()}
+    out = {}
+    for d, (lo, hi) in rows.items():
+        a, b = l5_search.leave_one_out(lo, hi)
+        out[d] = (a[:first], b[:first])
+    return out
+
+
+def _rerun_extremes(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, tensors, rest,
+                    tick=None) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """Per tensor, ``[samples, C]`` per-sample channel minima and maxima of the cached samples and of
+    ``rest`` run once in float on the pixel grid, when the statistics count exactly those samples; else
+    nothing."""
+    total = len(sim.values) + len(rest)
+    counts = {getattr(pi.stats.tensors.get(pi.graph.tensors[d].name), "num_samples", None) for d in tensors}
     if total < 2 or counts != {total}:
         if total >= 2:
             log.info("L5: no leave-one-out ranges: statistics of %s samples, %d calibration feeds, and no "
@@ -265,11 +272,7 @@ def leave_one_out_ranges(pi: PlanInputs, plan: QuantPlan, sim: _FloatSim, eight,
 
     for f in _ticking(on_pixel_grid(pi, plan, rest), tick):
         pi.interp.run(list(f), observers=(keep,))
-    out = {}
-    for d in tensors:
-        a, b = l5_search.leave_one_out(np.stack(lo[d]), np.stack(hi[d]))
-        out[d] = (a[:first], b[:first])
-    return out
+    return {d: (np.stack(lo[d]), np.stack(hi[d])) for d in tensors}
 
 
 #: the cached samples are taken to be the statistics' first ones when, for each cached sample, the median over

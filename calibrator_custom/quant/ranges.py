@@ -47,12 +47,6 @@ def minmax_range(lo: float, hi: float) -> Range:
     return Range(lo, hi, "minmax")
 
 
-def _step(lo: float, hi: float, qtype: str) -> float:
-    if qtype == "UINT8":
-        return (hi - lo) / RANGE_STEPS[qtype]
-    return 2 * max(-lo, hi) / RANGE_STEPS[qtype]
-
-
 def quantization_error(hist: Histogram, lo: float, hi: float, qtype: str) -> float:
     """Expected squared error per value of quantizing the histogram's values into [lo, hi] with ``qtype``."""
     if hist.is_empty:
@@ -70,7 +64,7 @@ def quantization_errors(hist: Histogram, lo: np.ndarray, hi: np.ndarray, qtype: 
         lo, hi = -m, m
     c = hist.centers()[None, :]
     n = hist.counts.astype(np.float64)
-    step = (hi[:, 0] - lo[:, 0]) / RANGE_STEPS[qtype]  # both formulas of _step for the (symmetric) range
+    step = (hi[:, 0] - lo[:, 0]) / RANGE_STEPS[qtype]  # the range made symmetric above for INT8 / INT16
     clip_d = np.where(c > hi, c - hi, np.where(c < lo, lo - c, 0.0))
     inside = np.where(clip_d == 0, n, 0.0).sum(axis=1)
     return (inside * step * step / 12 + (n * clip_d * clip_d).sum(axis=1)) / max(1.0, n.sum())

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..rounding import ChannelCodes, channel_codes, clipped_codes, round_half_away  # noqa: F401 - re-exported
+from ..rounding import channel_codes, round_half_away
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ class QuantizedWeights:
 def _channels_last(w: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(np.asarray(w, np.float64), axis, -1).reshape(-1, w.shape[axis])
 
-
-_quant = clipped_codes
 
 
 def dead_channel_clip(clip: np.ndarray) -> float:
