@@ -208,3 +208,65 @@ def test_mul_params_split_the_15_bit_multiplier_shift(s1, s2, s_out):
     k1, m, k2 = elementwise.mul_params(s1, s2, s_out)
     n = 14 - int(np.floor(np.log2(s1 * s2 / s_out)))
     assert k1 + k2 == n and k2 in (20, 21) and 16384 <= m <= 32768
+
+
+def _requant_reference(w, x_range, b0, mult, k, n, zp, out_dtype, clamp, out_w):
+    """conv_plan.prepare_requant's bounds and rows by Python-integer loops over the channels, or None."""
+    from calibrator_custom.vendor_fixed.conv_plan import _I32
+    dt = np.dtype(out_dtype)
+    rest = n - k
+    if rest < 1 or k < 0 or dt not in conv._LIMITS:
+        return None
+    x_lo, x_hi = x_range
+    cols = [[int(v) for v in col] for col in np.asarray(w).T]
+    if max(abs(x_lo), abs(x_hi)) * max((sum(abs(v) for v in col) for col in cols), default=0) + \
+            (1 << max(k - 1, 0)) >= 2 ** 24:
+        return None
+    rng = []
+    for col in cols:
+        p, q = sum(v for v in col if v > 0), sum(v for v in col if v < 0)
+        rng.append((_half_away(min(x_lo * p, x_hi * p) + min(x_lo * q, x_hi * q), k),
+                    _half_away(max(x_lo * p, x_hi * p) + max(x_lo * q, x_hi * q), k)))
+    const = (1 << (rest - 1)) + (int(zp) if dt == np.dtype(np.int16) else 0) * (1 << rest)
+    b0, mult = [int(v) for v in b0], [int(v) for v in mult]
+    if max(abs(v) for v in b0 + mult + [const]) >= _I32:  # the rows are int32
+        return None
+    sat = any(min(lo, lo + b) < conv.ACC16_MIN or max(hi, hi + b) > conv.ACC16_MAX for (lo, hi), b in zip(rng, b0))
+    for (lo, hi), b, m in zip(rng, b0, mult):
+        a_lo, a_hi = (conv.ACC16_MIN, conv.ACC16_MAX) if sat else (lo + b, hi + b)
+        terms = [abs(lo) + abs(b), abs(hi) + abs(b)] if sat else [abs(lo * m), abs(hi * m)]
+        terms += [abs(a * m) + abs(const) + (0 if sat else abs(b * m)) for a in (a_lo, a_hi)]
+        if max(terms) >= _I32:
+            return None
+    lo, hi = conv._LIMITS[dt]
+    if clamp is not None:
+        lo, hi = max(lo, clamp[0]), min(hi, clamp[1])
+    add = [const] * len(b0) if sat else [b * m + const for b, m in zip(b0, mult)]
+    return k, rest, mult * out_w, add * out_w, (b0 * out_w if sat else None), lo, hi, dt
+
+
+@given(st.integers(1, 6), st.integers(1, 5), st.data())
+def test_prepare_requant_matches_a_python_integer_loop(taps, channels, data):
+    """The vectorized bounds and rows of conv_plan.prepare_requant equal the per-channel integer loop, including
+    where a bound fails (None): saturating and folded biases, UINT8 / INT16 inputs and outputs, large multipliers."""
+    from calibrator_custom.vendor_fixed.conv_plan import prepare_requant
+    wide = data.draw(st.booleans())
+    qmax = 32767 if wide else 127
+    w = np.array(data.draw(st.lists(st.integers(-qmax, qmax), min_size=taps * channels, max_size=taps * channels)),
+                 np.int64).reshape(taps, channels)
+    x_range = (-32768, 32767) if wide else data.draw(st.sampled_from([(0, 255), (-128, 127)]))
+    b0 = data.draw(st.lists(st.integers(-40000, 40000), min_size=channels, max_size=channels))
+    mult = data.draw(st.lists(st.integers(0, 2 ** 32), min_size=channels, max_size=channels))
+    k, n = data.draw(st.integers(0, 12)), data.draw(st.integers(0, 31))
+    zp = data.draw(st.integers(-100, 100))
+    out_dtype = data.draw(st.sampled_from([np.uint8, np.int16]))
+    clamp = data.draw(st.sampled_from([None, (0, 100), (-50, 30000)]))
+    got = prepare_requant(w, x_range, b0, mult, k, n, zp, out_dtype, clamp, 3)
+    want = _requant_reference(w, x_range, b0, mult, k, n, zp, out_dtype, clamp, 3)
+    assert (got is None) == (want is None)
+    if got is None:
+        return
+    for arr in (got.mult_row, got.add_row):
+        assert arr.dtype == np.int32 and arr.shape == (3 * channels,)
+    assert (got.k, got.rest, got.mult_row.tolist(), got.add_row.tolist(),
+            None if got.bias_row is None else got.bias_row.tolist(), got.lo, got.hi, got.out_dtype) == want

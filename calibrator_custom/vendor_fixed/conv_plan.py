@@ -37,15 +37,9 @@ from .. import blas
 from ..ops import conv as float_conv  # the float interpreter's kernels, reused
 from . import conv
 from .fastops import clip
+from .rounding import shift_round_half_away
 
 _I32 = 2 ** 31
-
-
-def _half_away(a: int, k: int) -> int:
-    if k == 0:
-        return a
-    r = (abs(a) + (1 << (k - 1))) >> k
-    return r if a >= 0 else -r
 
 
 @dataclass(frozen=True)
@@ -82,23 +76,29 @@ def prepare_requant(w_by_channel: np.ndarray, x_range: tuple, bias_row0, multipl
     if bound >= 2 ** 24:
         return None
     # min / max of sum_j w_j x_j over x_j in [x_lo, x_hi] (x_lo <= 0 <= x_hi or not): the positive
-    # weights' sum at one end plus the negative weights' sum at one end
-    acc_lo = [min(x_lo * int(p), x_hi * int(p)) + min(x_lo * int(nn), x_hi * int(nn)) for p, nn in zip(w_pos, w_neg)]
-    acc_hi = [max(x_lo * int(p), x_hi * int(p)) + max(x_lo * int(nn), x_hi * int(nn)) for p, nn in zip(w_pos, w_neg)]
-    r_lo = [_half_away(a, k) for a in acc_lo]
-    r_hi = [_half_away(a, k) for a in acc_hi]
+    # weights' sum at one end plus the negative weights' sum at one end (|sums| < 2**24: exact in int64)
+    acc_lo = np.minimum(x_lo * w_pos, x_hi * w_pos) + np.minimum(x_lo * w_neg, x_hi * w_neg)
+    acc_hi = np.maximum(x_lo * w_pos, x_hi * w_pos) + np.maximum(x_lo * w_neg, x_hi * w_neg)
+    r_lo, r_hi = shift_round_half_away(acc_lo, k), shift_round_half_away(acc_hi, k)
     zp16 = int(out_zero_point) if dt == np.dtype(np.int16) else 0
     const = (1 << (rest - 1)) + zp16 * (1 << rest)
-    saturates = any(min(lo_, lo_ + int(b)) < conv.ACC16_MIN or max(hi_, hi_ + int(b)) > conv.ACC16_MAX
-                    for lo_, hi_, b in zip(r_lo, r_hi, b0))
-    for c, (lo_, hi_, b, m) in enumerate(zip(r_lo, r_hi, b0, mult)):
-        b, m = int(b), int(m)
-        a_lo, a_hi = (conv.ACC16_MIN, conv.ACC16_MAX) if saturates else (lo_ + b, hi_ + b)
-        # saturating: R + b0, its clip, * M, + const; folded: R * M, + (b0 * M + const)
-        terms = [abs(lo_) + abs(b), abs(hi_) + abs(b)] if saturates else [abs(lo_ * m), abs(hi_ * m)]
-        terms += [abs(a * m) + abs(const) + (0 if saturates else abs(b * m)) for a in (a_lo, a_hi)]
-        if max(terms) >= _I32:
-            return None
+    if max(int(np.abs(b0).max(initial=0)), int(np.abs(mult).max(initial=0)), abs(const)) >= _I32:
+        return None  # a term below reaches 2**31 (and the int64 products stay exact below that)
+    saturates = bool(np.any(np.minimum(r_lo, r_lo + b0) < conv.ACC16_MIN)
+                     or np.any(np.maximum(r_hi, r_hi + b0) > conv.ACC16_MAX))
+    # per channel, the largest intermediate magnitude; saturating: R + b0, its clip, * M, + const;
+    # folded: R * M, + (b0 * M + const)
+    if saturates:
+        a_lo, a_hi = np.full_like(b0, conv.ACC16_MIN), np.full_like(b0, conv.ACC16_MAX)
+        terms = [np.abs(r_lo) + np.abs(b0), np.abs(r_hi) + np.abs(b0)]
+        extra = 0
+    else:
+        a_lo, a_hi = r_lo + b0, r_hi + b0
+        terms = [np.abs(r_lo * mult), np.abs(r_hi * mult)]
+        extra = np.abs(b0 * mult)
+    terms += [np.abs(a * mult) + abs(const) + extra for a in (a_lo, a_hi)]
+    if max(int(t.max(initial=0)) for t in terms) >= _I32:
+        return None
     lo, hi = conv._LIMITS[dt]
     if clamp is not None:
         lo, hi = max(lo, int(clamp[0])), min(hi, int(clamp[1]))
