@@ -59,3 +59,20 @@ def test_tags_follow_a_layout_change(tmp_path):
     (tmp_path / "renamed.sim").write_bytes(out)
     img = vo.oracle().compile_offline(str(tmp_path / "renamed.sim"), str(tmp_path / "renamed.img"))
     assert Path(img).stat().st_size > 0
+
+
+def test_the_encoder_reports_the_vtable_cluster_the_reader_finds(tmp_path):
+    """``flatbuf.encode_with_layout``'s cluster position (what ``encode_with_tags`` uses instead of reading the
+    bytes again) is the reader's first vtable, for a vendor file and a modified one; None for plain TFLite."""
+    from calibrator_custom.model import flatbuf
+    from test_pipeline_convert import _small_net
+    model = load_model(_vendor_file())
+    t0 = model.main.tensors[0]
+    for suffix in ("", "_renamed_to_move_the_tables"):
+        t0.name = t0.name + suffix
+        data, start = flatbuf.encode_with_layout(model.to_dict(), model.file_identifier, dialect=model.dialect)
+        assert start == sgs_tags.vtable_cluster_start(data) and 0 < start < len(data)
+        assert sgs_tags.tags_of(data, start) == sgs_tags.tags_of(data)
+    plain = load_model(_small_net(tmp_path / "net.tflite"))
+    data, start = flatbuf.encode_with_layout(plain.to_dict(), b"TFL3")
+    assert start is None and data == flatbuf.encode(plain.to_dict(), b"TFL3")

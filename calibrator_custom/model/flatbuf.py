@@ -531,6 +531,13 @@ class _Writer:
 def encode(root_obj: dict[str, Any], file_identifier: bytes = b"TFL3", root: str = schema.ROOT_TABLE,
            size_hint: int = 0, dialect: str | None = None) -> bytes:
     """Encode a root table dict (as ``decode`` returns) into FlatBuffer bytes."""
+    return encode_with_layout(root_obj, file_identifier, root, size_hint, dialect)[0]
+
+
+def encode_with_layout(root_obj: dict[str, Any], file_identifier: bytes = b"TFL3", root: str = schema.ROOT_TABLE,
+                       size_hint: int = 0, dialect: str | None = None) -> tuple[bytes, int | None]:
+    """:func:`encode`, and where a vendor layout puts its vtable cluster (after every object: the file position
+    of its first vtable, as ``_Reader.first_vtable`` finds it), None for other layouts."""
     w = _Writer(size_hint, file_identifier, dialect)
     off = w.table(root, root_obj)
     if w.dialect.force_sgs_layout:
@@ -538,4 +545,6 @@ def encode(root_obj: dict[str, Any], file_identifier: bytes = b"TFL3", root: str
         # not its header: the header is padded to 8 bytes at most, not to the 16 of a buffer's data
         w.b.minalign = min(w.b.minalign, 8)
     w.b.Finish(off, file_identifier=file_identifier)
-    return bytes(w.b.Output())
+    data = bytes(w.b.Output())
+    cluster = getattr(w.b, "cluster", None)
+    return data, (None if cluster is None else len(data) - len(cluster))

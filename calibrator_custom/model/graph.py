@@ -376,11 +376,12 @@ class Model:
                 f"type them, run python tools/sgs_slot_survey.py --write on vendor files holding them")
         size = sum(len(b.data) for b in self.buffers) + 4096
 
-        def encode(m: "Model") -> bytes:
-            return flatbuf.encode(m.to_dict(), ident, size_hint=size, dialect=m.dialect if m.is_vendor else None)
+        def encode(m: "Model") -> tuple[bytes, int | None]:
+            return flatbuf.encode_with_layout(m.to_dict(), ident, size_hint=size,
+                                              dialect=m.dialect if m.is_vendor else None)
         if self.is_vendor:  # the tensors' tag bytes follow the layout (set on this model too)
             return sgs_tags.encode_with_tags(self, encode)
-        return encode(self)
+        return encode(self)[0]
 
     def save(self, path: str | os.PathLike, file_identifier: bytes | None = None) -> None:
         """Write the model atomically (temporary file in the same folder, then rename)."""

@@ -58,9 +58,10 @@ def quantization_positions(data: bytes) -> list[list[int | None]]:
     return out
 
 
-def tags_of(data: bytes) -> list[list[int | None]]:
-    """The tag each tensor of ``data`` must carry for its layout (None: the tensor has no quantization table)."""
-    start = vtable_cluster_start(data)
+def tags_of(data: bytes, cluster_start: int | None = None) -> list[list[int | None]]:
+    """The tag each tensor of ``data`` must carry for its layout (None: the tensor has no quantization table);
+    ``cluster_start``: the file's :func:`vtable_cluster_start` when the encoder knows it (found otherwise)."""
+    start = vtable_cluster_start(data) if cluster_start is None else cluster_start
     return [[None if q is None else (q - start) % 256 for q in row] for row in quantization_positions(data)]
 
 
@@ -86,15 +87,16 @@ def _set_tag(tensor, tag: int) -> bool:
     return True
 
 
-def encode_with_tags(model, encode: Callable[[object], bytes]) -> bytes:
-    """``encode(model)`` with every tensor's ``sgs_tag`` set to what the resulting layout implies.
+def encode_with_tags(model, encode: Callable[[object], tuple[bytes, int | None]]) -> bytes:
+    """The bytes of ``encode(model)`` with every tensor's ``sgs_tag`` set to what the resulting layout implies.
 
-    ``model`` (a vendor :class:`~calibrator_custom.model.graph.Model`, changed in place: its tensors' tags)
-    is encoded, the tags its layout implies are set, and it is encoded again until nothing changes."""
+    ``encode`` returns the bytes and the position of their vtable cluster (None: found by reading the
+    bytes). ``model`` (a vendor :class:`~calibrator_custom.model.graph.Model`, changed in place: its tensors'
+    tags) is encoded, the tags its layout implies are set, and it is encoded again until nothing changes."""
     for _ in range(MAX_ROUNDS):
-        data = encode(model)
+        data, start = encode(model)
         changed = False
-        for sg, tags in zip(model.subgraphs, tags_of(data)):
+        for sg, tags in zip(model.subgraphs, tags_of(data, start)):
             for t, tag in zip(sg.tensors, tags):
                 if tag is not None:
                     changed |= _set_tag(t, tag)
