@@ -179,7 +179,8 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         else:
             if not isinstance(img_gen, Iterator):
                 raise InputError("SIM_Calibrator need data generator for input")
-            stats, feeds = self._calibrate(img_gen, num_process, L5_SAMPLES if get_level(level).upgrades_16 == "measured" else 0)
+            record = L5_SAMPLES if get_level(level).uses_calibration_inputs else 0
+            stats, feeds = self._calibrate(img_gen, num_process, record)
         for name, cal, st, fd, qp, path in zip(names, cals, stats, feeds, per_model, out_paths):
             log.info("%s: converting %s at %s -> %s", name, cal.model or "(in-memory model)", level, path)
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,

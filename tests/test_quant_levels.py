@@ -9,13 +9,16 @@ from calibrator_custom.quant.levels import LEVEL_BY_NAME, QUANT_LEVELS, Level, c
 
 def test_levels_table_matches_docs_quant_levels():
     """docs/quant_levels.md: L1 min/max + per-tensor weights; L2 per-channel; L3 fitted ranges; L4 fitted
-    weights + estimated 16-bit upgrades; L5 measured upgrades."""
+    weights + estimated 16-bit upgrades; L5 measured upgrades. L2-L4 check their bias correction, L5
+    measures its own; L1 has none (and alone needs no calibration inputs)."""
     assert QUANT_LEVELS == ("L1", "L2", "L3", "L4", "L5")
-    want = {"L1": ("per_tensor", False, "none"), "L2": ("per_channel", False, "none"),
-            "L3": ("per_channel", True, "none"), "L4": ("fitted", True, "estimated"),
-            "L5": ("fitted", True, "measured")}
-    got = {n: (lv.weight_scales, lv.fitted_ranges, lv.upgrades_16) for n, lv in LEVEL_BY_NAME.items()}
+    want = {"L1": ("per_tensor", False, "none", "none"), "L2": ("per_channel", False, "none", "checked"),
+            "L3": ("per_channel", True, "none", "checked"), "L4": ("fitted", True, "estimated", "checked"),
+            "L5": ("fitted", True, "measured", "measured")}
+    got = {n: (lv.weight_scales, lv.fitted_ranges, lv.upgrades_16, lv.bias_correction)
+           for n, lv in LEVEL_BY_NAME.items()}
     assert got == want
+    assert [n for n, lv in LEVEL_BY_NAME.items() if not lv.uses_calibration_inputs] == ["L1"]
     assert all(isinstance(lv, Level) and lv.does for lv in LEVEL_BY_NAME.values())
 
 

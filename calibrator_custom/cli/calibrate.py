@@ -273,7 +273,7 @@ def calibrate(job: CalibrationJob) -> str:
     min_max = os.path.join(LOG_DIR, MIN_MAX_FILE)
     write_tensor_min_max(stats, min_max)
     log.info("wrote %s", min_max)
-    feeds = _calibration_feeds(job) if get_level(level).upgrades_16 == "measured" else None
+    feeds = _calibration_feeds(job) if get_level(level).uses_calibration_inputs else None
     log.info("converting at quant level %s", level)
     fixed = convert(job.model, job.config, stats, quant_level=level, quant_param=job.quant_param,
                     sensitivity_threshold=job.sensitivity_threshold, calibration_feeds=feeds,

@@ -31,8 +31,9 @@ from ..progress_display import Reporter, as_reporter
 from ..quant.levels import get_level
 from ..quant.qparam import QuantParamOverrides, import_quant_param
 from ..vendor_fixed.writer import write_vendor_fixed
+from .bias_check import checked_bias_correction
 from .l5 import L5_SAMPLES, L5Options, refine_l5  # noqa: F401 - L5_SAMPLES re-exported
-from .measure import _db
+from .measure import _db, _e2e_nsr, _Measure, _PrepareMemo
 from .options import PlanOverrides
 from .sensitivity import analytic_gain, conv_macs, pick_upgrades
 
@@ -125,6 +126,18 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
         rec = pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
         rep.message(f"{level.name}: {len(rec)} convolution(s) upgraded to 16 bit")
         plan = overrides.plan(pi, level, rec)
+    synthesized: dict = {}  # the vendor files the bias correction's check wrote, by plan
+    if level.bias_correction == "checked" and calibration_feeds and not quant_param:
+        if to_vendor and vendor_template is not None:
+            rep.message(f"{level.name}: bias correction not applied (the vendor template's writer carries none)")
+        elif to_vendor and not _all_image_inputs(pi, plan):
+            rep.message(f"{level.name}: bias correction not checked (the vendor's arithmetic is checked on image "
+                        "inputs only); not applied")
+        else:
+            scorer = _vendor_scorer(vendor_float, stats, config, pi, plan, carriable, synthesized) if to_vendor \
+                else _own_scorer(pi)
+            plan = checked_bias_correction(pi, plan, overrides, calibration_feeds, scorer, rep,
+                                           frozenset(k for k, b in plan.conv_bits.items() if b == 16))
     with rep.phase("writing the fixed model", 1 if output_path is None else 2) as phase:
         fixed = build_fixed_model(pi, plan)
         phase.update()
@@ -132,7 +145,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             _write_vendor_dialect(vendor_float or raw_model, vendor_template, stats, config, output_path, pi, plan)
         elif output_path is not None and not _write_synthesized(vendor_float, fixed_dialect, stats, config,
                                                                  output_path, pi, plan, carriable,
-                                                                 _check_feeds(calibration_feeds)):
+                                                                 _check_feeds(calibration_feeds), synthesized):
             fixed.save(output_path)
         phase.update()
     return fixed
@@ -178,7 +191,12 @@ def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds=None, 
     :func:`_check_references` of the feeds, computed once for several files)."""
     from ..vendor_fixed import engine
     program = engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model")
-    refs = _check_references(pi, plan, feeds) if references is None else references
+    return _program_sqnr(program, pi, _check_references(pi, plan, feeds) if references is None else references)
+
+
+def _program_sqnr(program, pi: PlanInputs, refs) -> float:
+    """The worst-output SQNR (dB, energies pooled over the samples) of a prepared vendor fixed program on
+    :func:`_check_references`' samples."""
     n_out = len(pi.graph.outputs)
     signal = np.zeros(n_out)
     noise = np.zeros(n_out)
@@ -192,9 +210,71 @@ def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds=None, 
     return min(_db(n_ / sg_ if sg_ > 0 else (0.0 if n_ == 0 else float("inf"))) for sg_, n_ in zip(signal, noise))
 
 
+def _synthesized_bytes(vendor_float: Model, stats: StatsSet, config: InputConfig, pi: PlanInputs, plan: QuantPlan,
+                       inputs16=(), output_path=None, memo: dict | None = None) -> bytes:
+    """The vendor's dialect of ``plan`` synthesized from the float.sim (``inputs16``: the conv inputs written at
+    16 bit, :func:`_vendor_int16_conv_inputs`); also written (atomically) to ``output_path`` when given.
+    ``memo``: the files already synthesized in this conversion, by plan (the bias correction's check writes
+    the plan it may keep)."""
+    from ..fileio import atomic_write
+    from ..vendor_fixed.quantize_plan import with_int16_convs
+    from ..vendor_fixed.synth_writer import write_synthesized
+    key = (id(plan), tuple(inputs16))
+    if memo is not None and key in memo:
+        data = memo[key][1]
+        if output_path is not None:
+            atomic_write(output_path, data)
+        return data
+    ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
+    data = write_synthesized(with_int16_convs(vendor_float, inputs16) if inputs16 else vendor_float, stats, config,
+                             output_path, ranges=ranges, weight_scales=weight_scales,
+                             input_means=_channel_input_means(pi, plan, weight_scales))
+    if memo is not None:
+        memo[key] = (plan, data)  # the plan is held so that its id stays its own
+    return data
+
+
+def _vendor_scorer(vendor_float: Model, stats: StatsSet, config: InputConfig, pi: PlanInputs, plan: QuantPlan,
+                   carriable: frozenset[int] | None, memo: dict):
+    """``make_scorer`` of ``bias_check`` for the synthesized vendor dialect: a plan's worst-output SQNR in the
+    vendor's arithmetic (its file as written, 16-bit convs where ``carriable``; files kept in ``memo``)."""
+    from ..vendor_fixed import engine
+    inputs16 = _vendor_int16_conv_inputs(carriable, pi, plan)[0] if carriable is not None else []
+    programs: dict[int, tuple[QuantPlan, object]] = {}
+
+    def program(p: QuantPlan):
+        if id(p) not in programs:
+            data = _synthesized_bytes(vendor_float, stats, config, pi, p, inputs16, memo=memo)
+            programs[id(p)] = (p, engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model"))
+        return programs[id(p)][1]
+
+    def make_scorer(feeds):
+        refs = _check_references(pi, plan, feeds)
+        return lambda p: _program_sqnr(program(p), pi, refs)
+    return make_scorer
+
+
+def _own_scorer(pi: PlanInputs):
+    """``make_scorer`` of ``bias_check`` for our own dialect: a plan's worst-output SQNR in our fixed simulator
+    (each plan's fixed model built once; the ops the plans share prepared once)."""
+    prepared = _PrepareMemo()
+    models: dict[int, tuple[QuantPlan, Model]] = {}
+
+    def fixed_model(p: QuantPlan) -> Model:
+        if id(p) not in models:
+            models[id(p)] = (p, build_fixed_model(pi, p))
+        return models[id(p)][1]
+
+    def make_scorer(feeds):
+        feeds = [list(f) for f in feeds]
+        meas = _Measure.collect(pi, feeds)
+        return lambda p: _db(_e2e_nsr(pi, fixed_model(p), feeds, meas, get_op=prepared))
+    return make_scorer
+
+
 def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: StatsSet, config: InputConfig,
                        output_path, pi: PlanInputs, plan: QuantPlan, carriable: frozenset[int] | None = None,
-                       check_feeds=None) -> bool:
+                       check_feeds=None, memo: dict | None = None) -> bool:
     """Write the vendor's dialect synthesized from the float.sim when ``fixed_dialect`` asks for it and it
     can be; True when written. ``"vendor"`` raises what stops it; ``"auto"`` logs it and returns False.
     ``carriable``: the convs whose 16-bit plan is written at 16 bit (:func:`vendor_int16_carriable`);
@@ -209,9 +289,6 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
                     "(run by fixed_simulator, not loadable by the vendor's compiler); convert it with the vendor's "
                     "converter to a *_float.sim to get the vendor's dialect")
         return False
-    from ..vendor_fixed.synth_writer import write_synthesized
-    ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
-    means = _channel_input_means(pi, plan, weight_scales)
     sixteen = sum(1 for bits in plan.conv_bits.values() if bits == 16)
     if carriable is not None:
         inputs16, dropped = _vendor_int16_conv_inputs(carriable, pi, plan)
@@ -223,10 +300,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
     written16 = False
     if inputs16:
         from ..fileio import atomic_write
-        from ..vendor_fixed.quantize_plan import with_int16_convs
         try:
-            data16 = write_synthesized(with_int16_convs(vendor_float, inputs16), stats, config, None, ranges=ranges,
-                                       weight_scales=weight_scales, input_means=means)
+            data16 = _synthesized_bytes(vendor_float, stats, config, pi, plan, inputs16, memo=memo)
             written16 = True
         except (UnsupportedOpError, ModelError) as e:
             log.warning("%s: the level's 16-bit convs cannot be written in the vendor's dialect (%s); they are "
@@ -234,8 +309,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             dropped = []
         if written16 and check_feeds and not _forced_16(pi, config) and _all_image_inputs(pi, plan):
             # the level chose them by measurements in our arithmetic: kept if the vendor's arithmetic agrees
-            data8 = write_synthesized(vendor_float, stats, config, None, ranges=ranges, weight_scales=weight_scales,
-                                      input_means=means)
+            data8 = _synthesized_bytes(vendor_float, stats, config, pi, plan, memo=memo)
             refs = _check_references(pi, plan, check_feeds)
             db16, db8 = (_vendor_file_sqnr(d, pi, plan, references=refs) for d in (data16, data8))
             log.info("%s: the level's 16-bit convs in the vendor's arithmetic, worst-output SQNR on %d calibration "
@@ -249,8 +323,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
             atomic_write(output_path, data16)
     if not written16:
         try:
-            write_synthesized(vendor_float, stats, config, output_path, ranges=ranges, weight_scales=weight_scales,
-                              input_means=means)
+            _synthesized_bytes(vendor_float, stats, config, pi, plan, output_path=output_path, memo=memo)
         except (UnsupportedOpError, ModelError) as e:
             if fixed_dialect == "vendor":
                 raise

@@ -34,16 +34,28 @@ class Level:
     upgrades_16: str
     #: one line for people
     does: str
+    #: the bias correction for the mean shift of weight quantization: "none", "checked" (kept if, with
+    #: calibration inputs, cross-validation in the written dialect's arithmetic shows it helps:
+    #: ``pipeline.bias_check``) or "measured" (L5's, checked on its float simulation)
+    bias_correction: str = "none"
+
+    @property
+    def uses_calibration_inputs(self) -> bool:
+        """Whether the conversion at this level uses calibration inputs besides the statistics (its
+        measured upgrades, its bias correction's check)."""
+        return self.upgrades_16 == "measured" or self.bias_correction != "none"
 
 
 LEVEL_BY_NAME: Mapping[str, Level] = {lv.name: lv for lv in (
     Level("L1", "per_tensor", False, "none", "min/max ranges, per-tensor weight scales"),
-    Level("L2", "per_channel", False, "none", "min/max ranges, per-channel weight scales with a clipping search"),
-    Level("L3", "per_channel", True, "none", "L2 with activation ranges fitted to the histograms"),
+    Level("L2", "per_channel", False, "none", "min/max ranges, per-channel weight scales with a clipping search, "
+          "a bias correction kept where cross-validation shows it helps", "checked"),
+    Level("L3", "per_channel", True, "none", "L2 with activation ranges fitted to the histograms", "checked"),
     Level("L4", "fitted", True, "estimated",
-          "L3 with weights fitted by input-channel energy and estimated 16-bit upgrades"),
+          "L3 with weights fitted by input-channel energy and estimated 16-bit upgrades", "checked"),
     Level("L5", "fitted", True, "measured",
-          "L4 with ranges, 16-bit upgrades and bias corrections measured (8-bit convs simulated in float)"),
+          "L4 with ranges, 16-bit upgrades and bias corrections measured (8-bit convs simulated in float)",
+          "measured"),
 )}
 #: the level names, lowest first
 QUANT_LEVELS: tuple[str, ...] = tuple(LEVEL_BY_NAME)
