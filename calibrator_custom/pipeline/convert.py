@@ -83,6 +83,10 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     callable for the messages alone; by default INFO log lines (in a Jupyter kernel: live displays of
     the phases), and INFO log lines for the phases with a callable.
 
+    ``calibration_feeds``: normalised float inputs (the first calibration samples) that L5 measures on and
+    that L2-L4 check their bias correction on (``pipeline.bias_check``: kept where a two-fold check in the
+    written dialect's arithmetic shows it helps); without them L2-L4 make no bias correction.
+
     ``num_process``: forked worker processes for L5's measurements (capped at ``os.cpu_count()``); the
     fixed model is the same for every count.
     """
