@@ -310,20 +310,32 @@ def test_progress_bar_counts_samples_from_the_workers(models, tmp_path, monkeypa
     assert any(line.rsplit("\r", 1)[-1].startswith("b: writing the fixed model [") for line in lines)
 
 
-def test_l5_measures_on_what_forward_fed_each_model(models, tmp_path, monkeypatch):
+@pytest.mark.parametrize("level", ["L5", "L2"])
+def test_l5_and_l2_use_what_forward_fed_each_model(models, tmp_path, monkeypatch, level):
     """Two workers; A's feeds are the samples, B's are A's float outputs: same models as pipeline.convert
-    given independently collected statistics and those feeds."""
+    given independently collected statistics and those feeds (L5 measures on them, L2 checks its bias
+    correction on them)."""
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     samples = [[sn.normalized(p)] for p in sn.pixels(6, seed=10)]
-    paths = _paths(tmp_path, "l5")
-    sn.ChainNet(models["a"], models["b"]).convert(iter(samples), num_process=2, quant_level="L5", fix_model=paths)
+    paths = _paths(tmp_path, level)
+    from calibrator_custom.pipeline import convert as convert_module
+    checked, real = [], convert_module.checked_bias_correction
+
+    def spy(pi, plan, overrides, feeds, *a, **k):
+        checked.append(len(feeds))
+        return real(pi, plan, overrides, feeds, *a, **k)
+    monkeypatch.setattr(convert_module, "checked_bias_correction", spy)
+    sn.ChainNet(models["a"], models["b"]).convert(iter(samples), num_process=2, quant_level=level, fix_model=paths)
+    checked_by_forward = list(checked)
     fa = calibrator_custom.float_simulator(models["a"][0])
     b_feeds = [[sn.run(fa, s[0])[0]] for s in samples]
     for (model, ini), feeds, path in zip((models["a"], models["b"]), (samples, b_feeds), paths):
         ref = tmp_path / f"ref_{os.path.basename(path)}"
-        convert(model, ini, collect_stats_arrays(model, feeds), quant_level="L5", calibration_feeds=feeds,
+        convert(model, ini, collect_stats_arrays(model, feeds), quant_level=level, calibration_feeds=feeds,
                 output_path=ref)
         assert ref.read_bytes() == open(path, "rb").read()
+    if level == "L2":  # the bias correction's check got each model's 6 inputs
+        assert checked_by_forward == [6, 6]
 
 
 def test_all_int16_configs_force_l2(models, tmp_path, caplog):
