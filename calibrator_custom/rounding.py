@@ -63,10 +63,11 @@ class ChannelCodes:
         w = np.asarray(w, np.float64)
         self.shape, self.axis, self.qmax = w.shape, int(axis), int(qmax)
         self.sparse = bool(w.size) and np.count_nonzero(w) < SPARSE_CODES_BELOW * w.size
-        if self.sparse:
-            self.idx = np.nonzero(w)
-            self.values = w[self.idx]
-            self.channel = self.idx[self.axis]
+        if self.sparse:  # flat positions (one index array, not one per axis) and their channel along axis
+            self.flat = np.flatnonzero(w)
+            self.values = w.reshape(-1)[self.flat]
+            inner = int(np.prod(w.shape[self.axis + 1:], dtype=np.int64))
+            self.channel = (self.flat // inner) % w.shape[self.axis]
         else:
             self.w = w
 
@@ -76,9 +77,9 @@ class ChannelCodes:
     def codes(self, scale) -> np.ndarray:
         """The codes, float64 in the weights' shape."""
         if self.sparse:
-            q = np.zeros(self.shape)
-            q[self.idx] = clipped_codes(self.values, self._scales(scale)[self.channel], self.qmax)
-            return q
+            q = np.zeros(int(np.prod(self.shape, dtype=np.int64)))
+            q[self.flat] = clipped_codes(self.values, self._scales(scale)[self.channel], self.qmax)
+            return q.reshape(self.shape)
         return np.moveaxis(clipped_codes(np.moveaxis(self.w, self.axis, -1), np.asarray(scale, np.float64), self.qmax),
                            -1, self.axis)
 

@@ -248,12 +248,13 @@ def _requant_reference(w, x_range, b0, mult, k, n, zp, out_dtype, clamp, out_w):
 @given(st.integers(1, 6), st.integers(1, 5), st.data())
 def test_prepare_requant_matches_a_python_integer_loop(taps, channels, data):
     """The vectorized bounds and rows of conv_plan.prepare_requant equal the per-channel integer loop, including
-    where a bound fails (None): saturating and folded biases, UINT8 / INT16 inputs and outputs, large multipliers."""
+    where a bound fails (None): saturating and folded biases, UINT8 / INT16 inputs and outputs, large multipliers,
+    codes as int8 / int16 (their most negative value included) or int64."""
     from calibrator_custom.vendor_fixed.conv_plan import prepare_requant
     wide = data.draw(st.booleans())
     qmax = 32767 if wide else 127
-    w = np.array(data.draw(st.lists(st.integers(-qmax, qmax), min_size=taps * channels, max_size=taps * channels)),
-                 np.int64).reshape(taps, channels)
+    codes = data.draw(st.lists(st.integers(-qmax - 1, qmax), min_size=taps * channels, max_size=taps * channels))
+    w = np.array(codes, data.draw(st.sampled_from([np.int64, np.int16 if wide else np.int8]))).reshape(taps, channels)
     x_range = (-32768, 32767) if wide else data.draw(st.sampled_from([(0, 255), (-128, 127)]))
     b0 = data.draw(st.lists(st.integers(-40000, 40000), min_size=channels, max_size=channels))
     mult = data.draw(st.lists(st.integers(0, 2 ** 32), min_size=channels, max_size=channels))

@@ -62,8 +62,12 @@ def prepare_requant(w_by_channel: np.ndarray, x_range: tuple, bias_row0, multipl
     ``w_by_channel``: the weight codes as [taps, C_out]; ``x_range`` = (x_lo, x_hi) holding the input
     codes and the padding value.
     """
-    w = np.asarray(w_by_channel, np.int64)
-    w_pos, w_neg, w_abs = np.maximum(w, 0).sum(0), np.minimum(w, 0).sum(0), np.abs(w).sum(0)
+    w = np.asarray(w_by_channel)
+    if w.dtype.kind != "i" or w.size == 0 or int(w.min()) == np.iinfo(w.dtype).min:
+        w = w.astype(np.int64)  # (|w| must fit the codes' own dtype below)
+    # sum max(w, 0) = (sum w + sum |w|) / 2 and sum min(w, 0) = (sum w - sum |w|) / 2, exactly
+    w_sum, w_abs = w.sum(0, dtype=np.int64), np.abs(w).sum(0, dtype=np.int64)
+    w_pos, w_neg = (w_sum + w_abs) // 2, (w_sum - w_abs) // 2
     x_lo, x_hi = (int(v) for v in x_range)
     k, n = int(bias_shift), int(total_shift)
     rest = n - k
