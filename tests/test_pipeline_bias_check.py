@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 
 import calibrator_custom
-from calibrator_custom.calib import collect_stats_arrays
 from calibrator_custom.config import load_input_config
 from calibrator_custom.model.graph import load_model
 from calibrator_custom.pipeline import bias_check
@@ -13,17 +12,12 @@ from calibrator_custom.pipeline.convert import convert
 from calibrator_custom.pipeline.options import PlanOverrides
 from calibrator_custom.plan import PlanInputs
 from calibrator_custom.progress_display import as_reporter
-from test_pipeline_convert import MEAN, STD, _ini, _small_net
+from test_pipeline_convert import _ini, small_case
 
 
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
-    d = tmp_path_factory.mktemp("bias")
-    path = _small_net(d / "net_float.sim")
-    rng = np.random.default_rng(5)
-    pixels = [rng.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8) for _ in range(6)]
-    feeds = [[(p.astype(np.float32) - MEAN) / STD] for p in pixels]
-    stats = collect_stats_arrays(path, feeds)
+    d, path, pixels, feeds, stats = small_case(tmp_path_factory.mktemp("bias"), count=6, seed=5)
     model = load_model(path)
     pi = PlanInputs.create(model, stats, load_input_config(_ini(d / "c.ini"), model))
     return d, path, pixels, feeds, stats, pi

@@ -50,15 +50,19 @@ def _small_net(path) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    d = tmp_path_factory.mktemp("small")
+def small_case(d, count: int = 8, seed: int = 1):
+    """(folder, :func:`_small_net` saved there, ``count`` random pixel images, their float feeds, statistics)."""
     model = _small_net(d / "net_float.sim")
-    rng = np.random.default_rng(1)
-    pixels = [rng.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8) for _ in range(8)]
+    rng = np.random.default_rng(seed)
+    pixels = [rng.integers(0, 256, (1, 12, 12, 3)).astype(np.uint8) for _ in range(count)]
     feeds = [[(p.astype(np.float32) - MEAN) / STD] for p in pixels]
     stats = collect_stats_arrays(model, feeds)
     return d, model, pixels, feeds, stats
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    return small_case(tmp_path_factory.mktemp("small"))
 
 
 def _float_out(model, feed):

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import ModelError, UnsupportedOpError
 from ..plan import PlanInputs, QuantPlan
 from ..progress_display import Reporter
+from ..quant.levels import get_level
 from .float_sim import _Samples
 from .l5 import _bias_corrections, _input_means, on_pixel_grid
 from .options import PlanOverrides
@@ -67,14 +68,14 @@ def checked_bias_correction(pi: PlanInputs, plan: QuantPlan, overrides: PlanOver
                             recommended_16: frozenset[int] = frozenset()) -> QuantPlan:
     """``plan`` with the bias correction of all ``feeds``' means if the two-fold check (module docstring) keeps
     it, else ``plan``; the decision and both folds' scores are reported as a message."""
-    name = plan.level if isinstance(plan.level, str) else plan.level.name
+    name = get_level(plan.level).name
     feeds = on_pixel_grid(pi, plan, list(feeds))
     if len(feeds) < BIAS_CHECK_MIN_SAMPLES:
         rep.message(f"{name}: bias correction not checked (needs {BIAS_CHECK_MIN_SAMPLES} calibration inputs, "
                     f"{len(feeds)} given); not applied")
         return plan
     half = len(feeds) // 2
-    folds = ((feeds[:half], slice(0, half)), (feeds[half:], slice(half, None)))
+    first, second = slice(0, half), slice(half, None)
     with rep.phase(f"{name} bias correction means (inputs)", len(feeds)) as phase:
         per_sample = []
         for f in feeds:
@@ -83,12 +84,12 @@ def checked_bias_correction(pi: PlanInputs, plan: QuantPlan, overrides: PlanOver
     gains, lines = [], []
     try:
         with rep.phase(f"{name} bias correction check (folds)", 2) as phase:
-            for (_, train), (test, _) in ((folds[0], folds[1]), (folds[1], folds[0])):
+            for train, test in ((first, second), (second, first)):
                 trial = corrected_plan(pi, plan, overrides, per_sample[train], recommended_16)
                 if trial is None:
                     rep.message(f"{name}: no 8-bit convolution's bias to correct")
                     return plan
-                score = make_scorer(test)
+                score = make_scorer(feeds[test])
                 before, after = score(plan), score(trial)
                 gains.append(after - before)
                 lines.append(f"{before:.2f} -> {after:.2f} dB")

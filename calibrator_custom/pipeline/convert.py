@@ -193,9 +193,22 @@ def _vendor_file_sqnr(data: bytes, pi: PlanInputs, plan: QuantPlan, feeds=None, 
     """The worst-output SQNR (dB, energies pooled over ``feeds``) of a synthesized vendor fixed file run by
     our simulator of the vendor's arithmetic, against the float model on the same pixels (``references``:
     :func:`_check_references` of the feeds, computed once for several files)."""
+    return _program_sqnr(_vendor_program(data), pi,
+                         _check_references(pi, plan, feeds) if references is None else references)
+
+
+def _vendor_program(data: bytes):
+    """A synthesized vendor fixed file prepared for our simulator of the vendor's arithmetic."""
     from ..vendor_fixed import engine
-    program = engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model")
-    return _program_sqnr(program, pi, _check_references(pi, plan, feeds) if references is None else references)
+    return engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model")
+
+
+def _per_plan(cache: dict, plan: QuantPlan, make: Callable[[], object], *key):
+    """``make()`` once per plan (and ``key``) in ``cache``; the plan is held there so that its id stays its own."""
+    k = (id(plan), *key)
+    if k not in cache:
+        cache[k] = (plan, make())
+    return cache[k][1]
 
 
 def _program_sqnr(program, pi: PlanInputs, refs) -> float:
@@ -223,18 +236,14 @@ def _synthesized_bytes(vendor_float: Model, stats: StatsSet, config: InputConfig
     from ..fileio import atomic_write
     from ..vendor_fixed.quantize_plan import with_int16_convs
     from ..vendor_fixed.synth_writer import write_synthesized
-    key = (id(plan), tuple(inputs16))
-    if memo is not None and key in memo:
-        data = memo[key][1]
-        if output_path is not None:
-            atomic_write(output_path, data)
-        return data
-    ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
-    data = write_synthesized(with_int16_convs(vendor_float, inputs16) if inputs16 else vendor_float, stats, config,
-                             output_path, ranges=ranges, weight_scales=weight_scales,
-                             input_means=_channel_input_means(pi, plan, weight_scales))
-    if memo is not None:
-        memo[key] = (plan, data)  # the plan is held so that its id stays its own
+    def synthesize() -> bytes:
+        ranges, weight_scales = _plan_ranges(pi, plan), _channel_weight_scales(pi, plan)
+        return write_synthesized(with_int16_convs(vendor_float, inputs16) if inputs16 else vendor_float, stats,
+                                 config, None, ranges=ranges, weight_scales=weight_scales,
+                                 input_means=_channel_input_means(pi, plan, weight_scales))
+    data = synthesize() if memo is None else _per_plan(memo, plan, synthesize, tuple(inputs16))
+    if output_path is not None:
+        atomic_write(output_path, data)
     return data
 
 
@@ -242,15 +251,12 @@ def _vendor_scorer(vendor_float: Model, stats: StatsSet, config: InputConfig, pi
                    carriable: frozenset[int] | None, memo: dict):
     """``make_scorer`` of ``bias_check`` for the synthesized vendor dialect: a plan's worst-output SQNR in the
     vendor's arithmetic (its file as written, 16-bit convs where ``carriable``; files kept in ``memo``)."""
-    from ..vendor_fixed import engine
     inputs16 = _vendor_int16_conv_inputs(carriable, pi, plan)[0] if carriable is not None else []
-    programs: dict[int, tuple[QuantPlan, object]] = {}
+    programs: dict = {}
 
     def program(p: QuantPlan):
-        if id(p) not in programs:
-            data = _synthesized_bytes(vendor_float, stats, config, pi, p, inputs16, memo=memo)
-            programs[id(p)] = (p, engine.prepare(Model.from_bytes(data), "the synthesized vendor fixed model"))
-        return programs[id(p)][1]
+        return _per_plan(programs, p, lambda: _vendor_program(
+            _synthesized_bytes(vendor_float, stats, config, pi, p, inputs16, memo=memo)))
 
     def make_scorer(feeds):
         refs = _check_references(pi, plan, feeds)
@@ -261,18 +267,13 @@ def _vendor_scorer(vendor_float: Model, stats: StatsSet, config: InputConfig, pi
 def _own_scorer(pi: PlanInputs):
     """``make_scorer`` of ``bias_check`` for our own dialect: a plan's worst-output SQNR in our fixed simulator
     (each plan's fixed model built once; the ops the plans share prepared once)."""
-    prepared = _PrepareMemo()
-    models: dict[int, tuple[QuantPlan, Model]] = {}
-
-    def fixed_model(p: QuantPlan) -> Model:
-        if id(p) not in models:
-            models[id(p)] = (p, build_fixed_model(pi, p))
-        return models[id(p)][1]
+    prepared, models = _PrepareMemo(), {}
 
     def make_scorer(feeds):
         feeds = [list(f) for f in feeds]
         meas = _Measure.collect(pi, feeds)
-        return lambda p: _db(_e2e_nsr(pi, fixed_model(p), feeds, meas, get_op=prepared))
+        return lambda p: _db(_e2e_nsr(pi, _per_plan(models, p, lambda: build_fixed_model(pi, p)), feeds, meas,
+                                      get_op=prepared))
     return make_scorer
 
 
