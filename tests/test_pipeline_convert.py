@@ -10,7 +10,7 @@ import pytest
 
 import calibrator_custom
 from calibrator_custom.calib import collect_stats_arrays
-from calibrator_custom.errors import ConfigError, ModelError
+from calibrator_custom.errors import ConfigError, InputError, ModelError
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.pipeline.convert import convert
 from calibrator_custom.pipeline.export import export_quant_param
@@ -333,3 +333,18 @@ def test_vendor_dialect_writer_gets_the_plans_input_means_by_weight_name(small):
     np.testing.assert_array_equal(got[pi.graph.tensors[c.weights].name], mean)
     assert _channel_input_means(pi, plan, scales) is None
     assert _channel_input_means(pi, with_means, None) is None
+
+
+def test_calibration_feeds_of_the_wrong_shape_or_count_are_refused(small, tmp_path):
+    """A sample of another shape would run (on other data than the chip's): convert names it and the input, and
+    writes nothing."""
+    d, model, _, feeds, stats = small
+    out = tmp_path / "never_fixed.sim"
+    wrong = [[np.zeros((1, 10, 10, 3), np.float32)]] * 2
+    with pytest.raises(InputError, match=r"calibration_feeds\[0\]\[0\] \(input 'img'\) has shape \(1, 10, 10, 3\), "
+                                         r"the model takes \(1, 12, 12, 3\)"):
+        convert(model, _ini(d / "c.ini"), stats, quant_level="L2", calibration_feeds=wrong, output_path=out)
+    with pytest.raises(InputError, match=r"calibration_feeds\[1\] holds 2 array\(s\) but the model has 1 input"):
+        convert(model, _ini(d / "c.ini"), stats, quant_level="L5", calibration_feeds=[feeds[0], feeds[0] * 2],
+                output_path=out)
+    assert not out.exists() and not list(tmp_path.iterdir())

@@ -104,6 +104,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     # 31.46 with the per-channel plan's union ranges, iris_landmark 29.92 against 30.03.)
     to_vendor = output_path is not None and (vendor_template is not None or _synthesizable(vendor_float, fixed_dialect))
     pi = PlanInputs.create(model, stats, config)
+    _check_calibration_feeds(pi, calibration_feeds)
     ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
     overrides = PlanOverrides.from_quant_param(ov)
     with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
@@ -153,6 +154,26 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             fixed.save(output_path)
         phase.update()
     return fixed
+
+
+def _check_calibration_feeds(pi: PlanInputs, feeds) -> None:
+    """``InputError`` naming the sample and the input when a calibration feed is not one array per graph input
+    in that input's shape (a sample of another shape would run, on other data than the chip's)."""
+    if not feeds:
+        return
+    g = pi.graph
+    names = [g.tensors[i].name for i in g.inputs]
+    shapes = [tuple(int(d) for d in g.tensors[i].shape) for i in g.inputs]
+    for n, feed in enumerate(feeds):
+        arrays = list(feed)
+        if len(arrays) != len(shapes):
+            raise InputError(f"calibration_feeds[{n}] holds {len(arrays)} array(s) but the model has {len(shapes)} "
+                             f"input(s) ({', '.join(names)}): give one array per input, in that order")
+        for k, (x, shape, name) in enumerate(zip(arrays, shapes, names)):
+            got = tuple(np.shape(x))
+            if got != shape:
+                raise InputError(f"calibration_feeds[{n}][{k}] (input {name!r}) has shape {got}, the model takes "
+                                 f"{shape}: preprocess each sample to the input's shape, batch axis included")
 
 
 def _check_feeds(feeds) -> list | None:
