@@ -1,6 +1,8 @@
 """Model file layer: lossless round trips of the shared models, SigmaStar's schema extensions."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -109,3 +111,47 @@ def test_topological_order_reorders_ops_written_out_of_order():
     model = b.build()
     model.main.operators.reverse()
     assert model.main.topological_order() == [1, 0]
+
+
+def _two_convs_sharing(shared: bool) -> Model:
+    b = ModelBuilder()
+    x = b.input("x", (1, 4, 4, 2))
+    w1 = b.constant("w1", np.ones((2, 1, 1, 2), np.float32))
+    w2 = w1 if shared else b.constant("w2", np.ones((2, 1, 1, 2), np.float32))
+    bias = b.constant("b", np.zeros(2, np.float32))
+    y = b.op("CONV_2D", [x, w1, bias], {"padding": "SAME", "stride_w": 1, "stride_h": 1}, name="y")
+    z = b.op("CONV_2D", [y, w2, bias], {"padding": "SAME", "stride_w": 1, "stride_h": 1}, name="z")
+    b.output(z)
+    return b.build()
+
+
+def test_set_constant_rewrites_a_buffer_no_other_tensor_reads():
+    m = _two_convs_sharing(False)
+    g = m.main
+    i = g.tensor_index("w1")
+    before, count = g.tensors[i].buffer, len(m.buffers)
+    m.set_constant(i, np.full((2, 1, 1, 2), 3.0, np.float32))
+    assert g.tensors[i].buffer == before and len(m.buffers) == count  # no buffer left without a tensor
+    got = m.tensor_data(g.tensors[i])
+    assert got.shape == (2, 1, 1, 2) and got.dtype == np.float32
+    np.testing.assert_array_equal(got, 3.0)
+    np.testing.assert_array_equal(m.tensor_data(g.tensors[g.tensor_index("w2")]), 1.0)
+
+
+def test_set_constant_of_a_shared_buffer_leaves_the_other_tensor_its_value():
+    m = _two_convs_sharing(True)
+    g = m.main
+    i = g.tensor_index("w1")
+    conv_weights = [op.inputs[1] for op in g.operators]
+    assert conv_weights[0] == conv_weights[1] == i  # one tensor read by both convs
+    bias = g.tensor_index("b")
+    m.set_constant(bias, np.full(2, 0.5, np.float32))  # the bias tensor is read twice, its buffer once
+    np.testing.assert_array_equal(m.tensor_data(g.tensors[bias]), 0.5)
+    # a buffer two tensors point at: the rewritten tensor gets its own
+    t = g.tensors[bias]
+    g.tensors.append(dataclasses.replace(t, name="b_alias"))
+    count = len(m.buffers)
+    m.set_constant(bias, np.full(2, 2.0, np.float32))
+    assert len(m.buffers) == count + 1 and g.tensors[bias].buffer == count
+    np.testing.assert_array_equal(m.tensor_data(g.tensors[-1]), 0.5)
+    np.testing.assert_array_equal(m.tensor_data(g.tensors[bias]), 2.0)

@@ -231,6 +231,23 @@ class Model:
                              f"needs {count * dtype.itemsize} bytes but buffer {tensor.buffer} holds {len(raw)}")
         return np.frombuffer(raw, dtype=dtype).reshape(tensor.shape)
 
+    def set_constant(self, index: int, value: np.ndarray, subgraph: int = 0) -> None:
+        """Make tensor ``index`` hold ``value`` (shape taken from it): its buffer is rewritten where no other
+        tensor reads it, else the tensor points at a new buffer and the others keep the old one. (The vendor's
+        compiler crashes on a file holding a buffer no tensor points at.)"""
+        sg = self.subgraphs[subgraph]
+        t = sg.tensors[index]
+        data = np.ascontiguousarray(value).tobytes()
+        shared = t.buffer <= 0 or any(b == t.buffer for _, b in self.metadata) or \
+            any(u.buffer == t.buffer for g in self.subgraphs for u in g.tensors if u is not t)
+        if shared:
+            self.buffers.append(Buffer(data))
+            buffer = len(self.buffers) - 1
+        else:
+            self.buffers[t.buffer] = Buffer(data)
+            buffer = t.buffer
+        sg.tensors[index] = dataclasses.replace(t, shape=tuple(int(d) for d in np.shape(value)), buffer=buffer)
+
     def _diagonal_block_bytes(self, tensor: Tensor) -> int | None:
         """The byte size of ``tensor``'s diagonal-block buffer when it is the int8 or INT16 weight of a
         vendor CONV_2D marked ``sgs_depthwise_mode == 2`` (a depthwise conv run as a conv), else None.

@@ -118,16 +118,8 @@ def _fold_bias_factor(m: Model, k: int, name: str, op: Operator) -> None:
         shape[axis] = -1
         weights = (np.asarray(weights, np.float32) * factor.reshape(shape)).astype(np.float32)
         offset = (offset * factor).astype(np.float32)
-        _set_constant(m, op.inputs[1], weights)
-    _set_constant(m, op.inputs[2], np.ascontiguousarray(offset, np.float32))
-
-
-def _set_constant(m: Model, index: int, value: np.ndarray) -> None:
-    """Point tensor ``index`` at a new buffer holding ``value`` (other users of the old buffer keep it)."""
-    t = m.main.tensors[index]
-    m.buffers.append(Buffer(np.ascontiguousarray(value).tobytes()))
-    m.main.tensors[index] = dataclasses.replace(t, shape=tuple(int(d) for d in value.shape),
-                                                buffer=len(m.buffers) - 1)
+        m.set_constant(op.inputs[1], weights)
+    m.set_constant(op.inputs[2], np.ascontiguousarray(offset, np.float32))
 
 
 def _reshape_concat_inputs(m: Model, k: int, op: Operator) -> list[Operator]:
