@@ -308,7 +308,7 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
     try:
         t0 = time.perf_counter()
         convert(float_sim, our_ini, stats, quant_level="L2", calibration_feeds=calib[:L5_SAMPLES], output_path=out,
-                fixed_dialect="vendor")
+                fixed_dialect="vendor", **_equalizing(calib))
         res["vendor_L2_s"] = time.perf_counter() - t0
     except CalibratorError as e:
         res["vendor_L2_note"] = f"our vendor-dialect writer refused L2: {e}"
@@ -322,7 +322,7 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
     if with_l5:
         out = folder / f"{name}_L5_vendor8_fixed.sim"
         convert(float_sim, our_ini, stats, quant_level="L5", calibration_feeds=calib[:L5_SAMPLES], output_path=out,
-                fixed_dialect="vendor", vendor_int16_convs=False)
+                fixed_dialect="vendor", vendor_int16_convs=False, **_equalizing(calib))
         lsim = calibrator_custom.fixed_simulator(out)
         checks.append(_check_vendor_codes(oracle, out, lsim, evals_raw, f"{name} L5 vendor dialect (8-bit convs)"))
         got, _ = _run(lsim, evals_raw)
@@ -335,6 +335,18 @@ def benchmark_vendor(oracle, path: Path, name: str, fsim, mean: float, std: floa
         res.update(_vendor_16bit(oracle, float_sim, ini16, stats, calib, evals_raw, ref, fsim, folder, name, checks,
                                  level="L2", key="vendor_ALL_INT16"))
     return res
+
+
+#: ``--no-equalize``: the vendor-dialect conversions without channel equalization (for comparison)
+EQUALIZE = True
+
+
+def _equalizing(calib) -> dict:
+    """``convert``'s keywords for the vendor dialect: the equalized model's statistics on the same photos (as the
+    ``calibrator`` command passes them), unless ``--no-equalize``."""
+    if not EQUALIZE:
+        return {"equalize_channels": False}
+    return {"statistics_of": lambda path: collect_stats_arrays(path, calib)}
 
 
 def _vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim, folder: Path, name: str,
@@ -350,7 +362,7 @@ def _vendor_16bit(oracle, float_sim, our_ini, stats, calib, evals_raw, ref, fsim
     try:
         t0 = time.perf_counter()
         convert(float_sim, our_ini, stats, quant_level=level, calibration_feeds=calib[:L5_SAMPLES], output_path=out,
-                fixed_dialect="vendor")
+                fixed_dialect="vendor", **_equalizing(calib))
         convert_s = time.perf_counter() - t0
     except CalibratorError as e:
         return {f"{key}_note": f"our vendor-dialect writer refused {key[len('vendor_'):]}: {e}"}
@@ -416,7 +428,11 @@ def main(argv=None) -> int:
     ap.add_argument("--num-process", type=int, default=1, help="convert(num_process=...): L5's measurement workers")
     ap.add_argument("--vendor", action="store_true",
                     help="add the vendor's own L1 and our L2 in the vendor's dialect (needs ../shared/vendor_sdk)")
+    ap.add_argument("--no-equalize", action="store_true",
+                    help="with --vendor: our levels in the vendor's dialect without channel equalization")
     args = ap.parse_args(argv)
+    global EQUALIZE
+    EQUALIZE = not args.no_equalize
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not MODELS_DIR.is_dir():
         print(f"{MODELS_DIR} not found: the benchmark needs ../shared", file=sys.stderr)
@@ -434,7 +450,8 @@ def main(argv=None) -> int:
                                       vendor)
         all_rows += rows
         refs[rows[0].model] = extra
-    print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB")
+    print(f"calibration: first {args.calib} photos; evaluation: {args.eval} other photos; SQNR = worst output, dB"
+          + (f"; vendor dialect {'with' if EQUALIZE else 'without'} channel equalization" if args.vendor else ""))
     print(f"{'model':<36} {'config':<9} {'SQNR dB':>8} {'TFL int8':>8} {'TFL 16x8':>8} {'16b MACs':>8} "
           + (f"{'vendor L1':>9} {'L2 vendor':>9} {'L5v 8b':>9} {'L5 vendor':>9} {'16b MACs':>8} {'A16 vendor':>10} "
              f"{'16b MACs':>8} " if args.vendor

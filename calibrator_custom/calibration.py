@@ -12,9 +12,10 @@ tensor will have in the fixed model under this config. A bad model or config pat
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -90,6 +91,28 @@ class calibrator(_SimulatorBase):  # noqa: N801 - the vendor's public name
     def recorded_inputs(self) -> list[list[np.ndarray]]:
         """The inputs recorded since :meth:`record_inputs`, one list of arrays per invoke, in order."""
         return list(self._recorded_inputs)
+
+    @contextlib.contextmanager
+    def running(self, model_path: str | os.PathLike) -> Iterator[None]:
+        """Inside, invokes run the float model at ``model_path`` instead (a rescaled copy of this model: the same
+        graph, inputs and outputs) and the statistics are its; the statistics gathered before are restored on exit.
+        ``SIM_Calibrator`` gathers a channel-equalized model's statistics so (``pipeline.equalize``)."""
+        from .model import sgs_lower
+        from .model.graph import load_model
+        other = sgs_lower.runnable(load_model(model_path))
+        g, h = self.model_obj.main, other.main
+        if [t.name for t in g.tensors] != [t.name for t in h.tensors] or (g.inputs, g.outputs) != (h.inputs, h.outputs):
+            raise InputError(f"running: {os.fspath(model_path)!r} is not a rescaled copy of {self.model!r} (its "
+                             "tensors differ)")
+        saved = (self.model, self._interp, self._collector, list(self._observers))
+        try:
+            self.model = os.fspath(model_path)
+            with self._naming_the_file():
+                self._interp = self._make_interpreter(other)
+            self.reset_statistics()
+            yield
+        finally:
+            self.model, self._interp, self._collector, self._observers = saved
 
     # ------------------------------------------------------------------ statistics
     def statistics(self) -> StatsSet:

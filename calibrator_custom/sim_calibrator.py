@@ -176,17 +176,21 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
                                   "quantization from quant_param; pass quant_param=[...] or a generator of samples")
             stats = [stats_from_quant_param(c.model_obj, qp) for c, qp in zip(cals, per_model)]
             feeds: list[list] = [[] for _ in cals]
+            samples = None
         else:
             if not isinstance(img_gen, Iterator):
                 raise InputError("SIM_Calibrator need data generator for input")
             record = L5_SAMPLES if get_level(level).uses_calibration_inputs else 0
-            stats, feeds = self._calibrate(img_gen, num_process, record)
-        for name, cal, st, fd, qp, path in zip(names, cals, stats, feeds, per_model, out_paths):
+            samples = [_as_args(s) for s in img_gen]
+            stats, feeds = self._calibrate(samples, num_process, record)
+        for k, (name, cal, st, fd, qp, path) in enumerate(zip(names, cals, stats, feeds, per_model, out_paths)):
             log.info("%s: converting %s at %s -> %s", name, cal.model or "(in-memory model)", level, path)
             fixed = convert_model(cal.model_obj, cal.config, st, quant_level=level, quant_param=qp,
                                   sensitivity_threshold=sensitivity_threshold, calibration_feeds=fd or None,
                                   output_path=path, progress=Reporter.auto(prefix=f"{name}: "),
-                                  num_process=int(num_process), vendor_float=cal.vendor_float())
+                                  num_process=int(num_process), vendor_float=cal.vendor_float(),
+                                  statistics_of=None if samples is None else
+                                  self._statistics_of(k, samples, num_process))
             if cmd_model is not None:
                 ranges = {n: (float(t.min), float(t.max)) for n, t in st.tensors.items() if t.num_finite}
                 ranges.update({q["name"]: (float(np.min(q["min"])), float(np.max(q["max"]))) for q in qp or ()})
@@ -330,9 +334,17 @@ class SIM_Calibrator(ModelRegistry):  # noqa: N801 - the vendor's public name
         return paths
 
     # ------------------------------------------------------------------ calibration
-    def _calibrate(self, img_gen: Iterator, num_process: int, record: int) -> tuple[list[StatsSet], list[list]]:
+    def _statistics_of(self, k: int, samples: list[tuple], num_process: int):
+        """``statistics_of`` for ``convert`` of calibrator ``k``: the statistics of a rescaled copy of its model
+        (the file at the path given), gathered by running ``forward`` on the samples again with that model in it."""
+        def statistics_of(path: str) -> StatsSet:
+            cal = self._calibrator_list()[k]
+            with cal.running(path):
+                return self._calibrate(samples, num_process, 0)[0][k]
+        return statistics_of
+
+    def _calibrate(self, samples: list[tuple], num_process: int, record: int) -> tuple[list[StatsSet], list[list]]:
         """Run forward on every sample (in workers); merged statistics and the first ``record`` inputs per model."""
-        samples = [_as_args(s) for s in img_gen]
         if not samples:
             raise InputError("the data generator yielded no samples; give at least one")
         n = max(1, min(int(num_process), os.cpu_count() or 1, len(samples)))

@@ -120,3 +120,33 @@ def test_statistics_accumulate_over_invokes(model_path, tmp_path):
     assert StatsSet.load(path) == stats
     calib.reset_statistics()
     assert calib.get_minmax() == []
+
+
+def test_running_a_rescaled_copy_gathers_its_statistics_then_restores_the_models(model_path, tmp_path):
+    from calibrator_custom.errors import InputError
+    from calibrator_custom.model.graph import load_model
+    copy = load_model(model_path)
+    g = copy.main
+    w = g.tensor_index("conv/w")
+    copy.set_constant(w, np.array(copy.tensor_data(g.tensors[w])) * 2)  # conv's output doubled
+    scaled = tmp_path / "scaled_float.sim"
+    copy.save(scaled)
+    calib = calibrator_custom.calibrator(model_path, _ini(tmp_path))
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 8, 8, 3)).astype(np.float32)
+    calib.set_input(0, x)
+    calib.invoke()
+    before = calib.statistics()
+    with calib.running(scaled):
+        calib.set_input(0, x)
+        calib.invoke()
+        inside = calib.statistics()
+    assert inside.num_samples == 1 and inside.tensors["conv"].max == 2 * before.tensors["conv"].max
+    after = calib.statistics()
+    assert after == before and calib.model == str(model_path)
+    other = ModelBuilder()
+    other.output(other.op("RELU", [other.input("image", (1, 8, 8, 3))], name="out"))
+    other.save(tmp_path / "other_float.sim")
+    with pytest.raises(InputError, match="not a rescaled copy"):
+        with calib.running(tmp_path / "other_float.sim"):
+            pass
+    assert calib.statistics() == before

@@ -9,6 +9,7 @@ that the vendor's compiler takes it, and that the vendor's fixed and offline sim
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from calibrator_custom.calib.stats import StatsSet
 from calibrator_custom.errors import ConfigError, UnsupportedOpError
 from calibrator_custom.model.builder import ModelBuilder
 from calibrator_custom.model.graph import load_model
-from calibrator_custom.pipeline.convert import convert
+from calibrator_custom.pipeline.convert import convert, equalized_float_path
 
 MEAN, STD = 127.5, 127.5
 
@@ -125,7 +126,9 @@ def _bias_multipliers(model, op) -> np.ndarray:
     return flat[-(-c // 8) * 8:][:c]
 
 
-def test_sim_calibrator_convert_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path):
+@pytest.mark.parametrize("level", ["L1", "L2"])
+def test_sim_calibrator_convert_of_a_vendor_float_sim_is_the_vendors_dialect(tmp_path, level):
+    """At L2 the channels are equalized: ``forward`` runs again with the rescaled model for its statistics."""
     float_sim, ini = _vendor_float(tmp_path, _chain(4, 12, (16, 8)))
 
     class Net(calibrator_custom.SIM_Calibrator):
@@ -141,9 +144,10 @@ def test_sim_calibrator_convert_of_a_vendor_float_sim_is_the_vendors_dialect(tmp
     g = np.random.default_rng(9)
     samples = [[((g.integers(0, 256, (1, 12, 12, 3)) - MEAN) / STD).astype(np.float32)] for _ in range(3)]
     out = tmp_path / "net_fixed.sim"
-    Net().convert(iter(samples), num_process=1, quant_level="L1", fix_model=[str(out)])
+    Net().convert(iter(samples), num_process=1, quant_level=level, fix_model=[str(out)])
     assert load_model(out).dialect == "sgs_fixed"
-    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "SIM_Calibrator.convert")
+    assert os.path.exists(equalized_float_path(out)) == (level == "L2")
+    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, f"SIM_Calibrator.convert at {level}")
 
 
 def test_op_without_a_synthesis_rule_falls_back_or_is_refused(tmp_path, caplog):
@@ -178,7 +182,63 @@ def test_calibrator_command_on_a_vendor_float_sim_writes_the_vendors_dialect(tmp
     assert proc.stdout.splitlines()[-1] == f"Fixed model at: {out}"
     assert load_model(out).dialect == "sgs_fixed"
     assert "own dialect" not in proc.stderr
+    assert load_model(equalized_float_path(out)).dialect == "sgs_float"  # L2 equalizes the channels
     vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "calibrator command")
+
+
+def _spread_chain(seed: int, side: int) -> ModelBuilder:
+    """x -> 3x3 conv (16 channels, output gains 0.03..3) -> RELU -> 1x1 conv -> 3x3 conv -> output."""
+    g = np.random.default_rng(seed)
+    b = ModelBuilder()
+    y = b.input("x", (1, side, side, 3))
+    gains = np.geomspace(0.03, 3.0, 16).astype(np.float32)[g.permutation(16)]
+    for n, (cin, cout, k) in enumerate(((3, 16, 3), (16, 12, 1), (12, 8, 3)), 1):
+        w = (g.normal(size=(cout, k, k, cin)) / np.sqrt(k * k * cin)).astype(np.float32)
+        bias = (g.normal(size=cout) * 0.1).astype(np.float32)
+        if n == 1:
+            w, bias = w * gains.reshape(-1, 1, 1, 1), bias * gains
+        y = b.op("CONV_2D", [y, b.constant(f"w{n}", w), b.constant(f"b{n}", bias)],
+                 {"padding": "SAME", "stride_w": 1, "stride_h": 1}, name=f"c{n}")
+        if n == 1:
+            y = b.op("RELU", [y], {}, name="r1")
+    b.output(y)
+    return b
+
+
+def test_equalized_channels_are_the_rescaled_models_and_the_vendor_runs_them_as_ours(tmp_path, caplog):
+    """L2 with ``statistics_of``: the rescaled float model is written beside the fixed one, computes the same
+    outputs, its first conv's output channels divided by factors in [1/16, 1]; its fixed file compiles and the
+    vendor's simulators give our codes. Without ``statistics_of`` nothing is rescaled, and the log says so."""
+    from calibrator_custom.calib import collect_stats_arrays
+    float_sim, ini = _vendor_float(tmp_path, _spread_chain(12, 12))
+    g = np.random.default_rng(3)
+    feeds = [[((g.integers(0, 256, (1, 12, 12, 3)) - MEAN) / STD).astype(np.float32)] for _ in range(4)]
+    stats = collect_stats_arrays(float_sim, feeds)
+    out = tmp_path / "m_fixed.sim"
+    convert(float_sim, str(ini), stats, quant_level="L2", output_path=out,
+            statistics_of=lambda path: collect_stats_arrays(path, feeds))
+    eq_path = equalized_float_path(out)
+    original, rescaled = load_model(float_sim), load_model(eq_path)
+    assert rescaled.dialect == "sgs_float"
+    w0 = original.tensor_data(original.main.tensors[original.main.tensor_index("w1")])
+    w1 = rescaled.tensor_data(rescaled.main.tensors[rescaled.main.tensor_index("w1")])
+    assert w1.shape == w0.shape and w1.dtype == w0.dtype
+    factor = np.max(np.abs(w0), axis=(1, 2, 3)) / np.max(np.abs(w1), axis=(1, 2, 3))
+    assert np.all((factor >= 1 / 16 - 1e-6) & (factor <= 1 + 1e-6)) and factor.min() < 0.5
+    a, b = calibrator_custom.float_simulator(str(float_sim)), calibrator_custom.float_simulator(eq_path)
+    for f in feeds:
+        for s in (a, b):
+            s.set_input(0, f[0])
+            s.invoke()
+        ref, got = a.get_output(0), b.get_output(0)
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))
+    vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "equalized L2")
+    plain = tmp_path / "plain_fixed.sim"
+    with caplog.at_level(logging.INFO, logger="calibrator_custom"):
+        convert(float_sim, str(ini), stats, quant_level="L2", output_path=plain)
+    assert not os.path.exists(equalized_float_path(plain))
+    assert any("channel equalization skipped" in r.getMessage() for r in caplog.records)
 
 
 def _int16_conv_inputs(model) -> list[str]:

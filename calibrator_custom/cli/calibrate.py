@@ -275,9 +275,12 @@ def calibrate(job: CalibrationJob) -> str:
     log.info("wrote %s", min_max)
     feeds = _calibration_feeds(job) if get_level(level).uses_calibration_inputs else None
     log.info("converting at quant level %s", level)
+
+    def statistics_of(path: str):  # the channel-equalized model's, on the same images
+        return collect_stats(path, job.samples, job.preprocess, num_process=n)
     fixed = convert(job.model, job.config, stats, quant_level=level, quant_param=job.quant_param,
                     sensitivity_threshold=job.sensitivity_threshold, calibration_feeds=feeds,
-                    output_path=job.out_model, progress=report, num_process=n)
+                    output_path=job.out_model, progress=report, num_process=n, statistics_of=statistics_of)
     if job.save_quant_info:
         stem = os.path.basename(job.out_model)
         stem = stem[:-4] if stem.lower().endswith(".sim") else stem

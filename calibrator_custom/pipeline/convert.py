@@ -48,7 +48,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             progress: Reporter | Callable[[str], None] | None = None,
             vendor_template: str | os.PathLike | None = None, num_process: int = 1,
             fixed_dialect: str = "auto", vendor_float: Model | None = None,
-            vendor_int16_convs: bool = True) -> Model:
+            vendor_int16_convs: bool = True, statistics_of: Callable[[str], StatsSet] | None = None,
+            equalize_channels: bool = True) -> Model:
     """The fixed model of ``float_model`` (written atomically to ``output_path`` when given).
 
     What ``output_path`` receives (``fixed_dialect``):
@@ -89,6 +90,15 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
 
     ``num_process``: forked worker processes for L5's measurements (capped at ``os.cpu_count()``); the
     fixed model is the same for every count.
+
+    ``statistics_of``: ``statistics_of(float_model_path)``, the statistics of another float model over the same
+    calibration samples (what the ``calibrator`` command, ``calibrator.convert_fixed`` and
+    ``SIM_Calibrator.convert`` pass). With it, and ``equalize_channels``, L2-L5 written in the vendor's dialect
+    (synthesized, no template, no ``quant_param``) first equalize the activation channels the 8-bit convs read
+    (``pipeline.equalize``): the model is rescaled channel by channel through its conv weights, its outputs
+    unchanged, and converted with its own statistics. The rescaled float model is written next to the fixed
+    one (``<output stem>_equalized_float.sim``): its tensors are the fixed model's, layer by layer (those of
+    the rescaled channels are the original's divided per channel).
     """
     raw_model = float_model if isinstance(float_model, Model) else load_model(float_model)
     if fixed_dialect not in FIXED_DIALECTS:
@@ -105,6 +115,13 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     to_vendor = output_path is not None and (vendor_template is not None or _synthesizable(vendor_float, fixed_dialect))
     pi = PlanInputs.create(model, stats, config)
     _check_calibration_feeds(pi, calibration_feeds)
+    if to_vendor and vendor_template is None and level.equalizes_channels and equalize_channels and not quant_param:
+        equalized = _equalized(vendor_float, stats, pi, config, output_path, statistics_of, rep)
+        if equalized is not None:
+            vendor_float, stats = equalized
+            raw_model = vendor_float
+            model = sgs_lower.runnable(raw_model)
+            pi = PlanInputs.create(model, stats, config)
     ov = import_quant_param(pi, quant_param) if quant_param else QuantParamOverrides()
     overrides = PlanOverrides.from_quant_param(ov)
     with rep.phase(f"{level.name} plan (tensors)", len(pi.runtime_tensors())) as phase:
@@ -154,6 +171,43 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             fixed.save(output_path)
         phase.update()
     return fixed
+
+
+def equalized_float_path(output_path) -> str:
+    """Where :func:`convert` writes the channel-equalized float model of a fixed model written to ``output_path``."""
+    base = os.fspath(output_path)
+    stem = base[:-4] if base.lower().endswith(".sim") else base
+    return f"{stem}_equalized_float.sim"
+
+
+def _equalized(vendor_float: Model, stats: StatsSet, pi: PlanInputs, config: InputConfig, output_path,
+               statistics_of: Callable[[str], StatsSet] | None, rep: Reporter) -> tuple[Model, StatsSet] | None:
+    """(the channel-equalized vendor float model, its statistics by ``statistics_of``), written to
+    :func:`equalized_float_path`; None where nothing is rescaled or ``statistics_of`` is missing."""
+    from ..fileio import atomic_write
+    from ..quant.qtypes import conv_bits
+    from .equalize import equalize
+    bits = conv_bits(pi.model, pi.convs, config.conv)
+    names = pi.model.main.tensors
+    measured = {names[c.data].name for c in pi.convs if bits.get(c.op_index, 8) == 8}
+    if not measured:
+        return None
+    if statistics_of is None:
+        log.info("channel equalization skipped: it needs the statistics of the equalized model (convert(..., "
+                 "statistics_of=)); the calibrator command, calibrator.convert_fixed and SIM_Calibrator pass them")
+        return None
+    eq_model, eq = equalize(vendor_float, stats, sorted(measured))
+    if not eq.scales:
+        return None
+    path = equalized_float_path(output_path)
+    atomic_write(path, eq_model.to_bytes())
+    rep.message(f"channel equalization: {eq.scaled_channels} channel(s) of {len(eq.scales)} tensor(s) rescaled "
+                f"through {len(eq.convs)} conv(s) ({eq.groups} group(s)); the rescaled float model, whose tensors "
+                f"the fixed model's are, is {path}")
+    with rep.phase("statistics of the equalized model", 1) as phase:
+        eq_stats = statistics_of(path)
+        phase.update()
+    return load_model(path), eq_stats
 
 
 def _check_calibration_feeds(pi: PlanInputs, feeds) -> None:

@@ -38,6 +38,9 @@ class Level:
     #: calibration inputs, cross-validation in the written dialect's arithmetic shows it helps:
     #: ``pipeline.bias_check``) or "measured" (L5's, checked on its float simulation)
     bias_correction: str = "none"
+    #: where the vendor's dialect is written (one UINT8 scale per activation tensor): its activation channels
+    #: equalized through the conv weights first (``pipeline.equalize``)
+    equalizes_channels: bool = False
 
     @property
     def uses_calibration_inputs(self) -> bool:
@@ -49,13 +52,13 @@ class Level:
 LEVEL_BY_NAME: Mapping[str, Level] = {lv.name: lv for lv in (
     Level("L1", "per_tensor", False, "none", "min/max ranges, per-tensor weight scales"),
     Level("L2", "per_channel", False, "none", "min/max ranges, per-channel weight scales with a clipping search, "
-          "a bias correction kept where cross-validation shows it helps", "checked"),
-    Level("L3", "per_channel", True, "none", "L2 with activation ranges fitted to the histograms", "checked"),
+          "a bias correction kept where cross-validation shows it helps", "checked", True),
+    Level("L3", "per_channel", True, "none", "L2 with activation ranges fitted to the histograms", "checked", True),
     Level("L4", "fitted", True, "estimated",
-          "L3 with weights fitted by input-channel energy and estimated 16-bit upgrades", "checked"),
+          "L3 with weights fitted by input-channel energy and estimated 16-bit upgrades", "checked", True),
     Level("L5", "fitted", True, "measured",
           "L4 with ranges, 16-bit upgrades and bias corrections measured (8-bit convs simulated in float)",
-          "measured"),
+          "measured", True),
 )}
 #: the level names, lowest first
 QUANT_LEVELS: tuple[str, ...] = tuple(LEVEL_BY_NAME)
