@@ -234,6 +234,13 @@ def test_equalized_channels_are_the_rescaled_models_and_the_vendor_runs_them_as_
         assert got.shape == ref.shape and got.dtype == ref.dtype
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))
     vo.assert_vendor_runs_it_as_ours(out, np.random.default_rng(7), 2, "equalized L2")
+    failed = tmp_path / "failed_fixed.sim"
+
+    def broken(path):
+        raise RuntimeError("no images")
+    with pytest.raises(RuntimeError, match="no images"):
+        convert(float_sim, str(ini), stats, quant_level="L2", output_path=failed, statistics_of=broken)
+    assert not failed.exists() and not os.path.exists(equalized_float_path(failed))  # nothing half-done
     plain = tmp_path / "plain_fixed.sim"
     with caplog.at_level(logging.INFO, logger="calibrator_custom"):
         convert(float_sim, str(ini), stats, quant_level="L2", output_path=plain)

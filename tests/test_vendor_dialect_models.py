@@ -7,7 +7,8 @@ calibration samples confirms them).
 
 Oracle tier (the vendor SDK in ``../shared/vendor_sdk``; skipped without it): each model's float.sim is
 made by the vendor's converter in the session, then everything else is ours, as a user runs it:
-``calibrator(float.sim, ini)`` on 10 calibration photos, ``convert_fixed(quant_level=...)``, and
+``calibrator(float.sim, ini)`` on 10 calibration photos, ``convert_fixed(quant_level="L1")`` or, at L2 and
+L5, ``convert`` with the channels equalized as the ``calibrator`` command and ``SIM_Calibrator`` do, and
 ``fixed_simulator`` on 10 evaluation photos.
 """
 from __future__ import annotations
@@ -53,12 +54,30 @@ def test_shared_model_in_the_vendor_dialect_compiles_and_the_vendor_simulators_a
                                                                                      tmp_path):
     require_shared()
     from calibrator_custom.model.graph import load_model
+    from calibrator_custom.pipeline.convert import convert, equalized_float_path
     float_sim, cal, h, w = calibrated(name)
     path = tmp_path / f"{name}_{level}_fixed.sim"
-    cal.convert_fixed(saved_path=str(path), quant_level=level)
+    if level == "L1":
+        cal.convert_fixed(saved_path=str(path), quant_level=level)
+    else:  # as the calibrator command and SIM_Calibrator convert: the channels equalized
+        convert(cal.model_obj, cal.config, cal.statistics(), quant_level=level, output_path=str(path),
+                calibration_feeds=cal.recorded_inputs(), vendor_float=cal.vendor_float(),
+                statistics_of=_statistics_of(float_sim, h, w))
+        assert load_model(equalized_float_path(path)).dialect == "sgs_float"
     fixed = load_model(path)
     assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
     _assert_vendor_agrees_on_photos(path, f"{name} {level}", h, w, tmp_path / f"{name}_{level}_offline.sim")
+
+
+def _statistics_of(float_sim, h: int, w: int):
+    """``convert``'s ``statistics_of``: a float model's statistics on the same calibration photos."""
+    def statistics_of(path):
+        cal = calibrator_custom.calibrator(str(path), str(float_sim.parent / "input_config.ini"))
+        for p in calibration_images()[:N_PHOTOS]:
+            cal.set_input(0, ((load_rgb(p, h, w).astype(np.float32) - MEAN) / STD)[None])
+            cal.invoke()
+        return cal.statistics()
+    return statistics_of
 
 
 def _assert_vendor_agrees_on_photos(path, what: str, h: int, w: int, offline) -> None:
@@ -92,7 +111,8 @@ def test_l5_with_the_16_bit_convs_carried_the_vendor_simulator_agrees(calibrated
     float_sim, cal, h, w = calibrated(name)
     path = tmp_path / f"{name}_L5_int16_fixed.sim"
     convert(cal.model_obj, cal.config, cal.statistics(), quant_level="L5", calibration_feeds=cal.recorded_inputs(),
-            vendor_float=cal.vendor_float(), output_path=str(path), vendor_int16_convs=True)
+            vendor_float=cal.vendor_float(), output_path=str(path), vendor_int16_convs=True,
+            statistics_of=_statistics_of(float_sim, h, w))
     fixed = load_model(path)
     sg = fixed.main
     assert any(fixed.op_name(op) == "CONV_2D" and sg.tensors[op.inputs[0]].dtype == sg.tensors[op.inputs[1]].dtype

@@ -115,10 +115,11 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     to_vendor = output_path is not None and (vendor_template is not None or _synthesizable(vendor_float, fixed_dialect))
     pi = PlanInputs.create(model, stats, config)
     _check_calibration_feeds(pi, calibration_feeds)
+    equalized_file = None  # the rescaled float model, moved beside the fixed one once that is written
     if to_vendor and vendor_template is None and level.equalizes_channels and equalize_channels and not quant_param:
         equalized = _equalized(vendor_float, stats, pi, config, output_path, statistics_of, rep)
         if equalized is not None:
-            vendor_float, stats = equalized
+            vendor_float, stats, equalized_file = equalized
             raw_model = vendor_float
             model = sgs_lower.runnable(raw_model)
             pi = PlanInputs.create(model, stats, config)
@@ -169,6 +170,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
                                                                  output_path, pi, plan, carriable,
                                                                  _check_feeds(calibration_feeds), synthesized):
             fixed.save(output_path)
+        if equalized_file is not None:
+            _keep_equalized(equalized_file, output_path)
         phase.update()
     return fixed
 
@@ -180,11 +183,21 @@ def equalized_float_path(output_path) -> str:
     return f"{stem}_equalized_float.sim"
 
 
-def _equalized(vendor_float: Model, stats: StatsSet, pi: PlanInputs, config: InputConfig, output_path,
-               statistics_of: Callable[[str], StatsSet] | None, rep: Reporter) -> tuple[Model, StatsSet] | None:
-    """(the channel-equalized vendor float model, its statistics by ``statistics_of``), written to
-    :func:`equalized_float_path`; None where nothing is rescaled or ``statistics_of`` is missing."""
+def _keep_equalized(equalized_file, output_path) -> None:
+    """Move the rescaled float model (``tempfile.TemporaryDirectory``, path) to :func:`equalized_float_path`."""
     from ..fileio import atomic_write
+    folder, path = equalized_file
+    with open(path, "rb") as f:
+        atomic_write(equalized_float_path(output_path), f.read())
+    folder.cleanup()
+
+
+def _equalized(vendor_float: Model, stats: StatsSet, pi: PlanInputs, config: InputConfig, output_path,
+               statistics_of: Callable[[str], StatsSet] | None, rep: Reporter) -> tuple[Model, StatsSet, tuple] | None:
+    """(the channel-equalized vendor float model, its statistics by ``statistics_of``, (the temporary folder, the
+    path) it is written to until the fixed model is); None where nothing is rescaled or ``statistics_of`` is
+    missing. The folder goes away with the conversion if that fails."""
+    import tempfile
     from ..quant.qtypes import conv_bits
     from .equalize import equalize
     bits = conv_bits(pi.model, pi.convs, config.conv)
@@ -199,15 +212,16 @@ def _equalized(vendor_float: Model, stats: StatsSet, pi: PlanInputs, config: Inp
     eq_model, eq = equalize(vendor_float, stats, sorted(measured))
     if not eq.scales:
         return None
-    path = equalized_float_path(output_path)
-    atomic_write(path, eq_model.to_bytes())
+    folder = tempfile.TemporaryDirectory(prefix="calibrator_custom_equalized_")
+    path = os.path.join(folder.name, os.path.basename(equalized_float_path(output_path)))
+    eq_model.save(path)
     rep.message(f"channel equalization: {eq.scaled_channels} channel(s) of {len(eq.scales)} tensor(s) rescaled "
                 f"through {len(eq.convs)} conv(s) ({eq.groups} group(s)); the rescaled float model, whose tensors "
-                f"the fixed model's are, is {path}")
+                f"the fixed model's are, goes to {equalized_float_path(output_path)}")
     with rep.phase("statistics of the equalized model", 1) as phase:
         eq_stats = statistics_of(path)
         phase.update()
-    return load_model(path), eq_stats
+    return load_model(path), eq_stats, (folder, path)
 
 
 def _check_calibration_feeds(pi: PlanInputs, feeds) -> None:
