@@ -92,8 +92,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     fixed model is the same for every count.
 
     ``statistics_of``: ``statistics_of(float_model_path)``, the statistics of another float model over the same
-    calibration samples (what the ``calibrator`` command, ``calibrator.convert_fixed`` and
-    ``SIM_Calibrator.convert`` pass). With it, and ``equalize_channels``, L2-L5 written in the vendor's dialect
+    calibration samples (what the ``calibrator`` command and ``SIM_Calibrator.convert`` pass;
+    ``calibrator.convert_fixed`` cannot run its inputs again). With it, and ``equalize_channels``, L2-L5 written in the vendor's dialect
     (synthesized, no template, no ``quant_param``) first equalize the activation channels the 8-bit convs read
     (``pipeline.equalize``): the model is rescaled channel by channel through its conv weights, its outputs
     unchanged, and converted with its own statistics. The rescaled float model is written next to the fixed
@@ -117,7 +117,7 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     _check_calibration_feeds(pi, calibration_feeds)
     equalized_file = None  # the rescaled float model, moved beside the fixed one once that is written
     if to_vendor and vendor_template is None and level.equalizes_channels and equalize_channels and not quant_param:
-        equalized = _equalized(vendor_float, stats, pi, config, output_path, statistics_of, rep)
+        equalized = _equalized(vendor_float, stats, pi, config, output_path, statistics_of, rep, vendor_int16_convs)
         if equalized is not None:
             vendor_float, stats, equalized_file = equalized
             raw_model = vendor_float
@@ -193,7 +193,8 @@ def _keep_equalized(equalized_file, output_path) -> None:
 
 
 def _equalized(vendor_float: Model, stats: StatsSet, pi: PlanInputs, config: InputConfig, output_path,
-               statistics_of: Callable[[str], StatsSet] | None, rep: Reporter) -> tuple[Model, StatsSet, tuple] | None:
+               statistics_of: Callable[[str], StatsSet] | None, rep: Reporter,
+               int16_convs: bool = True) -> tuple[Model, StatsSet, tuple] | None:
     """(the channel-equalized vendor float model, its statistics by ``statistics_of``, (the temporary folder, the
     path) it is written to until the fixed model is); None where nothing is rescaled or ``statistics_of`` is
     missing. The folder goes away with the conversion if that fails."""
@@ -201,13 +202,14 @@ def _equalized(vendor_float: Model, stats: StatsSet, pi: PlanInputs, config: Inp
     from ..quant.qtypes import conv_bits
     from .equalize import equalize
     bits = conv_bits(pi.model, pi.convs, config.conv)
-    names = pi.model.main.tensors
-    measured = {names[c.data].name for c in pi.convs if bits.get(c.op_index, 8) == 8}
+    written16 = vendor_int16_carriable(vendor_float, pi) if int16_convs else frozenset()
+    names = pi.model.main.tensors  # the data of the convs written at 8 bit ([CONV_CONFIG]'s where not carried)
+    measured = {names[c.data].name for c in pi.convs if bits.get(c.op_index, 8) == 8 or c.op_index not in written16}
     if not measured:
         return None
     if statistics_of is None:
         log.info("channel equalization skipped: it needs the statistics of the equalized model (convert(..., "
-                 "statistics_of=)); the calibrator command, calibrator.convert_fixed and SIM_Calibrator pass them")
+                 "statistics_of=)), which the calibrator command and SIM_Calibrator.convert pass")
         return None
     eq_model, eq = equalize(vendor_float, stats, sorted(measured))
     if not eq.scales:
