@@ -80,12 +80,12 @@ def _window(model, op):
 
 
 def test_every_name_is_a_surveyed_slot_and_the_count_is_stated():
-    """Each name sits on a slot the survey typed, once per table; 227 slots, 168 named (docs/model_format.md,
+    """Each name sits on a slot the survey typed, once per table; 229 slots, 170 named (docs/model_format.md,
     "Slot names", states both counts)."""
     all_slots = {(t, s) for t, slots in sgs_slots.SLOTS.items() for s, _ in slots}
-    assert len(all_slots) == 227
+    assert len(all_slots) == 229
     named = {k for k in sgs_dialect.SLOT_NAMES if k in all_slots}
-    assert len(named) == 168
+    assert len(named) == 170
     doc = (Path(__file__).resolve().parent.parent / "docs" / "model_format.md").read_text()
     unnamed = len(all_slots) - len(named)
     assert f"**{len(named)} are named by an established meaning**" in doc
@@ -231,10 +231,11 @@ def test_weight_dma_chunks_cover_the_weight_buffer(fixed_files):
             assert c["byte_offset"] == offset and c["byte_count"] == 32 * c["blocks_32_bytes"]
             offset += c["byte_count"]
         assert offset == size
-        assert [c["last_input_tile"] for c in chunks] == _chunk_flags(model, op)["last_input_tile"]
-        if model.op_name(op) == "CONV_2D" and not op.options.sgs_depthwise_mode:
-            flags = _chunk_flags(model, op)
+        flags = _chunk_flags(model, op)
+        assert [c["last_input_tile"] for c in chunks] == flags["last_input_tile"]
+        if model.op_name(op) == "DEPTHWISE_CONV_2D" or not op.options.sgs_depthwise_mode:
             assert [c["empty"] for c in chunks] == flags["empty"]
+        if model.op_name(op) == "CONV_2D" and not op.options.sgs_depthwise_mode:
             assert [c["accumulate"] for c in chunks] == flags["accumulate"]
         n += len(chunks)
     assert n >= 20
@@ -242,16 +243,16 @@ def test_weight_dma_chunks_cover_the_weight_buffer(fixed_files):
 
 def _chunk_flags(model, op) -> dict:
     """The weight chunks' flags from the input channel count and the op's channel tiles and passes: one
-    chunk per (input pass, output tile, input tile of the pass) of a conv, per channel tile of a depthwise."""
+    chunk per (input pass, output tile, input tile of the pass) of a conv, per channel tile of a pass of a
+    depthwise (slots 11 / 12; the last pass padded with empty chunks as a conv's)."""
     o = op.options
     cin = int(model.main.tensors[op.inputs[0]].shape[-1])
     cout = int(model.main.tensors[op.outputs[0]].shape[-1])
     tile, per_pass, out_tile = (v or 16 for v in (o.sgs_in_channels_per_tile, o.sgs_in_channels_per_pass,
                                                   o.sgs_out_channels_per_tile))
-    if model.op_name(op) == "DEPTHWISE_CONV_2D":
-        n = -(-cin // tile)
-        return {"last_input_tile": [int(j == n - 1) for j in range(n)]}
     flags = {"empty": [], "last_input_tile": [], "accumulate": []}
+    if model.op_name(op) == "DEPTHWISE_CONV_2D":
+        cout, out_tile = 1, 1  # one output "tile": each channel tile is its own output
     for p0 in range(0, cin, per_pass):
         for _ in range(0, cout, out_tile):
             for t0 in range(p0, p0 + -(-per_pass // tile) * tile, tile):
@@ -261,14 +262,10 @@ def _chunk_flags(model, op) -> dict:
     return flags
 
 
-#: vendor slots no schema table types yet (docs/model_format.md, "Untyped slots found this session")
-KNOWN_UNTYPED = ("(DepthwiseConv2DOptions) slot 30", "(SgsDepthwiseConv2DOptionsSlot41) slot 3")
-
-
 def test_conv_program_names_round_trip_the_vendors_files():
     """Vendor fixed.sim files of the oracle cache (made by this and earlier test sessions' vendor runs; on an
     empty cache three conv chains are made here) decode with the conv program's names and re-encode to the
-    vendor's bytes (a file holding a slot not typed yet, listed in ``KNOWN_UNTYPED``, is written back as read)."""
+    vendor's bytes (every slot of them typed: none is listed in ``sgs_untyped_slots``)."""
     import vendor_fixed_oracle as vo
 
     files = sorted(vo.CACHE.glob("*/m_fixed.sim"))
@@ -294,17 +291,39 @@ def test_conv_program_names_round_trip_the_vendors_files():
             if model.op_name(op) == "CONV_2D":  # the four region sizes are never 0, so always written
                 assert {"sgs_weight_slots", "sgs_input_slots", "sgs_output_slots",
                         "sgs_region_28_slots"} <= set(op.options.sgs_layout), path
-                chunks = [dict(c) for c in op.options.sgs_weight_dma_chunks]
-                assert [c["empty"] or 0 for c in chunks] == [int(c["byte_count"] == 0) for c in chunks], path
                 convs += 1
-        untyped = model.extra.get(sgs_dialect.UNTYPED) or []
-        if untyped:  # the two slots found untyped (docs/model_format.md, "Untyped slots found"): written back as read
-            assert all(u.endswith(KNOWN_UNTYPED) for u in untyped), untyped
-            assert model.to_bytes() == path.read_bytes(), path
-            continue
+            if model.op_name(op) in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+                chunks = [dict(c) for c in op.options.sgs_weight_dma_chunks]
+                assert [c["empty"] for c in chunks] == [int(c["byte_count"] == 0) for c in chunks], path
+        assert sgs_dialect.UNTYPED not in model.extra, (path, model.extra.get(sgs_dialect.UNTYPED))
         assert model.to_bytes(reencode=True) == path.read_bytes(), path
     if not convs:
         pytest.skip("no conv in the sampled cache files")
+
+
+def test_depthwise_chunks_of_no_bytes_are_flagged_empty():
+    """A 7 x 7 x 672 depthwise with an INT16 output, made here with the vendor's tools: its weights run in
+    channel tiles of 128 over passes of 640, the second pass (32 channels) padded with four chunks of no
+    bytes; SgsDepthwiseConv2DOptionsSlot41 ``empty`` (slot 3) is 1 on those and absent from the others (as
+    the conv chunk's), ``last_input_tile`` 1 from the last tile holding bytes on, and the file re-encodes
+    to the vendor's bytes."""
+    reason = vendor_missing_reason()
+    if reason:
+        pytest.skip(reason)
+    import vendor_program_splice as vps  # noqa: PLC0415
+
+    key = vps.ConvKey("DEPTHWISE_CONV_2D", (1, 7, 7, 672), (1, 3, 3, 672), 1, "SAME", "UINT8", "INT16", False)
+    path = vps.make_standalone(key)
+    model = load_model(path)
+    o = vps.conv_op(model).options
+    assert (o.sgs_in_channels_per_tile, o.sgs_in_channels_per_pass) == (128, 640)
+    chunks = [dict(c) for c in o.sgs_weight_dma_chunks]
+    assert [c["byte_count"] for c in chunks] == [1280] * 5 + [320] + [0] * 4
+    assert [c["empty"] for c in chunks] == [0] * 6 + [1] * 4
+    assert [("empty" in c["sgs_layout"]) for c in chunks] == [False] * 6 + [True] * 4
+    assert [c["last_input_tile"] for c in chunks] == [0] * 5 + [1] * 5
+    assert sgs_dialect.UNTYPED not in model.extra
+    assert model.to_bytes(reencode=True) == path.read_bytes()
 
 
 def _range_ratio(t) -> float:
@@ -843,37 +862,31 @@ def _slots_of(entries, size) -> list:
 
 
 def test_the_fused_op_region_is_reserved_exactly_on_convs_hosting_a_fused_op(region_files):
-    """Conv2DOptions ``sgs_fused_op_slots`` is 8 on a CONV_2D another op runs inside, 0 elsewhere, and
-    ``sgs_fused_op_entry_slots`` its one entry (32 - size,) at the top of the 32 buffer slots: every entry of
-    the other four regions lies below it. DepthwiseConv2DOptions ``sgs_fused_op_entry_slots``: (24,) on a
-    hosting depthwise, (32,) elsewhere. Every file re-encodes to the vendor's bytes but those of a hosting
-    depthwise, whose options also hold slot 30 (8, the region's size, as the conv's 29), which no schema
-    table types yet (a known gap: docs/model_format.md, "Slot names")."""
+    """Conv2DOptions / DepthwiseConv2DOptions ``sgs_fused_op_slots`` (slots 29 / 30) is 8 on a conv another op
+    runs inside, 0 elsewhere (the depthwise's: absent from the file), and ``sgs_fused_op_entry_slots`` (34 / 35)
+    its one entry (32 - size,) at the top of the 32 buffer slots: every entry of the other regions lies below
+    it. Every file re-encodes to the vendor's bytes, a hosting depthwise's slot 30 included."""
     seen = {"CONV_2D": [0, 0], "DEPTHWISE_CONV_2D": [0, 0]}
     for name, fixed in region_files.items():
         model = load_model(fixed)
         hosts = _hosts(model)
-        untyped_30 = 0
         for j, op in enumerate(model.main.operators):
             kind, o = model.op_name(op), op.options
             if kind not in seen:
                 continue
             host = j in hosts
+            assert o.sgs_fused_op_slots == (8 if host else 0), (name, j)
+            assert tuple(o.sgs_fused_op_entry_slots) == (32 - o.sgs_fused_op_slots,), (name, j)
             if kind == "CONV_2D":
-                assert o.sgs_fused_op_slots == (8 if host else 0), (name, j)
-                assert tuple(o.sgs_fused_op_entry_slots) == (32 - o.sgs_fused_op_slots,), (name, j)
                 below = (o.sgs_region_28_entry_slots, o.sgs_weight_entry_slots, o.sgs_input_entry_slots,
                          o.sgs_output_entry_slots)
-            else:
-                assert tuple(o.sgs_fused_op_entry_slots) == ((24,) if host else (32,)), (name, j)
-                untyped_30 += host
+            else:  # the depthwise writes slot 30 only where it reserves the region
+                assert ("sgs_fused_op_slots" in o.sgs_layout) == host, (name, j)
                 below = (o.sgs_weight_entry_slots, o.sgs_input_entry_slots, o.sgs_output_entry_slots)
             assert max(e for v in below for e in v) < o.sgs_fused_op_entry_slots[0], (name, j)
             seen[kind][host] += 1
-        untyped = model.extra.get(sgs_dialect.UNTYPED) or []
-        assert len(untyped) == untyped_30 and all(u.endswith(KNOWN_UNTYPED[0]) for u in untyped), (name, untyped)
-        if not untyped:
-            assert model.to_bytes(reencode=True) == fixed.read_bytes(), name
+        assert sgs_dialect.UNTYPED not in model.extra, (name, model.extra.get(sgs_dialect.UNTYPED))
+        assert model.to_bytes(reencode=True) == fixed.read_bytes(), name
     # hosting convs: the ADD and PRELU chains, the fused RELU6; hosting depthwise: PRELU, LOGISTIC, MUL
     assert seen["CONV_2D"][1] >= 3 and seen["DEPTHWISE_CONV_2D"][1] >= 3, seen
     assert seen["CONV_2D"][0] >= 20 and seen["DEPTHWISE_CONV_2D"][0] >= 2, seen

@@ -161,6 +161,31 @@ def test_depthwise_as_conv_pads_its_last_pass_like_a_conv():
                      (0, 1, 0, 1), (0, 1, 1, 0), (0, 1, 0, 1), (0, 1, 1, 0), (64, 0, 1, 0), (0, 1, 1, 0)]
 
 
+def test_depthwise_chunks_pad_the_last_pass_with_empty_chunks():
+    # 672 channels in tiles of 128, passes of 640 (the vendor's 7 x 7 x 672 depthwise with an INT16 output):
+    # pass 2 holds one 32-channel tile and four chunks of no bytes; 3 x 3 UINT8 weights: 160 bytes a 16 channels
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 7, 7, 672, 672, 3, out_dtype="INT16", as_conv=False)
+    a = P.Allocation(128, 128, 640, 640, 7, 7, 0, 0, 6, 16)
+    chunks = P.weight_chunks(spec, a)
+    assert [c["byte_count"] for c in chunks] == [1280] * 5 + [320] + [0] * 4
+    assert [c["byte_offset"] for c in chunks] == [1280 * i for i in range(6)] + [6720] * 4
+    assert [c["empty"] for c in chunks] == [0] * 6 + [1] * 4
+    assert [c["last_input_tile"] for c in chunks] == [0] * 5 + [1] * 5
+    assert [c["sgs_slot_5"] for c in chunks] == [0] + [1] * 5 + [0] * 4
+    # one pass of every channel: no padding
+    whole = P.weight_chunks(spec, P.Allocation(128, 128, 672, 672, 7, 7, 0, 0, 6, 9))
+    assert [c["empty"] for c in whole] == [0] * 6 and [c["byte_count"] for c in whole][-1] == 320
+
+
+def test_a_fused_op_reserves_the_top_of_the_depthwise_buffer():
+    spec = P.ConvSpec("DEPTHWISE_CONV_2D", 8, 8, 16, 16, 3, out_dtype="INT16", as_conv=False)
+    plain = P.standalone_program(spec)
+    assert (plain[30], plain[35]) == (0, (32,))
+    hosting = P.standalone_program(spec, reserved=8)
+    assert (hosting[30], hosting[35]) == (8, (24,))
+    assert max(hosting[31] + hosting[32] + hosting[33]) < 24
+
+
 def test_buffer_regions_follow_the_slot_counts():
     # UINT8 output: 33, weights, input, output; INT16 output: the output before the input
     spec = P.ConvSpec("CONV_2D", 16, 16, 64, 128, 1)
@@ -221,7 +246,19 @@ def _skip_without_vendor():
         pytest.skip(reason)
 
 
-@pytest.mark.parametrize("cfg", HELD_OUT, ids=lambda c: f"{c[0][:4]}_{'x'.join(map(str, c[1][1:]))}_k{c[2][1]}")
+#: depthwise convs whose weights run in passes of fewer channels than C (the last pass padded with chunks of no
+#: bytes) and in more than two chunks
+PADDED_PASSES = [
+    ("DEPTHWISE_CONV_2D", (1, 7, 7, 672), (1, 3, 3, 672), 1, "SAME", "UINT8", "INT16", False),
+    ("DEPTHWISE_CONV_2D", (1, 7, 7, 672), (1, 3, 3, 672), 1, "SAME", "INT16", "INT16", False),
+]
+
+
+def _ids(c):
+    return f"{c[0][:4]}_{'x'.join(map(str, c[1][1:]))}_k{c[2][1]}_{c[5][0]}{c[6][0]}"
+
+
+@pytest.mark.parametrize("cfg", HELD_OUT + PADDED_PASSES, ids=_ids)
 def test_rule_gives_the_vendors_standalone_program(cfg):
     """Every slot the rule derives equals the vendor's, given the vendor's allocation (slots 10-13,
     22, 23, 25-28 read from its file); slot 26 follows from the tile too."""

@@ -304,6 +304,19 @@ def test_a_program_the_compiler_refuses_is_refused_naming_the_op():
     assert program.compiler_limits(spec, a) == []
 
 
+def test_a_depthwise_hosting_a_fused_op_is_refused_naming_the_op():
+    """The vendor reserves the top 8 buffer slots of a depthwise another op runs inside (DepthwiseConv2DOptions
+    ``sgs_fused_op_slots`` 8, ``sgs_fused_op_entry_slots`` (24,)) and allocates its tiles otherwise than the
+    rule (docs/model_format.md, "Slot names"): the rule provider refuses such a site, naming the op; without
+    the fused op the rule's program writes no slot 30 (0, absent from the file) and the entry (32,)."""
+    site = synth.ConvSite(3, "DEPTHWISE_CONV_2D", (1, 8, 8, 16), (1, 3, 3, 16), (1, 8, 8, 16), 1, "SAME", "UINT8",
+                          "INT16", False, synth.ACTIVATION_SLOTS)
+    with pytest.raises(UnsupportedOpError, match=r"op #3 DEPTHWISE_CONV_2D: the program of a depthwise conv hosting"):
+        synth.rule_program(site)
+    fields = synth.rule_program(dataclasses.replace(site, reserved_slots=0)).fields
+    assert (fields["sgs_fused_op_slots"], fields["sgs_fused_op_entry_slots"]) == (0, (32,))
+
+
 #: chains of convs (cout, kernel, stride, padding) on an H x W input for the rule provider: row-tiled
 #: 64 x 64 planes, channels not multiples of 16, stride 2 (1 x 1 stride 2: 4 x 4 output tiles)
 RULE_CHAINS = {

@@ -270,12 +270,13 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("DepthwiseConv2DOptions", 24): "sgs_out_tile_height",
     # the buffer regions (the conv's 25-27 / 30-32 / 34 one slot further on; no region-28 size is written):
     # the weights 26 / 31 (entries of 2 slots), the input tile 27 / 32 (entries of 6), the output tile 28 / 33
-    # (entries of the output's bytes per code), their entries disjoint; 35 the fused-op region's entry ((24,)
-    # on a depthwise hosting a fused op, whose file then also holds slot 30 = 8, not typed yet; else (32,)),
-    # every other entry below it
+    # (entries of the output's bytes per code), their entries disjoint; the fused-op region (the conv's 29 / 34):
+    # 30 its size in slots (8 on a depthwise hosting a fused op, absent elsewhere), 35 its one entry (32 - 30,):
+    # (24,) there, else (32,); every other entry below it
     ("DepthwiseConv2DOptions", 26): "sgs_weight_slots",
     ("DepthwiseConv2DOptions", 27): "sgs_input_slots",
     ("DepthwiseConv2DOptions", 28): "sgs_output_slots",
+    ("DepthwiseConv2DOptions", 30): "sgs_fused_op_slots",
     ("DepthwiseConv2DOptions", 31): "sgs_weight_entry_slots",
     ("DepthwiseConv2DOptions", 32): "sgs_input_entry_slots",
     ("DepthwiseConv2DOptions", 33): "sgs_output_entry_slots",
@@ -286,7 +287,10 @@ SLOT_NAMES: dict[tuple[str, int], str] = {
     ("SgsDepthwiseConv2DOptionsSlot41", 0): "byte_offset",
     ("SgsDepthwiseConv2DOptionsSlot41", 1): "byte_count",
     ("SgsDepthwiseConv2DOptionsSlot41", 2): "blocks_32_bytes",
-    # one chunk per channel tile: 1 on the last (slot 5, 1 on every chunk but the first that holds bytes: unnamed)
+    # one chunk per channel tile of a pass (slot 12's channels), the last pass padded with chunks of no bytes:
+    # 3 = 1 on those (absent elsewhere, as the conv's `empty`), 4 = 1 on the last tile and the padding (slot 5,
+    # 1 on every chunk but the first that holds bytes: unnamed)
+    ("SgsDepthwiseConv2DOptionsSlot41", 3): "empty",
     ("SgsDepthwiseConv2DOptionsSlot41", 4): "last_input_tile",
     # MAX_POOL_2D / AVERAGE_POOL_2D's tile (0 in either: the vendor's simulator asserts on the output
     # tile's width / height, ``w1_dag_br`` / ``h1_dag_br``, and the tile depth, ``tile_do_aligned``)

@@ -6,6 +6,11 @@ single-op models and the shared models); do not edit by hand. Each slot's type w
 its bytes across every file (see the tool's docstring and docs/model_format.md). A name
 ``sgs_slot_<n>`` means the slot's meaning is not established; ``sgs_dialect`` gives names to
 those whose meaning is.
+
+DepthwiseConv2DOptions slot 30 and SgsDepthwiseConv2DOptionsSlot41 slot 3 were added in the generated
+style: the survey typed them so over a wider set of vendor files (depthwise convs hosting a fused op,
+7 x 7 x 672 depthwise convs), which none of the files above held (docs/model_format.md, "Slots found
+untyped, typed since"); a regeneration needs such files among its inputs.
 """
 from __future__ import annotations
 
@@ -93,6 +98,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (26, 'uint32'),  # values [2]
         (27, 'uint32'),  # values [6, 12, 18]
         (28, 'uint32'),  # values [1, 2, 3, 4, 5, 8]
+        (30, 'uint32'),  # values [8]
         (31, '[int32]'),  # lengths [0, 1]
         (32, '[int32]'),  # lengths [0, 1, 2, 3]
         (33, '[int32]'),  # lengths [0, 1, 2, 3, 4, 5, 8, 9] ...
@@ -109,6 +115,7 @@ SLOTS: dict[str, tuple[tuple[int, str], ...]] = {
         (0, 'uint32'),  # values [160, 320, 640]
         (1, 'uint32'),  # values [64, 96, 128, 160, 256, 320]
         (2, 'uint16'),  # values [2, 3, 4, 5, 8, 10]
+        (3, 'uint8'),  # values [1]
         (4, 'uint8'),  # values [1]
         (5, 'uint8'),  # values [1]
     ),

@@ -48,8 +48,11 @@ larger than the output needs, is the main miss (docs/model_format.md has the cou
 
 DepthwiseConv2DOptions (a 3 x 3 depthwise of more than 3 channels stays depthwise; every other
 depthwise becomes the rewrite above): 11 = 13 = the channel tile (as slot 10 above), 12 = 14 = C,
-15 = 16 = 2, 17 = 21 = 22 = 1, 18 = 25 = 0, 26 = 2, 31 = (6,), 34 = (), 35 = (32,), 42 = 16 zeros,
-19 / 20 from 23 / 24 as above, 41 one DMA chunk per channel tile.
+15 = 16 = 2, 17 = 21 = 22 = 1, 18 = 25 = 0, 26 = 2, 31 = (6,), 34 = (), 42 = 16 zeros,
+19 / 20 from 23 / 24 as above; 30 = the slots a fused op run inside the depthwise reserves (8; 0, absent
+in the file, elsewhere) and 35 = (32 - 30,), as the conv's 29 / 34; 41 one DMA chunk per channel tile of
+each pass of slot 12's channels, the last pass padded to whole passes with empty chunks (slots 3 and 4 = 1),
+slot 5 = 1 on every chunk holding bytes but the first.
 
 Values are as the vendor writes them: a channel count of 16 is stored as 0 (``_z``).
 """
@@ -334,7 +337,7 @@ def default_allocation(spec: ConvSpec, slots: int = SLOTS, in_tile: Optional[int
     cin, cout = spec.in_channels, spec.out_channels
     ordinary = spec.op_kind == CONV and not spec.depthwise_as_conv
     if spec.op_kind == DEPTHWISE:
-        return depthwise_allocation(spec)
+        return depthwise_allocation(spec, slots)
     if spec.depthwise_as_conv:
         ti, to = min(16, cin), min(16, cout)
     else:
@@ -400,9 +403,11 @@ def depthwise_strided_rows(spec: ConvSpec, tile: int, out_tile_width: int, out_t
     return out_tile_width * math.ceil(tile * 2 / 16) * (out_tile_height // 2 + 2)
 
 
-def depthwise_allocation(spec: ConvSpec) -> Allocation:
+def depthwise_allocation(spec: ConvSpec, slots: int = SLOTS) -> Allocation:
     """The allocation of a native DEPTHWISE_CONV_2D (fitted on the 102 native 3 x 3 depthwise convs of
-    the session's vendor files, 101 equal in every program slot; docs/model_format.md).
+    the session's vendor files, 101 equal in every program slot; docs/model_format.md) within ``slots``
+    buffer slots (fewer than 32 when a fused op run inside the depthwise reserves some: the vendor's own
+    allocation of such a depthwise differs, not established).
 
     The channel tile is C, or ``channel_tile(C)`` when the whole output would take more than 16 of
     slot 28's slots; the output plane is whole, or whole rows, ceil(OH / n) of them for the smallest n
@@ -426,10 +431,10 @@ def depthwise_allocation(spec: ConvSpec) -> Allocation:
         in_h = full_h if th == oh else (th - 1) * s + k
         entries = math.ceil(depthwise_input_bytes(spec, tile, full_w, in_h) / DEPTHWISE_INPUT_ENTRY_BYTES)
         r28 = depthwise_region_28(spec, tile, ow, th)
-        if r28 <= MAX_OUTPUT_SLOTS and 6 * entries + 2 + r28 <= SLOTS and (th == oh or entries <= 2) and \
+        if r28 <= MAX_OUTPUT_SLOTS and 6 * entries + 2 + r28 <= slots and (th == oh or entries <= 2) and \
                 depthwise_strided_rows(spec, tile, ow, th) <= 2 * SLOT_ROWS:
             return Allocation(depthwise_weight_tile(spec), c, tile, c, ow, th, 0, 2, 6 * entries, r28)
-    raise ValueError("no depthwise row tile fits the 32 slots")
+    raise ValueError(f"no depthwise row tile fits the {slots} slots")
 
 
 def depthwise_weight_tile(spec: ConvSpec) -> int:
@@ -543,7 +548,7 @@ CHUNK_TABLES = {CONV: "SgsConv2DOptionsSlot40", DEPTHWISE: "SgsDepthwiseConv2DOp
 
 def _chunk(kind: str, offset: int, count: int, flags: dict) -> dict:
     """One weight DMA chunk, its fields named as ``sgs_dialect`` names them: slots 0-2 and ``flags``
-    ({slot: value}: the conv's 3 ``empty``, 4 ``last_input_tile``, 5 ``accumulate``; the depthwise's 4, 5)."""
+    ({slot: value}: 3 ``empty``, 4 ``last_input_tile``, 5 the conv's ``accumulate`` / the depthwise's unnamed one)."""
     table = CHUNK_TABLES[kind]
     values = {0: offset, 1: count, 2: count // 32, **flags}
     return {sgs_dialect.SLOT_NAMES.get((table, slot), f"sgs_slot_{slot}"): v for slot, v in values.items()}
@@ -554,27 +559,41 @@ def _conv_chunk(offset: int, count: int, empty: int, last_input_tile: int, accum
 
 
 def weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
-    """Conv2DOptions slot 40 (DepthwiseConv2DOptions 41, without slot 3): the weight DMA chunks."""
+    """Conv2DOptions slot 40 (DepthwiseConv2DOptions 41): the weight DMA chunks."""
+    if spec.op_kind == DEPTHWISE:
+        return depthwise_weight_chunks(spec, alloc)
     kk = spec.kernel * spec.kernel
     int16 = spec.in_dtype == "INT16"
-    out = []
-    pos = 0
-    if spec.op_kind == DEPTHWISE:
-        wb = _bytes(spec.in_dtype)
-        tiles = list(range(0, spec.in_channels, alloc.in_tile))
-        for j, t0 in enumerate(tiles):
-            nbytes = min(alloc.in_tile, spec.in_channels - t0) * wb
-            count = sum(_ceil(min(16, nbytes - b) * kk, 32) for b in range(0, nbytes, 16))
-            last = j == len(tiles) - 1
-            out.append(_chunk(DEPTHWISE, pos, count, {4: int(last), 5: int(last and len(tiles) > 1)}))
-            pos += count
-        return tuple(out)
-    cin, cout = spec.in_channels, spec.out_channels
+    out: list = []
+    cout = spec.out_channels
     per_pass = -(-alloc.in_pass // alloc.in_tile)
     out_pass = alloc.out_pass
     tiles_per_out_pass = -(-out_pass // alloc.out_tile)
     for q0 in range(0, cout, out_pass):
         _output_pass_chunks(out, spec, alloc, q0, tiles_per_out_pass, per_pass, kk, int16)
+    return tuple(out)
+
+
+def depthwise_weight_chunks(spec: ConvSpec, alloc: Allocation) -> tuple:
+    """DepthwiseConv2DOptions slot 41: one chunk per channel tile (slot 11) of each pass (slot 12's
+    channels), the last pass padded to whole passes with chunks of no bytes (``empty`` and
+    ``last_input_tile`` 1, slot 5 0: the vendor's 7 x 7 x 672 depthwise in tiles of 128, passes of 640);
+    ``last_input_tile`` = 1 on the last tile holding bytes, slot 5 = 1 on every chunk holding bytes but the
+    first. A pass holds one tile at least (an INT16 input's one weight tile of C over passes of fewer
+    channels, ``depthwise_weight_tile``: one chunk, as the synthesizer's files the vendor's tools took)."""
+    c, kk, wb = spec.in_channels, spec.kernel * spec.kernel, _bytes(spec.in_dtype)
+    size = max(alloc.out_tile, alloc.in_tile)
+    per_pass = -(-size // alloc.in_tile)
+    tiles = [(p0 + j * alloc.in_tile, p0 + size) for p0 in range(0, c, size) for j in range(per_pass)]
+    out, pos = [], 0
+    for t0, end in tiles:
+        if t0 >= min(c, end):  # the last pass's padding
+            out.append(_chunk(DEPTHWISE, pos, 0, {3: 1, 4: 1, 5: 0}))
+            continue
+        nbytes = min(alloc.in_tile, c - t0, end - t0) * wb
+        count = sum(_ceil(min(16, nbytes - b) * kk, 32) for b in range(0, nbytes, 16))
+        out.append(_chunk(DEPTHWISE, pos, count, {3: 0, 4: int(t0 + alloc.in_tile >= c), 5: int(bool(out))}))
+        pos += count
     return tuple(out)
 
 
@@ -626,11 +645,12 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None, 
     ``allocation`` (default ``default_allocation(spec)``) gives the allocator's choices (slots 10-13,
     22, 23, 25-28); the other slots follow from it and the configuration (module doc). Vectors are
     tuples, slot 40 / 41 a tuple of dicts keyed by the chunk table's field names (``sgs_dialect.SLOT_NAMES``:
-    ``byte_offset``, ``byte_count``, ``blocks_32_bytes``, ``empty`` (conv only), ``last_input_tile``, and
+    ``byte_offset``, ``byte_count``, ``blocks_32_bytes``, ``empty``, ``last_input_tile``, and
     the conv's ``accumulate`` / the depthwise's unnamed slot 5). For the op the vendor writes see
-    ``spec.op_kind`` (its options table holds these slots). ``reserved``: the buffer slots a fused
-    activation takes (slot 29; slot 34 holds the rest of the 32), CONV_2D only."""
-    a = allocation or default_allocation(spec)
+    ``spec.op_kind`` (its options table holds these slots). ``reserved``: the buffer slots a fused op run
+    inside the conv takes (Conv2DOptions slot 29, DepthwiseConv2DOptions slot 30: 0 is absent in the file;
+    slot 34 / 35 holds the rest of the 32; the default allocation keeps within that rest)."""
+    a = allocation or default_allocation(spec, SLOTS - reserved)
     ow, oh, k, s = spec.out_width, spec.out_height, spec.kernel, spec.stride
     in_w = in_tile_size(spec.width, ow, a.out_tile_width, k, s)
     in_h = in_tile_size(spec.height, oh, a.out_tile_height, k, s)
@@ -642,8 +662,9 @@ def standalone_program(spec: ConvSpec, allocation: Optional[Allocation] = None, 
         return {11: _z(a.in_tile), 12: _z(a.out_tile), 13: _z(a.in_tile), 14: _z(a.out_tile),
                 15: 2, 16: 2, 17: 1, 18: 0, 19: in_w, 20: in_h, 21: 1, 22: 1,
                 23: a.out_tile_width, 24: a.out_tile_height, 25: 0, 26: 2, 27: a.output_slots, 28: a.region_28,
-                31: (6,), 32: tuple(range(0, 8 * entries, 8)), 33: tuple(free[:a.region_28][::ob]),
-                34: (), 35: (32,), 39: depthwise_mac_count(spec), 41: weight_chunks(spec, a), 42: (0,) * 16}
+                30: reserved, 31: (6,), 32: tuple(range(0, 8 * entries, 8)), 33: tuple(free[:a.region_28][::ob]),
+                34: (), 35: (SLOTS - reserved,), 39: depthwise_mac_count(spec), 41: weight_chunks(spec, a),
+                42: (0,) * 16}
     prog = {10: _z(a.in_tile), 11: _z(a.in_pass), 12: _z(a.out_tile), 13: _z(a.out_pass),
             14: 4 if spec.graph_input else 0, 15: 2,
             16: 1 if (a.out_tile_width, a.out_tile_height) == (ow, oh) else 3, 17: 0,

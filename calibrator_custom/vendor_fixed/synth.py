@@ -441,6 +441,11 @@ def rule_program(site: ConvSite, allocation: program_rule.Allocation | None = No
     slots 27 / 28 only where they fit (:func:`_doubled_allocation`)."""
     spec = conv_spec(site)
     if spec.op_kind == "DEPTHWISE_CONV_2D":
+        if site.reserved_slots:  # the vendor's allocation of a hosting depthwise is not the rule's
+            raise UnsupportedOpError(f"op #{site.op_index} {site.kind}: the program of a depthwise conv hosting a "
+                                     f"fused op is not established (the rule's allocation within "
+                                     f"{program_rule.SLOTS - site.reserved_slots} slots is refused by the vendor's "
+                                     f"tools on some)")
         try:
             slots = program_rule.standalone_program(spec)
         except ValueError as e:
