@@ -329,6 +329,37 @@ def test_conv_noise_powers_are_bit_identical_in_1_2_3_processes(tmp_path):
         assert len(ticks) == len(eight)
 
 
+def test_upgrade_items_are_the_convs_reading_one_tensor_when_inputs_are_shared():
+    """_upgrade_items: each conv alone in our dialect; in the vendor's (shared_inputs) the 8-bit convs reading
+    one data tensor form one item, in the order of their first conv."""
+    from types import SimpleNamespace
+    eight = [SimpleNamespace(data=d) for d in (7, 3, 7, 9, 3)]
+    assert l5._upgrade_items(eight, False) == [(0,), (1,), (2,), (3,), (4,)]
+    assert l5._upgrade_items(eight, True) == [(0, 2), (1, 4), (3,)]
+
+
+def test_conv_noise_powers_of_an_item_put_all_its_convs_at_8_bit(tmp_path):
+    """An item's row is the error with every conv of the item at 8 bit at once (a plain loop replacing
+    both outputs), a one-conv item's the conv's own row; one tick per item."""
+    from calibrator_custom.pipeline.float_sim import _FloatSim
+
+    pi, plan, feeds, _, _ = _pi_plan(tmp_path, 4)
+    eight = [c for c in pi.convs if plan.conv_bits.get(c.op_index) == 8 and pi.step_of(c.op_index) is not None]
+    assert len(eight) >= 2
+    dquant = {c.op_index: plan.u8_views.get(c.data) or plan.tensors[c.data] for c in eight}
+    sim = _FloatSim.collect(pi, plan, feeds, noise_samples=2, check_samples=1)
+    want = np.zeros(len(sim.targets))
+    for n in range(sim.n_noise):
+        replaced = {sim.pi.step_of(c.op_index).outputs[0]: sim.conv_8bit(c, n, dquant[c.op_index]) for c in eight[:2]}
+        want += sim.output_error(n, sim.downstream(n, replaced))
+    ticks = []
+    got = l5.conv_noise_powers(sim, eight, dquant, 1, lambda: ticks.append(1), items=[(0, 1), (1,)])
+    assert got.shape == (2, len(sim.targets)) and got.dtype == np.float64
+    np.testing.assert_allclose(got[0], want, rtol=1e-12)
+    assert got[1].tobytes() == _serial_noise_powers(sim, eight, dquant)[1].tobytes()
+    assert not np.allclose(got[0], got[1]) and len(ticks) == 2
+
+
 def test_l5_conversion_writes_the_same_bytes_for_1_2_3_processes(tmp_path, monkeypatch):
     """convert(num_process=n) runs L5's measurements in n forked workers; the file is byte-identical to
     the single-process one (the CPU count is pretended 4 so that 3 means 3 workers)."""

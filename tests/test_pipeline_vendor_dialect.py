@@ -257,8 +257,9 @@ def _int16_conv_inputs(model) -> list[str]:
 
 def test_16_bit_convs_are_carried_unless_asked_not_to_and_the_vendor_runs_them_as_ours(tmp_path, caplog):
     """``[CONV_CONFIG] input_format=CONV2D_INT16`` makes every CONV_2D 16-bit in the plan; the vendor's dialect
-    carries them by default where it can (the last: not the first, reading the graph input, nor the second,
-    reading a RELU's output; logged), and writes them at 8 bit with ``vendor_int16_convs=False`` (logged)."""
+    carries them by default where it can (the second, reading a RELU of the first's INT16 output, and the last;
+    not the first, reading the graph input: logged), and writes them at 8 bit with ``vendor_int16_convs=False``
+    (logged)."""
     from calibrator_custom.config import load_input_config
     float_sim, ini = _vendor_float(tmp_path, _chain(6, 12, (16, 24, 8)))
     cal = _calibrated(float_sim, ini, 12)
@@ -284,9 +285,9 @@ def test_16_bit_convs_are_carried_unless_asked_not_to_and_the_vendor_runs_them_a
     convs = [op for op in sg.operators if fixed.op_name(op) == "CONV_2D"]
     assert len(convs) == 3
     assert [sg.tensors[op.inputs[0]].name for op in convs] == ["x", "r1", "c2"]
-    assert _int16_conv_inputs(fixed) == ["c2"]
-    assert any("2 of the level's 16-bit conv(s) are written at 8 bit" in r.getMessage() and "CONV_2D reading 'x', "
-               "CONV_2D reading 'r1'" in r.getMessage() for r in caplog.records)
+    assert _int16_conv_inputs(fixed) == ["r1", "c2"]
+    assert any("1 of the level's 16-bit conv(s) are written at 8 bit" in r.getMessage() and "(CONV_2D reading 'x')"
+               in r.getMessage() for r in caplog.records)
     vo.assert_vendor_runs_it_as_ours(carried, np.random.default_rng(7), 2, "16-bit convs carried")
 
 

@@ -66,7 +66,27 @@ def test_shared_model_in_the_vendor_dialect_compiles_and_the_vendor_simulators_a
         assert load_model(equalized_float_path(path)).dialect == "sgs_float"
     fixed = load_model(path)
     assert fixed.dialect == "sgs_fixed" and fixed.description == "Sigmastar Cmodel With IPU CTRL"
+    if level == "L5":  # the MAC budget holds in the file as written (a 16-bit input is read at 16 bit by all)
+        assert _int16_mac_share(fixed) <= 0.25
     _assert_vendor_agrees_on_photos(path, f"{name} {level}", h, w, tmp_path / f"{name}_{level}_offline.sim")
+
+
+def _int16_mac_share(fixed) -> float:
+    """The share of a fixed file's conv multiply-accumulates (output elements x kernel taps x input channels;
+    a depthwise's taps alone) in its convs with INT16 weights."""
+    sg = fixed.main
+    total = at16 = 0
+    for op in sg.operators:
+        kind = fixed.op_name(op)
+        if kind not in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"):
+            continue
+        w, y = sg.tensors[op.inputs[1]], sg.tensors[op.outputs[0]]
+        taps = int(np.prod(w.shape[1:3])) if kind == "DEPTHWISE_CONV_2D" else int(np.prod(w.shape[1:]))
+        n = int(np.prod(y.shape)) * taps
+        total += n
+        at16 += n if w.dtype == "INT16" else 0
+    assert total > 0
+    return at16 / total
 
 
 def _statistics_of(float_sim, h: int, w: int):

@@ -137,7 +137,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             log.info("%s: 16-bit upgrades only for the %d conv(s) the vendor's dialect carries at 16 bit%s", level.name,
                      len(upgradable), "" if vendor_int16_convs else " (none with vendor_int16_convs=False)")
     if level.upgrades_16 == "measured" and calibration_feeds:
-        options = L5Options(sensitivity_threshold, num_process=_workers(num_process), upgradable=upgradable)
+        options = L5Options(sensitivity_threshold, num_process=_workers(num_process), upgradable=upgradable,
+                            shared_inputs=upgradable is not None)
         plan = refine_l5(pi, plan, calibration_feeds, overrides, options, rep)
     elif level.upgrades_16 != "none":
         if level.upgrades_16 == "measured":
@@ -146,7 +147,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             gains = analytic_gain(pi, plan, phase.update)
         if upgradable is not None:
             gains = {k: v for k, v in gains.items() if k in upgradable}
-        rec = pick_upgrades(gains, conv_macs(pi), sensitivity_threshold)
+        rec = pick_upgrades(gains, conv_macs(pi), sensitivity_threshold,
+                            siblings=_conv_siblings(pi) if upgradable is not None else None)
         rep.message(f"{level.name}: {len(rec)} convolution(s) upgraded to 16 bit")
         plan = overrides.plan(pi, level, rec)
     synthesized: dict = {}  # the vendor files the bias correction's check wrote, by plan
@@ -430,7 +432,8 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
     if dropped:
         log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
                     "dialect's 16-bit convs are convs whose input is not the graph input, is made by a conv, an "
-                    "ADD, a PRELU or a RELU6 fused into a conv, and is read by convs, ADDs and pools or pads "
+                    "ADD, a PRELU, a RELU6 fused into a conv or a RELU of an INT16 tensor, and is read by convs, "
+                    "ADDs and pools or pads "
                     "feeding ADDs only", output_path,
                     len(dropped),
                     ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
@@ -445,8 +448,14 @@ _INT16_PRODUCERS = ("CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "PRELU")
 #: (``synth.fuse_activations``: the activation alone reads the conv's output, neither a graph output);
 #: the conv then clamps its own INT16 output (hand_landmark_lite's 32 RELU6s at ALL_INT16 and L5: the
 #: vendor's compiler takes the file, its fixed simulator gives our codes on 10 photos). A standalone
-#: RELU / RELU6 with an INT16 output is not established.
+#: RELU6 with an INT16 output is not established (a RELU of an INT16 tensor: the next constant).
 _INT16_FUSED_PRODUCERS = ("RELU6",)
+#: activations that write a 16-bit conv's INT16 input from an input the float.sim plans INT16 (an ADD's or a
+#: conv's output): the vendor's own ALL_INT16 file of face_detection_short_range has 16 such INT16 -> INT16
+#: RELUs between 16-bit convs, the synthesizer writes their tables (``tests/test_vendor_fixed_int16_acts.py``),
+#: and files with RELU outputs as 16-bit conv inputs compile and run in the vendor's simulators as ours
+#: (``tests/test_vendor_fixed_int16_relu.py``: ADD -> RELU; ``tests/test_pipeline_vendor_dialect.py``: conv -> RELU)
+_INT16_PASSING_ACTIVATIONS = ("RELU",)
 #: the ops that may read a 16-bit conv's INT16 input besides the conv; a MAX_POOL_2D or PAD reading it
 #: writes INT16 too (``quantize_plan.INT16_PASSING_OPS``, as the vendor's converter plans it), so its
 #: output may be read by these and ADDs only (a pool writing UINT8 from it made the vendor's compiler
@@ -458,7 +467,8 @@ def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int
     """The convs (op indices of ``pi``) the vendor's dialect can write at 16 bit (INT16 input and weights,
     as the vendor's ``[CONV_CONFIG] tensor_arrays``): a CONV_2D or DEPTHWISE_CONV_2D whose input is not a
     graph input, is made by one of :data:`_INT16_PRODUCERS` (or :data:`_INT16_FUSED_PRODUCERS` fused into
-    a conv) and is read (as data) by
+    a conv, or :data:`_INT16_PASSING_ACTIVATIONS` reading a tensor the float.sim plans INT16) and is read
+    (as data) by
     :data:`_INT16_READERS` only, the pools and pads among them read in turn by ADDs, pools and pads only."""
     from ..vendor_fixed.quantize_plan import INT16_PASSING_OPS
     sg = vendor_float.main
@@ -489,6 +499,9 @@ def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int
         kind = vendor_float.op_name(op)
         if kind in _INT16_PRODUCERS:
             return True
+        if kind in _INT16_PASSING_ACTIVATIONS:  # INT16 -> INT16, as between the vendor's own 16-bit convs
+            return sg.tensors[op.inputs[0]].extra.get("sgs_fixed_type") == "INT16" and \
+                sg.tensors[op.outputs[0]].name not in graph_outputs
         if kind not in _INT16_FUSED_PRODUCERS:
             return False
         src = sg.tensors[op.inputs[0]].name
@@ -505,6 +518,15 @@ def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int
                 makes_int16(producer) and int16_readable(name):
             out.add(c.op_index)
     return frozenset(out)
+
+
+def _conv_siblings(pi: PlanInputs) -> dict[int, frozenset[int]]:
+    """Per conv (op index), the convs reading its data tensor, itself included: in the vendor's dialect a 16-bit
+    conv's INT16 input is that tensor, so every conv reading it runs at 16 bit with it."""
+    by_data: dict[int, set[int]] = {}
+    for c in pi.convs:
+        by_data.setdefault(c.data, set()).add(c.op_index)
+    return {c.op_index: frozenset(by_data[c.data]) for c in pi.convs}
 
 
 def _vendor_int16_conv_inputs(carriable: frozenset[int], pi: PlanInputs,

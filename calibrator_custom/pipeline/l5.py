@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -78,6 +78,9 @@ class L5Options:
     #: the convs (op indices) that may be upgraded to 16 bit; None: every conv (the fixed file's dialect
     #: may carry fewer: the vendor's)
     upgradable: frozenset[int] | None = None
+    #: a 16-bit conv's input is its data tensor itself, so the convs reading one tensor are upgraded together
+    #: (the vendor's dialect; ours gives 8-bit readers a UINT8 view of an INT16 tensor)
+    shared_inputs: bool = False
     #: measure each sample with the 8-bit convs' UINT8 data ranges of the other calibration samples
     #: (leave-one-out: one more float pass, over the samples not cached, keeps their channel extremes)
     leave_one_out: bool = L5_LEAVE_ONE_OUT
@@ -164,25 +167,26 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
         return _bias_corrected_plan(pi, plan, overrides, sim, eight, dquant, frozenset(), options, rep)
     # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
     signal = sim.signal()
-    with rep.phase("L5 conv errors at the outputs (convs)", len(eight)) as phase:
-        power = conv_noise_powers(sim, eight, dquant, options.num_process, phase.update)
+    items = _upgrade_items(eight, options.shared_inputs)
+    with rep.phase("L5 conv errors at the outputs (convs)", len(items)) as phase:
+        power = conv_noise_powers(sim, eight, dquant, options.num_process, phase.update, items)
     sim.drop_kept()
-    # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the convs' noise
+    # 4. the 16-bit set under the MAC budget: knapsack / greedy on the noise removed, the items' noise
     #    powers adding at each output (the cross terms of the error vectors, measured on so few
     #    samples, pick choices that do worse on other images); sensitivity above the threshold
-    model = l5_search.independent(power)  # per output: the convs' noise energies (diagonal)
-    cost = np.array([macs.get(c.op_index, 0) for c in eight], np.float64)
+    model = l5_search.independent(power)  # per output: the items' noise energies (diagonal)
+    cost = np.array([sum(macs.get(eight[r].op_index, 0) for r in rows) for rows in items], np.float64)
     forced = [k for k, b in plan.conv_bits.items() if b == 16]
     budget = MAX_16BIT_MAC_SHARE * (sum(macs.values()) or 1) - sum(macs.get(k, 0) for k in forced)
     sens = l5_search.output_sensitivity(model, signal)
     eligible = sens > threshold
     if options.upgradable is not None:
-        eligible &= np.array([c.op_index in options.upgradable for c in eight], bool)
+        eligible &= np.array([all(eight[r].op_index in options.upgradable for r in rows) for rows in items], bool)
     pick = l5_search.choose_upgrades(model, signal, cost, budget, eligible=eligible)
-    rec = frozenset(eight[r].op_index for r in pick)
-    left = np.ones(len(eight), bool)
+    rec = frozenset(eight[r].op_index for k in pick for r in items[k])
+    left = np.ones(len(items), bool)
     left[list(pick)] = False
-    worst = [_db(float(l5_search.predicted_nsr(model, signal, x).max())) for x in (np.ones(len(eight), bool), left)]
+    worst = [_db(float(l5_search.predicted_nsr(model, signal, x).max())) for x in (np.ones(len(items), bool), left)]
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
         f"of the conv MACs; predicted worst-output SQNR on calibration data {worst[0]:.2f} -> {worst[1]:.2f} dB)")
     return _bias_corrected_plan(pi, plan, overrides, sim, eight, dquant, rec, options, rep)
@@ -319,15 +323,17 @@ def _logged_extremes(pi: PlanInputs, sim: _FloatSim, tensors) -> dict[int, tuple
 
 
 def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_process: int = 1,
-                      tick=None) -> np.ndarray:
-    """``power[r, t]``: the squared error at measured tensor ``t``, summed over the noise samples, with
-    only conv ``eight[r]`` at 8 bit (its simulated output, the float model downstream of it).
+                      tick=None, items: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+    """``power[r, t]``: the squared error at measured tensor ``t``, summed over the noise samples, with only
+    item ``r`` at 8 bit (its convs' simulated outputs, the float model downstream of them). ``items``: tuples of
+    indices into ``eight`` (default: each conv alone).
 
-    The convs are measured in ``num_process`` forked workers (``sim_workers.run_sharded``; each worker
+    The items are measured in ``num_process`` forked workers (``sim_workers.run_sharded``; each worker
     inherits the cached activations); a row is computed by the same code in any process and the rows
-    are put back in order, so the result is bit-identical for every ``num_process``. The convs are
+    are put back in order, so the result is bit-identical for every ``num_process``. The items are
     dealt out round-robin (the early convs, with the longest runs downstream, spread over the workers)."""
-    count = len(eight)
+    items = [(r,) for r in range(len(eight))] if items is None else [tuple(rows) for rows in items]
+    count = len(items)
     n = max(1, min(int(num_process), count))
     order = [r for k in range(n) for r in range(k, count, n)]
     width = len(sim.targets)
@@ -335,20 +341,34 @@ def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_p
     def run_shard(start: int, stop: int, tick_one) -> np.ndarray:
         out = np.zeros((stop - start, width))
         for j in range(start, stop):
-            c = eight[order[j]]
+            convs = [eight[r] for r in items[order[j]]]
             for s in range(sim.n_noise):
-                y8 = sim.conv_8bit_kept(c, s, dquant[c.op_index])
-                out[j - start] += sim.output_error(s, sim.downstream(s, {sim.pi.step_of(c.op_index).outputs[0]: y8}))
+                replaced = {sim.pi.step_of(c.op_index).outputs[0]: sim.conv_8bit_kept(c, s, dquant[c.op_index])
+                            for c in convs}
+                out[j - start] += sim.output_error(s, sim.downstream(s, replaced))
             tick_one()
         return out
 
     if not count:
         return np.zeros((0, width))
     rows = np.concatenate(run_sharded(run_shard, count, n, tick, "L5 conv errors",
-                                      lambda j: f"conv op #{eight[order[j]].op_index}"))
+                                      lambda j: "conv op(s) #" + ", #".join(str(eight[r].op_index)
+                                                                          for r in items[order[j]])))
     power = np.empty_like(rows)
     power[order] = rows
     return power
+
+
+def _upgrade_items(eight, shared_inputs: bool) -> list[tuple[int, ...]]:
+    """The units of the 16-bit choice, as indices into ``eight``: each conv alone, or with ``shared_inputs``
+    the 8-bit convs reading one data tensor together (a 16-bit input is that tensor itself: every conv
+    reading it runs at 16 bit), in the order of their first conv."""
+    if not shared_inputs:
+        return [(r,) for r in range(len(eight))]
+    by_data: dict[int, list[int]] = {}
+    for r, c in enumerate(eight):
+        by_data.setdefault(c.data, []).append(r)
+    return [tuple(rows) for rows in by_data.values()]
 
 
 def _joint_nsrs(sim: _FloatSim, convs, dquant, delta_sets, num_process: int = 1, tick=None) -> list[float]:

@@ -44,17 +44,26 @@ def conv_macs(pi: PlanInputs) -> dict[int, int]:
 
 
 def pick_upgrades(gain: Mapping[int, float], macs: Mapping[int, int], threshold: float,
-                   already: frozenset[int] = frozenset()) -> frozenset[int]:
+                   already: frozenset[int] = frozenset(),
+                   siblings: Mapping[int, frozenset[int]] | None = None) -> frozenset[int]:
     """The convs (op indices) upgraded to 16 bit: ``already`` and, cheapest first by multiply-accumulates,
-    those with ``gain[k] > threshold``, while the upgraded MACs stay within ``MAX_16BIT_MAC_SHARE`` of all."""
+    those with ``gain[k] > threshold``, while the upgraded MACs stay within ``MAX_16BIT_MAC_SHARE`` of all.
+    ``siblings[k]``: the convs upgraded with ``k`` (``k`` among them; the vendor's dialect, where the convs
+    reading one tensor read it at 16 bit together), their MACs counted with it."""
     total = sum(macs.values()) or 1
     budget = MAX_16BIT_MAC_SHARE * total - sum(macs.get(k, 0) for k in already)
     chosen = set(already)
+
+    def group(k: int) -> frozenset[int]:
+        return (siblings or {}).get(k, frozenset((k,)))
+
+    def cost(k: int) -> int:
+        return sum(macs.get(m, 0) for m in group(k) - chosen)
     for k in sorted((k for k, v in gain.items() if v > threshold and k not in already),
-                    key=lambda k: (macs.get(k, 0), k)):
-        if macs.get(k, 0) <= budget:
-            chosen.add(k)
-            budget -= macs.get(k, 0)
+                    key=lambda k: (cost(k), k)):
+        if k not in chosen and cost(k) <= budget:
+            budget -= cost(k)
+            chosen |= group(k)
     return frozenset(chosen)
 
 
