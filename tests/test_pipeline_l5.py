@@ -25,6 +25,7 @@ def test_l5_options_are_frozen_with_the_documented_defaults():
     assert (L5_SAMPLES, L5_RANGE_SAMPLES, L5_NOISE_SAMPLES, L5_NOISE_PASSES, L5_CHECK_SAMPLES) == (8, 3, 3, 48, 3)
     assert o.int16_headroom == l5.L5_INT16_HEADROOM == 1.25
     assert o.leave_one_out is l5.L5_LEAVE_ONE_OUT is True
+    assert (o.shared_inputs, o.per_tensor_data, o.upgradable) == (False, False, None)  # our own dialect
     with pytest.raises(dataclasses.FrozenInstanceError):
         o.samples = 3  # type: ignore[misc]
 
@@ -327,6 +328,22 @@ def test_conv_noise_powers_are_bit_identical_in_1_2_3_processes(tmp_path):
         assert got.shape == want.shape and got.dtype == want.dtype
         assert got.tobytes() == want.tobytes(), n
         assert len(ticks) == len(eight)
+
+
+def test_per_tensor_data_is_one_scale_over_the_channel_ranges_union():
+    """_per_tensor: a per-channel UINT8 view becomes the planner's per-tensor quantization of the union of
+    its channel ranges (hand-computed: [-1, 3] over 255 codes, zero point round(255 / 4) = 64); per-tensor
+    UINT8 and INT16 quantizations are unchanged."""
+    from calibrator_custom.quant.planner import activation_quant
+    view = activation_quant(Range(-1.0, 3.0), "UINT8", (-1.0, -0.25, 0.0), (0.5, 3.0, 1.0), axis=3)
+    assert len(view.scale) == 3
+    got = l5._per_tensor(view)
+    assert len(got.scale) == 1 and got.qtype == "UINT8"
+    assert got.scale[0] == pytest.approx(4.0 / 255, rel=1e-6) and got.zero_point == (64,)
+    assert got == activation_quant(Range(-1.0, 3.0), "UINT8")
+    flat = activation_quant(Range(0.0, 6.0), "UINT8")
+    wide = activation_quant(Range(-2.0, 2.0), "INT16")
+    assert l5._per_tensor(flat) is flat and l5._per_tensor(wide) is wide
 
 
 def test_upgrade_items_are_the_convs_reading_one_tensor_when_inputs_are_shared():

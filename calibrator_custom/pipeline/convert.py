@@ -137,8 +137,9 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
             log.info("%s: 16-bit upgrades only for the %d conv(s) the vendor's dialect carries at 16 bit%s", level.name,
                      len(upgradable), "" if vendor_int16_convs else " (none with vendor_int16_convs=False)")
     if level.upgrades_16 == "measured" and calibration_feeds:
+        vendor = upgradable is not None  # the vendor's dialect: a tensor is stored once, at one scale
         options = L5Options(sensitivity_threshold, num_process=_workers(num_process), upgradable=upgradable,
-                            shared_inputs=upgradable is not None)
+                            shared_inputs=vendor, per_tensor_data=vendor)
         plan = refine_l5(pi, plan, calibration_feeds, overrides, options, rep)
     elif level.upgrades_16 != "none":
         if level.upgrades_16 == "measured":

@@ -81,6 +81,9 @@ class L5Options:
     #: a 16-bit conv's input is its data tensor itself, so the convs reading one tensor are upgraded together
     #: (the vendor's dialect; ours gives 8-bit readers a UINT8 view of an INT16 tensor)
     shared_inputs: bool = False
+    #: the 8-bit convs' UINT8 data measured with one scale per tensor (the union of a per-channel view's
+    #: ranges), as the vendor's dialect stores it
+    per_tensor_data: bool = False
     #: measure each sample with the 8-bit convs' UINT8 data ranges of the other calibration samples
     #: (leave-one-out: one more float pass, over the samples not cached, keeps their channel extremes)
     leave_one_out: bool = L5_LEAVE_ONE_OUT
@@ -96,15 +99,17 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
 
     1. float activations of the first ``options.samples`` samples (every tensor kept);
     2. each 8-bit conv's UINT8 input range, fitted or min/max, by the conv's own output error with
-       its 8-bit arithmetic simulated in float (quantized input and weights);
+       its 8-bit arithmetic simulated in float (quantized input and weights; with
+       ``options.per_tensor_data`` the input at one scale per tensor, as the vendor's dialect stores it);
     3. each 8-bit conv's noise at every measured output with only that conv at 8 bit: its simulated
        output replaces the float one and the float model runs downstream of it (the upstream results
        are the cached ones); with ``options.leave_one_out`` each sample's conv data quantized with the
        ranges of the other calibration samples (``leave_one_out_ranges``: from the statistics'
        per-sample log, else one float pass over the samples not cached), here and in 5.'s check;
-    4. the 16-bit set: among the convs whose sensitivity (``l5_search.output_sensitivity``: the largest
-       relative drop of any output's noise when that conv alone is 16-bit, the convs' noise powers adding)
-       exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
+    4. the 16-bit set (with ``options.shared_inputs`` the convs reading one tensor are one item, measured
+       in 3. at 8 bit together, their MACs counted together): among the items whose sensitivity
+       (``l5_search.output_sensitivity``: the largest relative drop of any output's noise when that item
+       alone is 16-bit, the items' noise powers adding) exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
        per MAC finds within 25% of the conv MACs (``l5_search.choose_upgrades``);
     5. bias correction for the mean shift of weight quantization (input means measured on the samples
        other than the check ones), kept only if the float model with every remaining 8-bit conv
@@ -136,6 +141,8 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     with rep.phase("L5 conv input ranges (convs)", len(eight)) as phase:
         for c in _ticking(eight, phase.update):
             dq = plan.u8_views.get(c.data) or plan.tensors[c.data]
+            if options.per_tensor_data:
+                dq = _per_tensor(dq)
             dquant[c.op_index] = dq
             ts = pi.stats.tensors.get(g.tensors[c.data].name)
             imported = c.data in (u8 if c.data in plan.u8_views else ranges)
@@ -357,6 +364,14 @@ def conv_noise_powers(sim: _FloatSim, eight, dquant: Mapping[int, object], num_p
     power = np.empty_like(rows)
     power[order] = rows
     return power
+
+
+def _per_tensor(dq: TensorQuant) -> TensorQuant:
+    """A per-channel UINT8 quantization as one scale over the union of its channel ranges (``activation_quant``
+    of that range); anything else unchanged."""
+    if dq.qtype != "UINT8" or len(dq.scale) < 2:
+        return dq
+    return activation_quant(Range(min(dq.min), max(dq.max)), "UINT8")
 
 
 def _upgrade_items(eight, shared_inputs: bool) -> list[tuple[int, ...]]:
