@@ -136,20 +136,22 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     u8 = dict(overrides.u8_overrides)
     ranges = dict(overrides.range_overrides)
     given = set(u8) | set(ranges)  # ranges given (an imported quant_param): no leave-one-out for them
-    dquant = {}  # conv op -> the UINT8 quantization of its data input it will have
-    chosen_mm = {}  # data tensor -> its min/max quantization, where that won (the overrides are per tensor)
+    dquant = {}  # conv op -> the UINT8 quantization of its data input it will have (as measured)
+    dview = {}  # conv op -> the same as the plan holds it (per channel): what the bias correction's check runs
+    chosen_mm = {}  # data tensor -> its min/max quantizations, where that won (the overrides are per tensor)
+    measured = _per_tensor if options.per_tensor_data else (lambda q: q)
     with rep.phase("L5 conv input ranges (convs)", len(eight)) as phase:
         for c in _ticking(eight, phase.update):
-            dq = plan.u8_views.get(c.data) or plan.tensors[c.data]
-            if options.per_tensor_data:
-                dq = _per_tensor(dq)
-            dquant[c.op_index] = dq
+            view = plan.u8_views.get(c.data) or plan.tensors[c.data]
+            dq = dquant[c.op_index] = measured(view)
+            dview[c.op_index] = view
             ts = pi.stats.tensors.get(g.tensors[c.data].name)
             imported = c.data in (u8 if c.data in plan.u8_views else ranges)
             if ts is None or imported or dq.qtype != "UINT8" or c.data in g.inputs:
                 continue
-            axis = len(g.tensors[c.data].shape) - 1 if len(dq.scale) > 1 else None
-            alt = activation_quant(minmax_range(ts.min, ts.max), "UINT8", ts.channel_min, ts.channel_max, axis)
+            axis = len(g.tensors[c.data].shape) - 1 if len(view.scale) > 1 else None
+            alt_view = activation_quant(minmax_range(ts.min, ts.max), "UINT8", ts.channel_min, ts.channel_max, axis)
+            alt = measured(alt_view)
             if alt == dq:
                 continue
             # the outputs on the samples the per-conv errors use are kept for them (the chosen one's)
@@ -158,10 +160,11 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
             e_mm = sum(sim.conv_error(c, n, alt, y_mm if n < sim.n_noise else None) for n in range(sim.n_range))
             if e_mm < e_fit:
                 (u8 if c.data in plan.u8_views else ranges)[c.data] = minmax_range(ts.min, ts.max)
-                chosen_mm[c.data] = alt
+                chosen_mm[c.data] = (alt, alt_view)
             sim.keep_8bit(c, *((alt, y_mm) if e_mm < e_fit else (dq, y_fit)))
     for c in eight:  # a tensor read by several 8-bit convs: the first reader's choice holds for all
-        dquant[c.op_index] = chosen_mm.get(c.data, dquant[c.op_index])
+        if c.data in chosen_mm:
+            dquant[c.op_index], dview[c.op_index] = chosen_mm[c.data]
     overrides = replace(overrides, u8_overrides=u8, range_overrides=ranges)
     if options.leave_one_out:  # from here on each sample is measured with the other samples' ranges
         with rep.phase("L5 leave-one-out ranges (samples)", len(rest)) as phase:
@@ -171,7 +174,7 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
         # no conv may become 16-bit (the written dialect carries none): nothing to measure in 3. and 4.
         say("L5: no convolution can be upgraded to 16 bit in the written dialect; its noise is not measured")
         sim.drop_kept()
-        return _bias_corrected_plan(pi, plan, overrides, sim, eight, dquant, frozenset(), options, rep)
+        return _bias_corrected_plan(pi, plan, overrides, sim, eight, dview, frozenset(), options, rep)
     # 3. each 8-bit conv's noise power at the measured outputs, the rest of the model exact (float)
     signal = sim.signal()
     items = _upgrade_items(eight, options.shared_inputs)
@@ -196,12 +199,14 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     worst = [_db(float(l5_search.predicted_nsr(model, signal, x).max())) for x in (np.ones(len(items), bool), left)]
     say(f"L5: {len(rec)} convolution(s) upgraded to 16 bit ({cost[list(pick)].sum() / max(1, sum(macs.values())):.1%} "
         f"of the conv MACs; predicted worst-output SQNR on calibration data {worst[0]:.2f} -> {worst[1]:.2f} dB)")
-    return _bias_corrected_plan(pi, plan, overrides, sim, eight, dquant, rec, options, rep)
+    return _bias_corrected_plan(pi, plan, overrides, sim, eight, dview, rec, options, rep)
 
 
 def _bias_corrected_plan(pi: PlanInputs, plan: QuantPlan, overrides: PlanOverrides, sim, eight, dquant, rec,
                          options: L5Options, rep: Reporter) -> QuantPlan:
-    """Step 5 of :func:`refine_l5` and the one plan it returns, with the 16-bit convs ``rec``."""
+    """Step 5 of :func:`refine_l5` and the one plan it returns, with the 16-bit convs ``rec``; ``dquant``: the
+    8-bit convs' data quantizations as the plan holds them (per channel where it has a view: simulated at one
+    scale per tensor, the check dropped hand_landmark_lite's correction, which its vendor file needs)."""
     say = rep.message
     # 5. bias correction (input means from the samples other than the check ones), kept if the float
     #    model with every remaining 8-bit conv simulated at once agrees better on the check samples
