@@ -93,8 +93,8 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
 
     ``statistics_of``: ``statistics_of(float_model_path)``, the statistics of another float model over the same
     calibration samples (what the ``calibrator`` command and ``SIM_Calibrator.convert`` pass;
-    ``calibrator.convert_fixed`` cannot run its inputs again). With it, and ``equalize_channels``, L2-L5 written in the vendor's dialect
-    (synthesized, no template, no ``quant_param``) first equalize the activation channels the 8-bit convs read
+    ``calibrator.convert_fixed`` cannot run its inputs again). With it, and ``equalize_channels``, L2-L5
+    written in the vendor's dialect (synthesized, no template, no ``quant_param``) first equalize the activation channels the 8-bit convs read
     (``pipeline.equalize``): the model is rescaled channel by channel through its conv weights, its outputs
     unchanged, and converted with its own statistics. The rescaled float model is written next to the fixed
     one (``<output stem>_equalized_float.sim``): its tensors are the fixed model's, layer by layer (those of

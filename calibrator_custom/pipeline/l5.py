@@ -109,8 +109,9 @@ def refine_l5(pi: PlanInputs, plan: QuantPlan, feeds, overrides: PlanOverrides, 
     4. the 16-bit set (with ``options.shared_inputs`` the convs reading one tensor are one item, measured
        in 3. at 8 bit together, their MACs counted together): among the items whose sensitivity
        (``l5_search.output_sensitivity``: the largest relative drop of any output's noise when that item
-       alone is 16-bit, the items' noise powers adding) exceeds the threshold, the one a knapsack (and a greedy, the better kept) on the noise removed
-       per MAC finds within 25% of the conv MACs (``l5_search.choose_upgrades``);
+       alone is 16-bit, the items' noise powers adding) exceeds the threshold, the one a knapsack (and a
+       greedy, the better kept) on the noise removed per MAC finds within 25% of the conv MACs
+       (``l5_search.choose_upgrades``);
     5. bias correction for the mean shift of weight quantization (input means measured on the samples
        other than the check ones), kept only if the float model with every remaining 8-bit conv
        simulated at once (their noise accumulating) agrees better with the float outputs on the check
