@@ -1,7 +1,7 @@
 """pipeline/sensitivity.py: the MAC budget of L4's 16-bit choice (hand-computed cases)."""
 from __future__ import annotations
 
-from calibrator_custom.pipeline.sensitivity import MAX_16BIT_MAC_SHARE, pick_upgrades
+from calibrator_custom.pipeline.sensitivity import MAX_16BIT_MAC_SHARE, convs_by_data, pick_upgrades
 
 #: conv op index -> multiply-accumulates (100 in all: a budget of 25 at the 25% share)
 MACS = {1: 10, 2: 10, 3: 30, 4: 50}
@@ -25,3 +25,9 @@ def test_siblings_are_upgraded_together_and_counted_together():
     assert pick_upgrades({1: 0.1, 3: 0.1}, MACS, 0.002) == {1}
     wide = frozenset((1, 4))
     assert pick_upgrades({1: 0.1}, MACS, 0.002, siblings={1: wide, 4: wide}) == frozenset()
+
+
+def test_convs_by_data_lists_the_readers_of_each_tensor_in_order():
+    from types import SimpleNamespace
+    convs = [SimpleNamespace(data=d) for d in (4, 2, 4, 8)]
+    assert convs_by_data(convs) == {4: [0, 2], 2: [1], 8: [3]}

@@ -35,7 +35,7 @@ from .bias_check import checked_bias_correction
 from .l5 import L5_SAMPLES, L5Options, refine_l5  # noqa: F401 - L5_SAMPLES re-exported
 from .measure import _db, _e2e_nsr, _Measure, _PrepareMemo
 from .options import PlanOverrides
-from .sensitivity import analytic_gain, conv_macs, pick_upgrades
+from .sensitivity import analytic_gain, conv_macs, convs_by_data, pick_upgrades
 
 log = logging.getLogger(__name__)
 
@@ -94,11 +94,12 @@ def convert(float_model: str | os.PathLike | Model, input_config: str | os.PathL
     ``statistics_of``: ``statistics_of(float_model_path)``, the statistics of another float model over the same
     calibration samples (what the ``calibrator`` command and ``SIM_Calibrator.convert`` pass;
     ``calibrator.convert_fixed`` cannot run its inputs again). With it, and ``equalize_channels``, L2-L5
-    written in the vendor's dialect (synthesized, no template, no ``quant_param``) first equalize the activation channels the 8-bit convs read
-    (``pipeline.equalize``): the model is rescaled channel by channel through its conv weights, its outputs
-    unchanged, and converted with its own statistics. The rescaled float model is written next to the fixed
-    one (``<output stem>_equalized_float.sim``): its tensors are the fixed model's, layer by layer (those of
-    the rescaled channels are the original's divided per channel).
+    written in the vendor's dialect (synthesized, no template, no ``quant_param``) first equalize the
+    activation channels the 8-bit convs read (``pipeline.equalize``): the model is rescaled channel by
+    channel through its conv weights, its outputs unchanged, and converted with its own statistics. The
+    rescaled float model is written next to the fixed one (``<output stem>_equalized_float.sim``): its tensors
+    are the fixed model's, layer by layer (those of the rescaled channels are the original's divided per
+    channel).
     """
     raw_model = float_model if isinstance(float_model, Model) else load_model(float_model)
     if fixed_dialect not in FIXED_DIALECTS:
@@ -434,8 +435,7 @@ def _write_synthesized(vendor_float: Model | None, fixed_dialect: str, stats: St
         log.warning("%s: %d of the level's 16-bit conv(s) are written at 8 bit in the vendor's dialect (%s%s): the "
                     "dialect's 16-bit convs are convs whose input is not the graph input, is made by a conv, an "
                     "ADD, a PRELU, a RELU6 fused into a conv or a RELU of an INT16 tensor, and is read by convs, "
-                    "ADDs and pools or pads "
-                    "feeding ADDs only", output_path,
+                    "ADDs and pools or pads feeding ADDs only", output_path,
                     len(dropped),
                     ", ".join(dropped[:6]), ", ..." if len(dropped) > 6 else "")
     return True
@@ -524,10 +524,9 @@ def vendor_int16_carriable(vendor_float: Model, pi: PlanInputs) -> frozenset[int
 def _conv_siblings(pi: PlanInputs) -> dict[int, frozenset[int]]:
     """Per conv (op index), the convs reading its data tensor, itself included: in the vendor's dialect a 16-bit
     conv's INT16 input is that tensor, so every conv reading it runs at 16 bit with it."""
-    by_data: dict[int, set[int]] = {}
-    for c in pi.convs:
-        by_data.setdefault(c.data, set()).add(c.op_index)
-    return {c.op_index: frozenset(by_data[c.data]) for c in pi.convs}
+    convs = pi.convs
+    return {convs[r].op_index: frozenset(convs[j].op_index for j in rows)
+            for rows in convs_by_data(convs).values() for r in rows}
 
 
 def _vendor_int16_conv_inputs(carriable: frozenset[int], pi: PlanInputs,

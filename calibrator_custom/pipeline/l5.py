@@ -35,7 +35,7 @@ from ..vendor_fixed.pack import mean_shift
 from .float_sim import _FloatSim, _Samples
 from .measure import _db
 from .options import PlanOverrides
-from .sensitivity import MAX_16BIT_MAC_SHARE, _ticking, conv_macs
+from .sensitivity import MAX_16BIT_MAC_SHARE, _ticking, conv_macs, convs_by_data
 
 log = logging.getLogger(__name__)
 
@@ -386,10 +386,7 @@ def _upgrade_items(eight, shared_inputs: bool) -> list[tuple[int, ...]]:
     reading it runs at 16 bit), in the order of their first conv."""
     if not shared_inputs:
         return [(r,) for r in range(len(eight))]
-    by_data: dict[int, list[int]] = {}
-    for r, c in enumerate(eight):
-        by_data.setdefault(c.data, []).append(r)
-    return [tuple(rows) for rows in by_data.values()]
+    return [tuple(rows) for rows in convs_by_data(eight).values()]
 
 
 def _joint_nsrs(sim: _FloatSim, convs, dquant, delta_sets, num_process: int = 1, tick=None) -> list[float]:

@@ -3,7 +3,7 @@ noise from the statistics, and the budgeted choice of upgrades (used by L4, and 
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -40,6 +40,15 @@ def conv_macs(pi: PlanInputs) -> dict[int, int]:
         else:
             k = int(np.prod([w.shape[a] for a in conv_weight_axes(pi.model, c, w.shape).summed_axes]))
         out[c.op_index] = n_out * k
+    return out
+
+
+def convs_by_data(convs: Sequence) -> dict[int, list[int]]:
+    """Per data tensor (index), the positions in ``convs`` of the convs reading it, in order: in the vendor's
+    dialect a 16-bit conv's INT16 input is that tensor, so they run at 16 bit together."""
+    out: dict[int, list[int]] = {}
+    for r, c in enumerate(convs):
+        out.setdefault(c.data, []).append(r)
     return out
 
 
